@@ -1,0 +1,152 @@
+"""The schema. Unique constraints make every write idempotent; Alembic migrations mirror this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC (SQLite keeps no zone) and always returns aware UTC datetimes."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ACTIVE = "status IN ('open', 'acknowledged', 'mitigating')"
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_key", sa.String(512), nullable=False),
+    sa.Column("title", sa.String(400), nullable=False),
+    sa.Column("service", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("playbook", sa.String(100)),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("acknowledged_at", UtcDateTime),
+    sa.Column("mitigating_at", UtcDateTime),
+    sa.Column("resolved_at", UtcDateTime),
+    sa.Column("closed_at", UtcDateTime),
+    sa.Index("ix_incidents_group_key", "group_key", "id"),
+    sa.Index("ix_incidents_status", "status", "id"),
+    # One active incident per grouping key, whatever the number of replicas writing.
+    sa.Index(
+        "uq_incidents_active_group_key",
+        "group_key",
+        unique=True,
+        sqlite_where=sa.text(ACTIVE),
+        postgresql_where=sa.text(ACTIVE),
+    ),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), index=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("starts_at", UtcDateTime, nullable=False),
+    sa.Column("ends_at", UtcDateTime),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("labels", json_type(), nullable=False),
+    sa.Column("annotations", json_type(), nullable=False),
+    sa.Column("generator_url", sa.Text, nullable=False, default=""),
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("fingerprint", "starts_at", name="uq_alerts_identity"),
+)
+
+timeline_events = sa.Table(
+    "timeline_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(60), nullable=False),
+    sa.Column("actor", sa.String(20), nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False, default=""),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("data", json_type(), nullable=False),
+    sa.Index("ix_timeline_events_incident", "incident_id", "id"),
+)
+
+# The tables below are filled by the change log, ranking and actions.
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repo", sa.String(100), nullable=False),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("parents", json_type(), nullable=False),
+    sa.Column("author", sa.String(300), nullable=False),
+    sa.Column("committed_at", UtcDateTime, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("files", json_type(), nullable=False),
+    sa.Column("pr_number", sa.Integer),
+    sa.Column("applied_at", UtcDateTime, nullable=False),
+    sa.Column("applied_source", sa.String(40), nullable=False),
+    sa.UniqueConstraint("repo", "sha", name="uq_changes_repo_sha"),
+    sa.Index("ix_changes_repo_applied", "repo", "applied_at"),
+)
+
+suspects = sa.Table(
+    "suspects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("repo", sa.String(100), nullable=False),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("reasons", json_type(), nullable=False),
+    sa.Column("ranked_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
+)
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("commit_sha", sa.String(64), nullable=False, default=""),
+    sa.Column("state", sa.String(40), nullable=False),
+    sa.Column("branch", sa.String(300)),
+    sa.Column("url", sa.Text),
+    sa.Column("detail", json_type(), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("incident_id", "kind", "commit_sha", name="uq_actions_idempotency"),
+)

@@ -1,0 +1,222 @@
+"""The `backout` command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from bot import bootstrap
+from bot.config import ConfigError, Settings, find_config_file, load_playbooks, load_settings, serve_problems
+from bot.domain.errors import BackoutError
+from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.replay import post_payloads
+from bot.services import incidents as incident_service
+from bot.services.presenters import incident_dict, incident_view_dict
+from bot.services.text import render_incident, render_incident_list
+
+app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+incidents_app = typer.Typer(help="List and show incidents.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(db_app, name="db")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="config file (else BACKOUT_CONFIG, else ./config.yaml)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+IdArgument = Annotated[str, typer.Argument(help="incident id: 7 or INC-7")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def settings_or_exit(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise fail(f"configuration error:\n{exc}", 2) from None
+
+
+@contextmanager
+def opened(config: Path | None) -> Iterator[bootstrap.App]:
+    """The app on the configured database, for commands that read or change incidents."""
+    built = bootstrap.build(settings_or_exit(config), playbooks=[])
+    try:
+        yield built
+    except BackoutError as exc:
+        raise fail(f"error: {exc}") from None
+    finally:
+        built.close()
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Run the HTTP server (webhook, API, metrics)."""
+    import uvicorn
+
+    settings = settings_or_exit(config)
+    label = str(find_config_file(config) or "(defaults)")
+    problems = serve_problems(settings, file=label)
+    if problems:
+        raise fail("refusing to start:\n" + "\n".join(str(p) for p in problems), 2)
+    bootstrap.configure_logging(settings.logging)
+    try:
+        built = bootstrap.build(settings)
+    except ConfigError as exc:
+        raise fail(f"configuration error:\n{exc}", 2) from None
+    except BackoutError as exc:
+        raise fail(f"cannot start: {exc}", 1) from None
+    try:
+        uvicorn.run(built.http, host=settings.server.host, port=settings.server.port,
+                    log_level=settings.logging.level, access_log=False)
+    finally:
+        built.close()
+
+
+@app.command()
+def check(config: ConfigOption = None) -> None:
+    """Validate the config and every playbook; exit non-zero naming file, key and reason."""
+    settings = settings_or_exit(config)
+    label = str(find_config_file(config) or "(defaults)")
+    problems = serve_problems(settings, file=label)
+    try:
+        playbooks = load_playbooks(settings.playbooks_dir,
+                                   known_repos=[repo.name for repo in settings.repos])
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        playbooks = []
+    if problems:
+        raise fail("\n".join(str(problem) for problem in problems), 2)
+    typer.echo(f"ok: {label}, {len(settings.repos)} repositories, "
+               f"{len(playbooks)} playbooks in {settings.playbooks_dir}: "
+               f"{', '.join(p.name for p in playbooks) or 'none'}")
+
+
+@incidents_app.command("list")
+def incidents_list(
+    config: ConfigOption = None,
+    status: Annotated[IncidentStatus | None, typer.Option(help="only this status")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List incidents, newest first."""
+    with opened(config) as built:
+        found = incident_service.list_incidents(store=built.ctx.store, status=status, limit=limit)
+    if as_json:
+        echo_json({"incidents": [incident_dict(incident) for incident in found]})
+    else:
+        typer.echo(render_incident_list(found))
+
+
+@incidents_app.command("show")
+def incidents_show(incident: IdArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show one incident with its alerts and timeline."""
+    with opened(config) as built:
+        view = incident_service.get_incident(store=built.ctx.store, incident_id=_ref(incident))
+    if as_json:
+        echo_json(incident_view_dict(view))
+    else:
+        typer.echo(render_incident(view))
+
+
+def _change(incident: str, config: Path | None, target: IncidentStatus, note: str = "") -> None:
+    with opened(config) as built:
+        result = incident_service.change_status(
+            store=built.ctx.store, incident_id=_ref(incident), target=target, actor=Actor.USER,
+            actor_id=operator(), now=built.ctx.clock(), note=note,
+        )
+    typer.echo(result.message)
+
+
+@app.command()
+def ack(incident: IdArgument, config: ConfigOption = None) -> None:
+    """Acknowledge an incident."""
+    _change(incident, config, IncidentStatus.ACKNOWLEDGED)
+
+
+@app.command()
+def resolve(
+    incident: IdArgument,
+    config: ConfigOption = None,
+    note: Annotated[str, typer.Option(help="why it is resolved")] = "",
+) -> None:
+    """Resolve an incident, with an optional note."""
+    _change(incident, config, IncidentStatus.RESOLVED, note)
+
+
+@app.command()
+def replay(
+    files: Annotated[list[Path], typer.Argument(help="Alertmanager payload files, in order")],
+    url: Annotated[str | None, typer.Option(help="server base URL (default from the config)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Post Alertmanager payload files to a running server, as Alertmanager would."""
+    settings = settings_or_exit(config)
+    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    try:
+        payloads = [(path.name, path.read_bytes()) for path in files]
+    except OSError as exc:
+        raise fail(f"{exc.filename}: cannot read: {exc.strerror}") from None
+    failed = 0
+    try:
+        for posted in post_payloads(base_url=base, settings=settings.alertmanager, payloads=payloads):
+            failed += posted.status >= 300
+            typer.echo(f"{posted.name}: {posted.status} {posted.body}")
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach {base}: {exc}") from None
+    if failed:
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Migrate the database to the newest schema."""
+    settings = settings_or_exit(config)
+    try:
+        revision = bootstrap.upgrade_database(settings)
+    except BackoutError as exc:
+        raise fail(f"error: {exc}") from None
+    typer.echo(f"{bootstrap.describe_storage(settings)}: schema at {revision}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where to write the demo's output")] = Path("demo-output"),
+) -> None:
+    """Run Backout end to end on embedded defaults: no account, no config."""
+    from bot.demo import run_demo
+
+    raise typer.Exit(run_demo(out=out, echo=typer.echo))
+
+
+def _ref(text: str) -> int:
+    try:
+        return parse_incident_ref(text)
+    except BackoutError as exc:
+        raise fail(f"error: {exc}") from None
+
+
+def main() -> None:
+    app()

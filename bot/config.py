@@ -1,0 +1,305 @@
+"""Settings: one typed tree from YAML, `BACKOUT_*` environment overrides and `*_file` secrets.
+
+Also loads and validates playbooks, reporting every problem with its file, key path and line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.domain.incidents import IncidentPolicy
+from bot.domain.playbooks import Playbook
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are refused; `X_file` fills the secret `X`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Section:
+        for name in type(self).model_fields:
+            if not name.endswith("_file") or name.removesuffix("_file") not in type(self).model_fields:
+                continue
+            path = getattr(self, name)
+            target = name.removesuffix("_file")
+            if path is None:
+                continue
+            if getattr(self, target) is not None:
+                raise ValueError(f"set either {target} or {name}, not both")
+            try:
+                secret = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from None
+            if not secret:
+                raise ValueError(f"{name}: {path} is empty")
+            setattr(self, target, SecretStr(secret))
+        return self
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+
+
+class StorageSettings(Section):
+    url: str = "sqlite:///backout.db"
+
+
+class AlertmanagerSettings(Section):
+    auth: Literal["bearer", "basic", "none"] | None = None
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    basic_username: str | None = None
+    basic_password: SecretStr | None = None
+    basic_password_file: Path | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What stops the webhook from being served safely, as (key, reason)."""
+        if self.auth is None:
+            return [("alertmanager.auth", "not set: choose bearer or basic with credentials, "
+                     "or `none` explicitly to accept unauthenticated webhooks")]
+        if self.auth == "bearer" and not self.bearer_token:
+            return [("alertmanager.bearer_token", "auth is bearer but no token is set "
+                     "(bearer_token, bearer_token_file or BACKOUT_ALERTMANAGER__BEARER_TOKEN)")]
+        if self.auth == "basic" and not (self.basic_username and self.basic_password):
+            return [("alertmanager.basic_password", "auth is basic but the username or "
+                     "password is missing")]
+        return []
+
+
+class RepoSettings(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    url: str = Field(min_length=1)
+    branch: str = "main"
+    forge: Literal["local", "github"] = "local"
+    github_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+
+class ChatSettings(Section):
+    kind: Literal["console", "slack"] = "console"
+
+
+class SlackSettings(Section):
+    mode: Literal["socket", "http"] = "socket"
+    bot_token: SecretStr | None = None
+    bot_token_file: Path | None = None
+    app_token: SecretStr | None = None
+    app_token_file: Path | None = None
+    signing_secret: SecretStr | None = None
+    signing_secret_file: Path | None = None
+    api_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://.*/$")
+    channel: str | None = None
+
+
+class GithubSettings(Section):
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https?://")
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    app_id: int | None = None
+    private_key_file: Path | None = None
+    installation_id: int | None = None
+
+
+class PrometheusSettings(Section):
+    url: str | None = Field(default=None, pattern=r"^https?://")
+
+
+class LoggingSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Environment variables override the YAML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BACKOUT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    incidents: IncidentPolicy = IncidentPolicy()
+    playbooks_dir: Path = Path("playbooks")
+    repos: list[RepoSettings] = Field(default_factory=list)
+    chat: ChatSettings = ChatSettings()
+    slack: SlackSettings = SlackSettings()
+    github: GithubSettings = GithubSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init values; the environment must win over it.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _unique_repo_names(self) -> Settings:
+        names = [repo.name for repo in self.repos]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"repository names must be unique: {', '.join(duplicates)}")
+        return self
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    key: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.reason}" if self.key else f"{where}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """The config or a playbook is invalid; each problem names its file, key and reason."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    """`--config`, else BACKOUT_CONFIG, else ./config.yaml if it exists, else none."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get("BACKOUT_CONFIG")
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load and validate the settings; raise ConfigError naming file, key and line."""
+    config_file = find_config_file(path)
+    label = str(config_file) if config_file else "(built-in defaults and environment)"
+    data, root = _read_yaml(config_file) if config_file else ({}, None)
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(label, "", "the top level must be a mapping of settings")])
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, file=label, root=root)) from None
+    return settings
+
+
+def load_playbooks(directory: Path, *, known_repos: Iterable[str] | None = None) -> list[Playbook]:
+    """Every `*.yaml`/`*.yml` in the folder, validated; all problems reported at once."""
+    if not directory.is_dir():
+        raise ConfigError([Problem(str(directory), "playbooks_dir", "is not a folder")])
+    repos = None if known_repos is None else set(known_repos)
+    playbooks: list[Playbook] = []
+    problems: list[Problem] = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            playbooks.append(_load_playbook(path, known_repos=repos))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    names = [playbook.name for playbook in playbooks]
+    for name in sorted({name for name in names if names.count(name) > 1}):
+        problems.append(Problem(str(directory), "name", f"{name!r} is used by two playbooks"))
+    if problems:
+        raise ConfigError(problems)
+    return playbooks
+
+
+def _load_playbook(path: Path, *, known_repos: set[str] | None) -> Playbook:
+    data, root = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(path), "", "a playbook must be a mapping")])
+    data.setdefault("name", path.stem)
+    try:
+        playbook = Playbook.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, file=str(path), root=root)) from None
+    if known_repos is not None:
+        missing = [
+            Problem(str(path), f"repos.{index}.repo",
+                    f"{entry.repo!r} is not a repository in the config's `repos` "
+                    f"(known: {', '.join(sorted(known_repos)) or 'none'})",
+                    _line_of(root, ("repos", index, "repo")))
+            for index, entry in enumerate(playbook.repos)
+            if entry.repo not in known_repos
+        ]
+        if missing:
+            raise ConfigError(missing)
+    return playbook
+
+
+def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(str(path), "", f"not valid YAML: {reason}", line)]) from None
+    return ({} if data is None else data), root
+
+
+def _problems(exc: ValidationError, *, file: str, root: yaml.Node | None) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(error["loc"])
+        key = ".".join(str(part) for part in loc)
+        problems.append(Problem(file, key, error["msg"], _line_of(root, loc)))
+    return problems
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
+    """The 1-based YAML line of the deepest node on the key path that exists in the file."""
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def serve_problems(settings: Settings, *, file: str) -> list[Problem]:
+    """What `serve` refuses to start with, beyond what validation already caught."""
+    return [Problem(file, key, reason) for key, reason in settings.alertmanager.problems()]

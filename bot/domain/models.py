@@ -1,0 +1,161 @@
+"""The domain's values: alerts, incidents and timeline events. Pure data, no I/O."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.domain.errors import InvalidInput
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATING = "mitigating"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+ACTIVE_STATUSES = frozenset(
+    {IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATING}
+)
+
+
+class Severity(StrEnum):
+    """Ordered from least to most severe; unknown label values map to NONE."""
+
+    NONE = "none"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+    @classmethod
+    def from_label(cls, value: str | None) -> Severity:
+        aliases = {"page": cls.CRITICAL, "warn": cls.WARNING, "err": cls.ERROR}
+        text = (value or "").strip().lower()
+        try:
+            return cls(text)
+        except ValueError:
+            return aliases.get(text, cls.NONE)
+
+
+class Actor(StrEnum):
+    """Who did something: a kind; the person's id goes in the event's `actor_id`."""
+
+    USER = "user"
+    ALERTMANAGER = "alertmanager"
+    SCHEDULER = "scheduler"
+    BACKOUT = "backout"
+
+
+class ReceivedAlert(Frozen):
+    """One alert as a delivery carried it, already parsed and mapped."""
+
+    fingerprint: str
+    starts_at: datetime
+    ends_at: datetime | None
+    status: AlertStatus
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    generator_url: str = ""
+    source: str = "alertmanager"
+
+
+class Delivery(Frozen):
+    """One webhook notification: a group of alerts."""
+
+    group_key: str
+    status: AlertStatus
+    alerts: tuple[ReceivedAlert, ...]
+    receiver: str = ""
+    external_url: str = ""
+
+
+class Alert(Frozen):
+    """An alert as Backout keeps it. Identity: (fingerprint, starts_at)."""
+
+    id: int | None = None
+    incident_id: int | None
+    fingerprint: str
+    starts_at: datetime
+    ends_at: datetime | None
+    status: AlertStatus
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    generator_url: str = ""
+    source: str = "alertmanager"
+    received_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "unnamed alert")
+
+
+class Incident(Frozen):
+    id: int | None = None
+    group_key: str
+    title: str
+    service: str
+    severity: Severity
+    status: IncidentStatus
+    playbook: str | None
+    started_at: datetime
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    mitigating_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return format_incident_ref(self.id or 0)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class TimelineEvent(Frozen):
+    """One step in an incident's life. Nothing is deleted; corrections are new events."""
+
+    id: int | None = None
+    incident_id: int
+    at: datetime
+    kind: str
+    actor: Actor
+    actor_id: str = ""
+    text: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+_REF = re.compile(r"^(?:inc-)?(\d{1,18})$", re.IGNORECASE)
+
+
+def parse_incident_ref(text: str | int) -> int:
+    """Accept `7`, `INC-7` or `inc-7` and return 7."""
+    match = _REF.match(str(text).strip())
+    if not match or int(match.group(1)) == 0:
+        raise InvalidInput(f"not an incident id: {str(text)[:40]!r} (expected 7 or INC-7)")
+    return int(match.group(1))
+
+
+def format_incident_ref(number: int) -> str:
+    return f"INC-{number}"

@@ -1,0 +1,146 @@
+"""Playbooks: per service or alert family, what to match, where it is deployed from, what to do."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from bot.domain.durations import Duration
+
+
+def _valid_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_valid_regex)]
+_NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RepoRole(StrEnum):
+    GITOPS = "gitops"
+    APP = "app"
+
+
+class PlaybookRepo(Strict):
+    repo: str = Field(description="a name from the config's `repos`")
+    role: RepoRole = RepoRole.GITOPS
+    paths: tuple[str, ...] = ("**",)
+    shared_paths: tuple[str, ...] = ()
+
+
+class SuspectPolicy(Strict):
+    lookback: Duration = timedelta(hours=6)
+    sync_delay: Duration = timedelta(minutes=2)
+    min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+
+
+class ActionMode(StrEnum):
+    OFF = "off"
+    PROPOSE = "propose"
+    OPEN_PR = "open_pr"
+
+
+def _yaml_off(value: object) -> object:
+    # YAML 1.1 reads a bare `off` as false; the user meant the mode.
+    return ActionMode.OFF if value is False else value
+
+
+class ActionPolicy(Strict):
+    on_open: Annotated[ActionMode, BeforeValidator(_yaml_off)] = ActionMode.PROPOSE
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_per_hour: int = Field(default=2, ge=0, le=100)
+    reviewers: tuple[str, ...] = ()
+
+
+class Owners(Strict):
+    slack_users: tuple[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")], ...] = ()
+    slack_groups: tuple[Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")], ...] = ()
+
+
+class ChatSettings(Strict):
+    channel: str | None = Field(default=None, pattern=r"^[#@]?[a-zA-Z0-9._-]{1,80}$|^[CG][A-Z0-9]{2,}$")
+
+
+class Comparison(StrEnum):
+    ABOVE = "above"
+    BELOW = "below"
+
+
+class Probe(Strict):
+    name: str = Field(pattern=_NAME)
+    query: str = Field(min_length=1)
+    above: float | None = None
+    below: float | None = None
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    every: Duration = timedelta(seconds=30)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> Probe:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a probe needs exactly one of `above` or `below`")
+        if self.every < timedelta(seconds=5):
+            raise ValueError("`every` must be at least 5s")
+        return self
+
+
+class Reminders(Strict):
+    ack_within: Duration = timedelta(minutes=10)
+    every: Duration = timedelta(minutes=10)
+    max: int = Field(default=3, ge=0, le=50)
+
+
+class Playbook(Strict):
+    """One validated playbook file."""
+
+    name: str = Field(pattern=_NAME, description="defaults to the file name")
+    service: str = Field(min_length=1, max_length=100)
+    description: str = ""
+    match: dict[str, Regex] = Field(min_length=1)
+    group_by: tuple[str, ...] = ("alertname", "service")
+    repos: tuple[PlaybookRepo, ...] = ()
+    suspects: SuspectPolicy = SuspectPolicy()
+    actions: ActionPolicy = ActionPolicy()
+    owners: Owners = Owners()
+    chat: ChatSettings = ChatSettings()
+    runbook: str | None = Field(default=None, pattern=r"^https?://")
+    key_query: str | None = None
+    probes: tuple[Probe, ...] = ()
+    reminders: Reminders = Reminders()
+
+    @model_validator(mode="after")
+    def _unique_probe_names(self) -> Playbook:
+        names = [probe.name for probe in self.probes]
+        if len(names) != len(set(names)):
+            raise ValueError("probe names must be unique within a playbook")
+        return self
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Every matcher must fully match its label (a missing label is the empty string)."""
+        return all(re.fullmatch(rx, labels.get(key, "")) for key, rx in self.match.items())
+
+    def group_key(self, labels: Mapping[str, str]) -> str:
+        values = ",".join(f"{key}={labels.get(key, '')}" for key in self.group_by)
+        return f"playbook:{self.name}:{{{values}}}"
+
+
+def find_playbook(playbooks: Sequence[Playbook], labels: Mapping[str, str]) -> Playbook | None:
+    """The playbook for an alert: the one with the most matchers that all hold; ties by order."""
+    best: Playbook | None = None
+    for playbook in playbooks:
+        if playbook.matches(labels) and (best is None or len(playbook.match) > len(best.match)):
+            best = playbook
+    return best

@@ -1,0 +1,44 @@
+"""Timeline event kinds and the helper that makes events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.domain.models import Actor, TimelineEvent
+
+
+class EventKind(StrEnum):
+    INCIDENT_OPENED = "incident.opened"
+    INCIDENT_REOPENED = "incident.reopened"
+    INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
+    INCIDENT_MITIGATING = "incident.mitigating"
+    INCIDENT_RESOLVED = "incident.resolved"
+    INCIDENT_CLOSED = "incident.closed"
+    SEVERITY_RAISED = "incident.severity_raised"
+    ALERT_FIRING = "alert.firing"
+    ALERT_RESOLVED = "alert.resolved"
+    NOTE = "note"
+
+
+def event(
+    *,
+    incident_id: int,
+    at: datetime,
+    kind: EventKind,
+    actor: Actor,
+    text: str,
+    actor_id: str = "",
+    data: dict[str, Any] | None = None,
+) -> TimelineEvent:
+    """A new timeline event (not yet stored)."""
+    return TimelineEvent(
+        incident_id=incident_id,
+        at=at,
+        kind=kind.value,
+        actor=actor,
+        actor_id=actor_id,
+        text=text,
+        data=data or {},
+    )

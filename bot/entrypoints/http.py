@@ -1,0 +1,200 @@
+"""The HTTP interface (FastAPI): the Alertmanager webhook, health, metrics and the incident API."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bot.adapters.alertmanager.payload import AmPayload, to_delivery
+from bot.domain.errors import (
+    BackoutError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TransientError,
+    Unauthorized,
+    UpstreamError,
+)
+from bot.domain.models import IncidentStatus, parse_incident_ref
+from bot.entrypoints.context import AppContext
+from bot.entrypoints.webhook_auth import WebhookAuth
+from bot.services import incidents as incident_service
+from bot.services.ingest import IngestOutcome, ingest_delivery
+from bot.services.presenters import event_dict, incident_dict, incident_view_dict
+
+log = structlog.get_logger(__name__)
+
+ERROR_STATUS: list[tuple[type[BackoutError], int, str]] = [
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (InvalidInput, 400, "bad_request"),
+    (Unauthorized, 401, "unauthorized"),
+    (TransientError, 503, "unavailable"),
+    (UpstreamError, 502, "upstream_error"),
+]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def validation_detail(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
+    return [
+        {"loc": ".".join(str(part) for part in err["loc"]), "msg": err["msg"]}
+        for err in exc.errors()
+    ][:20]
+
+
+def create_http_app(ctx: AppContext) -> FastAPI:
+    """The FastAPI app over an already-built context."""
+    app = FastAPI(title="Backout", version="0.1.0", docs_url=None, redoc_url=None)
+    auth = WebhookAuth(ctx.settings.alertmanager)
+    limit = ctx.settings.server.max_body_bytes
+    metrics = ctx.metrics
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.request_latency.labels(path, request.method).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(BackoutError)
+    async def on_backout_error(_request: Request, exc: BackoutError) -> JSONResponse:
+        for kind, status, code in ERROR_STATUS:
+            if isinstance(exc, kind):
+                return error(status, code, str(exc))
+        return error(500, "internal", "internal error")
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(422, "invalid_request", validation_detail(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error(exc.status_code, code, exc.detail)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("http.unhandled", error=type(exc).__name__)
+        return error(500, "internal", "internal error; see the server log")
+
+    @app.post("/webhooks/alertmanager")
+    async def alertmanager_webhook(request: Request) -> JSONResponse:
+        if not auth.allows(request.headers.get("authorization")):
+            metrics.webhook_requests.labels("unauthorized").inc()
+            return error(401, "unauthorized", "missing or wrong credentials",
+                         {"WWW-Authenticate": auth.challenge})
+        try:
+            body = await read_body(request, limit)
+        except BodyTooLarge:
+            metrics.webhook_requests.labels("too_large").inc()
+            return error(413, "too_large", f"the body is over {limit} bytes")
+        try:
+            raw = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            metrics.webhook_requests.labels("malformed").inc()
+            return error(400, "malformed_json", f"the body is not JSON: {exc}")
+        try:
+            delivery = to_delivery(AmPayload.model_validate(raw))
+        except ValidationError as exc:
+            metrics.webhook_requests.labels("invalid").inc()
+            return error(422, "invalid_payload", validation_detail(exc))
+        try:
+            outcome = await run_in_threadpool(
+                lambda: ingest_delivery(store=ctx.store, delivery=delivery, playbooks=ctx.playbooks,
+                                        policy=ctx.settings.incidents, now=ctx.clock())
+            )
+        except TransientError as exc:
+            # 503 makes Alertmanager retry this delivery; nothing was written.
+            metrics.webhook_requests.labels("unavailable").inc()
+            log.warning("webhook.storage_unavailable", error=str(exc))
+            return error(503, "unavailable", "storage is unavailable; retry later")
+        metrics.webhook_requests.labels("accepted").inc()
+        _count(metrics, outcome)
+        log.info("webhook.ingested", group_key=delivery.group_key, alerts=len(delivery.alerts),
+                 new=outcome.new_alerts, resolved=outcome.resolved_alerts,
+                 duplicates=outcome.duplicates,
+                 opened=[incident.ref for incident in outcome.opened])
+        return JSONResponse({
+            "status": "accepted",
+            "alerts": len(delivery.alerts),
+            "new": outcome.new_alerts,
+            "resolved": outcome.resolved_alerts,
+            "duplicates": outcome.duplicates,
+            "incidents": sorted(f"INC-{number}" for number in outcome.touched),
+        })
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        state = ctx.readiness()
+        if state.ready:
+            return JSONResponse({"status": "ready", "detail": state.detail})
+        return error(503, "not_ready", state.detail)
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/api/incidents")
+    def list_incidents(
+        status: IncidentStatus | None = None, limit: int = Query(default=100, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        found = incident_service.list_incidents(store=ctx.store, status=status, limit=limit)
+        return {"incidents": [incident_dict(incident) for incident in found]}
+
+    @app.get("/api/incidents/{ref}")
+    def show_incident(ref: str) -> dict[str, Any]:
+        view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
+        return incident_view_dict(view)
+
+    @app.get("/api/incidents/{ref}/timeline")
+    def show_timeline(ref: str) -> dict[str, Any]:
+        number = parse_incident_ref(ref)
+        events = incident_service.get_timeline(store=ctx.store, incident_id=number)
+        return {"ref": f"INC-{number}", "timeline": [event_dict(event) for event in events]}
+
+    return app
+
+
+def _count(metrics: Any, outcome: IngestOutcome) -> None:
+    metrics.alerts_ingested.labels("new").inc(outcome.new_alerts)
+    metrics.alerts_ingested.labels("resolved").inc(outcome.resolved_alerts)
+    metrics.alerts_ingested.labels("duplicate").inc(outcome.duplicates)
+    metrics.incidents_opened.labels("new").inc(len(outcome.opened))
+    metrics.incidents_opened.labels("reopened").inc(len(outcome.reopened))

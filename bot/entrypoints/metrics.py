@@ -1,0 +1,38 @@
+"""Prometheus metrics on a registry of the app's own (so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhook_requests = Counter(
+            "backout_webhook_requests_total",
+            "Alertmanager webhook requests by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.alerts_ingested = Counter(
+            "backout_alerts_ingested_total",
+            "Alerts recorded, by what they did (new, resolved, duplicate).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.incidents_opened = Counter(
+            "backout_incidents_opened_total",
+            "Incidents opened (reopened ones are counted apart).",
+            ["how"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "backout_http_request_duration_seconds",
+            "HTTP request latency by route and method.",
+            ["route", "method"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,109 @@
+"""Incident commands and queries used by the CLI, the HTTP API and (later) chat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain.errors import Conflict, NotFound
+from bot.domain.incidents import EVENT_FOR, transition
+from bot.domain.models import Actor, Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.ports import Store, Transaction
+from bot.domain.timeline import EventKind, event
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """An incident with its alerts and timeline, for display and export."""
+
+    incident: Incident
+    alerts: list[Alert]
+    timeline: list[TimelineEvent]
+
+
+def list_incidents(
+    *, store: Store, status: IncidentStatus | None = None, limit: int = 100
+) -> list[Incident]:
+    """Newest first, optionally only one status."""
+    return store.run(lambda tx: tx.incidents.list(status=status, limit=limit))
+
+
+def get_incident(*, store: Store, incident_id: int) -> IncidentView:
+    """The incident with its alerts and timeline; NotFound if there is none."""
+
+    def work(tx: Transaction) -> IncidentView:
+        incident = _require(tx, incident_id)
+        return IncidentView(incident, tx.alerts.for_incident(incident_id),
+                            tx.timeline.for_incident(incident_id))
+
+    return store.run(work)
+
+
+def get_timeline(*, store: Store, incident_id: int) -> list[TimelineEvent]:
+    """The incident's timeline in order."""
+
+    def work(tx: Transaction) -> list[TimelineEvent]:
+        _require(tx, incident_id)
+        return tx.timeline.for_incident(incident_id)
+
+    return store.run(work)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    incident: Incident
+    changed: bool
+    message: str
+
+
+def change_status(
+    *,
+    store: Store,
+    incident_id: int,
+    target: IncidentStatus,
+    actor: Actor,
+    actor_id: str,
+    now: datetime,
+    note: str = "",
+) -> CommandResult:
+    """Acknowledge, mitigate, resolve or close. Asking for the status it already has is a no-op."""
+
+    def work(tx: Transaction) -> CommandResult:
+        incident = _require(tx, incident_id)
+        if incident.status is target:
+            return CommandResult(incident, False, f"{incident.ref} is already {target.value}")
+        updated = transition(incident, target, now=now)
+        tx.incidents.save(updated)
+        who = actor_id or actor.value
+        text = f"{target.value.capitalize()} by {who}" + (f": {note}" if note else "")
+        tx.timeline.append(event(
+            incident_id=incident_id, at=now, kind=EVENT_FOR[target], actor=actor,
+            actor_id=actor_id, text=text, data={"note": note} if note else {},
+        ))
+        return CommandResult(updated, True, f"{updated.ref} is now {target.value}")
+
+    return store.run(work)
+
+
+def add_note(
+    *, store: Store, incident_id: int, text: str, actor: Actor, actor_id: str, now: datetime
+) -> TimelineEvent:
+    """Append a free-text note to the timeline."""
+    if not text.strip():
+        raise Conflict("a note needs some text")
+
+    def work(tx: Transaction) -> TimelineEvent:
+        _require(tx, incident_id)
+        return tx.timeline.append(event(
+            incident_id=incident_id, at=now, kind=EventKind.NOTE, actor=actor,
+            actor_id=actor_id, text=text.strip()[:4000],
+        ))
+
+    return store.run(work)
+
+
+def _require(tx: Transaction, incident_id: int) -> Incident:
+    incident = tx.incidents.get(incident_id)
+    if incident is None:
+        raise NotFound(f"INC-{incident_id} does not exist")
+    return incident

@@ -1,0 +1,117 @@
+"""An in-memory Store: the storage port's fake, with the same transaction and uniqueness rules."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from bot.domain.errors import StorageUnavailable, WriteConflict
+from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+
+T = TypeVar("T")
+
+
+@dataclass
+class _State:
+    incidents: dict[int, Incident] = field(default_factory=dict)
+    alerts: dict[int, Alert] = field(default_factory=dict)
+    events: dict[int, TimelineEvent] = field(default_factory=dict)
+    next_id: int = 1
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+
+class _Incidents:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, incident: Incident) -> Incident:
+        latest = self.find_latest(incident.group_key)
+        if incident.active and latest is not None and latest.active:
+            raise WriteConflict("an active incident exists for this key")
+        stored = incident.model_copy(update={"id": len(self._s.incidents) + 1})
+        self._s.incidents[stored.id] = stored  # type: ignore[index]
+        return stored
+
+    def get(self, incident_id: int) -> Incident | None:
+        return self._s.incidents.get(incident_id)
+
+    def save(self, incident: Incident) -> None:
+        assert incident.id in self._s.incidents
+        self._s.incidents[incident.id] = incident  # type: ignore[index]
+
+    def find_latest(self, group_key: str) -> Incident | None:
+        found = [i for i in self._s.incidents.values() if i.group_key == group_key]
+        return max(found, key=lambda i: i.id or 0) if found else None
+
+    def list(self, *, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
+        found = sorted(self._s.incidents.values(), key=lambda i: -(i.id or 0))
+        return [i for i in found if status is None or i.status is status][:limit]
+
+
+class _Alerts:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def get(self, fingerprint: str, starts_at: datetime) -> Alert | None:
+        return next((a for a in self._s.alerts.values()
+                     if (a.fingerprint, a.starts_at) == (fingerprint, starts_at)), None)
+
+    def add(self, alert: Alert) -> Alert:
+        if self.get(alert.fingerprint, alert.starts_at) is not None:
+            raise WriteConflict("alert identity exists")
+        stored = alert.model_copy(update={"id": self._s.new_id()})
+        self._s.alerts[stored.id] = stored  # type: ignore[index]
+        return stored
+
+    def save(self, alert: Alert) -> None:
+        self._s.alerts[alert.id] = alert  # type: ignore[index]
+
+    def for_incident(self, incident_id: int) -> list[Alert]:
+        return [a for a in self._s.alerts.values() if a.incident_id == incident_id]
+
+
+class _Timeline:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def append(self, event: TimelineEvent) -> TimelineEvent:
+        stored = event.model_copy(update={"id": self._s.new_id()})
+        self._s.events[stored.id] = stored  # type: ignore[index]
+        return stored
+
+    def for_incident(self, incident_id: int) -> list[TimelineEvent]:
+        return [e for e in self._s.events.values() if e.incident_id == incident_id]
+
+
+class _Tx:
+    def __init__(self, state: _State) -> None:
+        self.incidents = _Incidents(state)
+        self.alerts = _Alerts(state)
+        self.timeline = _Timeline(state)
+
+
+class InMemoryStore:
+    """Each unit of work runs on a copy that replaces the state only when the work returns."""
+
+    def __init__(self) -> None:
+        self.state = _State()
+        self.down = False
+        self.runs = 0
+        self._lock = threading.Lock()
+
+    def run(self, work: Callable[[_Tx], T]) -> T:
+        if self.down:
+            raise StorageUnavailable("the fake store is down")
+        with self._lock:
+            self.runs += 1
+            draft = copy.deepcopy(self.state)
+            result = work(_Tx(draft))
+            self.state = draft
+            return result

@@ -1,0 +1,145 @@
+"""Settings: YAML, environment overrides, secret files, and errors that name file, key and line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app as cli
+from bot.config import ConfigError, load_playbooks, load_settings
+from tests.conftest import PLAYBOOKS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No config anywhere: the documented defaults."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BACKOUT_CONFIG", raising=False)
+    settings = load_settings()
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8080)
+    assert settings.storage.url == "sqlite:///backout.db"
+    assert settings.server.max_body_bytes == 1024 * 1024
+    assert settings.chat.kind == "console"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BACKOUT_SERVER__PORT beats the YAML file; the file beats the defaults."""
+    config = write(tmp_path / "c.yaml", "server: {port: 9000, host: 0.0.0.0}\n")
+    monkeypatch.setenv("BACKOUT_SERVER__PORT", "18080")
+    monkeypatch.setenv("BACKOUT_ALERTMANAGER__AUTH", "bearer")
+    settings = load_settings(config)
+    assert settings.server.port == 18080
+    assert settings.server.host == "0.0.0.0"
+    assert settings.alertmanager.auth == "bearer"
+
+
+def test_config_found_from_backout_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BACKOUT_CONFIG names the file when --config is not given."""
+    config = write(tmp_path / "c.yaml", "server: {port: 9001}\n")
+    monkeypatch.setenv("BACKOUT_CONFIG", str(config))
+    assert load_settings().server.port == 9001
+
+
+def test_secret_from_file_never_shows(tmp_path: Path) -> None:
+    """A *_file secret is read, stripped, kept as SecretStr and hidden from repr and dumps."""
+    secret = write(tmp_path / "token", "s3cr3t-token-value\n")
+    config = write(tmp_path / "c.yaml", f"alertmanager: {{auth: bearer, bearer_token_file: {secret}}}\n")
+    settings = load_settings(config)
+    assert settings.alertmanager.bearer_token is not None
+    assert settings.alertmanager.bearer_token.get_secret_value() == "s3cr3t-token-value"
+    assert "s3cr3t" not in repr(settings)
+    assert "s3cr3t" not in settings.model_dump_json()
+
+
+def test_secret_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets can come from BACKOUT_* variables."""
+    monkeypatch.setenv("BACKOUT_ALERTMANAGER__BEARER_TOKEN", "from-env")
+    settings = load_settings(write(tmp_path / "c.yaml", "alertmanager: {auth: bearer}\n"))
+    assert settings.alertmanager.bearer_token is not None
+    assert settings.alertmanager.bearer_token.get_secret_value() == "from-env"
+
+
+def test_errors_name_file_key_and_line(tmp_path: Path) -> None:
+    """A wrong value is reported with its file, dotted key path and YAML line."""
+    config = write(tmp_path / "c.yaml", "server:\n  host: x\n  port: huge\nstorage: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    [problem] = caught.value.problems
+    assert (problem.key, problem.line) == ("server.port", 3)
+    assert str(problem).startswith(f"{config}:3: server.port: ")
+
+
+def test_unknown_keys_are_refused(tmp_path: Path) -> None:
+    """A typo in a key is an error, not silently ignored."""
+    with pytest.raises(ConfigError, match=r"alertmanager\.bearer_tokn"):
+        load_settings(write(tmp_path / "c.yaml", "alertmanager: {bearer_tokn: x}\n"))
+
+
+def test_unreadable_secret_file_is_reported_without_contents(tmp_path: Path) -> None:
+    """A missing secret file names the key and path."""
+    config = write(tmp_path / "c.yaml", "alertmanager: {auth: bearer, bearer_token_file: /nope/t}\n")
+    with pytest.raises(ConfigError, match="bearer_token_file: cannot read /nope/t"):
+        load_settings(config)
+
+
+def test_broken_yaml_gives_the_parser_line(tmp_path: Path) -> None:
+    """Invalid YAML is reported with the line the parser gives."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path / "c.yaml", "server:\n  port: 1\n bad: [\n"))
+    assert caught.value.problems[0].line is not None
+    assert "not valid YAML" in str(caught.value)
+
+
+def test_every_shipped_playbook_loads() -> None:
+    """Each file in playbooks/ validates against the schema and the example config's repos."""
+    playbooks = load_playbooks(PLAYBOOKS, known_repos=["gitops"])
+    assert {p.name for p in playbooks} == {p.stem for p in PLAYBOOKS.glob("*.yaml")}
+    assert len(playbooks) >= 2
+
+
+def test_the_example_config_is_valid(tmp_path: Path) -> None:
+    """config.example.yaml loads once its secret files exist, and its repos fit the playbooks."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    text = (ROOT / "config.example.yaml").read_text().replace("/run/secrets/", f"{secrets}/")
+    for name in {line.split(f"{secrets}/")[1].split()[0] for line in text.splitlines()
+                 if f"{secrets}/" in line and not line.lstrip().startswith("#")}:
+        write(secrets / name, "secret\n")
+    settings = load_settings(write(tmp_path / "config.yaml", text))
+    load_playbooks(PLAYBOOKS, known_repos=[repo.name for repo in settings.repos])
+
+
+def test_playbook_errors_name_the_file_key_and_line(tmp_path: Path) -> None:
+    """A bad playbook names its file, key path and line; unknown repos are caught too."""
+    write(tmp_path / "bad.yaml", "service: s\nmatch: {a: b}\nsuspects:\n  lookback: soon\n")
+    write(tmp_path / "repo.yaml", "service: s\nmatch: {a: b}\nrepos:\n  - repo: nowhere\n")
+    with pytest.raises(ConfigError) as caught:
+        load_playbooks(tmp_path, known_repos=["gitops"])
+    text = str(caught.value)
+    assert f"{tmp_path / 'bad.yaml'}:4: suspects.lookback:" in text
+    assert f"{tmp_path / 'repo.yaml'}:4: repos.0.repo: 'nowhere' is not a repository" in text
+
+
+def test_check_command_passes_and_fails(tmp_path: Path) -> None:
+    """`backout check` exits 0 on a good setup and 2 naming the problem otherwise."""
+    shutil.copytree(PLAYBOOKS, tmp_path / "playbooks")
+    good = write(tmp_path / "good.yaml",
+                 f"alertmanager: {{auth: none}}\nplaybooks_dir: {tmp_path / 'playbooks'}\n"
+                 "repos: [{name: gitops, url: /srv/gitops.git}]\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "2 playbooks" in result.output
+    bad = write(tmp_path / "bad.yaml", f"playbooks_dir: {tmp_path / 'playbooks'}\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "alertmanager.auth: not set" in result.output
+    assert "repos.0.repo: 'gitops' is not a repository" in result.output
