@@ -1,0 +1,199 @@
+"""The HTTP interface: the webhook's bad-input answers, auth, the incident API and metrics."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot import bootstrap
+from bot.config import AlertmanagerSettings, ServerSettings, Settings
+from tests.conftest import AUTH, TOKEN, Clock, payload, payload_bytes
+from tests.fakes.store import InMemoryStore
+
+URL = "/webhooks/alertmanager"
+
+
+def post(client: TestClient, body: bytes, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return client.post(URL, content=body, headers={"Content-Type": "application/json",
+                                                   **(AUTH if headers is None else headers)})
+
+
+def test_a_delivery_opens_an_incident(client: TestClient) -> None:
+    """A real payload is accepted and its incident is readable through the API."""
+    response = post(client, payload_bytes("01"))
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted", "alerts": 2, "new": 2, "resolved": 0,
+                               "duplicates": 0, "incidents": ["INC-1"]}
+    listed = client.get("/api/incidents").json()["incidents"]
+    assert [(i["ref"], i["status"], i["service"]) for i in listed] == [("INC-1", "open", "checkout")]
+
+
+@pytest.mark.parametrize("ref", ["1", "INC-1", "inc-1"])
+def test_incident_ids_accept_both_forms(client: TestClient, ref: str) -> None:
+    """`/api/incidents/1` and `/api/incidents/INC-1` are the same incident."""
+    post(client, payload_bytes("01"))
+    body = client.get(f"/api/incidents/{ref}").json()
+    assert body["ref"] == "INC-1"
+    assert len(body["alerts"]) == 2
+    assert body["timeline"][0]["kind"] == "incident.opened"
+
+
+def test_timeline_and_status_filter(client: TestClient) -> None:
+    """The timeline endpoint lists events in order; ?status= filters the list."""
+    for prefix in ("01", "02", "04", "05"):
+        post(client, payload_bytes(prefix))
+    timeline = client.get("/api/incidents/INC-1/timeline").json()["timeline"]
+    assert [e["kind"] for e in timeline][-1] == "incident.resolved"
+    assert [e["actor"] for e in timeline] == ["alertmanager"] * len(timeline)
+    resolved = client.get("/api/incidents", params={"status": "resolved"}).json()["incidents"]
+    assert [i["ref"] for i in resolved] == ["INC-1"]
+
+
+def test_unknown_and_malformed_ids(client: TestClient) -> None:
+    """Unknown ids are 404, malformed ones 400, both as JSON errors."""
+    missing = client.get("/api/incidents/INC-99")
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+    bad = client.get("/api/incidents/INC-x")
+    assert (bad.status_code, bad.json()["error"]) == (400, "bad_request")
+    wrong_status = client.get("/api/incidents", params={"status": "sleepy"})
+    assert (wrong_status.status_code, wrong_status.json()["error"]) == (422, "invalid_request")
+
+
+def test_malformed_json_is_400(client: TestClient) -> None:
+    """A body that is not JSON is refused with 400 and a JSON error."""
+    response = post(client, b'{"version": "4", ')
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_json"
+
+
+def test_wrong_shape_is_422_naming_the_field(client: TestClient) -> None:
+    """A missing or wrong field is 422 and the detail names its path."""
+    body = payload("01")
+    del body["alerts"][1]["fingerprint"]
+    body["alerts"][0]["startsAt"] = "yesterday"
+    response = post(client, json.dumps(body).encode())
+    assert response.status_code == 422
+    locs = {item["loc"] for item in response.json()["detail"]}
+    assert locs == {"alerts.1.fingerprint", "alerts.0.startsAt"}
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"text"', b"null", b'{"version": "3"}'])
+def test_json_of_the_wrong_kind_is_422(client: TestClient, body: bytes) -> None:
+    """Valid JSON that is not a version 4 payload is 422, never 500."""
+    assert post(client, body).status_code == 422
+
+
+def test_body_over_the_limit_is_413(make_settings: Callable[..., Settings], clock: Clock) -> None:
+    """Over max_body_bytes is refused, whether announced by Content-Length or streamed."""
+    app = bootstrap.build(make_settings(server=ServerSettings(max_body_bytes=2048)), clock=clock)
+    big = b'{"pad": "' + b"x" * 4096 + b'"}'
+    with TestClient(app.http) as client:
+        assert post(client, big).status_code == 413
+
+        def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(8):
+                yield b"x" * 512
+
+        streamed = client.post(URL, content=chunks(), headers=AUTH)
+        assert streamed.status_code == 413
+        assert streamed.json()["error"] == "too_large"
+        assert post(client, payload_bytes("01")).status_code == 200
+    app.close()
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
+    {"Authorization": "Bearer"}, {"Authorization": f"bearer {TOKEN}x"},
+])
+def test_missing_or_wrong_bearer_is_401(client: TestClient, headers: dict[str, str]) -> None:
+    """Anything but the right bearer token is 401 with a challenge, and nothing is stored."""
+    response = post(client, payload_bytes("01"), headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/api/incidents").json()["incidents"] == []
+
+
+def test_basic_auth(make_settings: Callable[..., Settings], clock: Clock) -> None:
+    """Basic auth accepts the right pair only."""
+    settings = make_settings(alertmanager=AlertmanagerSettings(
+        auth="basic", basic_username="am", basic_password="pw"))
+    app = bootstrap.build(settings, clock=clock)
+
+    def basic(pair: bytes) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    with TestClient(app.http) as client:
+        assert post(client, payload_bytes("01"), basic(b"am:pw")).status_code == 200
+        assert post(client, payload_bytes("01"), basic(b"am:nope")).status_code == 401
+        assert post(client, payload_bytes("01"), {"Authorization": "Basic !!!"}).status_code == 401
+    app.close()
+
+
+def test_storage_down_is_503_and_nothing_is_lost(make_settings: Callable[..., Settings],
+                                                 clock: Clock) -> None:
+    """When storage is unavailable the webhook answers 503 so Alertmanager retries."""
+    store = InMemoryStore()
+    app = bootstrap.build(make_settings(), store=store, clock=clock)
+    with TestClient(app.http) as client:
+        store.down = True
+        response = post(client, payload_bytes("01"))
+        assert (response.status_code, response.json()["error"]) == (503, "unavailable")
+        store.down = False
+        assert post(client, payload_bytes("01")).json()["new"] == 2
+
+
+def test_unreachable_database_is_503(make_settings: Callable[..., Settings], clock: Clock) -> None:
+    """The real store maps a refused database connection to 503, and /readyz says why."""
+    from bot.config import StorageSettings
+
+    settings = make_settings(storage=StorageSettings(url="postgresql://backout@127.0.0.1:1/backout"))
+    app = bootstrap.build(settings, clock=clock)
+    with TestClient(app.http) as client:
+        response = post(client, payload_bytes("01"))
+        assert (response.status_code, response.json()["error"]) == (503, "unavailable")
+        assert response.json()["detail"] == "storage is unavailable; retry later"
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["detail"].startswith("database unreachable")
+    app.close()
+
+
+def test_health_readiness_and_metrics(client: TestClient) -> None:
+    """/healthz, /readyz (schema current) and /metrics with the webhook counters."""
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert "schema at 0001" in ready.json()["detail"]
+    post(client, payload_bytes("01"))
+    post(client, payload_bytes("01"))
+    post(client, b"nope")
+    text = client.get("/metrics").text
+    assert 'backout_webhook_requests_total{outcome="accepted"} 2.0' in text
+    assert 'backout_webhook_requests_total{outcome="malformed"} 1.0' in text
+    assert 'backout_alerts_ingested_total{result="duplicate"} 2.0' in text
+    assert 'backout_incidents_opened_total{how="new"} 1.0' in text
+    latency = 'backout_http_request_duration_seconds_count{method="POST",route="/webhooks/alertmanager"}'
+    assert f"{latency} 3.0" in text
+
+
+def test_readyz_reports_an_old_schema(make_settings: Callable[..., Settings], clock: Clock) -> None:
+    """A database behind the code's migrations is not ready."""
+    app = bootstrap.build(make_settings(), clock=clock)
+    assert app.engine is not None
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'old'")
+    with TestClient(app.http) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "backout db upgrade" in response.json()["detail"]
+    app.close()
+
+
+def test_unknown_routes_are_json_errors(client: TestClient) -> None:
+    """Even a 404 or 405 is `{"error", "detail"}`."""
+    assert client.get("/nowhere").json()["error"] == "not_found"
+    assert client.get(URL).json()["error"] == "method_not_allowed"

@@ -1,0 +1,182 @@
+"""Real processes for integration tests: Backout itself, Alertmanager and PostgreSQL, on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.conftest import need_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, every: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class BackoutServer:
+    """`python -m bot serve` in a child process, with its own config file."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = {**config, "server": {**config.get("server", {}), "port": self.port}}
+        self.config_path = workdir / "config.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "backout.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BackoutServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOUT_")}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve", "--config", str(self.config_path)],
+                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        wait_until(self._ready, timeout=30, what=f"backout on {self.url}")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"backout exited {self.proc.returncode}:\n{self.log.read_text()}")
+        return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def api(self, path: str) -> Any:
+        response = httpx.get(f"{self.url}{path}", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+
+class Alertmanager:
+    """The real Alertmanager binary, clustering off, posting to Backout with a bearer token."""
+
+    def __init__(self, workdir: Path, *, webhook_url: str, token: str) -> None:
+        self.binary = need_binary("prometheus-alertmanager")
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "route": {"receiver": "backout", "group_by": ["alertname", "service"],
+                      "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+            "receivers": [{"name": "backout", "webhook_configs": [{
+                "url": webhook_url, "send_resolved": True,
+                "http_config": {"authorization": {"type": "Bearer", "credentials": token}},
+            }]}],
+        }
+        self.config_path = workdir / "alertmanager.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log = workdir / "alertmanager.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Alertmanager:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, f"--config.file={self.config_path}",
+                 f"--storage.path={self.workdir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}",
+                 "--cluster.listen-address=", "--log.level=debug"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
+                   timeout=20, what=f"alertmanager on {self.url}")
+        return self
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
+
+    def failed_notifications(self) -> float:
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("alertmanager_notifications_failed_total"))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+class Postgres:
+    """A throwaway PostgreSQL server from the machine's binaries, on loopback."""
+
+    def __init__(self) -> None:
+        self.initdb = need_binary("initdb")
+        self.pg_ctl = need_binary("pg_ctl")
+        # Not under pytest's root-only temp folder: the postgres user must be able to reach it.
+        self.workdir = Path(tempfile.mkdtemp(prefix="backout-pg-"))
+        self.datadir = self.workdir / "pgdata"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://backout@127.0.0.1:{self.port}/backout"
+
+    def _run(self, *args: str) -> None:
+        command = list(args)
+        if os.geteuid() == 0:
+            # initdb refuses to run as root: run the server as the postgres user.
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+
+    def start(self) -> Postgres:
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        self._run(self.initdb, "-D", str(self.datadir), "-U", "backout", "--auth=trust",
+                  "--no-sync", "-E", "UTF8")
+        self._run(self.pg_ctl, "-D", str(self.datadir), "-l", str(self.workdir / "pg.log"), "-w",
+                  "-o", f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                  "start")
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="backout", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute("CREATE DATABASE backout")
+        return self
+
+    def stop(self) -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            self._run(self.pg_ctl, "-D", str(self.datadir), "-m", "immediate", "stop")
+        shutil.rmtree(self.workdir, ignore_errors=True)
