@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +35,7 @@ class App:
     engine: Engine | None
 
     def close(self) -> None:
+        self.ctx.ingest_executor.shutdown(wait=True)
         if self.engine is not None:
             self.engine.dispose()
 
@@ -62,12 +64,14 @@ def build(
         playbooks = load_playbooks(
             settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos]
         )
+    ingest_workers = 1 if engine is None or engine.dialect.name == "sqlite" else 8
     ctx = AppContext(
         settings=settings,
         store=store,
         playbooks=playbooks,
         clock=clock or utc_now,
         readiness=readiness,
+        ingest_executor=ThreadPoolExecutor(max_workers=ingest_workers, thread_name_prefix="ingest"),
     )
     return App(ctx=ctx, http=create_http_app(ctx), engine=engine)
 

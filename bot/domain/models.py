@@ -45,7 +45,7 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Severity).index(self)
+        return _SEVERITY_RANK[self]
 
     @classmethod
     def from_label(cls, value: str | None) -> Severity:
@@ -55,6 +55,9 @@ class Severity(StrEnum):
             return cls(text)
         except ValueError:
             return aliases.get(text, cls.NONE)
+
+
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 
 
 class Actor(StrEnum):

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.adapters.alertmanager.payload import AmPayload, to_delivery
 from bot.domain.errors import (
@@ -27,6 +27,7 @@ from bot.domain.errors import (
 )
 from bot.domain.models import IncidentStatus, parse_incident_ref
 from bot.entrypoints.context import AppContext
+from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import WebhookAuth
 from bot.services import incidents as incident_service
 from bot.services.ingest import IngestOutcome, ingest_delivery
@@ -46,6 +47,27 @@ ERROR_STATUS: list[tuple[type[BackoutError], int, str]] = [
 
 class BodyTooLarge(Exception):
     pass
+
+
+class LatencyMiddleware:
+    """Request latency by route template. Plain ASGI: BaseHTTPMiddleware costs a task per request."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.request_latency.labels(route, scope["method"]).observe(
+                time.perf_counter() - started
+            )
 
 
 def error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -80,14 +102,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     limit = ctx.settings.server.max_body_bytes
     metrics = ctx.metrics
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.request_latency.labels(path, request.method).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
 
     @app.exception_handler(BackoutError)
     async def on_backout_error(_request: Request, exc: BackoutError) -> JSONResponse:
@@ -132,9 +147,10 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             metrics.webhook_requests.labels("invalid").inc()
             return error(422, "invalid_payload", validation_detail(exc))
         try:
-            outcome = await run_in_threadpool(
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                ctx.ingest_executor,
                 lambda: ingest_delivery(store=ctx.store, delivery=delivery, playbooks=ctx.playbooks,
-                                        policy=ctx.settings.incidents, now=ctx.clock())
+                                        policy=ctx.settings.incidents, now=ctx.clock()),
             )
         except TransientError as exc:
             # 503 makes Alertmanager retry this delivery; nothing was written.
@@ -192,7 +208,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     return app
 
 
-def _count(metrics: Any, outcome: IngestOutcome) -> None:
+def _count(metrics: Metrics, outcome: IngestOutcome) -> None:
     metrics.alerts_ingested.labels("new").inc(outcome.new_alerts)
     metrics.alerts_ingested.labels("resolved").inc(outcome.resolved_alerts)
     metrics.alerts_ingested.labels("duplicate").inc(outcome.duplicates)

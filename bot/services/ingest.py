@@ -1,4 +1,9 @@
-"""Ingest: turn a delivery of alerts into incidents, idempotently, with a timeline."""
+"""Ingest: turn a delivery of alerts into incidents, idempotently, with a timeline.
+
+An alert's identity is (fingerprint, starts_at) and its status only moves forward, from
+firing to resolved: a delivery seen before, from a retry or from the second Alertmanager of
+an HA pair, finds every alert already in that state and changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.domain.grouping import Route, incident_title, route_alert
+from bot.domain.grouping import incident_title, route_alert
 from bot.domain.incidents import IncidentPolicy, transition
 from bot.domain.models import (
     Actor,
@@ -17,6 +22,7 @@ from bot.domain.models import (
     IncidentStatus,
     ReceivedAlert,
     Severity,
+    TimelineEvent,
 )
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import Store, Transaction
@@ -44,145 +50,151 @@ def ingest_delivery(
     policy: IncidentPolicy,
     now: datetime,
 ) -> IngestOutcome:
-    """Record a delivery. Idempotent: an alert is (fingerprint, starts_at) and only moves forward."""
-
-    def work(tx: Transaction) -> IngestOutcome:
-        outcome = IngestOutcome()
-        for received in delivery.alerts:
-            _ingest_alert(tx, received, delivery=delivery, playbooks=playbooks,
-                          policy=policy, now=now, outcome=outcome)
-        return outcome
-
-    return store.run(work)
+    """Record a delivery in one transaction; see the module docstring for idempotency."""
+    return store.run(
+        lambda tx: _Ingestion(tx, delivery=delivery, playbooks=playbooks, policy=policy, now=now).run()
+    )
 
 
-def _ingest_alert(
-    tx: Transaction,
-    received: ReceivedAlert,
-    *,
-    delivery: Delivery,
-    playbooks: Sequence[Playbook],
-    policy: IncidentPolicy,
-    now: datetime,
-    outcome: IngestOutcome,
-) -> None:
-    known = tx.alerts.get(received.fingerprint, received.starts_at)
-    if known is not None:
-        if known.status is AlertStatus.FIRING and received.status is AlertStatus.RESOLVED:
-            _resolve_alert(tx, known, received, policy=policy, now=now, outcome=outcome)
-        else:
-            # The same delivery again, or a stale firing after the resolution: nothing moves back.
-            outcome.duplicates += 1
-        return
+class _Ingestion:
+    """One delivery's unit of work. Firing alerts are placed first, so that a resolution in the
+    same delivery sees every alert its incident now has; events are written in one batch."""
 
-    route = route_alert(received, playbooks=playbooks, group_key=delivery.group_key)
-    if received.status is AlertStatus.RESOLVED:
-        # A resolution for an alert never seen firing (e.g. it fired while we were down).
-        # Keep it, so a late firing copy is recognised, but open nothing.
-        latest = tx.incidents.find_latest(route.group_key)
-        incident_id = latest.id if latest is not None and latest.active else None
-        alert = tx.alerts.add(_new_alert(received, incident_id=incident_id, now=now))
-        outcome.new_alerts += 1
-        if latest is not None and incident_id is not None:
-            _record_alert_event(tx, latest, alert, kind=EventKind.ALERT_RESOLVED, now=now)
-            outcome.touched.add(incident_id)
-        return
+    def __init__(self, tx: Transaction, *, delivery: Delivery, playbooks: Sequence[Playbook],
+                 policy: IncidentPolicy, now: datetime) -> None:
+        self.tx, self.delivery, self.playbooks, self.policy, self.now = (
+            tx, delivery, playbooks, policy, now)
+        self.outcome = IngestOutcome()
+        self.events: list[TimelineEvent] = []
+        self.incidents: dict[str, Incident | None] = {}  # by group key, as loaded or changed
+        self.changed: dict[int, Incident] = {}
 
-    incident = _incident_for(tx, route, received, policy=policy, now=now, outcome=outcome)
-    assert incident.id is not None
-    alert = tx.alerts.add(_new_alert(received, incident_id=incident.id, now=now))
-    outcome.new_alerts += 1
-    outcome.touched.add(incident.id)
-    _record_alert_event(tx, incident, alert, kind=EventKind.ALERT_FIRING, now=now)
-    severity = Severity.from_label(received.labels.get("severity"))
-    if severity.rank > incident.severity.rank:
-        tx.incidents.save(incident.model_copy(update={"severity": severity}))
-        tx.timeline.append(event(
-            incident_id=incident.id, at=now, kind=EventKind.SEVERITY_RAISED,
-            actor=Actor.ALERTMANAGER,
-            text=f"Severity raised from {incident.severity.value} to {severity.value} by {alert.name}",
-            data={"from": incident.severity.value, "to": severity.value},
+    def run(self) -> IngestOutcome:
+        alerts = self.delivery.alerts
+        known = self.tx.alerts.get_many([(a.fingerprint, a.starts_at) for a in alerts])
+        new_alerts: list[Alert] = []
+        resolutions: list[tuple[Alert, ReceivedAlert]] = []
+        for received in alerts:
+            existing = known.get((received.fingerprint, received.starts_at))
+            if existing is None:
+                new_alerts.append(self._place(received))
+            elif existing.status is AlertStatus.FIRING and received.status is AlertStatus.RESOLVED:
+                resolutions.append((existing, received))
+            else:
+                # The same delivery again, or a stale firing copy after the resolution.
+                self.outcome.duplicates += 1
+        self.tx.alerts.add_many(new_alerts)
+        self.outcome.new_alerts = len(new_alerts)
+        for existing, received in resolutions:
+            self._resolve(existing, received)
+        for incident in self.changed.values():
+            self.tx.incidents.save(incident)
+        self.tx.timeline.append_many(self.events)
+        return self.outcome
+
+    def _incident(self, group_key: str) -> Incident | None:
+        if group_key not in self.incidents:
+            self.incidents[group_key] = self.tx.incidents.find_latest(group_key)
+        return self.incidents[group_key]
+
+    def _update(self, incident: Incident) -> Incident:
+        assert incident.id is not None
+        self.incidents[incident.group_key] = incident
+        self.changed[incident.id] = incident
+        return incident
+
+    def _place(self, received: ReceivedAlert) -> Alert:
+        """A new alert: join its incident (opening or reopening one if need be)."""
+        route = route_alert(received, playbooks=self.playbooks, group_key=self.delivery.group_key)
+        latest = self._incident(route.group_key)
+        if received.status is AlertStatus.RESOLVED:
+            # A resolution for an alert never seen firing (it fired while we were down). Keep
+            # it, so a late firing copy is recognised, but open nothing for it.
+            incident_id = latest.id if latest is not None and latest.active else None
+            alert = _new_alert(received, incident_id=incident_id, now=self.now)
+            if latest is not None and incident_id is not None:
+                self._alert_event(latest, alert, EventKind.ALERT_RESOLVED)
+            return alert
+        incident = self._open_or_join(latest, received, group_key=route.group_key,
+                                      service=route.service, playbook=route.playbook)
+        assert incident.id is not None
+        alert = _new_alert(received, incident_id=incident.id, now=self.now)
+        self._alert_event(incident, alert, EventKind.ALERT_FIRING)
+        severity = Severity.from_label(received.labels.get("severity"))
+        if severity.rank > incident.severity.rank:
+            self._update(incident.model_copy(update={"severity": severity}))
+            self._event(incident.id, EventKind.SEVERITY_RAISED,
+                        f"Severity raised from {incident.severity.value} to {severity.value} "
+                        f"by {alert.name}", {"from": incident.severity.value, "to": severity.value})
+        return alert
+
+    def _open_or_join(self, latest: Incident | None, received: ReceivedAlert, *, group_key: str,
+                      service: str, playbook: Playbook | None) -> Incident:
+        """The active incident for the key, a recently resolved one reopened, or a new one."""
+        name = received.labels.get("alertname", "alert")
+        if latest is not None and latest.active:
+            return latest
+        if latest is not None and latest.id is not None and self.policy.may_reopen(latest, now=self.now):
+            reopened = self._update(transition(latest, IncidentStatus.OPEN, now=self.now))
+            self._event(latest.id, EventKind.INCIDENT_REOPENED,
+                        f"Reopened: {name} fired again within {self.policy.reopen_within} "
+                        "of the resolution", {"fingerprint": received.fingerprint})
+            self.outcome.reopened.append(reopened)
+            return reopened
+        incident = self.tx.incidents.add(Incident(
+            group_key=group_key,
+            title=incident_title(received, service),
+            service=service,
+            severity=Severity.from_label(received.labels.get("severity")),
+            status=IncidentStatus.OPEN,
+            playbook=playbook.name if playbook else None,
+            started_at=received.starts_at,
+            opened_at=self.now,
         ))
+        assert incident.id is not None
+        self.incidents[group_key] = incident
+        which = f"playbook {playbook.name}" if playbook else "no playbook matched"
+        self._event(incident.id, EventKind.INCIDENT_OPENED,
+                    f"Opened by {name} for service {service} ({which})",
+                    {"group_key": group_key, "fingerprint": received.fingerprint})
+        self.outcome.opened.append(incident)
+        return incident
 
+    def _resolve(self, known: Alert, received: ReceivedAlert) -> None:
+        """Mark an alert resolved; resolve its incident when none of its alerts still fires."""
+        resolved = known.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": received.ends_at})
+        self.tx.alerts.save(resolved)
+        self.outcome.resolved_alerts += 1
+        if known.incident_id is None:
+            return
+        incident = self.changed.get(known.incident_id) or self.tx.incidents.get(known.incident_id)
+        if incident is None:
+            return
+        self._alert_event(incident, resolved, EventKind.ALERT_RESOLVED)
+        if not (self.policy.auto_resolve and incident.active):
+            return
+        if self.tx.alerts.count_firing(known.incident_id):
+            return
+        done = self._update(transition(incident, IncidentStatus.RESOLVED, now=self.now))
+        self._event(known.incident_id, EventKind.INCIDENT_RESOLVED,
+                    "Resolved: all its alerts resolved", {"reason": "all_alerts_resolved"})
+        self.outcome.resolved.append(done)
 
-def _incident_for(
-    tx: Transaction,
-    route: Route,
-    received: ReceivedAlert,
-    *,
-    policy: IncidentPolicy,
-    now: datetime,
-    outcome: IngestOutcome,
-) -> Incident:
-    """The active incident for the route, a recently resolved one reopened, or a new one."""
-    latest = tx.incidents.find_latest(route.group_key)
-    if latest is not None and latest.active:
-        return latest
-    name = received.labels.get("alertname", "alert")
-    if latest is not None and latest.id is not None and policy.may_reopen(latest, now=now):
-        reopened = transition(latest, IncidentStatus.OPEN, now=now)
-        tx.incidents.save(reopened)
-        tx.timeline.append(event(
-            incident_id=latest.id, at=now, kind=EventKind.INCIDENT_REOPENED,
-            actor=Actor.ALERTMANAGER,
-            text=f"Reopened: {name} fired again within {policy.reopen_within} of the resolution",
-            data={"fingerprint": received.fingerprint},
-        ))
-        outcome.reopened.append(reopened)
-        return reopened
-    incident = tx.incidents.add(Incident(
-        group_key=route.group_key,
-        title=incident_title(received, route.service),
-        service=route.service,
-        severity=Severity.from_label(received.labels.get("severity")),
-        status=IncidentStatus.OPEN,
-        playbook=route.playbook.name if route.playbook else None,
-        started_at=received.starts_at,
-        opened_at=now,
-    ))
-    assert incident.id is not None
-    playbook_text = f" (playbook {route.playbook.name})" if route.playbook else " (no playbook matched)"
-    tx.timeline.append(event(
-        incident_id=incident.id, at=now, kind=EventKind.INCIDENT_OPENED, actor=Actor.ALERTMANAGER,
-        text=f"Opened by {name} for service {route.service}{playbook_text}",
-        data={"group_key": route.group_key, "fingerprint": received.fingerprint},
-    ))
-    outcome.opened.append(incident)
-    return incident
+    def _event(self, incident_id: int, kind: EventKind, text: str, data: dict[str, object]) -> None:
+        self.outcome.touched.add(incident_id)
+        self.events.append(event(incident_id=incident_id, at=self.now, kind=kind,
+                                 actor=Actor.ALERTMANAGER, text=text, data=data))
 
-
-def _resolve_alert(
-    tx: Transaction,
-    known: Alert,
-    received: ReceivedAlert,
-    *,
-    policy: IncidentPolicy,
-    now: datetime,
-    outcome: IngestOutcome,
-) -> None:
-    resolved = known.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": received.ends_at})
-    tx.alerts.save(resolved)
-    outcome.resolved_alerts += 1
-    if known.incident_id is None:
-        return
-    incident = tx.incidents.get(known.incident_id)
-    if incident is None:
-        return
-    outcome.touched.add(known.incident_id)
-    _record_alert_event(tx, incident, resolved, kind=EventKind.ALERT_RESOLVED, now=now)
-    if not (policy.auto_resolve and incident.active):
-        return
-    alerts = tx.alerts.for_incident(known.incident_id)
-    if any(alert.status is AlertStatus.FIRING for alert in alerts):
-        return
-    done = transition(incident, IncidentStatus.RESOLVED, now=now)
-    tx.incidents.save(done)
-    tx.timeline.append(event(
-        incident_id=known.incident_id, at=now, kind=EventKind.INCIDENT_RESOLVED,
-        actor=Actor.ALERTMANAGER, text=f"Resolved: all {len(alerts)} alert(s) resolved",
-        data={"reason": "all_alerts_resolved"},
-    ))
-    outcome.resolved.append(done)
+    def _alert_event(self, incident: Incident, alert: Alert, kind: EventKind) -> None:
+        assert incident.id is not None
+        verb = "firing" if kind is EventKind.ALERT_FIRING else "resolved"
+        instance = alert.labels.get("instance")
+        where = f" ({instance})" if instance else ""
+        self._event(incident.id, kind, f"{alert.name}{where} {verb}", {
+            "fingerprint": alert.fingerprint,
+            "starts_at": alert.starts_at.isoformat(),
+            "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
+        })
 
 
 def _new_alert(received: ReceivedAlert, *, incident_id: int | None, now: datetime) -> Alert:
@@ -198,18 +210,3 @@ def _new_alert(received: ReceivedAlert, *, incident_id: int | None, now: datetim
         source=received.source,
         received_at=now,
     )
-
-
-def _record_alert_event(
-    tx: Transaction, incident: Incident, alert: Alert, *, kind: EventKind, now: datetime
-) -> None:
-    assert incident.id is not None
-    verb = "firing" if kind is EventKind.ALERT_FIRING else "resolved"
-    instance = alert.labels.get("instance")
-    where = f" ({instance})" if instance else ""
-    tx.timeline.append(event(
-        incident_id=incident.id, at=now, kind=kind, actor=Actor.ALERTMANAGER,
-        text=f"{alert.name}{where} {verb}",
-        data={"fingerprint": alert.fingerprint, "starts_at": alert.starts_at.isoformat(),
-              "ends_at": alert.ends_at.isoformat() if alert.ends_at else None},
-    ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -59,16 +59,20 @@ class _Alerts:
     def __init__(self, state: _State) -> None:
         self._s = state
 
-    def get(self, fingerprint: str, starts_at: datetime) -> Alert | None:
-        return next((a for a in self._s.alerts.values()
-                     if (a.fingerprint, a.starts_at) == (fingerprint, starts_at)), None)
+    def get_many(self, identities: Sequence[tuple[str, datetime]]) -> dict[tuple[str, datetime], Alert]:
+        wanted = set(identities)
+        return {(a.fingerprint, a.starts_at): a for a in self._s.alerts.values()
+                if (a.fingerprint, a.starts_at) in wanted}
 
-    def add(self, alert: Alert) -> Alert:
-        if self.get(alert.fingerprint, alert.starts_at) is not None:
-            raise WriteConflict("alert identity exists")
-        stored = alert.model_copy(update={"id": self._s.new_id()})
-        self._s.alerts[stored.id] = stored  # type: ignore[index]
-        return stored
+    def add_many(self, alerts: Sequence[Alert]) -> None:
+        for alert in alerts:
+            if self.get_many([(alert.fingerprint, alert.starts_at)]):
+                raise WriteConflict("alert identity exists")
+            stored = alert.model_copy(update={"id": self._s.new_id()})
+            self._s.alerts[stored.id] = stored  # type: ignore[index]
+
+    def count_firing(self, incident_id: int) -> int:
+        return sum(a.status.value == "firing" for a in self.for_incident(incident_id))
 
     def save(self, alert: Alert) -> None:
         self._s.alerts[alert.id] = alert  # type: ignore[index]
@@ -85,6 +89,10 @@ class _Timeline:
         stored = event.model_copy(update={"id": self._s.new_id()})
         self._s.events[stored.id] = stored  # type: ignore[index]
         return stored
+
+    def append_many(self, events: Sequence[TimelineEvent]) -> None:
+        for event in events:
+            self.append(event)
 
     def for_incident(self, incident_id: int) -> list[TimelineEvent]:
         return [e for e in self._s.events.values() if e.incident_id == incident_id]

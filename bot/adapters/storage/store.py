@@ -2,24 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy import bindparam
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from bot.adapters.storage import tables as t
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.ports import AlertIdentity
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-_INCIDENT_FIELDS = [c.name for c in t.incidents.columns if c.name != "id"]
-_ALERT_FIELDS = [c.name for c in t.alerts.columns if c.name != "id"]
+_INCIDENT_FIELDS = {c.name for c in t.incidents.columns if c.name != "id"}
+_ALERT_FIELDS = {c.name for c in t.alerts.columns if c.name != "id"}
+
+# Statements are built once: building them per call costs more than running them on SQLite.
+_INSERT_INCIDENT = t.incidents.insert()
+_GET_INCIDENT = sa.select(t.incidents).where(t.incidents.c.id == bindparam("id"))
+_UPDATE_INCIDENT = t.incidents.update().where(t.incidents.c.id == bindparam("_id"))
+_LATEST_INCIDENT = (
+    sa.select(t.incidents)
+    .where(t.incidents.c.group_key == bindparam("group_key"))
+    .order_by(t.incidents.c.id.desc())
+    .limit(1)
+)
+_INSERT_ALERT = t.alerts.insert()
+
+
+@functools.cache
+def _alerts_by_fingerprint(size: int) -> sa.Select[Any]:
+    """`fingerprint IN (:f0 .. :fN)` with a fixed count: an expanding IN is compiled anew on
+    every call, which cost more than the query. Sizes go by powers of two; callers pad."""
+    return sa.select(t.alerts).where(
+        t.alerts.c.fingerprint.in_([bindparam(f"f{i}") for i in range(size)])
+    )
+
+
+_COUNT_FIRING = sa.select(sa.func.count()).where(
+    t.alerts.c.incident_id == bindparam("incident_id"), t.alerts.c.status == "firing"
+)
+_UPDATE_ALERT = t.alerts.update().where(t.alerts.c.id == bindparam("_id"))
+_INCIDENT_ALERTS = (
+    sa.select(t.alerts).where(t.alerts.c.incident_id == bindparam("incident_id")).order_by(t.alerts.c.id)
+)
+_INSERT_EVENT = t.timeline_events.insert()
+_INCIDENT_EVENTS = (
+    sa.select(t.timeline_events)
+    .where(t.timeline_events.c.incident_id == bindparam("incident_id"))
+    .order_by(t.timeline_events.c.id)
+)
 
 
 class SqlIncidentRepository:
@@ -27,30 +67,21 @@ class SqlIncidentRepository:
         self._conn = conn
 
     def add(self, incident: Incident) -> Incident:
-        values = incident.model_dump(mode="python", include=set(_INCIDENT_FIELDS))
-        new_id = self._conn.execute(t.incidents.insert().values(**values)).inserted_primary_key
+        values = incident.model_dump(mode="python", include=_INCIDENT_FIELDS)
+        new_id = self._conn.execute(_INSERT_INCIDENT, values).inserted_primary_key
         assert new_id is not None
         return incident.model_copy(update={"id": new_id[0]})
 
     def get(self, incident_id: int) -> Incident | None:
-        row = self._conn.execute(
-            sa.select(t.incidents).where(t.incidents.c.id == incident_id)
-        ).mappings().first()
+        row = self._conn.execute(_GET_INCIDENT, {"id": incident_id}).mappings().first()
         return _incident(row) if row else None
 
     def save(self, incident: Incident) -> None:
-        values = incident.model_dump(mode="python", include=set(_INCIDENT_FIELDS))
-        self._conn.execute(
-            t.incidents.update().where(t.incidents.c.id == incident.id).values(**values)
-        )
+        values = incident.model_dump(mode="python", include=_INCIDENT_FIELDS)
+        self._conn.execute(_UPDATE_INCIDENT, {"_id": incident.id, **values})
 
     def find_latest(self, group_key: str) -> Incident | None:
-        row = self._conn.execute(
-            sa.select(t.incidents)
-            .where(t.incidents.c.group_key == group_key)
-            .order_by(t.incidents.c.id.desc())
-            .limit(1)
-        ).mappings().first()
+        row = self._conn.execute(_LATEST_INCIDENT, {"group_key": group_key}).mappings().first()
         return _incident(row) if row else None
 
     def list(self, *, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
@@ -64,28 +95,34 @@ class SqlAlertRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def get(self, fingerprint: str, starts_at: datetime) -> Alert | None:
-        row = self._conn.execute(
-            sa.select(t.alerts).where(
-                t.alerts.c.fingerprint == fingerprint, t.alerts.c.starts_at == starts_at
-            )
-        ).mappings().first()
-        return _alert(row) if row else None
+    def get_many(self, identities: Sequence[AlertIdentity]) -> dict[AlertIdentity, Alert]:
+        if not identities:
+            return {}
+        wanted = set(identities)
+        fingerprints = sorted({fp for fp, _ in wanted})
+        size = 1 << (len(fingerprints) - 1).bit_length()
+        padded = fingerprints + [fingerprints[-1]] * (size - len(fingerprints))
+        rows = self._conn.execute(
+            _alerts_by_fingerprint(size), {f"f{i}": fp for i, fp in enumerate(padded)}
+        ).mappings()
+        found = (_alert(row) for row in rows)
+        return {(a.fingerprint, a.starts_at): a for a in found if (a.fingerprint, a.starts_at) in wanted}
 
-    def add(self, alert: Alert) -> Alert:
-        values = alert.model_dump(mode="python", include=set(_ALERT_FIELDS))
-        new_id = self._conn.execute(t.alerts.insert().values(**values)).inserted_primary_key
-        assert new_id is not None
-        return alert.model_copy(update={"id": new_id[0]})
+    def add_many(self, alerts: Sequence[Alert]) -> None:
+        if alerts:
+            self._conn.execute(
+                _INSERT_ALERT, [a.model_dump(mode="python", include=_ALERT_FIELDS) for a in alerts]
+            )
+
+    def count_firing(self, incident_id: int) -> int:
+        return int(self._conn.execute(_COUNT_FIRING, {"incident_id": incident_id}).scalar_one())
 
     def save(self, alert: Alert) -> None:
-        values = alert.model_dump(mode="python", include=set(_ALERT_FIELDS))
-        self._conn.execute(t.alerts.update().where(t.alerts.c.id == alert.id).values(**values))
+        values = alert.model_dump(mode="python", include=_ALERT_FIELDS)
+        self._conn.execute(_UPDATE_ALERT, {"_id": alert.id, **values})
 
     def for_incident(self, incident_id: int) -> list[Alert]:
-        rows = self._conn.execute(
-            sa.select(t.alerts).where(t.alerts.c.incident_id == incident_id).order_by(t.alerts.c.id)
-        ).mappings()
+        rows = self._conn.execute(_INCIDENT_ALERTS, {"incident_id": incident_id}).mappings()
         return [_alert(row) for row in rows]
 
 
@@ -94,19 +131,16 @@ class SqlTimelineRepository:
         self._conn = conn
 
     def append(self, event: TimelineEvent) -> TimelineEvent:
-        values = event.model_dump(mode="json", exclude={"id", "at"}) | {"at": event.at}
-        new_id = self._conn.execute(
-            t.timeline_events.insert().values(**values)
-        ).inserted_primary_key
+        new_id = self._conn.execute(_INSERT_EVENT, _event_values(event)).inserted_primary_key
         assert new_id is not None
         return event.model_copy(update={"id": new_id[0]})
 
+    def append_many(self, events: Sequence[TimelineEvent]) -> None:
+        if events:
+            self._conn.execute(_INSERT_EVENT, [_event_values(event) for event in events])
+
     def for_incident(self, incident_id: int) -> list[TimelineEvent]:
-        rows = self._conn.execute(
-            sa.select(t.timeline_events)
-            .where(t.timeline_events.c.incident_id == incident_id)
-            .order_by(t.timeline_events.c.id)
-        ).mappings()
+        rows = self._conn.execute(_INCIDENT_EVENTS, {"incident_id": incident_id}).mappings()
         return [TimelineEvent.model_validate(dict(row)) for row in rows]
 
 
@@ -123,11 +157,16 @@ class SqlStore:
     def __init__(self, engine: Engine, *, conflict_attempts: int = 5) -> None:
         self.engine = engine
         self._attempts = conflict_attempts
+        # SQLite has one writer at a time. Queueing our own threads on a lock is fair and
+        # immediate; leaving them to SQLite's busy handler makes them sleep and retry.
+        self._lock: AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     def run(self, work: Callable[[SqlTransaction], T]) -> T:
         for attempt in range(1, self._attempts + 1):
             try:
-                with self.engine.begin() as conn:
+                with self._lock, self.engine.begin() as conn:
                     return work(SqlTransaction(conn))
             except sa_exc.IntegrityError as exc:
                 # Another writer inserted the same alert or incident first: run again and
@@ -151,6 +190,10 @@ def _brief(exc: sa_exc.SQLAlchemyError) -> str:
     """The driver's message without the SQL or parameters (they may hold alert text)."""
     original: Any = getattr(exc, "orig", None) or exc
     return str(original).splitlines()[0][:200] if str(original) else type(original).__name__
+
+
+def _event_values(event: TimelineEvent) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude={"id", "at"}) | {"at": event.at}
 
 
 def _incident(row: RowMapping) -> Incident:
