@@ -79,6 +79,8 @@ def test_two_alertmanagers_open_one_incident_that_groups_and_resolves(
     metrics = _metric_lines(backout)
     duplicates = metrics['backout_alerts_ingested_total{result="duplicate"}']
     assert duplicates >= 2, "the second Alertmanager's copies were seen and ignored"
+    assert TOKEN not in backout.log.read_text(), "the webhook token must never be logged"
+    assert "webhook.ingested" in backout.log.read_text()
 
 
 def test_wrong_token_is_refused_and_alertmanager_records_the_failure(
