@@ -92,19 +92,11 @@ class Delivery(Frozen):
     external_url: str = ""
 
 
-class Alert(Frozen):
+class Alert(ReceivedAlert):
     """An alert as Backout keeps it. Identity: (fingerprint, starts_at)."""
 
     id: int | None = None
     incident_id: int | None
-    fingerprint: str
-    starts_at: datetime
-    ends_at: datetime | None
-    status: AlertStatus
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    generator_url: str = ""
-    source: str = "alertmanager"
     received_at: datetime
 
     @property

@@ -198,15 +198,4 @@ class _Ingestion:
 
 
 def _new_alert(received: ReceivedAlert, *, incident_id: int | None, now: datetime) -> Alert:
-    return Alert(
-        incident_id=incident_id,
-        fingerprint=received.fingerprint,
-        starts_at=received.starts_at,
-        ends_at=received.ends_at,
-        status=received.status,
-        labels=received.labels,
-        annotations=received.annotations,
-        generator_url=received.generator_url,
-        source=received.source,
-        received_at=now,
-    )
+    return Alert(**received.model_dump(), incident_id=incident_id, received_at=now)
