@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -13,13 +13,16 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine, make_url
 
+from bot.adapters.console import ConsoleNotifier
+from bot.adapters.git.mirror import GitMirrors, RepoSpec
+from bot.adapters.git.runner import GitRunner
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
-from bot.config import LoggingSettings, Settings, load_playbooks
+from bot.config import ConfigError, LoggingSettings, Problem, Settings, load_playbooks
 from bot.domain.errors import StorageUnavailable
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import Clock, Store
+from bot.domain.ports import Clock, GitRepos, Notifier, Store
 from bot.entrypoints.context import AppContext, Readiness
 from bot.entrypoints.http import create_http_app
 
@@ -36,6 +39,7 @@ class App:
 
     def close(self) -> None:
         self.ctx.ingest_executor.shutdown(wait=True)
+        self.ctx.work_executor.shutdown(wait=True)
         if self.engine is not None:
             self.engine.dispose()
 
@@ -46,6 +50,9 @@ def build(
     store: Store | None = None,
     playbooks: list[Playbook] | None = None,
     clock: Clock | None = None,
+    git: GitRepos | None = None,
+    notifier: Notifier | None = None,
+    work_executor: Executor | None = None,
     upgrade_sqlite: bool = True,
 ) -> App:
     """Wire the whole app; pass fakes for any part to replace it (tests build it in one line)."""
@@ -71,9 +78,35 @@ def build(
         playbooks=playbooks,
         clock=clock or utc_now,
         readiness=readiness,
+        git=git or build_git(settings),
+        notifier=notifier or build_notifier(settings),
         ingest_executor=ThreadPoolExecutor(max_workers=ingest_workers, thread_name_prefix="ingest"),
+        work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
     )
     return App(ctx=ctx, http=create_http_app(ctx), engine=engine)
+
+
+def build_git(settings: Settings) -> GitMirrors:
+    """A mirror per configured repository; credentials stay inside each repository's runner."""
+    specs = {
+        repo.name: RepoSpec(
+            name=repo.name, url=repo.url, branch=repo.branch,
+            runner=GitRunner(
+                token=repo.token.get_secret_value() if repo.token else None,
+                timeout=settings.git.timeout.total_seconds(),
+                author_name=settings.git.author_name, author_email=settings.git.author_email,
+            ),
+        )
+        for repo in settings.repos
+    }
+    return GitMirrors(specs, mirror_dir=settings.git.mirror_dir)
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    if settings.chat.kind == "slack":
+        raise ConfigError([Problem("config", "chat.kind", "slack is not available in this version; "
+                                   "use console")])
+    return ConsoleNotifier()
 
 
 def _sql_readiness(store: SqlStore, engine: Engine) -> Callable[[], Readiness]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.domain.durations import Duration
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.playbooks import Playbook
 
@@ -97,6 +99,15 @@ class RepoSettings(Section):
     token_file: Path | None = None
 
 
+class GitSettings(Section):
+    mirror_dir: Path = Path(".backout/mirrors")
+    author_name: str = "Backout"
+    author_email: str = "backout@localhost"
+    timeout: Duration = timedelta(minutes=2)
+    import_window: Duration = timedelta(days=7)
+    refresh_every: Duration = timedelta(minutes=1)
+
+
 class ChatSettings(Section):
     kind: Literal["console", "slack"] = "console"
 
@@ -144,6 +155,7 @@ class Settings(BaseSettings):
     incidents: IncidentPolicy = IncidentPolicy()
     playbooks_dir: Path = Path("playbooks")
     repos: list[RepoSettings] = Field(default_factory=list)
+    git: GitSettings = GitSettings()
     chat: ChatSettings = ChatSettings()
     slack: SlackSettings = SlackSettings()
     github: GithubSettings = GithubSettings()

@@ -16,8 +16,10 @@ from fastapi.testclient import TestClient
 
 from bot import bootstrap
 from bot.adapters.alertmanager.payload import AmPayload, to_delivery
+from bot.adapters.console import RecordingNotifier
 from bot.config import AlertmanagerSettings, Settings, StorageSettings
 from bot.domain.models import Delivery
+from tests.fakes.git import FakeGit, InlineExecutor
 
 TOKEN = "test-token-0123456789"
 PAYLOADS = resources.files("bot.demo_data") / "alertmanager"
@@ -84,10 +86,36 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def app(make_settings: Callable[..., Settings], clock: Clock) -> Iterator[bootstrap.App]:
-    built = bootstrap.build(make_settings(), clock=clock)
-    yield built
-    built.close()
+def fake_git() -> FakeGit:
+    return FakeGit()
+
+
+@pytest.fixture
+def notices() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def build(make_settings: Callable[..., Settings], clock: Clock, fake_git: FakeGit,
+          notices: RecordingNotifier) -> Iterator[Callable[..., bootstrap.App]]:
+    """Build the whole app with fake git and chat, background work run inline."""
+    built: list[bootstrap.App] = []
+
+    def make(settings: Settings | None = None, **overrides: Any) -> bootstrap.App:
+        parts: dict[str, Any] = {"clock": clock, "git": fake_git, "notifier": notices,
+                                 "work_executor": InlineExecutor()}
+        app = bootstrap.build(settings or make_settings(), **(parts | overrides))
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:
+        app.close()
+
+
+@pytest.fixture
+def app(build: Callable[..., bootstrap.App]) -> bootstrap.App:
+    return build()
 
 
 @pytest.fixture

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from bot.domain.actions import Action, ActionKind
+from bot.domain.changes import Change
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.suspects import Ranking
 
 T = TypeVar("T")
 
@@ -16,7 +20,9 @@ class IncidentRepository(Protocol):
     def get(self, incident_id: int) -> Incident | None: ...
     def save(self, incident: Incident) -> None: ...
     def find_latest(self, group_key: str) -> Incident | None: ...
-    def list(self, *, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]: ...
+    def list(
+        self, *, status: IncidentStatus | None = None, active: bool = False, limit: int = 100
+    ) -> list[Incident]: ...
 
 
 AlertIdentity = tuple[str, datetime]  # (fingerprint, starts_at)
@@ -36,6 +42,29 @@ class TimelineRepository(Protocol):
     def for_incident(self, incident_id: int) -> list[TimelineEvent]: ...
 
 
+class ChangeRepository(Protocol):
+    def add_many(self, changes: Sequence[Change]) -> int:
+        """Store changes not stored yet; return how many were new."""
+        ...
+    def applied_between(self, repos: Sequence[str], since: datetime, until: datetime) -> list[Change]: ...
+    def find(self, repo: str | None, sha_prefix: str) -> list[Change]: ...
+    def head(self, repo: str) -> str | None: ...
+    def set_head(self, repo: str, sha: str, *, at: datetime) -> None: ...
+
+
+class RankingRepository(Protocol):
+    def get(self, incident_id: int) -> Ranking | None: ...
+    def save(self, incident_id: int, ranking: Ranking) -> None: ...
+
+
+class ActionRepository(Protocol):
+    def get(self, incident_id: int, kind: ActionKind, commit_sha: str) -> Action | None: ...
+    def add(self, action: Action) -> Action: ...
+    def save(self, action: Action) -> None: ...
+    def for_incident(self, incident_id: int) -> list[Action]: ...
+    def count_auto_since(self, playbook: str, since: datetime) -> int: ...
+
+
 class Transaction(Protocol):
     """What one unit of work sees; all its writes commit together or not at all."""
 
@@ -45,6 +74,12 @@ class Transaction(Protocol):
     def alerts(self) -> AlertRepository: ...
     @property
     def timeline(self) -> TimelineRepository: ...
+    @property
+    def changes(self) -> ChangeRepository: ...
+    @property
+    def rankings(self) -> RankingRepository: ...
+    @property
+    def actions(self) -> ActionRepository: ...
 
 
 class Store(Protocol):
@@ -54,3 +89,52 @@ class Store(Protocol):
 
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    """What `git revert` and the push did."""
+
+    branch: str
+    pushed_sha: str | None       # the branch tip on the remote, when pushed or found there
+    adopted: bool = False        # the branch was already on the remote (a retry after a crash)
+    conflicts: tuple[str, ...] = ()  # files that did not revert cleanly; nothing was pushed
+
+
+class GitRepos(Protocol):
+    """The Git repositories Backout watches: mirrors, reverts and branches on their remotes."""
+
+    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
+        """Fetch the watched branch and return its first-parent commits after `since_sha`."""
+        ...
+
+    def remote_branch(self, repo: str, branch: str) -> str | None:
+        """The sha the remote's branch points at, or None when it does not exist."""
+        ...
+
+    def push_revert(self, repo: str, *, sha: str, branch: str, message: str) -> RevertResult: ...
+
+    def push_branch(self, repo: str, *, branch: str) -> str:
+        """Cut `branch` from the watched branch's tip on the remote (or find it); return its sha."""
+        ...
+
+
+@dataclass(frozen=True)
+class FetchedChanges:
+    head: str
+    changes: tuple[Change, ...]
+    complete: bool = True  # False when the history since the last head was rewritten (force-push)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something people should see, as the console or chat shows it."""
+
+    incident_id: int
+    kind: str
+    title: str
+    lines: tuple[str, ...] = ()
+
+
+class Notifier(Protocol):
+    def notify(self, notice: Notice) -> None: ...

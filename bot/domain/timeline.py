@@ -20,6 +20,15 @@ class EventKind(StrEnum):
     ALERT_FIRING = "alert.firing"
     ALERT_RESOLVED = "alert.resolved"
     NOTE = "note"
+    SUSPECTS_RANKED = "suspects.ranked"
+    CHANGES_REFRESH_FAILED = "changes.refresh_failed"
+    ACTION_PROPOSED = "action.proposed"
+    ACTION_STARTED = "action.started"
+    ACTION_SKIPPED = "action.skipped"
+    ACTION_FAILED = "action.failed"
+    REVERT_PUSHED = "revert.pushed"
+    REVERT_CONFLICTED = "revert.conflicted"
+    BRANCH_PUSHED = "branch.pushed"
 
 
 def event(

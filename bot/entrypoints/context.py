@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import Clock, Store
+from bot.domain.ports import Clock, GitRepos, Notifier, Store
 from bot.entrypoints.metrics import Metrics
 
 
@@ -25,9 +25,15 @@ class AppContext:
     playbooks: list[Playbook]
     clock: Clock
     readiness: Callable[[], Readiness]
+    git: GitRepos
+    notifier: Notifier
     # Webhook writes run here, off the event loop. One thread for SQLite, which has one writer
     # anyway: queueing in one thread beats forty threads taking turns at a lock.
     ingest_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
+    )
+    # Investigations (git fetch, ranking, actions) run here after the webhook has answered.
+    work_executor: Executor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="work")
     )
     metrics: Metrics = field(default_factory=lambda: Metrics())

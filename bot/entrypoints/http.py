@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -30,8 +31,10 @@ from bot.entrypoints.context import AppContext
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import WebhookAuth
 from bot.services import incidents as incident_service
+from bot.services.export import build_export, render_markdown
 from bot.services.ingest import IngestOutcome, ingest_delivery
-from bot.services.presenters import event_dict, incident_dict, incident_view_dict
+from bot.services.investigate import follow_up
+from bot.services.presenters import event_dict, incident_dict, incident_view_dict, ranking_dict
 
 log = structlog.get_logger(__name__)
 
@@ -159,6 +162,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return error(503, "unavailable", "storage is unavailable; retry later")
         metrics.webhook_requests.labels("accepted").inc()
         _count(metrics, outcome)
+        schedule_follow_up(ctx, outcome)
         log.info("webhook.ingested", group_key=delivery.group_key, alerts=len(delivery.alerts),
                  new=outcome.new_alerts, resolved=outcome.resolved_alerts,
                  duplicates=outcome.duplicates,
@@ -199,6 +203,19 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
         return incident_view_dict(view)
 
+    @app.get("/api/incidents/{ref}/suspects")
+    def show_suspects(ref: str) -> dict[str, Any]:
+        ranking = incident_service.get_ranking(store=ctx.store, incident_id=parse_incident_ref(ref))
+        return ranking_dict(ranking)
+
+    @app.get("/api/incidents/{ref}/export")
+    def export(ref: str, format: ExportFormat = ExportFormat.JSON) -> Response:
+        view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
+        document = build_export(view, generated_at=ctx.clock())
+        if format is ExportFormat.MARKDOWN:
+            return Response(render_markdown(document), media_type="text/markdown; charset=utf-8")
+        return JSONResponse(document)
+
     @app.get("/api/incidents/{ref}/timeline")
     def show_timeline(ref: str) -> dict[str, Any]:
         number = parse_incident_ref(ref)
@@ -206,6 +223,29 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return {"ref": f"INC-{number}", "timeline": [event_dict(event) for event in events]}
 
     return app
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:
+    """Investigate opened incidents and announce resolved ones, after the webhook has answered."""
+    opened = [i.id for i in [*outcome.opened, *outcome.reopened] if i.id is not None]
+    resolved = [i.id for i in outcome.resolved if i.id is not None]
+    if not opened and not resolved:
+        return
+
+    def run() -> None:
+        try:
+            follow_up(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
+                      opened=opened, resolved=resolved, now=ctx.clock(),
+                      import_window=ctx.settings.git.import_window)
+        except Exception as exc:  # logged, never lost silently: the incident itself is stored
+            log.exception("follow_up.failed", incidents=opened + resolved, error=str(exc))
+
+    ctx.work_executor.submit(run)
 
 
 def _count(metrics: Metrics, outcome: IngestOutcome) -> None:

@@ -5,20 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.domain.actions import Action
 from bot.domain.errors import Conflict, NotFound
 from bot.domain.incidents import EVENT_FOR, transition
 from bot.domain.models import Actor, Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import Store, Transaction
+from bot.domain.suspects import Ranking, pending
 from bot.domain.timeline import EventKind, event
 
 
 @dataclass(frozen=True)
 class IncidentView:
-    """An incident with its alerts and timeline, for display and export."""
+    """An incident with everything known about it, for display and export."""
 
     incident: Incident
     alerts: list[Alert]
     timeline: list[TimelineEvent]
+    ranking: Ranking
+    actions: list[Action]
 
 
 def list_incidents(
@@ -32,9 +36,24 @@ def get_incident(*, store: Store, incident_id: int) -> IncidentView:
     """The incident with its alerts and timeline; NotFound if there is none."""
 
     def work(tx: Transaction) -> IncidentView:
-        incident = _require(tx, incident_id)
-        return IncidentView(incident, tx.alerts.for_incident(incident_id),
-                            tx.timeline.for_incident(incident_id))
+        incident = require(tx, incident_id)
+        return IncidentView(
+            incident=incident,
+            alerts=tx.alerts.for_incident(incident_id),
+            timeline=tx.timeline.for_incident(incident_id),
+            ranking=tx.rankings.get(incident_id) or pending(),
+            actions=tx.actions.for_incident(incident_id),
+        )
+
+    return store.run(work)
+
+
+def get_ranking(*, store: Store, incident_id: int) -> Ranking:
+    """The incident's suspects; `pending` until the first ranking is stored."""
+
+    def work(tx: Transaction) -> Ranking:
+        require(tx, incident_id)
+        return tx.rankings.get(incident_id) or pending()
 
     return store.run(work)
 
@@ -43,7 +62,7 @@ def get_timeline(*, store: Store, incident_id: int) -> list[TimelineEvent]:
     """The incident's timeline in order."""
 
     def work(tx: Transaction) -> list[TimelineEvent]:
-        _require(tx, incident_id)
+        require(tx, incident_id)
         return tx.timeline.for_incident(incident_id)
 
     return store.run(work)
@@ -69,7 +88,7 @@ def change_status(
     """Acknowledge, mitigate, resolve or close. Asking for the status it already has is a no-op."""
 
     def work(tx: Transaction) -> CommandResult:
-        incident = _require(tx, incident_id)
+        incident = require(tx, incident_id)
         if incident.status is target:
             return CommandResult(incident, False, f"{incident.ref} is already {target.value}")
         updated = transition(incident, target, now=now)
@@ -93,7 +112,7 @@ def add_note(
         raise Conflict("a note needs some text")
 
     def work(tx: Transaction) -> TimelineEvent:
-        _require(tx, incident_id)
+        require(tx, incident_id)
         return tx.timeline.append(event(
             incident_id=incident_id, at=now, kind=EventKind.NOTE, actor=actor,
             actor_id=actor_id, text=text.strip()[:4000],
@@ -102,7 +121,7 @@ def add_note(
     return store.run(work)
 
 
-def _require(tx: Transaction, incident_id: int) -> Incident:
+def require(tx: Transaction, incident_id: int) -> Incident:
     incident = tx.incidents.get(incident_id)
     if incident is None:
         raise NotFound(f"INC-{incident_id} does not exist")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.domain.actions import Action
 from bot.domain.models import Alert, Incident, TimelineEvent
+from bot.domain.suspects import Ranking
 from bot.services.incidents import IncidentView
 
 
@@ -20,9 +22,31 @@ def event_dict(event: TimelineEvent) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude={"incident_id"})
 
 
+def ranking_dict(ranking: Ranking) -> dict[str, Any]:
+    """The suspects answer as DESIGN.md section 5 gives it (best first)."""
+    return {
+        "status": ranking.status.value,
+        "confident": ranking.confident,
+        "reason": ranking.reason,
+        "ranked_at": ranking.ranked_at.isoformat() if ranking.ranked_at else None,
+        "suspects": [
+            {"sha": s.sha, "repo": s.repo, "subject": s.subject, "author": s.author,
+             "applied_at": s.applied_at.isoformat(), "applied_source": s.applied_source.value,
+             "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number}
+            for s in ranking.suspects
+        ],
+    }
+
+
+def action_dict(action: Action) -> dict[str, Any]:
+    return action.model_dump(mode="json", exclude={"incident_id"})
+
+
 def incident_view_dict(view: IncidentView) -> dict[str, Any]:
     return {
         **incident_dict(view.incident),
         "alerts": [alert_dict(alert) for alert in view.alerts],
+        "suspects": ranking_dict(view.ranking),
+        "actions": [action_dict(action) for action in view.actions],
         "timeline": [event_dict(event) for event in view.timeline],
     }

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from bot.domain.actions import Action, ActionKind
+from bot.domain.changes import Change
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.suspects import Ranking
 
 T = TypeVar("T")
 
@@ -20,6 +23,10 @@ class _State:
     incidents: dict[int, Incident] = field(default_factory=dict)
     alerts: dict[int, Alert] = field(default_factory=dict)
     events: dict[int, TimelineEvent] = field(default_factory=dict)
+    changes: dict[tuple[str, str], Change] = field(default_factory=dict)
+    heads: dict[str, str] = field(default_factory=dict)
+    rankings: dict[int, Ranking] = field(default_factory=dict)
+    actions: dict[int, Action] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -50,9 +57,12 @@ class _Incidents:
         found = [i for i in self._s.incidents.values() if i.group_key == group_key]
         return max(found, key=lambda i: i.id or 0) if found else None
 
-    def list(self, *, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
+    def list(
+        self, *, status: IncidentStatus | None = None, active: bool = False, limit: int = 100
+    ) -> list[Incident]:
         found = sorted(self._s.incidents.values(), key=lambda i: -(i.id or 0))
-        return [i for i in found if status is None or i.status is status][:limit]
+        return [i for i in found if (status is None or i.status is status)
+                and (not active or i.active)][:limit]
 
 
 class _Alerts:
@@ -98,11 +108,79 @@ class _Timeline:
         return [e for e in self._s.events.values() if e.incident_id == incident_id]
 
 
+class _Changes:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add_many(self, changes: Sequence[Change]) -> int:
+        new = [c for c in changes if (c.repo, c.sha) not in self._s.changes]
+        for change in new:
+            stored = change if change.applied_at else change.model_copy(
+                update={"applied_at": change.committed_at})
+            self._s.changes[(change.repo, change.sha)] = stored
+        return len(new)
+
+    def applied_between(self, repos: Sequence[str], since: datetime, until: datetime) -> list[Change]:
+        return [c for c in self._s.changes.values()
+                if c.repo in repos and c.applied_at is not None and since <= c.applied_at <= until]
+
+    def find(self, repo: str | None, sha_prefix: str) -> list[Change]:
+        return [c for c in self._s.changes.values()
+                if c.sha.startswith(sha_prefix) and (repo is None or c.repo == repo)]
+
+    def head(self, repo: str) -> str | None:
+        return self._s.heads.get(repo)
+
+    def set_head(self, repo: str, sha: str, *, at: datetime) -> None:
+        self._s.heads[repo] = sha
+
+
+class _Rankings:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def get(self, incident_id: int) -> Ranking | None:
+        return self._s.rankings.get(incident_id)
+
+    def save(self, incident_id: int, ranking: Ranking) -> None:
+        self._s.rankings[incident_id] = ranking
+
+
+class _Actions:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def get(self, incident_id: int, kind: ActionKind, commit_sha: str) -> Action | None:
+        return next((a for a in self._s.actions.values()
+                     if (a.incident_id, a.kind, a.commit_sha) == (incident_id, kind, commit_sha)), None)
+
+    def add(self, action: Action) -> Action:
+        if self.get(action.incident_id, action.kind, action.commit_sha):
+            raise WriteConflict("action exists")
+        stored = action.model_copy(update={"id": self._s.new_id()})
+        self._s.actions[stored.id] = stored  # type: ignore[index]
+        return stored
+
+    def save(self, action: Action) -> None:
+        self._s.actions[action.id] = action  # type: ignore[index]
+
+    def for_incident(self, incident_id: int) -> list[Action]:
+        return [a for a in self._s.actions.values() if a.incident_id == incident_id]
+
+    def count_auto_since(self, playbook: str, since: datetime) -> int:
+        return sum(1 for a in self._s.actions.values()
+                   if a.auto and a.created_at >= since and a.state.value != "proposed"
+                   and self._s.incidents[a.incident_id].playbook == playbook)
+
+
 class _Tx:
     def __init__(self, state: _State) -> None:
         self.incidents = _Incidents(state)
         self.alerts = _Alerts(state)
         self.timeline = _Timeline(state)
+        self.changes = _Changes(state)
+        self.rankings = _Rankings(state)
+        self.actions = _Actions(state)
 
 
 class InMemoryStore:

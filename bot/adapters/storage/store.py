@@ -15,8 +15,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from bot.adapters.storage import tables as t
+from bot.adapters.storage.store_changes import (
+    SqlActionRepository,
+    SqlChangeRepository,
+    SqlRankingRepository,
+)
 from bot.domain.errors import StorageUnavailable, WriteConflict
-from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import ACTIVE_STATUSES, Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import AlertIdentity
 
 T = TypeVar("T")
@@ -84,10 +89,14 @@ class SqlIncidentRepository:
         row = self._conn.execute(_LATEST_INCIDENT, {"group_key": group_key}).mappings().first()
         return _incident(row) if row else None
 
-    def list(self, *, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
+    def list(
+        self, *, status: IncidentStatus | None = None, active: bool = False, limit: int = 100
+    ) -> list[Incident]:
         query = sa.select(t.incidents).order_by(t.incidents.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(t.incidents.c.status == status.value)
+        if active:
+            query = query.where(t.incidents.c.status.in_([s.value for s in ACTIVE_STATUSES]))
         return [_incident(row) for row in self._conn.execute(query).mappings()]
 
 
@@ -149,6 +158,9 @@ class SqlTransaction:
         self.incidents = SqlIncidentRepository(conn)
         self.alerts = SqlAlertRepository(conn)
         self.timeline = SqlTimelineRepository(conn)
+        self.changes = SqlChangeRepository(conn)
+        self.rankings = SqlRankingRepository(conn)
+        self.actions = SqlActionRepository(conn)
 
 
 class SqlStore:

@@ -102,7 +102,7 @@ timeline_events = sa.Table(
     sa.Index("ix_timeline_events_incident", "incident_id", "id"),
 )
 
-# The tables below are filled by the change log, ranking and actions.
+# The change log: first-parent commits of each watched branch.
 changes = sa.Table(
     "changes",
     metadata,
@@ -114,11 +114,34 @@ changes = sa.Table(
     sa.Column("committed_at", UtcDateTime, nullable=False),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("files", json_type(), nullable=False),
+    sa.Column("additions", sa.Integer, nullable=False),
+    sa.Column("deletions", sa.Integer, nullable=False),
     sa.Column("pr_number", sa.Integer),
+    sa.Column("image_bump", sa.Boolean, nullable=False),
+    # The best known applied time; the commit time while applied_source is commit_time.
     sa.Column("applied_at", UtcDateTime, nullable=False),
     sa.Column("applied_source", sa.String(40), nullable=False),
     sa.UniqueConstraint("repo", "sha", name="uq_changes_repo_sha"),
     sa.Index("ix_changes_repo_applied", "repo", "applied_at"),
+    sa.Index("ix_changes_sha", "sha"),
+)
+
+repo_heads = sa.Table(
+    "repo_heads",
+    metadata,
+    sa.Column("repo", sa.String(100), primary_key=True),
+    sa.Column("head_sha", sa.String(64), nullable=False),
+    sa.Column("refreshed_at", UtcDateTime, nullable=False),
+)
+
+rankings = sa.Table(
+    "rankings",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("confident", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("ranked_at", UtcDateTime),
 )
 
 suspects = sa.Table(
@@ -126,12 +149,16 @@ suspects = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
     sa.Column("repo", sa.String(100), nullable=False),
     sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("author", sa.String(300), nullable=False),
+    sa.Column("applied_at", UtcDateTime, nullable=False),
+    sa.Column("applied_source", sa.String(40), nullable=False),
     sa.Column("score", sa.Float, nullable=False),
-    sa.Column("rank", sa.Integer, nullable=False),
     sa.Column("reasons", json_type(), nullable=False),
-    sa.Column("ranked_at", UtcDateTime, nullable=False),
+    sa.Column("pr_number", sa.Integer),
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
 )
 
@@ -141,10 +168,13 @@ actions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
     sa.Column("kind", sa.String(40), nullable=False),
-    sa.Column("commit_sha", sa.String(64), nullable=False, default=""),
+    sa.Column("repo", sa.String(100), nullable=False),
+    sa.Column("commit_sha", sa.String(64), nullable=False),
     sa.Column("state", sa.String(40), nullable=False),
-    sa.Column("branch", sa.String(300)),
+    sa.Column("branch", sa.String(300), nullable=False),
     sa.Column("url", sa.Text),
+    sa.Column("auto", sa.Boolean, nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
     sa.Column("detail", json_type(), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),

@@ -1,4 +1,4 @@
-"""The initial schema: incidents, alerts, timeline events, changes, suspects, actions.
+"""The initial schema: incidents, alerts, timeline, changes, rankings, suspects, actions.
 
 Revision ID: 0001
 Revises:
@@ -82,24 +82,49 @@ def upgrade() -> None:
         sa.Column("committed_at", UtcDateTime, nullable=False),
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("files", json_type(), nullable=False),
+        sa.Column("additions", sa.Integer, nullable=False),
+        sa.Column("deletions", sa.Integer, nullable=False),
         sa.Column("pr_number", sa.Integer),
+        sa.Column("image_bump", sa.Boolean, nullable=False),
         sa.Column("applied_at", UtcDateTime, nullable=False),
         sa.Column("applied_source", sa.String(40), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_changes"),
         sa.UniqueConstraint("repo", "sha", name="uq_changes_repo_sha"),
     )
     op.create_index("ix_changes_repo_applied", "changes", ["repo", "applied_at"])
+    op.create_index("ix_changes_sha", "changes", ["sha"])
+    op.create_table(
+        "repo_heads",
+        sa.Column("repo", sa.String(100), nullable=False),
+        sa.Column("head_sha", sa.String(64), nullable=False),
+        sa.Column("refreshed_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("repo", name="pk_repo_heads"),
+    )
+    op.create_table(
+        "rankings",
+        sa.Column("incident_id", sa.Integer,
+                  sa.ForeignKey("incidents.id", name="fk_rankings_incident_id"), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("confident", sa.Boolean, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("ranked_at", UtcDateTime),
+        sa.PrimaryKeyConstraint("incident_id", name="pk_rankings"),
+    )
     op.create_table(
         "suspects",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("incident_id", sa.Integer,
                   sa.ForeignKey("incidents.id", name="fk_suspects_incident_id"), nullable=False),
+        sa.Column("rank", sa.Integer, nullable=False),
         sa.Column("repo", sa.String(100), nullable=False),
         sa.Column("sha", sa.String(64), nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("author", sa.String(300), nullable=False),
+        sa.Column("applied_at", UtcDateTime, nullable=False),
+        sa.Column("applied_source", sa.String(40), nullable=False),
         sa.Column("score", sa.Float, nullable=False),
-        sa.Column("rank", sa.Integer, nullable=False),
         sa.Column("reasons", json_type(), nullable=False),
-        sa.Column("ranked_at", UtcDateTime, nullable=False),
+        sa.Column("pr_number", sa.Integer),
         sa.PrimaryKeyConstraint("id", name="pk_suspects"),
         sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
     )
@@ -109,10 +134,13 @@ def upgrade() -> None:
         sa.Column("incident_id", sa.Integer,
                   sa.ForeignKey("incidents.id", name="fk_actions_incident_id"), nullable=False),
         sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("repo", sa.String(100), nullable=False),
         sa.Column("commit_sha", sa.String(64), nullable=False),
         sa.Column("state", sa.String(40), nullable=False),
-        sa.Column("branch", sa.String(300)),
+        sa.Column("branch", sa.String(300), nullable=False),
         sa.Column("url", sa.Text),
+        sa.Column("auto", sa.Boolean, nullable=False),
+        sa.Column("actor_id", sa.String(200), nullable=False),
         sa.Column("detail", json_type(), nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),
@@ -122,5 +150,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("actions", "suspects", "changes", "timeline_events", "alerts", "incidents"):
+    for table in ("actions", "suspects", "rankings", "repo_heads", "changes", "timeline_events",
+                  "alerts", "incidents"):
         op.drop_table(table)

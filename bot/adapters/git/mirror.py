@@ -1,0 +1,186 @@
+"""GitMirrors: a bare mirror per watched repository, reverts in temporary worktrees, pushes."""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from bot.adapters.git.parse import LOG_ARGS, parse_log
+from bot.adapters.git.runner import GitCommandError, GitRunner
+from bot.domain.errors import Conflict, NotFound, UpstreamError
+from bot.domain.ports import FetchedChanges, RevertResult
+
+log = structlog.get_logger(__name__)
+
+# Changed lines that mean a new image or version goes out (Kubernetes, Kustomize, Helm, Argo CD),
+# as a POSIX regex for git's pickaxe (-G).
+IMAGE_LINE = (r"^[[:space:]]*-?[[:space:]]*"
+              r"(image|newTag|tag|digest|version|appVersion|targetRevision)[[:space:]]*:")
+_BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    name: str
+    url: str
+    branch: str
+    runner: GitRunner
+
+
+class GitMirrors:
+    """Implements the GitRepos port with the git CLI. One lock per mirror, across threads and
+    processes (flock), so `serve` and a CLI rollback never fetch into the same mirror at once."""
+
+    def __init__(self, repos: Mapping[str, RepoSpec], *, mirror_dir: Path) -> None:
+        self._repos = dict(repos)
+        self._dir = mirror_dir
+        self._locks = {name: threading.Lock() for name in repos}
+
+    def _spec(self, repo: str) -> RepoSpec:
+        try:
+            return self._repos[repo]
+        except KeyError:
+            raise NotFound(f"no repository named {repo!r} in the config") from None
+
+    def path(self, repo: str) -> Path:
+        return self._dir / f"{repo}.git"
+
+    @contextmanager
+    def _locked(self, repo: str) -> Iterator[RepoSpec]:
+        spec = self._spec(repo)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        with self._locks[repo], (self._dir / f"{repo}.lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield spec
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _fetch(self, spec: RepoSpec) -> str:
+        """Create the mirror if need be, fetch the watched branch, return its tip."""
+        mirror = self.path(spec.name)
+        if not (mirror / "HEAD").exists():
+            shutil.rmtree(mirror, ignore_errors=True)
+            spec.runner.run(["init", "--bare", "--quiet", str(mirror)])
+            spec.runner.run(["config", "remote.origin.url", spec.url], cwd=mirror)
+        ref = f"refs/remotes/origin/{spec.branch}"
+        spec.runner.run(["fetch", "--quiet", "--no-tags", "--prune", "origin",
+                         f"+refs/heads/{spec.branch}:{ref}"], cwd=mirror)
+        return spec.runner.text(["rev-parse", ref], cwd=mirror)
+
+    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
+        with self._locked(repo) as spec:
+            mirror = self.path(repo)
+            head = self._fetch(spec)
+            if since_sha == head:
+                return FetchedChanges(head=head, changes=())
+            complete = True
+            if since_sha and self._is_ancestor(spec, since_sha, head):
+                selection = [f"{since_sha}..{head}"]
+            else:
+                # A new mirror, or history rewritten by a force-push: read the import window only.
+                complete = since_sha is None
+                selection = [head, f"--since={not_before.isoformat()}"]
+            bumps = spec.runner.text(["log", "--first-parent", "--diff-merges=first-parent",
+                                      "--format=%H", f"-G{IMAGE_LINE}", *selection], cwd=mirror)
+            output = spec.runner.run(["log", *LOG_ARGS, *selection], cwd=mirror).stdout
+            changes = parse_log(output, repo=repo, image_bumps=set(bumps.split()))
+            log.info("git.refreshed", repo=repo, head=head[:12], new=len(changes))
+            return FetchedChanges(head=head, changes=tuple(changes), complete=complete)
+
+    def _is_ancestor(self, spec: RepoSpec, older: str, newer: str) -> bool:
+        done = spec.runner.run(["merge-base", "--is-ancestor", older, newer],
+                               cwd=self.path(spec.name), check=False)
+        return done.returncode == 0
+
+    def remote_branch(self, repo: str, branch: str) -> str | None:
+        spec = self._spec(repo)
+        _check_branch(branch)
+        mirror = self.path(repo)
+        cwd = mirror if mirror.exists() else None
+        target = "origin" if cwd else spec.url
+        listed = spec.runner.text(["ls-remote", "--heads", target, f"refs/heads/{branch}"], cwd=cwd)
+        return listed.split()[0] if listed else None
+
+    def push_revert(self, repo: str, *, sha: str, branch: str, message: str) -> RevertResult:
+        _check_branch(branch)
+        with self._locked(repo) as spec:
+            self._fetch(spec)
+            existing = self.remote_branch(repo, branch)
+            if existing:
+                return RevertResult(branch=branch, pushed_sha=existing, adopted=True)
+            mirror = self.path(repo)
+            parents = spec.runner.text(["rev-list", "--parents", "-n", "1", sha], cwd=mirror).split()[1:]
+            with self._worktree(spec) as tree:
+                mainline = ["-m", "1"] if len(parents) > 1 else []
+                done = spec.runner.run(["revert", "--no-commit", *mainline, sha], cwd=tree, check=False)
+                if done.returncode != 0:
+                    conflicts = spec.runner.text(["diff", "--name-only", "--diff-filter=U"], cwd=tree)
+                    if not conflicts:
+                        raise GitCommandError(f"git revert of {sha[:7]} failed: "
+                                              f"{spec.runner.scrub(done.stderr.decode()).strip()[:300]}")
+                    spec.runner.run(["revert", "--abort"], cwd=tree, check=False)
+                    return RevertResult(branch=branch, pushed_sha=None,
+                                        conflicts=tuple(conflicts.splitlines()))
+                if not spec.runner.text(["diff", "--cached", "--name-only"], cwd=tree):
+                    raise Conflict(f"reverting {sha[:7]} changes nothing on {spec.branch}: "
+                                   "it may already be reverted")
+                spec.runner.run(["commit", "--quiet", "--no-verify", "-m", message], cwd=tree)
+                new_sha = spec.runner.text(["rev-parse", "HEAD"], cwd=tree)
+                self._push(spec, tree, f"HEAD:refs/heads/{branch}", branch)
+            return RevertResult(branch=branch, pushed_sha=new_sha)
+
+    def push_branch(self, repo: str, *, branch: str) -> str:
+        _check_branch(branch)
+        with self._locked(repo) as spec:
+            head = self._fetch(spec)
+            existing = self.remote_branch(repo, branch)
+            if existing:
+                return existing
+            self._push(spec, self.path(repo), f"{head}:refs/heads/{branch}", branch)
+            return head
+
+    def _push(self, spec: RepoSpec, cwd: Path, refspec: str, branch: str) -> None:
+        try:
+            spec.runner.run(["push", "--quiet", "--porcelain", "origin", refspec], cwd=cwd)
+        except GitCommandError as exc:
+            raise UpstreamError(f"the remote of {spec.name} refused branch {branch}: "
+                                f"{_remote_reason(exc.stderr)}") from exc
+
+    @contextmanager
+    def _worktree(self, spec: RepoSpec) -> Iterator[Path]:
+        mirror = self.path(spec.name)
+        tree = Path(tempfile.mkdtemp(prefix=f"backout-{spec.name}-"))
+        spec.runner.run(["worktree", "add", "--quiet", "--detach", str(tree),
+                         f"refs/remotes/origin/{spec.branch}"], cwd=mirror)
+        try:
+            yield tree
+        finally:
+            spec.runner.run(["worktree", "remove", "--force", str(tree)], cwd=mirror, check=False)
+            shutil.rmtree(tree, ignore_errors=True)
+            spec.runner.run(["worktree", "prune"], cwd=mirror, check=False)
+
+
+def _check_branch(branch: str) -> None:
+    if not _BRANCH.match(branch) or ".." in branch or branch.endswith((".lock", "/")):
+        raise UpstreamError(f"not a safe branch name: {branch!r}")
+
+
+def _remote_reason(stderr: str) -> str:
+    """The remote's own words (hook output, protection rules), without git's noise."""
+    lines = [line.removeprefix("remote: ").strip() for line in stderr.splitlines()
+             if line.startswith("remote:") and line.removeprefix("remote:").strip()]
+    if lines:
+        return " / ".join(lines)[:300]
+    return next((line for line in stderr.splitlines() if "rejected" in line or "error" in line),
+                stderr[:300] or "no reason given")

@@ -1,0 +1,155 @@
+"""Repositories for the change log, rankings and actions (the storage port, continued)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from bot.adapters.storage import tables as t
+from bot.domain.actions import Action, ActionKind
+from bot.domain.changes import Change
+from bot.domain.suspects import Ranking, RankingStatus, Suspect
+
+_CHANGE_FIELDS = {c.name for c in t.changes.columns if c.name != "id"}
+_ACTION_FIELDS = {c.name for c in t.actions.columns if c.name != "id"}
+_SUSPECT_FIELDS = {c.name for c in t.suspects.columns if c.name not in {"id", "incident_id", "rank"}}
+
+_APPLIED_BETWEEN = (
+    sa.select(t.changes)
+    .where(
+        t.changes.c.repo.in_(bindparam("repos", expanding=True)),
+        t.changes.c.applied_at >= bindparam("since"),
+        t.changes.c.applied_at <= bindparam("until"),
+    )
+    .order_by(t.changes.c.applied_at.desc())
+)
+
+
+class SqlChangeRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add_many(self, changes: Sequence[Change]) -> int:
+        if not changes:
+            return 0
+        insert = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(t.changes).on_conflict_do_nothing(index_elements=["repo", "sha"])
+        rows = [_change_values(change) for change in changes]
+        result = self._conn.execute(statement, rows)
+        return max(result.rowcount, 0) if result.rowcount is not None else len(rows)
+
+    def applied_between(self, repos: Sequence[str], since: datetime, until: datetime) -> list[Change]:
+        if not repos:
+            return []
+        rows = self._conn.execute(
+            _APPLIED_BETWEEN, {"repos": list(repos), "since": since, "until": until}
+        ).mappings()
+        return [_change(row) for row in rows]
+
+    def find(self, repo: str | None, sha_prefix: str) -> list[Change]:
+        query = sa.select(t.changes).where(t.changes.c.sha.startswith(sha_prefix, autoescape=True))
+        if repo is not None:
+            query = query.where(t.changes.c.repo == repo)
+        return [_change(row) for row in self._conn.execute(query.limit(20)).mappings()]
+
+    def head(self, repo: str) -> str | None:
+        value = self._conn.execute(
+            sa.select(t.repo_heads.c.head_sha).where(t.repo_heads.c.repo == repo)
+        ).scalar()
+        return str(value) if value is not None else None
+
+    def set_head(self, repo: str, sha: str, *, at: datetime) -> None:
+        updated = self._conn.execute(
+            t.repo_heads.update().where(t.repo_heads.c.repo == repo).values(head_sha=sha, refreshed_at=at)
+        )
+        if updated.rowcount == 0:
+            self._conn.execute(t.repo_heads.insert().values(repo=repo, head_sha=sha, refreshed_at=at))
+
+
+class SqlRankingRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, incident_id: int) -> Ranking | None:
+        row = self._conn.execute(
+            sa.select(t.rankings).where(t.rankings.c.incident_id == incident_id)
+        ).mappings().first()
+        if row is None:
+            return None
+        suspects = self._conn.execute(
+            sa.select(t.suspects).where(t.suspects.c.incident_id == incident_id).order_by(t.suspects.c.rank)
+        ).mappings()
+        return Ranking(
+            status=RankingStatus(row["status"]), confident=row["confident"], reason=row["reason"],
+            ranked_at=row["ranked_at"],
+            suspects=tuple(Suspect.model_validate({k: s[k] for k in _SUSPECT_FIELDS}) for s in suspects),
+        )
+
+    def save(self, incident_id: int, ranking: Ranking) -> None:
+        self._conn.execute(t.suspects.delete().where(t.suspects.c.incident_id == incident_id))
+        self._conn.execute(t.rankings.delete().where(t.rankings.c.incident_id == incident_id))
+        self._conn.execute(t.rankings.insert().values(
+            incident_id=incident_id, status=ranking.status.value, confident=ranking.confident,
+            reason=ranking.reason, ranked_at=ranking.ranked_at,
+        ))
+        if ranking.suspects:
+            self._conn.execute(t.suspects.insert(), [
+                {**suspect.model_dump(mode="python"), "incident_id": incident_id, "rank": rank,
+                 "reasons": list(suspect.reasons)}
+                for rank, suspect in enumerate(ranking.suspects, start=1)
+            ])
+
+
+class SqlActionRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, incident_id: int, kind: ActionKind, commit_sha: str) -> Action | None:
+        row = self._conn.execute(sa.select(t.actions).where(
+            t.actions.c.incident_id == incident_id, t.actions.c.kind == kind.value,
+            t.actions.c.commit_sha == commit_sha,
+        )).mappings().first()
+        return Action.model_validate(dict(row)) if row else None
+
+    def add(self, action: Action) -> Action:
+        values = action.model_dump(mode="python", include=_ACTION_FIELDS)
+        new_id = self._conn.execute(t.actions.insert().values(**values)).inserted_primary_key
+        assert new_id is not None
+        return action.model_copy(update={"id": new_id[0]})
+
+    def save(self, action: Action) -> None:
+        values = action.model_dump(mode="python", include=_ACTION_FIELDS)
+        self._conn.execute(t.actions.update().where(t.actions.c.id == action.id).values(**values))
+
+    def for_incident(self, incident_id: int) -> list[Action]:
+        rows = self._conn.execute(
+            sa.select(t.actions).where(t.actions.c.incident_id == incident_id).order_by(t.actions.c.id)
+        ).mappings()
+        return [Action.model_validate(dict(row)) for row in rows]
+
+    def count_auto_since(self, playbook: str, since: datetime) -> int:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(t.actions.join(t.incidents, t.actions.c.incident_id == t.incidents.c.id))
+            .where(t.actions.c.auto.is_(True), t.incidents.c.playbook == playbook,
+                   t.actions.c.created_at >= since, t.actions.c.state != "proposed")
+        )
+        return int(self._conn.execute(query).scalar_one())
+
+
+def _change_values(change: Change) -> dict[str, Any]:
+    values = change.model_dump(mode="python", include=_CHANGE_FIELDS)
+    values["files"] = [file.model_dump(mode="json", exclude_none=True) for file in change.files]
+    values["parents"] = list(change.parents)
+    values["applied_at"] = change.applied_at or change.committed_at
+    return values
+
+
+def _change(row: Any) -> Change:
+    return Change.model_validate({key: value for key, value in row.items() if key != "id"})

@@ -1,0 +1,65 @@
+"""Actions: a revert branch or an incident branch, idempotent on (incident, kind, commit)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.domain.models import format_incident_ref
+
+
+class ActionKind(StrEnum):
+    REVERT = "revert"
+    INCIDENT_BRANCH = "incident_branch"
+
+
+class ActionState(StrEnum):
+    PROPOSED = "proposed"      # shown to people, nothing made yet
+    STARTED = "started"        # recorded before any outside call: a crash leaves this behind
+    PUSHED = "pushed"          # the branch exists on the remote
+    CONFLICTED = "conflicted"  # the revert did not apply; an incident branch was made instead
+    FAILED = "failed"          # the outside call failed; it can be tried again
+
+
+FINISHED = frozenset({ActionState.PUSHED, ActionState.CONFLICTED})
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int | None = None
+    incident_id: int
+    kind: ActionKind
+    repo: str
+    commit_sha: str = ""  # the reverted commit; empty for an incident branch
+    state: ActionState
+    branch: str
+    url: str | None = None
+    auto: bool = False
+    actor_id: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+def revert_branch(incident_id: int, sha: str) -> str:
+    """`backout/INC-7/revert-abc1234`: deterministic, so a retry finds what a crash left."""
+    return f"backout/{format_incident_ref(incident_id)}/revert-{sha[:7]}"
+
+
+def incident_branch(incident_id: int) -> str:
+    """`backout/INC-7/incident` (git cannot hold both `backout/INC-7` and refs below it)."""
+    return f"backout/{format_incident_ref(incident_id)}/incident"
+
+
+def revert_message(*, incident_ref: str, incident_title: str, sha: str, subject: str) -> str:
+    """The revert commit's message: names the incident and the reverted commit, with trailers."""
+    return (
+        f'Revert "{subject}"\n\n'
+        f"This reverts commit {sha} for {incident_ref}: {incident_title}\n\n"
+        f"Backout-Incident: {incident_ref}\n"
+        f"Backout-Reverts: {sha}\n"
+    )

@@ -1,0 +1,227 @@
+"""Acting: revert branches and incident branches, idempotent, recorded before and after."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain.actions import (
+    FINISHED,
+    Action,
+    ActionKind,
+    ActionState,
+    incident_branch,
+    revert_branch,
+    revert_message,
+)
+from bot.domain.changes import Change
+from bot.domain.errors import BackoutError, Conflict, InvalidInput, NotFound
+from bot.domain.models import Actor, Incident
+from bot.domain.playbooks import ActionMode, Playbook
+from bot.domain.ports import GitRepos, Notifier, Store, Transaction
+from bot.domain.suspects import Ranking
+from bot.domain.timeline import EventKind, event
+from bot.services import notify
+from bot.services.incidents import require
+
+_SHA = re.compile(r"^[0-9a-f]{4,64}$")
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: Action
+    message: str
+    branch_action: Action | None = None  # the incident branch made when the revert conflicted
+
+
+def choose_commit(
+    *, store: Store, playbook: Playbook | None, incident_id: int, sha: str | None
+) -> Change:
+    """The commit to revert: the given sha (a unique prefix will do), else the top suspect."""
+
+    def work(tx: Transaction) -> Change:
+        require(tx, incident_id)
+        if sha is None:
+            ranking = tx.rankings.get(incident_id)
+            if ranking is None or not ranking.suspects:
+                raise Conflict(f"INC-{incident_id} has no suspect to roll back; name a commit "
+                               "with --commit")
+            top = ranking.suspects[0]
+            found = tx.changes.find(top.repo, top.sha)
+        else:
+            if not _SHA.match(sha.lower()):
+                raise InvalidInput(f"not a commit sha: {sha[:40]!r}")
+            repos = [entry.repo for entry in playbook.repos] if playbook else []
+            found = [c for c in tx.changes.find(None, sha.lower()) if not repos or c.repo in repos]
+        if not found:
+            raise NotFound(f"no known change {sha or 'for the top suspect'} in the watched repositories")
+        if len(found) > 1:
+            raise InvalidInput(f"{sha} is ambiguous: {', '.join(c.short for c in found)}")
+        return found[0]
+
+    return store.run(work)
+
+
+def rollback(
+    *,
+    store: Store,
+    git: GitRepos,
+    notifier: Notifier,
+    incident_id: int,
+    change: Change,
+    actor: Actor,
+    actor_id: str,
+    now: datetime,
+    auto: bool = False,
+) -> ActionResult:
+    """Push `backout/INC-n/revert-<sha7>` with a real `git revert`; on a conflict, push the
+    incident branch instead. Recorded as `started` before the push, so a crash in between is
+    finished by the next attempt, which adopts the branch it finds."""
+    branch = revert_branch(incident_id, change.sha)
+    started = _start(store, incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo,
+                     sha=change.sha, branch=branch, actor=actor, actor_id=actor_id, now=now, auto=auto)
+    if started.state in FINISHED:
+        return ActionResult(started, f"already done: {started.state.value} {started.branch}")
+    incident = store.run(lambda tx: require(tx, incident_id))
+    try:
+        result = git.push_revert(change.repo, sha=change.sha, branch=branch, message=revert_message(
+            incident_ref=incident.ref, incident_title=incident.title, sha=change.sha,
+            subject=change.subject))
+    except BackoutError as exc:
+        failed = _finish(store, started, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
+                         text=f"Revert of {change.short} failed: {exc}. Run the rollback again to retry.",
+                         detail={"error": str(exc)})
+        notify.action_update(notifier=notifier, incident=incident, action=failed, text=str(exc))
+        raise
+    if result.conflicts:
+        files = ", ".join(result.conflicts)
+        conflicted = _finish(
+            store, started, state=ActionState.CONFLICTED, now=now, kind=EventKind.REVERT_CONFLICTED,
+            text=(f"Reverting {change.short} conflicts with later changes in {files}; nothing was "
+                  f"pushed. Opening incident branch {incident_branch(incident_id)} to work on."),
+            detail={"conflicts": list(result.conflicts)})
+        branch_action = open_incident_branch(store=store, git=git, notifier=notifier,
+                                             incident_id=incident_id, repo=change.repo, actor=actor,
+                                             actor_id=actor_id, now=now)
+        notify.action_update(notifier=notifier, incident=incident, action=conflicted,
+                             text=f"conflicts in {files}")
+        return ActionResult(conflicted, f"revert conflicts in {files}; incident branch "
+                                        f"{branch_action.branch} pushed", branch_action)
+    how = "found already pushed (adopted)" if result.adopted else "pushed"
+    pushed = _finish(
+        store, started, state=ActionState.PUSHED, now=now, kind=EventKind.REVERT_PUSHED,
+        text=f"Revert of {change.short} ({change.subject[:80]}) {how} as branch {branch}",
+        detail={"pushed_sha": result.pushed_sha, "adopted": result.adopted})
+    notify.action_update(notifier=notifier, incident=incident, action=pushed, text=how)
+    return ActionResult(pushed, f"revert branch {branch} {how} ({(result.pushed_sha or '')[:12]})")
+
+
+def open_incident_branch(
+    *, store: Store, git: GitRepos, notifier: Notifier, incident_id: int, repo: str, actor: Actor,
+    actor_id: str, now: datetime,
+) -> Action:
+    """Cut `backout/INC-n/incident` from the watched branch (or adopt it)."""
+    branch = incident_branch(incident_id)
+    started = _start(store, incident_id=incident_id, kind=ActionKind.INCIDENT_BRANCH, repo=repo, sha="",
+                     branch=branch, actor=actor, actor_id=actor_id, now=now, auto=False)
+    if started.state in FINISHED:
+        return started
+    try:
+        tip = git.push_branch(repo, branch=branch)
+    except BackoutError as exc:
+        _finish(store, started, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
+                text=f"Incident branch {branch} failed: {exc}", detail={"error": str(exc)})
+        raise
+    return _finish(store, started, state=ActionState.PUSHED, now=now, kind=EventKind.BRANCH_PUSHED,
+                   text=f"Incident branch {branch} pushed at {tip[:12]}", detail={"pushed_sha": tip})
+
+
+def apply_open_policy(
+    *, store: Store, git: GitRepos, notifier: Notifier, playbook: Playbook, incident_id: int,
+    ranking: Ranking, now: datetime,
+) -> Action | None:
+    """The playbook's `actions.on_open`: off, propose (record the revert), or open_pr (make it)."""
+    mode = playbook.actions.on_open
+    top = ranking.top
+    threshold = playbook.actions.min_confidence
+    if threshold is None:
+        threshold = playbook.suspects.min_confidence
+    if mode is ActionMode.OFF or top is None or top.score < threshold:
+        return None
+    change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=None)
+    if mode is ActionMode.PROPOSE:
+        return _propose(store, incident_id=incident_id, change=change, score=top.score, now=now)
+    recent = store.run(lambda tx: tx.actions.count_auto_since(playbook.name, now - timedelta(hours=1)))
+    if recent >= playbook.actions.max_per_hour:
+        store.run(lambda tx: tx.timeline.append(event(
+            incident_id=incident_id, at=now, kind=EventKind.ACTION_SKIPPED, actor=Actor.BACKOUT,
+            text=(f"Automatic revert of {change.short} skipped: {recent} automatic actions for "
+                  f"playbook {playbook.name} in the last hour (at most "
+                  f"{playbook.actions.max_per_hour}). Roll back by hand if needed."))))
+        return _propose(store, incident_id=incident_id, change=change, score=top.score, now=now)
+    try:
+        return rollback(store=store, git=git, notifier=notifier, incident_id=incident_id, change=change,
+                        actor=Actor.BACKOUT, actor_id="policy:open_pr", now=now, auto=True).action
+    except BackoutError:
+        return None  # recorded on the timeline as action.failed; people can retry
+
+
+def _propose(store: Store, *, incident_id: int, change: Change, score: float, now: datetime) -> Action:
+    def work(tx: Transaction) -> Action:
+        existing = tx.actions.get(incident_id, ActionKind.REVERT, change.sha)
+        if existing is not None:
+            return existing
+        action = tx.actions.add(Action(
+            incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo, commit_sha=change.sha,
+            state=ActionState.PROPOSED, branch=revert_branch(incident_id, change.sha), auto=True,
+            actor_id="policy:propose", created_at=now, updated_at=now))
+        tx.timeline.append(event(
+            incident_id=incident_id, at=now, kind=EventKind.ACTION_PROPOSED, actor=Actor.BACKOUT,
+            text=(f"Proposed: revert {change.short} ({change.subject[:80]}), score {score:.2f}. "
+                  f"Run `backout rollback INC-{incident_id}` to make it."),
+            data={"sha": change.sha, "repo": change.repo}))
+        return action
+
+    return store.run(work)
+
+
+def _start(store: Store, *, incident_id: int, kind: ActionKind, repo: str, sha: str, branch: str,
+           actor: Actor, actor_id: str, now: datetime, auto: bool) -> Action:
+    """Record the action as started (or return it if already finished), with a timeline event."""
+
+    def work(tx: Transaction) -> Action:
+        incident: Incident = require(tx, incident_id)
+        existing = tx.actions.get(incident_id, kind, sha)
+        if existing is not None and existing.state in FINISHED:
+            return existing
+        if existing is None:
+            action = tx.actions.add(Action(
+                incident_id=incident_id, kind=kind, repo=repo, commit_sha=sha, state=ActionState.STARTED,
+                branch=branch, auto=auto, actor_id=actor_id, created_at=now, updated_at=now))
+        else:
+            action = existing.model_copy(update={"state": ActionState.STARTED, "updated_at": now,
+                                                 "actor_id": actor_id or existing.actor_id})
+            tx.actions.save(action)
+        what = f"revert of {sha[:7]}" if kind is ActionKind.REVERT else "incident branch"
+        tx.timeline.append(event(
+            incident_id=incident.id or incident_id, at=now, kind=EventKind.ACTION_STARTED, actor=actor,
+            actor_id=actor_id, text=f"Started the {what} on {repo} as {branch}",
+            data={"kind": kind.value, "sha": sha, "branch": branch}))
+        return action
+
+    return store.run(work)
+
+
+def _finish(store: Store, action: Action, *, state: ActionState, now: datetime, kind: EventKind,
+            text: str, detail: dict[str, object]) -> Action:
+    finished = action.model_copy(update={"state": state, "updated_at": now,
+                                         "detail": {**action.detail, **detail}})
+
+    def work(tx: Transaction) -> Action:
+        tx.actions.save(finished)
+        tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=kind, actor=Actor.BACKOUT,
+                                 text=text, data={"branch": action.branch, **detail}))
+        return finished
+
+    return store.run(work)

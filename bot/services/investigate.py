@@ -1,0 +1,133 @@
+"""Investigate: refresh the change log, rank suspects, apply the playbook's policy, tell people."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from bot.domain.models import Actor, Incident
+from bot.domain.playbooks import Playbook
+from bot.domain.ports import GitRepos, Notifier, Store, Transaction
+from bot.domain.suspects import Ranking, rank_changes
+from bot.domain.timeline import EventKind, event
+from bot.services import notify
+from bot.services.act import apply_open_policy
+from bot.services.changelog import refresh_changes
+from bot.services.incidents import get_incident, get_ranking, require
+
+
+def playbook_for(incident: Incident, playbooks: Sequence[Playbook]) -> Playbook | None:
+    return next((p for p in playbooks if p.name == incident.playbook), None)
+
+
+def rank_incident(
+    *, store: Store, playbooks: Sequence[Playbook], incident_id: int, now: datetime
+) -> Ranking:
+    """Rank the changes in the incident's window and store the result; a changed answer is
+    recorded on the timeline."""
+
+    def work(tx: Transaction) -> Ranking:
+        incident = require(tx, incident_id)
+        playbook = playbook_for(incident, playbooks)
+        changes = []
+        if playbook is not None and playbook.repos:
+            policy = playbook.suspects
+            changes = tx.changes.applied_between(
+                [entry.repo for entry in playbook.repos],
+                incident.started_at - policy.lookback - policy.sync_delay,
+                incident.started_at,
+            )
+        ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
+                               started_at=incident.started_at, now=now)
+        previous = tx.rankings.get(incident_id)
+        tx.rankings.save(incident_id, ranking)
+        if previous is None or _answer(previous) != _answer(ranking):
+            top = [f"{s.short} {s.score:.2f} {s.subject[:80]}" for s in ranking.suspects[:3]]
+            tx.timeline.append(event(
+                incident_id=incident_id, at=now, kind=EventKind.SUSPECTS_RANKED, actor=Actor.BACKOUT,
+                text=ranking.reason + ("" if not top else " Top: " + "; ".join(top)),
+                data={"confident": ranking.confident, "considered": len(changes),
+                      "suspects": [{"sha": s.sha, "score": s.score} for s in ranking.suspects[:5]]},
+            ))
+        return ranking
+
+    return store.run(work)
+
+
+def _answer(ranking: Ranking) -> tuple[bool, tuple[str, ...]]:
+    return ranking.confident, tuple(s.sha for s in ranking.suspects[:3])
+
+
+def investigate(
+    *,
+    store: Store,
+    git: GitRepos,
+    notifier: Notifier,
+    playbooks: Sequence[Playbook],
+    incident_id: int,
+    now: datetime,
+    import_window: timedelta,
+) -> Ranking:
+    """What runs when an incident opens: refresh its repositories, rank, act, announce."""
+    incident = get_incident(store=store, incident_id=incident_id).incident
+    playbook = playbook_for(incident, playbooks)
+    repos = [entry.repo for entry in playbook.repos] if playbook else []
+    report = refresh_changes(store=store, git=git, repos=repos, now=now, import_window=import_window)
+    if report.failed:
+        _record_refresh_failure(store, incident_id, report.failed, now)
+    ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now)
+    if playbook is not None:
+        apply_open_policy(store=store, git=git, notifier=notifier, playbook=playbook,
+                          incident_id=incident_id, ranking=ranking, now=now)
+    notify.incident_update(store=store, notifier=notifier, incident_id=incident_id,
+                           kind="incident.opened")
+    return ranking
+
+
+def rerank_open_incidents(
+    *, store: Store, notifier: Notifier, playbooks: Sequence[Playbook], repos: Sequence[str],
+    now: datetime,
+) -> int:
+    """After new changes arrived: rank again every active incident whose playbook watches them."""
+    count = 0
+    for incident in store.run(lambda tx: tx.incidents.list(active=True, limit=1000)):
+        playbook = playbook_for(incident, playbooks)
+        if playbook is None or not {e.repo for e in playbook.repos} & set(repos) or incident.id is None:
+            continue
+        before = get_ranking(store=store, incident_id=incident.id)
+        after = rank_incident(store=store, playbooks=playbooks, incident_id=incident.id, now=now)
+        count += 1
+        if _answer(before) != _answer(after):
+            notify.incident_update(store=store, notifier=notifier, incident_id=incident.id,
+                                   kind="suspects.changed")
+    return count
+
+
+def _record_refresh_failure(store: Store, incident_id: int, failed: dict[str, str],
+                            now: datetime) -> None:
+    text = "; ".join(f"{repo}: {reason}" for repo, reason in failed.items())
+    store.run(lambda tx: tx.timeline.append(event(
+        incident_id=incident_id, at=now, kind=EventKind.CHANGES_REFRESH_FAILED, actor=Actor.BACKOUT,
+        text=f"Could not refresh the change log ({text}); ranked with the changes known so far.",
+        data={"failed": failed},
+    )))
+
+
+def follow_up(
+    *,
+    store: Store,
+    git: GitRepos,
+    notifier: Notifier,
+    playbooks: Sequence[Playbook],
+    opened: Sequence[int],
+    resolved: Sequence[int],
+    now: datetime,
+    import_window: timedelta,
+) -> None:
+    """After a delivery is stored: investigate what it opened, announce what it resolved."""
+    for incident_id in opened:
+        investigate(store=store, git=git, notifier=notifier, playbooks=playbooks,
+                    incident_id=incident_id, now=now, import_window=import_window)
+    for incident_id in resolved:
+        notify.incident_update(store=store, notifier=notifier, incident_id=incident_id,
+                               kind="incident.resolved")

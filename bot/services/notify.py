@@ -1,0 +1,64 @@
+"""What people are told, built once for every chat: the console now, Slack later."""
+
+from __future__ import annotations
+
+from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.models import AlertStatus, Incident
+from bot.domain.ports import Notice, Notifier, Store
+from bot.services.incidents import IncidentView, get_incident
+
+MAX_ALERTS = 5
+MAX_SUSPECTS = 3
+
+
+def incident_lines(view: IncidentView) -> tuple[str, ...]:
+    """The incident as a person should see it: what fires, the suspects and why, the actions."""
+    incident = view.incident
+    lines = [f"{incident.status.value} · severity {incident.severity.value} · service {incident.service}"]
+    firing = [a for a in view.alerts if a.status is AlertStatus.FIRING]
+    lines.append(f"Alerts: {len(firing)} firing of {len(view.alerts)}")
+    for alert in firing[:MAX_ALERTS]:
+        summary = alert.annotations.get("summary", "")
+        instance = alert.labels.get("instance", "")
+        lines.append(f"  • {alert.name}{f' ({instance})' if instance else ''}"
+                     f"{f': {summary}' if summary else ''}")
+    if len(firing) > MAX_ALERTS:
+        lines.append(f"  … and {len(firing) - MAX_ALERTS} more")
+    ranking = view.ranking
+    verdict = "" if ranking.status.value == "pending" else (" (confident)" if ranking.confident
+                                                             else " (no confident suspect)")
+    lines.append(f"Suspects{verdict}: {ranking.reason}")
+    for number, suspect in enumerate(ranking.suspects[:MAX_SUSPECTS], start=1):
+        pr = f" (#{suspect.pr_number})" if suspect.pr_number else ""
+        lines.append(f"  {number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
+                     f"— score {suspect.score:.2f}")
+        lines.extend(f"       - {reason}" for reason in suspect.reasons)
+    for action in view.actions:
+        lines.append(f"Action: {describe_action(action)}")
+    return tuple(lines)
+
+
+def describe_action(action: Action) -> str:
+    what = (f"revert {action.commit_sha[:7]}" if action.kind is ActionKind.REVERT
+            else "incident branch")
+    state = {
+        ActionState.PROPOSED: f"proposed (branch {action.branch} when made)",
+        ActionState.STARTED: f"under way on {action.branch}",
+        ActionState.PUSHED: f"pushed as {action.branch}",
+        ActionState.CONFLICTED: "conflicted in " + ", ".join(action.detail.get("conflicts", [])),
+        ActionState.FAILED: f"failed: {action.detail.get('error', 'see the timeline')}; retry it",
+    }[action.state]
+    return f"{what} on {action.repo}: {state}"
+
+
+def incident_update(*, store: Store, notifier: Notifier, incident_id: int, kind: str) -> None:
+    """Tell people the incident's current state (opened, suspects changed, resolved)."""
+    view = get_incident(store=store, incident_id=incident_id)
+    notifier.notify(Notice(incident_id=incident_id, kind=kind,
+                           title=f"{view.incident.ref} {view.incident.title}",
+                           lines=incident_lines(view)))
+
+
+def action_update(*, notifier: Notifier, incident: Incident, action: Action, text: str) -> None:
+    notifier.notify(Notice(incident_id=action.incident_id, kind=f"action.{action.state.value}",
+                           title=f"{incident.ref} {describe_action(action)}", lines=(text,)))

@@ -1,0 +1,66 @@
+"""Fakes for the GitRepos port and for running background work inline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bot.domain.changes import Change
+from bot.domain.errors import UpstreamError
+from bot.domain.ports import FetchedChanges, RevertResult
+
+T = TypeVar("T")
+
+
+class FakeGit:
+    """Repositories in memory: `changes` per repo, newest first; pushes are recorded."""
+
+    def __init__(self, changes: dict[str, list[Change]] | None = None) -> None:
+        self.changes = changes or {}
+        self.branches: dict[tuple[str, str], str] = {}
+        self.conflicts: tuple[str, ...] = ()
+        self.unreachable: set[str] = set()
+        self.refreshes = 0
+
+    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
+        self.refreshes += 1
+        if repo in self.unreachable:
+            raise UpstreamError(f"git fetch failed: could not read from {repo}")
+        changes = self.changes.get(repo, [])
+        head = changes[0].sha if changes else "0" * 40
+        new = []
+        for change in changes:
+            if change.sha == since_sha:
+                break
+            new.append(change)
+        return FetchedChanges(head=head, changes=tuple(new))
+
+    def remote_branch(self, repo: str, branch: str) -> str | None:
+        return self.branches.get((repo, branch))
+
+    def push_revert(self, repo: str, *, sha: str, branch: str, message: str) -> RevertResult:
+        if repo in self.unreachable:
+            raise UpstreamError(f"git push failed: could not read from {repo}")
+        if (repo, branch) in self.branches:
+            return RevertResult(branch=branch, pushed_sha=self.branches[(repo, branch)], adopted=True)
+        if self.conflicts:
+            return RevertResult(branch=branch, pushed_sha=None, conflicts=self.conflicts)
+        self.branches[(repo, branch)] = "f" * 40
+        return RevertResult(branch=branch, pushed_sha="f" * 40)
+
+    def push_branch(self, repo: str, *, branch: str) -> str:
+        return self.branches.setdefault((repo, branch), "e" * 40)
+
+
+class InlineExecutor(Executor):
+    """Runs submitted work at once, so tests see background results without waiting."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # the caller inspects the future
+            future.set_exception(exc)
+        return future
