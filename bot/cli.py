@@ -14,12 +14,20 @@ import typer
 
 from bot import bootstrap
 from bot.config import ConfigError, Settings, find_config_file, load_playbooks, load_settings, serve_problems
+from bot.domain.actions import revert_branch
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.entrypoints.http import ExportFormat
 from bot.replay import post_payloads
+from bot.services import act as act_service
 from bot.services import incidents as incident_service
-from bot.services.presenters import incident_dict, incident_view_dict
-from bot.services.text import render_incident, render_incident_list
+from bot.services.act import choose_commit
+from bot.services.changelog import refresh_changes
+from bot.services.export import build_export, render_markdown
+from bot.services.investigate import playbook_for
+from bot.services.notify import incident_lines
+from bot.services.presenters import incident_dict, incident_view_dict, ranking_dict
+from bot.services.text import render_incident, render_incident_list, safe, when
 
 app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -49,9 +57,12 @@ def settings_or_exit(config: Path | None) -> Settings:
 
 
 @contextmanager
-def opened(config: Path | None) -> Iterator[bootstrap.App]:
+def opened(config: Path | None, *, playbooks: bool = False) -> Iterator[bootstrap.App]:
     """The app on the configured database, for commands that read or change incidents."""
-    built = bootstrap.build(settings_or_exit(config), playbooks=[])
+    try:
+        built = bootstrap.build(settings_or_exit(config), playbooks=None if playbooks else [])
+    except ConfigError as exc:
+        raise fail(f"configuration error:\n{exc}", 2) from None
     try:
         yield built
     except BackoutError as exc:
@@ -164,6 +175,74 @@ def resolve(
 ) -> None:
     """Resolve an incident, with an optional note."""
     _change(incident, config, IncidentStatus.RESOLVED, note)
+
+
+@app.command()
+def suspects(incident: IdArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show the ranked suspects of an incident, with the reasons."""
+    with opened(config) as built:
+        view = incident_service.get_incident(store=built.ctx.store, incident_id=_ref(incident))
+    if as_json:
+        echo_json(ranking_dict(view.ranking))
+    else:
+        typer.echo("\n".join([f"{view.incident.ref} {safe(view.incident.title)}",
+                               *incident_lines(view)[2:]]))
+
+
+@app.command()
+def rollback(
+    incident: IdArgument,
+    commit: Annotated[str | None, typer.Option(help="the commit to revert (default: top suspect)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Revert a commit on a new branch `backout/INC-n/revert-<sha7>` and push it."""
+    number = _ref(incident)
+    with opened(config, playbooks=True) as built:
+        ctx = built.ctx
+        view = incident_service.get_incident(store=ctx.store, incident_id=number)
+        playbook = playbook_for(view.incident, ctx.playbooks)
+        if playbook is not None:
+            report = refresh_changes(store=ctx.store, git=ctx.git, repos=[r.repo for r in playbook.repos],
+                                     now=ctx.clock(), import_window=ctx.settings.git.import_window)
+            for repo, reason in report.failed.items():
+                typer.echo(f"warning: could not refresh {repo}: {reason}", err=True)
+        change = choose_commit(store=ctx.store, playbook=playbook, incident_id=number, sha=commit)
+        suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
+        typer.echo(f"Revert {change.short} on {change.repo}: {safe(change.subject)}")
+        typer.echo(f"  by {safe(change.author)}, committed {when(change.committed_at)}")
+        for reason in suspect.reasons if suspect else ("not among the ranked suspects",):
+            typer.echo(f"  - {safe(reason)}")
+        typer.echo(f"  branch: {revert_branch(number, change.sha)}")
+        if not yes and not typer.confirm("Push this revert branch?", default=False):
+            raise fail("rollback cancelled: nothing was pushed")
+        result = act_service.rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier,
+                                      incident_id=number, change=change, actor=Actor.USER,
+                                      actor_id=operator(), now=ctx.clock())
+    typer.echo(result.message)
+
+
+@app.command()
+def export(
+    incident: IdArgument,
+    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.MARKDOWN,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export the incident for the post-incident review (Markdown or JSON)."""
+    with opened(config) as built:
+        view = incident_service.get_incident(store=built.ctx.store, incident_id=_ref(incident))
+        document = build_export(view, generated_at=built.ctx.clock())
+    text = (render_markdown(document) if format is ExportFormat.MARKDOWN
+            else json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror}") from None
+    typer.echo(f"wrote {output}")
 
 
 @app.command()

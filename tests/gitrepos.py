@@ -1,0 +1,75 @@
+"""Real Git repositories made by tests: a bare remote and a working clone to commit from."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.adapters.git.mirror import GitMirrors, RepoSpec
+from bot.adapters.git.runner import GitRunner
+
+BASE = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def git(*args: str, cwd: Path, when: datetime | None = None) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Dev One", "GIT_AUTHOR_EMAIL": "dev@example.com",
+           "GIT_COMMITTER_NAME": "Dev One", "GIT_COMMITTER_EMAIL": "dev@example.com",
+           "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd)}
+    if when is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = when.isoformat()
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          check=False, timeout=60)
+    if done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
+class Remote:
+    """`remote.git` (bare, what Backout mirrors) and `work/` (a clone people commit in)."""
+
+    def __init__(self, root: Path, branch: str = "main") -> None:
+        self.root = root
+        self.bare = root / "remote.git"
+        self.work = root / "work"
+        self.branch = branch
+        root.mkdir(parents=True, exist_ok=True)
+        git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(self.bare), cwd=root)
+        git("init", "--quiet", f"--initial-branch={branch}", str(self.work), cwd=root)
+        git("remote", "add", "origin", str(self.bare), cwd=self.work)
+        self.clock = BASE
+
+    def commit(self, message: str, files: dict[str, str | None], *, minutes: float = 10,
+               push: bool = True) -> str:
+        """Write (or delete, with None) files and commit, `minutes` after the previous commit."""
+        self.clock += timedelta(minutes=minutes)
+        for name, content in files.items():
+            path = self.work / name
+            if content is None:
+                git("rm", "--quiet", name, cwd=self.work)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            git("add", name, cwd=self.work)
+        git("commit", "--quiet", "-m", message, cwd=self.work, when=self.clock)
+        if push:
+            self.push()
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+    def push(self, *extra: str) -> None:
+        git("push", "--quiet", *extra, "origin", f"HEAD:refs/heads/{self.branch}", cwd=self.work)
+
+    def tree(self, ref: str) -> str:
+        return git("rev-parse", f"{ref}^{{tree}}", cwd=self.bare)
+
+    def branches(self) -> list[str]:
+        out = git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=self.bare)
+        return out.splitlines()
+
+
+def mirrors(tmp: Path, remotes: dict[str, Remote], *, token: str | None = None) -> GitMirrors:
+    specs = {name: RepoSpec(name=name, url=str(remote.bare), branch=remote.branch,
+                            runner=GitRunner(token=token, timeout=30))
+             for name, remote in remotes.items()}
+    return GitMirrors(specs, mirror_dir=tmp / "mirrors")
