@@ -24,9 +24,12 @@ def remote(tmp_path: Path) -> Remote:
     return remote
 
 
-def test_a_new_mirror_imports_history_with_files_sizes_and_image_bumps(tmp_path: Path, remote: Remote) -> None:
+def test_a_new_mirror_imports_history_with_files_sizes_and_image_bumps(
+    tmp_path: Path, remote: Remote
+) -> None:
     """The first refresh reads the branch's first-parent history with what each commit touched."""
-    bump = remote.commit("checkout: bump to 1.1 (#12)", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1")})
+    bump = remote.commit("checkout: bump to 1.1 (#12)",
+                         {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1")})
     docs = remote.commit("Fix typo in README", {"README.md": "GitOps\n"})
     fetched = mirrors(tmp_path, {"gitops": remote}).refresh("gitops", since_sha=None, not_before=EARLY)
     assert fetched.head == docs
@@ -102,7 +105,8 @@ def test_revert_branch_equals_git_revert(tmp_path: Path, remote: Remote) -> None
     git_repos = mirrors(tmp_path, {"gitops": remote})
     result = git_repos.push_revert("gitops", sha=bad, branch="backout/INC-7/revert-abc1234",
                                    message="Revert it\n\nBackout-Incident: INC-7\n")
-    assert result.pushed_sha and not result.adopted and not result.conflicts
+    assert result.pushed_sha
+    assert (result.adopted, result.conflicts) == (False, ())
     git("revert", "--no-edit", bad, cwd=remote.work)
     assert remote.tree("backout/INC-7/revert-abc1234") == git("rev-parse", "HEAD^{tree}", cwd=remote.work)
     message = git("log", "-1", "--format=%B", "backout/INC-7/revert-abc1234", cwd=remote.bare)
