@@ -1,28 +1,43 @@
-"""`backout demo`: the whole app on embedded defaults (SQLite, console), fed real payloads over HTTP."""
+"""`backout demo`: the whole flow on embedded defaults (SQLite, a local Git repository, the
+console instead of Slack), fed Alertmanager deliveries over HTTP."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import httpx
 import uvicorn
 
 from bot import bootstrap
+from bot.adapters.console import ConsoleNotifier
 from bot.config import (
     AlertmanagerSettings,
+    GitSettings,
+    LoggingSettings,
+    RepoSettings,
     ServerSettings,
     Settings,
     StorageSettings,
     load_playbooks,
 )
+from bot.demo_repo import DemoRepo
+from bot.domain.models import Actor, IncidentStatus
 from bot.replay import post_payloads
+from bot.services import act
 from bot.services import incidents as incident_service
-from bot.services.text import render_incident, render_incident_list
+from bot.services.export import build_export, render_markdown
+from bot.services.text import render_incident
 
 Echo = Callable[[str], None]
 
@@ -49,45 +64,102 @@ def serve_in_thread(app: bootstrap.App, host: str = "127.0.0.1") -> Iterator[str
         sock.close()
 
 
+def deliveries(started: datetime, resolved: datetime) -> list[tuple[str, bytes]]:
+    """The captured checkout deliveries (firing, then resolved), moved to the demo's clock."""
+    folder = resources.files("bot.demo_data") / "alertmanager"
+    firing = json.loads((folder / "01-higherrorrate-firing-2alerts.json").read_text())
+    for alert in firing["alerts"]:
+        alert["startsAt"] = started.isoformat()
+    done = json.loads(json.dumps(firing))
+    done["status"] = "resolved"
+    for alert in done["alerts"]:
+        alert["status"], alert["endsAt"] = "resolved", resolved.isoformat()
+    return [("firing", json.dumps(firing).encode()), ("resolved", json.dumps(done).encode())]
+
+
+def wait_for_suspects(client: httpx.Client, ref: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer: dict[str, Any] = client.get(f"/api/incidents/{ref}/suspects").json()
+        if answer.get("status") == "ranked":
+            return answer
+        time.sleep(0.05)
+    raise RuntimeError(f"{ref} was not ranked within {timeout:.0f}s")
+
+
 def run_demo(*, out: Path, echo: Echo) -> int:
     """Run the demo; return the exit code."""
+    began = time.monotonic()
+    bootstrap.configure_logging(LoggingSettings(level="warning"))
+    out = out.resolve()
+    for stale in ("backout-demo.db", "gitops.git", "gitops-work", "mirrors"):
+        path = out / stale
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    database = out / "backout-demo.db"
-    database.unlink(missing_ok=True)
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    started = now - timedelta(minutes=1)
+    repo = DemoRepo(out)
+    bad = repo.build(incident_at=started)
+    echo(f"1. A GitOps repository with three days of history for 4 services: {repo.bare}")
+    echo(f"   (the bad change, {bad[:7]}, went to checkout 14 minutes before the alert)\n")
+
     data = resources.files("bot.demo_data")
     with resources.as_file(data / "playbooks") as playbooks_dir:
         settings = Settings(
             server=ServerSettings(port=0),
-            storage=StorageSettings(url=f"sqlite:///{database}"),
+            storage=StorageSettings(url=f"sqlite:///{out / 'backout-demo.db'}"),
             alertmanager=AlertmanagerSettings(auth="bearer", bearer_token=secrets.token_urlsafe(24)),
             playbooks_dir=playbooks_dir,
+            repos=[RepoSettings(name="gitops", url=str(repo.bare), branch="main")],
+            git=GitSettings(mirror_dir=out / "mirrors"),
         )
-        playbooks = load_playbooks(playbooks_dir)
-    payloads = sorted(
-        (entry.name, entry.read_bytes())
-        for entry in (data / "alertmanager").iterdir()
-        if entry.name.endswith(".json")
-    )
-    app = bootstrap.build(settings, playbooks=playbooks)
+        playbooks = load_playbooks(playbooks_dir, known_repos=["gitops"])
+    app = bootstrap.build(settings, playbooks=playbooks, notifier=ConsoleNotifier())
+    store = app.ctx.store
+    firing, resolved = deliveries(started, now + timedelta(minutes=5))
     try:
-        with serve_in_thread(app) as base_url:
-            echo(f"Backout is serving on {base_url} (SQLite at {database})")
-            echo(f"Replaying {len(payloads)} real Alertmanager deliveries over HTTP:\n")
+        with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+            echo(f"2. Backout serves on {base_url} (SQLite, console instead of Slack).")
+            echo("   Alertmanager delivers HighErrorRate for checkout over HTTP:")
             for posted in post_payloads(base_url=base_url, settings=settings.alertmanager,
-                                        payloads=payloads):
-                echo(f"  {posted.name}: HTTP {posted.status}")
-                if posted.status >= 300:
-                    echo(f"demo failed: {posted.body}")
-                    return 1
-        store = app.ctx.store
-        found = incident_service.list_incidents(store=store)
-        echo("\n" + render_incident_list(found) + "\n")
-        for incident in reversed(found):
-            assert incident.id is not None
-            echo(render_incident(incident_service.get_incident(store=store, incident_id=incident.id)))
-            echo("")
+                                        payloads=[firing]):
+                echo(f"   POST /webhooks/alertmanager -> {posted.status} {posted.body}\n")
+            answer = wait_for_suspects(client, "INC-1")
+            echo("3. What changed? GET /api/incidents/INC-1/suspects answers:")
+            echo(f"   {answer['reason']}")
+            for number, suspect in enumerate(answer["suspects"][:3], start=1):
+                echo(f"   {number}. {suspect['sha'][:7]} score {suspect['score']:.2f}  {suspect['subject']}")
+            if not answer["suspects"] or answer["suspects"][0]["sha"] != bad:
+                echo("demo failed: the bad change was not ranked first")
+                return 1
+
+            echo("\n4. The on-call engineer rolls back: backout rollback INC-1 --yes")
+            change = act.choose_commit(store=store, playbook=playbooks[0], incident_id=1, sha=None)
+            result = act.rollback(store=store, git=app.ctx.git, notifier=app.ctx.notifier, incident_id=1,
+                                  change=change, actor=Actor.USER, actor_id="demo:on-call", now=now)
+            echo(f"   {result.message}\n")
+
+            echo("5. The revert is applied and the alerts resolve; Alertmanager says so:")
+            for posted in post_payloads(base_url=base_url, settings=settings.alertmanager,
+                                        payloads=[resolved]):
+                echo(f"   POST /webhooks/alertmanager -> {posted.status}\n")
+            app.ctx.work_executor.submit(lambda: None).result(timeout=30)  # let the follow-up finish
+        incident_service.add_note(store=store, incident_id=1, actor=Actor.USER, actor_id="demo:on-call",
+                                  now=datetime.now(UTC),
+                                  text=f"Confirmed: {bad[:7]} set DB_POOL_TIMEOUT_MS to 50; reverted.")
+        view = incident_service.get_incident(store=store, incident_id=1)
+        if view.incident.status is not IncidentStatus.RESOLVED:
+            echo(f"demo failed: INC-1 is {view.incident.status.value}, not resolved")
+            return 1
+        echo(render_incident(view) + "\n")
+        document = build_export(view, generated_at=datetime.now(UTC))
+        (out / "INC-1.md").write_text(render_markdown(document), encoding="utf-8")
+        (out / "INC-1.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     finally:
         app.close()
-    echo(f"Done. Look again with: BACKOUT_STORAGE__URL=sqlite:///{database} "
-         "backout incidents list")
+    echo(f"6. The post-incident export: {out / 'INC-1.md'} and {out / 'INC-1.json'}")
+    echo(f"   The revert branch is on the demo remote: git -C {repo.bare} log -1 {result.action.branch}")
+    echo(f"\nDone in {time.monotonic() - began:.1f}s. Look again with: "
+         f"BACKOUT_STORAGE__URL=sqlite:///{out / 'backout-demo.db'} backout incidents show INC-1")
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from bot import bootstrap
@@ -63,6 +64,13 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """A test that configures logging (the demo, the CLI) must not leak it into the next."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -103,7 +103,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     suspects = doc["suspects"]
     out += ["", "## Suspects", "", md(suspects["reason"]), ""]
     for item in suspects["items"]:
-        pr = f" (#{item['pr_number']})" if item["pr_number"] else ""
+        pr = (f" (#{item['pr_number']})"
+              if item["pr_number"] and f"#{item['pr_number']}" not in item["subject"] else "")
         out.append(f"{item['rank']}. `{item['sha'][:12]}` {md(item['subject'])}{pr} — "
                    f"{md(item['author'])}, score **{item['score']:.2f}**")
         out.extend(f"   - {md(reason)}" for reason in item["reasons"])
@@ -115,11 +116,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
                    f"**{action['state']}**, branch `{action['branch']}` ({md(action['actor'])})")
         if action["conflicts"]:
             out.append(f"  - conflicts: {', '.join(md(f) for f in action['conflicts'])}")
-    out += ["", "## Alerts", "", "| Alert | Status | Labels | Summary |", "|---|---|---|---|"]
+    out += ["", "## Alerts", "", "| Alert | Status | Labels | Summary | Description |",
+            "|---|---|---|---|---|"]
     for alert in doc["alerts"]:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
+        notes = alert["annotations"]
         out.append(f"| {md(alert['name'])} | {alert['status']} | {md(labels)} | "
-                   f"{md(alert['annotations'].get('summary', ''))} |")
+                   f"{md(notes.get('summary', ''))} | {md(notes.get('description', ''))} |")
     out += ["", "## Timeline", "", "| Time (UTC) | Event | Who | What |", "|---|---|---|---|"]
     for entry in doc["timeline"]:
         out.append(f"| {entry['at'][:19].replace('T', ' ')} | {entry['kind']} | "
@@ -127,16 +130,26 @@ def render_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+_MD_BLOCK_START = re.compile(r"^(\s*)([#+\-=]|\d+[.)])")
 
 
 def md(text: str) -> str:
-    """Untrusted text as literal Markdown: HTML-escaped, Markdown punctuation backslashed,
-    line breaks flattened (it may sit in a table cell), URLs broken so they do not autolink."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
+    """Untrusted text as literal Markdown: HTML-escaped; emphasis, code, link and table
+    characters backslashed; a leading heading or list marker neutralised; line breaks
+    flattened (it may sit in a table cell); URLs broken so they do not autolink."""
     text = re.sub(r"\s*[\r\n]+\s*", " ", text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_INLINE.sub(r"\\\1", text)
+    text = _MD_BLOCK_START.sub(_neutralise_marker, text)
     return text.replace("://", ":\u200b//")
+
+
+def _neutralise_marker(match: re.Match[str]) -> str:
+    marker = match.group(2)
+    if marker[0].isdigit():
+        return match.group(1) + marker[:-1] + "\\" + marker[-1]  # 1. -> 1\.
+    return match.group(1) + "\\" + marker
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -29,7 +29,8 @@ def incident_lines(view: IncidentView) -> tuple[str, ...]:
                                                              else " (no confident suspect)")
     lines.append(f"Suspects{verdict}: {ranking.reason}")
     for number, suspect in enumerate(ranking.suspects[:MAX_SUSPECTS], start=1):
-        pr = f" (#{suspect.pr_number})" if suspect.pr_number else ""
+        named = suspect.pr_number and f"#{suspect.pr_number}" not in suspect.subject
+        pr = f" (#{suspect.pr_number})" if named else ""
         lines.append(f"  {number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
                      f"— score {suspect.score:.2f}")
         lines.extend(f"       - {reason}" for reason in suspect.reasons)

@@ -124,9 +124,37 @@ def test_a_broken_config_stops_commands_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """`backout demo` replays the shipped deliveries over HTTP and prints the incidents."""
-    result = runner.invoke(cli, ["demo", "--out", str(tmp_path / "out")])
+    """`backout demo`: the bad change ranked first, a revert branch, a resolution and exports."""
+    out = tmp_path / "out"
+    result = runner.invoke(cli, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "HTTP 200" in result.output
-    assert "INC-1  HighErrorRate on checkout" in result.output
-    assert "Resolved: all its alerts resolved" in result.output
+    assert "POST /webhooks/alertmanager -> 200" in result.output
+    assert "1. " in result.output
+    assert "revert branch backout/INC-1/revert-" in result.output
+    exported = json.loads((out / "INC-1.json").read_text())
+    assert exported["incident"]["status"] == "resolved"
+    assert exported["suspects"]["confident"] is True
+    assert exported["actions"][-1]["state"] == "pushed"
+    assert (out / "INC-1.md").read_text().startswith("# INC-1")
+    again = runner.invoke(cli, ["demo", "--out", str(out)])
+    assert again.exit_code == 0, "the demo runs again over its own output"
+
+
+def test_export_writes_markdown_and_json(config: Path, tmp_path: Path) -> None:
+    """`backout export` writes the review in either format to a file or stdout."""
+    out = tmp_path / "INC-1.md"
+    assert f"wrote {out}" in invoke("export", "INC-1", "-o", str(out), "--config", str(config))
+    assert out.read_text().startswith("# INC-1: HighErrorRate on checkout")
+    data = json.loads(invoke("export", "1", "--format", "json", "--config", str(config)))
+    assert data["schema_version"] == 1
+    result = runner.invoke(cli, ["export", "1", "-o", str(tmp_path / "no" / "such" / "dir.md"),
+                                 "--config", str(config)])
+    assert result.exit_code == 1
+    assert "cannot write" in result.output
+
+
+def test_suspects_command(config: Path) -> None:
+    """`backout suspects ID --json` prints the API's shape; pending before any ranking."""
+    data = json.loads(invoke("suspects", "INC-1", "--json", "--config", str(config)))
+    assert set(data) == {"status", "confident", "reason", "ranked_at", "suspects"}
+    assert "Suspects" in invoke("suspects", "INC-1", "--config", str(config))

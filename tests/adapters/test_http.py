@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
 from bot import bootstrap
 from bot.config import AlertmanagerSettings, ServerSettings, Settings
-from tests.conftest import AUTH, TOKEN, payload, payload_bytes
+from tests.conftest import AUTH, TOKEN, Clock, payload, payload_bytes
+from tests.fakes.git import FakeGit
 from tests.fakes.store import InMemoryStore
 
 URL = "/webhooks/alertmanager"
@@ -204,3 +206,52 @@ def test_unknown_routes_are_json_errors(client: TestClient) -> None:
     """Even a 404 or 405 is `{"error", "detail"}`."""
     assert client.get("/nowhere").json()["error"] == "not_found"
     assert client.get(URL).json()["error"] == "method_not_allowed"
+
+
+def test_suspects_endpoint_answers_the_documented_shape(
+    build: Callable[..., bootstrap.App], fake_git: FakeGit, clock: Clock
+) -> None:
+    """GET /api/incidents/{id}/suspects: status, confident, reason and suspects best first."""
+    from datetime import timedelta
+
+    from bot.domain.changes import Change, FileChange
+
+    fake_git.changes["gitops"] = [Change(
+        repo="gitops", sha="a" * 40, parents=("b" * 40,), author="Dev <d@example.com>",
+        committed_at=datetime(2026, 11, 21, 22, 10, tzinfo=UTC), subject="checkout: bump (#5)",
+        files=(FileChange(path="apps/checkout/deploy.yaml", status="M"),), additions=1, deletions=1,
+        pr_number=5, image_bump=True)]
+    clock.now += timedelta(minutes=1)
+    with TestClient(build().http) as client:
+        post(client, payload_bytes("01"))
+        answer = client.get("/api/incidents/INC-1/suspects").json()
+    assert answer["status"] == "ranked"
+    assert answer["confident"] is True
+    [suspect] = answer["suspects"]
+    assert set(suspect) >= {"sha", "repo", "subject", "applied_at", "score", "reasons"}
+    assert suspect["sha"] == "a" * 40
+    assert suspect["reasons"][0].startswith("applied 8m before the incident started")
+
+
+def test_suspects_are_pending_before_ranking(build: Callable[..., bootstrap.App]) -> None:
+    """Until a ranking is stored the answer is `pending`, never an empty "no suspect"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    idle = ThreadPoolExecutor(max_workers=1)
+    idle.submit(lambda: __import__("time").sleep(0.5))
+    with TestClient(build(work_executor=idle).http) as client:
+        post(client, payload_bytes("01"))
+        answer = client.get("/api/incidents/1/suspects").json()
+    assert (answer["status"], answer["suspects"]) == ("pending", [])
+
+
+def test_export_endpoint_in_both_formats(client: TestClient) -> None:
+    """?format=json gives the versioned document; ?format=markdown the review page's text."""
+    post(client, payload_bytes("01"))
+    document = client.get("/api/incidents/INC-1/export").json()
+    assert document["schema_version"] == 1
+    markdown = client.get("/api/incidents/1/export", params={"format": "markdown"})
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert markdown.text.startswith("# INC-1: HighErrorRate on checkout")
+    bad = client.get("/api/incidents/1/export", params={"format": "pdf"})
+    assert (bad.status_code, bad.json()["error"]) == (422, "invalid_request")
