@@ -18,6 +18,7 @@ from bot.domain.actions import revert_branch
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.entrypoints.http import ExportFormat
+from bot.entrypoints.scheduler import start_scheduler
 from bot.replay import post_payloads
 from bot.services import act as act_service
 from bot.services import incidents as incident_service
@@ -99,10 +100,12 @@ def serve(config: ConfigOption = None) -> None:
         raise fail(f"configuration error:\n{exc}", 2) from None
     except BackoutError as exc:
         raise fail(f"cannot start: {exc}", 1) from None
+    scheduler = start_scheduler(built.ctx)
     try:
         uvicorn.run(built.http, host=settings.server.host, port=settings.server.port,
                     log_level=settings.logging.level, access_log=False)
     finally:
+        scheduler.shutdown(wait=True)
         built.close()
 
 
