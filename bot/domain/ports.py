@@ -138,3 +138,40 @@ class Notice:
 
 class Notifier(Protocol):
     def notify(self, notice: Notice) -> None: ...
+
+
+@dataclass(frozen=True)
+class PullRequestRef:
+    number: int
+    url: str
+    adopted: bool = False  # it already existed (a retry, or a create whose answer was lost)
+
+
+@dataclass(frozen=True)
+class PullRequestStatus:
+    state: str  # open, closed, merged
+    merged_by: str | None = None
+    checks: str = "none"  # none, pending, success, failure
+
+
+class Forge(Protocol):
+    """Pull requests on the forge that hosts a repository (GitHub)."""
+
+    def handles(self, repo: str) -> bool: ...
+
+    def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool,
+                          labels: Sequence[str], reviewers: Sequence[str]) -> PullRequestRef:
+        """Open it, or adopt the one that already exists for `head`."""
+        ...
+
+    def pull_request_status(self, repo: str, number: int) -> PullRequestStatus: ...
+
+
+class AppliedTimes(Protocol):
+    """When changes were really applied, from a deployment system, a status or a metric."""
+
+    def applied_at(self, repo: str, shas: Sequence[str], *, since: datetime) -> dict[str, datetime]: ...
+
+    def source(self, repo: str) -> str | None:
+        """The AppliedSource value this repository's times come from, or None for none."""
+        ...

@@ -1,0 +1,263 @@
+"""A fake GitHub REST API over real HTTP, backed by a real bare repository, with fault injection.
+
+It serves the endpoints Backout uses, in the shapes of GitHub's REST documentation, with ETags
+(304 answers do not count against the rate limit, as on GitHub), rate-limit headers, and
+faults a test queues: 5xx, 403/429 with Retry-After, a slow answer, or a 502 after the write
+succeeded. Every call is counted by endpoint, reads and writes apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str  # a regex on the path
+    status: int  # 0: no error, only the delay
+    times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    after_write: bool = False  # do the write, then answer with the fault (the answer is lost)
+    delay: float = 0.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FakeGitHub:
+    def __init__(self, bare: Path, owner_repo: str = "acme/gitops") -> None:
+        self.bare = bare
+        self.owner, self.name = owner_repo.split("/")
+        self.base_url = ""
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.labels: dict[str, dict[str, Any]] = {}
+        self.comments: list[dict[str, Any]] = []
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.deployments: list[dict[str, Any]] = []
+        self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
+        self.faults: list[Fault] = []
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.rate_remaining = 5000
+        self.counter = 0
+        self.lock = threading.Lock()
+        self.app = self._build()
+
+    # ---- helpers for tests ----
+    def fail(self, method: str, path: str, status: int, **kwargs: Any) -> None:
+        self.faults.append(Fault(method, path, status, **kwargs))
+
+    def reads(self) -> int:
+        return sum(n for (method, _), n in self.calls.items() if method == "GET")
+
+    def writes(self) -> int:
+        return sum(n for (method, _), n in self.calls.items() if method != "GET")
+
+    def merge(self, number: int, by: str = "octocat") -> None:
+        pull = self.pulls[number]
+        pull.update(state="closed", merged=True, merged_at=_now(), closed_at=_now(),
+                    merged_by={"login": by, "id": 1, "type": "User"}, updated_at=_now())
+
+    def close(self, number: int) -> None:
+        self.pulls[number].update(state="closed", closed_at=_now(), updated_at=_now())
+
+    def set_status(self, sha: str, state: str, context: str = "ci/test") -> None:
+        self.statuses.setdefault(sha, []).insert(0, {
+            "id": len(self.statuses) + 1, "state": state, "context": context, "created_at": _now(),
+            "updated_at": _now(), "description": "", "target_url": None})
+
+    def add_deployment(self, sha: str, environment: str, state: str, at: datetime) -> None:
+        number = len(self.deployments) + 1
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.deployments.insert(0, {"id": number, "sha": sha, "ref": sha, "environment": environment,
+                                    "created_at": stamp, "updated_at": stamp,
+                                    "url": f"{self.repo_url}/deployments/{number}",
+                                    "statuses_url": f"{self.repo_url}/deployments/{number}/statuses"})
+        self.deployment_statuses[number] = [{"id": number * 10, "state": state, "created_at": stamp,
+                                             "environment": environment}]
+
+    @property
+    def repo_url(self) -> str:
+        return f"{self.base_url}/repos/{self.owner}/{self.name}"
+
+    def _branch_exists(self, branch: str) -> bool:
+        return subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+                              cwd=self.bare, capture_output=True, check=False).returncode == 0
+
+    def _sha(self, ref: str) -> str:
+        return subprocess.run(["git", "rev-parse", ref], cwd=self.bare, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    # ---- the app ----
+    def _build(self) -> FastAPI:
+        app = FastAPI()
+        repo = "/repos/{owner}/{name}"
+
+        @app.middleware("http")
+        async def account(request: Request, call_next):  # type: ignore[no-untyped-def]
+            path = request.url.path
+            route = re.sub(r"/\d+", "/:n", re.sub(r"/[0-9a-f]{40}", "/:sha", path))
+            with self.lock:
+                self.calls[(request.method, route)] += 1
+                fault = next((f for f in self.faults if f.method == request.method
+                              and re.search(f.path, path) and f.times > 0), None)
+                if fault is not None:
+                    fault.times -= 1
+            if not request.headers.get("authorization"):
+                return JSONResponse({"message": "Requires authentication"}, status_code=401)
+            if fault is not None and fault.delay:
+                time.sleep(fault.delay)
+            if fault is not None and fault.status and not fault.after_write:
+                return JSONResponse({"message": f"injected {fault.status}"}, status_code=fault.status,
+                                    headers=fault.headers)
+            response = await call_next(request)
+            if fault is not None and fault.status:
+                return JSONResponse({"message": "Bad Gateway"}, status_code=fault.status)
+            if response.status_code != 304:
+                with self.lock:
+                    self.rate_remaining -= 1
+            response.headers["x-ratelimit-limit"] = "5000"
+            response.headers["x-ratelimit-remaining"] = str(self.rate_remaining)
+            response.headers["x-ratelimit-reset"] = str(int(time.time()) + 3600)
+            return response
+
+        def cached(request: Request, body: Any, status: int = 200) -> Response:
+            raw = json.dumps(body, sort_keys=True)
+            etag = '"' + hashlib.sha1(raw.encode()).hexdigest() + '"'  # noqa: S324 - an ETag
+            if request.headers.get("if-none-match") == etag:
+                return Response(status_code=304, headers={"ETag": etag})
+            return Response(raw, status_code=status, media_type="application/json",
+                            headers={"ETag": etag, "Last-Modified": "Sat, 21 Nov 2026 00:00:00 GMT"})
+
+        def invalid(message: str, code: str = "custom") -> JSONResponse:
+            return JSONResponse({"message": "Validation Failed", "errors": [
+                {"resource": "PullRequest", "code": code, "message": message}],
+                "documentation_url": "https://docs.github.com/rest"}, status_code=422)
+
+        @app.post(repo + "/pulls")
+        async def create_pull(owner: str, name: str, request: Request) -> Response:
+            data = await request.json()
+            head = data["head"].split(":")[-1]
+            if not self._branch_exists(head):
+                return invalid(f"head {head} invalid", "invalid")
+            with self.lock:
+                for pull in self.pulls.values():
+                    if pull["head"]["ref"] == head and pull["state"] == "open":
+                        return invalid(f"A pull request already exists for {self.owner}:{head}.")
+                self.counter += 1
+                number = self.counter
+                self.pulls[number] = {
+                    "id": 1000 + number, "number": number, "state": "open", "locked": False,
+                    "title": data["title"], "body": data.get("body", ""), "draft": data.get("draft", False),
+                    "url": f"{self.repo_url}/pulls/{number}",
+                    "html_url": f"https://github.example/{self.owner}/{self.name}/pull/{number}",
+                    "issue_url": f"{self.repo_url}/issues/{number}",
+                    "head": {"ref": head, "sha": self._sha(head), "label": f"{self.owner}:{head}"},
+                    "base": {"ref": data["base"], "sha": self._sha(data["base"])},
+                    "merged": False, "merged_at": None, "merged_by": None, "closed_at": None,
+                    "created_at": _now(), "updated_at": _now(), "labels": [],
+                    "user": {"login": "backout[bot]", "id": 2, "type": "Bot"},
+                    "requested_reviewers": [], "requested_teams": [],
+                }
+            return JSONResponse(self.pulls[number], status_code=201)
+
+        @app.get(repo + "/pulls")
+        def list_pulls(owner: str, name: str, request: Request, head: str = "",
+                       state: str = "open") -> Response:
+            branch = head.split(":")[-1]
+            found = [p for p in sorted(self.pulls.values(), key=lambda p: -p["number"])
+                     if (not branch or p["head"]["ref"] == branch)
+                     and (state == "all" or p["state"] == state)]
+            return cached(request, found)
+
+        @app.get(repo + "/pulls/{number}")
+        def get_pull(owner: str, name: str, number: int, request: Request) -> Response:
+            if number not in self.pulls:
+                return JSONResponse({"message": "Not Found"}, status_code=404)
+            return cached(request, self.pulls[number])
+
+        @app.post(repo + "/issues/{number}/labels")
+        async def add_labels(owner: str, name: str, number: int, request: Request) -> Response:
+            data = await request.json()
+            names = data["labels"] if isinstance(data, dict) else data
+            for label in names:  # GitHub creates missing labels
+                self.labels.setdefault(label, {"name": label, "color": "ededed", "default": False})
+            pull = self.pulls[number]
+            have = {label["name"] for label in pull["labels"]}
+            pull["labels"] += [self.labels[n] for n in names if n not in have]
+            return JSONResponse(pull["labels"])
+
+        @app.post(repo + "/pulls/{number}/requested_reviewers")
+        async def request_reviewers(owner: str, name: str, number: int, request: Request) -> Response:
+            data = await request.json()
+            pull = self.pulls[number]
+            pull["requested_reviewers"] += [{"login": u} for u in data.get("reviewers", [])]
+            pull["requested_teams"] += [{"slug": t} for t in data.get("team_reviewers", [])]
+            return JSONResponse(pull, status_code=201)
+
+        @app.post(repo + "/issues/{number}/comments")
+        async def comment(owner: str, name: str, number: int, request: Request) -> Response:
+            data = await request.json()
+            self.comments.append({"issue": number, "body": data["body"]})
+            return JSONResponse({"id": len(self.comments), "body": data["body"]}, status_code=201)
+
+        @app.get(repo + "/commits/{ref}/status")
+        def combined_status(owner: str, name: str, ref: str, request: Request) -> Response:
+            statuses = self.statuses.get(ref, [])
+            states = {s["state"] for s in statuses}
+            state = ("failure" if states & {"failure", "error"} else "pending" if "pending" in states
+                     or not statuses else "success")
+            return cached(request, {"state": state, "sha": ref, "total_count": len(statuses),
+                                    "statuses": statuses})
+
+        @app.get(repo + "/commits/{ref}/statuses")
+        def statuses(owner: str, name: str, ref: str, request: Request) -> Response:
+            return cached(request, self.statuses.get(ref, []))
+
+        @app.get(repo + "/deployments")
+        def deployments(owner: str, name: str, request: Request, environment: str = "",
+                        sha: str = "") -> Response:
+            return cached(request, [d for d in self.deployments
+                                    if (not environment or d["environment"] == environment)
+                                    and (not sha or d["sha"] == sha)])
+
+        @app.get(repo + "/deployments/{number}/statuses")
+        def deployment_statuses(owner: str, name: str, number: int, request: Request) -> Response:
+            return cached(request, self.deployment_statuses.get(number, []))
+
+        return app
+
+    @contextmanager
+    def serving(self) -> Iterator[FakeGitHub]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not server.started:
+            thread.join(0.02)
+        try:
+            yield self
+        finally:
+            server.should_exit = True
+            thread.join(10)
+            sock.close()
