@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,18 +13,21 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine, make_url
 
-from bot.adapters.console import ConsoleNotifier
+from bot.adapters.console import ConsoleNotifier, NoAppliedTimes, NoForge
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
+from bot.adapters.github import AppliedFrom, GitHubForge, make_client
+from bot.adapters.prometheus import PrometheusRevisions, RevisionQuery
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
 from bot.config import ConfigError, LoggingSettings, Problem, Settings, load_playbooks
 from bot.domain.errors import StorageUnavailable
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import Clock, GitRepos, Notifier, Store
+from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store
 from bot.entrypoints.context import AppContext, Readiness
 from bot.entrypoints.http import create_http_app
+from bot.entrypoints.metrics import Metrics
 
 
 def utc_now() -> datetime:
@@ -52,6 +55,8 @@ def build(
     clock: Clock | None = None,
     git: GitRepos | None = None,
     notifier: Notifier | None = None,
+    forge: Forge | None = None,
+    applied: AppliedTimes | None = None,
     work_executor: Executor | None = None,
     upgrade_sqlite: bool = True,
 ) -> App:
@@ -72,6 +77,10 @@ def build(
             settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos]
         )
     ingest_workers = 1 if engine is None or engine.dialect.name == "sqlite" else 8
+    metrics = Metrics()
+    if forge is None or applied is None:
+        built_forge, built_applied = build_forge(settings, metrics)
+        forge, applied = forge or built_forge, applied or built_applied
     ctx = AppContext(
         settings=settings,
         store=store,
@@ -80,6 +89,9 @@ def build(
         readiness=readiness,
         git=git or build_git(settings),
         notifier=notifier or build_notifier(settings),
+        forge=forge,
+        applied=applied,
+        metrics=metrics,
         ingest_executor=ThreadPoolExecutor(max_workers=ingest_workers, thread_name_prefix="ingest"),
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
     )
@@ -100,6 +112,63 @@ def build_git(settings: Settings) -> GitMirrors:
         for repo in settings.repos
     }
     return GitMirrors(specs, mirror_dir=settings.git.mirror_dir)
+
+
+class AppliedTimesByRepo:
+    """Routes each repository to the adapter that knows its applied times."""
+
+    def __init__(self, sources: dict[str, AppliedTimes]) -> None:
+        self._sources = sources
+
+    def source(self, repo: str) -> str | None:
+        found = self._sources.get(repo)
+        return found.source(repo) if found else None
+
+    def applied_at(self, repo: str, shas: Sequence[str], *, since: datetime) -> dict[str, datetime]:
+        found = self._sources.get(repo)
+        return found.applied_at(repo, shas, since=since) if found else {}
+
+
+def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTimes]:
+    """GitHub for repositories with `forge: github`; Prometheus for `applied.source: prometheus`."""
+    on_github = {repo.name: repo.github_repo for repo in settings.repos
+                 if repo.forge == "github" and repo.github_repo}
+    forge: Forge = NoForge()
+    sources: dict[str, AppliedTimes] = {}
+    if on_github:
+        gh = settings.github
+        key = None
+        if gh.private_key_file is not None:
+            try:
+                key = gh.private_key_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError([Problem("config", "github.private_key_file",
+                                           f"cannot read {gh.private_key_file}: {exc.strerror}")]) from None
+        if not gh.token and not (gh.app_id and key and gh.installation_id):
+            raise ConfigError([Problem("config", "github.token", "repositories with forge github need "
+                                       "github.token (or token_file), or app_id, private_key_file and "
+                                       "installation_id")])
+        client = make_client(api_url=gh.api_url, token=gh.token.get_secret_value() if gh.token else None,
+                             app_id=gh.app_id, private_key=key, installation_id=gh.installation_id,
+                             throttle=gh.throttle)
+        applied_from = {
+            repo.name: AppliedFrom(kind=repo.applied.source, environment=repo.applied.environment,
+                                   context=repo.applied.context or "")
+            for repo in settings.repos
+            if repo.applied and repo.applied.source in ("deployments", "status")
+        }
+        max_wait = gh.max_wait.total_seconds()
+        github = GitHubForge(client, repos=on_github, applied=applied_from, observe=metrics.observe_github,
+                             max_wait=max_wait, backoff=min(0.5, max_wait / 20))
+        forge = github
+        sources.update({name: github for name in applied_from})
+    queries = {repo.name: RevisionQuery(query=repo.applied.query or "", label=repo.applied.label)
+               for repo in settings.repos if repo.applied and repo.applied.source == "prometheus"}
+    if queries and settings.prometheus.url:
+        revisions = PrometheusRevisions(settings.prometheus.url, queries=queries,
+                                        timeout=settings.prometheus.timeout.total_seconds())
+        sources.update({name: revisions for name in queries})
+    return forge, (AppliedTimesByRepo(sources) if sources else NoAppliedTimes())
 
 
 def build_notifier(settings: Settings) -> Notifier:

@@ -17,6 +17,7 @@ from bot.config import ConfigError, Settings, find_config_file, load_playbooks, 
 from bot.domain.actions import revert_branch
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.domain.safety import revert_warnings
 from bot.entrypoints.http import ExportFormat
 from bot.entrypoints.scheduler import start_scheduler
 from bot.replay import post_payloads
@@ -207,7 +208,8 @@ def rollback(
         playbook = playbook_for(view.incident, ctx.playbooks)
         if playbook is not None:
             report = refresh_changes(store=ctx.store, git=ctx.git, repos=[r.repo for r in playbook.repos],
-                                     now=ctx.clock(), import_window=ctx.settings.git.import_window)
+                                     now=ctx.clock(), import_window=ctx.settings.git.import_window,
+                                     applied=ctx.applied)
             for repo, reason in report.failed.items():
                 typer.echo(f"warning: could not refresh {repo}: {reason}", err=True)
         change = choose_commit(store=ctx.store, playbook=playbook, incident_id=number, sha=commit)
@@ -216,12 +218,16 @@ def rollback(
         typer.echo(f"  by {safe(change.author)}, committed {when(change.committed_at)}")
         for reason in suspect.reasons if suspect else ("not among the ranked suspects",):
             typer.echo(f"  - {safe(reason)}")
+        for warning in revert_warnings(change.paths, ctx.git.patch(change.repo, change.sha)):
+            typer.echo(f"  ! revert safety: {warning}")
         typer.echo(f"  branch: {revert_branch(number, change.sha)}")
         if not yes and not typer.confirm("Push this revert branch?", default=False):
             raise fail("rollback cancelled: nothing was pushed")
         result = act_service.rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier,
                                       incident_id=number, change=change, actor=Actor.USER,
-                                      actor_id=operator(), now=ctx.clock())
+                                      actor_id=operator(), now=ctx.clock(), forge=ctx.forge,
+                                      reviewers=ctx.reviewers(view.incident.playbook),
+                                      page_url=ctx.page_url(number))
     typer.echo(result.message)
 
 

@@ -89,6 +89,24 @@ class AlertmanagerSettings(Section):
         return []
 
 
+class AppliedSettings(Section):
+    """Where the real applied time of each commit comes from; commit time + sync delay otherwise."""
+
+    source: Literal["deployments", "status", "prometheus"]
+    environment: str = "production"  # deployments: the GitHub environment
+    context: str | None = None       # status: the commit status context the controller sets
+    query: str | None = None         # prometheus: a query whose series carry the revision
+    label: str = "revision"          # prometheus: the label that holds the applied sha
+
+    @model_validator(mode="after")
+    def _complete(self) -> AppliedSettings:
+        if self.source == "status" and not self.context:
+            raise ValueError("source status needs `context` (e.g. kustomize-controller/apps)")
+        if self.source == "prometheus" and not self.query:
+            raise ValueError("source prometheus needs `query`")
+        return self
+
+
 class RepoSettings(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     url: str = Field(min_length=1)
@@ -97,6 +115,15 @@ class RepoSettings(Section):
     github_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
     token: SecretStr | None = None
     token_file: Path | None = None
+    applied: AppliedSettings | None = None
+
+    @model_validator(mode="after")
+    def _github_needs_a_name(self) -> RepoSettings:
+        if self.forge == "github" and not self.github_repo:
+            raise ValueError("forge github needs github_repo (owner/name)")
+        if self.applied and self.applied.source in ("deployments", "status") and self.forge != "github":
+            raise ValueError(f"applied.source {self.applied.source} reads GitHub: set forge github")
+        return self
 
 
 class GitSettings(Section):
@@ -131,10 +158,14 @@ class GithubSettings(Section):
     app_id: int | None = None
     private_key_file: Path | None = None
     installation_id: int | None = None
+    throttle: bool = True          # PyGithub's pacing: 0.25 s between requests, 1 s between writes
+    max_wait: Duration = timedelta(seconds=60)  # the longest Retry-After or reset Backout waits
+    applied_window: Duration = timedelta(days=1)  # how far back applied times are looked up
 
 
 class PrometheusSettings(Section):
     url: str | None = Field(default=None, pattern=r"^https?://")
+    timeout: Duration = timedelta(seconds=10)
 
 
 class LoggingSettings(Section):
@@ -173,6 +204,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML file arrives as init values; the environment must win over it.
         return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _sources_are_configured(self) -> Settings:
+        for repo in self.repos:
+            if repo.applied and repo.applied.source == "prometheus" and not self.prometheus.url:
+                raise ValueError(f"repos {repo.name}: applied.source prometheus needs prometheus.url")
+        return self
 
     @model_validator(mode="after")
     def _unique_repo_names(self) -> Settings:

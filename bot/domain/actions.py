@@ -22,9 +22,14 @@ class ActionState(StrEnum):
     PUSHED = "pushed"          # the branch exists on the remote
     CONFLICTED = "conflicted"  # the revert did not apply; an incident branch was made instead
     FAILED = "failed"          # the outside call failed; it can be tried again
+    PR_OPEN = "pr_open"        # a pull request is open for the branch
+    MERGED = "merged"          # the pull request was merged (by a person: Backout never merges)
+    CLOSED = "closed"          # the pull request was closed without merging
 
 
-FINISHED = frozenset({ActionState.PUSHED, ActionState.CONFLICTED})
+# The branch exists: pushing again is never needed.
+FINISHED = frozenset({ActionState.PUSHED, ActionState.CONFLICTED, ActionState.PR_OPEN,
+                      ActionState.MERGED, ActionState.CLOSED})
 
 
 class Action(BaseModel):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from bot.domain.actions import Action, ActionKind
-from bot.domain.changes import Change
+from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.changes import AppliedSource, Change
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.suspects import Ranking
 
@@ -50,6 +50,10 @@ class ChangeRepository(Protocol):
     def find(self, repo: str | None, sha_prefix: str) -> list[Change]: ...
     def head(self, repo: str) -> str | None: ...
     def set_head(self, repo: str, sha: str, *, at: datetime) -> None: ...
+    def needing_applied(self, repo: str, since: datetime) -> list[str]:
+        """Shas committed since `since` whose applied time is still the commit time."""
+        ...
+    def set_applied(self, repo: str, sha: str, *, at: datetime, source: AppliedSource) -> None: ...
 
 
 class RankingRepository(Protocol):
@@ -63,6 +67,7 @@ class ActionRepository(Protocol):
     def save(self, action: Action) -> None: ...
     def for_incident(self, incident_id: int) -> list[Action]: ...
     def count_auto_since(self, playbook: str, since: datetime) -> int: ...
+    def with_state(self, state: ActionState) -> list[Action]: ...
 
 
 class Transaction(Protocol):
@@ -108,6 +113,10 @@ class GitRepos(Protocol):
         """Fetch the watched branch and return its first-parent commits after `since_sha`."""
         ...
 
+    def branch(self, repo: str) -> str:
+        """The watched branch (the base of Backout's pull requests)."""
+        ...
+
     def remote_branch(self, repo: str, branch: str) -> str | None:
         """The sha the remote's branch points at, or None when it does not exist."""
         ...
@@ -116,6 +125,10 @@ class GitRepos(Protocol):
 
     def push_branch(self, repo: str, *, branch: str) -> str:
         """Cut `branch` from the watched branch's tip on the remote (or find it); return its sha."""
+        ...
+
+    def patch(self, repo: str, sha: str) -> str:
+        """The commit's diff against its first parent (bounded), for revert-safety checks."""
         ...
 
 

@@ -29,6 +29,10 @@ class EventKind(StrEnum):
     REVERT_PUSHED = "revert.pushed"
     REVERT_CONFLICTED = "revert.conflicted"
     BRANCH_PUSHED = "branch.pushed"
+    PR_OPENED = "pr.opened"
+    PR_MERGED = "pr.merged"
+    PR_CLOSED = "pr.closed"
+    PR_CHECKS = "pr.checks"
 
 
 def event(

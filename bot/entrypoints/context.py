@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import Clock, GitRepos, Notifier, Store
+from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store
 from bot.entrypoints.metrics import Metrics
 
 
@@ -27,6 +27,8 @@ class AppContext:
     readiness: Callable[[], Readiness]
     git: GitRepos
     notifier: Notifier
+    forge: Forge
+    applied: AppliedTimes
     # Webhook writes run here, off the event loop. One thread for SQLite, which has one writer
     # anyway: queueing in one thread beats forty threads taking turns at a lock.
     ingest_executor: ThreadPoolExecutor = field(
@@ -37,3 +39,12 @@ class AppContext:
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="work")
     )
     metrics: Metrics = field(default_factory=lambda: Metrics())
+
+    def page_url(self, incident_id: int) -> str | None:
+        """The incident's page, when the server's public URL is configured."""
+        base = self.settings.server.public_url
+        return f"{base.rstrip('/')}/incidents/INC-{incident_id}" if base else None
+
+    def reviewers(self, playbook_name: str | None) -> tuple[str, ...]:
+        playbook = next((p for p in self.playbooks if p.name == playbook_name), None)
+        return playbook.actions.reviewers if playbook else ()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -33,6 +33,23 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
         )
+
+        self.github_calls = Counter(
+            "backout_github_calls_total",
+            "GitHub API calls by endpoint and outcome (ok, 304s included; status code; rate_limited).",
+            ["endpoint", "outcome"],
+            registry=self.registry,
+        )
+        self.github_rate_remaining = Gauge(
+            "backout_github_rate_limit_remaining",
+            "Requests left in GitHub's primary rate limit, as its last answer said.",
+            registry=self.registry,
+        )
+
+    def observe_github(self, endpoint: str, outcome: str, remaining: int | None) -> None:
+        self.github_calls.labels(endpoint, outcome).inc()
+        if remaining is not None:
+            self.github_rate_remaining.set(remaining)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,6 +11,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.entrypoints.context import AppContext
 from bot.services.changelog import refresh_changes
 from bot.services.investigate import rerank_open_incidents
+from bot.services.pull_requests import follow_pull_requests
 
 log = structlog.get_logger(__name__)
 
@@ -20,14 +21,22 @@ def refresh_job(ctx: AppContext) -> None:
     repos = [repo.name for repo in ctx.settings.repos]
     now = ctx.clock()
     report = refresh_changes(store=ctx.store, git=ctx.git, repos=repos, now=now,
-                             import_window=ctx.settings.git.import_window)
+                             import_window=ctx.settings.git.import_window, applied=ctx.applied,
+                             applied_window=ctx.settings.github.applied_window)
     for repo, reason in report.failed.items():
         log.warning("changes.refresh_failed", repo=repo, error=reason)
-    changed = [repo for repo, count in report.new.items() if count]
+    changed = sorted({repo for repo, count in [*report.new.items(), *report.applied.items()] if count})
     if changed:
         count = rerank_open_incidents(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks,
                                       repos=changed, now=now)
         log.info("changes.refreshed", new=report.new, reranked=count)
+
+
+def follow_job(ctx: AppContext) -> None:
+    """Follow Backout's open pull requests: merged, closed, checks."""
+    changed = follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock())
+    if changed:
+        log.info("pull_requests.followed", changed=changed)
 
 
 def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
@@ -39,6 +48,11 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
             _guarded, "interval", args=[refresh_job, ctx], seconds=max(every.total_seconds(), 5),
             id="refresh_changes", coalesce=True, max_instances=1,
             misfire_grace_time=int(every.total_seconds()),  # the default 1 s drops late runs
+        )
+    if any(repo.forge == "github" for repo in ctx.settings.repos):
+        scheduler.add_job(
+            _guarded, "interval", args=[follow_job, ctx], seconds=60, id="follow_pull_requests",
+            coalesce=True, max_instances=1, misfire_grace_time=60,
         )
     scheduler.start()
     return scheduler

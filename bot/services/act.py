@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,11 +20,13 @@ from bot.domain.changes import Change
 from bot.domain.errors import BackoutError, Conflict, InvalidInput, NotFound
 from bot.domain.models import Actor, Incident
 from bot.domain.playbooks import ActionMode, Playbook
-from bot.domain.ports import GitRepos, Notifier, Store, Transaction
+from bot.domain.ports import Forge, GitRepos, Notifier, Store, Transaction
+from bot.domain.safety import revert_warnings
 from bot.domain.suspects import Ranking
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
-from bot.services.incidents import require
+from bot.services.incidents import get_incident, require
+from bot.services.pull_requests import branch_body, open_for_action, revert_body
 
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
 
@@ -74,22 +77,66 @@ def rollback(
     actor_id: str,
     now: datetime,
     auto: bool = False,
+    forge: Forge | None = None,
+    reviewers: Sequence[str] = (),
+    page_url: str | None = None,
 ) -> ActionResult:
-    """Push `backout/INC-n/revert-<sha7>` with a real `git revert`; on a conflict, push the
-    incident branch instead. Recorded as `started` before the push, so a crash in between is
-    finished by the next attempt, which adopts the branch it finds."""
+    """Push `backout/INC-n/revert-<sha7>` with a real `git revert` and, on a forge, open its pull
+    request; on a conflict, push the incident branch (with a draft PR) instead. Recorded as
+    `started` before the push, so a crash at any point is finished by the next attempt, which
+    adopts the branch and the pull request it finds."""
     branch = revert_branch(incident_id, change.sha)
+    warnings = revert_warnings(change.paths, _patch(git, change))
     started = _start(store, incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo,
-                     sha=change.sha, branch=branch, actor=actor, actor_id=actor_id, now=now, auto=auto)
-    if started.state in FINISHED:
-        return ActionResult(started, f"already done: {started.state.value} {started.branch}")
+                     sha=change.sha, branch=branch, actor=actor, actor_id=actor_id, now=now, auto=auto,
+                     warnings=warnings)
     incident = store.run(lambda tx: require(tx, incident_id))
+    if started.state in FINISHED:
+        current, branch_action, message = started, None, f"already done: {started.state.value} {branch}"
+        if current.state is ActionState.CONFLICTED:
+            branch_action = store.run(lambda tx: tx.actions.get(incident_id, ActionKind.INCIDENT_BRANCH, ""))
+    else:
+        current, branch_action, message = _push_revert(
+            store=store, git=git, notifier=notifier, incident=incident, change=change, action=started,
+            actor=actor, actor_id=actor_id, now=now)
+    if forge is None or not forge.handles(change.repo):
+        return ActionResult(current, message, branch_action)
+    view = get_incident(store=store, incident_id=incident_id)
+    if current.state is ActionState.PUSHED and not current.url:
+        current = open_for_action(
+            store=store, forge=forge, notifier=notifier, action=current, base=git.branch(change.repo),
+            title=f"Revert \"{change.subject[:150]}\" ({incident.ref})",
+            body=revert_body(view, change=change, warnings=warnings, page_url=page_url),
+            draft=False, reviewers=reviewers, now=now)
+        message += f"; pull request {current.url}"
+    if branch_action is not None and branch_action.state is ActionState.PUSHED and not branch_action.url:
+        branch_action = open_for_action(
+            store=store, forge=forge, notifier=notifier, action=branch_action,
+            base=git.branch(change.repo), title=f"{incident.ref}: incident branch (revert of {change.short} "
+                                                f"conflicts)",
+            body=branch_body(view, change=change, conflicts=current.detail.get("conflicts", []),
+                             page_url=page_url),
+            draft=True, reviewers=reviewers, now=now)
+        message += f"; draft pull request {branch_action.url}"
+    return ActionResult(current, message, branch_action)
+
+
+def _patch(git: GitRepos, change: Change) -> str:
     try:
-        result = git.push_revert(change.repo, sha=change.sha, branch=branch, message=revert_message(
+        return git.patch(change.repo, change.sha)
+    except BackoutError:
+        return ""  # the paths alone still give most warnings
+
+
+def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: Incident, change: Change,
+                 action: Action, actor: Actor, actor_id: str, now: datetime,
+                 ) -> tuple[Action, Action | None, str]:
+    try:
+        result = git.push_revert(change.repo, sha=change.sha, branch=action.branch, message=revert_message(
             incident_ref=incident.ref, incident_title=incident.title, sha=change.sha,
             subject=change.subject))
     except BackoutError as exc:
-        failed = _finish(store, started, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
+        failed = _finish(store, action, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
                          text=f"Revert of {change.short} failed: {exc}. Run the rollback again to retry.",
                          detail={"error": str(exc)})
         notify.action_update(notifier=notifier, incident=incident, action=failed, text=str(exc))
@@ -97,24 +144,24 @@ def rollback(
     if result.conflicts:
         files = ", ".join(result.conflicts)
         conflicted = _finish(
-            store, started, state=ActionState.CONFLICTED, now=now, kind=EventKind.REVERT_CONFLICTED,
+            store, action, state=ActionState.CONFLICTED, now=now, kind=EventKind.REVERT_CONFLICTED,
             text=(f"Reverting {change.short} conflicts with later changes in {files}; nothing was "
-                  f"pushed. Opening incident branch {incident_branch(incident_id)} to work on."),
+                  f"pushed. Opening incident branch {incident_branch(incident.id or 0)} to work on."),
             detail={"conflicts": list(result.conflicts)})
         branch_action = open_incident_branch(store=store, git=git, notifier=notifier,
-                                             incident_id=incident_id, repo=change.repo, actor=actor,
+                                             incident_id=incident.id or 0, repo=change.repo, actor=actor,
                                              actor_id=actor_id, now=now)
         notify.action_update(notifier=notifier, incident=incident, action=conflicted,
                              text=f"conflicts in {files}")
-        return ActionResult(conflicted, f"revert conflicts in {files}; incident branch "
-                                        f"{branch_action.branch} pushed", branch_action)
+        return conflicted, branch_action, (f"revert conflicts in {files}; incident branch "
+                                           f"{branch_action.branch} pushed")
     how = "found already pushed (adopted)" if result.adopted else "pushed"
     pushed = _finish(
-        store, started, state=ActionState.PUSHED, now=now, kind=EventKind.REVERT_PUSHED,
-        text=f"Revert of {change.short} ({change.subject[:80]}) {how} as branch {branch}",
+        store, action, state=ActionState.PUSHED, now=now, kind=EventKind.REVERT_PUSHED,
+        text=f"Revert of {change.short} ({change.subject[:80]}) {how} as branch {action.branch}",
         detail={"pushed_sha": result.pushed_sha, "adopted": result.adopted})
     notify.action_update(notifier=notifier, incident=incident, action=pushed, text=how)
-    return ActionResult(pushed, f"revert branch {branch} {how} ({(result.pushed_sha or '')[:12]})")
+    return pushed, None, f"revert branch {action.branch} {how} ({(result.pushed_sha or '')[:12]})"
 
 
 def open_incident_branch(
@@ -139,7 +186,7 @@ def open_incident_branch(
 
 def apply_open_policy(
     *, store: Store, git: GitRepos, notifier: Notifier, playbook: Playbook, incident_id: int,
-    ranking: Ranking, now: datetime,
+    ranking: Ranking, now: datetime, forge: Forge | None = None, page_url: str | None = None,
 ) -> Action | None:
     """The playbook's `actions.on_open`: off, propose (record the revert), or open_pr (make it)."""
     mode = playbook.actions.on_open
@@ -162,7 +209,8 @@ def apply_open_policy(
         return _propose(store, incident_id=incident_id, change=change, score=top.score, now=now)
     try:
         return rollback(store=store, git=git, notifier=notifier, incident_id=incident_id, change=change,
-                        actor=Actor.BACKOUT, actor_id="policy:open_pr", now=now, auto=True).action
+                        actor=Actor.BACKOUT, actor_id="policy:open_pr", now=now, auto=True, forge=forge,
+                        reviewers=playbook.actions.reviewers, page_url=page_url).action
     except BackoutError:
         return None  # recorded on the timeline as action.failed; people can retry
 
@@ -187,7 +235,8 @@ def _propose(store: Store, *, incident_id: int, change: Change, score: float, no
 
 
 def _start(store: Store, *, incident_id: int, kind: ActionKind, repo: str, sha: str, branch: str,
-           actor: Actor, actor_id: str, now: datetime, auto: bool) -> Action:
+           actor: Actor, actor_id: str, now: datetime, auto: bool,
+           warnings: Sequence[str] = ()) -> Action:
     """Record the action as started (or return it if already finished), with a timeline event."""
 
     def work(tx: Transaction) -> Action:
@@ -198,16 +247,18 @@ def _start(store: Store, *, incident_id: int, kind: ActionKind, repo: str, sha: 
         if existing is None:
             action = tx.actions.add(Action(
                 incident_id=incident_id, kind=kind, repo=repo, commit_sha=sha, state=ActionState.STARTED,
-                branch=branch, auto=auto, actor_id=actor_id, created_at=now, updated_at=now))
+                branch=branch, auto=auto, actor_id=actor_id, created_at=now, updated_at=now,
+                detail={"warnings": list(warnings)} if warnings else {}))
         else:
             action = existing.model_copy(update={"state": ActionState.STARTED, "updated_at": now,
                                                  "actor_id": actor_id or existing.actor_id})
             tx.actions.save(action)
         what = f"revert of {sha[:7]}" if kind is ActionKind.REVERT else "incident branch"
+        caution = f". Revert safety: {'; '.join(warnings)}" if warnings else ""
         tx.timeline.append(event(
             incident_id=incident.id or incident_id, at=now, kind=EventKind.ACTION_STARTED, actor=actor,
-            actor_id=actor_id, text=f"Started the {what} on {repo} as {branch}",
-            data={"kind": kind.value, "sha": sha, "branch": branch}))
+            actor_id=actor_id, text=f"Started the {what} on {repo} as {branch}{caution}",
+            data={"kind": kind.value, "sha": sha, "branch": branch, "warnings": list(warnings)}))
         return action
 
     return store.run(work)

@@ -7,14 +7,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
+from bot.domain.changes import AppliedSource
 from bot.domain.errors import BackoutError
-from bot.domain.ports import FetchedChanges, GitRepos, Store, Transaction
+from bot.domain.ports import AppliedTimes, FetchedChanges, GitRepos, Store, Transaction
 
 
 @dataclass
 class RefreshReport:
     new: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    applied: dict[str, int] = field(default_factory=dict)  # applied times learned, by repo
 
     @property
     def any_new(self) -> bool:
@@ -28,6 +30,8 @@ def refresh_changes(
     repos: Sequence[str],
     now: datetime,
     import_window: timedelta,
+    applied: AppliedTimes | None = None,
+    applied_window: timedelta = timedelta(days=1),
 ) -> RefreshReport:
     """Fetch each repository and store the commits added since its last known head.
 
@@ -43,7 +47,29 @@ def refresh_changes(
             report.failed[repo] = str(exc)
             continue
         report.new[repo] = store.run(partial(_record, repo=repo, fetched=fetched, now=now))
+        if applied is not None and applied.source(repo):
+            try:
+                report.applied[repo] = _learn_applied(store, applied, repo, since=now - applied_window)
+            except BackoutError as exc:
+                report.failed[repo] = f"applied times: {exc}"
     return report
+
+
+def _learn_applied(store: Store, applied: AppliedTimes, repo: str, *, since: datetime) -> int:
+    """Ask the repository's applied-time source about recent changes still on commit time."""
+    name = applied.source(repo)
+    if name is None:
+        return 0
+    source = AppliedSource(name)
+    shas = store.run(lambda tx: tx.changes.needing_applied(repo, since))
+    times = applied.applied_at(repo, shas, since=since) if shas else {}
+
+    def record(tx: Transaction) -> int:
+        for sha, at in times.items():
+            tx.changes.set_applied(repo, sha, at=at, source=source)
+        return len(times)
+
+    return store.run(record) if times else 0
 
 
 def _head(tx: Transaction, *, repo: str) -> str | None:

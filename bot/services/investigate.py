@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.domain.models import Actor, Incident
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import GitRepos, Notifier, Store, Transaction
+from bot.domain.ports import AppliedTimes, Forge, GitRepos, Notifier, Store, Transaction
 from bot.domain.suspects import Ranking, rank_changes
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
@@ -67,18 +67,23 @@ def investigate(
     incident_id: int,
     now: datetime,
     import_window: timedelta,
+    forge: Forge | None = None,
+    applied: AppliedTimes | None = None,
+    page_url: str | None = None,
 ) -> Ranking:
     """What runs when an incident opens: refresh its repositories, rank, act, announce."""
     incident = get_incident(store=store, incident_id=incident_id).incident
     playbook = playbook_for(incident, playbooks)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
-    report = refresh_changes(store=store, git=git, repos=repos, now=now, import_window=import_window)
+    report = refresh_changes(store=store, git=git, repos=repos, now=now, import_window=import_window,
+                             applied=applied)
     if report.failed:
         _record_refresh_failure(store, incident_id, report.failed, now)
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now)
     if playbook is not None:
         apply_open_policy(store=store, git=git, notifier=notifier, playbook=playbook,
-                          incident_id=incident_id, ranking=ranking, now=now)
+                          incident_id=incident_id, ranking=ranking, now=now, forge=forge,
+                          page_url=page_url)
     notify.incident_update(store=store, notifier=notifier, incident_id=incident_id,
                            kind="incident.opened")
     return ranking
@@ -123,11 +128,15 @@ def follow_up(
     resolved: Sequence[int],
     now: datetime,
     import_window: timedelta,
+    forge: Forge | None = None,
+    applied: AppliedTimes | None = None,
+    page_url: Callable[[int], str | None] = lambda _: None,
 ) -> None:
     """After a delivery is stored: investigate what it opened, announce what it resolved."""
     for incident_id in opened:
         investigate(store=store, git=git, notifier=notifier, playbooks=playbooks,
-                    incident_id=incident_id, now=now, import_window=import_window)
+                    incident_id=incident_id, now=now, import_window=import_window, forge=forge,
+                    applied=applied, page_url=page_url(incident_id))
     for incident_id in resolved:
         notify.incident_update(store=store, notifier=notifier, incident_id=incident_id,
                                kind="incident.resolved")

@@ -48,7 +48,14 @@ def describe_action(action: Action) -> str:
         ActionState.PUSHED: f"pushed as {action.branch}",
         ActionState.CONFLICTED: "conflicted in " + ", ".join(action.detail.get("conflicts", [])),
         ActionState.FAILED: f"failed: {action.detail.get('error', 'see the timeline')}; retry it",
+        ActionState.PR_OPEN: f"pull request open: {action.url}",
+        ActionState.MERGED: f"merged: {action.url}",
+        ActionState.CLOSED: f"pull request closed without merging: {action.url}",
     }[action.state]
+    if action.state is ActionState.PUSHED and action.url:
+        state += f", pull request {action.url}"
+    if action.detail.get("warnings"):
+        state += " — revert safety: " + "; ".join(action.detail["warnings"])
     return f"{what} on {action.repo}: {state}"
 
 

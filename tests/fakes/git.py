@@ -23,6 +23,7 @@ class FakeGit:
         self.conflicts: tuple[str, ...] = ()
         self.unreachable: set[str] = set()
         self.refreshes = 0
+        self.patches: dict[str, str] = {}
 
     def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
         self.refreshes += 1
@@ -37,6 +38,9 @@ class FakeGit:
             new.append(change)
         return FetchedChanges(head=head, changes=tuple(new))
 
+    def branch(self, repo: str) -> str:
+        return "main"
+
     def remote_branch(self, repo: str, branch: str) -> str | None:
         return self.branches.get((repo, branch))
 
@@ -49,6 +53,9 @@ class FakeGit:
             return RevertResult(branch=branch, pushed_sha=None, conflicts=self.conflicts)
         self.branches[(repo, branch)] = "f" * 40
         return RevertResult(branch=branch, pushed_sha="f" * 40)
+
+    def patch(self, repo: str, sha: str) -> str:
+        return self.patches.get(sha, "")
 
     def push_branch(self, repo: str, *, branch: str) -> str:
         return self.branches.setdefault((repo, branch), "e" * 40)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from bot.domain.actions import Action, ActionKind
-from bot.domain.changes import Change
+from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.changes import AppliedSource, Change
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.suspects import Ranking
@@ -134,6 +134,14 @@ class _Changes:
     def set_head(self, repo: str, sha: str, *, at: datetime) -> None:
         self._s.heads[repo] = sha
 
+    def needing_applied(self, repo: str, since: datetime) -> list[str]:
+        return [c.sha for c in self._s.changes.values() if c.repo == repo and c.committed_at >= since
+                and c.applied_source is AppliedSource.COMMIT_TIME]
+
+    def set_applied(self, repo: str, sha: str, *, at: datetime, source: AppliedSource) -> None:
+        change = self._s.changes[(repo, sha)]
+        self._s.changes[(repo, sha)] = change.model_copy(update={"applied_at": at, "applied_source": source})
+
 
 class _Rankings:
     def __init__(self, state: _State) -> None:
@@ -166,6 +174,9 @@ class _Actions:
 
     def for_incident(self, incident_id: int) -> list[Action]:
         return [a for a in self._s.actions.values() if a.incident_id == incident_id]
+
+    def with_state(self, state: ActionState) -> list[Action]:
+        return [a for a in self._s.actions.values() if a.state is state]
 
     def count_auto_since(self, playbook: str, since: datetime) -> int:
         return sum(1 for a in self._s.actions.values()

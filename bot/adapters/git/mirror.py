@@ -52,6 +52,9 @@ class GitMirrors:
         except KeyError:
             raise NotFound(f"no repository named {repo!r} in the config") from None
 
+    def branch(self, repo: str) -> str:
+        return self._spec(repo).branch
+
     def path(self, repo: str) -> Path:
         return self._dir / f"{repo}.git"
 
@@ -149,6 +152,12 @@ class GitMirrors:
                 return existing
             self._push(spec, self.path(repo), f"{head}:refs/heads/{branch}", branch)
             return head
+
+    def patch(self, repo: str, sha: str) -> str:
+        with self._locked(repo) as spec:
+            output = spec.runner.run(["show", "--first-parent", "--diff-merges=first-parent", "--format=",
+                                      "--no-color", "--unified=3", sha], cwd=self.path(repo)).stdout
+        return output[:1_000_000].decode(errors="replace")
 
     def _push(self, spec: RepoSpec, cwd: Path, refspec: str, branch: str) -> None:
         try:

@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
-from bot.domain.actions import Action, ActionKind
-from bot.domain.changes import Change
+from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.changes import AppliedSource, Change
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 
 _CHANGE_FIELDS = {c.name for c in t.changes.columns if c.name != "id"}
@@ -70,6 +70,18 @@ class SqlChangeRepository:
         )
         if updated.rowcount == 0:
             self._conn.execute(t.repo_heads.insert().values(repo=repo, head_sha=sha, refreshed_at=at))
+
+
+    def needing_applied(self, repo: str, since: datetime) -> list[str]:
+        rows = self._conn.execute(sa.select(t.changes.c.sha).where(
+            t.changes.c.repo == repo, t.changes.c.committed_at >= since,
+            t.changes.c.applied_source == AppliedSource.COMMIT_TIME.value,
+        ).order_by(t.changes.c.committed_at.desc()).limit(500))
+        return [row[0] for row in rows]
+
+    def set_applied(self, repo: str, sha: str, *, at: datetime, source: AppliedSource) -> None:
+        self._conn.execute(t.changes.update().where(t.changes.c.repo == repo, t.changes.c.sha == sha)
+                           .values(applied_at=at, applied_source=source.value))
 
 
 class SqlRankingRepository:
@@ -130,6 +142,12 @@ class SqlActionRepository:
     def for_incident(self, incident_id: int) -> list[Action]:
         rows = self._conn.execute(
             sa.select(t.actions).where(t.actions.c.incident_id == incident_id).order_by(t.actions.c.id)
+        ).mappings()
+        return [Action.model_validate(dict(row)) for row in rows]
+
+    def with_state(self, state: ActionState) -> list[Action]:
+        rows = self._conn.execute(
+            sa.select(t.actions).where(t.actions.c.state == state.value).order_by(t.actions.c.id).limit(500)
         ).mappings()
         return [Action.model_validate(dict(row)) for row in rows]
 

@@ -1,0 +1,82 @@
+"""Applied revisions from Prometheus: the first time a revision shows up in a query's series
+(for example Argo CD's or Flux's metrics carrying the applied revision as a label)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from urllib3.util.retry import Retry
+
+from bot.domain.errors import TransientError, UpstreamError
+
+MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series
+
+
+@dataclass(frozen=True)
+class RevisionQuery:
+    query: str
+    label: str
+
+
+def step_for(start: datetime, end: datetime) -> int:
+    """A step in seconds that keeps a range query within Prometheus's points limit."""
+    return max(15, math.ceil((end - start).total_seconds() / MAX_POINTS))
+
+
+class PrometheusRevisions:
+    """Implements the AppliedTimes port for repositories whose applied revision is a metric label."""
+
+    def __init__(self, url: str, *, queries: Mapping[str, RevisionQuery], timeout: float = 10.0,
+                 attempts: int = 3) -> None:
+        # The library's own urllib3 retry is off: ours (tenacity) is bounded and visible.
+        self._client = PrometheusConnect(url=url, retry=Retry(total=0), timeout=int(timeout))
+        self._queries = dict(queries)
+        self._attempts = attempts
+
+    def source(self, repo: str) -> str | None:
+        return "prometheus" if repo in self._queries else None
+
+    def applied_at(self, repo: str, shas: Sequence[str], *, since: datetime) -> dict[str, datetime]:
+        spec = self._queries.get(repo)
+        if spec is None or not shas:
+            return {}
+        now = datetime.now(UTC)
+        series = self._query_range(spec.query, since, now)
+        first: dict[str, datetime] = {}
+        for item in series:
+            revision = str(item.get("metric", {}).get(spec.label, ""))
+            values = item.get("values") or []
+            if len(revision) < 7 or not values:
+                continue
+            seen = datetime.fromtimestamp(float(values[0][0]), tz=UTC)
+            for sha in shas:
+                if sha.startswith(revision) or revision.startswith(sha):
+                    first[sha] = min(seen, first.get(sha, seen))
+        return first
+
+    def _query_range(self, query: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        retrying = Retrying(retry=retry_if_exception_type(TransientError), reraise=True,
+                            stop=stop_after_attempt(self._attempts),
+                            wait=wait_exponential(multiplier=0.5, max=4))
+        for attempt in retrying:
+            with attempt:
+                try:
+                    result = self._client.custom_query_range(query, start_time=start, end_time=end,
+                                                             step=str(step_for(start, end)))
+                except requests.exceptions.RequestException as exc:
+                    raise TransientError(f"prometheus: cannot reach it ({type(exc).__name__})") from exc
+                except PrometheusApiClientException as exc:
+                    message = str(exc)
+                    if " 5" in message[:40] or "HTTP Status Code 5" in message:
+                        raise TransientError(f"prometheus: {message[:200]}") from exc
+                    raise UpstreamError(f"prometheus: {message[:200]}") from exc
+                return list(result)
+        raise AssertionError("unreachable")

@@ -1,0 +1,174 @@
+"""Pull requests for Backout's branches: what they say, opening them, following them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.changes import Change
+from bot.domain.errors import BackoutError
+from bot.domain.incidents import transition
+from bot.domain.models import Actor, AlertStatus, IncidentStatus
+from bot.domain.ports import Forge, Notice, Notifier, Store, Transaction
+from bot.domain.timeline import EventKind, event
+from bot.services import notify
+from bot.services.export import md
+from bot.services.incidents import IncidentView, get_incident
+
+LABELS = ("backout", "incident", "revert")
+MAX_ALERTS = 10
+
+
+def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], page_url: str | None) -> str:
+    """The revert PR's body: the incident, why this commit, revert safety, the alerts."""
+    incident = view.incident
+    suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
+    lines = [
+        f"Backout opened this pull request for **{incident.ref}**: {md(incident.title)} "
+        f"(severity {incident.severity.value}, service {md(incident.service)}).",
+    ]
+    if page_url:
+        lines.append(f"Incident page: {page_url}")
+    lines += ["", f"### Why {change.short}", "", f"{md(change.subject)} by {md(change.author)}."]
+    if suspect is not None:
+        verdict = "confident" if view.ranking.confident else "not confident"
+        lines.append(f"Suspect score **{suspect.score:.2f}** ({verdict}):")
+        lines += [f"- {md(reason)}" for reason in suspect.reasons]
+    else:
+        lines.append("Chosen by hand: it is not among the ranked suspects.")
+    lines += ["", "### Revert safety", ""]
+    lines += [f"- ⚠️ {md(w)}" for w in warnings] or ["No revert-safety warnings."]
+    firing = [a for a in view.alerts if a.status is AlertStatus.FIRING] or view.alerts
+    lines += ["", f"### Alerts ({len(view.alerts)})", ""]
+    for alert in firing[:MAX_ALERTS]:
+        instance = alert.labels.get("instance")
+        summary = alert.annotations.get("summary", "")
+        lines.append(f"- {md(alert.name)}{f' ({md(instance)})' if instance else ''}"
+                     f"{f': {md(summary)}' if summary else ''} [{alert.status.value}]")
+    if len(firing) > MAX_ALERTS:
+        lines.append(f"- … and {len(firing) - MAX_ALERTS} more")
+    lines += ["", "Backout never merges: review, and merge when you agree.",
+              f"<!-- backout {incident.ref} revert {change.sha} -->"]
+    return "\n".join(lines)
+
+
+def branch_body(view: IncidentView, *, change: Change, conflicts: Sequence[str], page_url: str | None) -> str:
+    """The incident branch's draft PR: why the revert could not be made."""
+    lines = [
+        f"Backout could not revert {change.short} ({md(change.subject)}) for **{view.incident.ref}**: "
+        "it conflicts with later changes in these files:",
+        "",
+        *[f"- `{md(path)}`" for path in conflicts],
+        "",
+        "This draft pull request is the incident branch, cut from the watched branch: push the "
+        "manual fix here.",
+    ]
+    if page_url:
+        lines.insert(1, f"Incident page: {page_url}")
+    return "\n".join(lines)
+
+
+def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: Action, base: str,
+                    title: str, body: str, draft: bool, reviewers: Sequence[str], now: datetime) -> Action:
+    """Open (or adopt) the PR for an action's branch and record it; failures are recorded too."""
+    try:
+        ref = forge.open_pull_request(action.repo, head=action.branch, base=base, title=title, body=body,
+                                      draft=draft, labels=LABELS, reviewers=reviewers)
+    except BackoutError as exc:
+        reason = str(exc)
+        failed = action.model_copy(update={"updated_at": now,
+                                           "detail": {**action.detail, "pr_error": reason}})
+
+        def record_failure(tx: Transaction) -> None:
+            tx.actions.save(failed)
+            tx.timeline.append(event(
+                incident_id=action.incident_id, at=now, kind=EventKind.ACTION_FAILED, actor=Actor.BACKOUT,
+                text=(f"Branch {action.branch} is pushed but its pull request could not be opened: "
+                      f"{reason}. Run the rollback again to retry."),
+                data={"branch": action.branch, "error": reason}))
+
+        store.run(record_failure)
+        raise
+    opened = action.model_copy(update={
+        "state": ActionState.PR_OPEN if action.kind is ActionKind.REVERT else action.state,
+        "url": ref.url, "updated_at": now,
+        "detail": {**action.detail, "pr_number": ref.number, "pr_error": None}})
+    how = "adopted (it already existed)" if ref.adopted else "opened"
+
+    def record(tx: Transaction) -> Action:
+        tx.actions.save(opened)
+        tx.timeline.append(event(
+            incident_id=action.incident_id, at=now, kind=EventKind.PR_OPENED, actor=Actor.BACKOUT,
+            text=f"{'Draft pull' if draft else 'Pull'} request #{ref.number} {how} for {action.branch}: "
+                 f"{ref.url}",
+            data={"number": ref.number, "url": ref.url, "adopted": ref.adopted, "draft": draft}))
+        return opened
+
+    result = store.run(record)
+    incident = get_incident(store=store, incident_id=action.incident_id).incident
+    notify.action_update(notifier=notifier, incident=incident, action=result, text=f"PR {how}: {ref.url}")
+    return result
+
+
+def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now: datetime) -> int:
+    """Poll open Backout PRs: merged moves the incident to mitigating; closed and failing checks
+    are recorded. Returns how many PRs changed."""
+    open_actions = store.run(lambda tx: tx.actions.with_state(ActionState.PR_OPEN))
+    changed = 0
+    for action in open_actions:
+        number = action.detail.get("pr_number")
+        if not isinstance(number, int) or not forge.handles(action.repo):
+            continue
+        try:
+            status = forge.pull_request_status(action.repo, number)
+        except BackoutError as exc:
+            notify_text = f"could not read PR #{number}: {exc}"
+            notifier.notify(Notice(incident_id=action.incident_id, kind="pr.unknown",
+                                          title=f"INC-{action.incident_id} PR #{number}",
+                                          lines=(notify_text,)))
+            continue
+        if status.state == "merged":
+            _record_merge(store, action, number=number, by=status.merged_by or "someone", now=now)
+        elif status.state == "closed":
+            _record(store, action.model_copy(update={"state": ActionState.CLOSED, "updated_at": now}),
+                    EventKind.PR_CLOSED, f"Pull request #{number} was closed without merging", now)
+        elif status.checks != action.detail.get("checks") and status.checks in ("failure", "success"):
+            updated = action.model_copy(update={"detail": {**action.detail, "checks": status.checks},
+                                                "updated_at": now})
+            verb = "are failing" if status.checks == "failure" else "pass"
+            _record(store, updated, EventKind.PR_CHECKS, f"Checks on pull request #{number} {verb}", now)
+        else:
+            continue
+        changed += 1
+        incident = get_incident(store=store, incident_id=action.incident_id).incident
+        notify.incident_update(store=store, notifier=notifier, incident_id=incident.id or 0,
+                               kind=f"pr.{status.state}")
+    return changed
+
+
+def _record(store: Store, action: Action, kind: EventKind, text: str, now: datetime) -> None:
+    def work(tx: Transaction) -> None:
+        tx.actions.save(action)
+        tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=kind, actor=Actor.BACKOUT,
+                                 text=text, data={"branch": action.branch, "url": action.url}))
+
+    store.run(work)
+
+
+def _record_merge(store: Store, action: Action, *, number: int, by: str, now: datetime) -> None:
+    def work(tx: Transaction) -> None:
+        tx.actions.save(action.model_copy(update={"state": ActionState.MERGED, "updated_at": now}))
+        tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=EventKind.PR_MERGED,
+                                 actor=Actor.USER, actor_id=by,
+                                 text=f"Revert merged by {by} (pull request #{number})",
+                                 data={"url": action.url, "merged_by": by}))
+        incident = tx.incidents.get(action.incident_id)
+        if incident is not None and incident.active and incident.status is not IncidentStatus.MITIGATING:
+            tx.incidents.save(transition(incident, IncidentStatus.MITIGATING, now=now))
+            tx.timeline.append(event(incident_id=action.incident_id, at=now,
+                                     kind=EventKind.INCIDENT_MITIGATING, actor=Actor.BACKOUT,
+                                     text=f"Mitigating: the revert in #{number} is merged and "
+                                          "will be applied"))
+
+    store.run(work)

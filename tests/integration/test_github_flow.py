@@ -1,0 +1,198 @@
+"""From alert to revert pull request on the fake GitHub, with real git underneath: the PR's
+content, the draft PR on a conflict, a crash between push and PR, and following the PR."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot import bootstrap
+from bot.adapters.console import RecordingNotifier
+from bot.config import load_settings
+from bot.domain.incidents import IncidentPolicy
+from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert
+from bot.services.act import choose_commit, rollback
+from bot.services.incidents import get_incident
+from bot.services.ingest import ingest_delivery
+from bot.services.investigate import investigate
+from bot.services.pull_requests import follow_pull_requests
+from tests.fakes.github import FakeGitHub
+from tests.gitrepos import Remote
+
+pytestmark = pytest.mark.integration
+DEPLOY = "image: registry.example.com/checkout:{tag}\n"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Path, Remote, FakeGitHub, str]]:
+    """A remote with a bad migration + image bump, the fake GitHub over it, and a config."""
+    remote = Remote(tmp_path / "gitops")
+    remote.commit("init", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0")})
+    bad = remote.commit("checkout: bump to 1.1 <!channel>", {
+        "apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1"),
+        "apps/checkout/migrations/002_add_index.sql": "CREATE INDEX x ON y(z);\n"})
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump({
+        "service": "checkout", "match": {"service": "checkout"},
+        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}],
+        "actions": {"on_open": "off", "reviewers": ["alice", "acme/checkout-oncall"]},
+    }))
+    with FakeGitHub(remote.bare).serving() as fake:
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "server": {"public_url": "https://backout.example.com"},
+            "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"},
+            "alertmanager": {"auth": "none"},
+            "playbooks_dir": str(tmp_path / "playbooks"),
+            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github",
+                       "github_repo": "acme/gitops"}],
+            "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "90d"},
+            "github": {"api_url": fake.base_url, "token": "ghs_fake_token", "throttle": False,
+                       "max_wait": "2s"},
+        }))
+        yield config, remote, fake, bad
+
+
+def open_incident(config: Path, remote: Remote) -> bootstrap.App:
+    app = bootstrap.build(load_settings(config), notifier=RecordingNotifier())
+    started = remote.clock + timedelta(minutes=5)
+    alert = ReceivedAlert(fingerprint="f1", starts_at=started, ends_at=None, status=AlertStatus.FIRING,
+                          labels={"alertname": "HighErrorRate", "service": "checkout"},
+                          annotations={"summary": "*5xx* <https://evil.example|x>"})
+    ingest_delivery(store=app.ctx.store, delivery=Delivery(group_key="g", status=AlertStatus.FIRING,
+                                                           alerts=(alert,)),
+                    playbooks=app.ctx.playbooks, policy=IncidentPolicy(), now=started)
+    investigate(store=app.ctx.store, git=app.ctx.git, notifier=app.ctx.notifier, playbooks=app.ctx.playbooks,
+                incident_id=1, now=started, import_window=timedelta(days=90), forge=app.ctx.forge)
+    return app
+
+
+def roll_back(app: bootstrap.App):  # type: ignore[no-untyped-def]
+    ctx = app.ctx
+    change = choose_commit(store=ctx.store, playbook=ctx.playbooks[0], incident_id=1, sha=None)
+    return rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier, incident_id=1, change=change,
+                    actor=Actor.USER, actor_id="U1", now=ctx.clock(), forge=ctx.forge,
+                    reviewers=ctx.reviewers("checkout"), page_url=ctx.page_url(1))
+
+
+def test_the_revert_becomes_one_pull_request_that_explains_itself(
+    world: tuple[Path, Remote, FakeGitHub, str],
+) -> None:
+    """Title names incident and change; the body has score, reasons, safety, alerts and a link."""
+    config, remote, fake, bad = world
+    app = open_incident(config, remote)
+    result = roll_back(app)
+    [pull] = fake.pulls.values()
+    assert pull["head"]["ref"] == f"backout/INC-1/revert-{bad[:7]}"
+    assert pull["title"].startswith('Revert "checkout: bump to 1.1')
+    assert pull["title"].endswith("(INC-1)")
+    body = pull["body"]
+    assert "https://backout.example.com/incidents/INC-1" in body
+    assert "Suspect score" in body
+    assert "database-migration" in body
+    assert "<!channel>" not in body
+    assert "<https://evil" not in body
+    assert [label["name"] for label in pull["labels"]] == ["backout", "incident", "revert"]
+    assert pull["requested_teams"] == [{"slug": "checkout-oncall"}]
+    assert result.action.state.value == "pr_open"
+    assert result.action.url == pull["html_url"]
+    again = roll_back(app)
+    assert again.message.startswith("already done")
+    assert len(fake.pulls) == 1
+    app.close()
+
+
+def test_a_conflict_opens_a_draft_pull_request_for_the_incident_branch(
+    world: tuple[Path, Remote, FakeGitHub, str],
+) -> None:
+    """A later change to the same lines: no revert PR, a draft PR naming the files instead."""
+    config, remote, fake, bad = world
+    remote.commit("checkout: bump to 1.2", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")}, minutes=1)
+    app = open_incident(config, remote)
+    change = choose_commit(store=app.ctx.store, playbook=app.ctx.playbooks[0], incident_id=1,
+                           sha=bad[:10])
+    result = rollback(store=app.ctx.store, git=app.ctx.git, notifier=app.ctx.notifier, incident_id=1,
+                      change=change, actor=Actor.USER, actor_id="U1", now=app.ctx.clock(),
+                      forge=app.ctx.forge)
+    [pull] = fake.pulls.values()
+    assert pull["draft"] is True
+    assert pull["head"]["ref"] == "backout/INC-1/incident"
+    assert "apps/checkout/deploy.yaml" in pull["body"]
+    assert result.branch_action is not None
+    assert result.branch_action.url == pull["html_url"]
+    app.close()
+
+
+def test_a_crash_between_push_and_pull_request_ends_with_one_pull_request(
+    world: tuple[Path, Remote, FakeGitHub, str], tmp_path: Path,
+) -> None:
+    """The rollback process dies right after the push; run again: the branch is adopted, one PR."""
+    config, remote, fake, bad = world
+    open_incident(config, remote).close()
+    pid_file = tmp_path / "pid"
+    hook = remote.bare / "hooks" / "post-receive"
+    hook.write_text(f"#!/bin/sh\n[ -f {pid_file} ] && kill -9 $(cat {pid_file})\nexit 0\n")
+    hook.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOUT_")}
+    command = [sys.executable, "-m", "bot", "rollback", "INC-1", "--yes", "--config", str(config)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    pid_file.write_text(str(proc.pid))
+    proc.communicate(timeout=60)
+    assert proc.returncode == -9
+    assert fake.pulls == {}
+    pid_file.unlink()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "found already pushed (adopted)" in done.stdout
+    assert "; pull request https://github.example/acme/gitops/pull/1" in done.stdout
+    assert len(fake.pulls) == 1
+    assert fake.pulls[1]["head"]["ref"] == f"backout/INC-1/revert-{bad[:7]}"
+
+
+def test_following_the_pull_request_to_the_merge(world: tuple[Path, Remote, FakeGitHub, str]) -> None:
+    """Failing checks are recorded once; the merge moves the incident to mitigating."""
+    config, remote, fake, _bad = world
+    app = open_incident(config, remote)
+    roll_back(app)
+    ctx = app.ctx
+    assert follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock()) == 0
+    fake.set_status(fake.pulls[1]["head"]["sha"], "failure")
+    assert follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock()) == 1
+    assert follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock()) == 0
+    fake.merge(1, by="octocat")
+    follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock())
+    view = get_incident(store=ctx.store, incident_id=1)
+    assert view.incident.status is IncidentStatus.MITIGATING
+    texts = [e.text for e in view.timeline]
+    assert "Checks on pull request #1 are failing" in texts
+    assert "Revert merged by octocat (pull request #1)" in texts
+    assert view.actions[0].state.value == "merged"
+    app.close()
+
+
+def test_github_down_leaves_the_branch_and_a_way_to_retry(
+    world: tuple[Path, Remote, FakeGitHub, str],
+) -> None:
+    """GitHub answering 503 throughout: the branch is pushed, the failure is on the timeline with
+    the retry, and the next rollback opens the PR."""
+    from bot.domain.errors import TransientError
+
+    config, remote, fake, _bad = world
+    app = open_incident(config, remote)
+    fake.fail("POST", r"/pulls$", 503, times=100)
+    with pytest.raises(TransientError):
+        roll_back(app)
+    view = get_incident(store=app.ctx.store, incident_id=1)
+    assert view.actions[0].state.value == "pushed"
+    assert "Run the rollback again to retry" in view.timeline[-1].text
+    fake.faults.clear()
+    assert roll_back(app).action.state.value == "pr_open"
+    assert len(fake.pulls) == 1
+    app.close()
