@@ -242,7 +242,8 @@ def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:
             follow_up(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
                       opened=opened, resolved=resolved, now=ctx.clock(),
                       import_window=ctx.settings.git.import_window, forge=ctx.forge,
-                      applied=ctx.applied, page_url=ctx.page_url)
+                      applied=ctx.applied, applied_window=ctx.settings.github.applied_window,
+                      page_url=ctx.page_url)
         except Exception as exc:  # logged, never lost silently: the incident itself is stored
             log.exception("follow_up.failed", incidents=opened + resolved, error=str(exc))
 

@@ -69,6 +69,7 @@ def investigate(
     import_window: timedelta,
     forge: Forge | None = None,
     applied: AppliedTimes | None = None,
+    applied_window: timedelta = timedelta(days=1),
     page_url: str | None = None,
 ) -> Ranking:
     """What runs when an incident opens: refresh its repositories, rank, act, announce."""
@@ -76,7 +77,7 @@ def investigate(
     playbook = playbook_for(incident, playbooks)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
     report = refresh_changes(store=store, git=git, repos=repos, now=now, import_window=import_window,
-                             applied=applied)
+                             applied=applied, applied_window=applied_window)
     if report.failed:
         _record_refresh_failure(store, incident_id, report.failed, now)
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now)
@@ -130,13 +131,14 @@ def follow_up(
     import_window: timedelta,
     forge: Forge | None = None,
     applied: AppliedTimes | None = None,
+    applied_window: timedelta = timedelta(days=1),
     page_url: Callable[[int], str | None] = lambda _: None,
 ) -> None:
     """After a delivery is stored: investigate what it opened, announce what it resolved."""
     for incident_id in opened:
         investigate(store=store, git=git, notifier=notifier, playbooks=playbooks,
                     incident_id=incident_id, now=now, import_window=import_window, forge=forge,
-                    applied=applied, page_url=page_url(incident_id))
+                    applied=applied, applied_window=applied_window, page_url=page_url(incident_id))
     for incident_id in resolved:
         notify.incident_update(store=store, notifier=notifier, incident_id=incident_id,
                                kind="incident.resolved")

@@ -37,6 +37,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     after_write: bool = False  # do the write, then answer with the fault (the answer is lost)
     delay: float = 0.0
+    message: str = ""
 
 
 def _now() -> str:
@@ -126,8 +127,8 @@ class FakeGitHub:
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
             if fault is not None and fault.status and not fault.after_write:
-                return JSONResponse({"message": f"injected {fault.status}"}, status_code=fault.status,
-                                    headers=fault.headers)
+                return JSONResponse({"message": fault.message or f"injected {fault.status}"},
+                                    status_code=fault.status, headers=fault.headers)
             response = await call_next(request)
             if fault is not None and fault.status:
                 return JSONResponse({"message": "Bad Gateway"}, status_code=fault.status)

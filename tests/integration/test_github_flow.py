@@ -70,7 +70,8 @@ def open_incident(config: Path, remote: Remote) -> bootstrap.App:
                                                            alerts=(alert,)),
                     playbooks=app.ctx.playbooks, policy=IncidentPolicy(), now=started)
     investigate(store=app.ctx.store, git=app.ctx.git, notifier=app.ctx.notifier, playbooks=app.ctx.playbooks,
-                incident_id=1, now=started, import_window=timedelta(days=90), forge=app.ctx.forge)
+                incident_id=1, now=started, import_window=timedelta(days=90), forge=app.ctx.forge,
+                applied=app.ctx.applied, applied_window=app.ctx.settings.github.applied_window)
     return app
 
 
@@ -195,4 +196,41 @@ def test_github_down_leaves_the_branch_and_a_way_to_retry(
     fake.faults.clear()
     assert roll_back(app).action.state.value == "pr_open"
     assert len(fake.pulls) == 1
+    app.close()
+
+
+def test_deployments_give_the_applied_time_and_calls_are_counted(
+    world: tuple[Path, Remote, FakeGitHub, str],
+) -> None:
+    """With `applied.source: deployments` the suspect's time is the deployment's, not commit time;
+    /metrics counts the GitHub calls."""
+    config, remote, fake, bad = world
+    data = yaml.safe_load(config.read_text())
+    data["repos"][0]["applied"] = {"source": "deployments", "environment": "production"}
+    data["github"]["applied_window"] = "90d"
+    config.write_text(yaml.safe_dump(data))
+    deployed = remote.clock + timedelta(minutes=3)
+    fake.add_deployment(bad, "production", "success", deployed)
+    app = open_incident(config, remote)
+    top = get_incident(store=app.ctx.store, incident_id=1).ranking.suspects[0]
+    assert (top.sha, top.applied_at, top.applied_source.value) == (bad, deployed, "deployment")
+    assert top.reasons[0] == "applied 2m before the incident started"
+    metrics = app.ctx.metrics.render().decode()
+    assert 'backout_github_calls_total{endpoint="deployments.list",outcome="ok"} 1.0' in metrics
+    assert "backout_github_rate_limit_remaining" in metrics
+    app.close()
+
+
+def test_a_missing_workflows_permission_is_named(world: tuple[Path, Remote, FakeGitHub, str]) -> None:
+    """GitHub refusing a change to .github/workflows: the error names the missing permission,
+    and a 403 that is not a rate limit is not retried."""
+    from bot.domain.errors import UpstreamError
+
+    config, remote, fake, _bad = world
+    app = open_incident(config, remote)
+    fake.fail("POST", r"/pulls$", 403, message="refusing to allow a GitHub App to create or update "
+              "workflow `.github/workflows/ci.yml` without `workflows` permission")
+    with pytest.raises(UpstreamError, match="the token needs the Workflows write permission"):
+        roll_back(app)
+    assert fake.calls[("POST", "/repos/acme/gitops/pulls")] == 1
     app.close()
