@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -28,7 +28,7 @@ class RevisionQuery:
 
 def step_for(start: datetime, end: datetime) -> int:
     """A step in seconds that keeps a range query within Prometheus's points limit."""
-    return max(15, math.ceil((end - start).total_seconds() / MAX_POINTS))
+    return max(1, math.ceil((end - start).total_seconds() / MAX_POINTS))
 
 
 class PrometheusRevisions:
@@ -68,9 +68,12 @@ class PrometheusRevisions:
                             wait=wait_exponential(multiplier=0.5, max=4))
         for attempt in retrying:
             with attempt:
+                step = step_for(start, end)
                 try:
-                    result = self._client.custom_query_range(query, start_time=start, end_time=end,
-                                                             step=str(step_for(start, end)))
+                    # The library rounds times to seconds: end one step late so the newest
+                    # samples are inside the last evaluation.
+                    result = self._client.custom_query_range(
+                        query, start_time=start, end_time=end + timedelta(seconds=step), step=str(step))
                 except requests.exceptions.RequestException as exc:
                     raise TransientError(f"prometheus: cannot reach it ({type(exc).__name__})") from exc
                 except PrometheusApiClientException as exc:

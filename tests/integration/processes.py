@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -180,3 +181,71 @@ class Postgres:
         if (self.datadir / "postmaster.pid").exists():
             self._run(self.pg_ctl, "-D", str(self.datadir), "-m", "immediate", "stop")
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Exporter:
+    """A tiny metrics endpoint the test controls: set `text` to what Prometheus should scrape."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.text = ""
+        exporter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = exporter.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> Exporter:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Prometheus:
+    """The real Prometheus binary scraping one target every second."""
+
+    def __init__(self, workdir: Path, *, target_port: int) -> None:
+        self.binary = need_binary("prometheus")
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "test",
+                                "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}],
+        }))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Prometheus:
+        with (self.workdir / "prometheus.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, f"--config.file={self.workdir / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={self.workdir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
+                   timeout=30, what=f"prometheus on {self.url}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
