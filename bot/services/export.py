@@ -63,7 +63,7 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
             {"kind": a.kind.value, "repo": a.repo, "commit": a.commit_sha or None, "state": a.state.value,
              "branch": a.branch, "url": a.url, "auto": a.auto, "actor": a.actor_id,
              "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at),
-             "conflicts": a.detail.get("conflicts", [])}
+             "conflicts": a.detail.get("conflicts", []), "warnings": a.detail.get("warnings", [])}
             for a in view.actions
         ],
         "timeline": [
@@ -116,6 +116,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
                    f"**{action['state']}**, branch `{action['branch']}` ({md(action['actor'])})")
         if action["conflicts"]:
             out.append(f"  - conflicts: {', '.join(md(f) for f in action['conflicts'])}")
+        out.extend(f"  - revert safety: {md(warning)}" for warning in action["warnings"])
+        if action["url"]:
+            out.append(f"  - pull request: {action['url']}")
     out += ["", "## Alerts", "", "| Alert | Status | Labels | Summary | Description |",
             "|---|---|---|---|---|"]
     for alert in doc["alerts"]:

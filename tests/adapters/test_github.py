@@ -148,3 +148,23 @@ def test_applied_times_from_deployments_and_statuses(fake: FakeGitHub) -> None:
     fake.set_status("c" * 40, "success", context="flux/kustomization")
     by_status = forge(fake, gitops=AppliedFrom(kind="status", context="flux/kustomization"))
     assert list(by_status.applied_at("gitops", ["c" * 40], since=at)) == ["c" * 40]
+
+
+def test_an_exhausted_primary_limit_waits_for_the_reset(fake: FakeGitHub) -> None:
+    """403 with x-ratelimit-remaining 0: wait until x-ratelimit-reset, then go on."""
+    reset = str(int(time.time()) + 2)
+    fake.fail("POST", r"/pulls$", 403, headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
+              message="API rate limit exceeded")
+    started = time.monotonic()
+    assert open_pr(forge(fake), reviewers=[]).number == 1
+    assert time.monotonic() - started >= 0.9
+
+
+def test_writes_are_paced_one_second_apart_in_production(fake: FakeGitHub) -> None:
+    """With the production client, the PR's three writes take at least two seconds."""
+    client = make_client(api_url=fake.base_url, token="ghs_test", throttle=True)
+    target = GitHubForge(client, repos={"gitops": "acme/gitops"}, applied={})
+    started = time.monotonic()
+    open_pr(target)
+    assert time.monotonic() - started >= 2.0
+    assert fake.writes() == 3
