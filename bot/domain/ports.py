@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change
@@ -40,6 +40,7 @@ class TimelineRepository(Protocol):
     def append(self, event: TimelineEvent) -> TimelineEvent: ...
     def append_many(self, events: Sequence[TimelineEvent]) -> None: ...
     def for_incident(self, incident_id: int) -> list[TimelineEvent]: ...
+    def after(self, incident_id: int, event_id: int, limit: int = 50) -> list[TimelineEvent]: ...
 
 
 class ChangeRepository(Protocol):
@@ -70,6 +71,36 @@ class ActionRepository(Protocol):
     def with_state(self, state: ActionState) -> list[Action]: ...
 
 
+@dataclass(frozen=True)
+class ChatThread:
+    incident_id: int
+    channel: str
+    ts: str
+    last_event_id: int
+
+
+@dataclass(frozen=True)
+class PendingSummary:
+    id: int
+    incident_id: int
+    channel: str | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+class ChatRepository(Protocol):
+    """The chat outbox: one pending summary per incident, and each thread's cursor on the timeline."""
+
+    def put_summary(self, incident_id: int, channel: str | None, payload: dict[str, Any],
+                    *, at: datetime) -> None: ...
+    def pending_summaries(self, now: datetime, limit: int = 20) -> list[PendingSummary]: ...
+    def finish_summary(self, summary_id: int) -> None: ...
+    def delay_summary(self, summary_id: int, *, until: datetime, error: str) -> None: ...
+    def thread(self, incident_id: int) -> ChatThread | None: ...
+    def threads_behind(self, limit: int = 20) -> list[ChatThread]: ...
+    def save_thread(self, thread: ChatThread) -> None: ...
+
+
 class Transaction(Protocol):
     """What one unit of work sees; all its writes commit together or not at all."""
 
@@ -85,6 +116,8 @@ class Transaction(Protocol):
     def rankings(self) -> RankingRepository: ...
     @property
     def actions(self) -> ActionRepository: ...
+    @property
+    def chat(self) -> ChatRepository: ...
 
 
 class Store(Protocol):
@@ -141,12 +174,18 @@ class FetchedChanges:
 
 @dataclass(frozen=True)
 class Notice:
-    """Something people should see, as the console or chat shows it."""
+    """Something people should see, as the console or chat shows it. A `summary` notice is the
+    incident's whole current state (chat keeps one message per incident and updates it); the
+    rest are single steps."""
 
     incident_id: int
     kind: str
     title: str
     lines: tuple[str, ...] = ()
+    summary: bool = False
+    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (heading, lines), for chat
+    links: tuple[tuple[str, str], ...] = ()  # (label, url)
+    playbook: str | None = None
 
 
 class Notifier(Protocol):

@@ -11,31 +11,44 @@ MAX_ALERTS = 5
 MAX_SUSPECTS = 3
 
 
-def incident_lines(view: IncidentView) -> tuple[str, ...]:
-    """The incident as a person should see it: what fires, the suspects and why, the actions."""
+def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The incident as a person should see it, by section: state, alerts, suspects, actions."""
     incident = view.incident
-    lines = [f"{incident.status.value} · severity {incident.severity.value} · service {incident.service}"]
+    state = (f"{incident.status.value} · severity {incident.severity.value} · service {incident.service}",)
     firing = [a for a in view.alerts if a.status is AlertStatus.FIRING]
-    lines.append(f"Alerts: {len(firing)} firing of {len(view.alerts)}")
+    alerts = []
     for alert in firing[:MAX_ALERTS]:
         summary = alert.annotations.get("summary", "")
+        description = alert.annotations.get("description", "")[:200]
         instance = alert.labels.get("instance", "")
-        lines.append(f"  • {alert.name}{f' ({instance})' if instance else ''}"
-                     f"{f': {summary}' if summary else ''}")
+        alerts.append(f"• {alert.name}{f' ({instance})' if instance else ''}"
+                      f"{f': {summary}' if summary else ''}{f' — {description}' if description else ''}")
     if len(firing) > MAX_ALERTS:
-        lines.append(f"  … and {len(firing) - MAX_ALERTS} more")
+        alerts.append(f"… and {len(firing) - MAX_ALERTS} more")
     ranking = view.ranking
     verdict = "" if ranking.status.value == "pending" else (" (confident)" if ranking.confident
                                                              else " (no confident suspect)")
-    lines.append(f"Suspects{verdict}: {ranking.reason}")
+    suspects = [ranking.reason]
     for number, suspect in enumerate(ranking.suspects[:MAX_SUSPECTS], start=1):
         named = suspect.pr_number and f"#{suspect.pr_number}" not in suspect.subject
         pr = f" (#{suspect.pr_number})" if named else ""
-        lines.append(f"  {number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
-                     f"— score {suspect.score:.2f}")
-        lines.extend(f"       - {reason}" for reason in suspect.reasons)
-    for action in view.actions:
-        lines.append(f"Action: {describe_action(action)}")
+        suspects.append(f"{number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
+                        f"— score {suspect.score:.2f}")
+        suspects.extend(f"     - {reason}" for reason in suspect.reasons)
+    sections = [("", state), (f"Alerts: {len(firing)} firing of {len(view.alerts)}", tuple(alerts)),
+                (f"Suspects{verdict}", tuple(suspects))]
+    if view.actions:
+        sections.append(("Actions", tuple(describe_action(action) for action in view.actions)))
+    return tuple(sections)
+
+
+def incident_lines(view: IncidentView) -> tuple[str, ...]:
+    """The sections flattened for a terminal."""
+    lines: list[str] = []
+    for heading, body in incident_sections(view):
+        if heading:
+            lines.append(f"{heading}:")
+        lines.extend(f"  {line}" if heading else line for line in body)
     return tuple(lines)
 
 
@@ -62,9 +75,11 @@ def describe_action(action: Action) -> str:
 def incident_update(*, store: Store, notifier: Notifier, incident_id: int, kind: str) -> None:
     """Tell people the incident's current state (opened, suspects changed, resolved)."""
     view = get_incident(store=store, incident_id=incident_id)
+    links = tuple(("Pull request", a.url) for a in view.actions if a.url)
     notifier.notify(Notice(incident_id=incident_id, kind=kind,
-                           title=f"{view.incident.ref} {view.incident.title}",
-                           lines=incident_lines(view)))
+                           title=f"{view.incident.ref} {view.incident.title}", lines=incident_lines(view),
+                           summary=True, sections=incident_sections(view), links=links,
+                           playbook=view.incident.playbook))
 
 
 def action_update(*, notifier: Notifier, incident: Incident, action: Action, text: str) -> None:

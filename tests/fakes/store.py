@@ -7,12 +7,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.ports import ChatThread, PendingSummary
 from bot.domain.suspects import Ranking
 
 T = TypeVar("T")
@@ -27,6 +28,8 @@ class _State:
     heads: dict[str, str] = field(default_factory=dict)
     rankings: dict[int, Ranking] = field(default_factory=dict)
     actions: dict[int, Action] = field(default_factory=dict)
+    outbox: dict[int, dict[str, Any]] = field(default_factory=dict)
+    threads: dict[int, ChatThread] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -107,6 +110,9 @@ class _Timeline:
     def for_incident(self, incident_id: int) -> list[TimelineEvent]:
         return [e for e in self._s.events.values() if e.incident_id == incident_id]
 
+    def after(self, incident_id: int, event_id: int, limit: int = 50) -> list[TimelineEvent]:
+        return [e for e in self.for_incident(incident_id) if (e.id or 0) > event_id][:limit]
+
 
 class _Changes:
     def __init__(self, state: _State) -> None:
@@ -184,6 +190,44 @@ class _Actions:
                    and self._s.incidents[a.incident_id].playbook == playbook)
 
 
+class _Chat:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def put_summary(self, incident_id: int, channel: str | None, payload: dict[str, Any],
+                    *, at: datetime) -> None:
+        for row in self._s.outbox.values():
+            if row["incident_id"] == incident_id and row["state"] == "pending":
+                row.update(payload=payload, channel=channel)
+                return
+        number = self._s.new_id()
+        self._s.outbox[number] = {"id": number, "incident_id": incident_id, "channel": channel,
+                                  "payload": payload, "state": "pending", "attempts": 0, "not_before": at}
+
+    def pending_summaries(self, now: datetime, limit: int = 20) -> list[PendingSummary]:
+        rows = [r for r in self._s.outbox.values() if r["state"] == "pending" and r["not_before"] <= now]
+        return [PendingSummary(id=r["id"], incident_id=r["incident_id"], channel=r["channel"],
+                               payload=r["payload"], attempts=r["attempts"]) for r in rows[:limit]]
+
+    def finish_summary(self, summary_id: int) -> None:
+        self._s.outbox[summary_id]["state"] = "sent"
+
+    def delay_summary(self, summary_id: int, *, until: datetime, error: str) -> None:
+        row = self._s.outbox[summary_id]
+        row.update(not_before=until, error=error, attempts=row["attempts"] + 1)
+
+    def thread(self, incident_id: int) -> ChatThread | None:
+        return self._s.threads.get(incident_id)
+
+    def threads_behind(self, limit: int = 20) -> list[ChatThread]:
+        return [t for t in self._s.threads.values()
+                if any(e.incident_id == t.incident_id and (e.id or 0) > t.last_event_id
+                       for e in self._s.events.values())][:limit]
+
+    def save_thread(self, thread: ChatThread) -> None:
+        self._s.threads[thread.incident_id] = thread
+
+
 class _Tx:
     def __init__(self, state: _State) -> None:
         self.incidents = _Incidents(state)
@@ -192,6 +236,7 @@ class _Tx:
         self.changes = _Changes(state)
         self.rankings = _Rankings(state)
         self.actions = _Actions(state)
+        self.chat = _Chat(state)
 
 
 class InMemoryStore:

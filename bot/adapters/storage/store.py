@@ -18,6 +18,7 @@ from bot.adapters.storage import tables as t
 from bot.adapters.storage.store_changes import (
     SqlActionRepository,
     SqlChangeRepository,
+    SqlChatRepository,
     SqlRankingRepository,
 )
 from bot.domain.errors import StorageUnavailable, WriteConflict
@@ -148,6 +149,13 @@ class SqlTimelineRepository:
         if events:
             self._conn.execute(_INSERT_EVENT, [_event_values(event) for event in events])
 
+    def after(self, incident_id: int, event_id: int, limit: int = 50) -> list[TimelineEvent]:
+        rows = self._conn.execute(
+            sa.select(t.timeline_events).where(t.timeline_events.c.incident_id == incident_id,
+                                               t.timeline_events.c.id > event_id)
+            .order_by(t.timeline_events.c.id).limit(limit)).mappings()
+        return [TimelineEvent.model_validate(dict(row)) for row in rows]
+
     def for_incident(self, incident_id: int) -> list[TimelineEvent]:
         rows = self._conn.execute(_INCIDENT_EVENTS, {"incident_id": incident_id}).mappings()
         return [TimelineEvent.model_validate(dict(row)) for row in rows]
@@ -161,6 +169,7 @@ class SqlTransaction:
         self.changes = SqlChangeRepository(conn)
         self.rankings = SqlRankingRepository(conn)
         self.actions = SqlActionRepository(conn)
+        self.chat = SqlChatRepository(conn)
 
 
 class SqlStore:

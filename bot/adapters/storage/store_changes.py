@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from bot.adapters.storage import tables as t
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change
+from bot.domain.ports import ChatThread, PendingSummary
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 
 _CHANGE_FIELDS = {c.name for c in t.changes.columns if c.name != "id"}
@@ -171,3 +172,58 @@ def _change_values(change: Change) -> dict[str, Any]:
 
 def _change(row: Any) -> Change:
     return Change.model_validate({key: value for key, value in row.items() if key != "id"})
+
+
+class SqlChatRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def put_summary(self, incident_id: int, channel: str | None, payload: dict[str, Any],
+                    *, at: datetime) -> None:
+        pending = t.chat_outbox.c.state == "pending"
+        updated = self._conn.execute(
+            t.chat_outbox.update().where(t.chat_outbox.c.incident_id == incident_id, pending)
+            .values(payload=payload, channel=channel)
+        )
+        if updated.rowcount == 0:  # no summary waiting: queue one (a waiting one is replaced)
+            self._conn.execute(t.chat_outbox.insert().values(
+                incident_id=incident_id, channel=channel, payload=payload, state="pending", attempts=0,
+                not_before=at, created_at=at))
+
+    def pending_summaries(self, now: datetime, limit: int = 20) -> list[PendingSummary]:
+        rows = self._conn.execute(
+            sa.select(t.chat_outbox).where(t.chat_outbox.c.state == "pending",
+                                           t.chat_outbox.c.not_before <= now)
+            .order_by(t.chat_outbox.c.id).limit(limit)
+        ).mappings()
+        return [PendingSummary(id=r["id"], incident_id=r["incident_id"], channel=r["channel"],
+                               payload=r["payload"], attempts=r["attempts"]) for r in rows]
+
+    def finish_summary(self, summary_id: int) -> None:
+        self._conn.execute(t.chat_outbox.update().where(t.chat_outbox.c.id == summary_id)
+                           .values(state="sent", error=None))
+
+    def delay_summary(self, summary_id: int, *, until: datetime, error: str) -> None:
+        self._conn.execute(t.chat_outbox.update().where(t.chat_outbox.c.id == summary_id).values(
+            not_before=until, error=error[:500], attempts=t.chat_outbox.c.attempts + 1))
+
+    def thread(self, incident_id: int) -> ChatThread | None:
+        row = self._conn.execute(
+            sa.select(t.chat_threads).where(t.chat_threads.c.incident_id == incident_id)
+        ).mappings().first()
+        return ChatThread(**row) if row else None
+
+    def threads_behind(self, limit: int = 20) -> list[ChatThread]:
+        newer = sa.exists().where(t.timeline_events.c.incident_id == t.chat_threads.c.incident_id,
+                                  t.timeline_events.c.id > t.chat_threads.c.last_event_id)
+        rows = self._conn.execute(sa.select(t.chat_threads).where(newer).limit(limit)).mappings()
+        return [ChatThread(**row) for row in rows]
+
+    def save_thread(self, thread: ChatThread) -> None:
+        updated = self._conn.execute(
+            t.chat_threads.update().where(t.chat_threads.c.incident_id == thread.incident_id)
+            .values(channel=thread.channel, ts=thread.ts, last_event_id=thread.last_event_id))
+        if updated.rowcount == 0:
+            self._conn.execute(t.chat_threads.insert().values(
+                incident_id=thread.incident_id, channel=thread.channel, ts=thread.ts,
+                last_event_id=thread.last_event_id))

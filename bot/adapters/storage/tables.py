@@ -180,3 +180,29 @@ actions = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("incident_id", "kind", "commit_sha", name="uq_actions_idempotency"),
 )
+
+# The chat outbox: one pending summary (the incident's main message) per incident.
+chat_outbox = sa.Table(
+    "chat_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("channel", sa.String(100)),
+    sa.Column("payload", json_type(), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("not_before", UtcDateTime, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_chat_outbox_state", "state", "id"),
+)
+
+# Each incident's message in chat, and how far its thread has followed the timeline.
+chat_threads = sa.Table(
+    "chat_threads",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("channel", sa.String(100), nullable=False),
+    sa.Column("ts", sa.String(40), nullable=False),
+    sa.Column("last_event_id", sa.Integer, nullable=False),
+)

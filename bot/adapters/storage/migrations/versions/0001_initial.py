@@ -147,9 +147,33 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_actions"),
         sa.UniqueConstraint("incident_id", "kind", "commit_sha", name="uq_actions_idempotency"),
     )
+    op.create_table(
+        "chat_outbox",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("incident_id", sa.Integer,
+                  sa.ForeignKey("incidents.id", name="fk_chat_outbox_incident_id"), nullable=False),
+        sa.Column("channel", sa.String(100)),
+        sa.Column("payload", json_type(), nullable=False),
+        sa.Column("state", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("not_before", UtcDateTime, nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_chat_outbox"),
+    )
+    op.create_index("ix_chat_outbox_state", "chat_outbox", ["state", "id"])
+    op.create_table(
+        "chat_threads",
+        sa.Column("incident_id", sa.Integer,
+                  sa.ForeignKey("incidents.id", name="fk_chat_threads_incident_id"), nullable=False),
+        sa.Column("channel", sa.String(100), nullable=False),
+        sa.Column("ts", sa.String(40), nullable=False),
+        sa.Column("last_event_id", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("incident_id", name="pk_chat_threads"),
+    )
 
 
 def downgrade() -> None:
-    for table in ("actions", "suspects", "rankings", "repo_heads", "changes", "timeline_events",
-                  "alerts", "incidents"):
+    for table in ("chat_threads", "chat_outbox", "actions", "suspects", "rankings", "repo_heads",
+                  "changes", "timeline_events", "alerts", "incidents"):
         op.drop_table(table)

@@ -1,0 +1,93 @@
+"""Block Kit for Backout's Slack messages, built with slack_sdk.models.blocks. Every string from
+an alert, a commit or a person is escaped: it shows literally and pings no one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.domain.chat import MAX_BLOCKS, SECTION_LIMIT, clip, escape_mrkdwn
+
+
+class ActionId(StrEnum):
+    """Every interactive element's id, in one place."""
+
+    ACK = "backout_ack"
+    ROLLBACK = "backout_rollback"
+    BRANCH = "backout_branch"
+    RESOLVE = "backout_resolve"
+    TIMELINE = "backout_timeline"
+    LINK = "backout_link"
+    CONFIRM_ROLLBACK = "backout_confirm_rollback"  # the modal's callback id
+
+
+def summary_message(payload: dict[str, Any], *, incident_id: int,
+                    links: Sequence[tuple[str, str]] = ()) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, blocks) for an incident's main message."""
+    title = str(payload.get("title", f"INC-{incident_id}"))
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=clip(title, 150), emoji=False))]
+    for heading, lines in payload.get("sections", []):
+        body = "\n".join(escape_mrkdwn(str(line)) for line in lines)
+        text = (f"*{escape_mrkdwn(heading)}*\n{body}" if heading else body).strip() or " "
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT))))
+    all_links = [*links, *[tuple(link) for link in payload.get("links", [])]]
+    if all_links:
+        blocks.append(ActionsBlock(elements=[
+            ButtonElement(text=PlainTextObject(text=clip(label, 75)), url=url,
+                          action_id=f"{ActionId.LINK}_{n}")
+            for n, (label, url) in enumerate(all_links[:5])
+        ]))
+    value = str(incident_id)
+    blocks.append(ActionsBlock(block_id=f"incident_{incident_id}", elements=[
+        ButtonElement(text="Acknowledge", action_id=ActionId.ACK, value=value, style="primary"),
+        ButtonElement(text="Roll back top suspect", action_id=ActionId.ROLLBACK, value=value, style="danger"),
+        ButtonElement(text="Open incident branch", action_id=ActionId.BRANCH, value=value),
+        ButtonElement(text="Resolve", action_id=ActionId.RESOLVE, value=value),
+        ButtonElement(text="Timeline", action_id=ActionId.TIMELINE, value=value),
+    ]))
+    if len(blocks) > MAX_BLOCKS:
+        blocks = [*blocks[: MAX_BLOCKS - 2], ContextBlock(elements=[MarkdownTextObject(
+            text="(more in the incident page)")]), blocks[-1]]
+    return clip(escape_mrkdwn(title), 300), [block.to_dict() for block in blocks]
+
+
+def thread_line(*, when: str, kind: str, who: str, text: str) -> str:
+    return clip(f"`{when}` {escape_mrkdwn(kind)} · {escape_mrkdwn(who)}: {escape_mrkdwn(text)}", 3900)
+
+
+def rollback_view(*, incident_ref: str, incident_id: int, sha: str, repo: str, subject: str, author: str,
+                  reasons: Sequence[str], warnings: Sequence[str], branch: str) -> dict[str, Any]:
+    """The confirmation modal: the commit, why it is a suspect, and what a revert may not undo."""
+    lines = [f"*Revert* `{sha[:12]}` on *{escape_mrkdwn(repo)}*: {escape_mrkdwn(subject)}",
+             f"by {escape_mrkdwn(author)}", f"Branch `{escape_mrkdwn(branch)}`"]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), SECTION_LIMIT)))]
+    if reasons:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(
+            "*Why*\n" + "\n".join(f"• {escape_mrkdwn(r)}" for r in reasons), SECTION_LIMIT))))
+    if warnings:
+        blocks.append(DividerBlock())
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(
+            "*:warning: Revert safety*\n" + "\n".join(f"• {escape_mrkdwn(w)}" for w in warnings),
+            SECTION_LIMIT))))
+    view = View(
+        type="modal", callback_id=ActionId.CONFIRM_ROLLBACK,
+        title=PlainTextObject(text=f"Roll back {incident_ref}"),
+        submit=PlainTextObject(text="Roll back"), close=PlainTextObject(text="Cancel"), blocks=blocks,
+        private_metadata=json.dumps({"incident": incident_id, "sha": sha}),
+    )
+    return view.to_dict()

@@ -1,0 +1,207 @@
+"""Slack delivery from the outbox: the incident's message (posted once, then updated) and a
+thread that follows the timeline. A Slack outage or a 429 delays delivery; nothing is lost,
+and within an incident the order is kept (message first, then the events in timeline order)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.adapters.slack.blocks import summary_message, thread_line
+from bot.domain.ports import ChatThread, Clock, Notice, Store, Transaction
+
+log = structlog.get_logger(__name__)
+QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
+UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incident (alert storms)
+
+
+@dataclass
+class DeliveryReport:
+    posted: int = 0
+    updated: int = 0
+    replies: int = 0
+    delayed: int = 0
+    paused_until: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class SlackDelivery:
+    """Drains the outbox on one thread; `kick()` asks for a drain soon (several kicks coalesce)."""
+
+    def __init__(self, *, store: Store, client: WebClient, clock: Clock,
+                 channel_for: Callable[[str | None], str | None],
+                 links_for: Callable[[int], list[tuple[str, str]]] = lambda _: []) -> None:
+        self._store = store
+        self._client = client
+        self._clock = clock
+        self._channel_for = channel_for
+        self._links_for = links_for
+        self._paused_until: datetime | None = None
+        self._last_update: dict[int, datetime] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-delivery")
+        self._kicked = threading.Event()
+        self._lock = threading.Lock()
+
+    def kick(self) -> None:
+        if not self._kicked.is_set():
+            self._kicked.set()
+            self._executor.submit(self._drain_kicked)
+
+    def _drain_kicked(self) -> None:
+        self._kicked.clear()
+        try:
+            self.drain()
+        except Exception as exc:  # logged; the scheduler's next drain retries
+            log.exception("slack.drain_failed", error=str(exc))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def drain(self) -> DeliveryReport:
+        """Deliver what is due. Safe to call from the scheduler and after kicks (one at a time)."""
+        with self._lock:
+            return self._drain()
+
+    def _drain(self) -> DeliveryReport:
+        report = DeliveryReport()
+        now = self._clock()
+        if self._paused_until and now < self._paused_until:
+            report.paused_until = self._paused_until
+            return report
+        self._paused_until = None
+        for summary in self._store.run(lambda tx: tx.chat.pending_summaries(now)):
+            last = self._last_update.get(summary.incident_id)
+            if last is not None and now - last < UPDATE_EVERY:
+                continue  # debounced: the newest summary replaces this one, or goes out next drain
+            thread = self._thread(summary.incident_id)
+            channel = thread.channel if thread else self._channel_for(summary.payload.get("playbook"))
+            if channel is None:
+                self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
+                report.errors.append(f"INC-{summary.incident_id}: no channel")
+                continue
+            text, blocks = summary_message(summary.payload, incident_id=summary.incident_id,
+                                           links=self._links_for(summary.incident_id))
+            try:
+                if thread is None:
+                    answer = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                           unfurl_links=False, unfurl_media=False)
+                    new = ChatThread(incident_id=summary.incident_id, channel=str(answer["channel"]),
+                                     ts=str(answer["ts"]), last_event_id=0)
+                    self._posted(new, summary.id)
+                    report.posted += 1
+                else:
+                    self._client.chat_update(channel=thread.channel, ts=thread.ts, text=text, blocks=blocks)
+                    self._finish(summary.id)
+                    report.updated += 1
+                self._last_update[summary.incident_id] = now
+            except Exception as exc:
+                if self._failed(exc, report, now, retry=partial(self._delay, summary.id)):
+                    return report
+        for thread in self._store.run(lambda tx: tx.chat.threads_behind()):
+            if not self._replies(thread, report, now):
+                return report
+        return report
+
+    def _replies(self, thread: ChatThread, report: DeliveryReport, now: datetime) -> bool:
+        events = self._store.run(lambda tx: tx.timeline.after(thread.incident_id, thread.last_event_id, 20))
+        for event in events:
+            moved = ChatThread(incident_id=thread.incident_id, channel=thread.channel, ts=thread.ts,
+                               last_event_id=event.id or thread.last_event_id)
+            if event.kind not in QUIET_KINDS:
+                try:
+                    self._client.chat_postMessage(
+                        channel=thread.channel, thread_ts=thread.ts, unfurl_links=False,
+                        text=thread_line(when=event.at.strftime("%H:%M:%S"), kind=event.kind,
+                                         who=event.actor_id or event.actor.value, text=event.text))
+                    report.replies += 1
+                except Exception as exc:
+                    if self._failed(exc, report, now, retry=lambda _until, _error: None):
+                        return False
+                    continue
+            self._save_thread(moved)
+        return True
+
+    # Storage steps, one transaction each.
+    def _thread(self, incident_id: int) -> ChatThread | None:
+        return self._store.run(lambda tx: tx.chat.thread(incident_id))
+
+    def _delay(self, summary_id: int, until: datetime, error: str) -> None:
+        self._store.run(lambda tx: tx.chat.delay_summary(summary_id, until=until, error=error))
+
+    def _finish(self, summary_id: int) -> None:
+        self._store.run(lambda tx: tx.chat.finish_summary(summary_id))
+
+    def _save_thread(self, thread: ChatThread) -> None:
+        self._store.run(lambda tx: tx.chat.save_thread(thread))
+
+    def _posted(self, thread: ChatThread, summary_id: int) -> None:
+        def work(tx: Transaction) -> None:
+            tx.chat.save_thread(thread)
+            tx.chat.finish_summary(summary_id)
+
+        self._store.run(work)
+
+    def _failed(self, exc: Exception, report: DeliveryReport, now: datetime,
+                retry: Callable[[datetime, str], Any]) -> bool:
+        """Record a failed call. True when delivery must pause (rate limit, outage)."""
+        if isinstance(exc, SlackApiError):
+            response = exc.response
+            if response.status_code == 429:
+                wait = int(response.headers.get("Retry-After", response.headers.get("retry-after", "1")))
+                self._paused_until = now + timedelta(seconds=wait)
+                retry(self._paused_until, f"rate limited: retry after {wait}s")
+                report.delayed += 1
+                report.paused_until = self._paused_until
+                log.warning("slack.rate_limited", retry_after=wait)
+                return True
+            error = str(response.get("error", "unknown_error"))
+            retry(now + timedelta(minutes=1), error)
+            report.errors.append(error)
+            log.warning("slack.api_error", error=error)
+            return False
+        # Connection errors and time-outs: Slack is unreachable. A time-out may hide a post that
+        # went through, so the message stays queued rather than being sent blind again at once.
+        self._paused_until = now + timedelta(seconds=30)
+        retry(self._paused_until, f"{type(exc).__name__}: {exc}"[:300])
+        report.delayed += 1
+        report.paused_until = self._paused_until
+        log.warning("slack.unreachable", error=type(exc).__name__)
+        return True
+
+
+class SlackNotifier:
+    """The Notifier port for Slack: queues the incident's summary in the outbox and kicks delivery."""
+
+    def __init__(self, *, store: Store, kick: Callable[[], None], clock: Clock) -> None:
+        self._store = store
+        self._kick = kick  # SlackDelivery.kick: deliver soon, on the delivery thread
+        self._clock = clock
+
+    def notify(self, notice: Notice) -> None:
+        if not notice.summary:
+            return  # single steps reach the thread through the timeline
+        payload = {"title": notice.title, "kind": notice.kind, "playbook": notice.playbook,
+                   "sections": [[heading, list(lines)] for heading, lines in notice.sections],
+                   "links": [list(link) for link in notice.links]}
+        self._store.run(lambda tx: tx.chat.put_summary(notice.incident_id, None, payload, at=self._clock()))
+        self._kick()
+
+
+def wait_until_idle(delivery: SlackDelivery, timeout: float = 5.0) -> None:
+    """For tests and the demo: let the queued drains run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = delivery._executor.submit(lambda: None)
+        done.result(timeout=timeout)
+        if not delivery._kicked.is_set():
+            return

@@ -1,0 +1,132 @@
+"""Slack delivery through the outbox against the fake Slack Web API over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
+from bot.config import load_playbooks
+from bot.domain.incidents import IncidentPolicy
+from bot.domain.models import Actor, IncidentStatus
+from bot.services import notify
+from bot.services.incidents import change_status
+from bot.services.ingest import ingest_delivery
+from tests.conftest import PLAYBOOKS, Clock, delivery
+from tests.fakes.slack import FakeSlack
+from tests.fakes.store import InMemoryStore
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack().serving() as fake:
+        yield fake
+
+
+@pytest.fixture
+def parts(slack: FakeSlack, clock: Clock) -> Iterator[tuple[InMemoryStore, SlackDelivery, SlackNotifier]]:
+    store = InMemoryStore()
+    client = WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/")
+    playbooks = {p.name: p for p in load_playbooks(PLAYBOOKS)}
+
+    def channel_for(name: str | None) -> str:
+        playbook = playbooks.get(name or "")
+        return (playbook.chat.channel if playbook and playbook.chat.channel else None) or "#incidents"
+
+    deliver = SlackDelivery(store=store, client=client, clock=clock, channel_for=channel_for)
+    # No kick: each test drains by hand, so nothing races with it.
+    yield store, deliver, SlackNotifier(store=store, kick=lambda: None, clock=clock)
+    deliver.close()
+
+
+def open_incident(store: InMemoryStore, notifier: SlackNotifier, clock: Clock) -> None:
+    ingest_delivery(store=store, delivery=delivery("01"), playbooks=load_playbooks(PLAYBOOKS),
+                    policy=IncidentPolicy(), now=clock())
+    notify.incident_update(store=store, notifier=notifier, incident_id=1, kind="incident.opened")
+
+
+def test_one_message_per_incident_then_updates_and_a_thread(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """The incident is posted once in the playbook's channel, updated after, and its timeline
+    events go to the thread in order."""
+    store, deliver, notifier = parts
+    open_incident(store, notifier, clock)
+    deliver.drain()
+    [post] = [c for c in slack.called("chat.postMessage") if "thread_ts" not in c]
+    assert post["channel"] == "#inc-checkout"
+    replies = [c for c in slack.called("chat.postMessage") if "thread_ts" in c]
+    assert [r["thread_ts"] for r in replies] == [replies[0]["thread_ts"]] * 3
+    assert "incident.opened" in replies[0]["text"]
+    change_status(store=store, incident_id=1, target=IncidentStatus.ACKNOWLEDGED, actor=Actor.USER,
+                  actor_id="U123", now=clock())
+    notify.incident_update(store=store, notifier=notifier, incident_id=1, kind="incident.acknowledged")
+    clock.now += timedelta(seconds=3)
+    deliver.drain()
+    [update] = slack.called("chat.update")
+    assert update["ts"] == replies[0]["thread_ts"]
+    assert "acknowledged" in str(update["blocks"])
+    assert "U123" in slack.called("chat.postMessage")[-1]["text"]
+
+
+def test_alert_text_pings_no_one(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """The real fixture's `<!channel>` and `<url|text>` arrive escaped in every message."""
+    store, deliver, notifier = parts
+    open_incident(store, notifier, clock)
+    deliver.drain()
+    everything = str(slack.calls)
+    assert "<!channel>" not in everything
+    assert "<https://evil.example|click>" not in everything
+    assert "&lt;!channel&gt;" in everything
+
+
+def test_a_429_delays_delivery_and_nothing_is_lost(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """Rate limited: delivery pauses for Retry-After, then sends everything in order."""
+    store, deliver, notifier = parts
+    slack.fail("chat.postMessage", status=429, retry_after=30)
+    open_incident(store, notifier, clock)
+    report = deliver.drain()
+    assert report.paused_until == clock.now + timedelta(seconds=30)
+    assert deliver.drain().posted == 0, "still paused"
+    clock.now += timedelta(seconds=31)
+    report = deliver.drain()
+    assert (report.posted, report.replies) == (1, 3)
+
+
+def test_a_slack_outage_queues_until_it_is_back(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """Slack unreachable: delivery waits and retries; the message and thread still go out."""
+    store, deliver, notifier = parts
+    deliver._client = WebClient(token="x", base_url="http://127.0.0.1:9/api/", timeout=1)
+    open_incident(store, notifier, clock)
+    assert deliver.drain().paused_until is not None
+    deliver._client = WebClient(token="x", base_url=f"{slack.base_url}/api/")
+    clock.now += timedelta(minutes=1)
+    report = deliver.drain()
+    assert (report.posted, report.replies) == (1, 3)
+
+
+def test_ok_false_is_recorded_and_retried_later(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """`ok: false` (e.g. channel_not_found) is kept with its error and tried again later."""
+    store, deliver, notifier = parts
+    slack.fail("chat.postMessage", error="channel_not_found")
+    open_incident(store, notifier, clock)
+    assert deliver.drain().errors == ["channel_not_found"]
+    [row] = store.state.outbox.values()
+    assert (row["state"], row["error"]) == ("pending", "channel_not_found")
+    clock.now += timedelta(minutes=2)
+    assert deliver.drain().posted == 1
+
+
+def test_updates_in_a_storm_are_debounced(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """Ten summaries in a second become one chat.update."""
+    store, deliver, notifier = parts
+    open_incident(store, notifier, clock)
+    deliver.drain()
+    for _ in range(10):
+        notify.incident_update(store=store, notifier=notifier, incident_id=1, kind="incident.changed")
+        deliver.drain()
+    assert slack.called("chat.update") == []
+    clock.now += timedelta(seconds=3)
+    deliver.drain()
+    assert len(slack.called("chat.update")) == 1
