@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import structlog
 from fastapi import FastAPI
+from slack_sdk import WebClient
 from sqlalchemy.engine import Engine, make_url
 
 from bot.adapters.console import ConsoleNotifier, NoAppliedTimes, NoForge
@@ -18,6 +19,8 @@ from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
 from bot.adapters.prometheus import PrometheusRevisions, RevisionQuery
+from bot.adapters.slack.app import build_slack_app
+from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
@@ -25,9 +28,10 @@ from bot.config import ConfigError, LoggingSettings, Problem, Settings, load_pla
 from bot.domain.errors import StorageUnavailable
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store
-from bot.entrypoints.context import AppContext, Readiness
+from bot.entrypoints.context import AppContext, Readiness, SlackParts
 from bot.entrypoints.http import create_http_app
 from bot.entrypoints.metrics import Metrics
+from bot.services.chat import ChatCommands
 
 
 def utc_now() -> datetime:
@@ -41,6 +45,8 @@ class App:
     engine: Engine | None
 
     def close(self) -> None:
+        if self.ctx.slack is not None:
+            self.ctx.slack.close()
         self.ctx.ingest_executor.shutdown(wait=True)
         self.ctx.work_executor.shutdown(wait=True)
         if self.engine is not None:
@@ -58,6 +64,7 @@ def build(
     forge: Forge | None = None,
     applied: AppliedTimes | None = None,
     work_executor: Executor | None = None,
+    slack_client: WebClient | None = None,
     upgrade_sqlite: bool = True,
 ) -> App:
     """Wire the whole app; pass fakes for any part to replace it (tests build it in one line)."""
@@ -88,13 +95,15 @@ def build(
         clock=clock or utc_now,
         readiness=readiness,
         git=git or build_git(settings),
-        notifier=notifier or build_notifier(settings),
+        notifier=notifier or ConsoleNotifier(),
         forge=forge,
         applied=applied,
         metrics=metrics,
         ingest_executor=ThreadPoolExecutor(max_workers=ingest_workers, thread_name_prefix="ingest"),
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
     )
+    if settings.chat.kind == "slack":
+        ctx.slack = build_slack(ctx, client=slack_client)
     return App(ctx=ctx, http=create_http_app(ctx), engine=engine)
 
 
@@ -171,11 +180,40 @@ def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTim
     return forge, (AppliedTimesByRepo(sources) if sources else NoAppliedTimes())
 
 
-def build_notifier(settings: Settings) -> Notifier:
-    if settings.chat.kind == "slack":
-        raise ConfigError([Problem("config", "chat.kind", "slack is not available in this version; "
-                                   "use console")])
-    return ConsoleNotifier()
+def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackParts:
+    """The Slack app, its delivery and its notifier, over an already-built context."""
+    slack = ctx.settings.slack
+    problems = [Problem("config", key, reason) for key, reason in slack.problems()
+                if key in ("slack.bot_token", "slack.channel")]
+    if problems:
+        raise ConfigError(problems)
+    assert slack.bot_token is not None
+    client = client or WebClient(token=slack.bot_token.get_secret_value(), base_url=slack.api_url, timeout=10)
+    by_name = {p.name: p for p in ctx.playbooks}
+
+    def channel_for(playbook: str | None) -> str | None:
+        found = by_name.get(playbook or "")
+        return (found.chat.channel if found and found.chat.channel else None) or slack.channel
+
+    def links_for(incident_id: int) -> list[tuple[str, str]]:
+        incident = ctx.store.run(lambda tx: tx.incidents.get(incident_id))
+        found = by_name.get(incident.playbook or "") if incident else None
+        links = [("Runbook", found.runbook)] if found and found.runbook else []
+        page = ctx.page_url(incident_id)
+        return links + ([("Incident page", page)] if page else [])
+
+    delivery = SlackDelivery(store=ctx.store, client=client, clock=ctx.clock, channel_for=channel_for,
+                             links_for=links_for)
+    ctx.notifier = SlackNotifier(store=ctx.store, kick=delivery.kick, clock=ctx.clock)
+    commands = ChatCommands(
+        store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier, playbooks=ctx.playbooks,
+        clock=ctx.clock, responders=tuple(slack.responders), applied=ctx.applied,
+        import_window=ctx.settings.git.import_window, page_url=ctx.page_url)
+    secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
+    listeners = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-listener")
+    app = build_slack_app(commands=commands, client=client, signing_secret=secret or "unused-in-socket-mode",
+                          slash=slack.command, listeners=listeners)
+    return SlackParts(app=app, delivery=delivery, signing_secret=secret, listeners=listeners)
 
 
 def _sql_readiness(store: SqlStore, engine: Engine) -> Callable[[], Readiness]:
@@ -213,6 +251,9 @@ def configure_logging(settings: LoggingSettings) -> None:
     level = getattr(logging, settings.level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
     logging.getLogger("github").setLevel(max(level, logging.WARNING))
+    # Never debug: at that level bolt and slack_sdk log request bodies (tokens, response_url).
+    for name in ("slack_bolt", "slack_sdk", "bot.slack"):
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if settings.format == "json"

@@ -102,10 +102,18 @@ def serve(config: ConfigOption = None) -> None:
     except BackoutError as exc:
         raise fail(f"cannot start: {exc}", 1) from None
     scheduler = start_scheduler(built.ctx)
+    socket_mode = None
+    if built.ctx.slack is not None and settings.slack.mode == "socket" and settings.slack.app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket_mode = SocketModeHandler(built.ctx.slack.app, settings.slack.app_token.get_secret_value())
+        socket_mode.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
     try:
         uvicorn.run(built.http, host=settings.server.host, port=settings.server.port,
                     log_level=settings.logging.level, access_log=False)
     finally:
+        if socket_mode is not None:
+            socket_mode.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
         scheduler.shutdown(wait=True)
         built.close()
 

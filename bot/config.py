@@ -149,6 +149,22 @@ class SlackSettings(Section):
     signing_secret_file: Path | None = None
     api_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://.*/$")
     channel: str | None = None
+    command: str = Field(default="/incident", pattern=r"^/[a-z0-9_-]{1,31}$")
+    responders: list[str] = Field(default_factory=list)  # user (U…) or group (S…) ids who may roll back
+    workers: int = Field(default=16, ge=2, le=128)  # threads for work after the ack
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What chat.kind slack cannot run without."""
+        found = []
+        if not self.bot_token:
+            found.append(("slack.bot_token", "chat.kind is slack but no bot token is set"))
+        if not self.channel:
+            found.append(("slack.channel", "the default channel is needed for playbooks that name none"))
+        if self.mode == "http" and not self.signing_secret:
+            found.append(("slack.signing_secret", "HTTP mode verifies every request with it"))
+        if self.mode == "socket" and not self.app_token:
+            found.append(("slack.app_token", "Socket Mode needs an app-level token (xapp-…)"))
+        return found
 
 
 class GithubSettings(Section):
@@ -352,4 +368,7 @@ def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
 
 def serve_problems(settings: Settings, *, file: str) -> list[Problem]:
     """What `serve` refuses to start with, beyond what validation already caught."""
-    return [Problem(file, key, reason) for key, reason in settings.alertmanager.problems()]
+    found = settings.alertmanager.problems()
+    if settings.chat.kind == "slack":
+        found += settings.slack.problems()
+    return [Problem(file, key, reason) for key, reason in found]

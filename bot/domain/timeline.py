@@ -33,6 +33,8 @@ class EventKind(StrEnum):
     PR_MERGED = "pr.merged"
     PR_CLOSED = "pr.closed"
     PR_CHECKS = "pr.checks"
+    CHAT_COMMAND = "chat.command"
+    CHAT_REFUSED = "chat.refused"
 
 
 def event(

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from slack_bolt import App
+
+from bot.adapters.slack.delivery import SlackDelivery
 from bot.config import Settings
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store
@@ -19,6 +22,20 @@ class Readiness:
 
 
 @dataclass
+class SlackParts:
+    """The Slack side, when chat.kind is slack."""
+
+    app: App
+    delivery: SlackDelivery
+    signing_secret: str
+    listeners: ThreadPoolExecutor  # bolt's listener pool: the work after each ack
+
+    def close(self) -> None:
+        self.listeners.shutdown(wait=True)
+        self.delivery.close()
+
+
+@dataclass
 class AppContext:
     settings: Settings
     store: Store
@@ -29,6 +46,7 @@ class AppContext:
     notifier: Notifier
     forge: Forge
     applied: AppliedTimes
+    slack: SlackParts | None = None
     # Webhook writes run here, off the event loop. One thread for SQLite, which has one writer
     # anyway: queueing in one thread beats forty threads taking turns at a lock.
     ingest_executor: ThreadPoolExecutor = field(

@@ -39,6 +39,12 @@ def follow_job(ctx: AppContext) -> None:
         log.info("pull_requests.followed", changed=changed)
 
 
+def slack_job(ctx: AppContext) -> None:
+    """Deliver the chat outbox (also kicked at once after each new summary)."""
+    if ctx.slack is not None:
+        ctx.slack.delivery.drain()
+
+
 def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
     """Start the jobs; the caller shuts the scheduler down on exit."""
     scheduler = BackgroundScheduler(timezone="UTC")
@@ -53,6 +59,11 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         scheduler.add_job(
             _guarded, "interval", args=[follow_job, ctx], seconds=60, id="follow_pull_requests",
             coalesce=True, max_instances=1, misfire_grace_time=60,
+        )
+    if ctx.slack is not None:
+        scheduler.add_job(
+            _guarded, "interval", args=[slack_job, ctx], seconds=2, id="slack_delivery",
+            coalesce=True, max_instances=1, misfire_grace_time=10,
         )
     scheduler.start()
     return scheduler

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.actions import Action
 from bot.domain.errors import Conflict, NotFound
 from bot.domain.incidents import EVENT_FOR, transition
-from bot.domain.models import Actor, Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, TimelineEvent
 from bot.domain.ports import Store, Transaction
 from bot.domain.suspects import Ranking, pending
 from bot.domain.timeline import EventKind, event
@@ -126,3 +127,23 @@ def require(tx: Transaction, incident_id: int) -> Incident:
     if incident is None:
         raise NotFound(f"INC-{incident_id} does not exist")
     return incident
+
+
+def open_manually(*, store: Store, title: str, service: str, playbook: str | None, actor_id: str,
+                  now: datetime) -> Incident:
+    """Declare an incident by hand (no alert); it groups with nothing else."""
+    text = " ".join(title.split())[:200]
+    if not text:
+        raise Conflict("an incident needs a title")
+
+    def work(tx: Transaction) -> Incident:
+        incident = tx.incidents.add(Incident(
+            group_key=f"manual:{uuid.uuid4()}", title=text, service=service or "unknown",
+            severity=Severity.NONE, status=IncidentStatus.OPEN, playbook=playbook,
+            started_at=now, opened_at=now))
+        tx.timeline.append(event(
+            incident_id=incident.id or 0, at=now, kind=EventKind.INCIDENT_OPENED, actor=Actor.USER,
+            actor_id=actor_id, text=f"Declared by {actor_id}: {text}", data={"manual": True}))
+        return incident
+
+    return store.run(work)

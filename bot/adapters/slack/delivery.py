@@ -55,7 +55,10 @@ class SlackDelivery:
     def kick(self) -> None:
         if not self._kicked.is_set():
             self._kicked.set()
-            self._executor.submit(self._drain_kicked)
+            try:
+                self._executor.submit(self._drain_kicked)
+            except RuntimeError:
+                self._kicked.clear()  # shutting down: the outbox keeps it for the next start
 
     def _drain_kicked(self) -> None:
         self._kicked.clear()

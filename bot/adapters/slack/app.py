@@ -1,0 +1,200 @@
+"""The Slack app (slack-bolt): the slash command, the buttons and the rollback confirmation.
+
+Every listener acks at once; the work runs after the ack in bolt's listener pool, which is
+sized here (bolt's default has 5 threads), so a slow GitHub never makes Slack time out."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.adapters.slack.blocks import ActionId, rollback_view
+from bot.domain.chat import escape_mrkdwn, parse_command, usage
+from bot.domain.errors import BackoutError, InvalidInput
+from bot.domain.models import IncidentStatus
+from bot.services.chat import ChatCommands, Reply
+
+Respond = Callable[..., Any]
+
+
+class GroupMembership:
+    """Which of some user groups a user is in (usergroups.users.list), cached for five minutes."""
+
+    def __init__(self, client: WebClient, ttl: float = 300.0) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, set[str]]] = {}
+
+    def of(self, user: str) -> Callable[[Collection[str]], set[str]]:
+        def member_of(groups: Collection[str]) -> set[str]:
+            return {group for group in groups if user in self._members(group)}
+
+        return member_of
+
+    def _members(self, group: str) -> set[str]:
+        cached = self._cache.get(group)
+        if cached and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            users: set[str] = set(self._client.usergroups_users_list(usergroup=group).get("users", []))
+        except SlackApiError:
+            users = set()  # unknown group or no scope: nobody is a member (refusal explains)
+        self._cache[group] = (time.monotonic(), users)
+        return users
+
+
+class Clicks:
+    """A button pressed twice within a few seconds runs once."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self._window = window
+        self._seen: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def first(self, *key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < self._window}
+            if key in self._seen:
+                return False
+            self._seen[key] = now
+            return True
+
+
+def build_slack_app(*, commands: ChatCommands, client: WebClient, signing_secret: str, slash: str,
+                    listeners: ThreadPoolExecutor) -> App:
+    """The bolt App with every listener registered (the one place they are)."""
+    logger = logging.getLogger("bot.slack")
+    app = App(
+        client=client, signing_secret=signing_secret, logger=logger,
+        token_verification_enabled=False,  # no auth.test at start-up: `backout check` validates
+        listener_executor=listeners,
+    )
+    register(app, commands=commands, groups=GroupMembership(client), slash=slash)
+    return app
+
+
+def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash: str) -> None:
+    clicks = Clicks()
+
+    @app.command(slash)
+    def on_command(ack: Callable[..., None], body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        user = str(body.get("user_id", ""))
+        try:
+            command = parse_command(str(body.get("text", "")))
+        except InvalidInput as exc:
+            respond(response_type="ephemeral", text=escape_mrkdwn(f"{exc}\n{usage()}"))
+            return
+        reply = commands.run(command, user=user, groups=groups.of(user))
+        send(reply, respond=respond, client=client, trigger_id=body.get("trigger_id"),
+             channel=body.get("channel_id"))
+
+    def incident_of(body: dict[str, Any]) -> int:
+        return int(body["actions"][0]["value"])
+
+    @app.action(ActionId.ACK)
+    def on_ack(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        user, number = body["user"]["id"], incident_of(body)
+        if clicks.first(user, ActionId.ACK, str(number)):
+            reply(respond, commands.status(number, IncidentStatus.ACKNOWLEDGED, user), private_only=True)
+
+    @app.action(ActionId.RESOLVE)
+    def on_resolve(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        user, number = body["user"]["id"], incident_of(body)
+        if clicks.first(user, ActionId.RESOLVE, str(number)):
+            reply(respond, commands.status(number, IncidentStatus.RESOLVED, user), private_only=True)
+
+    @app.action(ActionId.TIMELINE)
+    def on_timeline(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        respond(response_type="ephemeral", replace_original=False,
+                text=escape_mrkdwn(commands.timeline(incident_of(body))))
+
+    @app.action(ActionId.ROLLBACK)
+    def on_rollback(ack: Callable[..., None], body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        user, number = body["user"]["id"], incident_of(body)
+        if not clicks.first(user, ActionId.ROLLBACK, str(number)):
+            return
+        refusal = commands.refuse(number, user=user, groups=groups.of(user), what="roll back")
+        if refusal is not None:
+            reply(respond, refusal, private_only=True)
+            return
+        try:
+            plan = commands.plan(number, sha=None)
+        except BackoutError as exc:
+            respond(response_type="ephemeral", replace_original=False, text=escape_mrkdwn(str(exc)))
+            return
+        send(Reply("Confirm the rollback.", confirm=plan), respond=respond, client=client,
+             trigger_id=body.get("trigger_id"), channel=None)
+
+    @app.action(ActionId.BRANCH)
+    def on_branch(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        user, number = body["user"]["id"], incident_of(body)
+        if not clicks.first(user, ActionId.BRANCH, str(number)):
+            return
+        refusal = commands.refuse(number, user=user, groups=groups.of(user), what="open an incident branch")
+        if refusal is not None:
+            reply(respond, refusal, private_only=True)
+            return
+        try:
+            reply(respond, commands.branch(number, user=user), private_only=True)
+        except BackoutError as exc:
+            respond(response_type="ephemeral", replace_original=False, text=escape_mrkdwn(str(exc)))
+
+    @app.action(re.compile(f"^{ActionId.LINK}_"))
+    def on_link(ack: Callable[..., None]) -> None:
+        ack()  # a URL button: Slack opens the link; it still tells the app
+
+    @app.view(ActionId.CONFIRM_ROLLBACK)
+    def on_confirm(ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any],
+                   client: WebClient) -> None:
+        ack()
+        user = body["user"]["id"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        number, sha = int(meta["incident"]), str(meta["sha"])
+        if not clicks.first(user, ActionId.CONFIRM_ROLLBACK, str(number), sha):
+            return
+        if commands.refuse(number, user=user, groups=groups.of(user), what="roll back") is not None:
+            return  # audited on the timeline; the modal was opened for someone allowed
+        # A failure is recorded on the timeline as action.failed, with the way to retry; the thread shows it.
+        with contextlib.suppress(BackoutError):
+            commands.rollback(number, sha=sha, user=user)
+
+
+def reply(respond: Respond, answer: Reply, *, private_only: bool = False) -> None:
+    private = answer.private or private_only
+    respond(response_type="ephemeral" if private else "in_channel", replace_original=False,
+            text=escape_mrkdwn(answer.text))
+
+
+def send(answer: Reply, *, respond: Respond, client: WebClient, trigger_id: str | None,
+         channel: str | None) -> None:
+    """Deliver a command's reply: text, a confirmation modal, or an uploaded file."""
+    if answer.confirm is not None and trigger_id:
+        plan = answer.confirm
+        client.views_open(trigger_id=trigger_id, view=rollback_view(
+            incident_ref=plan.incident_ref, incident_id=plan.incident_id, sha=plan.sha, repo=plan.repo,
+            subject=plan.subject, author=plan.author, reasons=plan.reasons, warnings=plan.warnings,
+            branch=plan.branch))
+        return
+    if answer.file is not None and channel:
+        name, content = answer.file
+        client.files_upload_v2(channel=channel, filename=name, title=name, content=content)
+        return
+    reply(respond, answer)

@@ -1,0 +1,205 @@
+"""Chat commands and buttons, for any chat adapter: what each does, who may, and the audit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.domain.actions import revert_branch
+from bot.domain.chat import Command, may_roll_back, usage
+from bot.domain.errors import BackoutError, Conflict
+from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.domain.playbooks import Playbook
+from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store, Transaction
+from bot.domain.safety import revert_warnings
+from bot.domain.timeline import EventKind, event
+from bot.services import act
+from bot.services import incidents as incident_service
+from bot.services.export import build_export, render_markdown
+from bot.services.investigate import investigate, playbook_for
+from bot.services.notify import incident_lines, incident_update
+from bot.services.text import render_incident_list, when
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What the confirmation shows before a rollback starts."""
+
+    incident_id: int
+    incident_ref: str
+    sha: str
+    repo: str
+    subject: str
+    author: str
+    branch: str
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    private: bool = True
+    confirm: RollbackPlan | None = None
+    file: tuple[str, str] | None = None  # (file name, content)
+
+
+@dataclass
+class ChatCommands:
+    store: Store
+    git: GitRepos
+    forge: Forge
+    notifier: Notifier
+    playbooks: Sequence[Playbook]
+    clock: Clock
+    responders: Collection[str] = ()
+    applied: AppliedTimes | None = None
+    import_window: timedelta = timedelta(days=7)
+    page_url: Callable[[int], str | None] = field(default=lambda _: None)
+
+    def run(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]]) -> Reply:
+        """Run a parsed command for a Slack user; `groups(candidates)` says which of those
+        user groups the user is in. Errors come back as a private reply."""
+        try:
+            reply = self._run(command, user=user, groups=groups)
+        except BackoutError as exc:
+            return Reply(f"{exc}")
+        return reply
+
+    def _run(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]]) -> Reply:
+        now = self.clock()
+        if command.name == "help":
+            return Reply(usage())
+        if command.name == "list":
+            found = incident_service.list_incidents(store=self.store, status=None, limit=20)
+            active = [i for i in found if i.active] or found[:5]
+            return Reply("```" + render_incident_list(active) + "```")
+        if command.name == "open":
+            return self._open(command, user=user, now=now)
+        number = parse_incident_ref(command.incident or "")
+        self._audit(number, user, f"/incident {command.name} {' '.join(command.args)}".strip(), now)
+        if command.name in ("show", "suspects"):
+            view = incident_service.get_incident(store=self.store, incident_id=number)
+            return Reply(f"{view.incident.ref} {view.incident.title}\n" + "\n".join(incident_lines(view)))
+        if command.name == "timeline":
+            return Reply(self.timeline(number))
+        if command.name == "ack":
+            return self._status(number, IncidentStatus.ACKNOWLEDGED, user, now)
+        if command.name == "resolve":
+            return self._status(number, IncidentStatus.RESOLVED, user, now, note=" ".join(command.args))
+        if command.name == "note":
+            incident_service.add_note(store=self.store, incident_id=number, text=" ".join(command.args),
+                                      actor=Actor.USER, actor_id=user, now=now)
+            return Reply(f"Noted on INC-{number}.", private=False)
+        if command.name == "export":
+            fmt = (command.args or ("markdown",))[0].lower()
+            if fmt not in ("markdown", "json"):
+                return Reply("export takes markdown or json")
+            view = incident_service.get_incident(store=self.store, incident_id=number)
+            document = build_export(view, generated_at=now)
+            content = render_markdown(document) if fmt == "markdown" else json.dumps(document, indent=2)
+            return Reply(f"Export of INC-{number}", file=(f"INC-{number}.{'md' if fmt == 'markdown' else 'json'}",
+                                                          content))
+        if command.name in ("rollback", "branch"):
+            refusal = self.refuse(number, user=user, groups=groups, what=command.name)
+            if refusal is not None:
+                return refusal
+            if command.name == "branch":
+                return self.branch(number, user=user)
+            return Reply("Confirm the rollback.", confirm=self.plan(number, sha=(command.args or (None,))[0]))
+        return Reply(usage())
+
+    # ---- pieces the buttons use too ----
+    def refuse(self, number: int, *, user: str, groups: Callable[[Collection[str]], set[str]],
+               what: str) -> Reply | None:
+        """None when the user may roll back; otherwise a private refusal, audited."""
+        incident = incident_service.get_incident(store=self.store, incident_id=number).incident
+        playbook = playbook_for(incident, self.playbooks)
+        owners_users = playbook.owners.slack_users if playbook else ()
+        owners_groups = playbook.owners.slack_groups if playbook else ()
+        candidates = {g for g in (*owners_groups, *self.responders) if g.startswith("S")}
+        if may_roll_back(user=user, user_groups=groups(candidates) if candidates else set(),
+                         owners_users=owners_users, owners_groups=owners_groups, responders=self.responders):
+            return None
+        now = self.clock()
+        self.store.run(lambda tx: tx.timeline.append(event(
+            incident_id=number, at=now, kind=EventKind.CHAT_REFUSED, actor=Actor.USER, actor_id=user,
+            text=f"Refused {what} for {user}: not an owner of playbook "
+                 f"{incident.playbook or '(none)'} nor a responder")))
+        names = ", ".join([*owners_users, *owners_groups, *self.responders]) or "nobody is named"
+        return Reply(f"You may not {what} INC-{number}: only the playbook's owners and the responders "
+                     f"may ({names}). Ask one of them, or an admin to add you to the playbook's owners.")
+
+    def plan(self, number: int, *, sha: str | None) -> RollbackPlan:
+        view = incident_service.get_incident(store=self.store, incident_id=number)
+        playbook = playbook_for(view.incident, self.playbooks)
+        change = act.choose_commit(store=self.store, playbook=playbook, incident_id=number, sha=sha)
+        suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
+        try:
+            patch = self.git.patch(change.repo, change.sha)
+        except BackoutError:
+            patch = ""
+        return RollbackPlan(
+            incident_id=number, incident_ref=view.incident.ref, sha=change.sha, repo=change.repo,
+            subject=change.subject, author=change.author, branch=revert_branch(number, change.sha),
+            reasons=suspect.reasons if suspect else ("chosen by hand: not among the ranked suspects",),
+            warnings=revert_warnings(change.paths, patch))
+
+    def rollback(self, number: int, *, sha: str, user: str) -> str:
+        """The confirmed rollback; slow work (git, GitHub): run it off the request thread."""
+        view = incident_service.get_incident(store=self.store, incident_id=number)
+        playbook = playbook_for(view.incident, self.playbooks)
+        change = act.choose_commit(store=self.store, playbook=playbook, incident_id=number, sha=sha)
+        result = act.rollback(store=self.store, git=self.git, notifier=self.notifier, incident_id=number,
+                              change=change, actor=Actor.USER, actor_id=user, now=self.clock(),
+                              forge=self.forge, reviewers=playbook.actions.reviewers if playbook else (),
+                              page_url=self.page_url(number))
+        return result.message
+
+    def branch(self, number: int, *, user: str) -> Reply:
+        view = incident_service.get_incident(store=self.store, incident_id=number)
+        playbook = playbook_for(view.incident, self.playbooks)
+        if playbook is None or not playbook.repos:
+            raise Conflict(f"INC-{number} has no playbook repository to branch from")
+        action = act.open_incident_branch(store=self.store, git=self.git, notifier=self.notifier,
+                                          incident_id=number, repo=playbook.repos[0].repo, actor=Actor.USER,
+                                          actor_id=user, now=self.clock())
+        return Reply(f"Incident branch {action.branch} is on {action.repo}.", private=False)
+
+    def status(self, number: int, target: IncidentStatus, user: str) -> Reply:
+        return self._status(number, target, user, self.clock())
+
+    def timeline(self, number: int) -> str:
+        events = incident_service.get_timeline(store=self.store, incident_id=number)
+        lines = [f"`{when(e.at)}` {e.kind} · {e.actor_id or e.actor.value}: {e.text}" for e in events[-30:]]
+        return f"INC-{number} timeline (last {len(lines)}):\n" + "\n".join(lines)
+
+    def _status(self, number: int, target: IncidentStatus, user: str, now: datetime, note: str = "") -> Reply:
+        result = incident_service.change_status(store=self.store, incident_id=number, target=target,
+                                                actor=Actor.USER, actor_id=user, now=now, note=note)
+        if result.changed:
+            incident_update(store=self.store, notifier=self.notifier, incident_id=number, kind=target.value)
+        return Reply(result.message + ("" if not result.changed else f" (by {user})"),
+                     private=not result.changed)
+
+    def _open(self, command: Command, *, user: str, now: datetime) -> Reply:
+        title, service = command.args[0], (command.args[1] if len(command.args) > 1 else "unknown")
+        playbook = next((p for p in self.playbooks if p.service == service), None)
+        incident = incident_service.open_manually(store=self.store, title=title, service=service,
+                                                  playbook=playbook.name if playbook else None,
+                                                  actor_id=user, now=now)
+        investigate(store=self.store, git=self.git, notifier=self.notifier, playbooks=self.playbooks,
+                    incident_id=incident.id or 0, now=now, import_window=self.import_window,
+                    forge=self.forge, applied=self.applied, page_url=self.page_url(incident.id or 0))
+        return Reply(f"Declared {incident.ref}: {incident.title}", private=False)
+
+    def _audit(self, number: int, user: str, text: str, now: datetime) -> None:
+        """Every command lands on the timeline with its Slack user (quiet in the thread)."""
+        def work(tx: Transaction) -> None:
+            if tx.incidents.get(number) is not None:  # an unknown id: the command answers the error
+                tx.timeline.append(event(incident_id=number, at=now, kind=EventKind.CHAT_COMMAND,
+                                         actor=Actor.USER, actor_id=user, text=text[:300]))
+
+        self.store.run(work)
