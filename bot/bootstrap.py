@@ -211,9 +211,10 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
         import_window=ctx.settings.git.import_window, page_url=ctx.page_url)
     secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
     listeners = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-listener")
+    slow = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-work")
     app = build_slack_app(commands=commands, client=client, signing_secret=secret or "unused-in-socket-mode",
-                          slash=slack.command, listeners=listeners)
-    return SlackParts(app=app, delivery=delivery, signing_secret=secret, listeners=listeners)
+                          slash=slack.command, listeners=listeners, slow=slow)
+    return SlackParts(app=app, delivery=delivery, signing_secret=secret, listeners=listeners, slow=slow)
 
 
 def _sql_readiness(store: SqlStore, engine: Engine) -> Callable[[], Readiness]:

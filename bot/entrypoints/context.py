@@ -28,10 +28,12 @@ class SlackParts:
     app: App
     delivery: SlackDelivery
     signing_secret: str
-    listeners: ThreadPoolExecutor  # bolt's listener pool: the work after each ack
+    listeners: ThreadPoolExecutor  # bolt's listener pool: each ack, then the quick answers
+    slow: ThreadPoolExecutor  # rollbacks and branches: git and GitHub, seconds each
 
     def close(self) -> None:
         self.listeners.shutdown(wait=True)
+        self.slow.shutdown(wait=True)
         self.delivery.close()
 
 

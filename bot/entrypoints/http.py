@@ -280,7 +280,11 @@ def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> Non
         bolt_request = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
                                    headers={k: [v] for k, v in request.headers.items()})
         # Bolt's dispatch is synchronous: run it on the thread pool, not the event loop.
-        answer = await run_in_threadpool(slack.app.dispatch, bolt_request)
+        try:
+            answer = await run_in_threadpool(slack.app.dispatch, bolt_request)
+        except Exception as exc:  # bolt reading a payload it cannot parse
+            log.warning("slack.unreadable", error=type(exc).__name__)
+            return error(400, "bad_request", "the Slack payload could not be read")
         headers = {k: v[0] for k, v in answer.headers.items() if v and k.lower() != "content-length"}
         return Response(answer.body, status_code=answer.status, headers=headers)
 

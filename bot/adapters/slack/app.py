@@ -5,14 +5,13 @@ sized here (bolt's default has 5 threads), so a slow GitHub never makes Slack ti
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -73,7 +72,7 @@ class Clicks:
 
 
 def build_slack_app(*, commands: ChatCommands, client: WebClient, signing_secret: str, slash: str,
-                    listeners: ThreadPoolExecutor) -> App:
+                    listeners: ThreadPoolExecutor, slow: Executor) -> App:
     """The bolt App with every listener registered (the one place they are)."""
     logger = logging.getLogger("bot.slack")
     app = App(
@@ -81,11 +80,14 @@ def build_slack_app(*, commands: ChatCommands, client: WebClient, signing_secret
         token_verification_enabled=False,  # no auth.test at start-up: `backout check` validates
         listener_executor=listeners,
     )
-    register(app, commands=commands, groups=GroupMembership(client), slash=slash)
+    register(app, commands=commands, groups=GroupMembership(client), slash=slash, slow=slow)
     return app
 
 
-def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash: str) -> None:
+def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash: str,
+             slow: Executor) -> None:
+    """Every listener acks first. Git and GitHub work (rollback, branch) then goes to `slow`, so
+    a GitHub that takes seconds never holds the listener pool that acks the next request."""
     clicks = Clicks()
 
     @app.command(slash)
@@ -152,10 +154,13 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
         if refusal is not None:
             reply(respond, refusal, private_only=True)
             return
-        try:
-            reply(respond, commands.branch(number, user=user), private_only=True)
-        except BackoutError as exc:
-            respond(response_type="ephemeral", replace_original=False, text=escape_mrkdwn(str(exc)))
+        def branch() -> None:
+            try:
+                reply(respond, commands.branch(number, user=user), private_only=True)
+            except BackoutError as exc:
+                respond(response_type="ephemeral", replace_original=False, text=escape_mrkdwn(str(exc)))
+
+        slow.submit(_quietly, branch)
 
     @app.action(re.compile(f"^{ActionId.LINK}_"))
     def on_link(ack: Callable[..., None]) -> None:
@@ -172,9 +177,17 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
             return
         if commands.refuse(number, user=user, groups=groups.of(user), what="roll back") is not None:
             return  # audited on the timeline; the modal was opened for someone allowed
-        # A failure is recorded on the timeline as action.failed, with the way to retry; the thread shows it.
-        with contextlib.suppress(BackoutError):
-            commands.rollback(number, sha=sha, user=user)
+        slow.submit(_quietly, lambda: commands.rollback(number, sha=sha, user=user))
+
+
+def _quietly(work: Callable[[], object]) -> None:
+    """Slow work's failures are recorded on the timeline (action.failed, with the way to retry)."""
+    try:
+        work()
+    except BackoutError:
+        pass
+    except Exception:
+        logging.getLogger("bot.slack").exception("slack.work_failed")
 
 
 def reply(respond: Respond, answer: Reply, *, private_only: bool = False) -> None:

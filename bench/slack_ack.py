@@ -1,0 +1,153 @@
+"""Time from a signed Slack request to its ack, while GitHub takes 10 s to answer.
+
+The app runs in HTTP mode on SQLite with a real git remote and the fake GitHub, whose
+pull-request creation is delayed by 10 s. Requests signed as Slack signs them arrive at a
+fixed rate: rollback confirmations (each starts a revert whose PR waits on GitHub), slash
+commands and buttons. Latency counts from each request's scheduled send time to the HTTP
+answer (the ack). Target: p99 under 300 ms.
+Usage: python bench/slack_ack.py [--rate R] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot import bootstrap  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.demo import serve_in_thread  # noqa: E402
+from bot.domain.playbooks import Playbook  # noqa: E402
+from tests.fakes.github import FakeGitHub  # noqa: E402
+from tests.fakes.slack import FakeSlack  # noqa: E402
+from tests.gitrepos import Remote  # noqa: E402
+
+SECRET = "bench-signing-secret"
+OWNER = "U0OWNER01"
+INCIDENTS = 12
+
+
+def signed(body: str) -> dict[str, str]:
+    timestamp = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def requests_for(n: int, slack: FakeSlack, shas: dict[int, str]) -> str:
+    """The n-th request: a confirmation for each incident first, then commands and buttons."""
+    incident = n % INCIDENTS + 1
+    if n < INCIDENTS:
+        view = {"type": "view_submission", "user": {"id": OWNER}, "team": {"id": "T1"},
+                "view": {"id": f"V{n}", "type": "modal", "callback_id": "backout_confirm_rollback",
+                         "state": {"values": {}},
+                         "private_metadata": json.dumps({"incident": incident, "sha": shas[incident]})}}
+        return urlencode({"payload": json.dumps(view)})
+    if n % 2:
+        return urlencode({"team_id": "T1", "channel_id": "C1", "user_id": OWNER, "command": "/incident",
+                          "text": f"show INC-{incident}", "trigger_id": f"t{n}",
+                          "response_url": f"{slack.base_url}/respond/{n}"})
+    action = {"type": "block_actions", "user": {"id": OWNER}, "team": {"id": "T1"}, "trigger_id": f"t{n}",
+              "response_url": f"{slack.base_url}/respond/{n}",
+              "actions": [{"action_id": "backout_timeline", "value": str(incident), "type": "button",
+                           "action_ts": f"{n}.{time.time()}"}]}
+    return urlencode({"payload": json.dumps(action)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=20.0, help="requests per second")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="backout-bench-") as tmp:
+        root = Path(tmp)
+        remote = Remote(root / "gitops")
+        shas: dict[int, str] = {}
+        for n in range(1, INCIDENTS + 1):
+            shas[n] = remote.commit(f"svc{n}: bump", {f"apps/svc{n}/deploy.yaml": f"image: svc{n}:2\n"},
+                                    minutes=1, push=False)
+        remote.push()
+        with FakeGitHub(remote.bare).serving() as github, FakeSlack().serving() as slack:
+            github.fail("POST", r"/pulls$", 0, delay=10.0, times=1000)
+            settings = Settings.model_validate({
+                "storage": {"url": f"sqlite:///{root / 'bench.db'}"},
+                "alertmanager": {"auth": "none"},
+                "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github",
+                           "github_repo": "acme/gitops"}],
+                "git": {"mirror_dir": str(root / "mirrors"), "import_window": "30d"},
+                "github": {"api_url": github.base_url, "token": "ghs_bench", "throttle": False},
+                "chat": {"kind": "slack"},
+                "slack": {"mode": "http", "bot_token": "xoxb-bench", "signing_secret": SECRET,
+                          "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
+            })
+            playbooks = [Playbook.model_validate({
+                "name": f"svc{n}", "service": f"svc{n}", "match": {"service": f"svc{n}"},
+                "repos": [{"repo": "gitops", "paths": [f"apps/svc{n}/**"]}],
+                "suspects": {"lookback": "30d"}, "actions": {"on_open": "off"},
+                "owners": {"slack_users": [OWNER]}}) for n in range(1, INCIDENTS + 1)]
+            app = bootstrap.build(settings, playbooks=playbooks)
+            with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+                for n in range(1, INCIDENTS + 1):
+                    alert = {"status": "firing", "fingerprint": f"{n:016x}",
+                             "labels": {"alertname": "HighErrorRate", "service": f"svc{n}"}, "annotations": {},
+                             "startsAt": (remote.clock + timedelta(minutes=1)).isoformat(),
+                             "endsAt": "0001-01-01T00:00:00Z"}
+                    client.post("/webhooks/alertmanager", json={
+                        "version": "4", "status": "firing", "groupKey": f"g{n}", "alerts": [alert]})
+                time.sleep(2)  # let the investigations rank
+                samples = run(base, slack, shas, rate=args.rate, seconds=args.seconds)
+                pending = len(github.pulls)
+            app.close()
+    samples.sort()
+    p50, p99 = statistics.median(samples) * 1000, samples[int(len(samples) * 0.99) - 1] * 1000
+    print(f"{len(samples)} signed requests at {args.rate:.0f}/s ({INCIDENTS} rollback confirmations, the rest "
+          f"commands and buttons), GitHub PR creation delayed 10 s")
+    print(f"ack latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {samples[-1] * 1000:.1f} ms "
+          f"(target p99 < 300 ms)")
+    print(f"pull requests GitHub had answered for when the run ended: {pending} of {INCIDENTS} "
+          "(the rollbacks were still waiting on it; the acks were not)")
+
+
+def run(base: str, slack: FakeSlack, shas: dict[int, str], *, rate: float, seconds: float) -> list[float]:
+    clients = [httpx.Client(base_url=base, timeout=30) for _ in range(16)]
+    samples: list[float] = []
+
+    def send(n: int, scheduled: float) -> None:
+        body = requests_for(n, slack, shas)
+        answer = clients[n % len(clients)].post("/slack/events", content=body, headers=signed(body))
+        if answer.status_code != 200:
+            raise SystemExit(f"request {n}: {answer.status_code} {answer.text}")
+        samples.append(time.monotonic() - scheduled)
+
+    total = int(rate * seconds)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        begin = time.monotonic() + 0.1
+        futures = []
+        for n in range(total):
+            scheduled = begin + n / rate
+            pause = scheduled - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            futures.append(pool.submit(send, n, scheduled))
+        for future in futures:
+            future.result()
+    for client in clients:
+        client.close()
+    return samples
+
+
+if __name__ == "__main__":
+    main()
