@@ -27,13 +27,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import bootstrap  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.demo import serve_in_thread  # noqa: E402
-from bot.domain.playbooks import Playbook  # noqa: E402
-from tests.fakes.github import FakeGitHub  # noqa: E402
-from tests.fakes.slack import FakeSlack  # noqa: E402
-from tests.gitrepos import Remote  # noqa: E402
+from bot import bootstrap
+from bot.config import Settings
+from bot.demo import serve_in_thread
+from bot.domain.playbooks import Playbook
+from tests.fakes.github import FakeGitHub
+from tests.fakes.slack import FakeSlack
+from tests.gitrepos import Remote
 
 SECRET = "bench-signing-secret"
 OWNER = "U0OWNER01"
