@@ -193,3 +193,33 @@ def test_the_ack_comes_at_once_while_github_is_slow(client: TestClient, slack: F
     assert interaction(client, submission).status_code == 200
     assert time.monotonic() - started < 1.0
     wait_for(lambda: fake_git.branches, timeout=10)
+
+
+def test_a_member_of_an_owner_group_may_roll_back(client: TestClient, slack: FakeSlack) -> None:
+    """Owners can be user groups: membership comes from usergroups.users.list."""
+    slack.groups["S0456DEFG"] = ["U0GROUPIE"]
+    post_command(client, slack, "rollback INC-1", user="U0GROUPIE")
+    wait_for(lambda: slack.called("views.open"))
+    assert slack.called("usergroups.users.list")[0]["usergroup"] == "S0456DEFG"
+
+
+def test_slack_retries_run_once(client: TestClient, slack: FakeSlack) -> None:
+    """The same delivery retried (X-Slack-Retry-Num, new signature) is acknowledged and ignored."""
+    body = command("note INC-1 once").replace("RESPONSE_URL", f"{slack.base_url}/respond/note")
+    assert client.post("/slack/events", content=body, headers=signed(body)).status_code == 200
+    time.sleep(1.1)  # a retry comes later, signed anew
+    retry = client.post("/slack/events", content=body, headers={**signed(body), "X-Slack-Retry-Num": "1"})
+    assert retry.json() == {"ok": True, "duplicate": True}
+    time.sleep(0.3)
+    timeline = client.get("/api/incidents/1/timeline").json()["timeline"]
+    assert [e["text"] for e in timeline].count("once") == 1
+
+
+def test_a_forged_request_is_not_logged(client: TestClient, slack: FakeSlack,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing of a refused body (tokens, response_url) reaches the logs."""
+    body = command("ack INC-1").replace("RESPONSE_URL", "https://hooks.slack.com/secret-response-url")
+    assert client.post("/slack/events", content=body, headers=signed(body, secret="forged")).status_code == 401
+    logged = capsys.readouterr()
+    assert "secret-response-url" not in logged.out + logged.err
+    assert "slack.bad_signature" in logged.out + logged.err
