@@ -41,6 +41,7 @@ class Suspect(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
     reasons: tuple[str, ...]
     pr_number: int | None = None
+    warnings: tuple[str, ...] = ()  # revert safety, for the top suspects
 
     @property
     def short(self) -> str:

@@ -55,7 +55,8 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
             "items": [
                 {"rank": rank, "repo": s.repo, "sha": s.sha, "subject": s.subject, "author": s.author,
                  "applied_at": _iso(s.applied_at), "applied_source": s.applied_source.value,
-                 "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number}
+                 "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
+                 "warnings": list(s.warnings)}
                 for rank, s in enumerate(view.ranking.suspects, start=1)
             ],
         },
@@ -108,6 +109,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out.append(f"{item['rank']}. `{item['sha'][:12]}` {md(item['subject'])}{pr} — "
                    f"{md(item['author'])}, score **{item['score']:.2f}**")
         out.extend(f"   - {md(reason)}" for reason in item["reasons"])
+        out.extend(f"   - revert safety: {md(warning)}" for warning in item["warnings"])
     out += ["", "## Actions", ""]
     if not doc["actions"]:
         out.append("None.")

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from bot.domain.changes import Change
+from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, Incident
 from bot.domain.playbooks import Playbook
+from bot.domain.safety import revert_warnings
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, Notifier, Store, Transaction
 from bot.domain.suspects import Ranking, rank_changes
 from bot.domain.timeline import EventKind, event
@@ -54,6 +57,35 @@ def rank_incident(
     return store.run(work)
 
 
+def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: Ranking,
+                    top: int = 3) -> Ranking:
+    """Revert-safety warnings for the top suspects, so people see them before they roll back.
+    Git work happens outside any transaction."""
+    suspects = list(ranking.suspects)
+    changed = False
+    for index, suspect in enumerate(suspects[:top]):
+        found = _changes(store, suspect.repo, suspect.sha)
+        if not found:
+            continue
+        try:
+            patch = git.patch(suspect.repo, suspect.sha)
+        except BackoutError:
+            patch = ""
+        warnings = revert_warnings(found[0].paths, patch)
+        if warnings != suspect.warnings:
+            suspects[index] = suspect.model_copy(update={"warnings": warnings})
+            changed = True
+    if not changed:
+        return ranking
+    annotated = ranking.model_copy(update={"suspects": tuple(suspects)})
+    store.run(lambda tx: tx.rankings.save(incident_id, annotated))
+    return annotated
+
+
+def _changes(store: Store, repo: str, sha: str) -> list[Change]:
+    return store.run(lambda tx: tx.changes.find(repo, sha))
+
+
 def _answer(ranking: Ranking) -> tuple[bool, tuple[str, ...]]:
     return ranking.confident, tuple(s.sha for s in ranking.suspects[:3])
 
@@ -81,6 +113,7 @@ def investigate(
     if report.failed:
         _record_refresh_failure(store, incident_id, report.failed, now)
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now)
+    ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
     if playbook is not None:
         apply_open_policy(store=store, git=git, notifier=notifier, playbook=playbook,
                           incident_id=incident_id, ranking=ranking, now=now, forge=forge,
@@ -92,7 +125,7 @@ def investigate(
 
 def rerank_open_incidents(
     *, store: Store, notifier: Notifier, playbooks: Sequence[Playbook], repos: Sequence[str],
-    now: datetime,
+    now: datetime, git: GitRepos | None = None,
 ) -> int:
     """After new changes arrived: rank again every active incident whose playbook watches them."""
     count = 0
@@ -102,6 +135,8 @@ def rerank_open_incidents(
             continue
         before = get_ranking(store=store, incident_id=incident.id)
         after = rank_incident(store=store, playbooks=playbooks, incident_id=incident.id, now=now)
+        if git is not None:
+            after = annotate_safety(store=store, git=git, incident_id=incident.id, ranking=after)
         count += 1
         if _answer(before) != _answer(after):
             notify.incident_update(store=store, notifier=notifier, incident_id=incident.id,

@@ -35,6 +35,7 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
         suspects.append(f"{number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
                         f"— score {suspect.score:.2f}")
         suspects.extend(f"     - {reason}" for reason in suspect.reasons)
+        suspects.extend(f"     ⚠ revert safety: {warning}" for warning in suspect.warnings)
     sections = [("", state), (f"Alerts: {len(firing)} firing of {len(view.alerts)}", tuple(alerts)),
                 (f"Suspects{verdict}", tuple(suspects))]
     if view.actions:

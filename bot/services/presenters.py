@@ -32,7 +32,8 @@ def ranking_dict(ranking: Ranking) -> dict[str, Any]:
         "suspects": [
             {"sha": s.sha, "repo": s.repo, "subject": s.subject, "author": s.author,
              "applied_at": s.applied_at.isoformat(), "applied_source": s.applied_source.value,
-             "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number}
+             "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
+             "warnings": list(s.warnings)}
             for s in ranking.suspects
         ],
     }

@@ -162,3 +162,14 @@ def test_an_unreachable_remote_leaves_the_incident_unharmed(git: FakeGit) -> Non
     assert "changes.refresh_failed" in kinds
     assert view.ranking.status.value == "ranked"
     assert not view.ranking.confident
+
+
+def test_top_suspects_carry_revert_safety_warnings(git: FakeGit) -> None:
+    """Before anyone rolls back, the top suspects show what a revert may not undo."""
+    store, notes, book = InMemoryStore(), RecordingNotifier(), playbook("off")
+    git.patches["b" * 40] = "+kind: SealedSecret\n+metadata: {}\n"
+    number = open_incident(store, book)
+    run(store, git, book, notes, number)
+    top = get_incident(store=store, incident_id=number).ranking.suspects[0]
+    assert top.warnings[0].startswith("secret:")
+    assert any("revert safety: secret" in line for line in notes.notices[-1].lines)

@@ -114,7 +114,7 @@ class SqlRankingRepository:
         if ranking.suspects:
             self._conn.execute(t.suspects.insert(), [
                 {**suspect.model_dump(mode="python"), "incident_id": incident_id, "rank": rank,
-                 "reasons": list(suspect.reasons)}
+                 "reasons": list(suspect.reasons), "warnings": list(suspect.warnings)}
                 for rank, suspect in enumerate(ranking.suspects, start=1)
             ])
 

@@ -159,6 +159,7 @@ suspects = sa.Table(
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("reasons", json_type(), nullable=False),
     sa.Column("pr_number", sa.Integer),
+    sa.Column("warnings", json_type(), nullable=False),
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
 )
 

@@ -125,6 +125,7 @@ def upgrade() -> None:
         sa.Column("score", sa.Float, nullable=False),
         sa.Column("reasons", json_type(), nullable=False),
         sa.Column("pr_number", sa.Integer),
+        sa.Column("warnings", json_type(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_suspects"),
         sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
     )
