@@ -9,8 +9,8 @@ from bot.domain.changes import Change
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, Incident
 from bot.domain.playbooks import Playbook
-from bot.domain.safety import revert_warnings
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, Notifier, Store, Transaction
+from bot.domain.safety import revert_warnings
 from bot.domain.suspects import Ranking, rank_changes
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
