@@ -18,7 +18,7 @@ from bot.adapters.console import ConsoleNotifier, NoAppliedTimes, NoForge
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
-from bot.adapters.prometheus import PrometheusRevisions, RevisionQuery
+from bot.adapters.prometheus import PrometheusQuery, PrometheusRevisions, RevisionQuery
 from bot.adapters.slack.app import build_slack_app
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.adapters.storage import migrate
@@ -27,7 +27,7 @@ from bot.adapters.storage.store import SqlStore
 from bot.config import ConfigError, LoggingSettings, Problem, Settings, load_playbooks
 from bot.domain.errors import StorageUnavailable
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store
+from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store
 from bot.entrypoints.context import AppContext, Readiness, SlackParts
 from bot.entrypoints.http import create_http_app
 from bot.entrypoints.metrics import Metrics
@@ -65,6 +65,7 @@ def build(
     applied: AppliedTimes | None = None,
     work_executor: Executor | None = None,
     slack_client: WebClient | None = None,
+    metrics_query: MetricsQuery | None = None,
     upgrade_sqlite: bool = True,
 ) -> App:
     """Wire the whole app; pass fakes for any part to replace it (tests build it in one line)."""
@@ -102,6 +103,9 @@ def build(
         ingest_executor=ThreadPoolExecutor(max_workers=ingest_workers, thread_name_prefix="ingest"),
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
     )
+    if metrics_query is None and settings.prometheus.url:
+        metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds())
+    ctx.metrics_query = metrics_query
     if settings.chat.kind == "slack":
         ctx.slack = build_slack(ctx, client=slack_client)
     return App(ctx=ctx, http=create_http_app(ctx), engine=engine)

@@ -135,6 +135,12 @@ class GitSettings(Section):
     refresh_every: Duration = timedelta(minutes=1)
 
 
+class SchedulerSettings(Section):
+    verify_every: Duration = timedelta(seconds=15)    # how often the key metric is checked after a rollback
+    reminders_every: Duration = timedelta(seconds=30)  # how often unacknowledged incidents are looked at
+    resolve_every: Duration = timedelta(seconds=30)    # how often incidents.clear_for is applied
+
+
 class ChatSettings(Section):
     kind: Literal["console", "slack"] = "console"
 
@@ -203,6 +209,7 @@ class Settings(BaseSettings):
     playbooks_dir: Path = Path("playbooks")
     repos: list[RepoSettings] = Field(default_factory=list)
     git: GitSettings = GitSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     chat: ChatSettings = ChatSettings()
     slack: SlackSettings = SlackSettings()
     github: GithubSettings = GithubSettings()

@@ -66,3 +66,10 @@ class NoAppliedTimes:
 
     def applied_at(self, repo: str, shas: Sequence[str], *, since: datetime) -> dict[str, datetime]:
         return {}
+
+
+class SingleReplica:
+    """The leader gate for one process: it always leads. (PostgreSQL replicas use an advisory lock.)"""
+
+    def is_leader(self) -> bool:
+        return True

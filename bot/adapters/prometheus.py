@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,20 +66,47 @@ class PrometheusRevisions:
         retrying = Retrying(retry=retry_if_exception_type(TransientError), reraise=True,
                             stop=stop_after_attempt(self._attempts),
                             wait=wait_exponential(multiplier=0.5, max=4))
+        step = step_for(start, end)
+        # The library rounds times to seconds: end one step late so the newest samples are
+        # inside the last evaluation.
+        late_end = end + timedelta(seconds=step)
         for attempt in retrying:
             with attempt:
-                step = step_for(start, end)
-                try:
-                    # The library rounds times to seconds: end one step late so the newest
-                    # samples are inside the last evaluation.
-                    result = self._client.custom_query_range(
-                        query, start_time=start, end_time=end + timedelta(seconds=step), step=str(step))
-                except requests.exceptions.RequestException as exc:
-                    raise TransientError(f"prometheus: cannot reach it ({type(exc).__name__})") from exc
-                except PrometheusApiClientException as exc:
-                    message = str(exc)
-                    if " 5" in message[:40] or "HTTP Status Code 5" in message:
-                        raise TransientError(f"prometheus: {message[:200]}") from exc
-                    raise UpstreamError(f"prometheus: {message[:200]}") from exc
+                result = _call(lambda: self._client.custom_query_range(
+                    query, start_time=start, end_time=late_end, step=str(step)))
                 return list(result)
         raise AssertionError("unreachable")
+
+
+class PrometheusQuery:
+    """Implements the MetricsQuery port: instant queries, bounded retries, no library retry."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0, attempts: int = 3, backoff: float = 0.5) -> None:
+        self._client = PrometheusConnect(url=url, retry=Retry(total=0), timeout=int(max(timeout, 1)))
+        self._attempts = attempts
+        self._backoff = backoff
+
+    def value(self, query: str) -> float | None:
+        retrying = Retrying(retry=retry_if_exception_type(TransientError), reraise=True,
+                            stop=stop_after_attempt(self._attempts),
+                            wait=wait_exponential(multiplier=self._backoff, max=4))
+        for attempt in retrying:
+            with attempt:
+                result = _call(lambda: self._client.custom_query(query))
+                values = [float(item["value"][1]) for item in result if "value" in item]
+                finite = [v for v in values if math.isfinite(v)]
+                return max(finite) if finite else None  # no series (or only NaN): no data
+        raise AssertionError("unreachable")
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    """Map the client's failures to ours: transient (network, 5xx) or not (a bad query)."""
+    try:
+        return fn()
+    except requests.exceptions.RequestException as exc:
+        raise TransientError(f"prometheus: cannot reach it ({type(exc).__name__})") from exc
+    except PrometheusApiClientException as exc:
+        message = str(exc)
+        if "Status Code 5" in message or " 5" in message[:40]:
+            raise TransientError(f"prometheus: {message[:200]}") from exc
+        raise UpstreamError(f"prometheus: {message[:200]}") from exc

@@ -9,6 +9,7 @@ from bot.domain.models import ReceivedAlert
 from bot.domain.playbooks import Playbook, find_playbook
 
 UNKNOWN_SERVICE = "unknown"
+PLAYBOOK_LABEL = "backout_playbook"  # set by Backout's own probes: the playbook they belong to
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +21,9 @@ class Route:
 
 def route_alert(alert: ReceivedAlert, *, playbooks: Sequence[Playbook], group_key: str) -> Route:
     """The playbook's grouping when one matches, else the Alertmanager group key."""
-    playbook = find_playbook(playbooks, alert.labels)
+    named = alert.labels.get(PLAYBOOK_LABEL)
+    playbook = next((p for p in playbooks if p.name == named), None) if named else None
+    playbook = playbook or find_playbook(playbooks, alert.labels)
     if playbook is not None:
         return Route(playbook.group_key(alert.labels), playbook.service, playbook)
     service = alert.labels.get("service") or UNKNOWN_SERVICE

@@ -60,6 +60,7 @@ class IncidentPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     auto_resolve: bool = True
+    clear_for: Duration = timedelta(0)  # resolve only once alerts and probes stayed clear this long
     reopen_within: Duration = timedelta(minutes=30)
 
     def may_reopen(self, incident: Incident, *, now: datetime) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -92,8 +92,30 @@ class Probe(Strict):
     def _one_threshold(self) -> Probe:
         if (self.above is None) == (self.below is None):
             raise ValueError("a probe needs exactly one of `above` or `below`")
-        if self.every < timedelta(seconds=5):
-            raise ValueError("`every` must be at least 5s")
+        if self.every < timedelta(seconds=1):
+            raise ValueError("`every` must be at least 1s")
+        return self
+
+    def holds(self, value: float) -> bool:
+        """True when the value is unhealthy (beyond the threshold)."""
+        return value > self.above if self.above is not None else value < (self.below or 0.0)
+
+    def describe(self) -> str:
+        return f"above {self.above}" if self.above is not None else f"below {self.below}"
+
+
+class Verify(Strict):
+    """After a rollback: when is the key query healthy again, and for how long must it stay so."""
+
+    below: float | None = None  # healthy when the key query is below this
+    above: float | None = None  # or above this
+    stay: Duration = timedelta(minutes=5)
+    within: Duration = timedelta(minutes=30)
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Verify:
+        if self.below is not None and self.above is not None:
+            raise ValueError("verify takes `below` or `above`, not both")
         return self
 
 
@@ -119,6 +141,7 @@ class Playbook(Strict):
     runbook: str | None = Field(default=None, pattern=r"^https?://")
     key_query: str | None = None
     probes: tuple[Probe, ...] = ()
+    verify: Verify = Verify()
     reminders: Reminders = Reminders()
 
     @model_validator(mode="after")
@@ -127,6 +150,23 @@ class Playbook(Strict):
         if len(names) != len(set(names)):
             raise ValueError("probe names must be unique within a playbook")
         return self
+
+    def health_check(self) -> tuple[str, Callable[[float], bool]] | None:
+        """The key query and a test of a healthy value: `verify`'s threshold, else the inverse of
+        the first probe on the same query. None when there is no key query or no threshold."""
+        if self.key_query is None:
+            return None
+        if self.verify.below is not None:
+            limit = self.verify.below
+            return self.key_query, lambda value: value < limit
+        if self.verify.above is not None:
+            low = self.verify.above
+            return self.key_query, lambda value: value > low
+        probe = next((p for p in self.probes if " ".join(p.query.split()) == " ".join(self.key_query.split())),
+                     None)
+        if probe is None:
+            return None
+        return self.key_query, lambda value: not probe.holds(value)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Every matcher must fully match its label (a missing label is the empty string)."""

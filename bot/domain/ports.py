@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
 
 T = TypeVar("T")
@@ -101,6 +102,27 @@ class ChatRepository(Protocol):
     def save_thread(self, thread: ChatThread) -> None: ...
 
 
+@dataclass(frozen=True)
+class Verification:
+    """Watching the key metric after a rollback."""
+
+    incident_id: int
+    query: str
+    started_at: datetime
+    healthy_since: datetime | None = None
+    outcome: str = "watching"  # watching, recovered, not_recovered
+
+
+class WatchRepository(Protocol):
+    """Probe states (so `for` survives a restart) and post-rollback verifications."""
+
+    def probe_state(self, key: str) -> ProbeState | None: ...
+    def save_probe_state(self, state: ProbeState) -> None: ...
+    def verification(self, incident_id: int) -> Verification | None: ...
+    def watching(self) -> list[Verification]: ...
+    def save_verification(self, verification: Verification) -> None: ...
+
+
 class Transaction(Protocol):
     """What one unit of work sees; all its writes commit together or not at all."""
 
@@ -118,6 +140,8 @@ class Transaction(Protocol):
     def actions(self) -> ActionRepository: ...
     @property
     def chat(self) -> ChatRepository: ...
+    @property
+    def watch(self) -> WatchRepository: ...
 
 
 class Store(Protocol):
@@ -227,3 +251,18 @@ class AppliedTimes(Protocol):
     def source(self, repo: str) -> str | None:
         """The AppliedSource value this repository's times come from, or None for none."""
         ...
+
+
+class MetricsQuery(Protocol):
+    """Instant queries against Prometheus."""
+
+    def value(self, query: str) -> float | None:
+        """The query's value (the largest, over several series); None when it returns no data.
+        Raises TransientError or UpstreamError when it cannot be evaluated."""
+        ...
+
+
+class LeaderGate(Protocol):
+    """Whether this replica runs the scheduled jobs."""
+
+    def is_leader(self) -> bool: ...

@@ -34,6 +34,11 @@ class EventKind(StrEnum):
     PR_CLOSED = "pr.closed"
     PR_CHECKS = "pr.checks"
     CHAT_COMMAND = "chat.command"
+    INCIDENT_REMINDER = "incident.reminder"
+    PROBE_UNKNOWN = "probe.unknown"
+    VERIFY_STARTED = "verify.started"
+    VERIFY_RECOVERED = "verify.recovered"
+    VERIFY_FAILED = "verify.not_recovered"
     CHAT_REFUSED = "chat.refused"
 
 

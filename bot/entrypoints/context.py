@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from slack_bolt import App
 
+from bot.adapters.console import SingleReplica
 from bot.adapters.slack.delivery import SlackDelivery
 from bot.config import Settings
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store
+from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, LeaderGate, MetricsQuery, Notifier, Store
 from bot.entrypoints.metrics import Metrics
 
 
@@ -49,6 +50,8 @@ class AppContext:
     forge: Forge
     applied: AppliedTimes
     slack: SlackParts | None = None
+    metrics_query: MetricsQuery | None = None
+    leader: LeaderGate = field(default_factory=lambda: SingleReplica())
     # Webhook writes run here, off the event loop. One thread for SQLite, which has one writer
     # anyway: queueing in one thread beats forty threads taking turns at a lock.
     ingest_executor: ThreadPoolExecutor = field(

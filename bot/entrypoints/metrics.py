@@ -46,6 +46,22 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.job_runs = Counter(
+            "backout_job_runs_total", "Scheduled job runs by job and outcome (ok, error, not_leader).",
+            ["job", "outcome"], registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "backout_job_duration_seconds", "Scheduled job run time.", ["job"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0), registry=self.registry,
+        )
+        self.probe_value = Gauge(
+            "backout_probe_value", "The last value of each health probe's query.", ["probe"], registry=self.registry,
+        )
+        self.probe_errors = Counter(
+            "backout_probe_errors_total", "Probe evaluations that failed or returned no data.", ["probe"],
+            registry=self.registry,
+        )
+
     def observe_github(self, endpoint: str, outcome: str, remaining: int | None) -> None:
         self.github_calls.labels(endpoint, outcome).inc()
         if remaining is not None:

@@ -1,19 +1,29 @@
-"""Scheduled jobs (APScheduler 3, in-memory job store): for now, the change-log refresh."""
+"""Scheduled jobs (APScheduler 3, in-memory job store; jobs are defined here in code from the
+config and the playbooks). Each job is coalesced, runs one at a time, has a misfire grace that
+suits it (the default one second silently drops late runs), is counted in /metrics, and runs
+only where the leader gate says so. One failing run never stops the others."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.domain.playbooks import Playbook, Probe
+from bot.domain.probes import probe_key
 from bot.entrypoints.context import AppContext
+from bot.entrypoints.http import schedule_follow_up
 from bot.services.changelog import refresh_changes
 from bot.services.investigate import rerank_open_incidents
 from bot.services.pull_requests import follow_pull_requests
+from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
 
 log = structlog.get_logger(__name__)
+Job = Callable[[AppContext], None]
 
 
 def refresh_job(ctx: AppContext) -> None:
@@ -45,33 +55,79 @@ def slack_job(ctx: AppContext) -> None:
         ctx.slack.delivery.drain()
 
 
+def probe_job(ctx: AppContext, playbook: Playbook, probe: Probe) -> None:
+    """Evaluate one probe; what it opens is investigated like an alert's incident."""
+    assert ctx.metrics_query is not None
+    run = run_probe(store=ctx.store, metrics=ctx.metrics_query, playbook=playbook, probe=probe,
+                    playbooks=ctx.playbooks, policy=ctx.settings.incidents, now=ctx.clock())
+    key = probe_key(playbook, probe)
+    if run.state.value is not None:
+        ctx.metrics.probe_value.labels(key).set(run.state.value)
+    if run.error:
+        ctx.metrics.probe_errors.labels(key).inc()
+        log.warning("probe.unevaluable", probe=key, error=run.error)
+    if run.outcome is not None:
+        schedule_follow_up(ctx, run.outcome)
+
+
+def verify_job(ctx: AppContext) -> None:
+    assert ctx.metrics_query is not None
+    verify_rollbacks(store=ctx.store, metrics=ctx.metrics_query, notifier=ctx.notifier, playbooks=ctx.playbooks,
+                     now=ctx.clock())
+
+
+def reminders_job(ctx: AppContext) -> None:
+    send_reminders(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, now=ctx.clock())
+
+
+def resolve_job(ctx: AppContext) -> None:
+    resolve_cleared(store=ctx.store, notifier=ctx.notifier, policy=ctx.settings.incidents, now=ctx.clock())
+
+
 def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
-    """Start the jobs; the caller shuts the scheduler down on exit."""
+    """Define the jobs from the config and playbooks and start them; the caller shuts down."""
+    settings = ctx.settings
     scheduler = BackgroundScheduler(timezone="UTC")
-    every: timedelta = ctx.settings.git.refresh_every
-    if ctx.settings.repos:
+
+    def add(name: str, job: Job, every: timedelta, grace: timedelta | None = None) -> None:
+        seconds = max(every.total_seconds(), 1.0)
         scheduler.add_job(
-            _guarded, "interval", args=[refresh_job, ctx], seconds=max(every.total_seconds(), 5),
-            id="refresh_changes", coalesce=True, max_instances=1,
-            misfire_grace_time=int(every.total_seconds()),  # the default 1 s drops late runs
+            _guarded, "interval", args=[name, job, ctx], seconds=seconds, id=name, name=name,
+            coalesce=True, max_instances=1, misfire_grace_time=int((grace or every).total_seconds()) or 1,
         )
-    if any(repo.forge == "github" for repo in ctx.settings.repos):
-        scheduler.add_job(
-            _guarded, "interval", args=[follow_job, ctx], seconds=60, id="follow_pull_requests",
-            coalesce=True, max_instances=1, misfire_grace_time=60,
-        )
+
+    if settings.repos:
+        add("refresh_changes", refresh_job, settings.git.refresh_every)
+    if any(repo.forge == "github" for repo in settings.repos):
+        add("follow_pull_requests", follow_job, timedelta(seconds=60))
     if ctx.slack is not None:
-        scheduler.add_job(
-            _guarded, "interval", args=[slack_job, ctx], seconds=2, id="slack_delivery",
-            coalesce=True, max_instances=1, misfire_grace_time=10,
-        )
+        add("slack_delivery", slack_job, timedelta(seconds=2), grace=timedelta(seconds=10))
+    if ctx.metrics_query is not None:
+        for playbook in ctx.playbooks:
+            for probe in playbook.probes:
+                add(f"probe:{probe_key(playbook, probe)}", partial(probe_job, playbook=playbook, probe=probe),
+                    probe.every)
+        add("verify_rollbacks", verify_job, settings.scheduler.verify_every)
+    add("reminders", reminders_job, settings.scheduler.reminders_every)
+    if settings.incidents.clear_for:
+        add("resolve_cleared", resolve_job, settings.scheduler.resolve_every)
     scheduler.start()
+    log.info("scheduler.started", jobs=[job.id for job in scheduler.get_jobs()])
     return scheduler
 
 
-def _guarded(job: Callable[[AppContext], None], ctx: AppContext) -> None:
-    """One failing run is logged; it never stops the scheduler or the other jobs."""
+def _guarded(name: str, job: Job, ctx: AppContext) -> None:
+    """Run one job if this replica leads; count it; log a failure without stopping anything."""
+    if not ctx.leader.is_leader():
+        ctx.metrics.job_runs.labels(name, "not_leader").inc()
+        return
+    started = time.perf_counter()
+    outcome = "ok"
     try:
         job(ctx)
     except Exception as exc:
-        log.exception("job.failed", job=getattr(job, "__name__", "job"), error=str(exc))
+        outcome = "error"
+        log.exception("job.failed", job=name, error=str(exc))
+    finally:
+        ctx.metrics.job_runs.labels(name, outcome).inc()
+        ctx.metrics.job_duration.labels(name).observe(time.perf_counter() - started)

@@ -171,8 +171,8 @@ class _Ingestion:
         if incident is None:
             return
         self._alert_event(incident, resolved, EventKind.ALERT_RESOLVED)
-        if not (self.policy.auto_resolve and incident.active):
-            return
+        if not (self.policy.auto_resolve and incident.active) or self.policy.clear_for:
+            return  # with clear_for, the scheduler resolves once everything stayed clear
         if self.tx.alerts.count_firing(known.incident_id):
             return
         done = self._update(transition(incident, IncidentStatus.RESOLVED, now=self.now))

@@ -62,8 +62,8 @@ def test_the_refresh_job_is_scheduled_so_late_runs_are_not_dropped(
     app = build(make_settings(git=GitSettings(refresh_every=timedelta(seconds=30))))
     scheduler = start_scheduler(app.ctx)
     try:
-        [job] = scheduler.get_jobs()
-        assert (job.id, job.coalesce, job.max_instances, job.misfire_grace_time) == (
-            "refresh_changes", True, 1, 30)
+        job = scheduler.get_job("refresh_changes")
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 30)
+        assert scheduler.get_job("reminders") is not None
     finally:
         scheduler.shutdown(wait=False)

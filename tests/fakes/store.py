@@ -13,7 +13,8 @@ from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
-from bot.domain.ports import ChatThread, PendingSummary
+from bot.domain.ports import ChatThread, PendingSummary, Verification
+from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
 
 T = TypeVar("T")
@@ -30,6 +31,8 @@ class _State:
     actions: dict[int, Action] = field(default_factory=dict)
     outbox: dict[int, dict[str, Any]] = field(default_factory=dict)
     threads: dict[int, ChatThread] = field(default_factory=dict)
+    probes: dict[str, ProbeState] = field(default_factory=dict)
+    verifications: dict[int, Verification] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -228,6 +231,26 @@ class _Chat:
         self._s.threads[thread.incident_id] = thread
 
 
+class _Watch:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def probe_state(self, key: str) -> ProbeState | None:
+        return self._s.probes.get(key)
+
+    def save_probe_state(self, state: ProbeState) -> None:
+        self._s.probes[state.key] = state
+
+    def verification(self, incident_id: int) -> Verification | None:
+        return self._s.verifications.get(incident_id)
+
+    def watching(self) -> list[Verification]:
+        return [v for v in self._s.verifications.values() if v.outcome == "watching"]
+
+    def save_verification(self, verification: Verification) -> None:
+        self._s.verifications[verification.incident_id] = verification
+
+
 class _Tx:
     def __init__(self, state: _State) -> None:
         self.incidents = _Incidents(state)
@@ -237,6 +260,7 @@ class _Tx:
         self.rankings = _Rankings(state)
         self.actions = _Actions(state)
         self.chat = _Chat(state)
+        self.watch = _Watch(state)
 
 
 class InMemoryStore:

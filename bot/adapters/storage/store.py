@@ -20,6 +20,7 @@ from bot.adapters.storage.store_changes import (
     SqlChangeRepository,
     SqlChatRepository,
     SqlRankingRepository,
+    SqlWatchRepository,
 )
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import ACTIVE_STATUSES, Alert, Incident, IncidentStatus, TimelineEvent
@@ -170,6 +171,7 @@ class SqlTransaction:
         self.rankings = SqlRankingRepository(conn)
         self.actions = SqlActionRepository(conn)
         self.chat = SqlChatRepository(conn)
+        self.watch = SqlWatchRepository(conn)
 
 
 class SqlStore:

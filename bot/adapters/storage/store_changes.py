@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection
 from bot.adapters.storage import tables as t
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change
-from bot.domain.ports import ChatThread, PendingSummary
+from bot.domain.ports import ChatThread, PendingSummary, Verification
+from bot.domain.probes import ProbeState, ProbeStatus
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 
 _CHANGE_FIELDS = {c.name for c in t.changes.columns if c.name != "id"}
@@ -227,3 +228,39 @@ class SqlChatRepository:
             self._conn.execute(t.chat_threads.insert().values(
                 incident_id=thread.incident_id, channel=thread.channel, ts=thread.ts,
                 last_event_id=thread.last_event_id))
+
+
+class SqlWatchRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def probe_state(self, key: str) -> ProbeState | None:
+        row = self._conn.execute(sa.select(t.probe_states).where(t.probe_states.c.key == key)).mappings().first()
+        if row is None:
+            return None
+        return ProbeState(key=row["key"], status=ProbeStatus(row["status"]), since=row["since"],
+                          value=row["value"], error=row["error"])
+
+    def save_probe_state(self, state: ProbeState) -> None:
+        values = {"status": state.status.value, "since": state.since, "value": state.value, "error": state.error}
+        updated = self._conn.execute(t.probe_states.update().where(t.probe_states.c.key == state.key).values(**values))
+        if updated.rowcount == 0:
+            self._conn.execute(t.probe_states.insert().values(key=state.key, **values))
+
+    def verification(self, incident_id: int) -> Verification | None:
+        row = self._conn.execute(
+            sa.select(t.verifications).where(t.verifications.c.incident_id == incident_id)).mappings().first()
+        return Verification(**row) if row else None
+
+    def watching(self) -> list[Verification]:
+        rows = self._conn.execute(
+            sa.select(t.verifications).where(t.verifications.c.outcome == "watching").limit(500)).mappings()
+        return [Verification(**row) for row in rows]
+
+    def save_verification(self, verification: Verification) -> None:
+        values = {"query": verification.query, "started_at": verification.started_at,
+                  "healthy_since": verification.healthy_since, "outcome": verification.outcome}
+        updated = self._conn.execute(t.verifications.update().where(
+            t.verifications.c.incident_id == verification.incident_id).values(**values))
+        if updated.rowcount == 0:
+            self._conn.execute(t.verifications.insert().values(incident_id=verification.incident_id, **values))

@@ -207,3 +207,25 @@ chat_threads = sa.Table(
     sa.Column("ts", sa.String(40), nullable=False),
     sa.Column("last_event_id", sa.Integer, nullable=False),
 )
+
+# Probe states, so a probe's `for` and its firing alert survive a restart.
+probe_states = sa.Table(
+    "probe_states",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("since", UtcDateTime),
+    sa.Column("value", sa.Float),
+    sa.Column("error", sa.Text, nullable=False),
+)
+
+# Watching the key metric after a rollback, one per incident.
+verifications = sa.Table(
+    "verifications",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("healthy_since", UtcDateTime),
+    sa.Column("outcome", sa.String(20), nullable=False),
+)

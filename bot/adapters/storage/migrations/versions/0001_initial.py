@@ -172,9 +172,28 @@ def upgrade() -> None:
         sa.Column("last_event_id", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("incident_id", name="pk_chat_threads"),
     )
+    op.create_table(
+        "probe_states",
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("since", UtcDateTime),
+        sa.Column("value", sa.Float),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("key", name="pk_probe_states"),
+    )
+    op.create_table(
+        "verifications",
+        sa.Column("incident_id", sa.Integer,
+                  sa.ForeignKey("incidents.id", name="fk_verifications_incident_id"), nullable=False),
+        sa.Column("query", sa.Text, nullable=False),
+        sa.Column("started_at", UtcDateTime, nullable=False),
+        sa.Column("healthy_since", UtcDateTime),
+        sa.Column("outcome", sa.String(20), nullable=False),
+        sa.PrimaryKeyConstraint("incident_id", name="pk_verifications"),
+    )
 
 
 def downgrade() -> None:
-    for table in ("chat_threads", "chat_outbox", "actions", "suspects", "rankings", "repo_heads",
-                  "changes", "timeline_events", "alerts", "incidents"):
+    for table in ("verifications", "probe_states", "chat_threads", "chat_outbox", "actions", "suspects",
+                  "rankings", "repo_heads", "changes", "timeline_events", "alerts", "incidents"):
         op.drop_table(table)
