@@ -256,6 +256,8 @@ def configure_logging(settings: LoggingSettings) -> None:
     level = getattr(logging, settings.level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
     logging.getLogger("github").setLevel(max(level, logging.WARNING))
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))  # it logs every run at INFO
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     # Never debug: at that level bolt and slack_sdk log request bodies (tokens, response_url).
     for name in ("slack_bolt", "slack_sdk", "bot.slack"):
         logging.getLogger(name).setLevel(max(level, logging.INFO))

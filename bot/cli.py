@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
+import structlog
 import typer
+import uvicorn
 
 from bot import bootstrap
 from bot.config import ConfigError, Settings, find_config_file, load_playbooks, load_settings, serve_problems
@@ -84,11 +88,26 @@ def operator() -> str:
         return "cli"
 
 
+class GracefulServer(uvicorn.Server):
+    """uvicorn, stopping on SIGTERM or SIGINT without re-raising the signal afterwards (uvicorn does,
+    which would end the process before the scheduler's running jobs finish and the store closes)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 @app.command()
 def serve(config: ConfigOption = None) -> None:
-    """Run the HTTP server (webhook, API, metrics)."""
-    import uvicorn
-
+    """Run the HTTP server (webhook, API, metrics), the scheduler and, in Socket Mode, Slack."""
     settings = settings_or_exit(config)
     label = str(find_config_file(config) or "(defaults)")
     problems = serve_problems(settings, file=label)
@@ -108,12 +127,14 @@ def serve(config: ConfigOption = None) -> None:
 
         socket_mode = SocketModeHandler(built.ctx.slack.app, settings.slack.app_token.get_secret_value())
         socket_mode.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
+    server = GracefulServer(uvicorn.Config(built.http, host=settings.server.host, port=settings.server.port,
+                                           log_level=settings.logging.level, access_log=False))
     try:
-        uvicorn.run(built.http, host=settings.server.host, port=settings.server.port,
-                    log_level=settings.logging.level, access_log=False)
+        server.run()
     finally:
         if socket_mode is not None:
             socket_mode.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
+        structlog.get_logger(__name__).info("serve.stopping", detail="waiting for running jobs")
         scheduler.shutdown(wait=True)
         built.close()
 

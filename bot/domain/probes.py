@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot.domain.durations import format_duration
 from bot.domain.grouping import PLAYBOOK_LABEL
 from bot.domain.models import AlertStatus, Incident, IncidentStatus, ReceivedAlert
 from bot.domain.playbooks import Playbook, Probe, Reminders
@@ -70,7 +71,7 @@ def probe_alert(playbook: Playbook, probe: Probe, state: ProbeState, *, status: 
     return ReceivedAlert(
         fingerprint=fingerprint, starts_at=state.since or now,
         ends_at=now if status is AlertStatus.RESOLVED else None, status=status, labels=labels,
-        annotations={"summary": f"{probe.name}: {value}, {probe.describe()} for {probe.for_}",
+        annotations={"summary": f"{probe.name}: {value}, {probe.describe()} for {format_duration(probe.for_)}",
                      "query": probe.query},
         source="probe",
     )

@@ -172,6 +172,9 @@ def _record_verification(store: Store, notifier: Notifier, v: Verification, *, n
             incident = tx.incidents.get(v.incident_id)
             if incident is not None and incident.status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED):
                 tx.incidents.save(transition(incident, IncidentStatus.MITIGATING, now=v.healthy_since))
+            elif incident is not None and incident.mitigating_at is None:
+                # Already resolved (alerts cleared first): still record when it was mitigated.
+                tx.incidents.save(incident.model_copy(update={"mitigating_at": v.healthy_since}))
             return True
         if v.outcome == "not_recovered":
             tx.timeline.append(event(
