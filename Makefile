@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/suspects.py
 	$(BIN)/python bench/github_calls.py
 	$(BIN)/python bench/slack_ack.py
+	$(BIN)/python bench/probes.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

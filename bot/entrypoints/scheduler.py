@@ -112,7 +112,7 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
     if settings.incidents.clear_for:
         add("resolve_cleared", resolve_job, settings.scheduler.resolve_every)
     scheduler.start()
-    log.info("scheduler.started", jobs=[job.id for job in scheduler.get_jobs()])
+    log.info("scheduler.started", jobs=len(scheduler.get_jobs()))
     return scheduler
 
 

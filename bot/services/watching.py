@@ -47,7 +47,8 @@ def run_probe(*, store: Store, metrics: MetricsQuery, playbook: Playbook, probe:
     except BackoutError as exc:
         value, error = None, str(exc)
     after, change = step(before, probe, value=value, error=error, now=now)
-    store.run(lambda tx: tx.watch.save_probe_state(after))
+    if (after.status, after.since, after.error) != (before.status, before.since, before.error):
+        store.run(lambda tx: tx.watch.save_probe_state(after))  # a steady probe writes nothing
     outcome = None
     if change is ProbeChange.STARTED:
         alert = probe_alert(playbook, probe, after, status=AlertStatus.FIRING, now=now)
