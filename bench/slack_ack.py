@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot import bootstrap
 from bot.config import Settings
-from bot.demo import serve_in_thread
 from bot.domain.playbooks import Playbook
+from bot.entrypoints.serving import serve_in_thread
 from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import FakeSlack
 from tests.gitrepos import Remote
@@ -99,7 +99,7 @@ def main() -> None:
                 "suspects": {"lookback": "30d"}, "actions": {"on_open": "off"},
                 "owners": {"slack_users": [OWNER]}}) for n in range(1, INCIDENTS + 1)]
             app = bootstrap.build(settings, playbooks=playbooks)
-            with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+            with serve_in_thread(app.http) as base, httpx.Client(base_url=base, timeout=30) as client:
                 for n in range(1, INCIDENTS + 1):
                     alert = {"status": "firing", "fingerprint": f"{n:016x}",
                              "labels": {"alertname": "HighErrorRate", "service": f"svc{n}"}, "annotations": {},

@@ -29,10 +29,10 @@ import httpx
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.config import AlertmanagerSettings, GitSettings, RepoSettings, Settings, StorageSettings
-from bot.demo import serve_in_thread
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.domain.playbooks import Playbook
+from bot.entrypoints.serving import serve_in_thread
 from bot.services.changelog import refresh_changes
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import rank_incident
@@ -127,7 +127,7 @@ def webhook_to_suspects(tmp: Path, incidents: int) -> list[float]:
                     import_window=timedelta(days=7))  # the warm mirror
     samples = []
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+    with serve_in_thread(app.http) as base, httpx.Client(base_url=base, timeout=10) as client:
         for n in range(incidents):
             service = SERVICES[n % len(SERVICES)]
             body = {"version": "4", "status": "firing", "receiver": "backout",

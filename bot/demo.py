@@ -6,18 +6,14 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from bot import bootstrap
 from bot.adapters.console import ConsoleNotifier
@@ -33,6 +29,7 @@ from bot.config import (
 )
 from bot.demo_repo import DemoRepo
 from bot.domain.models import Actor, IncidentStatus
+from bot.entrypoints.serving import serve_in_thread
 from bot.replay import post_payloads
 from bot.services import act
 from bot.services import incidents as incident_service
@@ -40,28 +37,6 @@ from bot.services.export import build_export, render_markdown
 from bot.services.text import render_incident
 
 Echo = Callable[[str], None]
-
-
-@contextmanager
-def serve_in_thread(app: bootstrap.App, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve the app with uvicorn on a free loopback port; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app.http, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the demo server did not start")
-            thread.join(0.02)
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def deliveries(started: datetime, resolved: datetime) -> list[tuple[str, bytes]]:
@@ -119,7 +94,7 @@ def run_demo(*, out: Path, echo: Echo) -> int:
     store = app.ctx.store
     firing, resolved = deliveries(started, now + timedelta(minutes=5))
     try:
-        with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+        with serve_in_thread(app.http) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
             echo(f"2. Backout serves on {base_url} (SQLite, console instead of Slack).")
             echo("   Alertmanager delivers HighErrorRate for checkout over HTTP:")
             for posted in post_payloads(base_url=base_url, settings=settings.alertmanager,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -21,11 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from bot.entrypoints.serving import serve_in_thread
 
 
 @dataclass
@@ -247,18 +247,7 @@ class FakeGitHub:
         return app
 
     @contextmanager
-    def serving(self) -> Iterator[FakeGitHub]:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            thread.join(0.02)
-        try:
+    def serving(self) -> Iterator[Self]:
+        with serve_in_thread(self.app) as base_url:
+            self.base_url = base_url
             yield self
-        finally:
-            server.should_exit = True
-            thread.join(10)
-            sock.close()

@@ -4,17 +4,17 @@ answers like Slack's documentation, and can answer 429 with Retry-After or `ok: 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from bot.entrypoints.serving import serve_in_thread
 
 
 class FakeSlack:
@@ -97,18 +97,7 @@ class FakeSlack:
         return {"ok": False, "error": "unknown_method"}
 
     @contextmanager
-    def serving(self) -> Iterator[FakeSlack]:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            thread.join(0.02)
-        try:
+    def serving(self) -> Iterator[Self]:
+        with serve_in_thread(self.app) as base_url:
+            self.base_url = base_url
             yield self
-        finally:
-            server.should_exit = True
-            thread.join(10)
-            sock.close()

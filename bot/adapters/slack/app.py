@@ -106,19 +106,16 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
     def incident_of(body: dict[str, Any]) -> int:
         return int(body["actions"][0]["value"])
 
-    @app.action(ActionId.ACK)
-    def on_ack(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        user, number = body["user"]["id"], incident_of(body)
-        if clicks.first(user, ActionId.ACK, str(number)):
-            reply(respond, commands.status(number, IncidentStatus.ACKNOWLEDGED, user), private_only=True)
+    def status_button(action_id: ActionId, target: IncidentStatus) -> None:
+        @app.action(action_id)
+        def on_status(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
+            ack()
+            user, number = body["user"]["id"], incident_of(body)
+            if clicks.first(user, action_id, str(number)):
+                reply(respond, commands.status(number, target, user), private_only=True)
 
-    @app.action(ActionId.RESOLVE)
-    def on_resolve(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        user, number = body["user"]["id"], incident_of(body)
-        if clicks.first(user, ActionId.RESOLVE, str(number)):
-            reply(respond, commands.status(number, IncidentStatus.RESOLVED, user), private_only=True)
+    status_button(ActionId.ACK, IncidentStatus.ACKNOWLEDGED)
+    status_button(ActionId.RESOLVE, IncidentStatus.RESOLVED)
 
     @app.action(ActionId.TIMELINE)
     def on_timeline(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
