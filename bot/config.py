@@ -378,4 +378,9 @@ def serve_problems(settings: Settings, *, file: str) -> list[Problem]:
     found = settings.alertmanager.problems()
     if settings.chat.kind == "slack":
         found += settings.slack.problems()
+    gh = settings.github
+    if any(repo.forge == "github" for repo in settings.repos) and not (
+            gh.token or (gh.app_id and gh.private_key_file and gh.installation_id)):
+        found.append(("github.token", "repositories with forge github need github.token (or token_file), "
+                                      "or app_id, private_key_file and installation_id"))
     return [Problem(file, key, reason) for key, reason in found]

@@ -143,3 +143,16 @@ def test_check_command_passes_and_fails(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "alertmanager.auth: not set" in result.output
     assert "repos.0.repo: 'gitops' is not a repository" in result.output
+
+
+def test_check_names_missing_github_and_slack_credentials(tmp_path: Path) -> None:
+    """forge github without credentials, and chat.kind slack without tokens, fail `check`."""
+    shutil.copytree(PLAYBOOKS, tmp_path / "playbooks")
+    config = write(tmp_path / "c.yaml",
+                   f"alertmanager: {{auth: none}}\nplaybooks_dir: {tmp_path / 'playbooks'}\n"
+                   "repos: [{name: gitops, url: /srv/g.git, forge: github, github_repo: acme/gitops}]\n"
+                   "chat: {kind: slack}\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(config)])
+    assert result.exit_code == 2
+    for key in ("github.token", "slack.bot_token", "slack.channel", "slack.app_token"):
+        assert f"{key}:" in result.output
