@@ -130,3 +130,21 @@ def test_updates_in_a_storm_are_debounced(slack: FakeSlack, parts, clock: Clock)
     clock.now += timedelta(seconds=3)
     deliver.drain()
     assert len(slack.called("chat.update")) == 1
+
+
+def test_reminders_reach_the_channel(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """A reminder is a thread reply broadcast to the channel; other events stay in the thread."""
+    from bot.domain.playbooks import Playbook
+    from bot.services.watching import send_reminders
+
+    store, deliver, notifier = parts
+    open_incident(store, notifier, clock)
+    deliver.drain()
+    clock.now += timedelta(minutes=11)
+    book = Playbook.model_validate({"name": "checkout", "service": "checkout", "match": {"service": "checkout"}})
+    assert send_reminders(store=store, notifier=notifier, playbooks=[book], now=clock.now) == 1
+    deliver.drain()
+    last = slack.called("chat.postMessage")[-1]
+    assert "incident.reminder" in last["text"]
+    assert last["reply_broadcast"] is True
+    assert not any(c.get("reply_broadcast") for c in slack.called("chat.postMessage")[:-1])

@@ -22,6 +22,7 @@ from bot.domain.ports import ChatThread, Clock, Notice, Store, Transaction
 
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
+LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered"})  # also shown in the channel
 UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incident (alert storms)
 
 
@@ -124,6 +125,7 @@ class SlackDelivery:
                 try:
                     self._client.chat_postMessage(
                         channel=thread.channel, thread_ts=thread.ts, unfurl_links=False,
+                        reply_broadcast=event.kind in LOUD_KINDS,
                         text=thread_line(when=event.at.strftime("%H:%M:%S"), kind=event.kind,
                                          who=event.actor_id or event.actor.value, text=event.text))
                     report.replies += 1
