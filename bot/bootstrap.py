@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 from fastapi import FastAPI
@@ -26,12 +27,16 @@ from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
 from bot.config import ConfigError, LoggingSettings, Problem, Settings, load_playbooks
 from bot.domain.errors import StorageUnavailable
+from bot.domain.incidents import IncidentPolicy
+from bot.domain.models import Delivery
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store
 from bot.entrypoints.context import AppContext, Readiness, SlackParts
 from bot.entrypoints.http import create_http_app
+from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
 from bot.services.chat import ChatCommands
+from bot.services.ingest import IngestOutcome, ingest_deliveries
 
 
 def utc_now() -> datetime:
@@ -47,7 +52,7 @@ class App:
     def close(self) -> None:
         if self.ctx.slack is not None:
             self.ctx.slack.close()
-        self.ctx.ingest_executor.shutdown(wait=True)
+        self.ctx.ingest_queue.close()
         self.ctx.work_executor.shutdown(wait=True)
         if self.engine is not None:
             self.engine.dispose()
@@ -84,8 +89,8 @@ def build(
         playbooks = load_playbooks(
             settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos]
         )
-    ingest_workers = 1 if engine is None or engine.dialect.name == "sqlite" else 8
     metrics = Metrics()
+    clock = clock or utc_now
     if forge is None or applied is None:
         built_forge, built_applied = build_forge(settings, metrics)
         forge, applied = forge or built_forge, applied or built_applied
@@ -93,14 +98,15 @@ def build(
         settings=settings,
         store=store,
         playbooks=playbooks,
-        clock=clock or utc_now,
+        clock=clock,
         readiness=readiness,
         git=git or build_git(settings),
         notifier=notifier or ConsoleNotifier(),
         forge=forge,
         applied=applied,
         metrics=metrics,
-        ingest_executor=ThreadPoolExecutor(max_workers=ingest_workers, thread_name_prefix="ingest"),
+        ingest_queue=IngestQueue(partial(_record_deliveries, store=store, playbooks=playbooks,
+                                         policy=settings.incidents, clock=clock)),
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
     )
     if metrics_query is None and settings.prometheus.url:
@@ -219,6 +225,11 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
     app = build_slack_app(commands=commands, client=client, signing_secret=secret or "unused-in-socket-mode",
                           slash=slack.command, listeners=listeners, slow=slow)
     return SlackParts(app=app, delivery=delivery, signing_secret=secret, listeners=listeners, slow=slow)
+
+
+def _record_deliveries(deliveries: Sequence[Delivery], *, store: Store, playbooks: Sequence[Playbook],
+                       policy: IncidentPolicy, clock: Clock) -> list[IngestOutcome]:
+    return ingest_deliveries(store=store, deliveries=deliveries, playbooks=playbooks, policy=policy, now=clock())
 
 
 def _sql_readiness(store: SqlStore, engine: Engine) -> Callable[[], Readiness]:

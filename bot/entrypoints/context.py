@@ -13,6 +13,7 @@ from bot.adapters.slack.delivery import SlackDelivery
 from bot.config import Settings
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, LeaderGate, MetricsQuery, Notifier, Store
+from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
 
 
@@ -49,14 +50,11 @@ class AppContext:
     notifier: Notifier
     forge: Forge
     applied: AppliedTimes
+    # Webhook writes, off the event loop: one writer thread that commits waiting deliveries together.
+    ingest_queue: IngestQueue
     slack: SlackParts | None = None
     metrics_query: MetricsQuery | None = None
     leader: LeaderGate = field(default_factory=lambda: SingleReplica())
-    # Webhook writes run here, off the event loop. One thread for SQLite, which has one writer
-    # anyway: queueing in one thread beats forty threads taking turns at a lock.
-    ingest_executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
-    )
     # Investigations (git fetch, ranking, actions) run here after the webhook has answered.
     work_executor: Executor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="work")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import threading
@@ -37,7 +36,7 @@ from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import WebhookAuth
 from bot.services import incidents as incident_service
 from bot.services.export import build_export, render_markdown
-from bot.services.ingest import IngestOutcome, ingest_delivery
+from bot.services.ingest import IngestOutcome
 from bot.services.investigate import follow_up
 from bot.services.presenters import event_dict, incident_dict, incident_view_dict, ranking_dict
 
@@ -107,6 +106,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     """The FastAPI app over an already-built context."""
     app = FastAPI(title="Backout", version="0.1.0", docs_url=None, redoc_url=None)
     auth = WebhookAuth(ctx.settings.alertmanager)
+    writer = ctx.ingest_queue
     limit = ctx.settings.server.max_body_bytes
     metrics = ctx.metrics
 
@@ -155,11 +155,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             metrics.webhook_requests.labels("invalid").inc()
             return error(422, "invalid_payload", validation_detail(exc))
         try:
-            outcome = await asyncio.get_running_loop().run_in_executor(
-                ctx.ingest_executor,
-                lambda: ingest_delivery(store=ctx.store, delivery=delivery, playbooks=ctx.playbooks,
-                                        policy=ctx.settings.incidents, now=ctx.clock()),
-            )
+            outcome = await writer.submit(delivery)
         except TransientError as exc:
             # 503 makes Alertmanager retry this delivery; nothing was written.
             metrics.webhook_requests.labels("unavailable").inc()

@@ -56,6 +56,24 @@ def ingest_delivery(
     )
 
 
+def ingest_deliveries(
+    *,
+    store: Store,
+    deliveries: Sequence[Delivery],
+    playbooks: Sequence[Playbook],
+    policy: IncidentPolicy,
+    now: datetime,
+) -> list[IngestOutcome]:
+    """Record several deliveries in one transaction (group commit), in order. If the batch
+    fails, each delivery is recorded on its own, so one bad delivery cannot sink the others;
+    the caller gets an outcome or the exception per delivery."""
+
+    def work(tx: Transaction) -> list[IngestOutcome]:
+        return [_Ingestion(tx, delivery=d, playbooks=playbooks, policy=policy, now=now).run() for d in deliveries]
+
+    return store.run(work)
+
+
 class _Ingestion:
     """One delivery's unit of work. Firing alerts are placed first, so that a resolution in the
     same delivery sees every alert its incident now has; events are written in one batch."""

@@ -1,0 +1,71 @@
+"""Group commit of webhook deliveries: batches under load, and one bad delivery sinks no other."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from bot.domain.models import AlertStatus, Delivery
+from bot.entrypoints.ingest_queue import IngestQueue
+from bot.services.ingest import IngestOutcome
+
+
+def delivery(key: str) -> Delivery:
+    return Delivery(group_key=key, status=AlertStatus.FIRING, alerts=())
+
+
+def test_waiting_deliveries_are_written_together_and_answered_each() -> None:
+    """Deliveries that queue while one is written go in the next batch, each with its own outcome."""
+    gate, entered = threading.Event(), threading.Event()
+    batches: list[list[str]] = []
+
+    def record(deliveries: Sequence[Delivery]) -> list[IngestOutcome]:
+        entered.set()
+        gate.wait(5)
+        batches.append([d.group_key for d in deliveries])
+        return [IngestOutcome(new_alerts=len(d.group_key)) for d in deliveries]
+
+    writer = IngestQueue(record)
+
+    async def main() -> list[IngestOutcome]:
+        tasks = [asyncio.create_task(writer.submit(delivery("x")))]
+        await asyncio.to_thread(entered.wait, 5)  # the first is being written; the rest wait
+        tasks += [asyncio.create_task(writer.submit(delivery("x" * n))) for n in range(2, 6)]
+        await asyncio.sleep(0.1)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    outcomes = asyncio.run(main())
+    writer.close()
+    assert [o.new_alerts for o in outcomes] == [1, 2, 3, 4, 5]
+    assert batches[0] == ["x"]
+    assert sorted(len(b) for b in batches[1:]) == [4]
+
+
+def test_a_failing_delivery_fails_alone() -> None:
+    """If the batch fails, each delivery is written alone: only the bad one gets the error."""
+
+    def record(deliveries: Sequence[Delivery]) -> list[IngestOutcome]:
+        if any(d.group_key == "bad" for d in deliveries):
+            raise ValueError("bad delivery")
+        return [IngestOutcome(new_alerts=1) for _ in deliveries]
+
+    writer = IngestQueue(record)
+    gate = threading.Event()
+    original = writer._record
+    writer._record = lambda ds: (gate.wait(5), original(ds))[1]  # type: ignore[method-assign]
+
+    async def main() -> list[IngestOutcome | BaseException]:
+        tasks = [asyncio.create_task(writer.submit(delivery(key))) for key in ("a", "b", "bad", "c")]
+        await asyncio.sleep(0.1)
+        gate.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(main())
+    writer.close()
+    assert [type(r).__name__ for r in results] == ["IngestOutcome", "IngestOutcome", "ValueError", "IngestOutcome"]
+    with pytest.raises(ValueError, match="bad delivery"):
+        raise results[2]  # type: ignore[misc]
