@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
-from bot.config import Settings
+from bot.config import LoggingSettings, Settings
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, AlertStatus, Delivery, ReceivedAlert
 from bot.domain.playbooks import Playbook
@@ -35,6 +35,7 @@ SERVICES = ("checkout", "payments", "search")
 
 
 def main() -> None:
+    bootstrap.configure_logging(LoggingSettings(level="warning"))
     with tempfile.TemporaryDirectory(prefix="backout-bench-") as tmp:
         root = Path(tmp)
         remote = Remote(root / "gitops")

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
-from bot.config import Settings
+from bot.config import LoggingSettings, Settings
 from bot.domain.playbooks import Playbook
 from bot.entrypoints.scheduler import start_scheduler
 from tests.integration.processes import Exporter, Prometheus, wait_until
@@ -61,6 +61,7 @@ def run(root: Path, url: str, every: str, seconds: float) -> tuple[float, float]
 
 
 def main() -> None:
+    bootstrap.configure_logging(LoggingSettings(level="warning"))
     exporter = Exporter().start()
     exporter.text = "".join(f'error_ratio{{service="svc{n:03d}"}} 0.01\n' for n in range(PROBES))
     with tempfile.TemporaryDirectory(prefix="backout-bench-") as tmp:

@@ -28,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot import bootstrap
-from bot.config import Settings
+from bot.config import LoggingSettings, Settings
 from bot.domain.playbooks import Playbook
 from bot.entrypoints.serving import serve_in_thread
 from tests.fakes.github import FakeGitHub
@@ -68,6 +68,7 @@ def requests_for(n: int, slack: FakeSlack, shas: dict[int, str]) -> str:
 
 
 def main() -> None:
+    bootstrap.configure_logging(LoggingSettings(level="warning"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=10.0)

@@ -28,7 +28,7 @@ import httpx
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
-from bot.config import AlertmanagerSettings, GitSettings, RepoSettings, Settings, StorageSettings
+from bot.config import AlertmanagerSettings, GitSettings, LoggingSettings, RepoSettings, Settings, StorageSettings
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.domain.playbooks import Playbook
@@ -147,6 +147,7 @@ def webhook_to_suspects(tmp: Path, incidents: int) -> list[float]:
 
 
 def main() -> None:
+    bootstrap.configure_logging(LoggingSettings(level="warning"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=40, help="deliveries in part 2")
     args = parser.parse_args()
