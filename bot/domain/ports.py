@@ -198,18 +198,14 @@ class FetchedChanges:
 
 @dataclass(frozen=True)
 class Notice:
-    """Something people should see, as the console or chat shows it. A `summary` notice is the
-    incident's whole current state (chat keeps one message per incident and updates it); the
-    rest are single steps."""
+    """Something people should see about an incident: the console prints it; chat refreshes the
+    incident's message from the store (so it always shows the latest state) and its thread
+    follows the timeline."""
 
     incident_id: int
     kind: str
     title: str
     lines: tuple[str, ...] = ()
-    summary: bool = False
-    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (heading, lines), for chat
-    links: tuple[tuple[str, str], ...] = ()  # (label, url)
-    playbook: str | None = None
 
 
 class Notifier(Protocol):

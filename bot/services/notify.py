@@ -73,14 +73,21 @@ def describe_action(action: Action) -> str:
     return f"{what} on {action.repo}: {state}"
 
 
+def summary_payload(view: IncidentView) -> dict[str, object]:
+    """The incident's whole current state for a chat message (JSON-safe)."""
+    return {
+        "title": f"{view.incident.ref} {view.incident.title}",
+        "playbook": view.incident.playbook,
+        "sections": [[heading, list(lines)] for heading, lines in incident_sections(view)],
+        "links": [["Pull request", a.url] for a in view.actions if a.url],
+    }
+
+
 def incident_update(*, store: Store, notifier: Notifier, incident_id: int, kind: str) -> None:
     """Tell people the incident's current state (opened, suspects changed, resolved)."""
     view = get_incident(store=store, incident_id=incident_id)
-    links = tuple(("Pull request", a.url) for a in view.actions if a.url)
-    notifier.notify(Notice(incident_id=incident_id, kind=kind,
-                           title=f"{view.incident.ref} {view.incident.title}", lines=incident_lines(view),
-                           summary=True, sections=incident_sections(view), links=links,
-                           playbook=view.incident.playbook))
+    notifier.notify(Notice(incident_id=incident_id, kind=kind, title=f"{view.incident.ref} {view.incident.title}",
+                           lines=incident_lines(view)))
 
 
 def action_update(*, notifier: Notifier, incident: Incident, action: Action, text: str) -> None:

@@ -148,3 +148,21 @@ def test_reminders_reach_the_channel(slack: FakeSlack, parts, clock: Clock) -> N
     assert "incident.reminder" in last["text"]
     assert last["reply_broadcast"] is True
     assert not any(c.get("reply_broadcast") for c in slack.called("chat.postMessage")[:-1])
+
+
+def test_any_notice_refreshes_the_message_from_the_store(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """A single-step notice (an action pushed) updates the incident's message with the current state."""
+    from bot.domain.actions import Action, ActionKind, ActionState
+    from bot.domain.ports import Notice
+
+    store, deliver, notifier = parts
+    open_incident(store, notifier, clock)
+    deliver.drain()
+    store.run(lambda tx: tx.actions.add(Action(
+        incident_id=1, kind=ActionKind.REVERT, repo="gitops", commit_sha="a" * 40, state=ActionState.PUSHED,
+        branch="backout/INC-1/revert-aaaaaaa", created_at=clock.now, updated_at=clock.now)))
+    notifier.notify(Notice(incident_id=1, kind="action.pushed", title="INC-1 revert", lines=("pushed",)))
+    clock.now += timedelta(seconds=3)
+    deliver.drain()
+    [update] = slack.called("chat.update")
+    assert "backout/INC-1/revert-aaaaaaa" in str(update["blocks"])

@@ -5,7 +5,6 @@ and within an incident the order is kept (message first, then the events in time
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.adapters.slack.blocks import summary_message, thread_line
 from bot.domain.ports import ChatThread, Clock, Notice, Store, Transaction
+from bot.services.incidents import get_incident
+from bot.services.notify import summary_payload
 
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
@@ -88,12 +89,13 @@ class SlackDelivery:
             if last is not None and now - last < UPDATE_EVERY:
                 continue  # debounced: the newest summary replaces this one, or goes out next drain
             thread = self._thread(summary.incident_id)
-            channel = thread.channel if thread else self._channel_for(summary.payload.get("playbook"))
+            view = get_incident(store=self._store, incident_id=summary.incident_id)
+            channel = thread.channel if thread else self._channel_for(view.incident.playbook)
             if channel is None:
                 self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
                 report.errors.append(f"INC-{summary.incident_id}: no channel")
                 continue
-            text, blocks = summary_message(summary.payload, incident_id=summary.incident_id,
+            text, blocks = summary_message(summary_payload(view), incident_id=summary.incident_id,
                                            links=self._links_for(summary.incident_id))
             try:
                 if thread is None:
@@ -193,20 +195,9 @@ class SlackNotifier:
         self._clock = clock
 
     def notify(self, notice: Notice) -> None:
-        if not notice.summary:
-            return  # single steps reach the thread through the timeline
-        payload = {"title": notice.title, "kind": notice.kind, "playbook": notice.playbook,
-                   "sections": [[heading, list(lines)] for heading, lines in notice.sections],
-                   "links": [list(link) for link in notice.links]}
-        self._store.run(lambda tx: tx.chat.put_summary(notice.incident_id, None, payload, at=self._clock()))
+        """Mark the incident's message stale: delivery rebuilds it from the store, so it always
+        shows the latest state, and several notices in a row become one update. Single steps
+        reach the thread through the timeline."""
+        marker = {"kind": notice.kind}
+        self._store.run(lambda tx: tx.chat.put_summary(notice.incident_id, None, marker, at=self._clock()))
         self._kick()
-
-
-def wait_until_idle(delivery: SlackDelivery, timeout: float = 5.0) -> None:
-    """For tests and the demo: let the queued drains run."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = delivery._executor.submit(lambda: None)
-        done.result(timeout=timeout)
-        if not delivery._kicked.is_set():
-            return
