@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine, make_url
 
-from bot.adapters.console import ConsoleNotifier, NoAppliedTimes, NoForge
+from bot.adapters.console import ConsoleNotifier
+from bot.adapters.embedded import NoAppliedTimes, NoForge
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from slack_bolt import App
 
-from bot.adapters.console import SingleReplica
+from bot.adapters.embedded import SingleReplica
 from bot.adapters.slack.delivery import SlackDelivery
 from bot.config import Settings
 from bot.domain.playbooks import Playbook
