@@ -223,3 +223,13 @@ def test_a_forged_request_is_not_logged(client: TestClient, slack: FakeSlack,
     logged = capsys.readouterr()
     assert "secret-response-url" not in logged.out + logged.err
     assert "slack.bad_signature" in logged.out + logged.err
+
+
+def test_the_branch_button_is_for_owners(client: TestClient, slack: FakeSlack, fake_git: FakeGit) -> None:
+    """Open incident branch: refused privately for a stranger, pushed for an owner."""
+    interaction(client, button(slack, "backout_branch", user=STRANGER))
+    assert "may not open an incident branch" in wait_for(lambda: slack.responses)[0]["text"]
+    interaction(client, button(slack, "backout_branch"))
+    wait_for(lambda: fake_git.branches)
+    assert list(fake_git.branches) == [("gitops", "backout/INC-1/incident")]
+    assert "backout/INC-1/incident" in wait_for(lambda: len(slack.responses) > 1 and slack.responses)[1]["text"]

@@ -123,16 +123,24 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
         respond(response_type="ephemeral", replace_original=False,
                 text=escape_mrkdwn(commands.timeline(incident_of(body))))
 
+    def owner_click(body: dict[str, Any], respond: Respond, action_id: ActionId, what: str) -> tuple[str, int] | None:
+        """(user, incident) for the first press by someone allowed; a refusal is answered privately."""
+        user, number = body["user"]["id"], incident_of(body)
+        if not clicks.first(user, action_id, str(number)):
+            return None
+        refusal = commands.refuse(number, user=user, groups=groups.of(user), what=what)
+        if refusal is not None:
+            reply(respond, refusal, private_only=True)
+            return None
+        return user, number
+
     @app.action(ActionId.ROLLBACK)
     def on_rollback(ack: Callable[..., None], body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        user, number = body["user"]["id"], incident_of(body)
-        if not clicks.first(user, ActionId.ROLLBACK, str(number)):
+        allowed = owner_click(body, respond, ActionId.ROLLBACK, "roll back")
+        if allowed is None:
             return
-        refusal = commands.refuse(number, user=user, groups=groups.of(user), what="roll back")
-        if refusal is not None:
-            reply(respond, refusal, private_only=True)
-            return
+        _user, number = allowed
         try:
             plan = commands.plan(number, sha=None)
         except BackoutError as exc:
@@ -144,13 +152,11 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
     @app.action(ActionId.BRANCH)
     def on_branch(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
         ack()
-        user, number = body["user"]["id"], incident_of(body)
-        if not clicks.first(user, ActionId.BRANCH, str(number)):
+        allowed = owner_click(body, respond, ActionId.BRANCH, "open an incident branch")
+        if allowed is None:
             return
-        refusal = commands.refuse(number, user=user, groups=groups.of(user), what="open an incident branch")
-        if refusal is not None:
-            reply(respond, refusal, private_only=True)
-            return
+        user, number = allowed
+
         def branch() -> None:
             try:
                 reply(respond, commands.branch(number, user=user), private_only=True)
