@@ -75,3 +75,51 @@ def test_two_replicas_delivering_at_once_make_one_incident(engines: list[sa.Engi
             sa.text("SELECT count(*) FROM timeline_events WHERE kind = 'incident.opened'")
         ).scalar()
         assert opened == 2
+
+
+def test_the_whole_flow_runs_on_postgres(engines: list[sa.Engine]) -> None:
+    """Ingest, investigate, roll back, chat outbox, probe state and export on PostgreSQL (JSONB,
+    booleans, partial indexes, upserts)."""
+    from datetime import timedelta
+
+    from bot.adapters.console import RecordingNotifier
+    from bot.domain.changes import Change, FileChange
+    from bot.domain.models import Actor
+    from bot.domain.ports import ChatThread, Verification
+    from bot.domain.probes import ProbeState, ProbeStatus
+    from bot.services.act import choose_commit, rollback
+    from bot.services.export import build_export
+    from bot.services.incidents import get_incident
+    from bot.services.investigate import investigate
+    from tests.fakes.git import FakeGit
+
+    store = SqlStore(engines[0])
+    playbooks = load_playbooks(PLAYBOOKS)
+    git = FakeGit({"gitops": [Change(
+        repo="gitops", sha="a" * 40, parents=("b" * 40,), author="Dev <d@example.com>",
+        committed_at=datetime(2026, 11, 21, 22, 10, tzinfo=UTC), subject="checkout: bump (#5)",
+        files=(FileChange(path="apps/checkout/deploy.yaml", status="M"),), additions=1, deletions=1,
+        pr_number=5, image_bump=True)]})
+    ingest_delivery(store=store, delivery=delivery("01"), playbooks=playbooks, policy=IncidentPolicy(), now=NOW)
+    notes = RecordingNotifier()
+    ranking = investigate(store=store, git=git, notifier=notes, playbooks=playbooks, incident_id=1, now=NOW,
+                          import_window=timedelta(days=7))
+    assert ranking.confident
+    change = choose_commit(store=store, playbook=playbooks[0], incident_id=1, sha=None)
+    result = rollback(store=store, git=git, notifier=notes, incident_id=1, change=change, actor=Actor.USER,
+                      actor_id="U1", now=NOW)
+    assert result.action.state.value == "pushed"
+    store.run(lambda tx: tx.chat.put_summary(1, None, {"kind": "x"}, at=NOW))
+    store.run(lambda tx: tx.chat.put_summary(1, None, {"kind": "y"}, at=NOW))
+    [pending] = store.run(lambda tx: tx.chat.pending_summaries(NOW))
+    assert pending.payload == {"kind": "y"}
+    store.run(lambda tx: tx.chat.save_thread(ChatThread(incident_id=1, channel="C1", ts="1.1", last_event_id=0)))
+    assert [t.incident_id for t in store.run(lambda tx: tx.chat.threads_behind())] == [1]
+    state = ProbeState(key="checkout/error-ratio", status=ProbeStatus.FIRING, since=NOW, value=0.2)
+    store.run(lambda tx: tx.watch.save_probe_state(state))
+    assert store.run(lambda tx: tx.watch.probe_state(state.key)) == state
+    store.run(lambda tx: tx.watch.save_verification(Verification(incident_id=1, query="q", started_at=NOW)))
+    assert len(store.run(lambda tx: tx.watch.watching())) == 1
+    document = build_export(get_incident(store=store, incident_id=1), generated_at=NOW)
+    assert document["actions"][0]["state"] == "pushed"
+    assert document["suspects"]["items"][0]["sha"] == "a" * 40
