@@ -74,11 +74,6 @@ class ChatSettings(Strict):
     channel: str | None = Field(default=None, pattern=r"^[#@]?[a-zA-Z0-9._-]{1,80}$|^[CG][A-Z0-9]{2,}$")
 
 
-class Comparison(StrEnum):
-    ABOVE = "above"
-    BELOW = "below"
-
-
 class Probe(Strict):
     name: str = Field(pattern=_NAME)
     query: str = Field(min_length=1)

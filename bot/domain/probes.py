@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from bot.domain.durations import format_duration
@@ -86,7 +86,3 @@ def reminder_due(incident: Incident, policy: Reminders, *, sent: int, last: date
     if now - incident.opened_at < policy.ack_within:
         return False
     return last is None or now - last >= policy.every
-
-
-def clear_long_enough(last_resolved: datetime | None, clear_for: timedelta, now: datetime) -> bool:
-    return last_resolved is not None and now - last_resolved >= clear_for
