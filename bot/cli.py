@@ -17,6 +17,7 @@ import typer
 import uvicorn
 
 from bot import bootstrap
+from bot.adapters.export.html import render_html
 from bot.config import ConfigError, Settings, find_config_file, load_playbooks, load_settings, serve_problems
 from bot.domain.actions import revert_branch
 from bot.domain.errors import BackoutError
@@ -267,12 +268,16 @@ def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Export the incident for the post-incident review (Markdown or JSON)."""
+    """Export the incident for the post-incident review (Markdown, JSON or an HTML page)."""
     with opened(config) as built:
         view = incident_service.get_incident(store=built.ctx.store, incident_id=_ref(incident))
         document = build_export(view, generated_at=built.ctx.clock())
-    text = (render_markdown(document) if format is ExportFormat.MARKDOWN
-            else json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    if format is ExportFormat.MARKDOWN:
+        text = render_markdown(document)
+    elif format is ExportFormat.HTML:
+        text = render_html(document)
+    else:
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         typer.echo(text, nl=False)
         return

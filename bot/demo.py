@@ -17,6 +17,7 @@ import httpx
 
 from bot import bootstrap
 from bot.adapters.console import ConsoleNotifier
+from bot.adapters.export.html import render_html
 from bot.config import (
     AlertmanagerSettings,
     GitSettings,
@@ -131,9 +132,10 @@ def run_demo(*, out: Path, echo: Echo) -> int:
         document = build_export(view, generated_at=datetime.now(UTC))
         (out / "INC-1.md").write_text(render_markdown(document), encoding="utf-8")
         (out / "INC-1.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        (out / "INC-1.html").write_text(render_html(document), encoding="utf-8")
     finally:
         app.close()
-    echo(f"6. The post-incident export: {out / 'INC-1.md'} and {out / 'INC-1.json'}")
+    echo(f"6. The post-incident export: {out / 'INC-1.md'}, {out / 'INC-1.json'} and the page {out / 'INC-1.html'}")
     echo(f"   The revert branch is on the demo remote: git -C {repo.bare} log -1 {result.action.branch}")
     echo(f"\nDone in {time.monotonic() - began:.1f}s. Look again with: "
          f"BACKOUT_STORAGE__URL=sqlite:///{out / 'backout-demo.db'} backout incidents show INC-1")

@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.adapters.alertmanager.payload import AmPayload, to_delivery
+from bot.adapters.export.html import render_html
 from bot.domain.errors import (
     BackoutError,
     Conflict,
@@ -218,7 +219,16 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         document = build_export(view, generated_at=ctx.clock())
         if format is ExportFormat.MARKDOWN:
             return Response(render_markdown(document), media_type="text/markdown; charset=utf-8")
+        if format is ExportFormat.HTML:
+            return HTMLResponse(render_html(document))
         return JSONResponse(document)
+
+    @app.get("/incidents/{ref}")
+    def incident_page(ref: str) -> HTMLResponse:
+        """The review page: people open it from Slack, the pull request or the export."""
+        view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
+        return HTMLResponse(render_html(build_export(view, generated_at=ctx.clock())),
+                            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
     @app.get("/api/incidents/{ref}/timeline")
     def show_timeline(ref: str) -> dict[str, Any]:
@@ -288,6 +298,7 @@ def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> Non
 class ExportFormat(StrEnum):
     JSON = "json"
     MARKDOWN = "markdown"
+    HTML = "html"
 
 
 def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:

@@ -100,7 +100,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     for key, label in (("to_first_suspect", "Opened to first suspect"), ("to_acknowledge", "To acknowledge"),
                        ("to_mitigate", "To mitigate"), ("to_resolve", "To resolve")):
         value = durations[key]
-        out.append(f"| {label} | {_human(value)} |")
+        out.append(f"| {label} | {human_duration(value)} |")
     suspects = doc["suspects"]
     out += ["", "## Suspects", "", md(suspects["reason"]), ""]
     for item in suspects["items"]:
@@ -167,7 +167,8 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 3)
 
 
-def _human(seconds: float | None) -> str:
+def human_duration(seconds: float | None) -> str:
+    """`1m1s`, `0.50s` or `-` for a duration in seconds."""
     if seconds is None:
         return "-"
     if abs(seconds) < 1:

@@ -255,3 +255,17 @@ def test_export_endpoint_in_both_formats(client: TestClient) -> None:
     assert markdown.text.startswith("# INC-1: HighErrorRate on checkout")
     bad = client.get("/api/incidents/1/export", params={"format": "pdf"})
     assert (bad.status_code, bad.json()["error"]) == (422, "invalid_request")
+
+
+def test_the_incident_page_shows_alert_text_literally(client: TestClient) -> None:
+    """GET /incidents/INC-1: the review page, escaped, with a CSP that allows no script."""
+    post(client, payload_bytes("01"))
+    page = client.get("/incidents/INC-1")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "<!channel>" not in page.text
+    assert "&lt;!channel&gt;" in page.text
+    assert "<h2>Timeline</h2>" in page.text
+    assert client.get("/api/incidents/1/export", params={"format": "html"}).text == page.text
+    assert client.get("/incidents/INC-9").status_code == 404
