@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -137,6 +138,7 @@ def run_demo(*, out: Path, echo: Echo) -> int:
         app.close()
     echo(f"6. The post-incident export: {out / 'INC-1.md'}, {out / 'INC-1.json'} and the page {out / 'INC-1.html'}")
     echo(f"   The revert branch is on the demo remote: git -C {repo.bare} log -1 {result.action.branch}")
+    command = sys.argv[0] if Path(sys.argv[0]).name == "backout" else "backout"
     echo(f"\nDone in {time.monotonic() - began:.1f}s. Look again with: "
-         f"BACKOUT_STORAGE__URL=sqlite:///{out / 'backout-demo.db'} backout incidents show INC-1")
+         f"BACKOUT_STORAGE__URL=sqlite:///{out / 'backout-demo.db'} {command} incidents show INC-1")
     return 0
