@@ -119,10 +119,12 @@ class GitHubForge:
             return PullRequestStatus(state="merged", merged_by=merged_by)
         if pull.state == "closed":
             return PullRequestStatus(state="closed")
-        status = self._conditional_get(f"/repos/{self._repos[repo]}/commits/{pull.head.sha}/status",
-                                       "commits.status")
-        checks = "none" if not status or not status.get("total_count") else str(status["state"])
-        return PullRequestStatus(state="open", checks=checks)
+        base = f"/repos/{self._repos[repo]}/commits/{pull.head.sha}"
+        status = self._conditional_get(f"{base}/status", "commits.status")
+        runs = self._conditional_get(f"{base}/check-runs", "commits.check_runs") or {}
+        states = [] if not status or not status.get("total_count") else [str(status["state"])]
+        states += [_check_run_state(run) for run in runs.get("check_runs", [])]
+        return PullRequestStatus(state="open", checks=_combine(states))
 
     # ---- applied times ----
     def source(self, repo: str) -> str | None:
@@ -139,10 +141,15 @@ class GitHubForge:
             return self._deployed_at(repo, applied.environment, set(shas))
         found = {}
         for sha in shas:
-            statuses = self._conditional_get(f"/repos/{self._repos[repo]}/commits/{sha}/statuses",
-                                             "commits.statuses") or []
+            base = f"/repos/{self._repos[repo]}/commits/{sha}"
+            statuses = self._conditional_get(f"{base}/statuses", "commits.statuses") or []
             times = [_time(s["created_at"]) for s in statuses
                      if s.get("context") == applied.context and s.get("state") == "success"]
+            if not times:  # controllers that report as a GitHub App use check runs instead
+                runs = (self._conditional_get(f"{base}/check-runs", "commits.check_runs") or {}).get("check_runs", [])
+                times = [_time(r["completed_at"]) for r in runs
+                         if r.get("name") == applied.context and r.get("conclusion") == "success"
+                         and r.get("completed_at")]
             if times:
                 found[sha] = min(times)
         return found
@@ -218,6 +225,22 @@ class GitHubForge:
     def _remaining(self) -> int | None:
         remaining = self._gh.requester.rate_limiting[0]
         return remaining if remaining >= 0 else None
+
+
+def _check_run_state(run: dict[str, Any]) -> str:
+    """A check run (GitHub Actions and other apps) as a commit-status state."""
+    if run.get("status") != "completed":
+        return "pending"
+    return "success" if run.get("conclusion") in ("success", "neutral", "skipped") else "failure"
+
+
+def _combine(states: list[str]) -> str:
+    """Statuses and check runs together: any failure fails; any pending waits; else success."""
+    if not states:
+        return "none"
+    if any(state in ("failure", "error") for state in states):
+        return "failure"
+    return "pending" if "pending" in states else "success"
 
 
 def _transient(exc: BaseException) -> bool:

@@ -146,8 +146,9 @@ def test_applied_times_from_deployments_and_statuses(fake: FakeGitHub) -> None:
     target.applied_at("gitops", ["a" * 40, "b" * 40], since=at - timedelta(days=1))
     assert fake.reads() - reads <= 2, "warm: the list is a 304 and known deployments are not re-read"
     fake.set_status("c" * 40, "success", context="flux/kustomization")
+    fake.set_check_run("d" * 40, "flux/kustomization", "completed", "success")
     by_status = forge(fake, gitops=AppliedFrom(kind="status", context="flux/kustomization"))
-    assert list(by_status.applied_at("gitops", ["c" * 40], since=at)) == ["c" * 40]
+    assert sorted(by_status.applied_at("gitops", ["c" * 40, "d" * 40], since=at)) == ["c" * 40, "d" * 40]
 
 
 def test_an_exhausted_primary_limit_waits_for_the_reset(fake: FakeGitHub) -> None:
@@ -168,3 +169,16 @@ def test_writes_are_paced_one_second_apart_in_production(fake: FakeGitHub) -> No
     open_pr(target)
     assert time.monotonic() - started >= 2.0
     assert fake.writes() == 3
+
+
+def test_check_runs_count_like_statuses(fake: FakeGitHub) -> None:
+    """GitHub Actions reports check runs: in progress is pending, a failed one fails the PR's checks."""
+    target = forge(fake)
+    ref = open_pr(target, reviewers=[])
+    sha = fake.pulls[ref.number]["head"]["sha"]
+    fake.set_check_run(sha, "ci/build", "in_progress")
+    assert target.pull_request_status("gitops", ref.number).checks == "pending"
+    fake.set_check_run(sha, "ci/build", "completed", "success")
+    assert target.pull_request_status("gitops", ref.number).checks == "success"
+    fake.set_check_run(sha, "ci/lint", "completed", "failure")
+    assert target.pull_request_status("gitops", ref.number).checks == "failure"

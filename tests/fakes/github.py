@@ -53,6 +53,7 @@ class FakeGitHub:
         self.labels: dict[str, dict[str, Any]] = {}
         self.comments: list[dict[str, Any]] = []
         self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.check_runs: dict[str, list[dict[str, Any]]] = {}
         self.deployments: list[dict[str, Any]] = []
         self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
         self.faults: list[Fault] = []
@@ -84,6 +85,12 @@ class FakeGitHub:
         self.statuses.setdefault(sha, []).insert(0, {
             "id": len(self.statuses) + 1, "state": state, "context": context, "created_at": _now(),
             "updated_at": _now(), "description": "", "target_url": None})
+
+    def set_check_run(self, sha: str, name: str, status: str, conclusion: str | None = None) -> None:
+        runs = [r for r in self.check_runs.get(sha, []) if r["name"] != name]
+        runs.append({"id": len(runs) + 1, "name": name, "status": status, "conclusion": conclusion,
+                     "head_sha": sha, "started_at": _now(), "completed_at": _now() if conclusion else None})
+        self.check_runs[sha] = runs
 
     def add_deployment(self, sha: str, environment: str, state: str, at: datetime) -> None:
         number = len(self.deployments) + 1
@@ -228,6 +235,11 @@ class FakeGitHub:
                      or not statuses else "success")
             return cached(request, {"state": state, "sha": ref, "total_count": len(statuses),
                                     "statuses": statuses})
+
+        @app.get(repo + "/commits/{ref}/check-runs")
+        def check_runs(owner: str, name: str, ref: str, request: Request) -> Response:
+            runs = self.check_runs.get(ref, [])
+            return cached(request, {"total_count": len(runs), "check_runs": runs})
 
         @app.get(repo + "/commits/{ref}/statuses")
         def statuses(owner: str, name: str, ref: str, request: Request) -> Response:
