@@ -157,6 +157,8 @@ def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTim
     sources: dict[str, AppliedTimes] = {}
     if on_github:
         gh = settings.github
+        if gh.problems():
+            raise ConfigError([Problem("config", key, reason) for key, reason in gh.problems()])
         key = None
         if gh.private_key_file is not None:
             try:
@@ -164,10 +166,6 @@ def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTim
             except OSError as exc:
                 raise ConfigError([Problem("config", "github.private_key_file",
                                            f"cannot read {gh.private_key_file}: {exc.strerror}")]) from None
-        if not gh.token and not (gh.app_id and key and gh.installation_id):
-            raise ConfigError([Problem("config", "github.token", "repositories with forge github need "
-                                       "github.token (or token_file), or app_id, private_key_file and "
-                                       "installation_id")])
         client = make_client(api_url=gh.api_url, token=gh.token.get_secret_value() if gh.token else None,
                              app_id=gh.app_id, private_key=key, installation_id=gh.installation_id,
                              throttle=gh.throttle)

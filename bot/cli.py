@@ -19,19 +19,16 @@ import uvicorn
 from bot import bootstrap
 from bot.adapters.export.html import render_html
 from bot.config import ConfigError, Settings, find_config_file, load_playbooks, load_settings, serve_problems
-from bot.domain.actions import revert_branch
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
-from bot.domain.safety import revert_warnings
+from bot.domain.playbooks import playbook_named
 from bot.entrypoints.http import ExportFormat
 from bot.entrypoints.scheduler import start_scheduler
 from bot.replay import post_payloads
 from bot.services import act as act_service
 from bot.services import incidents as incident_service
-from bot.services.act import choose_commit
 from bot.services.changelog import refresh_changes
 from bot.services.export import build_export, render_markdown
-from bot.services.investigate import playbook_for
 from bot.services.notify import incident_lines
 from bot.services.presenters import incident_dict, incident_view_dict, ranking_dict
 from bot.services.text import render_incident, render_incident_list, safe, when
@@ -235,22 +232,23 @@ def rollback(
     with opened(config, playbooks=True) as built:
         ctx = built.ctx
         view = incident_service.get_incident(store=ctx.store, incident_id=number)
-        playbook = playbook_for(view.incident, ctx.playbooks)
+        playbook = playbook_named(ctx.playbooks, view.incident.playbook)
         if playbook is not None:
             report = refresh_changes(store=ctx.store, git=ctx.git, repos=[r.repo for r in playbook.repos],
                                      now=ctx.clock(), import_window=ctx.settings.git.import_window,
                                      applied=ctx.applied)
             for repo, reason in report.failed.items():
                 typer.echo(f"warning: could not refresh {repo}: {reason}", err=True)
-        change = choose_commit(store=ctx.store, playbook=playbook, incident_id=number, sha=commit)
-        suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
+        plan = act_service.plan_rollback(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks,
+                                         incident_id=number, sha=commit)
+        change = plan.change
         typer.echo(f"Revert {change.short} on {change.repo}: {safe(change.subject)}")
         typer.echo(f"  by {safe(change.author)}, committed {when(change.committed_at)}")
-        for reason in suspect.reasons if suspect else ("not among the ranked suspects",):
+        for reason in plan.reasons:
             typer.echo(f"  - {safe(reason)}")
-        for warning in revert_warnings(change.paths, ctx.git.patch(change.repo, change.sha)):
+        for warning in plan.warnings:
             typer.echo(f"  ! revert safety: {warning}")
-        typer.echo(f"  branch: {revert_branch(number, change.sha)}")
+        typer.echo(f"  branch: {plan.branch}")
         if not yes and not typer.confirm("Push this revert branch?", default=False):
             raise fail("rollback cancelled: nothing was pushed")
         result = act_service.rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier,

@@ -184,6 +184,13 @@ class GithubSettings(Section):
     max_wait: Duration = timedelta(seconds=60)  # the longest Retry-After or reset Backout waits
     applied_window: Duration = timedelta(days=1)  # how far back applied times are looked up
 
+    def problems(self) -> list[tuple[str, str]]:
+        """What repositories with `forge: github` cannot run without."""
+        if self.token or (self.app_id and self.private_key_file and self.installation_id):
+            return []
+        return [("github.token", "repositories with forge github need github.token (or token_file), "
+                                 "or app_id, private_key_file and installation_id")]
+
 
 class PrometheusSettings(Section):
     url: str | None = Field(default=None, pattern=r"^https?://")
@@ -378,9 +385,6 @@ def serve_problems(settings: Settings, *, file: str) -> list[Problem]:
     found = settings.alertmanager.problems()
     if settings.chat.kind == "slack":
         found += settings.slack.problems()
-    gh = settings.github
-    if any(repo.forge == "github" for repo in settings.repos) and not (
-            gh.token or (gh.app_id and gh.private_key_file and gh.installation_id)):
-        found.append(("github.token", "repositories with forge github need github.token (or token_file), "
-                                      "or app_id, private_key_file and installation_id"))
+    if any(repo.forge == "github" for repo in settings.repos):
+        found += settings.github.problems()
     return [Problem(file, key, reason) for key, reason in found]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 from typing import TextIO
 
 from bot.domain.ports import Notice
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from bot.services.text import safe
 
 
 class ConsoleNotifier:
@@ -28,7 +26,7 @@ class ConsoleNotifier:
 
 
 def _clean(text: str) -> str:
-    return _CONTROL.sub("?", text)
+    return safe(text, limit=20_000)
 
 
 class RecordingNotifier:

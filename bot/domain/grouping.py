@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain.models import ReceivedAlert
-from bot.domain.playbooks import Playbook, find_playbook
+from bot.domain.playbooks import Playbook, find_playbook, playbook_named
 
 UNKNOWN_SERVICE = "unknown"
 PLAYBOOK_LABEL = "backout_playbook"  # set by Backout's own probes: the playbook they belong to
@@ -22,7 +22,7 @@ class Route:
 def route_alert(alert: ReceivedAlert, *, playbooks: Sequence[Playbook], group_key: str) -> Route:
     """The playbook's grouping when one matches, else the Alertmanager group key."""
     named = alert.labels.get(PLAYBOOK_LABEL)
-    playbook = next((p for p in playbooks if p.name == named), None) if named else None
+    playbook = playbook_named(playbooks, named)
     playbook = playbook or find_playbook(playbooks, alert.labels)
     if playbook is not None:
         return Route(playbook.group_key(alert.labels), playbook.service, playbook)

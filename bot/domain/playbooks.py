@@ -179,3 +179,8 @@ def find_playbook(playbooks: Sequence[Playbook], labels: Mapping[str, str]) -> P
         if playbook.matches(labels) and (best is None or len(playbook.match) > len(best.match)):
             best = playbook
     return best
+
+
+def playbook_named(playbooks: Sequence[Playbook], name: str | None) -> Playbook | None:
+    """The playbook an incident was opened under (by its name), if it still exists."""
+    return next((p for p in playbooks if p.name == name), None) if name else None

@@ -11,7 +11,7 @@ from slack_bolt import App
 from bot.adapters.embedded import SingleReplica
 from bot.adapters.slack.delivery import SlackDelivery
 from bot.config import Settings
-from bot.domain.playbooks import Playbook
+from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, LeaderGate, MetricsQuery, Notifier, Store
 from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
@@ -67,5 +67,5 @@ class AppContext:
         return f"{base.rstrip('/')}/incidents/INC-{incident_id}" if base else None
 
     def reviewers(self, playbook_name: str | None) -> tuple[str, ...]:
-        playbook = next((p for p in self.playbooks if p.name == playbook_name), None)
+        playbook = playbook_named(self.playbooks, playbook_name)
         return playbook.actions.reviewers if playbook else ()

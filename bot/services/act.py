@@ -19,7 +19,7 @@ from bot.domain.actions import (
 from bot.domain.changes import Change
 from bot.domain.errors import BackoutError, Conflict, InvalidInput, NotFound
 from bot.domain.models import Actor, Incident
-from bot.domain.playbooks import ActionMode, Playbook
+from bot.domain.playbooks import ActionMode, Playbook, playbook_named
 from bot.domain.ports import Forge, GitRepos, Notifier, Store, Transaction
 from bot.domain.safety import revert_warnings
 from bot.domain.suspects import Ranking
@@ -86,7 +86,7 @@ def rollback(
     `started` before the push, so a crash at any point is finished by the next attempt, which
     adopts the branch and the pull request it finds."""
     branch = revert_branch(incident_id, change.sha)
-    warnings = revert_warnings(change.paths, _patch(git, change))
+    warnings = revert_safety(git, change)
     started = _start(store, incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo,
                      sha=change.sha, branch=branch, actor=actor, actor_id=actor_id, now=now, auto=auto,
                      warnings=warnings)
@@ -121,11 +121,39 @@ def rollback(
     return ActionResult(current, message, branch_action)
 
 
-def _patch(git: GitRepos, change: Change) -> str:
+def revert_safety(git: GitRepos, change: Change) -> tuple[str, ...]:
+    """What a revert of this change may not undo (from its paths and its diff)."""
     try:
-        return git.patch(change.repo, change.sha)
+        patch = git.patch(change.repo, change.sha)
     except BackoutError:
-        return ""  # the paths alone still give most warnings
+        patch = ""  # the paths alone still give most warnings
+    return revert_warnings(change.paths, patch)
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What a person sees and confirms before a rollback starts (CLI prompt, Slack modal)."""
+
+    incident_id: int
+    incident_ref: str
+    change: Change
+    branch: str
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def plan_rollback(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], incident_id: int,
+                  sha: str | None) -> RollbackPlan:
+    """The commit to revert (the top suspect, or `sha`), why, and its revert-safety warnings."""
+    view = get_incident(store=store, incident_id=incident_id)
+    change = choose_commit(store=store, playbook=playbook_named(playbooks, view.incident.playbook),
+                           incident_id=incident_id, sha=sha)
+    suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
+    return RollbackPlan(
+        incident_id=incident_id, incident_ref=view.incident.ref, change=change,
+        branch=revert_branch(incident_id, change.sha),
+        reasons=suspect.reasons if suspect else ("chosen by hand: not among the ranked suspects",),
+        warnings=revert_safety(git, change))
 
 
 def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: Incident, change: Change,

@@ -7,35 +7,19 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.domain.actions import revert_branch
 from bot.domain.chat import Command, may_roll_back, usage
 from bot.domain.errors import BackoutError, Conflict
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
-from bot.domain.playbooks import Playbook
+from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store, Transaction
-from bot.domain.safety import revert_warnings
 from bot.domain.timeline import EventKind, event
 from bot.services import act
 from bot.services import incidents as incident_service
+from bot.services.act import RollbackPlan
 from bot.services.export import build_export, render_markdown
-from bot.services.investigate import investigate, playbook_for
+from bot.services.investigate import investigate
 from bot.services.notify import incident_lines, incident_update
 from bot.services.text import render_incident_list, when
-
-
-@dataclass(frozen=True)
-class RollbackPlan:
-    """What the confirmation shows before a rollback starts."""
-
-    incident_id: int
-    incident_ref: str
-    sha: str
-    repo: str
-    subject: str
-    author: str
-    branch: str
-    reasons: tuple[str, ...]
-    warnings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -116,7 +100,7 @@ class ChatCommands:
                what: str) -> Reply | None:
         """None when the user may roll back; otherwise a private refusal, audited."""
         incident = incident_service.get_incident(store=self.store, incident_id=number).incident
-        playbook = playbook_for(incident, self.playbooks)
+        playbook = playbook_named(self.playbooks, incident.playbook)
         owners_users = playbook.owners.slack_users if playbook else ()
         owners_groups = playbook.owners.slack_groups if playbook else ()
         candidates = {g for g in (*owners_groups, *self.responders) if g.startswith("S")}
@@ -133,24 +117,13 @@ class ChatCommands:
                      f"may ({names}). Ask one of them, or an admin to add you to the playbook's owners.")
 
     def plan(self, number: int, *, sha: str | None) -> RollbackPlan:
-        view = incident_service.get_incident(store=self.store, incident_id=number)
-        playbook = playbook_for(view.incident, self.playbooks)
-        change = act.choose_commit(store=self.store, playbook=playbook, incident_id=number, sha=sha)
-        suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
-        try:
-            patch = self.git.patch(change.repo, change.sha)
-        except BackoutError:
-            patch = ""
-        return RollbackPlan(
-            incident_id=number, incident_ref=view.incident.ref, sha=change.sha, repo=change.repo,
-            subject=change.subject, author=change.author, branch=revert_branch(number, change.sha),
-            reasons=suspect.reasons if suspect else ("chosen by hand: not among the ranked suspects",),
-            warnings=revert_warnings(change.paths, patch))
+        return act.plan_rollback(store=self.store, git=self.git, playbooks=self.playbooks, incident_id=number,
+                                 sha=sha)
 
     def rollback(self, number: int, *, sha: str, user: str) -> str:
         """The confirmed rollback; slow work (git, GitHub): run it off the request thread."""
         view = incident_service.get_incident(store=self.store, incident_id=number)
-        playbook = playbook_for(view.incident, self.playbooks)
+        playbook = playbook_named(self.playbooks, view.incident.playbook)
         change = act.choose_commit(store=self.store, playbook=playbook, incident_id=number, sha=sha)
         result = act.rollback(store=self.store, git=self.git, notifier=self.notifier, incident_id=number,
                               change=change, actor=Actor.USER, actor_id=user, now=self.clock(),
@@ -160,7 +133,7 @@ class ChatCommands:
 
     def branch(self, number: int, *, user: str) -> Reply:
         view = incident_service.get_incident(store=self.store, incident_id=number)
-        playbook = playbook_for(view.incident, self.playbooks)
+        playbook = playbook_named(self.playbooks, view.incident.playbook)
         if playbook is None or not playbook.repos:
             raise Conflict(f"INC-{number} has no playbook repository to branch from")
         action = act.open_incident_branch(store=self.store, git=self.git, notifier=self.notifier,

@@ -6,21 +6,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.domain.changes import Change
-from bot.domain.errors import BackoutError
-from bot.domain.models import Actor, Incident
-from bot.domain.playbooks import Playbook
+from bot.domain.models import Actor
+from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, Notifier, Store, Transaction
-from bot.domain.safety import revert_warnings
 from bot.domain.suspects import Ranking, rank_changes
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
-from bot.services.act import apply_open_policy
+from bot.services.act import apply_open_policy, revert_safety
 from bot.services.changelog import refresh_changes
 from bot.services.incidents import get_incident, get_ranking, require
-
-
-def playbook_for(incident: Incident, playbooks: Sequence[Playbook]) -> Playbook | None:
-    return next((p for p in playbooks if p.name == incident.playbook), None)
 
 
 def rank_incident(
@@ -31,7 +25,7 @@ def rank_incident(
 
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
-        playbook = playbook_for(incident, playbooks)
+        playbook = playbook_named(playbooks, incident.playbook)
         changes = []
         if playbook is not None and playbook.repos:
             policy = playbook.suspects
@@ -67,11 +61,7 @@ def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: R
         found = _changes(store, suspect.repo, suspect.sha)
         if not found:
             continue
-        try:
-            patch = git.patch(suspect.repo, suspect.sha)
-        except BackoutError:
-            patch = ""
-        warnings = revert_warnings(found[0].paths, patch)
+        warnings = revert_safety(git, found[0])
         if warnings != suspect.warnings:
             suspects[index] = suspect.model_copy(update={"warnings": warnings})
             changed = True
@@ -106,7 +96,7 @@ def investigate(
 ) -> Ranking:
     """What runs when an incident opens: refresh its repositories, rank, act, announce."""
     incident = get_incident(store=store, incident_id=incident_id).incident
-    playbook = playbook_for(incident, playbooks)
+    playbook = playbook_named(playbooks, incident.playbook)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
     report = refresh_changes(store=store, git=git, repos=repos, now=now, import_window=import_window,
                              applied=applied, applied_window=applied_window)
@@ -130,7 +120,7 @@ def rerank_open_incidents(
     """After new changes arrived: rank again every active incident whose playbook watches them."""
     count = 0
     for incident in store.run(lambda tx: tx.incidents.list(active=True, limit=1000)):
-        playbook = playbook_for(incident, playbooks)
+        playbook = playbook_named(playbooks, incident.playbook)
         if playbook is None or not {e.repo for e in playbook.repos} & set(repos) or incident.id is None:
             continue
         before = get_ranking(store=store, incident_id=incident.id)

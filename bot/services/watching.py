@@ -12,15 +12,14 @@ from urllib.parse import parse_qs, urlparse
 from bot.domain.actions import ActionState
 from bot.domain.errors import BackoutError
 from bot.domain.incidents import IncidentPolicy, transition
-from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, TimelineEvent
-from bot.domain.playbooks import Playbook, Probe, Reminders
+from bot.domain.models import Actor, Alert, AlertStatus, Delivery, IncidentStatus, TimelineEvent
+from bot.domain.playbooks import Playbook, Probe, Reminders, Verify, playbook_named
 from bot.domain.ports import MetricsQuery, Notifier, Store, Transaction, Verification
 from bot.domain.probes import ProbeChange, ProbeState, ProbeStatus, probe_alert, probe_key, reminder_due, step
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.incidents import get_incident, get_timeline
 from bot.services.ingest import IngestOutcome, ingest_delivery
-from bot.services.investigate import playbook_for
 
 # A verification built from an alert rule's expression: healthy when it returns no series.
 ALERT_EXPR = "alert-expr:"
@@ -89,7 +88,7 @@ def verify_rollbacks(*, store: Store, metrics: MetricsQuery, notifier: Notifier,
     changed = 0
     for verification in store.run(lambda tx: tx.watch.watching()):
         incident = get_incident(store=store, incident_id=verification.incident_id).incident
-        playbook = playbook_for(incident, playbooks) if incident else None
+        playbook = playbook_named(playbooks, incident.playbook) if incident else None
         healthy = _healthy(metrics, verification, playbook)
         updated = _advance(verification, healthy=healthy, playbook=playbook, now=now)
         if updated == verification:
@@ -109,7 +108,7 @@ def _start_verifications(store: Store, playbooks: Sequence[Playbook], now: datet
             actions = tx.actions.for_incident(incident.id)
             if not any(a.state in done and a.commit_sha for a in actions):
                 continue
-            playbook = playbook_for(incident, playbooks)
+            playbook = playbook_named(playbooks, incident.playbook)
             check = playbook.health_check() if playbook else None
             query = check[0] if check else _alert_expr(tx.alerts.for_incident(incident.id))
             if query is None:
@@ -122,10 +121,10 @@ def _start_verifications(store: Store, playbooks: Sequence[Playbook], now: datet
     store.run(work)
 
 
-def _alert_expr(alerts: Sequence[object]) -> str | None:
+def _alert_expr(alerts: Sequence[Alert]) -> str | None:
     """The alert rule's expression from an alert's generatorURL (`g0.expr`), if there is one."""
     for alert in alerts:
-        url = getattr(alert, "generator_url", "")
+        url = alert.generator_url
         expr = parse_qs(urlparse(url).query).get("g0.expr", [""])[0] if url else ""
         if expr:
             return ALERT_EXPR + expr
@@ -147,8 +146,8 @@ def _healthy(metrics: MetricsQuery, verification: Verification, playbook: Playbo
 
 
 def _advance(v: Verification, *, healthy: bool | None, playbook: Playbook | None, now: datetime) -> Verification:
-    stay = playbook.verify.stay if playbook else Playbook.model_fields["verify"].default.stay
-    within = playbook.verify.within if playbook else Playbook.model_fields["verify"].default.within
+    policy = playbook.verify if playbook else Verify()
+    stay, within = policy.stay, policy.within
     if healthy is True:
         since = v.healthy_since or now
         if now - since >= stay:
@@ -195,7 +194,7 @@ def send_reminders(*, store: Store, notifier: Notifier, playbooks: Sequence[Play
     for incident in store.run(lambda tx: tx.incidents.list(status=IncidentStatus.OPEN, limit=500)):
         if incident.id is None:
             continue
-        playbook = playbook_for(incident, playbooks)
+        playbook = playbook_named(playbooks, incident.playbook)
         policy = playbook.reminders if playbook else Reminders()
         events = get_timeline(store=store, incident_id=incident.id)
         reminders = [e for e in events if e.kind == EventKind.INCIDENT_REMINDER]

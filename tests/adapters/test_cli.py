@@ -129,7 +129,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "POST /webhooks/alertmanager -> 200" in result.output
-    assert "1. " in result.output
     assert "revert branch backout/INC-1/revert-" in result.output
     exported = json.loads((out / "INC-1.json").read_text())
     assert exported["incident"]["status"] == "resolved"

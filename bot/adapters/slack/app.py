@@ -205,9 +205,9 @@ def send(answer: Reply, *, respond: Respond, client: WebClient, trigger_id: str 
     if answer.confirm is not None and trigger_id:
         plan = answer.confirm
         client.views_open(trigger_id=trigger_id, view=rollback_view(
-            incident_ref=plan.incident_ref, incident_id=plan.incident_id, sha=plan.sha, repo=plan.repo,
-            subject=plan.subject, author=plan.author, reasons=plan.reasons, warnings=plan.warnings,
-            branch=plan.branch))
+            incident_ref=plan.incident_ref, incident_id=plan.incident_id, sha=plan.change.sha,
+            repo=plan.change.repo, subject=plan.change.subject, author=plan.change.author, reasons=plan.reasons,
+            warnings=plan.warnings, branch=plan.branch))
         return
     if answer.file is not None and channel:
         name, content = answer.file

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +40,7 @@ class SqlChangeRepository:
     def add_many(self, changes: Sequence[Change]) -> int:
         if not changes:
             return 0
-        insert = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(t.changes).on_conflict_do_nothing(index_elements=["repo", "sha"])
+        statement = _insert(self._conn)(t.changes).on_conflict_do_nothing(index_elements=["repo", "sha"])
         rows = [_change_values(change) for change in changes]
         result = self._conn.execute(statement, rows)
         return max(result.rowcount, 0) if result.rowcount is not None else len(rows)
@@ -67,11 +66,7 @@ class SqlChangeRepository:
         return str(value) if value is not None else None
 
     def set_head(self, repo: str, sha: str, *, at: datetime) -> None:
-        updated = self._conn.execute(
-            t.repo_heads.update().where(t.repo_heads.c.repo == repo).values(head_sha=sha, refreshed_at=at)
-        )
-        if updated.rowcount == 0:
-            self._conn.execute(t.repo_heads.insert().values(repo=repo, head_sha=sha, refreshed_at=at))
+        _upsert(self._conn, t.repo_heads, {"repo": repo}, {"head_sha": sha, "refreshed_at": at})
 
 
     def needing_applied(self, repo: str, since: datetime) -> list[str]:
@@ -163,6 +158,17 @@ class SqlActionRepository:
         return int(self._conn.execute(query).scalar_one())
 
 
+def _insert(conn: Connection) -> Callable[[sa.Table], Any]:
+    """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _upsert(conn: Connection, table: sa.Table, key: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert or update the row with this primary key, in one statement (no race between two)."""
+    statement = _insert(conn)(table).values(**key, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=values))
+
+
 def _change_values(change: Change) -> dict[str, Any]:
     values = change.model_dump(mode="python", include=_CHANGE_FIELDS)
     values["files"] = [file.model_dump(mode="json", exclude_none=True) for file in change.files]
@@ -221,13 +227,8 @@ class SqlChatRepository:
         return [ChatThread(**row) for row in rows]
 
     def save_thread(self, thread: ChatThread) -> None:
-        updated = self._conn.execute(
-            t.chat_threads.update().where(t.chat_threads.c.incident_id == thread.incident_id)
-            .values(channel=thread.channel, ts=thread.ts, last_event_id=thread.last_event_id))
-        if updated.rowcount == 0:
-            self._conn.execute(t.chat_threads.insert().values(
-                incident_id=thread.incident_id, channel=thread.channel, ts=thread.ts,
-                last_event_id=thread.last_event_id))
+        _upsert(self._conn, t.chat_threads, {"incident_id": thread.incident_id},
+                {"channel": thread.channel, "ts": thread.ts, "last_event_id": thread.last_event_id})
 
 
 class SqlWatchRepository:
@@ -242,10 +243,8 @@ class SqlWatchRepository:
                           value=row["value"], error=row["error"])
 
     def save_probe_state(self, state: ProbeState) -> None:
-        values = {"status": state.status.value, "since": state.since, "value": state.value, "error": state.error}
-        updated = self._conn.execute(t.probe_states.update().where(t.probe_states.c.key == state.key).values(**values))
-        if updated.rowcount == 0:
-            self._conn.execute(t.probe_states.insert().values(key=state.key, **values))
+        _upsert(self._conn, t.probe_states, {"key": state.key},
+                {"status": state.status.value, "since": state.since, "value": state.value, "error": state.error})
 
     def verification(self, incident_id: int) -> Verification | None:
         row = self._conn.execute(
@@ -258,9 +257,6 @@ class SqlWatchRepository:
         return [Verification(**row) for row in rows]
 
     def save_verification(self, verification: Verification) -> None:
-        values = {"query": verification.query, "started_at": verification.started_at,
-                  "healthy_since": verification.healthy_since, "outcome": verification.outcome}
-        updated = self._conn.execute(t.verifications.update().where(
-            t.verifications.c.incident_id == verification.incident_id).values(**values))
-        if updated.rowcount == 0:
-            self._conn.execute(t.verifications.insert().values(incident_id=verification.incident_id, **values))
+        _upsert(self._conn, t.verifications, {"incident_id": verification.incident_id},
+                {"query": verification.query, "started_at": verification.started_at,
+                 "healthy_since": verification.healthy_since, "outcome": verification.outcome})
