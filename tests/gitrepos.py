@@ -10,7 +10,9 @@ from pathlib import Path
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 
-BASE = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+# Commits are dated from two days before the run, never from a fixed day: the code under test
+# compares them with the wall clock (lookbacks, import windows).
+BASE = (datetime.now(UTC) - timedelta(days=2)).replace(second=0, microsecond=0)
 
 
 def git(*args: str, cwd: Path, when: datetime | None = None) -> str:
