@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install demo test lint unit bench bench-ranking clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/github_calls.py
 	$(BIN)/python bench/slack_ack.py
 	$(BIN)/python bench/probes.py
+
+bench-ranking: $(STAMP)
+	$(BIN)/python bench/ranking/run.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

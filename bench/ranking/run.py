@@ -1,0 +1,236 @@
+"""How often is the first suspect right and confident? Labelled scenarios through the real path.
+
+Builds seeded GitOps histories (Flux and Argo CD layouts, each with a shared platform
+repository) as real bare Git repositories, imports them with Backout's own mirror and change
+log into SQLite, opens one incident per scenario through the ingestion service and ranks it
+with the same call the server makes. Prints, per family and overall: precision@1 (of the
+confident answers, the share whose first suspect is the culprit), top-1, recall@3, abstention
+on incidents no change caused, wrong abstention on caused ones, and the ranking time.
+
+Usage: python bench/ranking/run.py [--per-family N] [--seed S] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.ranking.scenarios import FAMILIES, Scenario, Writer, generate
+from bench.ranking.worlds import GITOPS, PLATFORM
+from bot import bootstrap
+from bot.adapters.console import RecordingNotifier
+from bot.config import AlertmanagerSettings, GitSettings, LoggingSettings, RepoSettings, Settings, StorageSettings
+from bot.domain.incidents import IncidentPolicy
+from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+from bot.domain.playbooks import Playbook
+from bot.domain.suspects import Ranking
+from bot.services.changelog import refresh_changes
+from bot.services.ingest import ingest_delivery
+from bot.services.investigate import rank_incident
+
+TARGETS = {"precision@1": (">=", 0.95), "recall@3": (">=", 0.99), "abstention (no cause)": (">=", 0.9),
+           "wrong abstention": ("<=", 0.03)}
+
+
+def build_repo(bare: Path, writer: Writer, repo: str) -> dict[int, str]:
+    """Write the world's commits of one repository with git fast-import; marks -> shas."""
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare)], check=True)
+    marks_file = bare / "marks"
+    proc = subprocess.Popen(["git", "fast-import", "--quiet", f"--export-marks={marks_file}"], cwd=bare,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    for commit in writer.commits:
+        if commit.repo != repo:
+            continue
+        message = commit.subject
+        if commit.reverts_mark is not None:
+            proc.stdin.write(f"get-mark :{commit.reverts_mark}\n".encode())
+            proc.stdin.flush()
+            reverted = proc.stdout.readline().decode().strip()
+            message += f"\n\nThis reverts commit {reverted}.\n"
+        data = message.encode()
+        out = [b"commit refs/heads/main\n", f"mark :{commit.mark}\n".encode(),
+               f"committer Dev <dev@example.com> {int(commit.at.timestamp())} +0000\n".encode(),
+               b"data %d\n%s\n" % (len(data), data)]
+        for path, text in sorted(commit.files.items()):
+            if text is None:
+                out.append(f"D {path}\n".encode())
+            else:
+                body = text.encode()
+                out.append(f"M 100644 inline {path}\n".encode() + b"data %d\n%s\n" % (len(body), body))
+        proc.stdin.write(b"".join(out) + b"\n")
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise SystemExit(f"git fast-import failed for {bare}")
+    marks = {}
+    for line in marks_file.read_text().splitlines():
+        mark, sha = line.split()
+        marks[int(mark[1:])] = sha
+    return marks
+
+
+def playbooks_for(writers: list[Writer]) -> list[Playbook]:
+    found = []
+    for writer in writers:
+        world = writer.world
+        for name in world.services:
+            found.append(Playbook.model_validate({
+                "name": f"{world.name}-{name}", "service": name, "match": {"world": world.name, "service": name},
+                "repos": [
+                    {"repo": f"{world.name}-{GITOPS}", "paths": world.own_paths(name),
+                     "shared_paths": world.shared_paths()},
+                    {"repo": f"{world.name}-{PLATFORM}", "paths": [], "shared_paths": world.platform_shared_paths()},
+                ],
+                "actions": {"on_open": "off"},
+            }))
+    return found
+
+
+def evaluate(scenario: Scenario, ranking: Ranking) -> dict[str, Any]:
+    shas = [s.sha for s in ranking.suspects]
+    top = shas[0] if shas else None
+    expected = FAMILIES[scenario.family]
+    caused = scenario.culprit_sha is not None
+    return {
+        "family": scenario.family, "expected": expected, "confident": ranking.confident,
+        "right": caused and top == scenario.culprit_sha,
+        "top3": caused and scenario.culprit_sha in shas[:3],
+        "top2": caused and scenario.culprit_sha in shas[:2],
+        "reverted_proposed": bool(top and top in scenario.reverted_shas and ranking.confident),
+    }
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
+    def share(hits: int, total: int) -> float | None:
+        return hits / total if total else None
+    confident = [r for r in rows if r["confident"]]
+    caused = [r for r in rows if r["expected"] != "abstain"]
+    expect_confident = [r for r in rows if r["expected"] == "culprit"]
+    no_cause = [r for r in rows if r["expected"] == "abstain"]
+    ties = [r for r in rows if r["expected"] == "tie"]
+    return {
+        "scenarios": len(rows),
+        "precision@1": share(sum(r["right"] for r in confident), len(confident)),
+        "top-1": share(sum(r["right"] for r in caused), len(caused)),
+        "recall@3": share(sum(r["top3"] for r in caused), len(caused)),
+        "abstention (no cause)": share(sum(not r["confident"] for r in no_cause), len(no_cause)),
+        "wrong abstention": share(sum(not r["confident"] for r in expect_confident), len(expect_confident)),
+        "tie shown": share(sum(r["top2"] and not r["confident"] for r in ties), len(ties)),
+        "reverted proposed": sum(r["reverted_proposed"] for r in rows),
+    }
+
+
+def main() -> int:
+    bootstrap.configure_logging(LoggingSettings(level="warning"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-family", type=int, default=60, help="scenarios per family")
+    parser.add_argument("--worlds", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    end = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
+    started = time.perf_counter()
+    writers, scenarios = generate(worlds=args.worlds, per_family=args.per_family, seed=args.seed, end=end)
+    with tempfile.TemporaryDirectory(prefix="backout-ranking-") as tmp_name:
+        tmp = Path(tmp_name)
+        marks: dict[str, dict[int, str]] = {}
+        repos = []
+        for writer in writers:
+            for repo in (GITOPS, PLATFORM):
+                name = f"{writer.world.name}-{repo}"
+                marks[name] = build_repo(tmp / f"{name}.git", writer, repo)
+                repos.append(RepoSettings(name=name, url=str(tmp / f"{name}.git"), branch="main"))
+        commits = sum(len(w.commits) for w in writers)
+        for scenario in scenarios:
+            by_mark = {**marks[f"{scenario.world}-{GITOPS}"]}
+            writer = next(w for w in writers if w.world.name == scenario.world)
+            if scenario.culprit is not None:
+                commit = next(c for c in writer.commits if c.mark == scenario.culprit)
+                scenario.culprit_repo = f"{scenario.world}-{commit.repo}"
+                scenario.culprit_sha = marks[scenario.culprit_repo][scenario.culprit]
+            scenario.reverted_shas = [by_mark[m] for m in scenario.reverted]
+        built = time.perf_counter() - started
+
+        oldest = min(w.commits[0].at for w in writers)
+        window = end - oldest + timedelta(days=2)
+        settings = Settings(
+            storage=StorageSettings(url=f"sqlite:///{tmp / 'bench.db'}"),
+            alertmanager=AlertmanagerSettings(auth="none"), repos=repos,
+            git=GitSettings(mirror_dir=tmp / "mirrors", import_window=window), playbooks_dir=tmp)
+        playbooks = playbooks_for(writers)
+        app = bootstrap.build(settings, playbooks=playbooks, notifier=RecordingNotifier())
+        store = app.ctx.store
+        started = time.perf_counter()
+        report = refresh_changes(store=store, git=app.ctx.git, repos=[r.name for r in repos], now=end,
+                                 import_window=window)
+        imported = time.perf_counter() - started
+        assert not report.failed, report.failed
+
+        rows, timings = [], []
+        for scenario in scenarios:
+            alert = ReceivedAlert(
+                fingerprint=f"{scenario.number:016x}", starts_at=scenario.started_at, ends_at=None,
+                status=AlertStatus.FIRING, annotations={},
+                labels={"alertname": f"Bench{scenario.number}", "service": scenario.service,
+                        "world": scenario.world})
+            outcome = ingest_delivery(
+                store=store, delivery=Delivery(group_key=f"g{scenario.number}", status=AlertStatus.FIRING,
+                                               alerts=(alert,)),
+                playbooks=playbooks, policy=IncidentPolicy(), now=scenario.started_at + timedelta(minutes=1))
+            incident_id = outcome.opened[0].id or 0
+            began = time.perf_counter()
+            ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id,
+                                    now=scenario.started_at + timedelta(minutes=3))
+            timings.append(time.perf_counter() - began)
+            rows.append(evaluate(scenario, ranking))
+        app.close()
+
+    by_family: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_family[row["family"]].append(row)
+    columns = ["scenarios", "precision@1", "top-1", "recall@3", "abstention (no cause)", "wrong abstention",
+               "tie shown"]
+    figures = {family: summarize(by_family[family]) for family in FAMILIES}
+    figures["overall"] = summarize(rows)
+    print(f"{len(scenarios)} scenarios, {commits:,} commits in {2 * len(writers)} repositories "
+          f"(built in {built:.1f}s, imported by Backout in {imported:.1f}s)")
+    header = f"{'family':<20}" + "".join(f"{c.split(' ')[0]:>12}" for c in columns)
+    print(header)
+    for family, figure in figures.items():
+        cells = []
+        for column in columns:
+            value = figure[column]
+            cells.append(f"{'-':>12}" if value is None else
+                         f"{value:>12}" if isinstance(value, int) else f"{value:>12.3f}")
+        print(f"{family:<20}" + "".join(cells))
+    ms = sorted(t * 1000 for t in timings)
+    print(f"ranking time per incident: p50 {statistics.median(ms):.1f} ms, p95 {ms[int(len(ms) * 0.95)]:.1f} ms, "
+          f"max {ms[-1]:.1f} ms")
+    print(f"reverted changes proposed as confident first suspects: {figures['overall']['reverted proposed']}")
+    met = True
+    overall = figures["overall"]
+    for name, (op, target) in TARGETS.items():
+        value = overall[name]
+        ok = value is not None and (value >= target if op == ">=" else value <= target)
+        met &= ok
+        print(f"target {name} {op} {target}: {value:.3f} {'met' if ok else 'NOT MET'}")
+    if args.json:
+        args.json.write_text(json.dumps({"figures": figures, "ranking_ms_p50": statistics.median(ms)}, indent=2))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
