@@ -31,7 +31,7 @@ def git(*args: str, cwd: Path, when: datetime | None = None) -> str:
 class Remote:
     """`remote.git` (bare, what Backout mirrors) and `work/` (a clone people commit in)."""
 
-    def __init__(self, root: Path, branch: str = "main") -> None:
+    def __init__(self, root: Path, branch: str = "main", *, start: datetime = BASE) -> None:
         self.root = root
         self.bare = root / "remote.git"
         self.work = root / "work"
@@ -40,7 +40,7 @@ class Remote:
         git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(self.bare), cwd=root)
         git("init", "--quiet", f"--initial-branch={branch}", str(self.work), cwd=root)
         git("remote", "add", "origin", str(self.bare), cwd=self.work)
-        self.clock = BASE
+        self.clock = start
 
     def commit(self, message: str, files: dict[str, str | None], *, minutes: float = 10,
                push: bool = True) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -19,12 +20,46 @@ class AppliedSource(StrEnum):
     COMMIT_TIME = "commit_time"  # commit time on the branch plus the playbook's sync delay
 
 
+class Effect(StrEnum):
+    """What a file change did to the deployed state, classified once, at import."""
+
+    DOCS = "docs"  # documentation: never deployed
+    CI = "ci"  # CI and repository tooling: never deployed
+    COSMETIC = "cosmetic"  # comments or whitespace only: the parsed data is equal
+    IMAGE = "image"  # an image tag or digest
+    VERSION = "version"  # a chart, app or source version
+    SCALE = "scale"  # replicas, resources, disruption budgets, autoscaling
+    CONFIG = "config"  # env, config values, any other spec field
+    METADATA = "metadata"  # labels and annotations only
+    RESOURCE = "resource"  # a Kubernetes object added or removed
+    CRD = "crd"  # a CustomResourceDefinition
+    POLICY = "policy"  # network, admission, RBAC and similar policies
+    OTHER = "other"  # a file whose effect cannot be read (templates, scripts, code)
+
+
+NO_EFFECT = frozenset({Effect.DOCS, Effect.CI, Effect.COSMETIC})
+
+
 class FileChange(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     path: str
     status: str  # git's letter: A, M, D, R, C, T
     old_path: str | None = None
+    added: int = 0
+    deleted: int = 0
+    # Empty for changes imported before classification existed: treated as an unknown effect.
+    effects: tuple[Effect, ...] = ()
+    notes: tuple[str, ...] = ()  # what changed, for people: "image checkout 1.4.0 -> 1.5.0"
+
+    @property
+    def effective(self) -> bool:
+        """True unless the file is known to leave the deployed state alone."""
+        return not self.effects or any(e not in NO_EFFECT for e in self.effects)
+
+    @property
+    def lines(self) -> int:
+        return self.added + self.deleted
 
 
 class Change(BaseModel):
@@ -89,6 +124,61 @@ def pr_number_from(subject: str) -> int | None:
         match = pattern.search(subject)
         if match:
             return int(match.group(1))
+    return None
+
+
+# Paths that are never deployed, whatever their content (gitignore-style globs).
+DOC_GLOBS = ("**/*.md", "**/*.markdown", "**/*.rst", "**/*.adoc", "**/*.txt", "docs/**", "**/LICENSE*",
+             "**/CODEOWNERS", "**/OWNERS", "**/OWNERS_ALIASES", "**/*.png", "**/*.jpg", "**/*.svg", "**/*.gif")
+CI_GLOBS = (".github/**", ".gitlab-ci.yml", ".gitlab/**", ".circleci/**", "**/Jenkinsfile", ".buildkite/**",
+            ".drone.yml", ".travis.yml", "azure-pipelines.yml", ".pre-commit-config.yaml", "renovate.json",
+            "renovate.json5", ".renovaterc*", "**/.yamllint*", "**/.editorconfig", "**/.gitignore",
+            "**/.gitattributes", ".woodpecker/**", ".woodpecker.yml")
+
+
+def effect_by_path(path: str) -> Effect | None:
+    """Documentation and CI files have no effect on the deployed state, whatever they say."""
+    if matches_any(path, CI_GLOBS):
+        return Effect.CI
+    if matches_any(path, DOC_GLOBS):
+        return Effect.DOCS
+    return None
+
+
+_REVERTS = re.compile(r"(?:This reverts commit|Backout-Reverts:)\s+([0-9a-f]{7,64})")
+_BACKOUT_BRANCH = re.compile(r"backout/INC-\d+/revert-([0-9a-f]{7,40})\b")
+
+
+def reverted_shas(message: str) -> tuple[str, ...]:
+    """The commits a message says it reverts: git's own line, Backout's trailer, or the name of
+    a Backout revert branch in a merge subject. Full shas or prefixes."""
+    found = [m.group(1) for m in _REVERTS.finditer(message)]
+    found += [m.group(1) for m in _BACKOUT_BRANCH.finditer(message)]
+    return tuple(dict.fromkeys(found))
+
+
+class Revert(BaseModel):
+    """A commit on a watched branch that reverts another (`target` may be a prefix)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repo: str
+    target: str
+    by_sha: str
+    at: datetime
+
+
+def reverted_by(sha: str, reverts: Sequence[Revert]) -> Revert | None:
+    """The revert that undid `sha`, unless that revert was itself reverted (a re-apply)."""
+    return _reverted_by(sha, reverts, depth=0)
+
+
+def _reverted_by(sha: str, reverts: Sequence[Revert], *, depth: int) -> Revert | None:
+    if depth > 8:
+        return None
+    for revert in sorted(reverts, key=lambda r: r.at):
+        if sha.startswith(revert.target) and _reverted_by(revert.by_sha, reverts, depth=depth + 1) is None:
+            return revert
     return None
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
-from bot.domain.changes import AppliedSource, Change
+from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
@@ -56,6 +56,12 @@ class ChangeRepository(Protocol):
         """Shas committed since `since` whose applied time is still the commit time."""
         ...
     def set_applied(self, repo: str, sha: str, *, at: datetime, source: AppliedSource) -> None: ...
+    def add_reverts(self, reverts: Sequence[Revert]) -> None:
+        """Record reverts; one already recorded is ignored."""
+        ...
+    def reverts(self, repos: Sequence[str], *, until: datetime) -> list[Revert]:
+        """Every recorded revert in these repositories committed at or before `until`."""
+        ...
 
 
 class RankingRepository(Protocol):
@@ -194,6 +200,7 @@ class FetchedChanges:
     head: str
     changes: tuple[Change, ...]
     complete: bool = True  # False when the history since the last head was rewritten (force-push)
+    reverts: tuple[Revert, ...] = ()  # commits in the fetched range that revert another
 
 
 @dataclass(frozen=True)

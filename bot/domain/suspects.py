@@ -8,20 +8,36 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.domain.changes import AppliedSource, Change, matches_any
+from bot.domain.changes import (
+    NO_EFFECT,
+    AppliedSource,
+    Change,
+    Effect,
+    FileChange,
+    Revert,
+    matches_any,
+    reverted_by,
+)
 from bot.domain.durations import format_duration
-from bot.domain.playbooks import Playbook, PlaybookRepo, RepoRole
+from bot.domain.playbooks import Playbook, PlaybookRepo, RepoRole, SuspectPolicy
 
-# The weights: transparent and additive, so every point of a score has a reason.
-TIMING_WEIGHT = 0.45
-TIMING_HALF_LIFE = timedelta(minutes=45)
-SERVICE_PATH_WEIGHT = 0.35
-APP_REPO_WEIGHT = 0.25
-SHARED_PATH_WEIGHT = 0.15
-IMAGE_WEIGHT = 0.15
-LARGE_WEIGHT = 0.05
-LARGE_LINES = 200
-REVERT_PENALTY = 0.10
+# A suspect's score is relevance x timing, each a factor in (0, 1] with its reason:
+#   timing: halves for every TIMING_HALF_LIFE between the change's applied time and the
+#     reference (the metric's onset when known, else the incident's start);
+#   scope: the service's own paths, its application repository, or its shared paths;
+#   effect: what the change did there (an image or version first, labels only last);
+#   breadth: the share of the change's effect that falls on this service;
+#   revert: a revert restores a state that ran before, so it is a weaker suspect.
+# See docs/ranking.md for why each exists and what the benchmark says of it.
+TIMING_HALF_LIFE = timedelta(minutes=60)
+ONSET_GRACE = timedelta(minutes=2)  # scrape interval and rate window: the metric moves a little late
+SCOPE_OWN, SCOPE_APP, SCOPE_SHARED = 1.0, 0.8, 0.8
+EFFECT_WEIGHTS: dict[Effect, float] = {
+    Effect.IMAGE: 1.0, Effect.VERSION: 1.0, Effect.CONFIG: 0.9, Effect.RESOURCE: 0.9, Effect.CRD: 0.9,
+    Effect.POLICY: 0.9, Effect.SCALE: 0.85, Effect.OTHER: 0.8, Effect.METADATA: 0.4,
+}
+REVERT_FACTOR = 0.5
+DISCOUNT = 0.05  # no effect, already reverted, or applied after the onset: shown, never a candidate
 
 
 class RankingStatus(StrEnum):
@@ -42,10 +58,17 @@ class Suspect(BaseModel):
     reasons: tuple[str, ...]
     pr_number: int | None = None
     warnings: tuple[str, ...] = ()  # revert safety, for the top suspects
+    effective: bool = True  # False: nothing it changed reaches the deployed state of the service
+    reverted_by: str | None = None  # the commit on the branch that already undid it
 
     @property
     def short(self) -> str:
         return self.sha[:7]
+
+    def candidate(self, onset: datetime | None) -> bool:
+        """Could it have caused the incident: an effect, not undone, applied before the onset."""
+        late = onset is not None and self.applied_at > onset + ONSET_GRACE
+        return self.effective and self.reverted_by is None and not late
 
 
 class Ranking(BaseModel):
@@ -58,10 +81,15 @@ class Ranking(BaseModel):
     reason: str
     suspects: tuple[Suspect, ...] = ()
     ranked_at: datetime | None = None
+    onset_at: datetime | None = None  # when the key metric changed level, if known
 
     @property
     def top(self) -> Suspect | None:
         return self.suspects[0] if self.suspects else None
+
+    @property
+    def candidates(self) -> tuple[Suspect, ...]:
+        return tuple(s for s in self.suspects if s.candidate(self.onset_at))
 
 
 def pending(reason: str = "Ranking is under way.") -> Ranking:
@@ -75,9 +103,16 @@ def rank_changes(
     service: str,
     started_at: datetime,
     now: datetime,
+    reverts: Sequence[Revert] = (),
+    onset: datetime | None = None,
     limit: int = 10,
 ) -> Ranking:
-    """Rank the changes applied in the playbook's lookback window before the incident started."""
+    """Rank the changes applied in the playbook's lookback window before the incident started.
+
+    Candidates (changes with an effect on the service, not reverted, applied before the
+    metric's onset) come first, best first; the rest follow with the reason they are not.
+    Confidence needs evidence (the top candidate's score at the playbook's floor) and a margin
+    (`tie_ratio` times the next candidate's score); otherwise the answer says why not."""
     if playbook is None or not playbook.repos:
         return Ranking(status=RankingStatus.RANKED, ranked_at=now, reason=(
             f"No playbook names the repositories that deploy {service}, so no change can be "
@@ -85,6 +120,7 @@ def rank_changes(
     policy = playbook.suspects
     window_start = started_at - policy.lookback
     repos = {entry.repo: entry for entry in playbook.repos}
+    known = [r for r in reverts if r.at <= now]
     suspects: list[Suspect] = []
     elsewhere = 0
     for change in changes:
@@ -94,75 +130,159 @@ def rank_changes(
         applied = change.applied(sync_delay=policy.sync_delay)
         if not window_start <= applied <= started_at:
             continue  # outside the window; a change applied after the start cannot be the cause
-        suspect = _score(change, entry, applied=applied, started_at=started_at)
+        suspect = _score(change, entry, applied=applied, started_at=started_at, onset=onset,
+                         reverts=[r for r in known if r.repo == change.repo])
         if suspect is None:
             elsewhere += 1
         else:
             suspects.append(suspect)
-    suspects.sort(key=lambda s: (-s.score, started_at - s.applied_at))
+    suspects.sort(key=lambda s: (not s.candidate(onset), -s.score, started_at - s.applied_at))
+    confident, reason = _verdict(suspects, onset=onset, service=service, policy=policy, elsewhere=elsewhere)
+    return Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=confident, reason=reason,
+                   suspects=tuple(suspects[:limit]), onset_at=onset)
+
+
+def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, policy: SuspectPolicy,
+             elsewhere: int) -> tuple[bool, str]:
     window = format_duration(policy.lookback)
-    if not suspects:
-        other = f" ({elsewhere} touched only other services)" if elsewhere else ""
-        return Ranking(status=RankingStatus.RANKED, ranked_at=now, reason=(
-            f"No change to {service} was applied in the {window} before the incident "
-            f"started{other}: no confident suspect."))
-    top = suspects[0]
-    threshold = policy.min_confidence
-    if top.score >= threshold:
-        reason = (f"{top.short} ({_clip(top.subject)}) scores {top.score:.2f}, at or above "
-                  f"the {threshold:.2f} confidence threshold.")
-        if len(suspects) > 1 and suspects[1].score >= top.score - 0.05:
-            reason += f" {suspects[1].short} is nearly tied ({suspects[1].score:.2f}): check both."
+    candidates = [s for s in suspects if s.candidate(onset)]
+    if not candidates:
+        if not suspects:
+            other = f" ({elsewhere} touched only other services)" if elsewhere else ""
+            return False, (f"No change to {service} was applied in the {window} before the incident "
+                           f"started{other}: no confident suspect.")
+        idle = sum(not s.effective for s in suspects)
+        undone = sum(s.reverted_by is not None for s in suspects)
+        late = len(suspects) - idle - undone
+        parts = [f"{idle} with no effect on the deployed state" if idle else "",
+                 f"{undone} already reverted" if undone else "",
+                 f"{late} applied after the metric changed" if late else ""]
+        return False, (f"No change with an effect on {service} can explain it ("
+                       + ", ".join(p for p in parts if p) + "): no confident suspect.")
+    top = candidates[0]
+    floor = policy.min_confidence
+    name = f"{top.short} ({_clip(top.subject)})"
+    if _reverts_something(top):
+        return False, (f"The best suspect, {name}, is itself a revert: restoring a state that ran "
+                       "before rarely causes an incident. No confident suspect: check it by hand.")
+    if top.score < floor:
+        return False, (f"The best suspect, {name}, scores {top.score:.2f}, below the {floor:.2f} "
+                       "evidence floor: no confident suspect.")
+    if len(candidates) > 1:
+        runner = candidates[1]
+        if top.score < policy.tie_ratio * runner.score:
+            return False, (f"Both likely: {name} ({top.score:.2f}) and {runner.short} "
+                           f"({_clip(runner.subject)}, {runner.score:.2f}) are less than "
+                           f"{policy.tie_ratio:g}x apart. No confident suspect: check both.")
+        margin = f"{top.score / runner.score:.1f}x the next candidate, {runner.short}"
     else:
-        reason = (f"The best suspect, {top.short} ({_clip(top.subject)}), scores {top.score:.2f}, "
-                  f"below the {threshold:.2f} confidence threshold: no confident suspect.")
-    return Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=top.score >= threshold,
-                   reason=reason, suspects=tuple(suspects[:limit]))
+        margin = f"the only change with an effect on {service} in the {window} before"
+    return True, f"{name} scores {top.score:.2f} (evidence floor {floor:.2f}), {margin}."
 
 
-def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at: datetime) -> Suspect | None:
+def _reverts_something(suspect: Suspect) -> bool:
+    return any(reason.startswith("is itself a revert") for reason in suspect.reasons)
+
+
+def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at: datetime,
+           onset: datetime | None, reverts: Sequence[Revert]) -> Suspect | None:
+    if entry.role is RepoRole.APP:
+        own, shared = list(change.files), []
+    else:
+        own = [f for f in change.files if _hits(f, entry.paths)]
+        shared = [f for f in change.files if f not in own and _hits(f, entry.shared_paths)]
+    if not own and not shared:
+        return None
+    scoped = own + shared
     reasons: list[str] = []
-    before = started_at - applied
-    timing = TIMING_WEIGHT * 0.5 ** (before / TIMING_HALF_LIFE)
+    factors: list[tuple[str, float]] = []
+
     source = "" if change.applied_source is not AppliedSource.COMMIT_TIME else " (commit time + sync delay)"
-    reasons.append(f"applied {_ago(before)} before the incident started{source}")
-    score = timing
+    late = onset is not None and applied > onset + ONSET_GRACE
+    if onset is not None and not late:
+        before = max(onset - applied, timedelta(0))
+        reasons.append(f"applied {_ago(before)} before the metric changed at {onset:%H:%M} UTC "
+                       f"({_ago(started_at - onset)} before the alert){source}")
+    else:
+        before = started_at - applied
+        reasons.append(f"applied {_ago(before)} before the incident started{source}")
+    factors.append(("timing", 0.5 ** (before / TIMING_HALF_LIFE)))
 
     if entry.role is RepoRole.APP:
-        score += APP_REPO_WEIGHT
+        factors.append(("scope", SCOPE_APP))
         reasons.append(f"a change to the service's application repository {change.repo}")
+    elif own:
+        factors.append(("scope", SCOPE_OWN))
+        reasons.append(f"touched the service's paths: {_list([f.path for f in own])}")
     else:
-        own = _touched(change.paths, entry.paths)
-        shared = _touched(change.paths, entry.shared_paths)
-        if own:
-            score += SERVICE_PATH_WEIGHT
-            reasons.append(f"touched the service's paths: {_list(own)}")
-        elif shared:
-            score += SHARED_PATH_WEIGHT
-            reasons.append(f"touched shared paths: {_list(shared)}")
-        else:
-            return None
-    if change.image_bump:
-        score += IMAGE_WEIGHT
-        reasons.append("changed an image tag or version")
-    lines = change.additions + change.deletions
-    if lines >= LARGE_LINES:
-        score += LARGE_WEIGHT
-        reasons.append(f"large: {lines} lines in {len(change.files)} files")
+        factors.append(("scope", SCOPE_SHARED))
+        reasons.append(f"touched shared paths: {_list([f.path for f in shared])}")
+
+    working = [f for f in scoped if f.effective]
+    effective = bool(working)
+    if effective:
+        effects = {e for f in working for e in _effects(f, change)} - NO_EFFECT
+        weight = max(EFFECT_WEIGHTS.get(e, EFFECT_WEIGHTS[Effect.OTHER]) for e in effects)
+        factors.append(("effect", weight))
+        notes = [note for f in working for note in f.notes]
+        reasons.append(f"changed {_effect_names(effects)}" + (f": {'; '.join(notes[:3])}" if notes else ""))
+        everywhere = [f for f in change.files if f.effective]
+        if len(everywhere) > len(working):
+            share = len(working) / len(everywhere)
+            factors.append(("breadth", 0.5 + 0.5 * share))
+            reasons.append(f"broad: {len(everywhere) - len(working)} of its {len(everywhere)} files "
+                           "with an effect are outside this service's paths")
     else:
-        reasons.append(f"size: {lines} lines in {len(change.files)} files")
-    if change.is_revert:
-        score -= REVERT_PENALTY
-        reasons.append("is itself a revert")
+        kinds = _effect_names({e for f in scoped for e in f.effects})
+        reasons.append(f"no effect on the deployed state ({kinds} only)")
+        factors.append(("no effect", DISCOUNT))
+
+    lines = sum(f.lines for f in scoped) if any(f.lines for f in change.files) else (
+        change.additions + change.deletions)
+    reasons.append(f"size here: {lines} lines in {len(scoped)} files")
+    if change.is_revert or any(r.by_sha == change.sha for r in reverts):
+        factors.append(("revert", REVERT_FACTOR))
+        reasons.append("is itself a revert: it restores an earlier state")
+    undone = reverted_by(change.sha, reverts)
+    if undone is not None:
+        factors.append(("reverted", DISCOUNT))
+        reasons.append(f"reverted by {undone.by_sha[:7]}: already undone on the branch, not proposed again")
+    if late and onset is not None:
+        factors.append(("after onset", DISCOUNT))
+        reasons.append(f"applied after the metric changed at {onset:%H:%M} UTC: it cannot have started it")
+
+    score = 1.0
+    for _, factor in factors:
+        score *= factor
+    reasons.append("score " + " x ".join(f"{label} {value:.2f}" for label, value in factors))
     return Suspect(
         repo=change.repo, sha=change.sha, subject=change.subject, author=change.author,
         applied_at=applied, applied_source=change.applied_source,
         score=round(min(1.0, max(0.0, score)), 3), reasons=tuple(reasons), pr_number=change.pr_number,
+        effective=effective, reverted_by=undone.by_sha if undone else None,
     )
 
 
-def _touched(paths: Sequence[str], globs: tuple[str, ...]) -> list[str]:
-    return [path for path in paths if matches_any(path, globs)]
+def _effects(file: FileChange, change: Change) -> tuple[Effect, ...]:
+    """A file's effects; one imported before classification existed is an unknown effect
+    (or an image change, as the old import flagged it)."""
+    if file.effects:
+        return file.effects
+    return (Effect.IMAGE,) if change.image_bump else (Effect.OTHER,)
+
+
+def _effect_names(effects: set[Effect]) -> str:
+    names = {Effect.IMAGE: "an image", Effect.VERSION: "a version", Effect.CONFIG: "configuration",
+             Effect.RESOURCE: "resources added or removed", Effect.CRD: "a CRD", Effect.POLICY: "a policy",
+             Effect.SCALE: "replicas or resources", Effect.OTHER: "files of unknown effect",
+             Effect.METADATA: "labels or annotations", Effect.DOCS: "docs", Effect.CI: "CI",
+             Effect.COSMETIC: "comments or whitespace"}
+    ordered = sorted(effects, key=list(Effect).index)
+    return ", ".join(names[e] for e in ordered) or "nothing"
+
+
+def _hits(file: FileChange, globs: tuple[str, ...]) -> bool:
+    return bool(matches_any(file.path, globs) or (file.old_path and matches_any(file.old_path, globs)))
 
 
 def _list(paths: list[str], most: int = 3) -> str:

@@ -51,6 +51,9 @@ def choose_commit(
                 raise Conflict(f"INC-{incident_id} has no suspect to roll back; name a commit "
                                "with --commit")
             top = ranking.suspects[0]
+            if top.reverted_by:
+                raise Conflict(f"the top suspect {top.short} is already reverted by {top.reverted_by[:7]}; "
+                               "name another commit with --commit")
             found = tx.changes.find(top.repo, top.sha)
         else:
             if not _SHA.match(sha.lower()):
@@ -222,8 +225,8 @@ def apply_open_policy(
     threshold = playbook.actions.min_confidence
     if threshold is None:
         threshold = playbook.suspects.min_confidence
-    if mode is ActionMode.OFF or top is None or top.score < threshold:
-        return None
+    if mode is ActionMode.OFF or top is None or not ranking.confident or top.score < threshold:
+        return None  # only a confident suspect is proposed or reverted without a person
     change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=None)
     if mode is ActionMode.PROPOSE:
         return _propose(store, incident_id=incident_id, change=change, score=top.score, now=now)

@@ -78,5 +78,6 @@ def _head(tx: Transaction, *, repo: str) -> str | None:
 
 def _record(tx: Transaction, *, repo: str, fetched: FetchedChanges, now: datetime) -> int:
     count = tx.changes.add_many(fetched.changes)
+    tx.changes.add_reverts(fetched.reverts)
     tx.changes.set_head(repo, fetched.head, at=now)
     return count

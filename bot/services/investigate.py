@@ -26,16 +26,15 @@ def rank_incident(
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
         playbook = playbook_named(playbooks, incident.playbook)
-        changes = []
+        changes, reverts = [], []
         if playbook is not None and playbook.repos:
             policy = playbook.suspects
+            repos = [entry.repo for entry in playbook.repos]
             changes = tx.changes.applied_between(
-                [entry.repo for entry in playbook.repos],
-                incident.started_at - policy.lookback - policy.sync_delay,
-                incident.started_at,
-            )
+                repos, incident.started_at - policy.lookback - policy.sync_delay, incident.started_at)
+            reverts = tx.changes.reverts(repos, until=now)
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
-                               started_at=incident.started_at, now=now)
+                               started_at=incident.started_at, now=now, reverts=reverts)
         previous = tx.rankings.get(incident_id)
         tx.rankings.save(incident_id, ranking)
         if previous is None or _answer(previous) != _answer(ranking):

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
-from bot.domain.changes import AppliedSource, Change
+from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import ChatThread, PendingSummary, Verification
@@ -26,6 +26,7 @@ class _State:
     alerts: dict[int, Alert] = field(default_factory=dict)
     events: dict[int, TimelineEvent] = field(default_factory=dict)
     changes: dict[tuple[str, str], Change] = field(default_factory=dict)
+    reverts: set[Revert] = field(default_factory=set)
     heads: dict[str, str] = field(default_factory=dict)
     rankings: dict[int, Ranking] = field(default_factory=dict)
     actions: dict[int, Action] = field(default_factory=dict)
@@ -150,6 +151,12 @@ class _Changes:
     def set_applied(self, repo: str, sha: str, *, at: datetime, source: AppliedSource) -> None:
         change = self._s.changes[(repo, sha)]
         self._s.changes[(repo, sha)] = change.model_copy(update={"applied_at": at, "applied_source": source})
+
+    def add_reverts(self, reverts: Sequence[Revert]) -> None:
+        self._s.reverts.update(reverts)
+
+    def reverts(self, repos: Sequence[str], *, until: datetime) -> list[Revert]:
+        return [r for r in self._s.reverts if r.repo in repos and r.at <= until]
 
 
 class _Rankings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def kinds(server: BackoutServer, ref: str = "INC-1") -> list[str]:
 
 def test_probe_rollback_and_recovery(tmp_path: Path, exporter: Exporter, prometheus: Prometheus) -> None:
     """Error ratio up: incident (source probe), suspect, revert branch. Down: recovered, mitigating."""
-    remote = Remote(tmp_path / "gitops")
+    remote = Remote(tmp_path / "gitops", start=datetime.now(UTC) - timedelta(minutes=5))
     remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"}, minutes=-600)
     bad = remote.commit("checkout: bump to 2", {"apps/checkout/deploy.yaml": "image: checkout:2\n"}, minutes=590)
     playbooks = tmp_path / "playbooks"

@@ -1,103 +1,220 @@
-"""Ranking suspects on plain data: timing, paths, image bumps, the window and confidence."""
+"""Ranking suspects on plain data: timing, scope, effect, breadth, reverts, onset and confidence."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.domain.changes import AppliedSource, Change, FileChange, glob_regex, pr_number_from
+from bot.domain.changes import (
+    AppliedSource,
+    Change,
+    Effect,
+    FileChange,
+    Revert,
+    effect_by_path,
+    glob_regex,
+    pr_number_from,
+    reverted_by,
+    reverted_shas,
+)
 from bot.domain.playbooks import Playbook
-from bot.domain.suspects import RankingStatus, rank_changes
+from bot.domain.suspects import Ranking, RankingStatus, rank_changes
 
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PLAYBOOK = Playbook.model_validate({
     "name": "checkout", "service": "checkout", "match": {"service": "checkout"},
     "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"], "shared_paths": ["infrastructure/**"]},
+              {"repo": "platform", "paths": [], "shared_paths": ["policies/**"]},
               {"repo": "checkout-app", "role": "app"}],
-    "suspects": {"lookback": "6h", "sync_delay": "2m", "min_confidence": 0.6},
+    "suspects": {"lookback": "6h", "sync_delay": "2m"},
 })
+IMAGE = (Effect.IMAGE,)
 
 
-def change(sha: str, minutes_before: float, *paths: str, repo: str = "gitops", image: bool = False,
-           lines: int = 4, subject: str = "a change", applied_at: datetime | None = None) -> Change:
+def f(path: str, *effects: Effect, lines: int = 4, notes: tuple[str, ...] = ()) -> FileChange:
+    return FileChange(path=path, status="M", added=lines // 2, deleted=lines - lines // 2,
+                      effects=effects or (Effect.CONFIG,), notes=notes)
+
+
+def change(sha: str, minutes_before: float, *files: FileChange, repo: str = "gitops",
+           subject: str = "a change", applied_at: datetime | None = None) -> Change:
     return Change(
         repo=repo, sha=sha * 40, parents=("0" * 40,), author="Dev <dev@example.com>",
-        committed_at=START - timedelta(minutes=minutes_before), subject=subject,
-        files=tuple(FileChange(path=p, status="M") for p in paths), additions=lines // 2,
-        deletions=lines - lines // 2, image_bump=image, applied_at=applied_at,
+        committed_at=START - timedelta(minutes=minutes_before), subject=subject, files=files,
+        additions=sum(x.added for x in files), deletions=sum(x.deleted for x in files), applied_at=applied_at,
         applied_source=AppliedSource.DEPLOYMENT if applied_at else AppliedSource.COMMIT_TIME,
     )
 
 
-def rank(*changes: Change):  # type: ignore[no-untyped-def]
-    return rank_changes(changes=changes, playbook=PLAYBOOK, service="checkout", started_at=START, now=START)
+def rank(*changes: Change, reverts: tuple[Revert, ...] = (), onset: datetime | None = None,
+         playbook: Playbook = PLAYBOOK) -> Ranking:
+    return rank_changes(changes=changes, playbook=playbook, service="checkout", started_at=START,
+                        now=START + timedelta(minutes=5), reverts=reverts, onset=onset)
+
+
+def shas(ranking: Ranking) -> list[str]:
+    return [s.sha[0] for s in ranking.suspects]
 
 
 def test_a_recent_image_bump_to_the_service_is_a_confident_suspect() -> None:
-    """Applied minutes before the start, on the service's paths, changing the image: ranked first."""
-    ranking = rank(change("a", 10, "apps/checkout/deploy.yaml", image=True),
-                   change("b", 200, "apps/checkout/config.yaml"))
+    """Applied minutes before the start, on the service's paths, changing the image: first and confident."""
+    ranking = rank(change("a", 10, f("apps/checkout/deploy.yaml", Effect.IMAGE, notes=("image checkout 1 -> 2",))),
+                   change("b", 200, f("apps/checkout/config.yaml")))
     assert ranking.status is RankingStatus.RANKED
-    assert ranking.confident
-    assert [s.sha[0] for s in ranking.suspects] == ["a", "b"]
+    assert ranking.confident, ranking.reason
+    assert shas(ranking) == ["a", "b"]
     top = ranking.suspects[0]
-    assert top.score >= 0.6
-    assert any("applied 8m before" in r for r in top.reasons), top.reasons  # 10m - 2m sync delay
-    assert any("apps/checkout/deploy.yaml" in r for r in top.reasons)
-    assert "changed an image tag or version" in top.reasons
+    assert top.reasons[0] == "applied 8m before the incident started (commit time + sync delay)"
+    assert "touched the service's paths: apps/checkout/deploy.yaml" in top.reasons
+    assert "changed an image: image checkout 1 -> 2" in top.reasons
+    assert top.reasons[-1].startswith("score timing 0.91 x scope 1.00 x effect 1.00")
+    assert "10.0x the next candidate, bbbbbbb" in ranking.reason
 
 
-def test_changes_to_other_services_are_not_suspects() -> None:
-    """A change touching only another service's paths is left out, and the reason counts it."""
-    ranking = rank(change("c", 5, "apps/payments/deploy.yaml", image=True))
-    assert ranking.suspects == ()
+def test_a_docs_or_comment_commit_after_the_culprit_is_shown_last_and_never_confident() -> None:
+    """No effect on the deployed state: last, with the reason, whatever its timing."""
+    ranking = rank(change("a", 30, f("apps/checkout/deploy.yaml", Effect.IMAGE)),
+                   change("d", 2, f("apps/checkout/README.md", Effect.DOCS)),
+                   change("c", 3, f("apps/checkout/deploy.yaml", Effect.COSMETIC)))
+    assert shas(ranking) == ["a", "d", "c"]
+    assert ranking.confident
+    docs = ranking.suspects[1]
+    assert not docs.effective
+    assert "no effect on the deployed state (docs only)" in docs.reasons
+    assert "no effect on the deployed state (comments or whitespace only)" in ranking.suspects[2].reasons
+    only_docs = rank(change("d", 2, f("apps/checkout/README.md", Effect.DOCS)))
+    assert not only_docs.confident
+    assert "1 with no effect on the deployed state" in only_docs.reason
+
+
+def test_signals_count_only_the_files_under_the_service_paths() -> None:
+    """Another service's image bump in the same commit is not an image change for this one."""
+    mixed = change("m", 3, f("apps/payments/deploy.yaml", Effect.IMAGE),
+                   f("apps/checkout/deploy.yaml", Effect.COSMETIC, lines=2),
+                   f(".github/workflows/ci.yaml", Effect.CI, lines=40))
+    ranking = rank(change("a", 25, f("apps/checkout/deploy.yaml", Effect.IMAGE)), mixed)
+    assert shas(ranking) == ["a", "m"]
+    assert ranking.confident
+    assert not ranking.suspects[1].effective
+    assert "size here: 2 lines in 1 files" in ranking.suspects[1].reasons
+
+
+def test_a_broad_change_counts_for_the_share_of_its_effect_on_the_service() -> None:
+    """A housekeeping commit over ten services is a weaker suspect than a targeted one."""
+    broad = change("h", 5, *[f(f"apps/svc{n}/deploy.yaml") for n in range(9)], f("apps/checkout/deploy.yaml"))
+    ranking = rank(broad, change("a", 15, f("apps/checkout/deploy.yaml", Effect.IMAGE)))
+    assert shas(ranking) == ["a", "h"]
+    assert "broad: 9 of its 10 files with an effect are outside this service's paths" in ranking.suspects[1].reasons
+
+
+def test_two_effective_changes_close_together_are_a_tie_not_a_coin_toss() -> None:
+    """Scores less than tie_ratio apart: not confident, both named."""
+    ranking = rank(change("a", 10, f("apps/checkout/deploy.yaml", Effect.IMAGE)),
+                   change("b", 18, f("apps/checkout/config.yaml", Effect.CONFIG)))
     assert not ranking.confident
-    assert "1 touched only other services" in ranking.reason
+    assert ranking.reason.startswith("Both likely:")
+    assert "aaaaaaa" in ranking.reason
+    assert "bbbbbbb" in ranking.reason
 
 
-def test_shared_paths_count_less_than_the_service_paths() -> None:
-    """Shared infrastructure is evidence, weaker than the service's own files."""
-    ranking = rank(change("d", 10, "infrastructure/ingress.yaml"), change("e", 10, "apps/checkout/x.yaml"))
-    assert [s.sha[0] for s in ranking.suspects] == ["e", "d"]
-    assert "touched shared paths: infrastructure/ingress.yaml" in ranking.suspects[1].reasons
+def test_a_lone_effective_change_on_shared_paths_is_confident() -> None:
+    """Shared infrastructure can be the confident answer when nothing else in the window competes."""
+    ranking = rank(change("s", 20, f("infrastructure/ingress.yaml", Effect.VERSION)),
+                   change("d", 5, f("apps/checkout/README.md", Effect.DOCS)))
+    assert ranking.confident, ranking.reason
+    assert shas(ranking)[0] == "s"
+    assert "touched shared paths: infrastructure/ingress.yaml" in ranking.suspects[0].reasons
+    assert "the only change with an effect on checkout" in ranking.reason
 
 
-def test_a_change_applied_after_the_start_is_never_a_suspect() -> None:
-    """Committed before the start but applied after it (sync delay), or later: not a cause."""
-    ranking = rank(change("f", 1, "apps/checkout/deploy.yaml", image=True),
-                   change("g", -5, "apps/checkout/deploy.yaml", image=True))
-    assert ranking.suspects == ()
+def test_several_repositories_rank_together() -> None:
+    """GitOps, platform and application repositories in one list, best first."""
+    ranking = rank(change("p", 12, f("policies/registry.yaml", Effect.POLICY), repo="platform"),
+                   change("k", 150, f("src/api.py", Effect.OTHER), repo="checkout-app"),
+                   change("g", 240, f("apps/checkout/deploy.yaml", Effect.IMAGE)))
+    assert [s.repo for s in ranking.suspects] == ["platform", "checkout-app", "gitops"]
+    assert "a change to the service's application repository checkout-app" in ranking.suspects[1].reasons
+    assert ranking.confident
 
 
-def test_outside_the_lookback_window_is_ignored() -> None:
-    """Older than the lookback is out of the window."""
-    assert rank(change("h", 7 * 60, "apps/checkout/deploy.yaml", image=True)).suspects == ()
+def test_a_reverted_change_is_shown_as_reverted_and_never_proposed() -> None:
+    """Its revert is on the branch: not a candidate, and the revert itself is never confident."""
+    revert = Revert(repo="gitops", target="a" * 12, by_sha="r" * 40, at=START - timedelta(minutes=10))
+    ranking = rank(change("a", 40, f("apps/checkout/deploy.yaml", Effect.IMAGE)),
+                   change("r", 12, f("apps/checkout/deploy.yaml", Effect.IMAGE), subject='Revert "bump"'),
+                   reverts=(revert,))
+    assert not ranking.confident
+    assert shas(ranking) == ["r", "a"]
+    undone = ranking.suspects[1]
+    assert undone.reverted_by == "r" * 40
+    assert "reverted by rrrrrrr: already undone on the branch, not proposed again" in undone.reasons
+    assert "is itself a revert" in ranking.reason
+    assert "is itself a revert: it restores an earlier state" in ranking.suspects[0].reasons
+
+
+def test_a_revert_known_only_after_the_ranking_time_does_not_count() -> None:
+    """Ranking at time T sees the reverts committed by T, not the fix made later."""
+    later = Revert(repo="gitops", target="a" * 40, by_sha="r" * 40, at=START + timedelta(hours=1))
+    ranking = rank(change("a", 10, f("apps/checkout/deploy.yaml", Effect.IMAGE)), reverts=(later,))
+    assert ranking.confident
+    assert ranking.suspects[0].reverted_by is None
+
+
+def test_a_revert_of_the_revert_reapplies_the_change() -> None:
+    """X reverted by R, R reverted by R2: X is in effect again."""
+    reverts = [Revert(repo="g", target="x" * 7, by_sha="r" * 40, at=START),
+               Revert(repo="g", target="r" * 40, by_sha="s" * 40, at=START + timedelta(minutes=1))]
+    assert reverted_by("x" * 40, reverts) is None
+    assert reverted_by("r" * 40, reverts) == reverts[1]
+    assert reverted_by("x" * 40, reverts[:1]) == reverts[0]
+
+
+def test_the_metric_onset_sets_the_clock_and_rules_out_later_changes() -> None:
+    """Timing counts from the onset; a change applied after it cannot have started it."""
+    onset = START - timedelta(minutes=20)
+    early = change("a", 26, f("apps/checkout/deploy.yaml", Effect.IMAGE))  # applied 4m before the onset
+    late = change("b", 10, f("apps/checkout/deploy.yaml", Effect.IMAGE))  # applied 12m after it
+    without = rank(early, late)
+    assert not without.confident  # close together: a tie without the metric
+    ranking = rank(early, late, onset=onset)
+    assert ranking.confident, ranking.reason
+    assert shas(ranking) == ["a", "b"]
+    assert ranking.suspects[0].reasons[0].startswith("applied 4m before the metric changed at 11:40 UTC")
+    assert any(r.startswith("applied after the metric changed at 11:40 UTC") for r in ranking.suspects[1].reasons)
+    assert ranking.onset_at == onset
 
 
 def test_a_weak_best_suspect_is_no_confident_suspect() -> None:
-    """An old small change to the service is shown, but the answer says it is not convincing."""
-    ranking = rank(change("i", 300, "apps/checkout/config.yaml"))
+    """An effective change hours before is shown, but below the evidence floor."""
+    ranking = rank(change("i", 300, f("apps/checkout/config.yaml")))
     assert len(ranking.suspects) == 1
     assert not ranking.confident
-    assert "below the 0.60 confidence threshold: no confident suspect" in ranking.reason
+    assert "below the 0.35 evidence floor: no confident suspect" in ranking.reason
+
+
+def test_changes_elsewhere_and_outside_the_window_are_not_suspects() -> None:
+    """Other services, applied after the start, or older than the lookback: left out."""
+    ranking = rank(change("c", 5, f("apps/payments/deploy.yaml", Effect.IMAGE)),
+                   change("f", 1, f("apps/checkout/deploy.yaml", Effect.IMAGE)),  # applied 1m after the start
+                   change("h", 7 * 60, f("apps/checkout/deploy.yaml", Effect.IMAGE)))
+    assert ranking.suspects == ()
+    assert "1 touched only other services" in ranking.reason
 
 
 def test_real_applied_times_win_over_commit_times() -> None:
     """A deployment's applied time is used as is, without the sync delay."""
     applied = START - timedelta(minutes=3)
-    ranking = rank(change("j", 120, "apps/checkout/deploy.yaml", applied_at=applied))
-    top = ranking.suspects[0]
-    assert top.applied_at == applied
-    assert top.applied_source is AppliedSource.DEPLOYMENT
-    assert "applied 3m before the incident started" in top.reasons
+    top = rank(change("j", 120, f("apps/checkout/deploy.yaml"), applied_at=applied)).suspects[0]
+    assert (top.applied_at, top.applied_source) == (applied, AppliedSource.DEPLOYMENT)
+    assert top.reasons[0] == "applied 3m before the incident started"
 
 
-def test_app_repository_changes_and_size_and_reverts() -> None:
-    """App-repo changes count; large changes get a reason; a revert scores lower."""
-    ranking = rank(change("k", 20, "src/api.py", repo="checkout-app", lines=400),
-                   change("l", 20, "apps/checkout/a.yaml", subject='Revert "bump"'))
-    by_sha = {s.sha[0]: s for s in ranking.suspects}
-    assert "large: 400 lines in 1 files" in by_sha["k"].reasons
-    assert "is itself a revert" in by_sha["l"].reasons
+def test_changes_imported_before_classification_count_as_unknown_effects() -> None:
+    """Old rows have no effects: an unknown effect, or an image change where the old import said so."""
+    old = Change(repo="gitops", sha="o" * 40, parents=(), author="a", committed_at=START - timedelta(minutes=10),
+                 subject="old", files=(FileChange(path="apps/checkout/x.yaml", status="M"),), image_bump=True)
+    top = rank(old).suspects[0]
+    assert top.effective
+    assert "changed an image" in top.reasons
 
 
 def test_no_playbook_means_no_suspect_with_the_reason() -> None:
@@ -107,19 +224,15 @@ def test_no_playbook_means_no_suspect_with_the_reason() -> None:
     assert "No playbook names the repositories" in ranking.reason
 
 
-def test_scores_stay_within_zero_and_one() -> None:
-    """Whatever adds up, a score is in [0, 1]."""
-    ranking = rank(change("n", 2.5, "apps/checkout/a.yaml", image=True, lines=1000),
-                   change("o", 300, "apps/checkout/b.yaml", subject='Revert "x"'))
-    top, low = ranking.suspects
-    assert 0.99 <= top.score <= 1.0
-    assert 0.0 <= low.score < 0.3
-
-
-def test_globs_and_pr_numbers() -> None:
-    """`**` spans folders, `*` does not; PR numbers come from merge and squash subjects."""
+def test_paths_revert_messages_globs_and_pr_numbers() -> None:
+    """Docs and CI by path; reverted shas from git's line, Backout's trailer and branch; globs; PRs."""
+    assert effect_by_path("apps/checkout/README.md") is Effect.DOCS
+    assert effect_by_path(".github/workflows/deploy.yaml") is Effect.CI
+    assert effect_by_path("apps/checkout/deploy.yaml") is None
+    assert reverted_shas('Revert "x"\n\nThis reverts commit ' + "a" * 40 + ".") == ("a" * 40,)
+    assert reverted_shas("Merge pull request #9 from acme/backout/INC-7/revert-abc1234") == ("abc1234",)
+    assert reverted_shas("Backout-Reverts: " + "b" * 40) == ("b" * 40,)
     assert glob_regex("apps/checkout/**").fullmatch("apps/checkout/a/b.yaml")
-    assert glob_regex("apps/*/deploy.yaml").fullmatch("apps/x/deploy.yaml")
     assert not glob_regex("apps/*/deploy.yaml").fullmatch("apps/x/y/deploy.yaml")
     assert glob_regex("**/kustomization.yaml").fullmatch("kustomization.yaml")
     assert pr_number_from("Merge pull request #42 from acme/x") == 42

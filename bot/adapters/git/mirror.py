@@ -7,7 +7,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,17 +15,13 @@ from pathlib import Path
 
 import structlog
 
-from bot.adapters.git.parse import LOG_ARGS, parse_log
+from bot.adapters.git.parse import LOG_ARGS, REVERT_LOG_ARGS, parse_log, parse_reverts
 from bot.adapters.git.runner import GitCommandError, GitRunner
 from bot.domain.errors import Conflict, NotFound, UpstreamError
 from bot.domain.ports import FetchedChanges, RevertResult
 
 log = structlog.get_logger(__name__)
 
-# Changed lines that mean a new image or version goes out (Kubernetes, Kustomize, Helm, Argo CD),
-# as a POSIX regex for git's pickaxe (-G).
-IMAGE_LINE = (r"^[[:space:]]*-?[[:space:]]*"
-              r"(image|newTag|tag|digest|version|appVersion|targetRevision)[[:space:]]*:")
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
 
 
@@ -94,12 +90,32 @@ class GitMirrors:
                 # A new mirror, or history rewritten by a force-push: read the import window only.
                 complete = since_sha is None
                 selection = [head, f"--since={not_before.isoformat()}"]
-            bumps = spec.runner.text(["log", "--first-parent", "--diff-merges=first-parent",
-                                      "--format=%H", f"-G{IMAGE_LINE}", *selection], cwd=mirror)
             output = spec.runner.run(["log", *LOG_ARGS, *selection], cwd=mirror).stdout
-            changes = parse_log(output, repo=repo, image_bumps=set(bumps.split()))
-            log.info("git.refreshed", repo=repo, head=head[:12], new=len(changes))
-            return FetchedChanges(head=head, changes=tuple(changes), complete=complete)
+            changes = parse_log(output, repo=repo, blobs=lambda ids: self._blobs(spec, ids))
+            reverts = parse_reverts(spec.runner.run(["log", *REVERT_LOG_ARGS, *selection], cwd=mirror).stdout,
+                                    repo=repo)
+            log.info("git.refreshed", repo=repo, head=head[:12], new=len(changes), reverts=len(reverts))
+            return FetchedChanges(head=head, changes=tuple(changes), complete=complete, reverts=tuple(reverts))
+
+    def _blobs(self, spec: RepoSpec, ids: Iterable[str]) -> dict[str, bytes]:
+        """File contents by object id, all in one `git cat-file --batch`."""
+        wanted = sorted(ids)
+        if not wanted:
+            return {}
+        out = spec.runner.run(["cat-file", "--batch"], cwd=self.path(spec.name),
+                              stdin="".join(f"{oid}\n" for oid in wanted).encode()).stdout
+        found: dict[str, bytes] = {}
+        at = 0
+        while at < len(out):
+            end = out.index(b"\n", at)
+            header = out[at:end].split()
+            at = end + 1
+            if len(header) < 3:
+                continue  # "<id> missing"
+            size = int(header[2])
+            found[header[0].decode()] = out[at:at + size]
+            at += size + 1
+        return found
 
     def _is_ancestor(self, spec: RepoSpec, older: str, newer: str) -> bool:
         done = spec.runner.run(["merge-base", "--is-ancestor", older, newer],

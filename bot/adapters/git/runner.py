@@ -62,13 +62,15 @@ class GitRunner:
         return text
 
     def run(self, args: Sequence[str], *, cwd: Path | None = None, check: bool = True,
-            timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+            timeout: float | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run `git ARGS`; raise GitCommandError (or TransientError on a time-out) on failure."""
         try:
-            done = subprocess.run(
-                ["git", *args], cwd=cwd, env=self.env(), capture_output=True,
-                timeout=timeout or self.timeout, check=False, stdin=subprocess.DEVNULL,
-            )
+            if stdin is None:
+                done = subprocess.run(["git", *args], cwd=cwd, env=self.env(), capture_output=True,
+                                      timeout=timeout or self.timeout, check=False, stdin=subprocess.DEVNULL)
+            else:
+                done = subprocess.run(["git", *args], cwd=cwd, env=self.env(), capture_output=True,
+                                      timeout=timeout or self.timeout, check=False, input=stdin)
         except subprocess.TimeoutExpired as exc:
             raise TransientError(f"git {args[0]} took longer than {timeout or self.timeout:.0f}s") from exc
         except FileNotFoundError as exc:

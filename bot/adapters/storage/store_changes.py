@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
 from bot.domain.actions import Action, ActionKind, ActionState
-from bot.domain.changes import AppliedSource, Change
+from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.ports import ChatThread, PendingSummary, Verification
 from bot.domain.probes import ProbeState, ProbeStatus
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
@@ -81,6 +81,21 @@ class SqlChangeRepository:
                            .values(applied_at=at, applied_source=source.value))
 
 
+    def add_reverts(self, reverts: Sequence[Revert]) -> None:
+        if not reverts:
+            return
+        statement = _insert(self._conn)(t.change_reverts).on_conflict_do_nothing(
+            index_elements=["repo", "target", "by_sha"])
+        self._conn.execute(statement, [r.model_dump() for r in reverts])
+
+    def reverts(self, repos: Sequence[str], *, until: datetime) -> list[Revert]:
+        if not repos:
+            return []
+        rows = self._conn.execute(sa.select(t.change_reverts).where(
+            t.change_reverts.c.repo.in_(list(repos)), t.change_reverts.c.at <= until)).mappings()
+        return [Revert(repo=r["repo"], target=r["target"], by_sha=r["by_sha"], at=r["at"]) for r in rows]
+
+
 class SqlRankingRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -96,7 +111,7 @@ class SqlRankingRepository:
         ).mappings()
         return Ranking(
             status=RankingStatus(row["status"]), confident=row["confident"], reason=row["reason"],
-            ranked_at=row["ranked_at"],
+            ranked_at=row["ranked_at"], onset_at=row["onset_at"],
             suspects=tuple(Suspect.model_validate({k: s[k] for k in _SUSPECT_FIELDS}) for s in suspects),
         )
 
@@ -105,7 +120,7 @@ class SqlRankingRepository:
         self._conn.execute(t.rankings.delete().where(t.rankings.c.incident_id == incident_id))
         self._conn.execute(t.rankings.insert().values(
             incident_id=incident_id, status=ranking.status.value, confident=ranking.confident,
-            reason=ranking.reason, ranked_at=ranking.ranked_at,
+            reason=ranking.reason, ranked_at=ranking.ranked_at, onset_at=ranking.onset_at,
         ))
         if ranking.suspects:
             self._conn.execute(t.suspects.insert(), [
@@ -171,7 +186,7 @@ def _upsert(conn: Connection, table: sa.Table, key: dict[str, Any], values: dict
 
 def _change_values(change: Change) -> dict[str, Any]:
     values = change.model_dump(mode="python", include=_CHANGE_FIELDS)
-    values["files"] = [file.model_dump(mode="json", exclude_none=True) for file in change.files]
+    values["files"] = [file.model_dump(mode="json", exclude_defaults=True) for file in change.files]
     values["parents"] = list(change.parents)
     values["applied_at"] = change.applied_at or change.committed_at
     return values

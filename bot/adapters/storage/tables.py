@@ -126,6 +126,19 @@ changes = sa.Table(
     sa.Index("ix_changes_sha", "sha"),
 )
 
+# Commits on a watched branch (merged branches included) that revert another; `target` may be
+# a prefix, as git's "This reverts commit" line or a Backout branch name gives it.
+change_reverts = sa.Table(
+    "change_reverts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repo", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("by_sha", sa.String(64), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("repo", "target", "by_sha", name="uq_change_reverts_repo_target_by"),
+)
+
 repo_heads = sa.Table(
     "repo_heads",
     metadata,
@@ -142,6 +155,7 @@ rankings = sa.Table(
     sa.Column("confident", sa.Boolean, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("ranked_at", UtcDateTime),
+    sa.Column("onset_at", UtcDateTime),
 )
 
 suspects = sa.Table(
@@ -160,7 +174,24 @@ suspects = sa.Table(
     sa.Column("reasons", json_type(), nullable=False),
     sa.Column("pr_number", sa.Integer),
     sa.Column("warnings", json_type(), nullable=False),
+    sa.Column("effective", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("reverted_by", sa.String(64)),
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
+)
+
+# What responders said about the cause: a change was (or was not) it, or no change caused it.
+verdicts = sa.Table(
+    "verdicts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("repo", sa.String(100)),
+    sa.Column("sha", sa.String(64)),
+    sa.Column("actor", sa.String(40), nullable=False),
+    sa.Column("actor_id", sa.String(200)),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Index("ix_verdicts_incident", "incident_id", "id"),
 )
 
 actions = sa.Table(

@@ -1,0 +1,59 @@
+"""Ranking signals: reverts on the branch, the metric's onset, effective and reverted suspects,
+responders' verdicts.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from bot.adapters.storage.tables import UtcDateTime
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "change_reverts",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("repo", sa.String(100), nullable=False),
+        sa.Column("target", sa.String(64), nullable=False),
+        sa.Column("by_sha", sa.String(64), nullable=False),
+        sa.Column("at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_change_reverts"),
+        sa.UniqueConstraint("repo", "target", "by_sha", name="uq_change_reverts_repo_target_by"),
+    )
+    op.create_table(
+        "verdicts",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("incident_id", sa.Integer, nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("repo", sa.String(100)),
+        sa.Column("sha", sa.String(64)),
+        sa.Column("actor", sa.String(40), nullable=False),
+        sa.Column("actor_id", sa.String(200)),
+        sa.Column("at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_verdicts"),
+        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_verdicts_incident_id"),
+    )
+    op.create_index("ix_verdicts_incident", "verdicts", ["incident_id", "id"])
+    with op.batch_alter_table("rankings") as batch:
+        batch.add_column(sa.Column("onset_at", UtcDateTime))
+    with op.batch_alter_table("suspects") as batch:
+        batch.add_column(sa.Column("effective", sa.Boolean, nullable=False, server_default=sa.true()))
+        batch.add_column(sa.Column("reverted_by", sa.String(64)))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("suspects") as batch:
+        batch.drop_column("reverted_by")
+        batch.drop_column("effective")
+    with op.batch_alter_table("rankings") as batch:
+        batch.drop_column("onset_at")
+    op.drop_index("ix_verdicts_incident", table_name="verdicts")
+    op.drop_table("verdicts")
+    op.drop_table("change_reverts")
