@@ -217,7 +217,7 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
     commands = ChatCommands(
         store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier, playbooks=ctx.playbooks,
         clock=ctx.clock, responders=tuple(slack.responders), applied=ctx.applied,
-        import_window=ctx.settings.git.import_window, page_url=ctx.page_url)
+        import_window=ctx.settings.git.import_window, page_url=ctx.page_url, metrics=ctx.metrics_query)
     secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
     listeners = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-listener")
     slow = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-work")

@@ -48,6 +48,8 @@ class Scenario:
     family: str
     service: str
     started_at: datetime
+    onset: datetime | None = None  # when the key metric moved
+    variant: str = ""
     culprit: int | None = None  # a commit mark
     reverted: list[int] = field(default_factory=list)  # marks that must never be proposed
     culprit_sha: str | None = None
@@ -319,8 +321,12 @@ def _slot(writer: Writer, edits: Edits, rng: random.Random, *, family: str, t0: 
     if family != "no_cause" and rng.random() < 0.3:
         at(rng.uniform(-400, -150), edits.effective(target)[0])
 
-    delay = rng.uniform(4, 25) if rng.random() < 0.9 else rng.uniform(25, 50)
+    # Alerts fire minutes after a bad change (the rule's `for`, group_wait); some problems take
+    # longer to show (a cache to expire, traffic to peak).
+    delay = rng.uniform(4, 25) if rng.random() < 0.85 else rng.uniform(25, 90)
     culprit_at = -delay
+    culprit_minute = culprit_at
+    onset_minute = -rng.uniform(6, 10)  # for incidents no change caused
     fix_later = rng.random() < 0.4
 
     def culprit_edit(edit_pair: tuple[Edit, Edit]) -> None:
@@ -380,9 +386,16 @@ def _slot(writer: Writer, edits: Edits, rng: random.Random, *, family: str, t0: 
         pick_second = rng.random() < 0.5
         at(culprit_at - gap, first[0], culprit=not pick_second)
         at(culprit_at, second[0], culprit=pick_second)
+        culprit_minute = culprit_at if pick_second else culprit_at - gap
         fix_later = False
     elif family == "no_cause":
-        variant = rng.choice(["quiet", "no_effect", "earlier", "shared_earlier", "elsewhere"])
+        variant = rng.choice(["quiet", "no_effect", "earlier", "shared_earlier", "elsewhere", "during",
+                              "innocent_nearby"])
+        scenario.variant = variant
+        if variant == "during":  # a change applied after the metric moved, before the alert fired
+            at(onset_minute + rng.uniform(1, 4), edits.effective(target)[0])
+        elif variant == "innocent_nearby":  # an effective change shortly before: nothing tells it apart
+            at(rng.uniform(-45, -15), edits.effective(target)[0])
         if variant == "no_effect":
             for _ in range(rng.randint(1, 3)):
                 at(rng.uniform(-40, -1), rng.choice([edits.docs, edits.comment, edits.reformat,
@@ -395,6 +408,14 @@ def _slot(writer: Writer, edits: Edits, rng: random.Random, *, family: str, t0: 
             for other in rng.sample(others, 3):
                 at(rng.uniform(-30, -1), edits.effective(other)[0])
         fix_later = False
+
+    # The key metric: it moves a minute or so after the culprit is applied, or (slow problems,
+    # or no change at all) a few minutes before the alert fires.
+    if family in ("no_cause", "already_reverted"):
+        onset = onset_minute if family == "no_cause" else -rng.uniform(4, 10)
+    else:
+        onset = min(-1.0, max(culprit_minute + rng.uniform(0.5, 3), -rng.uniform(4, 10)))
+    scenario.onset = t0 + timedelta(minutes=onset)
 
     if fix_later and family != "two_close":
         def fix(when: datetime) -> None:

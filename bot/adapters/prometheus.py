@@ -98,6 +98,24 @@ class PrometheusQuery:
                 return max(finite) if finite else None  # no series (or only NaN): no data
         raise AssertionError("unreachable")
 
+    def series(self, query: str, *, start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, float]]:
+        seconds = max(int(step.total_seconds()), step_for(start, end))
+        retrying = Retrying(retry=retry_if_exception_type(TransientError), reraise=True,
+                            stop=stop_after_attempt(self._attempts),
+                            wait=wait_exponential(multiplier=self._backoff, max=4))
+        for attempt in retrying:
+            with attempt:
+                result = _call(lambda: self._client.custom_query_range(
+                    query, start_time=start, end_time=end, step=str(seconds)))
+                largest: dict[float, float] = {}
+                for item in result:
+                    for stamp, raw in item.get("values") or []:
+                        value = float(raw)
+                        if math.isfinite(value):
+                            largest[float(stamp)] = max(value, largest.get(float(stamp), value))
+                return [(datetime.fromtimestamp(stamp, tz=UTC), largest[stamp]) for stamp in sorted(largest)]
+        raise AssertionError("unreachable")
+
 
 def _call(fn: Callable[[], Any]) -> Any:
     """Map the client's failures to ours: transient (network, 5xx) or not (a bad query)."""

@@ -166,6 +166,20 @@ class Playbook(Strict):
             return None
         return self.key_query, lambda value: not probe.holds(value)
 
+    def worse_direction(self) -> int | None:
+        """Which way the key query goes when things get worse: +1 up, -1 down, None unknown."""
+        if self.key_query is None:
+            return None
+        if self.verify.below is not None:
+            return 1
+        if self.verify.above is not None:
+            return -1
+        wanted = " ".join(self.key_query.split())
+        probe = next((p for p in self.probes if " ".join(p.query.split()) == wanted), None)
+        if probe is None:
+            return None
+        return 1 if probe.above is not None else -1
+
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Every matcher must fully match its label (a missing label is the empty string)."""
         return all(re.fullmatch(rx, labels.get(key, "")) for key, rx in self.match.items())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
@@ -257,10 +257,15 @@ class AppliedTimes(Protocol):
 
 
 class MetricsQuery(Protocol):
-    """Instant queries against Prometheus."""
+    """Instant and range queries against Prometheus."""
 
     def value(self, query: str) -> float | None:
         """The query's value (the largest, over several series); None when it returns no data.
+        Raises TransientError or UpstreamError when it cannot be evaluated."""
+        ...
+
+    def series(self, query: str, *, start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, float]]:
+        """The query over a range: at each step the largest value over its series, oldest first.
         Raises TransientError or UpstreamError when it cannot be evaluated."""
         ...
 

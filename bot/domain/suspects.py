@@ -30,7 +30,7 @@ from bot.domain.playbooks import Playbook, PlaybookRepo, RepoRole, SuspectPolicy
 #   revert: a revert restores a state that ran before, so it is a weaker suspect.
 # See docs/ranking.md for why each exists and what the benchmark says of it.
 TIMING_HALF_LIFE = timedelta(minutes=60)
-ONSET_GRACE = timedelta(minutes=2)  # scrape interval and rate window: the metric moves a little late
+ONSET_GRACE = timedelta(minutes=1)  # how far the found onset may be off (a scrape interval or so)
 SCOPE_OWN, SCOPE_APP, SCOPE_SHARED = 1.0, 0.8, 0.8
 EFFECT_WEIGHTS: dict[Effect, float] = {
     Effect.IMAGE: 1.0, Effect.VERSION: 1.0, Effect.CONFIG: 0.9, Effect.RESOURCE: 0.9, Effect.CRD: 0.9,

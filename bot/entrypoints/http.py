@@ -314,7 +314,7 @@ def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:
                       opened=opened, resolved=resolved, now=ctx.clock(),
                       import_window=ctx.settings.git.import_window, forge=ctx.forge,
                       applied=ctx.applied, applied_window=ctx.settings.github.applied_window,
-                      page_url=ctx.page_url)
+                      page_url=ctx.page_url, metrics=ctx.metrics_query)
         except Exception as exc:  # logged, never lost silently: the incident itself is stored
             log.exception("follow_up.failed", incidents=opened + resolved, error=str(exc))
 

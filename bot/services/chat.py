@@ -11,7 +11,7 @@ from bot.domain.chat import Command, may_roll_back, usage
 from bot.domain.errors import BackoutError, Conflict
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.playbooks import Playbook, playbook_named
-from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, Notifier, Store, Transaction
+from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.timeline import EventKind, event
 from bot.services import act
 from bot.services import incidents as incident_service
@@ -42,6 +42,7 @@ class ChatCommands:
     applied: AppliedTimes | None = None
     import_window: timedelta = timedelta(days=7)
     page_url: Callable[[int], str | None] = field(default=lambda _: None)
+    metrics: MetricsQuery | None = None
 
     def run(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]]) -> Reply:
         """Run a parsed command for a Slack user; `groups(candidates)` says which of those
@@ -165,7 +166,8 @@ class ChatCommands:
                                                   actor_id=user, now=now)
         investigate(store=self.store, git=self.git, notifier=self.notifier, playbooks=self.playbooks,
                     incident_id=incident.id or 0, now=now, import_window=self.import_window,
-                    forge=self.forge, applied=self.applied, page_url=self.page_url(incident.id or 0))
+                    forge=self.forge, applied=self.applied, page_url=self.page_url(incident.id or 0),
+                    metrics=self.metrics)
         return Reply(f"Declared {incident.ref}: {incident.title}", private=False)
 
     def _audit(self, number: int, user: str, text: str, now: datetime) -> None:

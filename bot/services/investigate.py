@@ -8,20 +8,24 @@ from datetime import datetime, timedelta
 from bot.domain.changes import Change
 from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
-from bot.domain.ports import AppliedTimes, Forge, GitRepos, Notifier, Store, Transaction
+from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.suspects import Ranking, rank_changes
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.act import apply_open_policy, revert_safety
 from bot.services.changelog import refresh_changes
 from bot.services.incidents import get_incident, get_ranking, require
+from bot.services.onset import find_onset
 
 
 def rank_incident(
-    *, store: Store, playbooks: Sequence[Playbook], incident_id: int, now: datetime
+    *, store: Store, playbooks: Sequence[Playbook], incident_id: int, now: datetime,
+    metrics: MetricsQuery | None = None,
 ) -> Ranking:
     """Rank the changes in the incident's window and store the result; a changed answer is
-    recorded on the timeline."""
+    recorded on the timeline. With Prometheus, timing counts from the key metric's onset
+    (found once, outside any transaction, then kept with the ranking)."""
+    onset = _onset(store, playbooks, incident_id, metrics)
 
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
@@ -34,7 +38,7 @@ def rank_incident(
                 repos, incident.started_at - policy.lookback - policy.sync_delay, incident.started_at)
             reverts = tx.changes.reverts(repos, until=now)
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
-                               started_at=incident.started_at, now=now, reverts=reverts)
+                               started_at=incident.started_at, now=now, reverts=reverts, onset=onset)
         previous = tx.rankings.get(incident_id)
         tx.rankings.save(incident_id, ranking)
         if previous is None or _answer(previous) != _answer(ranking):
@@ -48,6 +52,19 @@ def rank_incident(
         return ranking
 
     return store.run(work)
+
+
+def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,
+           metrics: MetricsQuery | None) -> datetime | None:
+    if metrics is None:
+        return None
+    incident = get_incident(store=store, incident_id=incident_id).incident
+    known = store.run(lambda tx: tx.rankings.get(incident_id))
+    if known is not None and known.onset_at is not None:
+        return known.onset_at
+    playbook = playbook_named(playbooks, incident.playbook)
+    lookback = playbook.suspects.lookback if playbook else timedelta(hours=6)
+    return find_onset(metrics=metrics, playbook=playbook, started_at=incident.started_at, lookback=lookback)
 
 
 def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: Ranking,
@@ -92,6 +109,7 @@ def investigate(
     applied: AppliedTimes | None = None,
     applied_window: timedelta = timedelta(days=1),
     page_url: str | None = None,
+    metrics: MetricsQuery | None = None,
 ) -> Ranking:
     """What runs when an incident opens: refresh its repositories, rank, act, announce."""
     incident = get_incident(store=store, incident_id=incident_id).incident
@@ -101,7 +119,7 @@ def investigate(
                              applied=applied, applied_window=applied_window)
     if report.failed:
         _record_refresh_failure(store, incident_id, report.failed, now)
-    ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now)
+    ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
     ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
     if playbook is not None:
         apply_open_policy(store=store, git=git, notifier=notifier, playbook=playbook,
@@ -114,7 +132,7 @@ def investigate(
 
 def rerank_open_incidents(
     *, store: Store, notifier: Notifier, playbooks: Sequence[Playbook], repos: Sequence[str],
-    now: datetime, git: GitRepos | None = None,
+    now: datetime, git: GitRepos | None = None, metrics: MetricsQuery | None = None,
 ) -> int:
     """After new changes arrived: rank again every active incident whose playbook watches them."""
     count = 0
@@ -123,7 +141,7 @@ def rerank_open_incidents(
         if playbook is None or not {e.repo for e in playbook.repos} & set(repos) or incident.id is None:
             continue
         before = get_ranking(store=store, incident_id=incident.id)
-        after = rank_incident(store=store, playbooks=playbooks, incident_id=incident.id, now=now)
+        after = rank_incident(store=store, playbooks=playbooks, incident_id=incident.id, now=now, metrics=metrics)
         if git is not None:
             after = annotate_safety(store=store, git=git, incident_id=incident.id, ranking=after)
         count += 1
@@ -157,12 +175,14 @@ def follow_up(
     applied: AppliedTimes | None = None,
     applied_window: timedelta = timedelta(days=1),
     page_url: Callable[[int], str | None] = lambda _: None,
+    metrics: MetricsQuery | None = None,
 ) -> None:
     """After a delivery is stored: investigate what it opened, announce what it resolved."""
     for incident_id in opened:
         investigate(store=store, git=git, notifier=notifier, playbooks=playbooks,
                     incident_id=incident_id, now=now, import_window=import_window, forge=forge,
-                    applied=applied, applied_window=applied_window, page_url=page_url(incident_id))
+                    applied=applied, applied_window=applied_window, page_url=page_url(incident_id),
+                    metrics=metrics)
     for incident_id in resolved:
         notify.incident_update(store=store, notifier=notifier, incident_id=incident_id,
                                kind="incident.resolved")
