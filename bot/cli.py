@@ -19,14 +19,17 @@ import uvicorn
 from bot import bootstrap
 from bot.adapters.export.html import render_html
 from bot.config import ConfigError, Settings, find_config_file, load_playbooks, load_settings, serve_problems
+from bot.domain.durations import parse_duration
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.playbooks import playbook_named
+from bot.domain.verdicts import VerdictKind
 from bot.entrypoints.http import ExportFormat
 from bot.entrypoints.scheduler import start_scheduler
 from bot.replay import post_payloads
 from bot.services import act as act_service
 from bot.services import incidents as incident_service
+from bot.services import verdicts as verdict_service
 from bot.services.changelog import refresh_changes
 from bot.services.export import build_export, render_markdown
 from bot.services.notify import incident_lines
@@ -37,8 +40,10 @@ app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args
                   pretty_exceptions_enable=False, add_completion=False)
 incidents_app = typer.Typer(help="List and show incidents.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports across incidents.", no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
+app.add_typer(report_app, name="report")
 
 ConfigOption = Annotated[
     Path | None,
@@ -257,6 +262,63 @@ def rollback(
                                       reviewers=ctx.reviewers(view.incident.playbook),
                                       page_url=ctx.page_url(number))
     typer.echo(result.message)
+
+
+@app.command()
+def verdict(
+    incident: IdArgument,
+    commit: Annotated[str, typer.Argument(help="the change that caused it (a sha prefix), or 'none'")],
+    not_it: Annotated[bool, typer.Option("--not", help="rule this change out instead")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Say what caused an incident: a change (`SHA`), not this change (`SHA --not`), or `none`."""
+    if commit.lower() == "none":
+        if not_it:
+            raise fail("error: --not needs a commit, not 'none'", 2)
+        kind, sha = VerdictKind.NO_CHANGE, None
+    else:
+        kind, sha = (VerdictKind.NOT_CULPRIT if not_it else VerdictKind.CULPRIT), commit
+    number = _ref(incident)
+    with opened(config, playbooks=True) as built:
+        found = verdict_service.record_verdict(
+            store=built.ctx.store, playbooks=built.ctx.playbooks, incident_id=number, kind=kind, sha=sha,
+            actor=Actor.USER, actor_id=operator(), now=built.ctx.clock())
+    if as_json:
+        echo_json(found.model_dump(mode="json"))
+    else:
+        typer.echo(f"INC-{number}: {found.kind.value}" + (f" {found.sha[:12]} on {found.repo}" if found.sha else ""))
+
+
+@report_app.command("accuracy")
+def report_accuracy(
+    since: Annotated[str, typer.Option(help="incidents opened within this long (30d, 12h)")] = "30d",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """How often the first suspect was right, from responders' verdicts: by service and playbook."""
+    try:
+        span = parse_duration(since)
+    except ValueError as exc:
+        raise fail(f"error: --since: {exc}", 2) from None
+    with opened(config) as built:
+        now = built.ctx.clock()
+        report = verdict_service.accuracy_report(store=built.ctx.store, since=now - span, now=now)
+    if as_json:
+        echo_json(report)
+        return
+    typer.echo(f"Incidents opened in the last {since} with a verdict (precision@1: confident and right; "
+               "recall@3: the culprit among the first three)")
+    rows = [("overall", report["overall"])]
+    rows += [(f"service {name}", figures) for name, figures in report["by_service"].items()]
+    rows += [(f"playbook {name}", figures) for name, figures in report["by_playbook"].items()]
+    typer.echo(f"{'':<28}{'incidents':>10}{'precision@1':>13}{'recall@3':>10}{'abstained':>11}")
+    for label, figures in rows:
+        cells = [figures["incidents"], figures["precision_at_1"], figures["recall_at_3"],
+                 figures["abstention_no_cause"]]
+        typer.echo(f"{safe(label)[:27]:<28}{cells[0]:>10}" + "".join(
+            f"{'-' if value is None else f'{value:.2f}':>{width}}" for value, width in zip(cells[1:], (13, 10, 11),
+                                                                                          strict=True)))
 
 
 @app.command()

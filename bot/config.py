@@ -89,6 +89,29 @@ class AlertmanagerSettings(Section):
         return []
 
 
+class ApiSettings(Section):
+    """Credentials for the API's writes and reports (verdicts, accuracy) and, as issue work goes on,
+    its reads: bearer tokens compared in constant time."""
+
+    auth: Literal["bearer", "none"] = "bearer"
+    tokens: list[SecretStr] = Field(default_factory=list)
+    token_file: Path | None = None  # one token a line
+
+    @model_validator(mode="after")
+    def _read_token_file(self) -> ApiSettings:
+        if self.token_file is None:
+            return self
+        try:
+            lines = Path(self.token_file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(f"token_file: cannot read {self.token_file}: {exc.strerror}") from None
+        found = [SecretStr(line.strip()) for line in lines if line.strip() and not line.startswith("#")]
+        if not found:
+            raise ValueError(f"token_file: {self.token_file} holds no token")
+        self.tokens = [*self.tokens, *found]
+        return self
+
+
 class AppliedSettings(Section):
     """Where the real applied time of each commit comes from; commit time + sync delay otherwise."""
 
@@ -212,6 +235,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
+    api: ApiSettings = ApiSettings()
     incidents: IncidentPolicy = IncidentPolicy()
     playbooks_dir: Path = Path("playbooks")
     repos: list[RepoSettings] = Field(default_factory=list)

@@ -12,6 +12,7 @@ from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
+from bot.domain.verdicts import Verdict
 
 T = TypeVar("T")
 
@@ -129,6 +130,14 @@ class WatchRepository(Protocol):
     def save_verification(self, verification: Verification) -> None: ...
 
 
+class VerdictRepository(Protocol):
+    def add(self, verdict: Verdict) -> None: ...
+    def for_incident(self, incident_id: int) -> list[Verdict]: ...
+    def since(self, at: datetime, limit: int = 20_000) -> list[Verdict]:
+        """Verdicts on incidents opened at or after `at`, oldest first."""
+        ...
+
+
 class Transaction(Protocol):
     """What one unit of work sees; all its writes commit together or not at all."""
 
@@ -148,6 +157,8 @@ class Transaction(Protocol):
     def chat(self) -> ChatRepository: ...
     @property
     def watch(self) -> WatchRepository: ...
+    @property
+    def verdicts(self) -> VerdictRepository: ...
 
 
 class Store(Protocol):

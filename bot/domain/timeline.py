@@ -40,6 +40,7 @@ class EventKind(StrEnum):
     VERIFY_RECOVERED = "verify.recovered"
     VERIFY_FAILED = "verify.not_recovered"
     CHAT_REFUSED = "chat.refused"
+    VERDICT = "verdict.recorded"
 
 
 def event(

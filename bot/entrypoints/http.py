@@ -14,7 +14,7 @@ from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.adapters.alertmanager.payload import AmPayload, to_delivery
 from bot.adapters.export.html import render_html
+from bot.domain.durations import parse_duration
 from bot.domain.errors import (
     BackoutError,
     Conflict,
@@ -31,11 +32,13 @@ from bot.domain.errors import (
     Unauthorized,
     UpstreamError,
 )
-from bot.domain.models import IncidentStatus, parse_incident_ref
+from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.domain.verdicts import VerdictKind
 from bot.entrypoints.context import AppContext, SlackParts
 from bot.entrypoints.metrics import Metrics
-from bot.entrypoints.webhook_auth import WebhookAuth
+from bot.entrypoints.webhook_auth import ApiAuth, WebhookAuth
 from bot.services import incidents as incident_service
+from bot.services import verdicts as verdict_service
 from bot.services.export import build_export, render_markdown
 from bot.services.ingest import IngestOutcome
 from bot.services.investigate import follow_up
@@ -107,6 +110,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     """The FastAPI app over an already-built context."""
     app = FastAPI(title="Backout", version="0.1.0", docs_url=None, redoc_url=None)
     auth = WebhookAuth(ctx.settings.alertmanager)
+    api_auth = ApiAuth(ctx.settings.api)
     writer = ctx.ingest_queue
     limit = ctx.settings.server.max_body_bytes
     metrics = ctx.metrics
@@ -230,6 +234,31 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return HTMLResponse(render_html(build_export(view, generated_at=ctx.clock())),
                             headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
+    @app.post("/api/incidents/{ref}/verdict")
+    def post_verdict(ref: str, body: VerdictBody, request: Request) -> JSONResponse:
+        """A responder's verdict: the change that caused it, not this change, or no change."""
+        refused = api_auth.refusal(request.headers.get("authorization"))
+        if refused:
+            return error(401, "unauthorized", refused, {"WWW-Authenticate": 'Bearer realm="backout"'})
+        found = verdict_service.record_verdict(
+            store=ctx.store, playbooks=ctx.playbooks, incident_id=parse_incident_ref(ref), kind=body.verdict,
+            sha=body.sha, actor=Actor.USER, actor_id=f"api:{body.by}" if body.by else "api", now=ctx.clock())
+        return JSONResponse(found.model_dump(mode="json"), status_code=201)
+
+    @app.get("/api/report")
+    @app.get("/api/report/accuracy")
+    def report_accuracy(request: Request, since: str = "30d") -> JSONResponse:
+        """Precision@1 and recall@3 from responders' verdicts, by service and playbook."""
+        refused = api_auth.refusal(request.headers.get("authorization"))
+        if refused:
+            return error(401, "unauthorized", refused, {"WWW-Authenticate": 'Bearer realm="backout"'})
+        try:
+            span = parse_duration(since)
+        except ValueError as exc:
+            return error(422, "invalid_request", f"since: {exc}")
+        now = ctx.clock()
+        return JSONResponse(verdict_service.accuracy_report(store=ctx.store, since=now - span, now=now))
+
     @app.get("/api/incidents/{ref}/timeline")
     def show_timeline(ref: str) -> dict[str, Any]:
         number = parse_incident_ref(ref)
@@ -293,6 +322,16 @@ def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> Non
             return error(400, "bad_request", "the Slack payload could not be read")
         headers = {k: v[0] for k, v in answer.headers.items() if v and k.lower() != "content-length"}
         return Response(answer.body, status_code=answer.status, headers=headers)
+
+
+class VerdictBody(BaseModel):
+    """`{"verdict": "culprit" | "not_culprit" | "no_change", "sha": "<prefix>", "by": "<who>"}`"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: VerdictKind
+    sha: str | None = Field(default=None, max_length=64)
+    by: str | None = Field(default=None, max_length=100, pattern=r"^[\w.@+-]+$")
 
 
 class ExportFormat(StrEnum):

@@ -1,4 +1,5 @@
-"""Alertmanager webhook authentication: bearer or basic, compared in constant time."""
+"""Request authentication: the Alertmanager webhook (bearer or basic) and the API (bearer tokens),
+compared in constant time."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import base64
 import binascii
 import hmac
 
-from bot.config import AlertmanagerSettings
+from bot.config import AlertmanagerSettings, ApiSettings
 
 
 class WebhookAuth:
@@ -40,3 +41,26 @@ class WebhookAuth:
             given = b""
         # compare_digest keeps the comparison constant-time whatever the lengths.
         return bool(given) and hmac.compare_digest(given, self._expected)
+
+
+class ApiAuth:
+    """Checks a bearer token against the API's tokens, each compared in constant time."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.scheme = settings.auth
+        self._tokens = [token.get_secret_value().encode() for token in settings.tokens]
+
+    def refusal(self, authorization: str | None) -> str | None:
+        """None when the request may go on; otherwise what is missing, and nothing else."""
+        if self.scheme == "none":
+            return None
+        if not self._tokens:
+            return "the API needs a token and none is configured (api.tokens or api.token_file)"
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            return "send an API token as 'Authorization: Bearer <token>'"
+        given = credentials.strip().encode()
+        matched = False
+        for token in self._tokens:  # every token is compared, so timing says nothing of which
+            matched |= hmac.compare_digest(given, token)
+        return None if matched else "the API token is not valid"

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.domain.durations import format_duration
 from bot.domain.timeline import EventKind
+from bot.domain.verdicts import Finding, finding
 from bot.services.incidents import IncidentView
 
 SCHEMA = "https://backout.dev/schemas/incident-export/v1"
@@ -18,6 +19,7 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
     """The export document (schema version 1, described in docs/export.md)."""
     incident = view.incident
     first_ranked = next((e.at for e in view.timeline if e.kind == EventKind.SUSPECTS_RANKED), None)
+    found = finding(view.verdicts)
     return {
         "$schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -52,14 +54,23 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
             "confident": view.ranking.confident,
             "reason": view.ranking.reason,
             "ranked_at": _iso(view.ranking.ranked_at),
+            "onset_at": _iso(view.ranking.onset_at),
             "items": [
                 {"rank": rank, "repo": s.repo, "sha": s.sha, "subject": s.subject, "author": s.author,
                  "applied_at": _iso(s.applied_at), "applied_source": s.applied_source.value,
                  "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
-                 "warnings": list(s.warnings)}
+                 "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
+                 "verdict": _verdict_on(s.sha, found)}
                 for rank, s in enumerate(view.ranking.suspects, start=1)
             ],
         },
+        "verdict": None if found is None else {
+            "culprit": found.culprit, "no_change": found.no_change, "ruled_out": sorted(found.ruled_out)},
+        "verdicts": [
+            {"at": _iso(v.at), "verdict": v.kind.value, "repo": v.repo, "sha": v.sha, "actor": v.actor.value,
+             "actor_id": v.actor_id}
+            for v in view.verdicts
+        ],
         "actions": [
             {"kind": a.kind.value, "repo": a.repo, "commit": a.commit_sha or None, "state": a.state.value,
              "branch": a.branch, "url": a.url, "auto": a.auto, "actor": a.actor_id,
@@ -73,6 +84,14 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
             for e in view.timeline
         ],
     }
+
+
+def _verdict_on(sha: str, found: Finding | None) -> str | None:
+    if found is None:
+        return None
+    if found.culprit == sha:
+        return "culprit"
+    return "not_culprit" if sha in found.ruled_out else None
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
@@ -110,6 +129,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
                    f"{md(item['author'])}, score **{item['score']:.2f}**")
         out.extend(f"   - {md(reason)}" for reason in item["reasons"])
         out.extend(f"   - revert safety: {md(warning)}" for warning in item["warnings"])
+    verdict = doc.get("verdict")
+    if verdict:
+        culprit = verdict["culprit"]
+        said = ("no change caused it" if verdict["no_change"] else
+                f"the culprit is `{culprit[:12]}`" if culprit else "no culprit named yet")
+        ruled = ", ".join(f"`{sha[:12]}`" for sha in verdict["ruled_out"])
+        out += ["", f"Responders' verdict: {said}" + (f"; ruled out: {ruled}" if ruled else "") + "."]
     out += ["", "## Actions", ""]
     if not doc["actions"]:
         out.append("None.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.domain.actions import Action
@@ -13,6 +13,7 @@ from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, 
 from bot.domain.ports import Store, Transaction
 from bot.domain.suspects import Ranking, pending
 from bot.domain.timeline import EventKind, event
+from bot.domain.verdicts import Verdict
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class IncidentView:
     timeline: list[TimelineEvent]
     ranking: Ranking
     actions: list[Action]
+    verdicts: list[Verdict] = field(default_factory=list)
 
 
 def list_incidents(
@@ -44,6 +46,7 @@ def get_incident(*, store: Store, incident_id: int) -> IncidentView:
             timeline=tx.timeline.for_incident(incident_id),
             ranking=tx.rankings.get(incident_id) or pending(),
             actions=tx.actions.for_incident(incident_id),
+            verdicts=tx.verdicts.for_incident(incident_id),
         )
 
     return store.run(work)

@@ -16,6 +16,7 @@ from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import ChatThread, PendingSummary, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
+from bot.domain.verdicts import Verdict
 
 T = TypeVar("T")
 
@@ -27,6 +28,7 @@ class _State:
     events: dict[int, TimelineEvent] = field(default_factory=dict)
     changes: dict[tuple[str, str], Change] = field(default_factory=dict)
     reverts: set[Revert] = field(default_factory=set)
+    verdicts: list[Verdict] = field(default_factory=list)
     heads: dict[str, str] = field(default_factory=dict)
     rankings: dict[int, Ranking] = field(default_factory=dict)
     actions: dict[int, Action] = field(default_factory=dict)
@@ -258,6 +260,20 @@ class _Watch:
         self._s.verifications[verification.incident_id] = verification
 
 
+class _Verdicts:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, verdict: Verdict) -> None:
+        self._s.verdicts.append(verdict)
+
+    def for_incident(self, incident_id: int) -> list[Verdict]:
+        return [v for v in self._s.verdicts if v.incident_id == incident_id]
+
+    def since(self, at: datetime, limit: int = 20_000) -> list[Verdict]:
+        return [v for v in self._s.verdicts if self._s.incidents[v.incident_id].opened_at >= at][:limit]
+
+
 class _Tx:
     def __init__(self, state: _State) -> None:
         self.incidents = _Incidents(state)
@@ -268,6 +284,7 @@ class _Tx:
         self.actions = _Actions(state)
         self.chat = _Chat(state)
         self.watch = _Watch(state)
+        self.verdicts = _Verdicts(state)
 
 
 class InMemoryStore:

@@ -20,6 +20,7 @@ from bot.adapters.storage.store_changes import (
     SqlChangeRepository,
     SqlChatRepository,
     SqlRankingRepository,
+    SqlVerdictRepository,
     SqlWatchRepository,
 )
 from bot.domain.errors import StorageUnavailable, WriteConflict
@@ -172,6 +173,7 @@ class SqlTransaction:
         self.actions = SqlActionRepository(conn)
         self.chat = SqlChatRepository(conn)
         self.watch = SqlWatchRepository(conn)
+        self.verdicts = SqlVerdictRepository(conn)
 
 
 class SqlStore:

@@ -17,6 +17,7 @@ from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.ports import ChatThread, PendingSummary, Verification
 from bot.domain.probes import ProbeState, ProbeStatus
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
+from bot.domain.verdicts import Verdict
 
 _CHANGE_FIELDS = {c.name for c in t.changes.columns if c.name != "id"}
 _ACTION_FIELDS = {c.name for c in t.actions.columns if c.name != "id"}
@@ -275,3 +276,25 @@ class SqlWatchRepository:
         _upsert(self._conn, t.verifications, {"incident_id": verification.incident_id},
                 {"query": verification.query, "started_at": verification.started_at,
                  "healthy_since": verification.healthy_since, "outcome": verification.outcome})
+
+
+class SqlVerdictRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, verdict: Verdict) -> None:
+        self._conn.execute(t.verdicts.insert().values(**verdict.model_dump(mode="python")))
+
+    def for_incident(self, incident_id: int) -> list[Verdict]:
+        rows = self._conn.execute(sa.select(t.verdicts).where(t.verdicts.c.incident_id == incident_id)
+                                  .order_by(t.verdicts.c.id)).mappings()
+        return [_verdict(row) for row in rows]
+
+    def since(self, at: datetime, limit: int = 20_000) -> list[Verdict]:
+        query = (sa.select(t.verdicts).join(t.incidents, t.incidents.c.id == t.verdicts.c.incident_id)
+                 .where(t.incidents.c.opened_at >= at).order_by(t.verdicts.c.id).limit(limit))
+        return [_verdict(row) for row in self._conn.execute(query).mappings()]
+
+
+def _verdict(row: Any) -> Verdict:
+    return Verdict.model_validate({key: value for key, value in row.items() if key != "id"})

@@ -1,0 +1,120 @@
+"""What responders say caused an incident, and how often the ranking agreed. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.domain.models import Actor
+from bot.domain.suspects import Ranking
+
+
+class VerdictKind(StrEnum):
+    CULPRIT = "culprit"  # this change caused it
+    NOT_CULPRIT = "not_culprit"  # this change did not
+    NO_CHANGE = "no_change"  # no change caused it
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    incident_id: int
+    kind: VerdictKind
+    repo: str | None = None
+    sha: str | None = None
+    actor: Actor
+    actor_id: str = ""
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The responders' last word on one incident."""
+
+    culprit: str | None  # the sha they confirmed, if any
+    no_change: bool
+    ruled_out: frozenset[str]
+
+
+def finding(verdicts: Iterable[Verdict]) -> Finding | None:
+    """Later verdicts correct earlier ones: a culprit or "no change" replaces the other; a change
+    marked "not this one" is ruled out (and stops being the culprit). None without verdicts."""
+    culprit: str | None = None
+    no_change = False
+    ruled_out: set[str] = set()
+    seen = False
+    for verdict in sorted(verdicts, key=lambda v: v.at):
+        seen = True
+        if verdict.kind is VerdictKind.CULPRIT and verdict.sha:
+            culprit, no_change = verdict.sha, False
+            ruled_out.discard(verdict.sha)
+        elif verdict.kind is VerdictKind.NO_CHANGE:
+            culprit, no_change = None, True
+        elif verdict.kind is VerdictKind.NOT_CULPRIT and verdict.sha:
+            ruled_out.add(verdict.sha)
+            if culprit == verdict.sha:
+                culprit = None
+    return Finding(culprit=culprit, no_change=no_change, ruled_out=frozenset(ruled_out)) if seen else None
+
+
+@dataclass
+class Tally:
+    """Counts behind the accuracy figures of one group of incidents."""
+
+    incidents: int = 0  # with a culprit or "no change" verdict
+    caused: int = 0  # a responder named the culprit
+    confident: int = 0  # the ranking named a confident first suspect
+    confident_right: int = 0
+    top3: int = 0  # the culprit among the first three suspects
+    no_change: int = 0
+    abstained_right: int = 0  # no confident suspect where no change caused it
+    shas: list[str] = field(default_factory=list)
+
+    def add(self, ranking: Ranking, found: Finding) -> None:
+        if found.culprit is None and not found.no_change:
+            return  # only "not this one" so far: no ground truth yet
+        self.incidents += 1
+        top = ranking.top.sha if ranking.top else None
+        if ranking.confident:
+            self.confident += 1
+            self.confident_right += int(found.culprit is not None and top == found.culprit)
+        if found.culprit is not None:
+            self.caused += 1
+            self.top3 += int(found.culprit in [s.sha for s in ranking.suspects[:3]])
+        else:
+            self.no_change += 1
+            self.abstained_right += int(not ranking.confident)
+
+    def figures(self) -> dict[str, float | int | None]:
+        return {
+            "incidents": self.incidents,
+            "precision_at_1": _share(self.confident_right, self.confident),
+            "recall_at_3": _share(self.top3, self.caused),
+            "abstention_no_cause": _share(self.abstained_right, self.no_change),
+            "confident": self.confident, "caused": self.caused, "no_change": self.no_change,
+        }
+
+
+def accuracy(cases: Sequence[tuple[str, str | None, Ranking, Finding]]) -> dict[str, object]:
+    """Precision@1 and recall@3 over (service, playbook, ranking, finding), overall and by
+    service and playbook."""
+    overall = Tally()
+    by_service: dict[str, Tally] = {}
+    by_playbook: dict[str, Tally] = {}
+    for service, playbook, ranking, found in cases:
+        overall.add(ranking, found)
+        by_service.setdefault(service, Tally()).add(ranking, found)
+        by_playbook.setdefault(playbook or "(none)", Tally()).add(ranking, found)
+    return {
+        "overall": overall.figures(),
+        "by_service": {k: v.figures() for k, v in sorted(by_service.items()) if v.incidents},
+        "by_playbook": {k: v.figures() for k, v in sorted(by_playbook.items()) if v.incidents},
+    }
+
+
+def _share(hits: int, total: int) -> float | None:
+    return round(hits / total, 3) if total else None
