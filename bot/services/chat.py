@@ -13,8 +13,10 @@ from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.timeline import EventKind, event
+from bot.domain.verdicts import VerdictKind
 from bot.services import act
 from bot.services import incidents as incident_service
+from bot.services import verdicts as verdict_service
 from bot.services.act import RollbackPlan
 from bot.services.export import build_export, render_markdown
 from bot.services.investigate import investigate
@@ -144,6 +146,20 @@ class ChatCommands:
 
     def status(self, number: int, target: IncidentStatus, user: str) -> Reply:
         return self._status(number, target, user, self.clock())
+
+    def verdict(self, number: int, *, kind: VerdictKind, sha: str | None, user: str) -> Reply:
+        """A responder's verdict from a button: recorded with who, the message refreshed."""
+        try:
+            found = verdict_service.record_verdict(
+                store=self.store, playbooks=self.playbooks, incident_id=number, kind=kind, sha=sha,
+                actor=Actor.USER, actor_id=user, now=self.clock())
+        except BackoutError as exc:
+            return Reply(str(exc))
+        incident_update(store=self.store, notifier=self.notifier, incident_id=number, kind="verdict")
+        said = {VerdictKind.CULPRIT: f"marked {str(found.sha)[:7]} as the cause",
+                VerdictKind.NOT_CULPRIT: f"ruled out {str(found.sha)[:7]}",
+                VerdictKind.NO_CHANGE: "marked it as caused by no change"}[kind]
+        return Reply(f"INC-{number}: {said}. Thank you: it counts in `backout report accuracy`.")
 
     def timeline(self, number: int) -> str:
         events = incident_service.get_timeline(store=self.store, incident_id=number)

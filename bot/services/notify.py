@@ -80,6 +80,8 @@ def summary_payload(view: IncidentView) -> dict[str, object]:
         "playbook": view.incident.playbook,
         "sections": [[heading, list(lines)] for heading, lines in incident_sections(view)],
         "links": [["Pull request", a.url] for a in view.actions if a.url],
+        # the suspects a responder can mark as the culprit or rule out, from the message
+        "suspects": [[s.sha, s.short] for s in view.ranking.suspects[:MAX_SUSPECTS]],
     }
 
 

@@ -233,3 +233,28 @@ def test_the_branch_button_is_for_owners(client: TestClient, slack: FakeSlack, f
     wait_for(lambda: fake_git.branches)
     assert list(fake_git.branches) == [("gitops", "backout/INC-1/incident")]
     assert "backout/INC-1/incident" in wait_for(lambda: len(slack.responses) > 1 and slack.responses)[1]["text"]
+
+
+def test_suspect_buttons_record_verdicts_with_the_slack_user(client: TestClient, slack: FakeSlack) -> None:
+    """The message offers "Caused it" and "Not" for each suspect and "No change caused it"; a press
+    records the verdict with who pressed it, once, and answers privately."""
+    posted = wait_for(lambda: slack.called("chat.postMessage"))
+    ids = [e["action_id"] for b in json.loads(json.dumps(posted[0]["blocks"])) if b["type"] == "actions"
+           for e in b["elements"]]
+    assert {"backout_verdict_culprit_aaaaaaa", "backout_verdict_not_aaaaaaa", "backout_verdict_none"} <= set(ids)
+    def press() -> dict[str, Any]:
+        return button(slack, "backout_verdict_culprit_aaaaaaa", user=STRANGER, incident="1:" + "a" * 40)
+    assert interaction(client, press()).status_code == 200
+    assert interaction(client, press()).status_code == 200
+    answer = wait_for(lambda: slack.responses)[0]
+    assert answer["response_type"] == "ephemeral"
+    assert "marked aaaaaaa as the cause" in answer["text"]
+    time.sleep(0.3)
+    timeline = client.get("/api/incidents/1/timeline").json()["timeline"]
+    verdicts = [e for e in timeline if e["kind"] == "verdict.recorded"]
+    assert [(e["actor_id"], e["text"]) for e in verdicts] == [
+        (STRANGER, f"{STRANGER} marked aaaaaaa as the change that caused it")]
+    assert interaction(client, button(slack, "backout_verdict_none")).status_code == 200
+    wait_for(lambda: len(slack.responses) >= 2)
+    exported = client.get("/api/incidents/1/export").json()
+    assert exported["verdict"]["no_change"] is True

@@ -22,6 +22,7 @@ from bot.adapters.slack.blocks import ActionId, rollback_view
 from bot.domain.chat import escape_mrkdwn, parse_command, usage
 from bot.domain.errors import BackoutError, InvalidInput
 from bot.domain.models import IncidentStatus
+from bot.domain.verdicts import VerdictKind
 from bot.services.chat import ChatCommands, Reply
 
 Respond = Callable[..., Any]
@@ -164,6 +165,21 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
                 respond(response_type="ephemeral", replace_original=False, text=escape_mrkdwn(str(exc)))
 
         slow.submit(_quietly, branch)
+
+    def verdict_button(pattern: str, kind: VerdictKind) -> None:
+        @app.action(re.compile(f"^{pattern}"))
+        def on_verdict(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
+            ack()
+            user = body["user"]["id"]
+            number, _, sha = str(body["actions"][0]["value"]).partition(":")
+            if clicks.first(user, kind.value, number, sha):
+                reply(respond, commands.verdict(int(number), kind=kind, sha=sha or None, user=user),
+                      private_only=True)
+
+    # Anyone in the channel may say what caused it: verdicts teach the accuracy report, they act on nothing.
+    verdict_button(f"{ActionId.CULPRIT}_", VerdictKind.CULPRIT)
+    verdict_button(f"{ActionId.NOT_CULPRIT}_", VerdictKind.NOT_CULPRIT)
+    verdict_button(f"{ActionId.NO_CHANGE}$", VerdictKind.NO_CHANGE)
 
     @app.action(re.compile(f"^{ActionId.LINK}_"))
     def on_link(ack: Callable[..., None]) -> None:

@@ -34,6 +34,9 @@ class ActionId(StrEnum):
     TIMELINE = "backout_timeline"
     LINK = "backout_link"
     CONFIRM_ROLLBACK = "backout_confirm_rollback"  # the modal's callback id
+    CULPRIT = "backout_verdict_culprit"  # value "<incident>:<sha>"
+    NOT_CULPRIT = "backout_verdict_not"  # value "<incident>:<sha>"
+    NO_CHANGE = "backout_verdict_none"  # value "<incident>"
 
 
 def summary_message(payload: dict[str, Any], *, incident_id: int,
@@ -60,6 +63,16 @@ def summary_message(payload: dict[str, Any], *, incident_id: int,
         ButtonElement(text="Resolve", action_id=ActionId.RESOLVE, value=value),
         ButtonElement(text="Timeline", action_id=ActionId.TIMELINE, value=value),
     ]))
+    suspects = [(str(sha), str(short)) for sha, short in payload.get("suspects", [])][:3]
+    if suspects:
+        verdicts: list[ButtonElement] = []
+        for sha, short in suspects:
+            verdicts.append(ButtonElement(text=f"Caused it: {short}", action_id=f"{ActionId.CULPRIT}_{short}",
+                                          value=f"{incident_id}:{sha}"))
+            verdicts.append(ButtonElement(text=f"Not {short}", action_id=f"{ActionId.NOT_CULPRIT}_{short}",
+                                          value=f"{incident_id}:{sha}"))
+        verdicts.append(ButtonElement(text="No change caused it", action_id=ActionId.NO_CHANGE, value=value))
+        blocks.append(ActionsBlock(block_id=f"verdict_{incident_id}", elements=verdicts))
     if len(blocks) > MAX_BLOCKS:
         blocks = [*blocks[: MAX_BLOCKS - 2], ContextBlock(elements=[MarkdownTextObject(
             text="(more in the incident page)")]), blocks[-1]]
