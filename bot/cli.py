@@ -30,6 +30,7 @@ from bot.replay import post_payloads
 from bot.services import act as act_service
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
+from bot.services.authors import notify_authors
 from bot.services.changelog import refresh_changes
 from bot.services.export import build_export, render_markdown
 from bot.services.notify import incident_lines
@@ -284,6 +285,8 @@ def verdict(
         found = verdict_service.record_verdict(
             store=built.ctx.store, playbooks=built.ctx.playbooks, incident_id=number, kind=kind, sha=sha,
             actor=Actor.USER, actor_id=operator(), now=built.ctx.clock())
+        notify_authors(store=built.ctx.store, forge=built.ctx.forge, playbooks=built.ctx.playbooks,
+                       incident_id=number, now=built.ctx.clock(), page_url=built.ctx.page_url(number))
     if as_json:
         echo_json(found.model_dump(mode="json"))
     else:

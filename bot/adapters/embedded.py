@@ -21,6 +21,9 @@ class NoForge:
     def pull_request_status(self, repo: str, number: int) -> PullRequestStatus:
         raise UpstreamError(f"{repo} has no forge")
 
+    def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
+        raise UpstreamError(f"{repo} has no forge")
+
 
 class NoAppliedTimes:
     """The AppliedTimes port when no repository names a source: commit time plus sync delay."""

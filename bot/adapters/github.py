@@ -126,6 +126,30 @@ class GitHubForge:
         states += [_check_run_state(run) for run in runs.get("check_runs", [])]
         return PullRequestStatus(state="open", checks=_combine(states))
 
+    def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
+        base = f"/repos/{self._repos[repo]}/issues"
+        if comment_id is not None:
+            self._call("issues.comments.edit", lambda: self._json("PATCH", f"{base}/comments/{comment_id}",
+                                                                   {"body": body[:60000]}))
+            return comment_id
+
+        def find_or_create() -> int:
+            # A retry after a lost answer finds the comment the first attempt made.
+            found = self._json("GET", f"{base}/{number}/comments", params={"per_page": 100})
+            for item in found if isinstance(found, list) else []:
+                if marker in str(item.get("body", "")):
+                    return int(item["id"])
+            return int(self._json("POST", f"{base}/{number}/comments", {"body": body[:60000]})["id"])
+
+        return self._call("issues.comments.create", find_or_create)
+
+    def _json(self, verb: str, path: str, data: dict[str, Any] | None = None,
+              params: dict[str, Any] | None = None) -> Any:
+        status, headers, body = self._gh.requester.requestJson(verb, path, parameters=params, input=data)
+        if status >= 400:
+            raise GithubException(status, _json(body), headers)
+        return _json(body)
+
     # ---- applied times ----
     def source(self, repo: str) -> str | None:
         applied = self._applied.get(repo)

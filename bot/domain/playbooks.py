@@ -48,6 +48,8 @@ class SuspectPolicy(Strict):
     min_confidence: float = Field(default=0.35, ge=0.0, le=1.0)
     # The margin: the top candidate must score this many times the next one, else it is a tie.
     tie_ratio: float = Field(default=1.5, ge=1.0, le=100.0)
+    # Comment on the pull request a suspect came from (its author hears about it), kept current.
+    notify_authors: bool = False
 
 
 class ActionMode(StrEnum):

@@ -130,6 +130,26 @@ class WatchRepository(Protocol):
     def save_verification(self, verification: Verification) -> None: ...
 
 
+@dataclass(frozen=True)
+class AuthorNotice:
+    """Backout's comment on the pull request a suspect came from."""
+
+    incident_id: int
+    repo: str
+    sha: str
+    pr_number: int
+    comment_id: int
+    body: str
+    updated_at: datetime
+
+
+class AuthorNoticeRepository(Protocol):
+    def for_incident(self, incident_id: int) -> list[AuthorNotice]: ...
+    def save(self, notice: AuthorNotice) -> None:
+        """Insert, or replace the one for the same incident, repo and sha."""
+        ...
+
+
 class VerdictRepository(Protocol):
     def add(self, verdict: Verdict) -> None: ...
     def for_incident(self, incident_id: int) -> list[Verdict]: ...
@@ -159,6 +179,8 @@ class Transaction(Protocol):
     def watch(self) -> WatchRepository: ...
     @property
     def verdicts(self) -> VerdictRepository: ...
+    @property
+    def author_notices(self) -> AuthorNoticeRepository: ...
 
 
 class Store(Protocol):
@@ -255,6 +277,11 @@ class Forge(Protocol):
         ...
 
     def pull_request_status(self, repo: str, number: int) -> PullRequestStatus: ...
+
+    def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
+        """Post a comment on a pull request, or edit `comment_id`; returns the comment's id. A
+        comment already carrying `marker` (a create whose answer was lost) is adopted."""
+        ...
 
 
 class AppliedTimes(Protocol):

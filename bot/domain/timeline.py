@@ -41,6 +41,7 @@ class EventKind(StrEnum):
     VERIFY_FAILED = "verify.not_recovered"
     CHAT_REFUSED = "chat.refused"
     VERDICT = "verdict.recorded"
+    AUTHOR_NOTIFIED = "author.notified"
 
 
 def event(

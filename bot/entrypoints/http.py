@@ -39,6 +39,7 @@ from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import ApiAuth, WebhookAuth
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
+from bot.services.authors import notify_authors
 from bot.services.export import build_export, render_markdown
 from bot.services.ingest import IngestOutcome
 from bot.services.investigate import follow_up
@@ -243,6 +244,9 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         found = verdict_service.record_verdict(
             store=ctx.store, playbooks=ctx.playbooks, incident_id=parse_incident_ref(ref), kind=body.verdict,
             sha=body.sha, actor=Actor.USER, actor_id=f"api:{body.by}" if body.by else "api", now=ctx.clock())
+        ctx.work_executor.submit(lambda: notify_authors(
+            store=ctx.store, forge=ctx.forge, playbooks=ctx.playbooks, incident_id=found.incident_id,
+            now=ctx.clock(), page_url=ctx.page_url(found.incident_id)))
         return JSONResponse(found.model_dump(mode="json"), status_code=201)
 
     @app.get("/api/report")

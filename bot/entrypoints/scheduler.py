@@ -38,7 +38,8 @@ def refresh_job(ctx: AppContext) -> None:
     changed = sorted({repo for repo, count in [*report.new.items(), *report.applied.items()] if count})
     if changed:
         count = rerank_open_incidents(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks,
-                                      repos=changed, now=now, git=ctx.git, metrics=ctx.metrics_query)
+                                      repos=changed, now=now, git=ctx.git, metrics=ctx.metrics_query,
+                                      forge=ctx.forge, page_url=ctx.page_url)
         log.info("changes.refreshed", new=report.new, reranked=count)
 
 

@@ -18,6 +18,7 @@ from bot.services import act
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.act import RollbackPlan
+from bot.services.authors import notify_authors
 from bot.services.export import build_export, render_markdown
 from bot.services.investigate import investigate
 from bot.services.notify import incident_lines, incident_update
@@ -155,6 +156,8 @@ class ChatCommands:
                 actor=Actor.USER, actor_id=user, now=self.clock())
         except BackoutError as exc:
             return Reply(str(exc))
+        notify_authors(store=self.store, forge=self.forge, playbooks=self.playbooks, incident_id=number,
+                       now=self.clock(), page_url=self.page_url(number))
         incident_update(store=self.store, notifier=self.notifier, incident_id=number, kind="verdict")
         said = {VerdictKind.CULPRIT: f"marked {str(found.sha)[:7]} as the cause",
                 VerdictKind.NOT_CULPRIT: f"ruled out {str(found.sha)[:7]}",

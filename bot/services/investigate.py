@@ -13,6 +13,7 @@ from bot.domain.suspects import Ranking, rank_changes
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.act import apply_open_policy, revert_safety
+from bot.services.authors import notify_authors
 from bot.services.changelog import refresh_changes
 from bot.services.incidents import get_incident, get_ranking, require
 from bot.services.onset import find_onset
@@ -121,6 +122,8 @@ def investigate(
         _record_refresh_failure(store, incident_id, report.failed, now)
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
     ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
+    notify_authors(store=store, forge=forge, playbooks=playbooks, incident_id=incident_id, now=now,
+                   page_url=page_url)
     if playbook is not None:
         apply_open_policy(store=store, git=git, notifier=notifier, playbook=playbook,
                           incident_id=incident_id, ranking=ranking, now=now, forge=forge,
@@ -133,6 +136,7 @@ def investigate(
 def rerank_open_incidents(
     *, store: Store, notifier: Notifier, playbooks: Sequence[Playbook], repos: Sequence[str],
     now: datetime, git: GitRepos | None = None, metrics: MetricsQuery | None = None,
+    forge: Forge | None = None, page_url: Callable[[int], str | None] = lambda _: None,
 ) -> int:
     """After new changes arrived: rank again every active incident whose playbook watches them."""
     count = 0
@@ -145,6 +149,8 @@ def rerank_open_incidents(
         if git is not None:
             after = annotate_safety(store=store, git=git, incident_id=incident.id, ranking=after)
         count += 1
+        notify_authors(store=store, forge=forge, playbooks=playbooks, incident_id=incident.id, now=now,
+                       page_url=page_url(incident.id))
         if _answer(before) != _answer(after):
             notify.incident_update(store=store, notifier=notifier, incident_id=incident.id,
                                    kind="suspects.changed")

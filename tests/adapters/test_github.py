@@ -182,3 +182,15 @@ def test_check_runs_count_like_statuses(fake: FakeGitHub) -> None:
     assert target.pull_request_status("gitops", ref.number).checks == "success"
     fake.set_check_run(sha, "ci/lint", "completed", "failure")
     assert target.pull_request_status("gitops", ref.number).checks == "failure"
+
+
+def test_a_comment_is_posted_once_edited_and_adopted_after_a_lost_answer(fake: FakeGitHub) -> None:
+    """Create (the answer lost: 502 after the write), the retry adopts it by its marker; edit in place."""
+    target = forge(fake)
+    fake.fail("POST", r"/issues/7/comments$", 502, after_write=True)
+    first = target.comment("gitops", 7, body="<!-- m -->\nhello", marker="<!-- m -->", comment_id=None)
+    assert [c["id"] for c in fake.comments] == [first]
+    assert target.comment("gitops", 7, body="<!-- m -->\nagain", marker="<!-- m -->", comment_id=first) == first
+    assert [c["body"] for c in fake.comments] == ["<!-- m -->\nagain"]
+    with pytest.raises(UpstreamError):
+        target.comment("gitops", 7, body="x", marker="m", comment_id=999)

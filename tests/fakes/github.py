@@ -224,8 +224,20 @@ class FakeGitHub:
         @app.post(repo + "/issues/{number}/comments")
         async def comment(owner: str, name: str, number: int, request: Request) -> Response:
             data = await request.json()
-            self.comments.append({"issue": number, "body": data["body"]})
-            return JSONResponse({"id": len(self.comments), "body": data["body"]}, status_code=201)
+            self.comments.append({"id": len(self.comments) + 1, "issue": number, "body": data["body"]})
+            return JSONResponse(self.comments[-1], status_code=201)
+
+        @app.get(repo + "/issues/{number}/comments")
+        def list_comments(owner: str, name: str, number: int) -> Response:
+            return JSONResponse([c for c in self.comments if c["issue"] == number])
+
+        @app.patch(repo + "/issues/comments/{comment_id}")
+        async def edit_comment(owner: str, name: str, comment_id: int, request: Request) -> Response:
+            found = next((c for c in self.comments if c["id"] == comment_id), None)
+            if found is None:
+                return JSONResponse({"message": "Not Found"}, status_code=404)
+            found["body"] = (await request.json())["body"]
+            return JSONResponse(found)
 
         @app.get(repo + "/commits/{ref}/status")
         def combined_status(owner: str, name: str, ref: str, request: Request) -> Response:

@@ -13,7 +13,7 @@ from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
-from bot.domain.ports import ChatThread, PendingSummary, Verification
+from bot.domain.ports import AuthorNotice, ChatThread, PendingSummary, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
 from bot.domain.verdicts import Verdict
@@ -29,6 +29,7 @@ class _State:
     changes: dict[tuple[str, str], Change] = field(default_factory=dict)
     reverts: set[Revert] = field(default_factory=set)
     verdicts: list[Verdict] = field(default_factory=list)
+    notices: dict[tuple[int, str, str], AuthorNotice] = field(default_factory=dict)
     heads: dict[str, str] = field(default_factory=dict)
     rankings: dict[int, Ranking] = field(default_factory=dict)
     actions: dict[int, Action] = field(default_factory=dict)
@@ -274,6 +275,17 @@ class _Verdicts:
         return [v for v in self._s.verdicts if self._s.incidents[v.incident_id].opened_at >= at][:limit]
 
 
+class _Notices:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def for_incident(self, incident_id: int) -> list[AuthorNotice]:
+        return [n for (i, _, _), n in self._s.notices.items() if i == incident_id]
+
+    def save(self, notice: AuthorNotice) -> None:
+        self._s.notices[(notice.incident_id, notice.repo, notice.sha)] = notice
+
+
 class _Tx:
     def __init__(self, state: _State) -> None:
         self.incidents = _Incidents(state)
@@ -285,6 +297,7 @@ class _Tx:
         self.chat = _Chat(state)
         self.watch = _Watch(state)
         self.verdicts = _Verdicts(state)
+        self.author_notices = _Notices(state)
 
 
 class InMemoryStore:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from bot.adapters.storage import tables as t
 from bot.adapters.storage.store_changes import (
     SqlActionRepository,
+    SqlAuthorNoticeRepository,
     SqlChangeRepository,
     SqlChatRepository,
     SqlRankingRepository,
@@ -174,6 +175,7 @@ class SqlTransaction:
         self.chat = SqlChatRepository(conn)
         self.watch = SqlWatchRepository(conn)
         self.verdicts = SqlVerdictRepository(conn)
+        self.author_notices = SqlAuthorNoticeRepository(conn)
 
 
 class SqlStore:

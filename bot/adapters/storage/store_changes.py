@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from bot.adapters.storage import tables as t
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
-from bot.domain.ports import ChatThread, PendingSummary, Verification
+from bot.domain.ports import AuthorNotice, ChatThread, PendingSummary, Verification
 from bot.domain.probes import ProbeState, ProbeStatus
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.domain.verdicts import Verdict
@@ -276,6 +276,22 @@ class SqlWatchRepository:
         _upsert(self._conn, t.verifications, {"incident_id": verification.incident_id},
                 {"query": verification.query, "started_at": verification.started_at,
                  "healthy_since": verification.healthy_since, "outcome": verification.outcome})
+
+
+class SqlAuthorNoticeRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def for_incident(self, incident_id: int) -> list[AuthorNotice]:
+        rows = self._conn.execute(sa.select(t.author_notices).where(
+            t.author_notices.c.incident_id == incident_id).order_by(t.author_notices.c.id)).mappings()
+        return [AuthorNotice(**{k: v for k, v in row.items() if k != "id"}) for row in rows]
+
+    def save(self, notice: AuthorNotice) -> None:
+        values = {"pr_number": notice.pr_number, "comment_id": notice.comment_id, "body": notice.body,
+                  "updated_at": notice.updated_at}
+        _upsert(self._conn, t.author_notices,
+                {"incident_id": notice.incident_id, "repo": notice.repo, "sha": notice.sha}, values)
 
 
 class SqlVerdictRepository:

@@ -179,6 +179,21 @@ suspects = sa.Table(
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
 )
 
+# The comment Backout keeps on a suspect's pull request (playbook `suspects.notify_authors`).
+author_notices = sa.Table(
+    "author_notices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("repo", sa.String(100), nullable=False),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("pr_number", sa.Integer, nullable=False),
+    sa.Column("comment_id", sa.BigInteger, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_author_notices_incident_change"),
+)
+
 # What responders said about the cause: a change was (or was not) it, or no change caused it.
 verdicts = sa.Table(
     "verdicts",

@@ -1,5 +1,5 @@
 """Ranking signals: reverts on the branch, the metric's onset, effective and reverted suspects,
-responders' verdicts.
+responders' verdicts, comments on suspects' pull requests.
 
 Revision ID: 0002
 Revises: 0001
@@ -41,6 +41,20 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_verdicts_incident_id"),
     )
     op.create_index("ix_verdicts_incident", "verdicts", ["incident_id", "id"])
+    op.create_table(
+        "author_notices",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("incident_id", sa.Integer, nullable=False),
+        sa.Column("repo", sa.String(100), nullable=False),
+        sa.Column("sha", sa.String(64), nullable=False),
+        sa.Column("pr_number", sa.Integer, nullable=False),
+        sa.Column("comment_id", sa.BigInteger, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("updated_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_author_notices"),
+        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_author_notices_incident_id"),
+        sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_author_notices_incident_change"),
+    )
     with op.batch_alter_table("rankings") as batch:
         batch.add_column(sa.Column("onset_at", UtcDateTime))
     with op.batch_alter_table("suspects") as batch:
@@ -54,6 +68,7 @@ def downgrade() -> None:
         batch.drop_column("effective")
     with op.batch_alter_table("rankings") as batch:
         batch.drop_column("onset_at")
+    op.drop_table("author_notices")
     op.drop_index("ix_verdicts_incident", table_name="verdicts")
     op.drop_table("verdicts")
     op.drop_table("change_reverts")
