@@ -110,6 +110,10 @@ class KeyMetric:
         return points
 
 
+def metrics_mode(mode: str) -> bool:
+    return mode == "with the key metric"
+
+
 def key_query(world: str, service: str) -> str:
     return f'error_ratio{{world="{world}",service="{service}"}}'
 
@@ -144,7 +148,7 @@ def evaluate(scenario: Scenario, ranking: Ranking) -> dict[str, Any]:
         "top2": caused and scenario.culprit_sha in shas[:2],
         "reverted_proposed": bool(top and top in scenario.reverted_shas and ranking.confident),
         "number": scenario.number, "variant": scenario.variant, "reason": ranking.reason,
-        "onset": str(ranking.onset_at),
+        "onset": str(getattr(ranking, "onset_at", None)),
         "true_onset": str(scenario.onset), "started": str(scenario.started_at),
         "top_reasons": list(ranking.suspects[0].reasons) if ranking.suspects else [],
     }
@@ -178,6 +182,7 @@ def main() -> int:
     parser.add_argument("--worlds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--git-only", action="store_true", help="skip the run with the key metric")
     args = parser.parse_args()
 
     end = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
@@ -232,12 +237,14 @@ def main() -> int:
             incidents.append(outcome.opened[0].id or 0)
         modes: dict[str, list[dict[str, Any]]] = {}
         timings: dict[str, list[float]] = {}
-        for mode, metrics in (("git only", None), ("with the key metric", KeyMetric(scenarios))):
+        runs = [("git only", None), ("with the key metric", KeyMetric(scenarios))][:1 if args.git_only else 2]
+        for mode, metrics in runs:
             modes[mode], timings[mode] = [], []
             for scenario, incident_id in zip(scenarios, incidents, strict=True):
                 began = time.perf_counter()
+                extra = {"metrics": metrics} if metrics is not None else {}  # so older code runs it too
                 ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id,
-                                        now=scenario.started_at + timedelta(minutes=3), metrics=metrics)
+                                        now=scenario.started_at + timedelta(minutes=3), **extra)
                 timings[mode].append(time.perf_counter() - began)
                 modes[mode].append(evaluate(scenario, ranking))
         app.close()
@@ -257,7 +264,8 @@ def main() -> int:
         ms = sorted(t * 1000 for t in timings[mode])
         report[mode] = {"figures": figures, "ranking_ms_p50": statistics.median(ms), "scenarios": rows}
         print(f"\n== {mode} ==")
-        print(f"{'family':<20}" + "".join(f"{c.split(' ')[0]:>12}" for c in columns))
+        labels = ["scenarios", "precision@1", "top-1", "recall@3", "abstain(no)", "wrong-abst", "tie|right"]
+        print(f"{'family':<20}" + "".join(f"{label:>12}" for label in labels))
         for family, figure in figures.items():
             cells = []
             for column in columns:
@@ -272,7 +280,8 @@ def main() -> int:
         for name, (op, target) in TARGETS.items():
             value = overall[name]
             ok = value is not None and (value >= target if op == ">=" else value <= target)
-            met &= ok
+            if metrics_mode(mode) or args.git_only:
+                met &= ok  # the exit code speaks for the full configuration: Prometheus and a key query
             print(f"target {name} {op} {target}: {value:.3f} {'met' if ok else 'NOT MET'}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
