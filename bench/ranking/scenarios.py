@@ -329,6 +329,20 @@ def _slot(writer: Writer, edits: Edits, rng: random.Random, *, family: str, t0: 
     onset_minute = -rng.uniform(6, 10)  # for incidents no change caused
     fix_later = rng.random() < 0.4
 
+    def reverted_pair(bad_at: float, revert_at: float) -> None:
+        """A bad change to the service, and its revert ("This reverts commit ...") later."""
+        bad_do, bad_undo = edits.effective(target)
+        made: list[int] = []
+
+        def bad(when: datetime) -> None:
+            made.append(writer.commit(bad_do, when))
+            scenario.reverted.append(made[0])
+
+        def revert(when: datetime) -> None:
+            writer.commit(bad_undo, when, reverts=made[0])
+        plan.append((bad_at, bad))
+        plan.append((revert_at, revert))
+
     def culprit_edit(edit_pair: tuple[Edit, Edit]) -> None:
         do, undo = edit_pair
         at(culprit_at, do, culprit=True, undo=undo)
@@ -353,31 +367,10 @@ def _slot(writer: Writer, edits: Edits, rng: random.Random, *, family: str, t0: 
     elif family in ("shared_infra", "platform_repo"):
         culprit_edit(edits.shared(platform=family == "platform_repo"))
     elif family == "reverted_before":
-        bad_do, bad_undo = edits.effective(target)
-        bad_at = rng.uniform(-240, -150)
-        holder: list[int] = []
-
-        def bad(when: datetime) -> None:
-            holder.append(writer.commit(bad_do, when))
-            scenario.reverted.append(holder[0])
-
-        def revert(when: datetime) -> None:
-            writer.commit(bad_undo, when, reverts=holder[0])
-        plan.append((bad_at, bad))
-        plan.append((rng.uniform(-130, -70), revert))
+        reverted_pair(rng.uniform(-240, -150), rng.uniform(-130, -70))
         culprit_edit(edits.effective(target))
     elif family == "already_reverted":
-        bad_do, bad_undo = edits.effective(target)
-        held: list[int] = []
-
-        def bad2(when: datetime) -> None:
-            held.append(writer.commit(bad_do, when))
-            scenario.reverted.append(held[0])
-
-        def revert2(when: datetime) -> None:
-            writer.commit(bad_undo, when, reverts=held[0])
-        plan.append((rng.uniform(-120, -60), bad2))
-        plan.append((rng.uniform(-50, -15), revert2))
+        reverted_pair(rng.uniform(-120, -60), rng.uniform(-50, -15))
         fix_later = False
     elif family == "two_close":
         first = edits.effective(target)
