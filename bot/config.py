@@ -162,6 +162,7 @@ class SchedulerSettings(Section):
     verify_every: Duration = timedelta(seconds=15)    # how often the key metric is checked after a rollback
     reminders_every: Duration = timedelta(seconds=30)  # how often unacknowledged incidents are looked at
     resolve_every: Duration = timedelta(seconds=30)    # how often incidents.clear_for is applied
+    sweep_every: Duration = timedelta(seconds=15)      # how often follow-up work a crash left is finished
 
 
 class ChatSettings(Section):

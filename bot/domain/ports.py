@@ -150,6 +150,33 @@ class AuthorNoticeRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """Work an incident still needs after a delivery: `investigate` or `announce_resolved`."""
+
+    incident_id: int
+    kind: str
+    created_at: datetime
+    attempts: int = 0
+
+
+class FollowUpRepository(Protocol):
+    def add(self, incident_id: int, kind: str, *, at: datetime) -> None:
+        """Record pending work; one already pending for the incident and kind is kept."""
+        ...
+    def claim(self, incident_id: int, kind: str, *, now: datetime, until: datetime) -> bool:
+        """Take the pending work until `until`, unless someone else holds it; True if taken."""
+        ...
+    def due(self, *, now: datetime, limit: int = 50) -> list[FollowUp]:
+        """Pending work nobody holds, oldest first."""
+        ...
+    def finish(self, incident_id: int, kind: str, *, at: datetime) -> None: ...
+    def retry_later(self, incident_id: int, kind: str, *, until: datetime, error: str) -> None: ...
+    def release_all(self) -> int:
+        """Drop every hold (a lone process starting again: whoever held them is gone)."""
+        ...
+
+
 class VerdictRepository(Protocol):
     def add(self, verdict: Verdict) -> None: ...
     def for_incident(self, incident_id: int) -> list[Verdict]: ...
@@ -181,6 +208,8 @@ class Transaction(Protocol):
     def verdicts(self) -> VerdictRepository: ...
     @property
     def author_notices(self) -> AuthorNoticeRepository: ...
+    @property
+    def follow_ups(self) -> FollowUpRepository: ...
 
 
 class Store(Protocol):

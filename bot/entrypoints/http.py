@@ -41,8 +41,8 @@ from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.authors import notify_authors
 from bot.services.export import build_export, render_markdown
+from bot.services.follow_ups import FollowUpWork, follow_up
 from bot.services.ingest import IngestOutcome
-from bot.services.investigate import follow_up
 from bot.services.presenters import event_dict, incident_dict, incident_view_dict, ranking_dict
 
 log = structlog.get_logger(__name__)
@@ -344,8 +344,16 @@ class ExportFormat(StrEnum):
     HTML = "html"
 
 
+def follow_up_work(ctx: AppContext) -> FollowUpWork:
+    return FollowUpWork(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
+                        import_window=ctx.settings.git.import_window, forge=ctx.forge, applied=ctx.applied,
+                        applied_window=ctx.settings.github.applied_window, page_url=ctx.page_url,
+                        metrics=ctx.metrics_query)
+
+
 def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:
-    """Investigate opened incidents and announce resolved ones, after the webhook has answered."""
+    """Investigate opened incidents and announce resolved ones, after the webhook has answered.
+    The work is already recorded with the delivery: if this process dies first, the sweep does it."""
     opened = [i.id for i in [*outcome.opened, *outcome.reopened] if i.id is not None]
     resolved = [i.id for i in outcome.resolved if i.id is not None]
     if not opened and not resolved:
@@ -353,12 +361,8 @@ def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:
 
     def run() -> None:
         try:
-            follow_up(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
-                      opened=opened, resolved=resolved, now=ctx.clock(),
-                      import_window=ctx.settings.git.import_window, forge=ctx.forge,
-                      applied=ctx.applied, applied_window=ctx.settings.github.applied_window,
-                      page_url=ctx.page_url, metrics=ctx.metrics_query)
-        except Exception as exc:  # logged, never lost silently: the incident itself is stored
+            follow_up(follow_up_work(ctx), opened=opened, resolved=resolved, now=ctx.clock())
+        except Exception as exc:  # logged; the recorded work stays pending for the sweep
             log.exception("follow_up.failed", incidents=opened + resolved, error=str(exc))
 
     ctx.work_executor.submit(run)

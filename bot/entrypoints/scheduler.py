@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import structlog
@@ -16,8 +16,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.domain.playbooks import Playbook, Probe
 from bot.domain.probes import probe_key
 from bot.entrypoints.context import AppContext
-from bot.entrypoints.http import schedule_follow_up
+from bot.entrypoints.http import follow_up_work, schedule_follow_up
 from bot.services.changelog import refresh_changes
+from bot.services.follow_ups import sweep
 from bot.services.investigate import rerank_open_incidents
 from bot.services.pull_requests import follow_pull_requests
 from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
@@ -41,6 +42,11 @@ def refresh_job(ctx: AppContext) -> None:
                                       repos=changed, now=now, git=ctx.git, metrics=ctx.metrics_query,
                                       forge=ctx.forge, page_url=ctx.page_url)
         log.info("changes.refreshed", new=report.new, reranked=count)
+
+
+def sweep_job(ctx: AppContext) -> None:
+    """Finish follow-up work a crash or a failure left pending (investigations, announcements)."""
+    sweep(follow_up_work(ctx), now=ctx.clock())
 
 
 def follow_job(ctx: AppContext) -> None:
@@ -90,11 +96,13 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
     settings = ctx.settings
     scheduler = BackgroundScheduler(timezone="UTC")
 
-    def add(name: str, job: Job, every: timedelta, grace: timedelta | None = None) -> None:
+    def add(name: str, job: Job, every: timedelta, grace: timedelta | None = None, *, at_start: bool = False) -> None:
         seconds = max(every.total_seconds(), 1.0)
+        first = {"next_run_time": datetime.now(UTC)} if at_start else {}
         scheduler.add_job(
             _guarded, "interval", args=[name, job, ctx], seconds=seconds, id=name, name=name,
             coalesce=True, max_instances=1, misfire_grace_time=int((grace or every).total_seconds()) or 1,
+            **first,
         )
 
     if settings.repos:
@@ -109,6 +117,13 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
                 add(f"probe:{probe_key(playbook, probe)}", partial(probe_job, playbook=playbook, probe=probe),
                     probe.every)
         add("verify_rollbacks", verify_job, settings.scheduler.verify_every)
+    if settings.storage.url.startswith("sqlite"):
+        # SQLite means one process: claims in the database are this process's own, from before a
+        # crash. (Replicas on PostgreSQL wait for a dead replica's claims to run out.)
+        released = ctx.store.run(lambda tx: tx.follow_ups.release_all())
+        if released:
+            log.info("follow_ups.released", count=released)
+    add("follow_ups", sweep_job, settings.scheduler.sweep_every, at_start=True)
     add("reminders", reminders_job, settings.scheduler.reminders_every)
     if settings.incidents.clear_for:
         add("resolve_cleared", resolve_job, settings.scheduler.resolve_every)

@@ -28,6 +28,8 @@ from bot.domain.playbooks import Playbook
 from bot.domain.ports import Store, Transaction
 from bot.domain.timeline import EventKind, event
 
+INVESTIGATE, ANNOUNCE_RESOLVED = "investigate", "announce_resolved"  # follow-up kinds
+
 
 @dataclass
 class IngestOutcome:
@@ -108,6 +110,12 @@ class _Ingestion:
         for incident in self.changed.values():
             self.tx.incidents.save(incident)
         self.tx.timeline.append_many(self.events)
+        # The work the 200 promises, recorded with the state it follows from: a crash after the
+        # answer leaves it pending for the sweep, never lost.
+        for incident in [*self.outcome.opened, *self.outcome.reopened]:
+            self.tx.follow_ups.add(incident.id or 0, INVESTIGATE, at=self.now)
+        for incident in self.outcome.resolved:
+            self.tx.follow_ups.add(incident.id or 0, ANNOUNCE_RESOLVED, at=self.now)
         return self.outcome
 
     def _incident(self, group_key: str) -> Incident | None:

@@ -165,30 +165,3 @@ def _record_refresh_failure(store: Store, incident_id: int, failed: dict[str, st
         text=f"Could not refresh the change log ({text}); ranked with the changes known so far.",
         data={"failed": failed},
     )))
-
-
-def follow_up(
-    *,
-    store: Store,
-    git: GitRepos,
-    notifier: Notifier,
-    playbooks: Sequence[Playbook],
-    opened: Sequence[int],
-    resolved: Sequence[int],
-    now: datetime,
-    import_window: timedelta,
-    forge: Forge | None = None,
-    applied: AppliedTimes | None = None,
-    applied_window: timedelta = timedelta(days=1),
-    page_url: Callable[[int], str | None] = lambda _: None,
-    metrics: MetricsQuery | None = None,
-) -> None:
-    """After a delivery is stored: investigate what it opened, announce what it resolved."""
-    for incident_id in opened:
-        investigate(store=store, git=git, notifier=notifier, playbooks=playbooks,
-                    incident_id=incident_id, now=now, import_window=import_window, forge=forge,
-                    applied=applied, applied_window=applied_window, page_url=page_url(incident_id),
-                    metrics=metrics)
-    for incident_id in resolved:
-        notify.incident_update(store=store, notifier=notifier, incident_id=incident_id,
-                               kind="incident.resolved")

@@ -13,7 +13,7 @@ from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
-from bot.domain.ports import AuthorNotice, ChatThread, PendingSummary, Verification
+from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
 from bot.domain.verdicts import Verdict
@@ -30,6 +30,8 @@ class _State:
     reverts: set[Revert] = field(default_factory=set)
     verdicts: list[Verdict] = field(default_factory=list)
     notices: dict[tuple[int, str, str], AuthorNotice] = field(default_factory=dict)
+    # (incident, kind) -> [follow-up, held until, done]
+    follow_ups: dict[tuple[int, str], list[Any]] = field(default_factory=dict)
     heads: dict[str, str] = field(default_factory=dict)
     rankings: dict[int, Ranking] = field(default_factory=dict)
     actions: dict[int, Action] = field(default_factory=dict)
@@ -286,6 +288,38 @@ class _Notices:
         self._s.notices[(notice.incident_id, notice.repo, notice.sha)] = notice
 
 
+class _FollowUps:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, incident_id: int, kind: str, *, at: datetime) -> None:
+        self._s.follow_ups.setdefault((incident_id, kind), [FollowUp(incident_id, kind, at), None])
+
+    def claim(self, incident_id: int, kind: str, *, now: datetime, until: datetime) -> bool:
+        row = self._s.follow_ups.get((incident_id, kind))
+        if row is None or (row[1] is not None and row[1] >= now):
+            return False
+        row[0] = FollowUp(incident_id, kind, row[0].created_at, row[0].attempts + 1)
+        row[1] = until
+        return True
+
+    def due(self, *, now: datetime, limit: int = 50) -> list[FollowUp]:
+        return [row[0] for row in self._s.follow_ups.values() if row[1] is None or row[1] < now][:limit]
+
+    def finish(self, incident_id: int, kind: str, *, at: datetime) -> None:
+        self._s.follow_ups.pop((incident_id, kind), None)
+
+    def retry_later(self, incident_id: int, kind: str, *, until: datetime, error: str) -> None:
+        if (incident_id, kind) in self._s.follow_ups:
+            self._s.follow_ups[(incident_id, kind)][1] = until
+
+    def release_all(self) -> int:
+        held = [row for row in self._s.follow_ups.values() if row[1] is not None]
+        for row in held:
+            row[1] = None
+        return len(held)
+
+
 class _Tx:
     def __init__(self, state: _State) -> None:
         self.incidents = _Incidents(state)
@@ -298,6 +332,7 @@ class _Tx:
         self.watch = _Watch(state)
         self.verdicts = _Verdicts(state)
         self.author_notices = _Notices(state)
+        self.follow_ups = _FollowUps(state)
 
 
 class InMemoryStore:

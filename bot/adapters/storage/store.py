@@ -20,6 +20,7 @@ from bot.adapters.storage.store_changes import (
     SqlAuthorNoticeRepository,
     SqlChangeRepository,
     SqlChatRepository,
+    SqlFollowUpRepository,
     SqlRankingRepository,
     SqlVerdictRepository,
     SqlWatchRepository,
@@ -176,6 +177,7 @@ class SqlTransaction:
         self.watch = SqlWatchRepository(conn)
         self.verdicts = SqlVerdictRepository(conn)
         self.author_notices = SqlAuthorNoticeRepository(conn)
+        self.follow_ups = SqlFollowUpRepository(conn)
 
 
 class SqlStore:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from bot.adapters.storage import tables as t
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
-from bot.domain.ports import AuthorNotice, ChatThread, PendingSummary, Verification
+from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState, ProbeStatus
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.domain.verdicts import Verdict
@@ -292,6 +292,50 @@ class SqlAuthorNoticeRepository:
                   "updated_at": notice.updated_at}
         _upsert(self._conn, t.author_notices,
                 {"incident_id": notice.incident_id, "repo": notice.repo, "sha": notice.sha}, values)
+
+
+class SqlFollowUpRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, incident_id: int, kind: str, *, at: datetime) -> None:
+        statement = _insert(self._conn)(t.follow_ups).values(
+            incident_id=incident_id, kind=kind, created_at=at, attempts=0)
+        self._conn.execute(statement.on_conflict_do_nothing(
+            index_elements=["incident_id", "kind"], index_where=sa.text(t.PENDING)))
+
+    def claim(self, incident_id: int, kind: str, *, now: datetime, until: datetime) -> bool:
+        f = t.follow_ups.c
+        taken = self._conn.execute(t.follow_ups.update().where(
+            f.incident_id == incident_id, f.kind == kind, f.done_at.is_(None),
+            sa.or_(f.claimed_until.is_(None), f.claimed_until < now),
+        ).values(claimed_until=until, attempts=f.attempts + 1))
+        return taken.rowcount == 1
+
+    def due(self, *, now: datetime, limit: int = 50) -> list[FollowUp]:
+        f = t.follow_ups.c
+        rows = self._conn.execute(sa.select(t.follow_ups).where(
+            f.done_at.is_(None), sa.or_(f.claimed_until.is_(None), f.claimed_until < now),
+        ).order_by(f.id).limit(limit)).mappings()
+        return [FollowUp(incident_id=r["incident_id"], kind=r["kind"], created_at=r["created_at"],
+                         attempts=r["attempts"]) for r in rows]
+
+    def finish(self, incident_id: int, kind: str, *, at: datetime) -> None:
+        f = t.follow_ups.c
+        self._conn.execute(t.follow_ups.update().where(
+            f.incident_id == incident_id, f.kind == kind, f.done_at.is_(None)).values(done_at=at))
+
+    def retry_later(self, incident_id: int, kind: str, *, until: datetime, error: str) -> None:
+        f = t.follow_ups.c
+        self._conn.execute(t.follow_ups.update().where(
+            f.incident_id == incident_id, f.kind == kind, f.done_at.is_(None),
+        ).values(claimed_until=until, last_error=error[:1000]))
+
+    def release_all(self) -> int:
+        f = t.follow_ups.c
+        done = self._conn.execute(t.follow_ups.update().where(
+            f.done_at.is_(None), f.claimed_until.is_not(None)).values(claimed_until=None))
+        return max(done.rowcount or 0, 0)
 
 
 class SqlVerdictRepository:

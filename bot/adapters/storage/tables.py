@@ -194,6 +194,26 @@ author_notices = sa.Table(
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_author_notices_incident_change"),
 )
 
+# Work an incident still needs after the delivery that opened or resolved it (investigate it,
+# announce it), written in the same transaction: a crash after the 200 leaves it here, and the
+# sweep or the next start finishes it. One pending row per incident and kind.
+PENDING = "done_at IS NULL"
+follow_ups = sa.Table(
+    "follow_ups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_until", UtcDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("done_at", UtcDateTime),
+    sa.Index("uq_follow_ups_pending", "incident_id", "kind", unique=True,
+             sqlite_where=sa.text(PENDING), postgresql_where=sa.text(PENDING)),
+    sa.Index("ix_follow_ups_done", "done_at", "id"),
+)
+
 # What responders said about the cause: a change was (or was not) it, or no change caused it.
 verdicts = sa.Table(
     "verdicts",

@@ -1,5 +1,5 @@
 """Ranking signals: reverts on the branch, the metric's onset, effective and reverted suspects,
-responders' verdicts, comments on suspects' pull requests.
+responders' verdicts, comments on suspects' pull requests; durable follow-up work.
 
 Revision ID: 0002
 Revises: 0001
@@ -8,7 +8,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from bot.adapters.storage.tables import UtcDateTime
+from bot.adapters.storage.tables import PENDING, UtcDateTime
 
 revision = "0002"
 down_revision = "0001"
@@ -55,6 +55,22 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_author_notices_incident_id"),
         sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_author_notices_incident_change"),
     )
+    op.create_table(
+        "follow_ups",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("incident_id", sa.Integer, nullable=False),
+        sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("claimed_until", UtcDateTime),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text),
+        sa.Column("done_at", UtcDateTime),
+        sa.PrimaryKeyConstraint("id", name="pk_follow_ups"),
+        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_follow_ups_incident_id"),
+    )
+    op.create_index("uq_follow_ups_pending", "follow_ups", ["incident_id", "kind"], unique=True,
+                    sqlite_where=sa.text(PENDING), postgresql_where=sa.text(PENDING))
+    op.create_index("ix_follow_ups_done", "follow_ups", ["done_at", "id"])
     with op.batch_alter_table("rankings") as batch:
         batch.add_column(sa.Column("onset_at", UtcDateTime))
     with op.batch_alter_table("suspects") as batch:
@@ -68,6 +84,9 @@ def downgrade() -> None:
         batch.drop_column("effective")
     with op.batch_alter_table("rankings") as batch:
         batch.drop_column("onset_at")
+    op.drop_index("ix_follow_ups_done", table_name="follow_ups")
+    op.drop_index("uq_follow_ups_pending", table_name="follow_ups")
+    op.drop_table("follow_ups")
     op.drop_table("author_notices")
     op.drop_index("ix_verdicts_incident", table_name="verdicts")
     op.drop_table("verdicts")

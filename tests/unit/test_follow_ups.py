@@ -1,0 +1,88 @@
+"""Follow-up work recorded with the delivery: claimed once, done once, retried after a failure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.adapters.console import RecordingNotifier
+from bot.domain.incidents import IncidentPolicy
+from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+from bot.domain.playbooks import Playbook
+from bot.services.follow_ups import RETRY_AFTER, FollowUpKind, FollowUpWork, follow_up, run_one, sweep
+from bot.services.incidents import get_ranking
+from bot.services.ingest import ingest_delivery
+from tests.fakes.git import FakeGit
+from tests.fakes.store import InMemoryStore
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+PLAYBOOKS = [Playbook.model_validate({"name": "checkout", "service": "checkout", "match": {"service": "checkout"},
+                                      "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}]})]
+
+
+def opened(store: InMemoryStore, status: AlertStatus = AlertStatus.FIRING) -> None:
+    alert = ReceivedAlert(fingerprint="f", starts_at=NOW, ends_at=None if status is AlertStatus.FIRING else NOW,
+                          status=status, labels={"alertname": "Errors", "service": "checkout"}, annotations={})
+    ingest_delivery(store=store, delivery=Delivery(group_key="g", status=status, alerts=(alert,)),
+                    playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
+
+
+def work(store: InMemoryStore, git: FakeGit | None = None) -> tuple[FollowUpWork, RecordingNotifier]:
+    notes = RecordingNotifier()
+    return FollowUpWork(store=store, git=git or FakeGit(), notifier=notes, playbooks=PLAYBOOKS,
+                        import_window=timedelta(days=7)), notes
+
+
+def test_the_delivery_records_the_work_and_running_it_once_finishes_it() -> None:
+    """Opened: investigate pending in the same transaction; run once: ranked, announced, done."""
+    store = InMemoryStore()
+    opened(store)
+    assert [f.kind for f in store.run(lambda tx: tx.follow_ups.due(now=NOW))] == ["investigate"]
+    job, notes = work(store)
+    assert follow_up(job, opened=[1], resolved=[], now=NOW) == 1
+    assert get_ranking(store=store, incident_id=1).status.value == "ranked"
+    assert [n.kind for n in notes.notices] == ["incident.opened"]
+    assert follow_up(job, opened=[1], resolved=[], now=NOW) == 0, "done work is not done again"
+    assert sweep(job, now=NOW) == 0
+
+
+def test_work_held_by_another_runner_is_left_to_it_until_its_claim_runs_out() -> None:
+    """A claim holds for the lease; after it, the sweep takes the work over."""
+    store = InMemoryStore()
+    opened(store)
+    store.run(lambda tx: tx.follow_ups.claim(1, "investigate", now=NOW, until=NOW + timedelta(minutes=5)))
+    job, notes = work(store)
+    assert sweep(job, now=NOW + timedelta(minutes=1)) == 0
+    assert sweep(job, now=NOW + timedelta(minutes=6)) == 1
+    assert [n.kind for n in notes.notices] == ["incident.opened"]
+
+
+def test_a_failure_is_retried_later_not_lost() -> None:
+    """The investigation raises: the work stays pending, due again after RETRY_AFTER."""
+    store = InMemoryStore()
+    opened(store)
+
+    class BrokenGit(FakeGit):
+        def refresh(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            raise RuntimeError("disk full")
+
+    job, _ = work(store, BrokenGit())
+    assert run_one(job, incident_id=1, kind=FollowUpKind.INVESTIGATE, now=NOW) is False
+    assert sweep(job, now=NOW + timedelta(seconds=1)) == 0
+    fixed, notes = work(store)
+    assert sweep(fixed, now=NOW + RETRY_AFTER + timedelta(seconds=1)) == 1
+    assert [n.kind for n in notes.notices] == ["incident.opened"]
+
+
+@pytest.mark.parametrize("status", [AlertStatus.RESOLVED])
+def test_a_resolution_is_announced_through_the_same_work(status: AlertStatus) -> None:
+    """Resolved by a delivery: announce_resolved is recorded and announced once."""
+    store = InMemoryStore()
+    opened(store)
+    opened(store, status)
+    kinds = sorted(f.kind for f in store.run(lambda tx: tx.follow_ups.due(now=NOW)))
+    assert kinds == ["announce_resolved", "investigate"]
+    job, notes = work(store)
+    assert sweep(job, now=NOW) == 2
+    assert sorted(n.kind for n in notes.notices) == ["incident.opened", "incident.resolved"]
