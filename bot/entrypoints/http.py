@@ -101,10 +101,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def validation_detail(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
+    """Where and why, for the sender; a key that is not valid Unicode is shown escaped."""
     return [
-        {"loc": ".".join(str(part) for part in err["loc"]), "msg": err["msg"]}
+        {"loc": _printable(".".join(str(part) for part in err["loc"]))[:300], "msg": _printable(err["msg"])[:300]}
         for err in exc.errors()
     ][:20]
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def create_http_app(ctx: AppContext) -> FastAPI:
@@ -135,8 +140,10 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return error(exc.status_code, code, exc.detail)
 
     @app.exception_handler(Exception)
-    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("http.unhandled", error=type(exc).__name__)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("http.unhandled", error=type(exc).__name__, path=request.url.path)
+        if request.url.path == "/webhooks/alertmanager":
+            metrics.webhook_requests.labels("error").inc()
         return error(500, "internal", "internal error; see the server log")
 
     @app.post("/webhooks/alertmanager")
@@ -152,7 +159,10 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return error(413, "too_large", f"the body is over {limit} bytes")
         try:
             raw = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError:
+            metrics.webhook_requests.labels("malformed").inc()
+            return error(400, "malformed_json", "the body is nested too deeply to be an Alertmanager payload")
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, or an integer of thousands of digits
             metrics.webhook_requests.labels("malformed").inc()
             return error(400, "malformed_json", f"the body is not JSON: {exc}")
         try:
@@ -307,6 +317,9 @@ def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> Non
             return error(413, "too_large", f"the body is over {limit} bytes")
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
+        if not timestamp.isdigit() or not signature.startswith("v0="):
+            return error(401, "invalid_signature", "missing or malformed Slack signature headers "
+                         "(X-Slack-Request-Timestamp, X-Slack-Signature)")
         if not slack.signing_secret or not verifier.is_valid(body, timestamp, signature):
             log.warning("slack.bad_signature", timestamp=timestamp[:20])
             return error(401, "invalid_signature", "the request is not signed by Slack, or too old")
@@ -316,10 +329,11 @@ def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> Non
         digest = hashlib.sha256(body).hexdigest()
         if bodies.check_and_add(digest) and request.headers.get("x-slack-retry-num"):
             return JSONResponse({"ok": True, "duplicate": True})
-        bolt_request = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
-                                   headers={k: [v] for k, v in request.headers.items()})
-        # Bolt's dispatch is synchronous: run it on the thread pool, not the event loop.
+        # Bolt's dispatch is synchronous: run it on the thread pool, not the event loop. Building
+        # the request parses the body, so a signed but unreadable payload fails here too.
         try:
+            bolt_request = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
+                                       headers={k: [v] for k, v in request.headers.items()})
             answer = await run_in_threadpool(slack.app.dispatch, bolt_request)
         except Exception as exc:  # bolt reading a payload it cannot parse
             log.warning("slack.unreadable", error=type(exc).__name__)

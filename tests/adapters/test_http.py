@@ -269,3 +269,55 @@ def test_the_incident_page_shows_alert_text_literally(client: TestClient) -> Non
     assert "<h2>Timeline</h2>" in page.text
     assert client.get("/api/incidents/1/export", params={"format": "html"}).text == page.text
     assert client.get("/incidents/INC-9").status_code == 404
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (b"[" * 5000 + b"]" * 5000, 400),  # nested thousands deep
+    (b'{"version": "4", "n": ' + b"9" * 5000 + b"}", 400),  # an integer of thousands of digits
+    (json.dumps({**payload("01"), "alerts": [{**payload("01")["alerts"][0],
+                                              "startsAt": "9999-12-31T23:00:00-05:00"}]}).encode(), 422),
+    (json.dumps(payload("01")).replace('"checkout"', '"\\ud800"', 1).encode(), 422),  # a lone surrogate
+    (json.dumps({**payload("01"), "alerts": [{**payload("01")["alerts"][0],
+                                              "labels": {"KEY": "x"}}]}).replace('"KEY"', '"\\ud800"').encode(), 422),
+])
+def test_hostile_bodies_are_clear_client_errors(client: TestClient, body: bytes, status: int) -> None:
+    """Each answers 400 or 422 with a JSON error, never 500 (Alertmanager would retry it forever)."""
+    response = post(client, body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"] in {"malformed_json", "invalid_payload"}
+
+
+def test_a_nul_in_a_label_is_stored_visibly(client: TestClient) -> None:
+    """NUL (which PostgreSQL text cannot hold) is stored as U+2400 on every database."""
+    data = payload("01")
+    data["alerts"][0]["annotations"]["summary"] = "bad\x00byte"
+    assert post(client, json.dumps(data).encode()).status_code == 200
+    alert = client.get("/api/incidents/INC-1").json()["alerts"][0]
+    assert "bad\u2400byte" in json.dumps(alert, ensure_ascii=False)
+
+
+def test_unsigned_and_unreadable_slack_requests_are_client_errors(
+    build: Callable[..., bootstrap.App], make_settings: Callable[..., Settings]
+) -> None:
+    """No signature headers: 401 saying what is missing; a signed payload that is not JSON: 400."""
+    import hashlib
+    import hmac
+    import time
+
+    from bot.config import SlackSettings
+
+    secret = "s" * 32
+    settings = make_settings(chat={"kind": "slack"}, slack=SlackSettings(
+        mode="http", bot_token="xoxb-test", signing_secret=secret, api_url="http://127.0.0.1:9/api/",
+        channel="#incidents"))
+    with TestClient(build(settings).http) as slack_client:
+        bare = slack_client.post("/slack/events", content=b"payload=x")
+        assert bare.status_code == 401
+        assert "missing or malformed Slack signature headers" in bare.json()["detail"]
+        body = "payload=%7Bnot-json"
+        stamp = str(int(time.time()))
+        digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+        signed = slack_client.post("/slack/events", content=body, headers={
+            "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
+            "Content-Type": "application/x-www-form-urlencoded"})
+        assert signed.status_code == 400

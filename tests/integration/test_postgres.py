@@ -123,3 +123,22 @@ def test_the_whole_flow_runs_on_postgres(engines: list[sa.Engine]) -> None:
     document = build_export(get_incident(store=store, incident_id=1), generated_at=NOW)
     assert document["actions"][0]["state"] == "pushed"
     assert document["suspects"]["items"][0]["sha"] == "a" * 40
+
+
+def test_a_nul_in_alert_text_is_stored_on_postgresql(engines: list[sa.Engine]) -> None:
+    """A NUL in a label or annotation is parsed to U+2400 at the border: PostgreSQL stores it."""
+    import json
+
+    from bot.adapters.alertmanager.payload import AmPayload, to_delivery
+    from tests.conftest import payload
+
+    data = payload("01")
+    data["alerts"][0]["labels"]["note"] = "a\x00b"
+    data["alerts"][0]["annotations"]["summary"] = "\x00"
+    parsed = to_delivery(AmPayload.model_validate(json.loads(json.dumps(data))))
+    store = SqlStore(engines[0])
+    outcome = ingest_delivery(store=store, delivery=parsed, playbooks=load_playbooks(PLAYBOOKS),
+                              policy=IncidentPolicy(), now=NOW)
+    [alert] = [a for a in store.run(lambda tx: tx.alerts.for_incident(outcome.opened[0].id or 0))
+               if a.labels.get("note")]
+    assert (alert.labels["note"], alert.annotations["summary"]) == ("a\u2400b", "\u2400")

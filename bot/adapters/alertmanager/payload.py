@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 
@@ -13,6 +13,31 @@ from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 _ZERO_TIME_YEAR = 1
 
 STATUS_MAP: dict[str, AlertStatus] = {"firing": AlertStatus.FIRING, "resolved": AlertStatus.RESOLVED}
+NUL_SHOWN = "\u2400"  # SYMBOL FOR NULL: PostgreSQL text cannot hold NUL; both databases store this
+
+
+def _text(value: str) -> str:
+    """Text as both databases can store it: NUL shown as U+2400; a lone surrogate (JSON's
+    "\\ud800", not a character) refused, so the sender learns the field."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate: not valid Unicode text") from None
+    return value.replace("\x00", NUL_SHOWN)
+
+
+def _instant(value: datetime) -> datetime:
+    """A time that exists in UTC (9999-12-31T23:00:00-05:00 does not)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+Text = Annotated[str, AfterValidator(_text)]
+Instant = Annotated[datetime, AfterValidator(_instant)]
 
 
 
@@ -21,11 +46,11 @@ class AmAlert(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str] = Field(max_length=200)
-    annotations: dict[str, str] = Field(default_factory=dict, max_length=200)
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
-    generator_url: str = Field(default="", alias="generatorURL", max_length=8192)
+    labels: dict[Text, Text] = Field(max_length=200)
+    annotations: dict[Text, Text] = Field(default_factory=dict, max_length=200)
+    starts_at: Instant = Field(alias="startsAt")
+    ends_at: Instant | None = Field(default=None, alias="endsAt")
+    generator_url: Text = Field(default="", alias="generatorURL", max_length=8192)
     fingerprint: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
 
 
@@ -35,12 +60,12 @@ class AmPayload(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     version: Literal["4"]
-    group_key: str = Field(alias="groupKey", min_length=1, max_length=4096)
+    group_key: Text = Field(alias="groupKey", min_length=1, max_length=4096)
     status: Literal["firing", "resolved"]
-    receiver: str = ""
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    external_url: str = Field(default="", alias="externalURL")
+    receiver: Text = ""
+    group_labels: dict[Text, Text] = Field(default_factory=dict, alias="groupLabels")
+    common_labels: dict[Text, Text] = Field(default_factory=dict, alias="commonLabels")
+    external_url: Text = Field(default="", alias="externalURL")
     alerts: list[AmAlert] = Field(max_length=10_000)
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
 
