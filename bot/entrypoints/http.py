@@ -108,6 +108,25 @@ def validation_detail(exc: ValidationError | RequestValidationError) -> list[dic
     ][:20]
 
 
+def payload_schema() -> dict[str, Any]:
+    """Alertmanager's webhook body as JSON Schema, inlined for the OpenAPI document (the handler
+    reads the raw body itself, so FastAPI does not describe it)."""
+    schema = AmPayload.model_json_schema(by_alias=True)
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return dict(inline(schema))
+
+
 def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -146,7 +165,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             metrics.webhook_requests.labels("error").inc()
         return error(500, "internal", "internal error; see the server log")
 
-    @app.post("/webhooks/alertmanager")
+    @app.post("/webhooks/alertmanager", openapi_extra={"requestBody": {
+        "required": True, "content": {"application/json": {"schema": payload_schema()}}}})
     async def alertmanager_webhook(request: Request) -> JSONResponse:
         if not auth.allows(request.headers.get("authorization")):
             metrics.webhook_requests.labels("unauthorized").inc()
