@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -36,6 +37,7 @@ from bot.entrypoints.context import AppContext, Readiness, SlackParts
 from bot.entrypoints.http import create_http_app
 from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
+from bot.entrypoints.webhook_auth import PageLinks
 from bot.services.chat import ChatCommands
 from bot.services.ingest import IngestOutcome, ingest_deliveries
 
@@ -109,6 +111,8 @@ def build(
         ingest_queue=IngestQueue(partial(_record_deliveries, store=store, playbooks=playbooks,
                                          policy=settings.incidents, clock=clock)),
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
+        links=PageLinks(settings.api.link_secret.get_secret_value().encode() if settings.api.link_secret
+                        else secrets.token_bytes(32), settings.api.link_lifetime),
     )
     if metrics_query is None and settings.prometheus.url:
         metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds())

@@ -90,12 +90,18 @@ class AlertmanagerSettings(Section):
 
 
 class ApiSettings(Section):
-    """Credentials for the API's writes and reports (verdicts, accuracy) and, as issue work goes on,
-    its reads: bearer tokens compared in constant time."""
+    """Who may read the API and the incident pages (alerts, timelines, authors' emails) and use
+    its writes: bearer tokens compared in constant time. `/healthz` and `/readyz` stay open."""
 
     auth: Literal["bearer", "none"] = "bearer"
     tokens: list[SecretStr] = Field(default_factory=list)
     token_file: Path | None = None  # one token a line
+    metrics_public: bool = True  # /metrics without a token (Prometheus scrapes it)
+    # Links Backout posts (Slack, pull requests) to /incidents/{id} carry a token signed with this
+    # key that expires: a person opens them in a browser without a bearer header.
+    link_secret: SecretStr | None = None
+    link_secret_file: Path | None = None
+    link_lifetime: Duration = timedelta(days=30)
 
     @model_validator(mode="after")
     def _read_token_file(self) -> ApiSettings:

@@ -21,6 +21,7 @@ from bot.adapters.console import ConsoleNotifier
 from bot.adapters.export.html import render_html
 from bot.config import (
     AlertmanagerSettings,
+    ApiSettings,
     GitSettings,
     LoggingSettings,
     RepoSettings,
@@ -82,11 +83,13 @@ def run_demo(*, out: Path, echo: Echo) -> int:
     echo(f"   (the bad change, {bad[:7]}, went to checkout 14 minutes before the alert)\n")
 
     data = resources.files("bot.demo_data")
+    read_token = secrets.token_urlsafe(24)  # reads need a token, as in production
     with resources.as_file(data / "playbooks") as playbooks_dir:
         settings = Settings(
             server=ServerSettings(port=0),
             storage=StorageSettings(url=f"sqlite:///{out / 'backout-demo.db'}"),
             alertmanager=AlertmanagerSettings(auth="bearer", bearer_token=secrets.token_urlsafe(24)),
+            api=ApiSettings(tokens=[read_token]),
             playbooks_dir=playbooks_dir,
             repos=[RepoSettings(name="gitops", url=str(repo.bare), branch="main")],
             git=GitSettings(mirror_dir=out / "mirrors"),
@@ -96,7 +99,8 @@ def run_demo(*, out: Path, echo: Echo) -> int:
     store = app.ctx.store
     firing, resolved = deliveries(started, now + timedelta(minutes=5))
     try:
-        with serve_in_thread(app.http) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+        with serve_in_thread(app.http) as base_url, httpx.Client(
+                base_url=base_url, timeout=10, headers={"Authorization": f"Bearer {read_token}"}) as client:
             echo(f"2. Backout serves on {base_url} (SQLite, console instead of Slack).")
             echo("   Alertmanager delivers HighErrorRate for checkout over HTTP:")
             for posted in post_payloads(base_url=base_url, settings=settings.alertmanager,

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from bot import bootstrap
 from bot.adapters.alertmanager.payload import AmPayload, to_delivery
 from bot.adapters.console import RecordingNotifier
-from bot.config import AlertmanagerSettings, Settings, StorageSettings
+from bot.config import AlertmanagerSettings, ApiSettings, Settings, StorageSettings
 from bot.domain.models import Delivery
 from tests.fakes.git import FakeGit, InlineExecutor
 
@@ -84,6 +84,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "storage": StorageSettings(url=f"sqlite:///{tmp_path / 'backout.db'}"),
             "alertmanager": AlertmanagerSettings(auth="bearer", bearer_token=TOKEN),
+            # Reads are open in these tests; test_read_auth.py checks the default (bearer).
+            "api": ApiSettings(auth="none"),
             "playbooks_dir": PLAYBOOKS,
             "repos": [{"name": "gitops", "url": str(tmp_path / "gitops.git")}],
         }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from slack_bolt import App
 
@@ -15,6 +17,7 @@ from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, LeaderGate, MetricsQuery, Notifier, Store
 from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
+from bot.entrypoints.webhook_auth import PageLinks
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,17 @@ class AppContext:
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="work")
     )
     metrics: Metrics = field(default_factory=lambda: Metrics())
+    # Without api.link_secret, a key of this process's own: its links stop opening after a restart.
+    links: PageLinks = field(default_factory=lambda: PageLinks(secrets.token_bytes(32), timedelta(days=30)))
 
     def page_url(self, incident_id: int) -> str | None:
-        """The incident's page, when the server's public URL is configured."""
+        """The incident's page, when the server's public URL is configured, with a signed token
+        that opens it without an API token until it expires."""
         base = self.settings.server.public_url
-        return f"{base.rstrip('/')}/incidents/INC-{incident_id}" if base else None
+        if not base:
+            return None
+        return (f"{base.rstrip('/')}/incidents/INC-{incident_id}"
+                f"?t={self.links.token(incident_id, now=self.clock())}")
 
     def reviewers(self, playbook_name: str | None) -> tuple[str, ...]:
         playbook = playbook_named(self.playbooks, playbook_name)

@@ -216,6 +216,18 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     if ctx.slack is not None:
         register_slack_events(app, ctx.slack, limit=limit)
 
+    def refused(request: Request, *, page_of: int | None = None) -> JSONResponse | None:
+        """None when the request may read; otherwise a 401 that says what is missing and
+        nothing about any incident. An incident page also opens with its link's signed token."""
+        why = api_auth.refusal(request.headers.get("authorization"))
+        if why is None:
+            return None
+        if page_of is not None and ctx.links.allows(page_of, request.query_params.get("t"), now=ctx.clock()):
+            return None
+        if page_of is not None and request.query_params.get("t"):
+            why = "the link's token is not valid or has expired: ask for a new link, or send an API token"
+        return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -228,28 +240,38 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return error(503, "not_ready", state.detail)
 
     @app.get("/metrics")
-    def metrics_endpoint() -> Response:
+    def metrics_endpoint(request: Request) -> Response:
+        if not ctx.settings.api.metrics_public and (denied := refused(request)):
+            return denied
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/api/incidents")
+    @app.get("/api/incidents", response_model=None)
     def list_incidents(
-        status: IncidentStatus | None = None, limit: int = Query(default=100, ge=1, le=1000)
-    ) -> dict[str, Any]:
+        request: Request, status: IncidentStatus | None = None, limit: int = Query(default=100, ge=1, le=1000)
+    ) -> dict[str, Any] | JSONResponse:
+        if denied := refused(request):
+            return denied
         found = incident_service.list_incidents(store=ctx.store, status=status, limit=limit)
         return {"incidents": [incident_dict(incident) for incident in found]}
 
-    @app.get("/api/incidents/{ref}")
-    def show_incident(ref: str) -> dict[str, Any]:
+    @app.get("/api/incidents/{ref}", response_model=None)
+    def show_incident(ref: str, request: Request) -> dict[str, Any] | JSONResponse:
+        if denied := refused(request):
+            return denied
         view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
         return incident_view_dict(view)
 
-    @app.get("/api/incidents/{ref}/suspects")
-    def show_suspects(ref: str) -> dict[str, Any]:
+    @app.get("/api/incidents/{ref}/suspects", response_model=None)
+    def show_suspects(ref: str, request: Request) -> dict[str, Any] | JSONResponse:
+        if denied := refused(request):
+            return denied
         ranking = incident_service.get_ranking(store=ctx.store, incident_id=parse_incident_ref(ref))
         return ranking_dict(ranking)
 
     @app.get("/api/incidents/{ref}/export")
-    def export(ref: str, format: ExportFormat = ExportFormat.JSON) -> Response:
+    def export(ref: str, request: Request, format: ExportFormat = ExportFormat.JSON) -> Response:
+        if denied := refused(request):
+            return denied
         view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
         document = build_export(view, generated_at=ctx.clock())
         if format is ExportFormat.MARKDOWN:
@@ -258,19 +280,21 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return HTMLResponse(render_html(document))
         return JSONResponse(document)
 
-    @app.get("/incidents/{ref}")
-    def incident_page(ref: str) -> HTMLResponse:
+    @app.get("/incidents/{ref}", response_model=None)
+    def incident_page(ref: str, request: Request) -> HTMLResponse | JSONResponse:
         """The review page: people open it from Slack, the pull request or the export."""
-        view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
+        number = parse_incident_ref(ref)
+        if denied := refused(request, page_of=number):
+            return denied
+        view = incident_service.get_incident(store=ctx.store, incident_id=number)
         return HTMLResponse(render_html(build_export(view, generated_at=ctx.clock())),
                             headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
     @app.post("/api/incidents/{ref}/verdict")
     def post_verdict(ref: str, body: VerdictBody, request: Request) -> JSONResponse:
         """A responder's verdict: the change that caused it, not this change, or no change."""
-        refused = api_auth.refusal(request.headers.get("authorization"))
-        if refused:
-            return error(401, "unauthorized", refused, {"WWW-Authenticate": 'Bearer realm="backout"'})
+        if denied := refused(request):
+            return denied
         found = verdict_service.record_verdict(
             store=ctx.store, playbooks=ctx.playbooks, incident_id=parse_incident_ref(ref), kind=body.verdict,
             sha=body.sha, actor=Actor.USER, actor_id=f"api:{body.by}" if body.by else "api", now=ctx.clock())
@@ -283,9 +307,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     @app.get("/api/report/accuracy")
     def report_accuracy(request: Request, since: str = "30d") -> JSONResponse:
         """Precision@1 and recall@3 from responders' verdicts, by service and playbook."""
-        refused = api_auth.refusal(request.headers.get("authorization"))
-        if refused:
-            return error(401, "unauthorized", refused, {"WWW-Authenticate": 'Bearer realm="backout"'})
+        if denied := refused(request):
+            return denied
         try:
             span = parse_duration(since)
         except ValueError as exc:
@@ -293,8 +316,10 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         now = ctx.clock()
         return JSONResponse(verdict_service.accuracy_report(store=ctx.store, since=now - span, now=now))
 
-    @app.get("/api/incidents/{ref}/timeline")
-    def show_timeline(ref: str) -> dict[str, Any]:
+    @app.get("/api/incidents/{ref}/timeline", response_model=None)
+    def show_timeline(ref: str, request: Request) -> dict[str, Any] | JSONResponse:
+        if denied := refused(request):
+            return denied
         number = parse_incident_ref(ref)
         events = incident_service.get_timeline(store=ctx.store, incident_id=number)
         return {"ref": f"INC-{number}", "timeline": [event_dict(event) for event in events]}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+from datetime import datetime, timedelta
 
 from bot.config import AlertmanagerSettings, ApiSettings
 
@@ -64,3 +66,25 @@ class ApiAuth:
         for token in self._tokens:  # every token is compared, so timing says nothing of which
             matched |= hmac.compare_digest(given, token)
         return None if matched else "the API token is not valid"
+
+
+class PageLinks:
+    """Signed, expiring tokens for the incident-page links Backout posts: HMAC-SHA256 of the
+    incident and the expiry with a server key, so a link opens one incident's page and no more."""
+
+    def __init__(self, secret: bytes, lifetime: timedelta) -> None:
+        self._secret = secret
+        self._lifetime = lifetime
+
+    def token(self, incident_id: int, *, now: datetime) -> str:
+        expires = int((now + self._lifetime).timestamp())
+        return f"{expires}.{self._sign(incident_id, expires)}"
+
+    def allows(self, incident_id: int, token: str | None, *, now: datetime) -> bool:
+        expires, _, signature = (token or "").partition(".")
+        if not expires.isdigit() or int(expires) < now.timestamp():
+            return False
+        return hmac.compare_digest(signature.encode(), self._sign(incident_id, int(expires)).encode())
+
+    def _sign(self, incident_id: int, expires: int) -> str:
+        return hmac.new(self._secret, f"INC-{incident_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:40]

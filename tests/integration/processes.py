@@ -41,6 +41,9 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, every: f
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+READ_TOKEN = "integration-read-token-0123456789"
+
+
 class BackoutServer:
     """`python -m bot serve` in a child process, with its own config file."""
 
@@ -48,7 +51,9 @@ class BackoutServer:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        config = {**config, "server": {**config.get("server", {}), "port": self.port}}
+        # Reads need a token by default, as in production; api() sends it.
+        config = {**config, "server": {**config.get("server", {}), "port": self.port},
+                  "api": config.get("api", {"tokens": [READ_TOKEN]})}
         self.config_path = workdir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.url = f"http://127.0.0.1:{self.port}"
@@ -87,7 +92,7 @@ class BackoutServer:
                 self.proc.wait(5)
 
     def api(self, path: str) -> Any:
-        response = httpx.get(f"{self.url}{path}", timeout=5)
+        response = httpx.get(f"{self.url}{path}", timeout=5, headers={"Authorization": f"Bearer {READ_TOKEN}"})
         response.raise_for_status()
         return response.json()
 

@@ -1,0 +1,85 @@
+"""Reading needs a credential: bearer tokens for the API, signed expiring links for the pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot import bootstrap
+from bot.config import ApiSettings, ServerSettings, Settings
+from tests.conftest import AUTH, Clock, payload_bytes
+
+TOKEN = "read-token-abcdefghijklmnop"
+OTHER = "second-token-abcdefghijklmnop"
+
+
+@pytest.fixture
+def app(build: Callable[..., bootstrap.App], make_settings: Callable[..., Settings]) -> bootstrap.App:
+    built = build(make_settings(api=ApiSettings(tokens=[TOKEN, OTHER], link_secret="k" * 32),
+                                server=ServerSettings(public_url="https://backout.example")))
+    with TestClient(built.http) as client:
+        client.post("/webhooks/alertmanager", content=payload_bytes("01"), headers=AUTH)
+    return built
+
+
+@pytest.mark.parametrize("path", ["/api/incidents", "/api/incidents/INC-1", "/api/incidents/INC-1/suspects",
+                                  "/api/incidents/INC-1/timeline", "/api/incidents/INC-1/export",
+                                  "/api/incidents/INC-1/export?format=markdown", "/incidents/INC-1",
+                                  "/api/report/accuracy"])
+def test_every_read_needs_a_token_and_a_refusal_tells_nothing(app: bootstrap.App, path: str) -> None:
+    """401 without or with a wrong token (saying what is missing, no incident data); 200 with either token."""
+    with TestClient(app.http) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+            refused = client.get(path, headers=headers)
+            assert refused.status_code == 401
+            assert set(refused.json()) == {"error", "detail"}
+            assert "checkout" not in refused.text
+        for token in (TOKEN, OTHER):
+            assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_health_readiness_and_metrics_stay_open(app: bootstrap.App) -> None:
+    """Probes and Prometheus need no token (unless api.metrics_public is false)."""
+    with TestClient(app.http) as client:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert client.get(path).status_code == 200
+
+
+def test_metrics_can_be_closed(build: Callable[..., bootstrap.App], make_settings: Callable[..., Settings]) -> None:
+    """api.metrics_public: false puts /metrics behind the token too."""
+    closed = build(make_settings(api=ApiSettings(tokens=[TOKEN], metrics_public=False)))
+    with TestClient(closed.http) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_posted_links_open_their_page_until_they_expire(app: bootstrap.App, clock: Clock) -> None:
+    """The page link carries a signed token: it opens that incident's page only, and only for 30 days."""
+    link = app.ctx.page_url(1)
+    assert link is not None
+    assert link.startswith("https://backout.example/incidents/INC-1?t=")
+    query = link.split("/incidents/INC-1", 1)[1]
+    with TestClient(app.http) as client:
+        assert client.get(f"/incidents/INC-1{query}").status_code == 200
+        assert client.get(f"/incidents/INC-2{query}").status_code == 401, "a link opens its own incident only"
+        assert client.get(f"/api/incidents/INC-1{query}").status_code == 401, "a link is not an API token"
+        forged = query[:-4] + "0000"
+        assert client.get(f"/incidents/INC-1{forged}").status_code == 401
+        clock.now += timedelta(days=31)
+        expired = client.get(f"/incidents/INC-1{query}")
+        assert expired.status_code == 401
+        assert "expired" in expired.json()["detail"]
+
+
+def test_no_token_configured_refuses_reads_with_the_reason(
+    build: Callable[..., bootstrap.App], make_settings: Callable[..., Settings]
+) -> None:
+    """The default (bearer) with no token: reads are refused and the answer names the setting."""
+    bare = build(make_settings(api=ApiSettings()))
+    with TestClient(bare.http) as client:
+        answer = client.get("/api/incidents")
+    assert answer.status_code == 401
+    assert "api.tokens" in answer.json()["detail"]
