@@ -138,11 +138,53 @@ def latency(url: str, *, rate: float, seconds: float, numbers: count) -> tuple[f
     return (statistics.median(samples) * 1000, samples[int(len(samples) * 0.99) - 1] * 1000, errors)
 
 
+def big_group(size: int, status: str) -> bytes:
+    """One group of `size` alerts (a fleet-wide alert), firing or all resolved."""
+    starts = datetime(2026, 11, 22, tzinfo=UTC).isoformat()
+    ends = "0001-01-01T00:00:00Z" if status == "firing" else datetime(2026, 11, 22, 1, tzinfo=UTC).isoformat()
+    alerts = [{"status": status, "labels": {"alertname": "NodeDown", "service": "fleet", "instance": f"n{i}"},
+               "annotations": {}, "startsAt": starts, "endsAt": ends, "fingerprint": f"b{i:015x}"}
+              for i in range(size)]
+    return json.dumps({"version": "4", "status": status, "receiver": "backout", "alerts": alerts,
+                       "groupKey": '{}:{alertname="NodeDown"}'}).encode()
+
+
+def big_resolve(url: str, *, size: int, numbers: count) -> tuple[float, float, int]:
+    """Seconds to store the resolution of a `size`-alert group, and the worst latency of small
+    deliveries sent meanwhile (they must not wait behind it for longer than it takes)."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    with httpx.Client(timeout=120, headers=headers) as client:
+        assert client.post(url, content=big_group(size, "firing")).status_code == 200
+        body = big_group(size, "resolved")
+        small: list[float] = []
+        done = threading.Event()
+
+        def others() -> None:
+            with httpx.Client(timeout=60, headers=headers) as other:
+                while not done.is_set():
+                    began = time.perf_counter()
+                    other.post(url, content=payload(next(numbers)))
+                    small.append(time.perf_counter() - began)
+                    time.sleep(0.01)
+
+        thread = threading.Thread(target=others)
+        thread.start()
+        time.sleep(0.1)
+        began = time.perf_counter()
+        status = client.post(url, content=body).status_code
+        took = time.perf_counter() - began
+        done.set()
+        thread.join()
+    assert status == 200, status
+    return took, max(small), len(small)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
     parser.add_argument("--workers", type=int, default=8, help="clients in the throughput phase")
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s in the latency phase")
+    parser.add_argument("--group", type=int, default=10_000, help="alerts in the big group")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="backout-bench-") as tmp:
@@ -150,9 +192,9 @@ def main() -> None:
         (workdir / "playbooks").mkdir()
         port, bare_port = free_port(), free_port()
         (workdir / "config.yaml").write_text(json.dumps({
-            "server": {"port": port},
             "storage": {"url": f"sqlite:///{workdir / 'bench.db'}"},
             "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
+            "server": {"port": port, "max_body_bytes": 16 * 1024 * 1024},  # a 10,000-alert group
             "playbooks_dir": str(workdir / "playbooks"),
             "logging": {"level": "warning"},
         }))
@@ -177,6 +219,7 @@ def main() -> None:
             bare_cpu = (cpu_seconds(servers[1].pid) - cpu) / bare_requests * 1000
             p50, p99, errors = latency(backout_url, rate=args.rate, seconds=args.seconds,
                                        numbers=numbers)
+            resolve, held, others = big_resolve(backout_url, size=args.group, numbers=numbers)
         finally:
             for server in servers:
                 server.terminate()
@@ -189,6 +232,8 @@ def main() -> None:
     print(f"ratio       {ours / bare:9.2f}   (target >= 0.5)")
     print(f"at {args.rate:.0f} req/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 <= 50 ms), "
           f"{errors} errors")
+    print(f"resolving one {args.group:,}-alert group: {resolve:.2f} s (target < 1 s); {others} other "
+          f"deliveries meanwhile, the slowest {held * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from bot.domain.ports import Store, Transaction
 from bot.domain.timeline import EventKind, event
 
 INVESTIGATE, ANNOUNCE_RESOLVED = "investigate", "announce_resolved"  # follow-up kinds
+EVENTS_PER_ALERT = 20  # more alerts of one incident in one delivery: one event counts them
 
 
 @dataclass
@@ -88,6 +89,8 @@ class _Ingestion:
         self.events: list[TimelineEvent] = []
         self.incidents: dict[str, Incident | None] = {}  # by group key, as loaded or changed
         self.changed: dict[int, Incident] = {}
+        # (alert, ends_at) by incident and kind, written in order: see _flush_alert_events
+        self.alert_events: dict[tuple[int, EventKind], list[tuple[Alert, datetime | None]]] = {}
 
     def run(self) -> IngestOutcome:
         alerts = self.delivery.alerts
@@ -105,10 +108,10 @@ class _Ingestion:
                 self.outcome.duplicates += 1
         self.tx.alerts.add_many(new_alerts)
         self.outcome.new_alerts = len(new_alerts)
-        for existing, received in resolutions:
-            self._resolve(existing, received)
+        self._resolve_all(resolutions)
         for incident in self.changed.values():
             self.tx.incidents.save(incident)
+        self._flush_alert_events()
         self.tx.timeline.append_many(self.events)
         # The work the 200 promises, recorded with the state it follows from: a crash after the
         # answer leaves it pending for the sweep, never lost.
@@ -186,41 +189,66 @@ class _Ingestion:
         self.outcome.opened.append(incident)
         return incident
 
-    def _resolve(self, known: Alert, received: ReceivedAlert) -> None:
-        """Mark an alert resolved; resolve its incident when none of its alerts still fires."""
-        resolved = known.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": received.ends_at})
-        self.tx.alerts.save(resolved)
-        self.outcome.resolved_alerts += 1
-        if known.incident_id is None:
-            return
-        incident = self.changed.get(known.incident_id) or self.tx.incidents.get(known.incident_id)
-        if incident is None:
-            return
-        self._alert_event(incident, resolved, EventKind.ALERT_RESOLVED)
-        if not (self.policy.auto_resolve and incident.active) or self.policy.clear_for:
-            return  # with clear_for, the scheduler resolves once everything stayed clear
-        if self.tx.alerts.count_firing(known.incident_id):
-            return
-        done = self._update(transition(incident, IncidentStatus.RESOLVED, now=self.now))
-        self._event(known.incident_id, EventKind.INCIDENT_RESOLVED,
-                    "Resolved: all its alerts resolved", {"reason": "all_alerts_resolved"})
-        self.outcome.resolved.append(done)
+    def _resolve_all(self, resolutions: Sequence[tuple[Alert, ReceivedAlert]]) -> None:
+        """Mark alerts resolved (one batch), then resolve each incident none of whose alerts
+        still fires: one count per incident, so a group of 10,000 resolves in linear time."""
+        self.tx.alerts.resolve_many([(known.id or 0, received.ends_at) for known, received in resolutions])
+        self.outcome.resolved_alerts += len(resolutions)
+        touched: dict[int, Incident] = {}
+        for known, received in resolutions:
+            if known.incident_id is None:
+                continue
+            incident = touched.get(known.incident_id) or self.changed.get(known.incident_id) or \
+                self.tx.incidents.get(known.incident_id)
+            if incident is None:
+                continue
+            touched[known.incident_id] = incident
+            self._alert_event(incident, known, EventKind.ALERT_RESOLVED, ends_at=received.ends_at)
+        for incident_id, incident in touched.items():
+            if not (self.policy.auto_resolve and incident.active) or self.policy.clear_for:
+                continue  # with clear_for, the scheduler resolves once everything stayed clear
+            if self.tx.alerts.count_firing(incident_id):
+                continue
+            done = self._update(transition(incident, IncidentStatus.RESOLVED, now=self.now))
+            self._event(incident_id, EventKind.INCIDENT_RESOLVED,
+                        "Resolved: all its alerts resolved", {"reason": "all_alerts_resolved"})
+            self.outcome.resolved.append(done)
 
     def _event(self, incident_id: int, kind: EventKind, text: str, data: dict[str, object]) -> None:
+        self._flush_alert_events()  # the alerts' events come before what they led to
+        self._append(incident_id, kind, text, data)
+
+    def _append(self, incident_id: int, kind: EventKind, text: str, data: dict[str, object]) -> None:
         self.outcome.touched.add(incident_id)
         self.events.append(event(incident_id=incident_id, at=self.now, kind=kind,
                                  actor=Actor.ALERTMANAGER, text=text, data=data))
 
-    def _alert_event(self, incident: Incident, alert: Alert, kind: EventKind) -> None:
+    def _alert_event(self, incident: Incident, alert: Alert, kind: EventKind,
+                     ends_at: datetime | None = None) -> None:
         assert incident.id is not None
-        verb = "firing" if kind is EventKind.ALERT_FIRING else "resolved"
-        instance = alert.labels.get("instance")
-        where = f" ({instance})" if instance else ""
-        self._event(incident.id, kind, f"{alert.name}{where} {verb}", {
-            "fingerprint": alert.fingerprint,
-            "starts_at": alert.starts_at.isoformat(),
-            "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
-        })
+        self.alert_events.setdefault((incident.id, kind), []).append((alert, ends_at or alert.ends_at))
+
+    def _flush_alert_events(self) -> None:
+        """One event per alert; past EVENTS_PER_ALERT alerts of one incident in one delivery
+        (a fleet-wide alert), one event that counts them: the timeline stays readable and a
+        10,000-alert group is written in one row, not 10,000."""
+        for (incident_id, kind), alerts in self.alert_events.items():
+            verb = "firing" if kind is EventKind.ALERT_FIRING else "resolved"
+            if len(alerts) > EVENTS_PER_ALERT:
+                names = sorted({a.name for a, _ in alerts})
+                self._append(incident_id, kind, f"{len(alerts)} alerts {verb}: {', '.join(names[:5])}"
+                             + (f" and {len(names) - 5} more names" if len(names) > 5 else ""),
+                             {"count": len(alerts), "fingerprints": [a.fingerprint for a, _ in alerts[:20]]})
+                continue
+            for alert, ends_at in alerts:
+                instance = alert.labels.get("instance")
+                where = f" ({instance})" if instance else ""
+                self._append(incident_id, kind, f"{alert.name}{where} {verb}", {
+                    "fingerprint": alert.fingerprint,
+                    "starts_at": alert.starts_at.isoformat(),
+                    "ends_at": ends_at.isoformat() if ends_at else None,
+                })
+        self.alert_events.clear()
 
 
 def _new_alert(received: ReceivedAlert, *, incident_id: int | None, now: datetime) -> Alert:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.errors import StorageUnavailable, WriteConflict
-from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import Alert, AlertStatus, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
@@ -96,8 +96,10 @@ class _Alerts:
     def count_firing(self, incident_id: int) -> int:
         return sum(a.status.value == "firing" for a in self.for_incident(incident_id))
 
-    def save(self, alert: Alert) -> None:
-        self._s.alerts[alert.id] = alert  # type: ignore[index]
+    def resolve_many(self, ends: Sequence[tuple[int, datetime | None]]) -> None:
+        for alert_id, ends_at in ends:
+            alert = self._s.alerts[alert_id]
+            self._s.alerts[alert_id] = alert.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": ends_at})
 
     def for_incident(self, incident_id: int) -> list[Alert]:
         return [a for a in self._s.alerts.values() if a.incident_id == incident_id]

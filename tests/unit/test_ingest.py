@@ -189,3 +189,36 @@ def test_acknowledged_incident_still_resolves_when_alerts_clear(store, clock) ->
     _deliver(store, clock, _alert("a1", AlertStatus.RESOLVED, clock))
     assert store.state.incidents[1].status is IncidentStatus.RESOLVED
     assert store.state.incidents[1].acknowledged_at == clock.now
+
+
+def test_a_big_group_resolves_with_one_count_and_one_event_per_incident(store, clock) -> None:  # type: ignore[no-untyped-def]
+    """10,000 alerts resolved at once: firing counted once (not per alert), one event that counts them."""
+    from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+    from bot.services.ingest import ingest_delivery
+
+    def group(status: AlertStatus) -> Delivery:
+        return Delivery(group_key="big", status=status, alerts=tuple(ReceivedAlert(
+            fingerprint=f"f{i}", starts_at=clock.now, ends_at=None if status is AlertStatus.FIRING else clock.now,
+            status=status, labels={"alertname": "NodeDown", "service": "fleet"}, annotations={})
+            for i in range(10_000)))
+
+    ingest_delivery(store=store, delivery=group(AlertStatus.FIRING), playbooks=[], policy=IncidentPolicy(),
+                    now=clock.now)
+    counted: list[int] = []
+    original = type(store.run(lambda tx: tx.alerts)).count_firing
+
+    def counting(self, incident_id: int) -> int:  # type: ignore[no-untyped-def]
+        counted.append(incident_id)
+        return original(self, incident_id)
+
+    type(store.run(lambda tx: tx.alerts)).count_firing = counting  # type: ignore[method-assign]
+    try:
+        outcome = ingest_delivery(store=store, delivery=group(AlertStatus.RESOLVED), playbooks=[],
+                                  policy=IncidentPolicy(), now=clock.now)
+    finally:
+        type(store.run(lambda tx: tx.alerts)).count_firing = original  # type: ignore[method-assign]
+    assert (outcome.resolved_alerts, len(outcome.resolved)) == (10_000, 1)
+    assert counted == [1]
+    texts = [e.text for e in store.run(lambda tx: tx.timeline.for_incident(1))]
+    assert texts[-2:] == ["10000 alerts resolved: NodeDown", "Resolved: all its alerts resolved"]
+    assert texts[1] == "10000 alerts firing: NodeDown"
