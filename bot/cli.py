@@ -223,7 +223,7 @@ def suspects(incident: IdArgument, config: ConfigOption = None, as_json: JsonOpt
         echo_json(ranking_dict(view.ranking))
     else:
         typer.echo("\n".join([f"{view.incident.ref} {safe(view.incident.title)}",
-                               *incident_lines(view)[2:]]))
+                               *(safe(line, limit=2000) for line in incident_lines(view)[2:])]))
 
 
 @app.command()

@@ -10,6 +10,7 @@ from bot.domain.durations import format_duration
 from bot.domain.timeline import EventKind
 from bot.domain.verdicts import Finding, finding
 from bot.services.incidents import IncidentView
+from bot.services.text import safe
 
 SCHEMA = "https://backout.dev/schemas/incident-export/v1"
 SCHEMA_VERSION = 1
@@ -146,7 +147,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             out.append(f"  - conflicts: {', '.join(md(f) for f in action['conflicts'])}")
         out.extend(f"  - revert safety: {md(warning)}" for warning in action["warnings"])
         if action["url"]:
-            out.append(f"  - pull request: {action['url']}")
+            out.append(f"  - pull request: {safe(action['url'])}")
     out += ["", "## Alerts", "", "| Alert | Status | Labels | Summary | Description |",
             "|---|---|---|---|---|"]
     for alert in doc["alerts"]:
@@ -169,7 +170,7 @@ def md(text: str) -> str:
     """Untrusted text as literal Markdown: HTML-escaped; emphasis, code, link and table
     characters backslashed; a leading heading or list marker neutralised; line breaks
     flattened (it may sit in a table cell); URLs broken so they do not autolink."""
-    text = re.sub(r"\s*[\r\n]+\s*", " ", text)
+    text = safe(re.sub(r"\s*[\r\n]+\s*", " ", text), limit=100_000)  # nothing that drives a terminal
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_INLINE.sub(r"\\\1", text)
     text = _MD_BLOCK_START.sub(_neutralise_marker, text)
