@@ -145,6 +145,15 @@ class RepoSettings(Section):
     token: SecretStr | None = None
     token_file: Path | None = None
     applied: AppliedSettings | None = None
+    # A token goes only over https; plain http with a token must be chosen for this repository.
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="after")
+    def _token_only_over_https(self) -> RepoSettings:
+        if self.token and self.url.lower().startswith("http://") and not self.allow_insecure_http:
+            raise ValueError("a token is sent only over https: this url is http:// (use https, or set "
+                             "allow_insecure_http: true for this repository if you must)")
+        return self
 
     @model_validator(mode="after")
     def _github_needs_a_name(self) -> RepoSettings:
