@@ -67,6 +67,7 @@ class Actor(StrEnum):
     ALERTMANAGER = "alertmanager"
     SCHEDULER = "scheduler"
     BACKOUT = "backout"
+    PROBE = "probe"  # one of Backout's own health probes; actor_id names it
 
 
 class ReceivedAlert(Frozen):

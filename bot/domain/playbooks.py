@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -87,6 +87,7 @@ class Probe(Strict):
     for_: Duration = Field(default=timedelta(0), alias="for")
     every: Duration = timedelta(seconds=30)
     labels: dict[str, str] = Field(default_factory=dict)
+    severity: Literal["info", "warning", "error", "critical"] | None = None  # default: the playbook's
 
     @model_validator(mode="after")
     def _one_threshold(self) -> Probe:
@@ -131,6 +132,7 @@ class Playbook(Strict):
     name: str = Field(pattern=_NAME, description="defaults to the file name")
     service: str = Field(min_length=1, max_length=100)
     description: str = ""
+    severity: Literal["info", "warning", "error", "critical"] = "warning"  # of the alerts its probes raise
     match: dict[str, Regex] = Field(min_length=1)
     group_by: tuple[str, ...] = ("alertname", "service")
     repos: tuple[PlaybookRepo, ...] = ()

@@ -65,7 +65,7 @@ def probe_alert(playbook: Playbook, probe: Probe, state: ProbeState, *, status: 
                 now: datetime) -> ReceivedAlert:
     """The alert a probe raises, identified like any alert: (fingerprint, starts_at)."""
     labels = {"alertname": probe.name, "service": playbook.service, "probe": probe.name,
-              PLAYBOOK_LABEL: playbook.name, **probe.labels}
+              "severity": probe.severity or playbook.severity, PLAYBOOK_LABEL: playbook.name, **probe.labels}
     fingerprint = hashlib.sha256(probe_key(playbook, probe).encode()).hexdigest()[:16]
     value = "n/a" if state.value is None else f"{state.value:.4g}"
     return ReceivedAlert(

@@ -89,6 +89,9 @@ class _Ingestion:
         self.events: list[TimelineEvent] = []
         self.incidents: dict[str, Incident | None] = {}  # by group key, as loaded or changed
         self.changed: dict[int, Incident] = {}
+        probes = [a for a in delivery.alerts if a.source == "probe"]
+        self.actor = Actor.PROBE if probes and len(probes) == len(delivery.alerts) else Actor.ALERTMANAGER
+        self.actor_id = delivery.group_key if self.actor is Actor.PROBE else ""
         # (alert, ends_at) by incident and kind, written in order: see _flush_alert_events
         self.alert_events: dict[tuple[int, EventKind], list[tuple[Alert, datetime | None]]] = {}
 
@@ -144,6 +147,8 @@ class _Ingestion:
             if latest is not None and incident_id is not None:
                 self._alert_event(latest, alert, EventKind.ALERT_RESOLVED)
             return alert
+        if route.playbook is not None and (latest is None or not latest.active):
+            latest = self._sibling(received, route.playbook, route.service) or latest
         incident = self._open_or_join(latest, received, group_key=route.group_key,
                                       service=route.service, playbook=route.playbook)
         assert incident.id is not None
@@ -156,6 +161,20 @@ class _Ingestion:
                         f"Severity raised from {incident.severity.value} to {severity.value} "
                         f"by {alert.name}", {"from": incident.severity.value, "to": severity.value})
         return alert
+
+    def _sibling(self, received: ReceivedAlert, playbook: Playbook, service: str) -> Incident | None:
+        """One problem, one incident: a playbook's probe and an Alertmanager alert for the same
+        service join the incident the other opened (active, or recently resolved to reopen)."""
+        sibling = self.tx.incidents.latest_of_playbook(playbook.name, service)
+        if sibling is None or sibling.id is None:
+            return None
+        if not (sibling.active or self.policy.may_reopen(sibling, now=self.now)):
+            return None
+        probe = received.source == "probe"
+        if not any((a.source == "probe") != probe for a in self.tx.alerts.for_incident(sibling.id)):
+            return None  # alerts of one kind (two Alertmanager groups, say) keep their own grouping
+        self.incidents[sibling.group_key] = sibling
+        return sibling
 
     def _open_or_join(self, latest: Incident | None, received: ReceivedAlert, *, group_key: str,
                       service: str, playbook: Playbook | None) -> Incident:
@@ -220,8 +239,8 @@ class _Ingestion:
 
     def _append(self, incident_id: int, kind: EventKind, text: str, data: dict[str, object]) -> None:
         self.outcome.touched.add(incident_id)
-        self.events.append(event(incident_id=incident_id, at=self.now, kind=kind,
-                                 actor=Actor.ALERTMANAGER, text=text, data=data))
+        self.events.append(event(incident_id=incident_id, at=self.now, kind=kind, actor=self.actor,
+                                 actor_id=self.actor_id, text=text, data=data))
 
     def _alert_event(self, incident: Incident, alert: Alert, kind: EventKind,
                      ends_at: datetime | None = None) -> None:

@@ -69,6 +69,10 @@ class _Incidents:
         found = [i for i in self._s.incidents.values() if i.group_key == group_key]
         return max(found, key=lambda i: i.id or 0) if found else None
 
+    def latest_of_playbook(self, playbook: str, service: str) -> Incident | None:
+        found = [i for i in self._s.incidents.values() if i.playbook == playbook and i.service == service]
+        return max(found, key=lambda i: i.id or 0) if found else None
+
     def list(
         self, *, status: IncidentStatus | None = None, active: bool = False, limit: int = 100
     ) -> list[Incident]:

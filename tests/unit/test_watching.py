@@ -166,3 +166,61 @@ def test_clear_for_resolves_after_the_quiet_time() -> None:
     assert resolve_cleared(store=store, notifier=notes, policy=policy, now=at(6)) == 0
     assert resolve_cleared(store=store, notifier=notes, policy=policy, now=at(8.5)) == 1
     assert store.state.incidents[1].status is IncidentStatus.RESOLVED
+
+
+def _alertmanager_alert(status: str = "firing", minutes: float = 0):  # type: ignore[no-untyped-def]
+    from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+
+    state = AlertStatus(status)
+    alert = ReceivedAlert(fingerprint="am1", starts_at=at(0), ends_at=at(minutes) if state is AlertStatus.RESOLVED
+                          else None, status=state, labels={"alertname": "HighErrorRate", "service": "checkout",
+                                                           "severity": "critical"}, annotations={})
+    return Delivery(group_key="am-group", status=state, alerts=(alert,))
+
+
+def test_a_probe_and_an_alert_for_the_same_playbook_make_one_incident() -> None:
+    """The alert opens it; the probe firing later joins it, named as the probe, with its severity;
+    and a probe firing two minutes after the alert's incident resolved reopens it, not a second one."""
+    from bot.services.ingest import ingest_delivery
+
+    store, metrics = InMemoryStore(), FakeMetrics()
+    book = BOOK.model_copy(update={"probes": (PROBE.model_copy(update={"severity": "error"}),)})
+    ingest_delivery(store=store, delivery=_alertmanager_alert(), playbooks=[book], policy=IncidentPolicy(),
+                    now=at(0))
+    metrics.values[QUERY] = 0.3
+    for minute in (0, 1, 2.5):
+        run = run_probe(store=store, metrics=metrics, playbook=book, probe=book.probes[0], playbooks=[book],
+                        policy=IncidentPolicy(), now=at(minute))
+    assert run.outcome is not None
+    assert (run.outcome.opened, run.outcome.reopened) == ([], [])
+    view = get_incident(store=store, incident_id=1)
+    assert sorted(a.source for a in view.alerts) == ["alertmanager", "probe"]
+    joined = [e for e in view.timeline if e.kind == "alert.firing" and e.actor is Actor.PROBE]
+    assert joined[0].actor_id == "probe:checkout/error-ratio"
+    assert [a.labels["severity"] for a in view.alerts if a.source == "probe"] == ["error"]
+
+    # Both clear: resolved. The probe fires again two minutes later: the same incident reopens.
+    metrics.values[QUERY] = 0.0
+    run_probe(store=store, metrics=metrics, playbook=book, probe=book.probes[0], playbooks=[book],
+              policy=IncidentPolicy(), now=at(4))
+    ingest_delivery(store=store, delivery=_alertmanager_alert("resolved", 4), playbooks=[book],
+                    policy=IncidentPolicy(), now=at(4))
+    assert get_incident(store=store, incident_id=1).incident.status is IncidentStatus.RESOLVED
+    metrics.values[QUERY] = 0.4
+    for minute in (6, 7, 8.5):
+        run = run_probe(store=store, metrics=metrics, playbook=book, probe=book.probes[0], playbooks=[book],
+                        policy=IncidentPolicy(), now=at(minute))
+    assert run.outcome is not None
+    assert [i.id for i in run.outcome.reopened] == [1]
+    assert store.run(lambda tx: tx.incidents.list(limit=10))[0].id == 1, "no second incident"
+
+
+def test_a_probe_alone_carries_the_playbook_severity() -> None:
+    """Without `severity` on the probe, the playbook's (default warning)."""
+    store, metrics = InMemoryStore(), FakeMetrics()
+    metrics.values[QUERY] = 0.3
+    for minute in (0, 2.5):
+        run_probe(store=store, metrics=metrics, playbook=BOOK, probe=PROBE, playbooks=[BOOK],
+                  policy=IncidentPolicy(), now=at(minute))
+    incident = get_incident(store=store, incident_id=1).incident
+    assert incident.severity.value == "warning"

@@ -96,6 +96,12 @@ class SqlIncidentRepository:
         row = self._conn.execute(_LATEST_INCIDENT, {"group_key": group_key}).mappings().first()
         return _incident(row) if row else None
 
+    def latest_of_playbook(self, playbook: str, service: str) -> Incident | None:
+        row = self._conn.execute(sa.select(t.incidents).where(
+            t.incidents.c.playbook == playbook, t.incidents.c.service == service,
+        ).order_by(t.incidents.c.id.desc()).limit(1)).mappings().first()
+        return _incident(row) if row else None
+
     def list(
         self, *, status: IncidentStatus | None = None, active: bool = False, limit: int = 100
     ) -> list[Incident]:
