@@ -60,6 +60,7 @@ class Suspect(BaseModel):
     warnings: tuple[str, ...] = ()  # revert safety, for the top suspects
     effective: bool = True  # False: nothing it changed reaches the deployed state of the service
     reverted_by: str | None = None  # the commit on the branch that already undid it
+    is_revert: bool = False  # it reverts another change: restores a state that ran before
 
     @property
     def short(self) -> str:
@@ -162,7 +163,7 @@ def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, p
     top = candidates[0]
     floor = policy.min_confidence
     name = f"{top.short} ({_clip(top.subject)})"
-    if _reverts_something(top):
+    if top.is_revert:
         return False, (f"The best suspect, {name}, is itself a revert: restoring a state that ran "
                        "before rarely causes an incident. No confident suspect: check it by hand.")
     if top.score < floor:
@@ -178,10 +179,6 @@ def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, p
     else:
         margin = f"the only change with an effect on {service} in the {window} before"
     return True, f"{name} scores {top.score:.2f} (evidence floor {floor:.2f}), {margin}."
-
-
-def _reverts_something(suspect: Suspect) -> bool:
-    return any(reason.startswith("is itself a revert") for reason in suspect.reasons)
 
 
 def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at: datetime,
@@ -240,7 +237,8 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
     lines = sum(f.lines for f in scoped) if any(f.lines for f in change.files) else (
         change.additions + change.deletions)
     reasons.append(f"size here: {lines} lines in {len(scoped)} files")
-    if change.is_revert or any(r.by_sha == change.sha for r in reverts):
+    is_revert = change.is_revert or any(r.by_sha == change.sha for r in reverts)
+    if is_revert:
         factors.append(("revert", REVERT_FACTOR))
         reasons.append("is itself a revert: it restores an earlier state")
     undone = reverted_by(change.sha, reverts)
@@ -259,7 +257,7 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
         repo=change.repo, sha=change.sha, subject=change.subject, author=change.author,
         applied_at=applied, applied_source=change.applied_source,
         score=round(min(1.0, max(0.0, score)), 3), reasons=tuple(reasons), pr_number=change.pr_number,
-        effective=effective, reverted_by=undone.by_sha if undone else None,
+        effective=effective, reverted_by=undone.by_sha if undone else None, is_revert=is_revert,
     )
 
 

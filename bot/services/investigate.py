@@ -59,8 +59,7 @@ def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,
            metrics: MetricsQuery | None) -> datetime | None:
     if metrics is None:
         return None
-    incident = get_incident(store=store, incident_id=incident_id).incident
-    known = store.run(lambda tx: tx.rankings.get(incident_id))
+    incident, known = store.run(lambda tx: (require(tx, incident_id), tx.rankings.get(incident_id)))
     if known is not None and known.onset_at is not None:
         return known.onset_at
     playbook = playbook_named(playbooks, incident.playbook)

@@ -176,6 +176,7 @@ suspects = sa.Table(
     sa.Column("warnings", json_type(), nullable=False),
     sa.Column("effective", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("reverted_by", sa.String(64)),
+    sa.Column("is_revert", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
 )
 

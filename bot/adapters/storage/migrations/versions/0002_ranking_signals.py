@@ -76,10 +76,12 @@ def upgrade() -> None:
     with op.batch_alter_table("suspects") as batch:
         batch.add_column(sa.Column("effective", sa.Boolean, nullable=False, server_default=sa.true()))
         batch.add_column(sa.Column("reverted_by", sa.String(64)))
+        batch.add_column(sa.Column("is_revert", sa.Boolean, nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("suspects") as batch:
+        batch.drop_column("is_revert")
         batch.drop_column("reverted_by")
         batch.drop_column("effective")
     with op.batch_alter_table("rankings") as batch:
