@@ -7,7 +7,7 @@ import secrets
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
@@ -26,6 +26,7 @@ from bot.adapters.slack.app import build_slack_app
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
+from bot.adapters.storage.leader import PostgresLeader
 from bot.adapters.storage.store import SqlStore
 from bot.config import ConfigError, LoggingSettings, Problem, Settings, load_playbooks
 from bot.domain.errors import StorageUnavailable
@@ -51,8 +52,11 @@ class App:
     ctx: AppContext
     http: FastAPI
     engine: Engine | None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
+        for close in self.closers:
+            close()
         if self.ctx.slack is not None:
             self.ctx.slack.close()
         self.ctx.ingest_queue.close()
@@ -120,6 +124,16 @@ def build(
     if settings.chat.kind == "slack":
         ctx.slack = build_slack(ctx, client=slack_client)
     return App(ctx=ctx, http=create_http_app(ctx), engine=engine)
+
+
+def elect_leader(app: App) -> None:
+    """For `serve`: on PostgreSQL, replicas elect the one that runs the scheduled jobs with an
+    advisory lock; on SQLite the one process leads. (Commands other than `serve` never take part.)"""
+    if app.engine is None or app.engine.dialect.name != "postgresql":
+        return
+    leader = PostgresLeader(app.engine, interval=app.ctx.settings.scheduler.leader_interval).start()
+    app.ctx.leader = leader
+    app.closers.append(leader.close)
 
 
 def build_git(settings: Settings) -> GitMirrors:

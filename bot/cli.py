@@ -124,6 +124,7 @@ def serve(config: ConfigOption = None) -> None:
         raise fail(f"configuration error:\n{exc}", 2) from None
     except BackoutError as exc:
         raise fail(f"cannot start: {exc}", 1) from None
+    bootstrap.elect_leader(built)
     scheduler = start_scheduler(built.ctx)
     socket_mode = None
     if built.ctx.slack is not None and settings.slack.mode == "socket" and settings.slack.app_token:

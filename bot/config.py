@@ -178,6 +178,9 @@ class SchedulerSettings(Section):
     reminders_every: Duration = timedelta(seconds=30)  # how often unacknowledged incidents are looked at
     resolve_every: Duration = timedelta(seconds=30)    # how often incidents.clear_for is applied
     sweep_every: Duration = timedelta(seconds=15)      # how often follow-up work a crash left is finished
+    # PostgreSQL: a replica that cannot renew the leader lock within this stops leading, and
+    # another takes over within about this long after the leader dies.
+    leader_interval: Duration = timedelta(seconds=15)
 
 
 class ChatSettings(Section):

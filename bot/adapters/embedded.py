@@ -38,5 +38,7 @@ class NoAppliedTimes:
 class SingleReplica:
     """The leader gate for one process: it always leads. (PostgreSQL replicas use an advisory lock.)"""
 
+    replica = "single"
+
     def is_leader(self) -> bool:
         return True

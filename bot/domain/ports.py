@@ -345,4 +345,6 @@ class MetricsQuery(Protocol):
 class LeaderGate(Protocol):
     """Whether this replica runs the scheduled jobs."""
 
+    replica: str  # this replica's id, for /readyz and /metrics
+
     def is_leader(self) -> bool: ...

@@ -235,14 +235,18 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     @app.get("/readyz")
     def readyz() -> JSONResponse:
         state = ctx.readiness()
+        leads = ctx.leader.is_leader()
+        replica = {"replica": ctx.leader.replica, "leader": leads}
         if state.ready:
-            return JSONResponse({"status": "ready", "detail": state.detail})
-        return error(503, "not_ready", state.detail)
+            return JSONResponse({"status": "ready", "detail": state.detail, **replica})
+        return JSONResponse({"error": "not_ready", "detail": state.detail, **replica}, status_code=503)
 
     @app.get("/metrics")
     def metrics_endpoint(request: Request) -> Response:
         if not ctx.settings.api.metrics_public and (denied := refused(request)):
             return denied
+        metrics.leader.clear()
+        metrics.leader.labels(ctx.leader.replica).set(1 if ctx.leader.is_leader() else 0)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/api/incidents", response_model=None)

@@ -34,6 +34,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.leader = Gauge(
+            "backout_leader", "1 on the replica that runs the scheduled jobs, else 0.", ["replica"],
+            registry=self.registry,
+        )
+
         self.github_calls = Counter(
             "backout_github_calls_total",
             "GitHub API calls by endpoint and outcome (ok, 304s included; status code; rate_limited).",
