@@ -211,11 +211,12 @@ class _Ingestion:
     def _resolve_all(self, resolutions: Sequence[tuple[Alert, ReceivedAlert]]) -> None:
         """Mark alerts resolved (one batch), then resolve each incident none of whose alerts
         still fires: one count per incident, so a group of 10,000 resolves in linear time."""
-        self.tx.alerts.resolve_many([(known.id or 0, received.ends_at) for known, received in resolutions])
-        self.outcome.resolved_alerts += len(resolutions)
+        changed = self.tx.alerts.resolve_many([(known.id or 0, received.ends_at) for known, received in resolutions])
+        self.outcome.resolved_alerts += len(changed)
+        self.outcome.duplicates += len(resolutions) - len(changed)  # another replica recorded them first
         touched: dict[int, Incident] = {}
         for known, received in resolutions:
-            if known.incident_id is None:
+            if known.incident_id is None or known.id not in changed:
                 continue
             incident = touched.get(known.incident_id) or self.changed.get(known.incident_id) or \
                 self.tx.incidents.get(known.incident_id)

@@ -100,10 +100,15 @@ class _Alerts:
     def count_firing(self, incident_id: int) -> int:
         return sum(a.status.value == "firing" for a in self.for_incident(incident_id))
 
-    def resolve_many(self, ends: Sequence[tuple[int, datetime | None]]) -> None:
+    def resolve_many(self, ends: Sequence[tuple[int, datetime | None]]) -> set[int]:
+        changed = set()
         for alert_id, ends_at in ends:
             alert = self._s.alerts[alert_id]
-            self._s.alerts[alert_id] = alert.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": ends_at})
+            if alert.status is AlertStatus.FIRING:
+                self._s.alerts[alert_id] = alert.model_copy(update={"status": AlertStatus.RESOLVED,
+                                                                    "ends_at": ends_at})
+                changed.add(alert_id)
+        return changed
 
     def for_incident(self, incident_id: int) -> list[Alert]:
         return [a for a in self._s.alerts.values() if a.incident_id == incident_id]

@@ -142,3 +142,33 @@ def test_a_nul_in_alert_text_is_stored_on_postgresql(engines: list[sa.Engine]) -
     [alert] = [a for a in store.run(lambda tx: tx.alerts.for_incident(outcome.opened[0].id or 0))
                if a.labels.get("note")]
     assert (alert.labels["note"], alert.annotations["summary"]) == ("a\u2400b", "\u2400")
+
+
+def test_two_replicas_recording_one_resolution_at_once_record_it_once(engines: list[sa.Engine]) -> None:
+    """An HA pair delivers the same resolution to two replicas at the same moment: one
+    `alert.resolved` and one `incident.resolved` (the update is conditional on `firing`)."""
+    playbooks = load_playbooks(PLAYBOOKS)
+    stores = [SqlStore(engine) for engine in engines]
+    ingest_delivery(store=stores[0], delivery=delivery("03"), playbooks=playbooks, policy=IncidentPolicy(),
+                    now=NOW)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def deliver(store: SqlStore) -> None:
+        try:
+            barrier.wait()
+            ingest_delivery(store=store, delivery=delivery("06"), playbooks=playbooks, policy=IncidentPolicy(),
+                            now=NOW)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(stores[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with engines[0].connect() as conn:
+        kinds = [row[0] for row in conn.execute(sa.text("SELECT kind FROM timeline_events ORDER BY id"))]
+    assert kinds.count("alert.resolved") == 1
+    assert kinds.count("incident.resolved") == 1

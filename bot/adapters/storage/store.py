@@ -61,8 +61,13 @@ def _alerts_by_fingerprint(size: int) -> sa.Select[Any]:
 _COUNT_FIRING = sa.select(sa.func.count()).where(
     t.alerts.c.incident_id == bindparam("incident_id"), t.alerts.c.status == "firing"
 )
-_RESOLVE_ALERTS = (t.alerts.update().where(t.alerts.c.id.in_(bindparam("ids", expanding=True)))
-                   .values(status=AlertStatus.RESOLVED.value, ends_at=bindparam("ends_at")))
+# Conditional: a replica handling the same resolution at the same moment finds the rows already
+# resolved (PostgreSQL re-checks the WHERE after the other commits) and records nothing again.
+_RESOLVE_ALERTS = (t.alerts.update()
+                   .where(t.alerts.c.id.in_(bindparam("ids", expanding=True)),
+                          t.alerts.c.status == AlertStatus.FIRING.value)
+                   .values(status=AlertStatus.RESOLVED.value, ends_at=bindparam("ends_at"))
+                   .returning(t.alerts.c.id))
 _INCIDENT_ALERTS = (
     sa.select(t.alerts).where(t.alerts.c.incident_id == bindparam("incident_id")).order_by(t.alerts.c.id)
 )
@@ -139,13 +144,16 @@ class SqlAlertRepository:
     def count_firing(self, incident_id: int) -> int:
         return int(self._conn.execute(_COUNT_FIRING, {"incident_id": incident_id}).scalar_one())
 
-    def resolve_many(self, ends: Sequence[tuple[int, datetime | None]]) -> None:
+    def resolve_many(self, ends: Sequence[tuple[int, datetime | None]]) -> set[int]:
         by_end: dict[datetime | None, list[int]] = {}
         for alert_id, ends_at in ends:
             by_end.setdefault(ends_at, []).append(alert_id)
+        changed: set[int] = set()
         for ends_at, ids in by_end.items():  # a group's resolution usually shares one endsAt
             for start in range(0, len(ids), 5000):
-                self._conn.execute(_RESOLVE_ALERTS, {"ids": ids[start:start + 5000], "ends_at": ends_at})
+                rows = self._conn.execute(_RESOLVE_ALERTS, {"ids": ids[start:start + 5000], "ends_at": ends_at})
+                changed.update(row[0] for row in rows)
+        return changed
 
     def for_incident(self, incident_id: int) -> list[Alert]:
         rows = self._conn.execute(_INCIDENT_ALERTS, {"incident_id": incident_id}).mappings()
