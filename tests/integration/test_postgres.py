@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -45,28 +45,36 @@ def test_migrations_build_exactly_the_declared_tables(engines: list[sa.Engine]) 
     assert migrate.is_current(engines[0])
 
 
-def test_two_replicas_delivering_at_once_make_one_incident(engines: list[sa.Engine]) -> None:
-    """Eight writers over two engines race on the same deliveries: one incident, no doubles."""
-    playbooks = load_playbooks(PLAYBOOKS)
-    stores = [SqlStore(engine) for engine in engines]
-    barrier = threading.Barrier(8)
+def race(stores: list[SqlStore], work: Callable[[SqlStore], object], writers: int = 8) -> None:
+    """`writers` threads over the stores (replicas), released at once; any error fails the test."""
+    barrier = threading.Barrier(writers)
     errors: list[BaseException] = []
 
-    def deliver(store: SqlStore) -> None:
+    def run(store: SqlStore) -> None:
         try:
             barrier.wait()
-            for prefix in ("01", "02", "03"):
-                ingest_delivery(store=store, delivery=delivery(prefix), playbooks=playbooks,
-                                policy=IncidentPolicy(), now=NOW)
+            work(store)
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver, args=(stores[i % 2],)) for i in range(8)]
+    threads = [threading.Thread(target=run, args=(stores[i % len(stores)],)) for i in range(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_two_replicas_delivering_at_once_make_one_incident(engines: list[sa.Engine]) -> None:
+    """Eight writers over two engines race on the same deliveries: one incident, no doubles."""
+    playbooks = load_playbooks(PLAYBOOKS)
+
+    def deliver(store: SqlStore) -> None:
+        for prefix in ("01", "02", "03"):
+            ingest_delivery(store=store, delivery=delivery(prefix), playbooks=playbooks,
+                            policy=IncidentPolicy(), now=NOW)
+
+    race([SqlStore(engine) for engine in engines], deliver)
     with engines[0].connect() as conn:
         rows = conn.execute(sa.text("SELECT service, status FROM incidents ORDER BY service")).all()
         assert [tuple(row) for row in rows] == [("checkout", "open"), ("payments", "open")]
@@ -151,23 +159,8 @@ def test_two_replicas_recording_one_resolution_at_once_record_it_once(engines: l
     stores = [SqlStore(engine) for engine in engines]
     ingest_delivery(store=stores[0], delivery=delivery("03"), playbooks=playbooks, policy=IncidentPolicy(),
                     now=NOW)
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
-
-    def deliver(store: SqlStore) -> None:
-        try:
-            barrier.wait()
-            ingest_delivery(store=store, delivery=delivery("06"), playbooks=playbooks, policy=IncidentPolicy(),
-                            now=NOW)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deliver, args=(stores[i % 2],)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    race(stores, lambda store: ingest_delivery(store=store, delivery=delivery("06"), playbooks=playbooks,
+                                               policy=IncidentPolicy(), now=NOW))
     with engines[0].connect() as conn:
         kinds = [row[0] for row in conn.execute(sa.text("SELECT kind FROM timeline_events ORDER BY id"))]
     assert kinds.count("alert.resolved") == 1
