@@ -7,6 +7,7 @@ at the payload parser. Both runs are bounded so the suite stays fast."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,7 +42,8 @@ def test_no_request_the_schema_allows_or_not_gets_a_server_error(http_app: Any) 
     strategies = [op.as_strategy(generation_mode=mode) for op in operations for mode in schemathesis.GenerationMode]
 
     @given(case=st.one_of(strategies))
-    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None,
+              suppress_health_check=list(HealthCheck), database=None)
     def check(case: Any) -> None:
         token = AUTH if case.path == "/webhooks/alertmanager" else {"Authorization": f"Bearer {API_TOKEN}"}
         response = case.call(headers=token)
@@ -70,7 +72,7 @@ payloads = st.fixed_dictionaries({
 
 
 @given(payloads | json_values)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None)
 def test_the_parser_refuses_or_accepts_but_never_crashes(raw: Any) -> None:
     """Arbitrary JSON: a ValidationError (a 422) or a delivery whose text every database can store."""
     try:
