@@ -18,7 +18,15 @@ import uvicorn
 
 from bot import bootstrap
 from bot.adapters.export.html import render_html
-from bot.config import ConfigError, Settings, find_config_file, load_playbooks, load_settings, serve_problems
+from bot.config import (
+    ConfigError,
+    Settings,
+    config_warnings,
+    find_config_file,
+    load_playbooks,
+    load_settings,
+    serve_problems,
+)
 from bot.domain.durations import parse_duration
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
@@ -118,6 +126,8 @@ def serve(config: ConfigOption = None) -> None:
     if problems:
         raise fail("refusing to start:\n" + "\n".join(str(p) for p in problems), 2)
     bootstrap.configure_logging(settings.logging)
+    for warning in config_warnings(settings, file=label):
+        structlog.get_logger(__name__).warning("config.warning", key=warning.key, reason=warning.reason)
     try:
         built = bootstrap.build(settings)
     except ConfigError as exc:
@@ -158,6 +168,8 @@ def check(config: ConfigOption = None) -> None:
         playbooks = []
     if problems:
         raise fail("\n".join(str(problem) for problem in problems), 2)
+    for warning in config_warnings(settings, file=label):
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"ok: {label}, {len(settings.repos)} repositories, "
                f"{len(playbooks)} playbooks in {settings.playbooks_dir}: "
                f"{', '.join(p.name for p in playbooks) or 'none'}")

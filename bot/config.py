@@ -117,6 +117,16 @@ class ApiSettings(Section):
         self.tokens = [*self.tokens, *found]
         return self
 
+    def warnings(self) -> list[tuple[str, str]]:
+        """What works but will surprise someone, as (key, reason)."""
+        found = []
+        if self.auth == "bearer" and not self.tokens:
+            found.append(("api.tokens", "no API token: every read of /api and the incident pages is refused "
+                                        "(set api.tokens or api.token_file, or api.auth: none on a private network)"))
+        if self.link_secret is None:
+            found.append(("api.link_secret", "not set: the page links Backout posts stop opening after a restart"))
+        return found
+
 
 class AppliedSettings(Section):
     """Where the real applied time of each commit comes from; commit time + sync delay otherwise."""
@@ -421,6 +431,11 @@ def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
         else:
             break
     return line
+
+
+def config_warnings(settings: Settings, *, file: str) -> list[Problem]:
+    """What `check` and `serve` point out without refusing to start."""
+    return [Problem(file, key, reason) for key, reason in settings.api.warnings()]
 
 
 def serve_problems(settings: Settings, *, file: str) -> list[Problem]:

@@ -166,3 +166,33 @@ def test_any_notice_refreshes_the_message_from_the_store(slack: FakeSlack, parts
     deliver.drain()
     [update] = slack.called("chat.update")
     assert "backout/INC-1/revert-aaaaaaa" in str(update["blocks"])
+
+
+def test_a_post_whose_answer_was_lost_is_found_not_posted_again(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """The message went out but its ts was never recorded (a crash, a timeout): the next delivery
+    finds it by its metadata in the channel's history and updates it instead of posting twice."""
+    from bot.adapters.slack.delivery import METADATA_TYPE
+
+    store, deliver, notifier = parts
+    open_incident(store, notifier, clock)
+    opened_at = store.run(lambda tx: tx.incidents.get(1)).opened_at  # type: ignore[union-attr]
+    client = WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/")
+    lost = client.chat_postMessage(channel="#inc-checkout", text="INC-1 ...", metadata={
+        "event_type": METADATA_TYPE, "event_payload": {"incident": 1, "opened_at": opened_at.isoformat()}})
+    deliver.drain()
+    top = [c for c in slack.called("chat.postMessage") if "thread_ts" not in c]
+    assert len(top) == 1, "the lost post only"
+    [update] = slack.called("chat.update")
+    assert update["ts"] == lost["ts"]
+    replies = [c for c in slack.called("chat.postMessage") if "thread_ts" in c]
+    assert {r["thread_ts"] for r in replies} == {lost["ts"]}
+
+
+def test_an_unreadable_history_still_posts(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """No history scope, or not in the channel: the message is posted (and carries its metadata)."""
+    store, deliver, notifier = parts
+    slack.fail("conversations.history", error="not_in_channel")
+    open_incident(store, notifier, clock)
+    deliver.drain()
+    [post] = [c for c in slack.called("chat.postMessage") if "thread_ts" not in c]
+    assert post["metadata"]["event_payload"]["incident"] == 1

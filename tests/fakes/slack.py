@@ -26,6 +26,7 @@ class FakeSlack:
         self.faults: list[tuple[str, int, dict[str, Any], dict[str, str]]] = []
         self.groups: dict[str, list[str]] = {}
         self.files: dict[str, bytes] = {}
+        self.history: dict[str, list[dict[str, Any]]] = {}  # channel -> top-level messages, newest first
         self.lock = threading.Lock()
         self.counter = 0
         self.app = self._build()
@@ -80,8 +81,21 @@ class FakeSlack:
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "url": "https://x/"}
         if method == "chat.postMessage":
-            return {"ok": True, "channel": args.get("channel"), "ts": self._ts(),
-                    "message": {"text": args.get("text")}}
+            ts = self._ts()
+            message = {"type": "message", "ts": ts, "text": args.get("text")}
+            if args.get("metadata"):
+                meta = args["metadata"]
+                message["metadata"] = json.loads(meta) if isinstance(meta, str) else meta
+            if not args.get("thread_ts"):
+                with self.lock:
+                    self.history.setdefault(str(args.get("channel")), []).insert(0, message)
+            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": message}
+        if method == "conversations.history":
+            oldest = float(args.get("oldest") or 0)
+            found = [m for m in self.history.get(str(args.get("channel")), []) if float(m["ts"]) >= oldest]
+            if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
+                found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+            return {"ok": True, "messages": found[: int(args.get("limit") or 100)], "has_more": False}
         if method in ("chat.update", "chat.postEphemeral"):
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts") or self._ts()}
         if method == "views.open":

@@ -138,6 +138,9 @@ def test_check_command_passes_and_fails(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check", "--config", str(good)])
     assert result.exit_code == 0, result.output
     assert "2 playbooks" in result.output
+    assert "warning:" in result.output
+    assert "api.tokens: no API token" in result.output
+    assert "api.link_secret: not set" in result.output
     bad = write(tmp_path / "bad.yaml", f"playbooks_dir: {tmp_path / 'playbooks'}\n")
     result = CliRunner().invoke(cli, ["check", "--config", str(bad)])
     assert result.exit_code == 2

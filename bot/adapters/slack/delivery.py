@@ -25,6 +25,13 @@ log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
 LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered"})  # also shown in the channel
 UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incident (alert storms)
+METADATA_TYPE = "backout_incident"  # on each incident message, so a lost post is found, not repeated
+
+
+def _marker(incident_id: int, opened_at: datetime) -> dict[str, Any]:
+    """Names the incident's message across deployments sharing a channel (INC-7 of another
+    Backout was opened at another instant)."""
+    return {"incident": incident_id, "opened_at": opened_at.isoformat()}
 
 
 @dataclass
@@ -99,10 +106,18 @@ class SlackDelivery:
                                            links=self._links_for(summary.incident_id))
             try:
                 if thread is None:
-                    answer = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                                           unfurl_links=False, unfurl_media=False)
-                    new = ChatThread(incident_id=summary.incident_id, channel=str(answer["channel"]),
-                                     ts=str(answer["ts"]), last_event_id=0)
+                    marker = _marker(summary.incident_id, view.incident.opened_at)
+                    # A post whose answer was lost (a timeout, a crash) is found, not posted again.
+                    found = self._find_posted(channel, marker, since=view.incident.opened_at)
+                    if found is not None:
+                        self._client.chat_update(channel=channel, ts=found, text=text, blocks=blocks)
+                        where, ts = channel, found
+                    else:
+                        answer = self._client.chat_postMessage(
+                            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+                            metadata={"event_type": METADATA_TYPE, "event_payload": marker})
+                        where, ts = str(answer["channel"]), str(answer["ts"])
+                    new = ChatThread(incident_id=summary.incident_id, channel=where, ts=ts, last_event_id=0)
                     self._posted(new, summary.id)
                     report.posted += 1
                 else:
@@ -117,6 +132,22 @@ class SlackDelivery:
             if not self._replies(thread, report, now):
                 return report
         return report
+
+    def _find_posted(self, channel: str, marker: dict[str, Any], *, since: datetime) -> str | None:
+        """The ts of this incident's message if an earlier attempt posted it (its metadata says
+        so); None when there is none or the history cannot be read (then it is posted)."""
+        try:
+            answer = self._client.conversations_history(
+                channel=channel, oldest=f"{since.timestamp() - 60:.6f}", limit=200, include_all_metadata=True)
+        except SlackApiError as exc:
+            log.info("slack.history_unreadable", channel=channel, error=str(exc.response.get("error", "")))
+            return None
+        messages: list[dict[str, Any]] = answer.get("messages", [])
+        for message in messages:
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == METADATA_TYPE and meta.get("event_payload") == marker:
+                return str(message["ts"])
+        return None
 
     def _replies(self, thread: ChatThread, report: DeliveryReport, now: datetime) -> bool:
         events = self._store.run(lambda tx: tx.timeline.after(thread.incident_id, thread.last_event_id, 20))
