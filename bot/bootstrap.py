@@ -22,7 +22,6 @@ from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
 from bot.adapters.prometheus import PrometheusQuery, PrometheusRevisions, RevisionQuery
-from bot.adapters.slack.app import build_slack_app
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
@@ -38,9 +37,11 @@ from bot.entrypoints.context import AppContext, Readiness, SlackParts
 from bot.entrypoints.http import create_http_app
 from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
+from bot.entrypoints.slack_app import build_slack_app
 from bot.entrypoints.webhook_auth import PageLinks
 from bot.services.chat import ChatCommands
 from bot.services.ingest import IngestOutcome, ingest_deliveries
+from bot.services.notify import incident_message
 
 
 def utc_now() -> datetime:
@@ -230,7 +231,8 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
         return links + ([("Incident page", page)] if page else [])
 
     delivery = SlackDelivery(store=ctx.store, client=client, clock=ctx.clock, channel_for=channel_for,
-                             links_for=links_for)
+                             links_for=links_for,
+                             describe=lambda incident_id: incident_message(store=ctx.store, incident_id=incident_id))
     ctx.notifier = SlackNotifier(store=ctx.store, kick=delivery.kick, clock=ctx.clock)
     commands = ChatCommands(
         store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier, playbooks=ctx.playbooks,

@@ -31,6 +31,7 @@ from bot.domain.durations import parse_duration
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.playbooks import playbook_named
+from bot.domain.text import safe
 from bot.domain.verdicts import VerdictKind
 from bot.entrypoints.http import ExportFormat
 from bot.entrypoints.scheduler import start_scheduler
@@ -43,7 +44,7 @@ from bot.services.changelog import refresh_changes
 from bot.services.export import build_export, render_markdown
 from bot.services.notify import incident_lines
 from bot.services.presenters import incident_dict, incident_view_dict, ranking_dict
-from bot.services.text import render_incident, render_incident_list, safe, when
+from bot.services.text import render_incident, render_incident_list, when
 
 app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)

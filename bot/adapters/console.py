@@ -7,7 +7,7 @@ import threading
 from typing import TextIO
 
 from bot.domain.ports import Notice
-from bot.services.text import safe
+from bot.domain.text import safe
 
 
 class ConsoleNotifier:

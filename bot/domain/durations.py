@@ -59,3 +59,12 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def human_duration(seconds: float | None) -> str:
+    """`1m1s`, `0.50s` or `-` for a duration in seconds."""
+    if seconds is None:
+        return "-"
+    if abs(seconds) < 1:
+        return f"{seconds:.2f}s"
+    return ("-" if seconds < 0 else "") + format_duration(timedelta(seconds=abs(seconds)))

@@ -272,6 +272,15 @@ class FetchedChanges:
 
 
 @dataclass(frozen=True)
+class IncidentMessage:
+    """What an incident's chat message says, decided by the notify service."""
+
+    playbook: str | None
+    opened_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something people should see about an incident: the console prints it; chat refreshes the
     incident's message from the store (so it always shows the latest state) and its thread

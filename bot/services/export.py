@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from bot.domain.durations import format_duration
+from bot.domain.durations import human_duration
+from bot.domain.text import safe
 from bot.domain.timeline import EventKind
 from bot.domain.verdicts import Finding, finding
 from bot.services.incidents import IncidentView
-from bot.services.text import safe
 
 SCHEMA = "https://backout.dev/schemas/incident-export/v1"
 SCHEMA_VERSION = 1
@@ -192,12 +192,3 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
     return round((end - start).total_seconds(), 3)
-
-
-def human_duration(seconds: float | None) -> str:
-    """`1m1s`, `0.50s` or `-` for a duration in seconds."""
-    if seconds is None:
-        return "-"
-    if abs(seconds) < 1:
-        return f"{seconds:.2f}s"
-    return ("-" if seconds < 0 else "") + format_duration(timedelta(seconds=abs(seconds)))

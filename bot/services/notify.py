@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.models import AlertStatus, Incident
-from bot.domain.ports import Notice, Notifier, Store
+from bot.domain.ports import IncidentMessage, Notice, Notifier, Store
 from bot.services.incidents import IncidentView, get_incident
 
 MAX_ALERTS = 5
@@ -83,6 +83,13 @@ def summary_payload(view: IncidentView) -> dict[str, object]:
         # the suspects a responder can mark as the culprit or rule out, from the message
         "suspects": [[s.sha, s.short] for s in view.ranking.suspects[:MAX_SUSPECTS]],
     }
+
+
+def incident_message(*, store: Store, incident_id: int) -> IncidentMessage:
+    """The incident's chat message as of now (chat adapters render it; they decide nothing)."""
+    view = get_incident(store=store, incident_id=incident_id)
+    return IncidentMessage(playbook=view.incident.playbook, opened_at=view.incident.opened_at,
+                           payload=summary_payload(view))
 
 
 def incident_update(*, store: Store, notifier: Notifier, incident_id: int, kind: str) -> None:

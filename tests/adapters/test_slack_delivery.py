@@ -36,7 +36,8 @@ def parts(slack: FakeSlack, clock: Clock) -> Iterator[tuple[InMemoryStore, Slack
         playbook = playbooks.get(name or "")
         return (playbook.chat.channel if playbook and playbook.chat.channel else None) or "#incidents"
 
-    deliver = SlackDelivery(store=store, client=client, clock=clock, channel_for=channel_for)
+    deliver = SlackDelivery(store=store, client=client, clock=clock, channel_for=channel_for,
+                            describe=lambda incident_id: notify.incident_message(store=store, incident_id=incident_id))
     # No kick: each test drains by hand, so nothing races with it.
     yield store, deliver, SlackNotifier(store=store, kick=lambda: None, clock=clock)
     deliver.close()

@@ -19,10 +19,10 @@ from bot.cli import app as cli
 from bot.config import Settings
 from bot.domain.changes import Change, Effect, FileChange
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+from bot.domain.text import safe
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import rank_incident
 from bot.services.notify import incident_update
-from bot.services.text import safe
 from tests.conftest import PLAYBOOKS, TOKEN, Clock
 
 HOSTILE = ("\x1b[2J\x1b]0;pwned\x07red\x1b[31m\rcarriage\u202eevil\u2066bidi\u2028sep\u200bzw"

@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from bot.services.export import human_duration
+from bot.domain.durations import human_duration
 
 
 @cache

@@ -17,9 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.adapters.slack.blocks import summary_message, thread_line
-from bot.domain.ports import ChatThread, Clock, Notice, Store, Transaction
-from bot.services.incidents import get_incident
-from bot.services.notify import summary_payload
+from bot.domain.ports import ChatThread, Clock, IncidentMessage, Notice, Store, Transaction
 
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
@@ -48,9 +46,11 @@ class SlackDelivery:
     """Drains the outbox on one thread; `kick()` asks for a drain soon (several kicks coalesce)."""
 
     def __init__(self, *, store: Store, client: WebClient, clock: Clock,
+                 describe: Callable[[int], IncidentMessage],
                  channel_for: Callable[[str | None], str | None],
                  links_for: Callable[[int], list[tuple[str, str]]] = lambda _: []) -> None:
         self._store = store
+        self._describe = describe  # what the message says is decided by the notify service
         self._client = client
         self._clock = clock
         self._channel_for = channel_for
@@ -96,19 +96,19 @@ class SlackDelivery:
             if last is not None and now - last < UPDATE_EVERY:
                 continue  # debounced: the newest summary replaces this one, or goes out next drain
             thread = self._thread(summary.incident_id)
-            view = get_incident(store=self._store, incident_id=summary.incident_id)
-            channel = thread.channel if thread else self._channel_for(view.incident.playbook)
+            message = self._describe(summary.incident_id)
+            channel = thread.channel if thread else self._channel_for(message.playbook)
             if channel is None:
                 self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
                 report.errors.append(f"INC-{summary.incident_id}: no channel")
                 continue
-            text, blocks = summary_message(summary_payload(view), incident_id=summary.incident_id,
+            text, blocks = summary_message(message.payload, incident_id=summary.incident_id,
                                            links=self._links_for(summary.incident_id))
             try:
                 if thread is None:
-                    marker = _marker(summary.incident_id, view.incident.opened_at)
+                    marker = _marker(summary.incident_id, message.opened_at)
                     # A post whose answer was lost (a timeout, a crash) is found, not posted again.
-                    found = self._find_posted(channel, marker, since=view.incident.opened_at)
+                    found = self._find_posted(channel, marker, since=message.opened_at)
                     if found is not None:
                         self._client.chat_update(channel=channel, ts=found, text=text, blocks=blocks)
                         where, ts = channel, found
