@@ -197,3 +197,17 @@ def test_an_unreadable_history_still_posts(slack: FakeSlack, parts, clock: Clock
     deliver.drain()
     [post] = [c for c in slack.called("chat.postMessage") if "thread_ts" not in c]
     assert post["metadata"]["event_payload"]["incident"] == 1
+
+
+def test_only_the_leading_replica_delivers(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    """A replica that does not lead drains nothing; the leader's drain posts the message once."""
+    store, deliver, notifier = parts
+    client = WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/")
+    follower = SlackDelivery(store=store, client=client, clock=clock, channel_for=lambda _: "#incidents",
+                             describe=lambda i: notify.incident_message(store=store, incident_id=i),
+                             may_deliver=lambda: False)
+    open_incident(store, notifier, clock)
+    assert follower.drain().posted == 0
+    assert slack.called("chat.postMessage") == []
+    assert deliver.drain().posted == 1
+    follower.close()

@@ -48,9 +48,12 @@ class SlackDelivery:
     def __init__(self, *, store: Store, client: WebClient, clock: Clock,
                  describe: Callable[[int], IncidentMessage],
                  channel_for: Callable[[str | None], str | None],
+                 may_deliver: Callable[[], bool] = lambda: True,
                  links_for: Callable[[int], list[tuple[str, str]]] = lambda _: []) -> None:
         self._store = store
         self._describe = describe  # what the message says is decided by the notify service
+        # Only the leading replica delivers: two replicas draining one outbox would post twice.
+        self._may_deliver = may_deliver
         self._client = client
         self._clock = clock
         self._channel_for = channel_for
@@ -80,7 +83,10 @@ class SlackDelivery:
         self._executor.shutdown(wait=True)
 
     def drain(self) -> DeliveryReport:
-        """Deliver what is due. Safe to call from the scheduler and after kicks (one at a time)."""
+        """Deliver what is due. Safe to call from the scheduler and after kicks (one at a time);
+        on a replica that does not lead, nothing (the leader's next drain delivers it)."""
+        if not self._may_deliver():
+            return DeliveryReport()
         with self._lock:
             return self._drain()
 
