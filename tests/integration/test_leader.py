@@ -88,7 +88,7 @@ def test_killing_the_leading_replica_hands_the_jobs_to_the_other(tmp_path: Path,
         started = time.monotonic()
         wait_until(lambda: httpx.get(f"{other.url}/readyz", timeout=2).json()["leader"], timeout=15,
                    what="the other replica to lead")
-        assert time.monotonic() - started < 6
+        assert time.monotonic() - started < 9, "within a few heartbeats of a 3s interval"
     finally:
         for replica in replicas:
             replica.stop()
