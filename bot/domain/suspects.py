@@ -175,7 +175,8 @@ def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, p
             return False, (f"Both likely: {name} ({top.score:.2f}) and {runner.short} "
                            f"({_clip(runner.subject)}, {runner.score:.2f}) are less than "
                            f"{policy.tie_ratio:g}x apart. No confident suspect: check both.")
-        margin = f"{top.score / runner.score:.1f}x the next candidate, {runner.short}"
+        ahead = f"{top.score / runner.score:.1f}x" if runner.score > 0 else "far ahead of"
+        margin = f"{ahead} the next candidate, {runner.short}"
     else:
         margin = f"the only change with an effect on {service} in the {window} before"
     return True, f"{name} scores {top.score:.2f} (evidence floor {floor:.2f}), {margin}."

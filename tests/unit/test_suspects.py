@@ -238,3 +238,14 @@ def test_paths_revert_messages_globs_and_pr_numbers() -> None:
     assert pr_number_from("Merge pull request #42 from acme/x") == 42
     assert pr_number_from("checkout: bump (#17)") == 17
     assert pr_number_from("no number here") is None
+
+
+def test_a_next_candidate_scoring_zero_is_a_wide_margin() -> None:
+    """With a long lookback a week-old candidate scores 0.000: the margin holds, nothing divides by it."""
+    longer = PLAYBOOK.suspects.model_copy(update={"lookback": timedelta(days=8)})
+    week = PLAYBOOK.model_copy(update={"suspects": longer})
+    ranking = rank(change("a", 10, f("apps/checkout/deploy.yaml", Effect.IMAGE)),
+                   change("o", 7 * 24 * 60, f("apps/checkout/config.yaml")), playbook=week)
+    assert ranking.suspects[1].score == 0.0
+    assert ranking.confident
+    assert "far ahead of the next candidate" in ranking.reason
