@@ -117,3 +117,11 @@ def test_import_classifies_each_file_and_records_reverts(tmp_path: Path) -> None
     [revert] = fetched.reverts
     assert revert.target == bump
     assert revert.by_sha == next(c.sha for c in fetched.changes if c.subject.startswith('Revert "checkout'))
+
+
+def test_a_yaml_bomb_is_an_unknown_effect_not_a_hang() -> None:
+    """Nested aliases (a "billion laughs") would make comparing the data exponential: unknown effect."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, 12)]
+    bomb = "\n".join(lines) + "\n"
+    assert effects(bomb, bomb.replace('"lol"', '"lul"', 1), path="apps/checkout/bomb.yaml") == (Effect.OTHER,)
