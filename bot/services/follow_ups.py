@@ -24,7 +24,8 @@ from bot.services.investigate import investigate
 
 log = structlog.get_logger(__name__)
 
-LEASE = timedelta(minutes=5)  # how long a claim holds before another runner may take the work
+# A claim holds this long: work is taken over this soon after its runner died or lost the database.
+LEASE = timedelta(minutes=2)
 RETRY_AFTER = timedelta(seconds=30)
 
 
