@@ -106,7 +106,8 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         )
 
     if settings.repos:
-        add("refresh_changes", refresh_job, settings.git.refresh_every)
+        # At start too: mirrors are cloned and warm before the first incident, not during it.
+        add("refresh_changes", refresh_job, settings.git.refresh_every, at_start=True)
     if any(repo.forge == "github" for repo in settings.repos):
         add("follow_pull_requests", follow_job, timedelta(seconds=60))
     if ctx.slack is not None:

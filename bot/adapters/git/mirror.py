@@ -69,6 +69,8 @@ class GitMirrors:
         """Create the mirror if need be, fetch the watched branch, return its tip."""
         mirror = self.path(spec.name)
         if not (mirror / "HEAD").exists():
+            log.info("git.mirror_creating", repo=spec.name, branch=spec.branch,
+                     detail="first fetch of this repository; a large history takes a while")
             shutil.rmtree(mirror, ignore_errors=True)
             spec.runner.run(["init", "--bare", "--quiet", str(mirror)])
             spec.runner.run(["config", "remote.origin.url", spec.url], cwd=mirror)
