@@ -237,7 +237,7 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
 
     lines = sum(f.lines for f in scoped) if any(f.lines for f in change.files) else (
         change.additions + change.deletions)
-    reasons.append(f"size here: {lines} lines in {len(scoped)} files")
+    reasons.append(f"size here: {lines} line{'s' * (lines != 1)} in {len(scoped)} file{'s' * (len(scoped) != 1)}")
     is_revert = change.is_revert or any(r.by_sha == change.sha for r in reverts)
     if is_revert:
         factors.append(("revert", REVERT_FACTOR))

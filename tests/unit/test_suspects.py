@@ -95,7 +95,7 @@ def test_signals_count_only_the_files_under_the_service_paths() -> None:
     assert shas(ranking) == ["a", "m"]
     assert ranking.confident
     assert not ranking.suspects[1].effective
-    assert "size here: 2 lines in 1 files" in ranking.suspects[1].reasons
+    assert "size here: 2 lines in 1 file" in ranking.suspects[1].reasons
 
 
 def test_a_broad_change_counts_for_the_share_of_its_effect_on_the_service() -> None:
