@@ -30,6 +30,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest_wrk.py
 	$(BIN)/python bench/suspects.py
 	$(BIN)/python bench/github_calls.py
 	$(BIN)/python bench/slack_ack.py
