@@ -179,7 +179,7 @@ class World:
 
     def _deployment(self, svc: Service) -> str:
         pad = " " * svc.indent
-        env = "".join(f"{pad}        - name: {k}\n{pad}          value: \"{v}\"\n" for k, v in svc.env.items())
+        env = _env(svc, depth=8)
         return (f"# {svc.comment}\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {svc.name}\n"
                 f"  labels:\n    app: {svc.name}\nspec:\n  replicas: {svc.replicas}\n  selector:\n"
                 f"    matchLabels:\n      app: {svc.name}\n  template:\n    metadata:\n      labels:\n"
@@ -192,8 +192,7 @@ class World:
                 f"{pad}            memory: {svc.memory}Mi\n{pad}        env:\n{env}")
 
     def _flux_helmrelease(self, svc: Service) -> str:
-        pad = " " * svc.indent
-        env = "".join(f"{pad}      - name: {k}\n{pad}        value: \"{v}\"\n" for k, v in svc.env.items())
+        env = _env(svc, depth=6)
         return (f"# {svc.comment}\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n"
                 f"  name: {svc.name}\nspec:\n  interval: 5m\n  chart:\n    spec:\n      chart: {svc.name}\n"
                 f"      version: \"{version(svc.chart)}\"\n      sourceRef:\n        kind: HelmRepository\n"
@@ -206,6 +205,12 @@ class World:
         pad = " " * svc.indent
         return (f"# {svc.comment}\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
                 f"namespace: {svc.team}\nresources:\n{pad}- ../../base/{svc.name}\n{pad}- configmap.yaml\n")
+
+
+def _env(svc: Service, *, depth: int) -> str:
+    """A container's env list at `depth`, in the service's list indentation style."""
+    pad = " " * (svc.indent + depth)
+    return "".join(f"{pad}- name: {k}\n{pad}  value: \"{v}\"\n" for k, v in svc.env.items())
 
 
 def _kustomization(resources: list[str], indent: int) -> str:
@@ -251,8 +256,7 @@ def _chart(svc: Service) -> str:
 
 
 def _values(svc: Service) -> str:
-    pad = " " * svc.indent
-    env = "".join(f"{pad}  - name: {k}\n{pad}    value: \"{v}\"\n" for k, v in svc.env.items())
+    env = _env(svc, depth=2)
     return (f"# {svc.comment}\nimage:\n  repository: registry.example.com/{svc.name}\n"
             f"  tag: \"{version(svc.tag)}\"\nreplicaCount: {svc.replicas}\nresources:\n  requests:\n"
             f"    cpu: {svc.cpu}m\n    memory: {svc.memory}Mi\n  limits:\n    memory: {svc.memory}Mi\nenv:\n{env}")
