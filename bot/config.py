@@ -89,6 +89,22 @@ class AlertmanagerSettings(Section):
         return []
 
 
+class FluxSettings(Section):
+    """The Flux webhook: a `generic-hmac` Provider's key, or a bearer token a `generic` one sends."""
+
+    hmac_key: SecretStr | None = None
+    hmac_key_file: Path | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+
+class ArgoCDSettings(Section):
+    """The Argo CD webhook: the bearer token its notifications `webhook` service sends."""
+
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+
 class ApiSettings(Section):
     """Who may read the API and the incident pages (alerts, timelines, authors' emails) and use
     its writes: bearer tokens compared in constant time. `/healthz` and `/readyz` stay open."""
@@ -265,6 +281,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     api: ApiSettings = ApiSettings()
+    flux: FluxSettings = FluxSettings()
+    argocd: ArgoCDSettings = ArgoCDSettings()
     incidents: IncidentPolicy = IncidentPolicy()
     playbooks_dir: Path = Path("playbooks")
     repos: list[RepoSettings] = Field(default_factory=list)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 class AppliedSource(StrEnum):
     """Where a change's applied time comes from, best first."""
 
+    FLUX = "flux"  # a Flux object reported applying it
+    ARGOCD = "argocd"  # an Argo CD Application reported syncing it
     DEPLOYMENT = "deployment"
     COMMIT_STATUS = "commit_status"
     PROMETHEUS = "prometheus"
@@ -37,6 +39,7 @@ class Effect(StrEnum):
     OTHER = "other"  # a file whose effect cannot be read (templates, scripts, code)
 
 
+CONTROLLER_SOURCES = frozenset({AppliedSource.FLUX, AppliedSource.ARGOCD})
 NO_EFFECT = frozenset({Effect.DOCS, Effect.CI, Effect.COSMETIC})
 
 
@@ -80,6 +83,7 @@ class Change(BaseModel):
     image_bump: bool = False
     applied_at: datetime | None = None
     applied_source: AppliedSource = AppliedSource.COMMIT_TIME
+    applied_by: str | None = None  # the controller object that applied it: "Flux Kustomization flux-system/apps"
 
     @property
     def short(self) -> str:

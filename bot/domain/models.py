@@ -68,6 +68,7 @@ class Actor(StrEnum):
     SCHEDULER = "scheduler"
     BACKOUT = "backout"
     PROBE = "probe"  # one of Backout's own health probes; actor_id names it
+    CONTROLLER = "controller"  # a GitOps controller (Flux, Argo CD); actor_id names the object
 
 
 class ReceivedAlert(Frozen):

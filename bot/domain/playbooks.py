@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from bot.domain.durations import Duration
+from bot.domain.gitops import GitOpsPolicy
 
 
 def _valid_regex(value: str) -> str:
@@ -145,6 +146,7 @@ class Playbook(Strict):
     probes: tuple[Probe, ...] = ()
     verify: Verify = Verify()
     reminders: Reminders = Reminders()
+    gitops: GitOpsPolicy = GitOpsPolicy()  # the Flux and Argo CD objects that deploy the service
 
     @model_validator(mode="after")
     def _unique_probe_names(self) -> Playbook:

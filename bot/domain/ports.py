@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
+from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
@@ -63,6 +64,12 @@ class ChangeRepository(Protocol):
         """Shas committed since `since` whose applied time is still the commit time."""
         ...
     def set_applied(self, repo: str, sha: str, *, at: datetime, source: AppliedSource) -> None: ...
+    def set_applied_by(self, repo: str, shas: Sequence[str], *, at: datetime, source: AppliedSource,
+                       by: str, only_later: Sequence[str] = ()) -> int:
+        """A controller applied these changes at `at` (and those of `only_later` whose known time
+        is later than `at`). A controller's time replaces any other source's; an earlier
+        controller time is kept. Returns how many changed."""
+        ...
     def add_reverts(self, reverts: Sequence[Revert]) -> None:
         """Record reverts; one already recorded is ignored."""
         ...
@@ -191,6 +198,27 @@ class VerdictRepository(Protocol):
         ...
 
 
+class GitOpsRepository(Protocol):
+    def seen(self, key: str) -> bool: ...
+    def record(self, event: ControllerEvent, *, now: datetime) -> bool:
+        """Record a controller event; False when it was recorded before (a redelivery)."""
+        ...
+    def object(self, object_id: str) -> ObjectState | None: ...
+    def save_object(self, state: ObjectState) -> None: ...
+    def add_failure(self, failure: Failure) -> Failure: ...
+    def open_failure(self, object_id: str) -> Failure | None:
+        """The object's latest failure not followed by a success."""
+        ...
+    def resolve_failures(self, object_id: str, *, at: datetime) -> list[Failure]:
+        """Mark the object's open failures (up to `at`) resolved; return them, oldest first."""
+        ...
+    def failures(self, repos: Sequence[str], *, since: datetime, until: datetime) -> list[Failure]: ...
+    def add_build(self, build: ImageBuild, *, now: datetime) -> None:
+        """Record (or replace) which commit built an image tag."""
+        ...
+    def build(self, image: str, tag: str) -> ImageBuild | None: ...
+
+
 class Transaction(Protocol):
     """What one unit of work sees; all its writes commit together or not at all."""
 
@@ -216,6 +244,8 @@ class Transaction(Protocol):
     def author_notices(self) -> AuthorNoticeRepository: ...
     @property
     def follow_ups(self) -> FollowUpRepository: ...
+    @property
+    def gitops(self) -> GitOpsRepository: ...
 
 
 class Store(Protocol):
@@ -260,6 +290,19 @@ class GitRepos(Protocol):
 
     def patch(self, repo: str, sha: str) -> str:
         """The commit's diff against its first parent (bounded), for revert-safety checks."""
+        ...
+
+    def resolve(self, repo: str, rev: str) -> str | None:
+        """The full sha of a commit, tag or sha prefix the mirror has, or None."""
+        ...
+
+    def first_parent(self, repo: str, *, new: str, old: str | None = None, limit: int = 500) -> list[str]:
+        """First-parent shas after `old` up to and including `new`, newest first (up to `limit`
+        from `new` when `old` is None; just `new` when `old` is not its ancestor)."""
+        ...
+
+    def log_between(self, repo: str, *, old: str, new: str, limit: int = 200) -> list[Change]:
+        """The commits reachable from `new` and not from `old` (tags or shas), newest first."""
         ...
 
 

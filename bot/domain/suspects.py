@@ -19,6 +19,7 @@ from bot.domain.changes import (
     reverted_by,
 )
 from bot.domain.durations import format_duration
+from bot.domain.gitops import Failure
 from bot.domain.playbooks import Playbook, PlaybookRepo, RepoRole, SuspectPolicy
 
 # A suspect's score is relevance x timing, each a factor in (0, 1] with its reason:
@@ -45,6 +46,27 @@ class RankingStatus(StrEnum):
     RANKED = "ranked"
 
 
+class CodeChange(BaseModel):
+    """An application commit behind an image bump: what the team fixes, while the GitOps change
+    is what gets reverted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repo: str
+    sha: str
+    subject: str
+    author: str
+    committed_at: datetime
+    lines: int = 0
+    files: int = 0
+    pr_number: int | None = None
+    effective: bool = True  # False: docs or CI only
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7]
+
+
 class Suspect(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -61,13 +83,20 @@ class Suspect(BaseModel):
     effective: bool = True  # False: nothing it changed reaches the deployed state of the service
     reverted_by: str | None = None  # the commit on the branch that already undid it
     is_revert: bool = False  # it reverts another change: restores a state that ran before
+    applied_by: str | None = None  # the controller object that reported applying it
+    failed: str | None = None  # the failed reconciliation of its revision, described
+    code: tuple[CodeChange, ...] = ()  # application commits behind its image bump, best first
+    code_note: str | None = None  # why `code` is empty, or where it came from
 
     @property
     def short(self) -> str:
         return self.sha[:7]
 
     def candidate(self, onset: datetime | None) -> bool:
-        """Could it have caused the incident: an effect, not undone, applied before the onset."""
+        """Could it have caused the incident: an effect, not undone, applied before the onset
+        (or named by a failed reconciliation, which is evidence of its own)."""
+        if self.failed is not None:
+            return self.effective and self.reverted_by is None
         late = onset is not None and self.applied_at > onset + ONSET_GRACE
         return self.effective and self.reverted_by is None and not late
 
@@ -106,12 +135,14 @@ def rank_changes(
     now: datetime,
     reverts: Sequence[Revert] = (),
     onset: datetime | None = None,
+    failures: Sequence[Failure] = (),
     limit: int = 10,
 ) -> Ranking:
     """Rank the changes applied in the playbook's lookback window before the incident started.
 
     Candidates (changes with an effect on the service, not reverted, applied before the
-    metric's onset) come first, best first; the rest follow with the reason they are not.
+    metric's onset) come first, those a failed reconciliation names ahead of the rest, best
+    first; the rest follow with the reason they are not.
     Confidence needs evidence (the top candidate's score at the playbook's floor) and a margin
     (`tie_ratio` times the next candidate's score); otherwise the answer says why not."""
     if playbook is None or not playbook.repos:
@@ -124,20 +155,23 @@ def rank_changes(
     known = [r for r in reverts if r.at <= now]
     suspects: list[Suspect] = []
     elsewhere = 0
+    seen: set[tuple[str, str]] = set()
     for change in changes:
         entry = repos.get(change.repo)
-        if entry is None:
+        if entry is None or (change.repo, change.sha) in seen:
             continue
+        seen.add((change.repo, change.sha))
         applied = change.applied(sync_delay=policy.sync_delay)
-        if not window_start <= applied <= started_at:
+        failure = next((f for f in failures if f.repo == change.repo and f.covers(change.sha)), None)
+        if failure is None and not window_start <= applied <= started_at:
             continue  # outside the window; a change applied after the start cannot be the cause
         suspect = _score(change, entry, applied=applied, started_at=started_at, onset=onset,
-                         reverts=[r for r in known if r.repo == change.repo])
+                         reverts=[r for r in known if r.repo == change.repo], failure=failure)
         if suspect is None:
             elsewhere += 1
         else:
             suspects.append(suspect)
-    suspects.sort(key=lambda s: (not s.candidate(onset), -s.score, started_at - s.applied_at))
+    suspects.sort(key=lambda s: (not s.candidate(onset), s.failed is None, -s.score, started_at - s.applied_at))
     confident, reason = _verdict(suspects, onset=onset, service=service, policy=policy, elsewhere=elsewhere)
     return Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=confident, reason=reason,
                    suspects=tuple(suspects[:limit]), onset_at=onset)
@@ -183,7 +217,7 @@ def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, p
 
 
 def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at: datetime,
-           onset: datetime | None, reverts: Sequence[Revert]) -> Suspect | None:
+           onset: datetime | None, reverts: Sequence[Revert], failure: Failure | None = None) -> Suspect | None:
     if entry.role is RepoRole.APP:
         own, shared = list(change.files), []
     else:
@@ -196,15 +230,21 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
     factors: list[tuple[str, float]] = []
 
     source = "" if change.applied_source is not AppliedSource.COMMIT_TIME else " (commit time + sync delay)"
-    late = onset is not None and applied > onset + ONSET_GRACE
-    if onset is not None and not late:
+    when = f"applied by {change.applied_by} at {applied:%H:%M:%S} UTC, " if change.applied_by else "applied "
+    late = failure is None and onset is not None and applied > onset + ONSET_GRACE
+    if failure is not None:
+        # The controller itself names this revision: that is the timing evidence.
+        reasons.append(failure.describe())
+        factors.append(("failed to apply", 1.0))
+    elif onset is not None and not late:
         before = max(onset - applied, timedelta(0))
-        reasons.append(f"applied {_ago(before)} before the metric changed at {onset:%H:%M} UTC "
+        reasons.append(f"{when}{_ago(before)} before the metric changed at {onset:%H:%M} UTC "
                        f"({_ago(started_at - onset)} before the alert){source}")
+        factors.append(("timing", 0.5 ** (before / TIMING_HALF_LIFE)))
     else:
         before = started_at - applied
-        reasons.append(f"applied {_ago(before)} before the incident started{source}")
-    factors.append(("timing", 0.5 ** (before / TIMING_HALF_LIFE)))
+        reasons.append(f"{when}{_ago(before)} before the incident started{source}")
+        factors.append(("timing", 0.5 ** (before / TIMING_HALF_LIFE)))
 
     if entry.role is RepoRole.APP:
         factors.append(("scope", SCOPE_APP))
@@ -259,6 +299,7 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
         applied_at=applied, applied_source=change.applied_source,
         score=round(min(1.0, max(0.0, score)), 3), reasons=tuple(reasons), pr_number=change.pr_number,
         effective=effective, reverted_by=undone.by_sha if undone else None, is_revert=is_revert,
+        applied_by=change.applied_by, failed=failure.describe() if failure is not None else None,
     )
 
 

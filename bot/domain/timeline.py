@@ -42,6 +42,8 @@ class EventKind(StrEnum):
     CHAT_REFUSED = "chat.refused"
     VERDICT = "verdict.recorded"
     AUTHOR_NOTIFIED = "author.notified"
+    RECONCILE_FAILED = "gitops.reconcile_failed"
+    RECONCILE_RECOVERED = "gitops.reconcile_recovered"
 
 
 def event(

@@ -35,13 +35,20 @@ from bot.domain.errors import (
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.verdicts import VerdictKind
 from bot.entrypoints.context import AppContext, SlackParts
+from bot.entrypoints.http_common import (
+    BodyTooLarge,
+    error,
+    read_body,
+    schedule_follow_up,
+    validation_detail,
+)
+from bot.entrypoints.http_gitops import register_gitops_webhooks
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import ApiAuth, WebhookAuth
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.authors import notify_authors
 from bot.services.export import build_export, render_markdown
-from bot.services.follow_ups import FollowUpWork, follow_up
 from bot.services.ingest import IngestOutcome
 from bot.services.presenters import event_dict, incident_dict, incident_view_dict, ranking_dict
 
@@ -55,10 +62,6 @@ ERROR_STATUS: list[tuple[type[BackoutError], int, str]] = [
     (TransientError, 503, "unavailable"),
     (UpstreamError, 502, "upstream_error"),
 ]
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class LatencyMiddleware:
@@ -82,32 +85,6 @@ class LatencyMiddleware:
             )
 
 
-def error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def validation_detail(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
-    """Where and why, for the sender; a key that is not valid Unicode is shown escaped."""
-    return [
-        {"loc": _printable(".".join(str(part) for part in err["loc"]))[:300], "msg": _printable(err["msg"])[:300]}
-        for err in exc.errors()
-    ][:20]
-
-
 def payload_schema() -> dict[str, Any]:
     """Alertmanager's webhook body as JSON Schema, inlined for the OpenAPI document (the handler
     reads the raw body itself, so FastAPI does not describe it)."""
@@ -125,10 +102,6 @@ def payload_schema() -> dict[str, Any]:
         return node
 
     return dict(inline(schema))
-
-
-def _printable(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def create_http_app(ctx: AppContext) -> FastAPI:
@@ -215,6 +188,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
 
     if ctx.slack is not None:
         register_slack_events(app, ctx.slack, limit=limit)
+    register_gitops_webhooks(app, ctx, limit=limit)
 
     def refused(request: Request, *, page_of: int | None = None) -> JSONResponse | None:
         """None when the request may read; otherwise a 401 that says what is missing and
@@ -405,30 +379,6 @@ class ExportFormat(StrEnum):
     JSON = "json"
     MARKDOWN = "markdown"
     HTML = "html"
-
-
-def follow_up_work(ctx: AppContext) -> FollowUpWork:
-    return FollowUpWork(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
-                        import_window=ctx.settings.git.import_window, forge=ctx.forge, applied=ctx.applied,
-                        applied_window=ctx.settings.github.applied_window, page_url=ctx.page_url,
-                        metrics=ctx.metrics_query)
-
-
-def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:
-    """Investigate opened incidents and announce resolved ones, after the webhook has answered.
-    The work is already recorded with the delivery: if this process dies first, the sweep does it."""
-    opened = [i.id for i in [*outcome.opened, *outcome.reopened] if i.id is not None]
-    resolved = [i.id for i in outcome.resolved if i.id is not None]
-    if not opened and not resolved:
-        return
-
-    def run() -> None:
-        try:
-            follow_up(follow_up_work(ctx), opened=opened, resolved=resolved, now=ctx.clock())
-        except Exception as exc:  # logged; the recorded work stays pending for the sweep
-            log.exception("follow_up.failed", incidents=opened + resolved, error=str(exc))
-
-    ctx.work_executor.submit(run)
 
 
 def _count(metrics: Metrics, outcome: IngestOutcome) -> None:

@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.domain.playbooks import Playbook, Probe
 from bot.domain.probes import probe_key
 from bot.entrypoints.context import AppContext
-from bot.entrypoints.http import follow_up_work, schedule_follow_up
+from bot.entrypoints.http_common import follow_up_work, schedule_follow_up
 from bot.services.changelog import refresh_changes
 from bot.services.follow_ups import sweep
 from bot.services.investigate import rerank_open_incidents

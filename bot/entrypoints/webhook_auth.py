@@ -88,3 +88,39 @@ class PageLinks:
 
     def _sign(self, incident_id: int, expires: int) -> str:
         return hmac.new(self._secret, f"INC-{incident_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+class ControllerAuth:
+    """A GitOps controller's webhook: Flux `generic-hmac` (`X-Signature: sha256=<hex>` of the raw
+    body with the shared key) and/or a bearer token (Flux `generic` with an Authorization header,
+    Argo CD's webhook service)."""
+
+    def __init__(self, *, hmac_key: str | None = None, token: str | None = None, name: str) -> None:
+        self._key = hmac_key.encode() if hmac_key else None
+        self._token = token.encode() if token else None
+        self.name = name
+
+    @property
+    def configured(self) -> bool:
+        return self._key is not None or self._token is not None
+
+    def refusal(self, body: bytes, *, signature: str | None, authorization: str | None) -> str | None:
+        """None when the request is authentic; otherwise why not (naming no secret)."""
+        if not self.configured:
+            return f"the {self.name} webhook has no credentials configured"
+        if self._key is not None and signature:
+            algorithm, _, given = signature.strip().partition("=")
+            digest = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}.get(
+                algorithm.lower())
+            if digest is None:
+                return f"X-Signature uses {algorithm[:20]!r}; expected sha256=<hex>"
+            expected = hmac.new(self._key, body, digest).hexdigest()
+            return None if hmac.compare_digest(given.strip().lower().encode(), expected.encode()) else \
+                "X-Signature does not match the body"
+        if self._token is not None:
+            scheme, _, credentials = (authorization or "").strip().partition(" ")
+            given_token = credentials.strip().encode() if scheme.lower() == "bearer" else b""
+            if given_token and hmac.compare_digest(given_token, self._token):
+                return None
+            return "missing or wrong bearer token"
+        return "missing X-Signature (a generic-hmac Provider signs every event)"

@@ -29,6 +29,7 @@ from bot.domain.ports import Store, Transaction
 from bot.domain.timeline import EventKind, event
 
 INVESTIGATE, ANNOUNCE_RESOLVED = "investigate", "announce_resolved"  # follow-up kinds
+CONTROLLER_ALERTS = frozenset({"flux", "argocd"})  # alerts raised for failed reconciliations
 EVENTS_PER_ALERT = 20  # more alerts of one incident in one delivery: one event counts them
 
 
@@ -89,9 +90,10 @@ class _Ingestion:
         self.events: list[TimelineEvent] = []
         self.incidents: dict[str, Incident | None] = {}  # by group key, as loaded or changed
         self.changed: dict[int, Incident] = {}
-        probes = [a for a in delivery.alerts if a.source == "probe"]
-        self.actor = Actor.PROBE if probes and len(probes) == len(delivery.alerts) else Actor.ALERTMANAGER
-        self.actor_id = delivery.group_key if self.actor is Actor.PROBE else ""
+        sources = {a.source for a in delivery.alerts}
+        self.actor = (Actor.PROBE if sources == {"probe"} else
+                      Actor.CONTROLLER if sources and sources <= CONTROLLER_ALERTS else Actor.ALERTMANAGER)
+        self.actor_id = delivery.group_key if self.actor is not Actor.ALERTMANAGER else ""
         # (alert, ends_at) by incident and kind, written in order: see _flush_alert_events
         self.alert_events: dict[tuple[int, EventKind], list[tuple[Alert, datetime | None]]] = {}
 
@@ -163,15 +165,15 @@ class _Ingestion:
         return alert
 
     def _sibling(self, received: ReceivedAlert, playbook: Playbook, service: str) -> Incident | None:
-        """One problem, one incident: a playbook's probe and an Alertmanager alert for the same
-        service join the incident the other opened (active, or recently resolved to reopen)."""
+        """One problem, one incident: a playbook's probe, an Alertmanager alert and a failed
+        reconciliation for the same service join the incident another opened (active, or
+        recently resolved to reopen)."""
         sibling = self.tx.incidents.latest_of_playbook(playbook.name, service)
         if sibling is None or sibling.id is None:
             return None
         if not (sibling.active or self.policy.may_reopen(sibling, now=self.now)):
             return None
-        probe = received.source == "probe"
-        if not any((a.source == "probe") != probe for a in self.tx.alerts.for_incident(sibling.id)):
+        if not any(a.source != received.source for a in self.tx.alerts.for_incident(sibling.id)):
             return None  # alerts of one kind (two Alertmanager groups, say) keep their own grouping
         self.incidents[sibling.group_key] = sibling
         return sibling

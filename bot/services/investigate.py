@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.domain.changes import Change
+from bot.domain.gitops import Failure
 from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
@@ -31,15 +32,18 @@ def rank_incident(
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
         playbook = playbook_named(playbooks, incident.playbook)
-        changes, reverts = [], []
+        changes, reverts, failures = [], [], []
         if playbook is not None and playbook.repos:
             policy = playbook.suspects
             repos = [entry.repo for entry in playbook.repos]
             changes = tx.changes.applied_between(
                 repos, incident.started_at - policy.lookback - policy.sync_delay, incident.started_at)
             reverts = tx.changes.reverts(repos, until=now)
+            failures = relevant_failures(tx, playbook, since=incident.started_at - policy.lookback, until=now)
+            changes += [found for f in failures for sha in f.shas[:50] for found in tx.changes.find(f.repo, sha)]
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
-                               started_at=incident.started_at, now=now, reverts=reverts, onset=onset)
+                               started_at=incident.started_at, now=now, reverts=reverts, onset=onset,
+                               failures=failures)
         previous = tx.rankings.get(incident_id)
         tx.rankings.save(incident_id, ranking)
         if previous is None or _answer(previous) != _answer(ranking):
@@ -53,6 +57,16 @@ def rank_incident(
         return ranking
 
     return store.run(work)
+
+
+def relevant_failures(tx: Transaction, playbook: Playbook, *, since: datetime, until: datetime) -> list[Failure]:
+    """Failed reconciliations in the playbook's repositories: of the objects it names, when it
+    names any (an object deploying another service says nothing of this one)."""
+    repos = [entry.repo for entry in playbook.repos]
+    failures = tx.gitops.failures(repos, since=since, until=until)
+    if playbook.gitops.any:
+        failures = [f for f in failures if playbook.gitops.names_object(f.object_id)]
+    return failures
 
 
 def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,

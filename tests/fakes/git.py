@@ -24,6 +24,7 @@ class FakeGit:
         self.unreachable: set[str] = set()
         self.refreshes = 0
         self.patches: dict[str, str] = {}
+        self.tags: dict[str, dict[str, str]] = {}  # repo -> tag -> sha
 
     def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
         self.refreshes += 1
@@ -59,6 +60,28 @@ class FakeGit:
 
     def push_branch(self, repo: str, *, branch: str) -> str:
         return self.branches.setdefault((repo, branch), "e" * 40)
+
+    def resolve(self, repo: str, rev: str) -> str | None:
+        if rev in self.tags.get(repo, {}):
+            return self.tags[repo][rev]
+        return next((c.sha for c in self.changes.get(repo, []) if c.sha.startswith(rev)), None)
+
+    def first_parent(self, repo: str, *, new: str, old: str | None = None, limit: int = 500) -> list[str]:
+        shas = [c.sha for c in self.changes.get(repo, [])]
+        if new not in shas:
+            return [new]
+        after = shas[shas.index(new):]
+        if old is None:
+            return after[:limit]
+        if old not in after:
+            return [new]
+        return after[:after.index(old)][:limit]
+
+    def log_between(self, repo: str, *, old: str, new: str, limit: int = 200) -> list[Change]:
+        old_sha, new_sha = self.resolve(repo, old), self.resolve(repo, new)
+        shas = self.first_parent(repo, new=new_sha or new, old=old_sha)
+        by_sha = {c.sha: c for c in self.changes.get(repo, [])}
+        return [by_sha[s] for s in shas if s in by_sha][:limit]
 
 
 class InlineExecutor(Executor):

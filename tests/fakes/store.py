@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
-from bot.domain.changes import AppliedSource, Change, Revert
+from bot.domain.changes import CONTROLLER_SOURCES, AppliedSource, Change, Revert
 from bot.domain.errors import StorageUnavailable, WriteConflict
+from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import Alert, AlertStatus, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState
@@ -39,6 +40,10 @@ class _State:
     threads: dict[int, ChatThread] = field(default_factory=dict)
     probes: dict[str, ProbeState] = field(default_factory=dict)
     verifications: dict[int, Verification] = field(default_factory=dict)
+    controller_events: set[str] = field(default_factory=set)
+    objects: dict[str, ObjectState] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    builds: dict[tuple[str, str], ImageBuild] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -167,6 +172,20 @@ class _Changes:
     def set_applied(self, repo: str, sha: str, *, at: datetime, source: AppliedSource) -> None:
         change = self._s.changes[(repo, sha)]
         self._s.changes[(repo, sha)] = change.model_copy(update={"applied_at": at, "applied_source": source})
+
+    def set_applied_by(self, repo: str, shas: Sequence[str], *, at: datetime, source: AppliedSource,
+                       by: str, only_later: Sequence[str] = ()) -> int:
+        count = 0
+        for sha in [*shas, *only_later]:
+            change = self._s.changes.get((repo, sha))
+            if change is None or (sha not in shas and (change.applied_at or change.committed_at) <= at):
+                continue
+            if change.applied_source in CONTROLLER_SOURCES and change.applied_at and change.applied_at <= at:
+                continue
+            self._s.changes[(repo, sha)] = change.model_copy(
+                update={"applied_at": at, "applied_source": source, "applied_by": by})
+            count += 1
+        return count
 
     def add_reverts(self, reverts: Sequence[Revert]) -> None:
         self._s.reverts.update(reverts)
@@ -331,6 +350,49 @@ class _FollowUps:
         return len(held)
 
 
+class _GitOps:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def seen(self, key: str) -> bool:
+        return key in self._s.controller_events
+
+    def record(self, event: ControllerEvent, *, now: datetime) -> bool:
+        if event.key in self._s.controller_events:
+            return False
+        self._s.controller_events.add(event.key)
+        return True
+
+    def object(self, object_id: str) -> ObjectState | None:
+        return self._s.objects.get(object_id)
+
+    def save_object(self, state: ObjectState) -> None:
+        self._s.objects[state.object_id] = state
+
+    def add_failure(self, failure: Failure) -> Failure:
+        stored = failure.model_copy(update={"id": len(self._s.failures) + 1})
+        self._s.failures.append(stored)
+        return stored
+
+    def open_failure(self, object_id: str) -> Failure | None:
+        found = [f for f in self._s.failures if f.object_id == object_id and f.resolved_at is None]
+        return found[-1] if found else None
+
+    def resolve_failures(self, object_id: str, *, at: datetime) -> list[Failure]:
+        done = [f for f in self._s.failures if f.object_id == object_id and f.resolved_at is None and f.at <= at]
+        self._s.failures = [f.model_copy(update={"resolved_at": at}) if f in done else f for f in self._s.failures]
+        return sorted(done, key=lambda f: f.at)
+
+    def failures(self, repos: Sequence[str], *, since: datetime, until: datetime) -> list[Failure]:
+        return [f for f in reversed(self._s.failures) if f.repo in repos and since <= f.at <= until]
+
+    def add_build(self, build: ImageBuild, *, now: datetime) -> None:
+        self._s.builds[(build.image, build.tag)] = build.model_copy(update={"at": build.at or now})
+
+    def build(self, image: str, tag: str) -> ImageBuild | None:
+        return self._s.builds.get((image, tag))
+
+
 class _Tx:
     def __init__(self, state: _State) -> None:
         self.incidents = _Incidents(state)
@@ -344,6 +406,7 @@ class _Tx:
         self.verdicts = _Verdicts(state)
         self.author_notices = _Notices(state)
         self.follow_ups = _FollowUps(state)
+        self.gitops = _GitOps(state)
 
 
 class InMemoryStore:

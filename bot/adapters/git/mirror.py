@@ -17,6 +17,7 @@ import structlog
 
 from bot.adapters.git.parse import LOG_ARGS, REVERT_LOG_ARGS, parse_log, parse_reverts
 from bot.adapters.git.runner import GitCommandError, GitRunner
+from bot.domain.changes import Change
 from bot.domain.errors import Conflict, NotFound, UpstreamError
 from bot.domain.ports import FetchedChanges, RevertResult
 
@@ -75,8 +76,9 @@ class GitMirrors:
             spec.runner.run(["init", "--bare", "--quiet", str(mirror)])
             spec.runner.run(["config", "remote.origin.url", spec.url], cwd=mirror)
         ref = f"refs/remotes/origin/{spec.branch}"
+        # Tags too: image tags of an application repository name its releases.
         spec.runner.run(["fetch", "--quiet", "--no-tags", "--prune", "origin",
-                         f"+refs/heads/{spec.branch}:{ref}"], cwd=mirror)
+                         f"+refs/heads/{spec.branch}:{ref}", "+refs/tags/*:refs/tags/*"], cwd=mirror)
         return spec.runner.text(["rev-parse", ref], cwd=mirror)
 
     def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
@@ -123,6 +125,30 @@ class GitMirrors:
         done = spec.runner.run(["merge-base", "--is-ancestor", older, newer],
                                cwd=self.path(spec.name), check=False)
         return done.returncode == 0
+
+    def resolve(self, repo: str, rev: str) -> str | None:
+        spec = self._spec(repo)
+        mirror = self.path(repo)
+        if not re.fullmatch(r"[A-Za-z0-9._/+-]{1,250}", rev) or rev.startswith("-") or not (mirror / "HEAD").exists():
+            return None
+        done = spec.runner.run(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=mirror, check=False)
+        found = done.stdout.decode().strip()
+        return found if done.returncode == 0 and found else None
+
+    def first_parent(self, repo: str, *, new: str, old: str | None = None, limit: int = 500) -> list[str]:
+        spec = self._spec(repo)
+        mirror = self.path(repo)
+        if old is not None and not self._is_ancestor(spec, old, new):
+            return [new]  # the object went back, or history was rewritten: only `new` is known to apply
+        selection = [f"{old}..{new}"] if old is not None else [new]
+        listed = spec.runner.text(["rev-list", "--first-parent", f"--max-count={limit}", *selection], cwd=mirror)
+        return listed.split()
+
+    def log_between(self, repo: str, *, old: str, new: str, limit: int = 200) -> list[Change]:
+        spec = self._spec(repo)
+        output = spec.runner.run(["log", *LOG_ARGS, f"--max-count={limit}", f"{old}..{new}"],
+                                 cwd=self.path(repo)).stdout
+        return parse_log(output, repo=repo, blobs=lambda ids: self._blobs(spec, ids))
 
     def remote_branch(self, repo: str, branch: str) -> str | None:
         spec = self._spec(repo)

@@ -26,6 +26,7 @@ from bot.adapters.storage.store_changes import (
     SqlVerdictRepository,
     SqlWatchRepository,
 )
+from bot.adapters.storage.store_gitops import SqlGitOpsRepository
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import ACTIVE_STATUSES, Alert, AlertStatus, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import AlertIdentity
@@ -198,6 +199,7 @@ class SqlTransaction:
         self.verdicts = SqlVerdictRepository(conn)
         self.author_notices = SqlAuthorNoticeRepository(conn)
         self.follow_ups = SqlFollowUpRepository(conn)
+        self.gitops = SqlGitOpsRepository(conn)
 
 
 class SqlStore:

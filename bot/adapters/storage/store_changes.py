@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
 from bot.domain.actions import Action, ActionKind, ActionState
-from bot.domain.changes import AppliedSource, Change, Revert
+from bot.domain.changes import CONTROLLER_SOURCES, AppliedSource, Change, Revert
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState, ProbeStatus
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
@@ -81,6 +81,19 @@ class SqlChangeRepository:
         self._conn.execute(t.changes.update().where(t.changes.c.repo == repo, t.changes.c.sha == sha)
                            .values(applied_at=at, applied_source=source.value))
 
+    def set_applied_by(self, repo: str, shas: Sequence[str], *, at: datetime, source: AppliedSource,
+                       by: str, only_later: Sequence[str] = ()) -> int:
+        if not shas and not only_later:
+            return 0
+        c = t.changes.c
+        controllers = [s.value for s in CONTROLLER_SOURCES]
+        # A controller's time beats every other source; of two controller times the first stays.
+        better = sa.or_(c.applied_source.not_in(controllers), c.applied_at > at)
+        matched = sa.or_(c.sha.in_(list(shas)), sa.and_(c.sha.in_(list(only_later)), c.applied_at > at))
+        result = self._conn.execute(t.changes.update().where(c.repo == repo, matched, better)
+                                    .values(applied_at=at, applied_source=source.value, applied_by=by[:300]))
+        return max(result.rowcount or 0, 0)
+
 
     def add_reverts(self, reverts: Sequence[Revert]) -> None:
         if not reverts:
@@ -113,7 +126,8 @@ class SqlRankingRepository:
         return Ranking(
             status=RankingStatus(row["status"]), confident=row["confident"], reason=row["reason"],
             ranked_at=row["ranked_at"], onset_at=row["onset_at"],
-            suspects=tuple(Suspect.model_validate({k: s[k] for k in _SUSPECT_FIELDS}) for s in suspects),
+            suspects=tuple(Suspect.model_validate({**{k: s[k] for k in _SUSPECT_FIELDS}, "code": s["code"] or ()})
+                           for s in suspects),
         )
 
     def save(self, incident_id: int, ranking: Ranking) -> None:
@@ -126,7 +140,8 @@ class SqlRankingRepository:
         if ranking.suspects:
             self._conn.execute(t.suspects.insert(), [
                 {**suspect.model_dump(mode="python"), "incident_id": incident_id, "rank": rank,
-                 "reasons": list(suspect.reasons), "warnings": list(suspect.warnings)}
+                 "reasons": list(suspect.reasons), "warnings": list(suspect.warnings),
+                 "code": [c.model_dump(mode="json") for c in suspect.code] or None}
                 for rank, suspect in enumerate(ranking.suspects, start=1)
             ])
 

@@ -121,6 +121,7 @@ changes = sa.Table(
     # The best known applied time; the commit time while applied_source is commit_time.
     sa.Column("applied_at", UtcDateTime, nullable=False),
     sa.Column("applied_source", sa.String(40), nullable=False),
+    sa.Column("applied_by", sa.String(300)),  # the controller object that reported applying it
     sa.UniqueConstraint("repo", "sha", name="uq_changes_repo_sha"),
     sa.Index("ix_changes_repo_applied", "repo", "applied_at"),
     sa.Index("ix_changes_sha", "sha"),
@@ -177,6 +178,10 @@ suspects = sa.Table(
     sa.Column("effective", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("reverted_by", sa.String(64)),
     sa.Column("is_revert", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("applied_by", sa.String(300)),
+    sa.Column("failed", sa.Text),  # the failed reconciliation that names it
+    sa.Column("code", json_type()),  # application commits behind an image bump
+    sa.Column("code_note", sa.Text),
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
 )
 
@@ -295,4 +300,53 @@ verifications = sa.Table(
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("healthy_since", UtcDateTime),
     sa.Column("outcome", sa.String(20), nullable=False),
+)
+
+# GitOps controllers: each event once (Flux and Argo CD may redeliver), what each object last
+# applied, the revisions that failed to apply, and which commit built which image tag.
+controller_events = sa.Table(
+    "controller_events",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("object_id", sa.String(600), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("reason", sa.String(100), nullable=False),
+    sa.Column("revision", sa.String(300), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)
+gitops_objects = sa.Table(
+    "gitops_objects",
+    metadata,
+    sa.Column("object_id", sa.String(600), primary_key=True),
+    sa.Column("label", sa.String(700), nullable=False),
+    sa.Column("repo", sa.String(100)),
+    sa.Column("applied_sha", sa.String(64)),
+    sa.Column("applied_at", UtcDateTime),
+    sa.Column("good_sha", sa.String(64)),  # the last revision that reconciled fully
+)
+reconcile_failures = sa.Table(
+    "reconcile_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("object_id", sa.String(600), nullable=False),
+    sa.Column("label", sa.String(700), nullable=False),
+    sa.Column("repo", sa.String(100)),
+    sa.Column("revision", sa.String(300), nullable=False),
+    sa.Column("shas", json_type(), nullable=False),
+    sa.Column("reason", sa.String(100), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("resolved_at", UtcDateTime),
+    sa.Index("ix_reconcile_failures_object", "object_id", "id"),
+    sa.Index("ix_reconcile_failures_at", "at"),
+)
+image_builds = sa.Table(
+    "image_builds",
+    metadata,
+    sa.Column("image", sa.String(500), primary_key=True),
+    sa.Column("tag", sa.String(200), primary_key=True),
+    sa.Column("repo", sa.String(100), nullable=False),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
 )

@@ -1,0 +1,145 @@
+"""Flux and Argo CD notification bodies, parsed into controller events.
+
+Flux posts its own `Event` (fluxcd/pkg apis/event/v1; the example is in notification-controller's
+docs/spec/v1beta3/events.md). Argo CD posts what its template says: Backout ships the template
+(`deploy/argocd/notifications.yaml`) and parses exactly its output."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from bot.domain.gitops import (
+    FLUX_APPLIED_REASONS,
+    FLUX_FAILED_REASONS,
+    Controller,
+    ControllerEvent,
+    ImageBuild,
+    Outcome,
+    parse_revision,
+)
+
+_NAME = Annotated[str, Field(min_length=1, max_length=253)]
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class FluxObjectRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    kind: _NAME
+    name: _NAME
+    namespace: str = Field(default="", max_length=253)
+    apiVersion: str = Field(default="", max_length=253)  # noqa: N815 - Flux's field name
+
+
+class FluxEvent(BaseModel):
+    """The fields of Flux's event that Backout reads; others are ignored (Flux adds fields)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    involvedObject: FluxObjectRef  # noqa: N815
+    relatedObject: FluxObjectRef | None = None  # noqa: N815
+    severity: Literal["info", "error", "trace"]
+    timestamp: datetime
+    message: str = Field(default="", max_length=65_536)
+    reason: str = Field(min_length=1, max_length=200)
+    action: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=200)
+    reportingController: str = Field(min_length=1, max_length=253)  # noqa: N815
+    reportingInstance: str | None = Field(default=None, max_length=253)  # noqa: N815
+
+    def revision(self) -> str:
+        """The revision under the controller's API group (`kustomize.toolkit.fluxcd.io/revision`)."""
+        group = self.involvedObject.apiVersion.split("/", 1)[0]
+        if group and f"{group}/revision" in self.metadata:
+            return self.metadata[f"{group}/revision"]
+        return next((v for k, v in self.metadata.items() if k.endswith(".fluxcd.io/revision")), "")
+
+    def to_event(self) -> ControllerEvent:
+        if self.severity == "error" or self.reason in FLUX_FAILED_REASONS:
+            outcome = Outcome.FAILED
+        elif self.severity == "info" and self.reason in FLUX_APPLIED_REASONS:
+            outcome = Outcome.APPLIED
+        else:
+            outcome = Outcome.OTHER
+        revision = self.revision()
+        return ControllerEvent(
+            controller=Controller.FLUX, kind=self.involvedObject.kind, namespace=self.involvedObject.namespace,
+            name=self.involvedObject.name, outcome=outcome, reason=self.reason, message=self.message,
+            revision=revision[:300], sha=parse_revision(revision), at=_aware(self.timestamp))
+
+
+def _blank(value: Any) -> Any:
+    """Go templates print a missing field as `<no value>`: the same as absent."""
+    return None if value in ("", "<no value>", "null") else value
+
+
+Blank = BeforeValidator(_blank)
+
+
+class ArgoNotification(BaseModel):
+    """The body of Backout's Argo CD notification templates."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event: Literal["deployed", "sync-failed", "health-degraded"]
+    app: _NAME
+    namespace: Annotated[str | None, Blank] = Field(default=None, max_length=253)
+    revision: Annotated[str | None, Blank] = Field(default=None, max_length=300)
+    sync_revision: Annotated[str | None, Blank] = Field(default=None, max_length=300)
+    repo_url: Annotated[str | None, Blank] = Field(default=None, max_length=2000)
+    sync_status: Annotated[str | None, Blank] = Field(default=None, max_length=100)
+    health_status: Annotated[str | None, Blank] = Field(default=None, max_length=100)
+    phase: Annotated[str | None, Blank] = Field(default=None, max_length=100)
+    message: Annotated[str | None, Blank] = Field(default=None, max_length=65_536)
+    finished_at: Annotated[datetime | None, Blank] = None
+
+    def to_event(self, *, now: datetime) -> ControllerEvent:
+        outcome = Outcome.APPLIED if self.event == "deployed" else Outcome.FAILED
+        # A sync names the revision it ran; degraded health names the one the app is synced to.
+        revision = (self.revision or self.sync_revision or "") if self.event != "health-degraded" else (
+            self.sync_revision or self.revision or "")
+        reason = {"deployed": "Deployed", "sync-failed": "SyncFailed", "health-degraded": "HealthDegraded"}[self.event]
+        details = [f"sync {self.phase}" if self.phase else "",
+                   f"health {self.health_status}" if self.health_status else ""]
+        message = (self.message or "").strip() or ", ".join(d for d in details if d)
+        # Degraded health has no time of its own in the app's status: the notification's is it.
+        at = self.finished_at if self.finished_at is not None and self.event != "health-degraded" else now
+        return ControllerEvent(
+            controller=Controller.ARGOCD, kind="Application", namespace=self.namespace or "argocd",
+            name=self.app, outcome=outcome, reason=reason, message=message, revision=revision,
+            sha=parse_revision(revision), at=_aware(at))
+
+
+class BuildNotice(BaseModel):
+    """`POST /webhooks/build`: a CI job says which commit an image tag was built from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, max_length=500, pattern=r"^[\w./:@-]+$")
+    tag: str = Field(min_length=1, max_length=128, pattern=r"^[\w][\w.+-]*$")
+    repo: str = Field(min_length=1, max_length=100)
+    sha: str = Field(pattern=r"^[0-9a-fA-F]{7,64}$")
+    at: datetime | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _no_tag(cls, value: str) -> str:
+        name = value.rsplit("/", 1)[-1]
+        return value.rsplit(":", 1)[0] if ":" in name else value
+
+    def to_build(self) -> ImageBuild:
+        return ImageBuild(image=self.image, tag=self.tag, repo=self.repo, sha=self.sha.lower(),
+                          at=_aware(self.at) if self.at else None)
+
+
+def flux_signature(key: bytes, body: bytes) -> str:
+    """What a Flux `generic-hmac` Provider sends in `X-Signature` for this body."""
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()

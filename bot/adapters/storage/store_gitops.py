@@ -1,0 +1,81 @@
+"""The GitOps repository: controller events once each, objects' applied revisions, failed
+reconciliations and image builds (the storage port, continued)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.adapters.storage import tables as t
+from bot.adapters.storage.store_changes import _insert, _upsert
+from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
+
+
+class SqlGitOpsRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def seen(self, key: str) -> bool:
+        return self._conn.execute(sa.select(t.controller_events.c.key).where(
+            t.controller_events.c.key == key)).first() is not None
+
+    def record(self, event: ControllerEvent, *, now: datetime) -> bool:
+        statement = _insert(self._conn)(t.controller_events).on_conflict_do_nothing(index_elements=["key"])
+        result = self._conn.execute(statement.values(
+            key=event.key, object_id=event.object_id[:600], outcome=event.outcome.value,
+            reason=event.reason[:100], revision=event.revision[:300], at=event.at, received_at=now))
+        return bool(result.rowcount)
+
+    def object(self, object_id: str) -> ObjectState | None:
+        row = self._conn.execute(sa.select(t.gitops_objects).where(
+            t.gitops_objects.c.object_id == object_id)).mappings().first()
+        return ObjectState.model_validate(dict(row)) if row else None
+
+    def save_object(self, state: ObjectState) -> None:
+        values = state.model_dump(exclude={"object_id"})
+        _upsert(self._conn, t.gitops_objects, {"object_id": state.object_id}, values)
+
+    def add_failure(self, failure: Failure) -> Failure:
+        values = failure.model_dump(exclude={"id"})
+        values["shas"] = list(failure.shas)
+        new_id = self._conn.execute(t.reconcile_failures.insert().values(**values)).inserted_primary_key
+        return failure.model_copy(update={"id": new_id[0] if new_id else None})
+
+    def open_failure(self, object_id: str) -> Failure | None:
+        row = self._conn.execute(sa.select(t.reconcile_failures).where(
+            t.reconcile_failures.c.object_id == object_id, t.reconcile_failures.c.resolved_at.is_(None),
+        ).order_by(t.reconcile_failures.c.id.desc()).limit(1)).mappings().first()
+        return _failure(row) if row else None
+
+    def resolve_failures(self, object_id: str, *, at: datetime) -> list[Failure]:
+        c = t.reconcile_failures.c
+        rows = self._conn.execute(t.reconcile_failures.update().where(
+            c.object_id == object_id, c.resolved_at.is_(None), c.at <= at,
+        ).values(resolved_at=at).returning(*t.reconcile_failures.columns)).mappings().all()
+        return sorted((_failure(row) for row in rows), key=lambda f: f.at)
+
+    def failures(self, repos: Sequence[str], *, since: datetime, until: datetime) -> list[Failure]:
+        if not repos:
+            return []
+        rows = self._conn.execute(sa.select(t.reconcile_failures).where(
+            t.reconcile_failures.c.repo.in_(list(repos)),
+            t.reconcile_failures.c.at >= since, t.reconcile_failures.c.at <= until,
+        ).order_by(t.reconcile_failures.c.at.desc()).limit(100)).mappings()
+        return [_failure(row) for row in rows]
+
+    def add_build(self, build: ImageBuild, *, now: datetime) -> None:
+        values = {"repo": build.repo, "sha": build.sha, "at": build.at or now}
+        _upsert(self._conn, t.image_builds, {"image": build.image, "tag": build.tag}, values)
+
+    def build(self, image: str, tag: str) -> ImageBuild | None:
+        row = self._conn.execute(sa.select(t.image_builds).where(
+            t.image_builds.c.image == image, t.image_builds.c.tag == tag)).mappings().first()
+        return ImageBuild.model_validate(dict(row)) if row else None
+
+
+def _failure(row: Any) -> Failure:
+    return Failure.model_validate({**row, "shas": tuple(row["shas"] or ())})

@@ -1,0 +1,75 @@
+"""What the HTTP entrypoints share: JSON errors, bounded bodies, follow-up work after an answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from bot.entrypoints.context import AppContext
+from bot.services.follow_ups import FollowUpWork, follow_up
+from bot.services.ingest import IngestOutcome
+
+log = structlog.get_logger(__name__)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def validation_detail(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
+    """Where and why, for the sender; a key that is not valid Unicode is shown escaped."""
+    return [
+        {"loc": _printable(".".join(str(part) for part in err["loc"]))[:300], "msg": _printable(err["msg"])[:300]}
+        for err in exc.errors()
+    ][:20]
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def follow_up_work(ctx: AppContext) -> FollowUpWork:
+    return FollowUpWork(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
+                        import_window=ctx.settings.git.import_window, forge=ctx.forge, applied=ctx.applied,
+                        applied_window=ctx.settings.github.applied_window, page_url=ctx.page_url,
+                        metrics=ctx.metrics_query)
+
+
+def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:
+    """Investigate opened incidents and announce resolved ones, after the webhook has answered.
+    The work is already recorded with the delivery: if this process dies first, the sweep does it."""
+    opened = [i.id for i in [*outcome.opened, *outcome.reopened] if i.id is not None]
+    resolved = [i.id for i in outcome.resolved if i.id is not None]
+    if not opened and not resolved:
+        return
+
+    def run() -> None:
+        try:
+            follow_up(follow_up_work(ctx), opened=opened, resolved=resolved, now=ctx.clock())
+        except Exception as exc:  # logged; the recorded work stays pending for the sweep
+            log.exception("follow_up.failed", incidents=opened + resolved, error=str(exc))
+
+    ctx.work_executor.submit(run)

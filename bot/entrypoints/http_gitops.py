@@ -1,0 +1,123 @@
+"""The GitOps controllers' webhooks: Flux events, Argo CD notifications, and CI build notices."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from bot.adapters.controllers import ArgoNotification, BuildNotice, FluxEvent
+from bot.domain.errors import TransientError
+from bot.domain.gitops import ControllerEvent
+from bot.entrypoints.context import AppContext
+from bot.entrypoints.http_common import BodyTooLarge, error, read_body, schedule_follow_up, validation_detail
+from bot.entrypoints.webhook_auth import ApiAuth, ControllerAuth
+from bot.services.gitops import ControllerReport, describe, record_controller_event
+from bot.services.investigate import rerank_open_incidents
+
+log = structlog.get_logger(__name__)
+
+
+def register_gitops_webhooks(app: FastAPI, ctx: AppContext, *, limit: int) -> None:
+    flux = ctx.settings.flux
+    flux_auth = ControllerAuth(
+        hmac_key=flux.hmac_key.get_secret_value() if flux.hmac_key else None,
+        token=flux.token.get_secret_value() if flux.token else None, name="Flux")
+    argo = ctx.settings.argocd
+    argo_auth = ControllerAuth(token=argo.token.get_secret_value() if argo.token else None, name="Argo CD")
+    api_auth = ApiAuth(ctx.settings.api)
+    repos = [repo.name for repo in ctx.settings.repos]
+
+    async def parsed(request: Request, auth: ControllerAuth | None, model: type[BaseModel]) -> Any:
+        """The body as `model`, or the JSONResponse that refuses it."""
+        try:
+            body = await read_body(request, limit)
+        except BodyTooLarge:
+            return error(413, "too_large", f"the body is over {limit} bytes")
+        if auth is not None and (why := auth.refusal(body, signature=request.headers.get("x-signature"),
+                                                    authorization=request.headers.get("authorization"))):
+            return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
+        try:
+            raw = json.loads(body)
+        except RecursionError:
+            return error(400, "malformed_json", "the body is nested too deeply")
+        except (UnicodeDecodeError, ValueError) as exc:
+            return error(400, "malformed_json", f"the body is not JSON: {exc}")
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            return error(422, "invalid_payload", validation_detail(exc))
+
+    async def handle(controller_event: ControllerEvent) -> JSONResponse:
+        try:
+            report = await run_in_threadpool(lambda: record_controller_event(
+                store=ctx.store, git=ctx.git, playbooks=ctx.playbooks, repos=repos, event=controller_event,
+                now=ctx.clock(), import_window=ctx.settings.git.import_window))
+        except TransientError as exc:
+            log.warning("controller_event.storage_unavailable", error=str(exc))
+            return error(503, "unavailable", "storage is unavailable; retry later")
+        incidents = await _deliver(report)
+        if report.changed_ranking and report.repo is not None:
+            _rerank(report.repo)
+        log.info("controller_event.recorded", object=controller_event.object_id, outcome=controller_event.outcome,
+                 reason=controller_event.reason, revision=controller_event.revision[:60], result=describe(report))
+        return JSONResponse({"status": "duplicate" if report.duplicate else "accepted",
+                             "object": controller_event.object_id, "outcome": controller_event.outcome.value,
+                             "sha": report.sha, "repo": report.repo, "applied": report.applied,
+                             "detail": describe(report), "incidents": incidents},
+                            status_code=200 if report.duplicate else 202)
+
+    async def _deliver(report: ControllerReport) -> list[str]:
+        touched: set[int] = set()
+        for delivery in report.deliveries:
+            outcome = await ctx.ingest_queue.submit(delivery)
+            touched |= outcome.touched
+            schedule_follow_up(ctx, outcome)
+        return sorted(f"INC-{number}" for number in touched)
+
+    def _rerank(repo: str) -> None:
+        def run() -> None:
+            try:
+                rerank_open_incidents(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, repos=[repo],
+                                      now=ctx.clock(), git=ctx.git, metrics=ctx.metrics_query, forge=ctx.forge,
+                                      page_url=ctx.page_url)
+            except Exception as exc:  # logged; the next refresh ranks again
+                log.exception("controller_event.rerank_failed", repo=repo, error=str(exc))
+
+        ctx.work_executor.submit(run)
+
+    @app.post("/webhooks/flux")
+    async def flux_webhook(request: Request) -> JSONResponse:
+        """A Flux notification-controller event (Provider type generic-hmac, or generic with a token)."""
+        found = await parsed(request, flux_auth, FluxEvent)
+        return found if isinstance(found, JSONResponse) else await handle(found.to_event())
+
+    @app.post("/webhooks/argocd")
+    async def argocd_webhook(request: Request) -> JSONResponse:
+        """An Argo CD notification rendered by Backout's template (deploy/argocd/notifications.yaml)."""
+        found = await parsed(request, argo_auth, ArgoNotification)
+        return found if isinstance(found, JSONResponse) else await handle(found.to_event(now=ctx.clock()))
+
+    @app.post("/webhooks/build")
+    async def build_webhook(request: Request) -> JSONResponse:
+        """A CI job says which application commit an image tag was built from (an API token)."""
+        if why := api_auth.refusal(request.headers.get("authorization")):
+            return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
+        found = await parsed(request, None, BuildNotice)
+        if isinstance(found, JSONResponse):
+            return found
+        if found.repo not in repos:
+            return error(422, "invalid_payload", [{"loc": "repo", "msg": f"no repository named {found.repo!r} "
+                                                   f"in the config (known: {', '.join(repos) or 'none'})"}])
+        build = found.to_build()
+        try:
+            await run_in_threadpool(lambda: ctx.store.run(lambda tx: tx.gitops.add_build(build, now=ctx.clock())))
+        except TransientError:
+            return error(503, "unavailable", "storage is unavailable; retry later")
+        return JSONResponse({"status": "accepted", "image": build.image, "tag": build.tag, "sha": build.sha},
+                            status_code=202)

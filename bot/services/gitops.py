@@ -1,0 +1,235 @@
+"""GitOps controllers: what Flux and Argo CD report applying, or failing to apply, meets Git.
+
+A success at revision X applied the changes after the object's last applied revision, up to X:
+they get the controller's time. A failure at X names the changes since the object's last good
+revision: they become the strongest suspects, and a playbook may open an incident on it, resolved
+by the object's next success. Each event counts once, however often it is delivered."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.domain.changes import AppliedSource
+from bot.domain.gitops import Controller, ControllerEvent, Failure, ObjectState, Outcome
+from bot.domain.grouping import PLAYBOOK_LABEL
+from bot.domain.models import Actor, AlertStatus, Delivery, ReceivedAlert
+from bot.domain.playbooks import Playbook, RepoRole
+from bot.domain.ports import GitRepos, Store, Transaction
+from bot.domain.timeline import EventKind, event
+from bot.services.changelog import refresh_changes
+
+RECONCILE_FAILED = "reconcile_failed"
+RANGE_LIMIT = 500  # changes one event may cover
+
+
+@dataclass
+class ControllerReport:
+    """What one controller event changed."""
+
+    duplicate: bool = False
+    repo: str | None = None
+    sha: str | None = None  # the full sha of the event's revision, when a watched repository has it
+    applied: int = 0  # changes that got the controller's applied time
+    failure: Failure | None = None
+    recovered: list[Failure] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)  # incidents to open or resolve
+    note: str = ""
+
+    @property
+    def changed_ranking(self) -> bool:
+        return bool(self.applied or self.failure or self.recovered)
+
+
+def record_controller_event(
+    *,
+    store: Store,
+    git: GitRepos,
+    playbooks: Sequence[Playbook],
+    repos: Sequence[str],
+    event: ControllerEvent,
+    now: datetime,
+    import_window: timedelta,
+) -> ControllerReport:
+    """Record one event; see the module docstring. Git work happens outside any transaction; the
+    event is marked seen in the same transaction as what it changed, so a failure before that
+    leaves a redelivery to do the work."""
+    if store.run(lambda tx: tx.gitops.seen(event.key)):
+        return ControllerReport(duplicate=True)
+    naming = [p for p in playbooks if p.gitops.names(event)]
+    state = store.run(lambda tx: tx.gitops.object(event.object_id))
+    report = ControllerReport()
+    if event.sha is not None:
+        report.repo, report.sha = _locate(store=store, git=git, sha=event.sha, now=now, import_window=import_window,
+                                          candidates=_candidates(naming, repos, state))
+        if report.sha is None:
+            report.note = (f"revision {event.sha[:12]} is in none of the watched repositories "
+                           f"({', '.join(_candidates(naming, repos, state)) or 'none configured'})")
+    elif event.outcome is not Outcome.OTHER:
+        report.note = f"revision {event.revision!r} names no Git commit (a chart version or an OCI digest)"
+    if event.outcome is Outcome.APPLIED:
+        return _applied(store, git, event, state, report, naming, now)
+    if event.outcome is Outcome.FAILED:
+        return _failed(store, git, event, state, report, naming, now)
+    if not store.run(lambda tx: tx.gitops.record(event, now=now)):
+        report.duplicate = True
+    return report
+
+
+def _candidates(naming: Sequence[Playbook], repos: Sequence[str], state: ObjectState | None) -> list[str]:
+    """Where the object's revisions may live: the repository it was seen in, then the GitOps
+    repositories of the playbooks that name it, else every watched repository."""
+    found = [state.repo] if state is not None and state.repo else []
+    found += [e.repo for p in naming for e in p.repos if e.role is RepoRole.GITOPS]
+    if not naming:
+        found += list(repos)
+    return [r for r in dict.fromkeys(found) if r in repos]
+
+
+def _locate(*, store: Store, git: GitRepos, sha: str, candidates: Sequence[str], now: datetime,
+            import_window: timedelta) -> tuple[str | None, str | None]:
+    """The repository and full sha of a revision; the controller often sees a commit before
+    Backout's next refresh, so an unknown one refreshes the candidates first."""
+    for repo in candidates:
+        full = git.resolve(repo, sha)
+        if full:
+            return repo, full
+    refresh_changes(store=store, git=git, repos=candidates, now=now, import_window=import_window)
+    for repo in candidates:
+        full = git.resolve(repo, sha)
+        if full:
+            return repo, full
+    return None, None
+
+
+def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState | None,
+             report: ControllerReport, naming: Sequence[Playbook], now: datetime) -> ControllerReport:
+    repo, sha = report.repo, report.sha
+    known = state is not None and state.repo == repo and state.applied_sha is not None
+    stale = state is not None and state.applied_at is not None and ev.at < state.applied_at
+    applied: list[str] = []
+    only_later: list[str] = []
+    if repo is not None and sha is not None:
+        if known and not stale:
+            applied = git.first_parent(repo, new=sha, old=state.applied_sha, limit=RANGE_LIMIT)  # type: ignore[union-attr]
+        else:
+            # First sight of the object (or a late event): it runs X, so X and every earlier change
+            # Backout thought applied after T were applied by T; older ones keep their times.
+            history = git.first_parent(repo, new=sha, limit=RANGE_LIMIT)
+            applied, only_later = [sha], history[1:]
+    source = AppliedSource.FLUX if ev.controller is Controller.FLUX else AppliedSource.ARGOCD
+    healthy = ev.reason not in _PARTIAL
+
+    def work(tx: Transaction) -> ControllerReport:
+        if not tx.gitops.record(ev, now=now):
+            report.duplicate = True
+            return report
+        if repo is not None:
+            report.applied = tx.changes.set_applied_by(repo, applied, at=ev.at, source=source, by=ev.label,
+                                                       only_later=only_later)
+        if not stale:
+            previous = state or ObjectState(object_id=ev.object_id, label=ev.label)
+            tx.gitops.save_object(previous.model_copy(update={
+                "label": ev.label, "repo": repo or previous.repo,
+                "applied_sha": sha or previous.applied_sha, "applied_at": ev.at,
+                "good_sha": (sha or previous.good_sha) if healthy else previous.good_sha}))
+        if healthy:
+            report.recovered = tx.gitops.resolve_failures(ev.object_id, at=ev.at)
+        if report.recovered:
+            first = report.recovered[0]
+            _note_on_incidents(tx, naming, ev, now, EventKind.RECONCILE_RECOVERED,
+                               f"{ev.label} reconciled {_rev(ev, sha)} ({ev.reason}): the failure of "
+                               f"{first.revision[:7]} is over")
+            report.deliveries = [_delivery(p, ev, first, resolved_at=ev.at) for p in naming
+                                 if RECONCILE_FAILED in p.gitops.open_on]
+        return report
+
+    return store.run(work)
+
+
+def _failed(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState | None,
+            report: ControllerReport, naming: Sequence[Playbook], now: datetime) -> ControllerReport:
+    repo, sha = report.repo, report.sha
+    shas: list[str] = []
+    if repo is not None and sha is not None:
+        good = state.good_sha if state is not None and state.repo == repo else None
+        shas = git.first_parent(repo, new=sha, old=good, limit=50) if good else [sha]
+        shas = shas or [sha]  # applied, then unhealthy at the same revision: that revision
+    failure = Failure(object_id=ev.object_id, label=ev.label, repo=repo, revision=sha or ev.revision,
+                      shas=tuple(shas), reason=ev.reason, message=ev.message[:4000], at=ev.at)
+
+    def work(tx: Transaction) -> ControllerReport:
+        if not tx.gitops.record(ev, now=now):
+            report.duplicate = True
+            return report
+        current = tx.gitops.open_failure(ev.object_id)
+        if current is not None and current.revision == failure.revision:
+            report.failure = current  # the same failure again (a retry, another message)
+        else:
+            report.failure = tx.gitops.add_failure(failure)
+            _note_on_incidents(tx, naming, ev, now, EventKind.RECONCILE_FAILED, failure.describe())
+        if state is None or state.repo is None:
+            tx.gitops.save_object((state or ObjectState(object_id=ev.object_id, label=ev.label))
+                                  .model_copy(update={"label": ev.label, "repo": repo}))
+        first = current if current is not None else report.failure
+        report.deliveries = [_delivery(p, ev, first) for p in naming if RECONCILE_FAILED in p.gitops.open_on]
+        return report
+
+    return store.run(work)
+
+
+# Flux reports the change set it applied as `Progressing` before the health checks: applied, not
+# yet known to be healthy.
+_PARTIAL = frozenset({"Progressing"})
+
+
+def _rev(ev: ControllerEvent, sha: str | None) -> str:
+    return sha[:7] if sha else (ev.revision or "its revision")
+
+
+def _note_on_incidents(tx: Transaction, naming: Sequence[Playbook], ev: ControllerEvent, now: datetime,
+                       kind: EventKind, text: str) -> None:
+    """The active incidents of the playbooks that name the object hear of it on their timeline."""
+    for playbook in naming:
+        incident = tx.incidents.latest_of_playbook(playbook.name, playbook.service)
+        if incident is None or incident.id is None or not incident.active:
+            continue
+        tx.timeline.append(event(incident_id=incident.id, at=now, kind=kind, actor=Actor.CONTROLLER,
+                                 actor_id=ev.object_id, text=text,
+                                 data={"object": ev.object_id, "reason": ev.reason, "revision": ev.revision}))
+
+
+def _delivery(playbook: Playbook, ev: ControllerEvent, failure: Failure,
+              resolved_at: datetime | None = None) -> Delivery:
+    """The failed reconciliation as an alert of the playbook: one per object, starting at its
+    first open failure, so further failures join it and the next success resolves it."""
+    fingerprint = hashlib.sha256(f"{playbook.name}\x1f{failure.object_id}".encode()).hexdigest()[:16]
+    status = AlertStatus.RESOLVED if resolved_at is not None else AlertStatus.FIRING
+    alert = ReceivedAlert(
+        fingerprint=fingerprint, starts_at=failure.at, ends_at=resolved_at, status=status,
+        labels={"alertname": "ReconcileFailed", "service": playbook.service, "severity": playbook.severity,
+                "controller": ev.controller.value, "object": failure.object_id, PLAYBOOK_LABEL: playbook.name},
+        annotations={"summary": f"{failure.label} failed to apply {failure.revision[:12]} ({failure.reason})",
+                     "description": failure.message[:2000]},
+        source=ev.controller.value,
+    )
+    return Delivery(group_key=f"{ev.controller.value}:{failure.object_id}", status=status, alerts=(alert,))
+
+
+def describe(report: ControllerReport) -> str:
+    """One line for the webhook's answer and the log."""
+    if report.duplicate:
+        return "seen before"
+    parts = []
+    if report.applied:
+        parts.append(f"{report.applied} change{'s' * (report.applied != 1)} applied")
+    if report.failure is not None:
+        parts.append(f"failure of {report.failure.revision[:12]} recorded")
+    if report.recovered:
+        parts.append("recovered")
+    if report.note:
+        parts.append(report.note)
+    return "; ".join(parts) or "recorded"
+
