@@ -38,6 +38,7 @@ EFFECT_WEIGHTS: dict[Effect, float] = {
     Effect.POLICY: 0.9, Effect.SCALE: 0.85, Effect.OTHER: 0.8, Effect.METADATA: 0.4,
 }
 REVERT_FACTOR = 0.5
+UNNAMED_FACTOR = 0.5  # a failed reconciliation names other changes: this one reconciled
 DISCOUNT = 0.05  # no effect, already reverted, or applied after the onset: shown, never a candidate
 
 
@@ -166,7 +167,8 @@ def rank_changes(
         if failure is None and not window_start <= applied <= started_at:
             continue  # outside the window; a change applied after the start cannot be the cause
         suspect = _score(change, entry, applied=applied, started_at=started_at, onset=onset,
-                         reverts=[r for r in known if r.repo == change.repo], failure=failure)
+                         reverts=[r for r in known if r.repo == change.repo], failure=failure,
+                         others_failed=failures[0] if failures and failure is None else None)
         if suspect is None:
             elsewhere += 1
         else:
@@ -217,7 +219,8 @@ def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, p
 
 
 def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at: datetime,
-           onset: datetime | None, reverts: Sequence[Revert], failure: Failure | None = None) -> Suspect | None:
+           onset: datetime | None, reverts: Sequence[Revert], failure: Failure | None = None,
+           others_failed: Failure | None = None) -> Suspect | None:
     if entry.role is RepoRole.APP:
         own, shared = list(change.files), []
     else:
@@ -286,6 +289,10 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
     if undone is not None:
         factors.append(("reverted", DISCOUNT))
         reasons.append(f"reverted by {undone.by_sha[:7]}: already undone on the branch, not proposed again")
+    if others_failed is not None:
+        factors.append(("not the failed revision", UNNAMED_FACTOR))
+        reasons.append(f"not among the changes {others_failed.label} failed to apply at "
+                       f"{others_failed.revision[:7]}")
     if late and onset is not None:
         factors.append(("after onset", DISCOUNT))
         reasons.append(f"applied after the metric changed at {onset:%H:%M} UTC: it cannot have started it")
