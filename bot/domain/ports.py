@@ -265,6 +265,8 @@ class RevertResult:
     pushed_sha: str | None       # the branch tip on the remote, when pushed or found there
     adopted: bool = False        # the branch was already on the remote (a retry after a crash)
     conflicts: tuple[str, ...] = ()  # files that did not revert cleanly; nothing was pushed
+    pinned: tuple[str, ...] = ()  # what the revert did so image automation leaves it alone
+    unpinned: tuple[str, ...] = ()  # automation it could not pin in Git: people must, before merging
 
 
 class GitRepos(Protocol):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from bot.domain.automation import automation_warnings
+
 # (flag, why it matters, path pattern, patch-line pattern): a flag is raised when a touched path
 # matches the path pattern or a changed line of the patch matches the line pattern.
 _RULES: tuple[tuple[str, str, str | None, str | None], ...] = (
@@ -42,7 +44,7 @@ def revert_warnings(paths: Sequence[str], patch: str) -> tuple[str, ...]:
         found.append("api-version: the change moved objects to another apiVersion "
                      f"({', '.join(sorted(removed))} -> {', '.join(sorted(added))}); stored objects "
                      "may already be converted")
-    return tuple(found)
+    return tuple(found) + automation_warnings(paths, patch)
 
 
 def _api(line: str) -> str:

@@ -109,7 +109,8 @@ def rollback(
         current = open_for_action(
             store=store, forge=forge, notifier=notifier, action=current, base=git.branch(change.repo),
             title=f"Revert \"{change.subject[:150]}\" ({incident.ref})",
-            body=revert_body(view, change=change, warnings=warnings, page_url=page_url),
+            body=revert_body(view, change=change, warnings=warnings, page_url=page_url,
+                             pinned=current.detail.get("pinned", []), unpinned=current.detail.get("unpinned", [])),
             draft=False, reviewers=reviewers, now=now)
         message += f"; pull request {current.url}"
     if branch_action is not None and branch_action.state is ActionState.PUSHED and not branch_action.url:
@@ -187,10 +188,13 @@ def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: I
         return conflicted, branch_action, (f"revert conflicts in {files}; incident branch "
                                            f"{branch_action.branch} pushed")
     how = "found already pushed (adopted)" if result.adopted else "pushed"
+    pins = "".join(f" Pinned against image automation: {pin}." for pin in result.pinned)
+    pins += "".join(f" Not pinned: {note}." for note in result.unpinned)
     pushed = _finish(
         store, action, state=ActionState.PUSHED, now=now, kind=EventKind.REVERT_PUSHED,
-        text=f"Revert of {change.short} ({change.subject[:80]}) {how} as branch {action.branch}",
-        detail={"pushed_sha": result.pushed_sha, "adopted": result.adopted})
+        text=f"Revert of {change.short} ({change.subject[:80]}) {how} as branch {action.branch}.{pins}",
+        detail={"pushed_sha": result.pushed_sha, "adopted": result.adopted, "pinned": list(result.pinned),
+                "unpinned": list(result.unpinned)})
     notify.action_update(notifier=notifier, incident=incident, action=pushed, text=how)
     return pushed, None, f"revert branch {action.branch} {how} ({(result.pushed_sha or '')[:12]})"
 

@@ -70,6 +70,10 @@ def describe_action(action: Action) -> str:
         state += f", pull request {action.url}"
     if action.detail.get("warnings"):
         state += " — revert safety: " + "; ".join(action.detail["warnings"])
+    if action.detail.get("pinned"):
+        state += " — pinned against image automation: " + "; ".join(action.detail["pinned"])
+    if action.detail.get("unpinned"):
+        state += " — NOT pinned, do it before merging: " + "; ".join(action.detail["unpinned"])
     return f"{what} on {action.repo}: {state}"
 
 

@@ -20,7 +20,8 @@ LABELS = ("backout", "incident", "revert")
 MAX_ALERTS = 10
 
 
-def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], page_url: str | None) -> str:
+def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], page_url: str | None,
+                pinned: Sequence[str] = (), unpinned: Sequence[str] = ()) -> str:
     """The revert PR's body: the incident, why this commit, revert safety, the alerts."""
     incident = view.incident
     suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
@@ -39,6 +40,11 @@ def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], 
         lines.append("Chosen by hand: it is not among the ranked suspects.")
     lines += ["", "### Revert safety", ""]
     lines += [f"- ⚠️ {md(w)}" for w in warnings] or ["No revert-safety warnings."]
+    if pinned or unpinned:
+        lines += ["", "### Pinned against image automation", "",
+                  "A plain revert would be undone by image automation at its next run. This revert also:"]
+        lines += [f"- {md(p)}" for p in pinned]
+        lines += [f"- ⚠️ not pinned: {md(u)}" for u in unpinned]
     firing = [a for a in view.alerts if a.status is AlertStatus.FIRING] or view.alerts
     lines += ["", f"### Alerts ({len(view.alerts)})", ""]
     for alert in firing[:MAX_ALERTS]:
