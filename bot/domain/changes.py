@@ -43,6 +43,16 @@ CONTROLLER_SOURCES = frozenset({AppliedSource.FLUX, AppliedSource.ARGOCD})
 NO_EFFECT = frozenset({Effect.DOCS, Effect.CI, Effect.COSMETIC})
 
 
+class ImageBump(BaseModel):
+    """An image tag a file change moved: which application build now runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image: str  # without the tag: registry.example.com/checkout
+    old: str
+    new: str
+
+
 class FileChange(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -54,6 +64,7 @@ class FileChange(BaseModel):
     # Empty for changes imported before classification existed: treated as an unknown effect.
     effects: tuple[Effect, ...] = ()
     notes: tuple[str, ...] = ()  # what changed, for people: "image checkout 1.4.0 -> 1.5.0"
+    bumps: tuple[ImageBump, ...] = ()  # image tags it moved
 
     @property
     def effective(self) -> bool:

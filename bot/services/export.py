@@ -61,6 +61,8 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
                  "applied_at": _iso(s.applied_at), "applied_source": s.applied_source.value,
                  "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
                  "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
+                 "applied_by": s.applied_by, "failed": s.failed,
+                 "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
                  "verdict": _verdict_on(s.sha, found)}
                 for rank, s in enumerate(view.ranking.suspects, start=1)
             ],
@@ -130,6 +132,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
                    f"{md(item['author'])}, score **{item['score']:.2f}**")
         out.extend(f"   - {md(reason)}" for reason in item["reasons"])
         out.extend(f"   - revert safety: {md(warning)}" for warning in item["warnings"])
+        if item["code"] or item["code_note"]:
+            out.append("   - code behind the image bump" + (f" ({md(item['code_note'])})" if item["code_note"] else ""))
+            out.extend(f"     - `{c['sha'][:12]}` {md(c['subject'])} — {md(c['author'])}, {c['lines']} lines"
+                       for c in item["code"][:20])
     verdict = doc.get("verdict")
     if verdict:
         culprit = verdict["culprit"]

@@ -16,6 +16,7 @@ from bot.services import notify
 from bot.services.act import apply_open_policy, revert_safety
 from bot.services.authors import notify_authors
 from bot.services.changelog import refresh_changes
+from bot.services.code_changes import annotate_code
 from bot.services.incidents import get_incident, get_ranking, require
 from bot.services.onset import find_onset
 
@@ -135,6 +136,7 @@ def investigate(
         _record_refresh_failure(store, incident_id, report.failed, now)
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
     ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
+    ranking = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident_id, ranking=ranking)
     notify_authors(store=store, forge=forge, playbooks=playbooks, incident_id=incident_id, now=now,
                    page_url=page_url)
     if playbook is not None:
@@ -161,6 +163,7 @@ def rerank_open_incidents(
         after = rank_incident(store=store, playbooks=playbooks, incident_id=incident.id, now=now, metrics=metrics)
         if git is not None:
             after = annotate_safety(store=store, git=git, incident_id=incident.id, ranking=after)
+            after = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident.id, ranking=after)
         count += 1
         notify_authors(store=store, forge=forge, playbooks=playbooks, incident_id=incident.id, now=now,
                        page_url=page_url(incident.id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.models import AlertStatus, Incident
 from bot.domain.ports import IncidentMessage, Notice, Notifier, Store
+from bot.domain.suspects import Suspect
 from bot.services.incidents import IncidentView, get_incident
 
 MAX_ALERTS = 5
@@ -36,6 +37,7 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
                         f"— score {suspect.score:.2f}")
         suspects.extend(f"     - {reason}" for reason in suspect.reasons)
         suspects.extend(f"     ⚠ revert safety: {warning}" for warning in suspect.warnings)
+        suspects.extend(f"     {line}" for line in code_lines(suspect))
     sections = [("", state), (f"Alerts: {len(firing)} firing of {len(view.alerts)}", tuple(alerts)),
                 (f"Suspects{verdict}", tuple(suspects))]
     if view.actions:
@@ -75,6 +77,21 @@ def describe_action(action: Action) -> str:
     if action.detail.get("unpinned"):
         state += " — NOT pinned, do it before merging: " + "; ".join(action.detail["unpinned"])
     return f"{what} on {action.repo}: {state}"
+
+
+def code_lines(suspect: Suspect, most: int = 5) -> list[str]:
+    """The application commits behind a suspect's image bump: what the team fixes."""
+    if not suspect.code and not suspect.code_note:
+        return []
+    lines = [f"code behind the image bump ({suspect.code_note})" if suspect.code_note else
+             "code behind the image bump:"]
+    for commit in suspect.code[:most]:
+        pr = f" (#{commit.pr_number})" if commit.pr_number and f"#{commit.pr_number}" not in commit.subject else ""
+        lines.append(f"  · {commit.short} {commit.subject[:100]}{pr} by {commit.author}, "
+                     f"{commit.lines} line{'s' * (commit.lines != 1)}" + ("" if commit.effective else ", docs/CI only"))
+    if len(suspect.code) > most:
+        lines.append(f"  · … and {len(suspect.code) - most} more")
+    return lines
 
 
 def summary_payload(view: IncidentView) -> dict[str, object]:

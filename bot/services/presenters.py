@@ -33,7 +33,8 @@ def ranking_dict(ranking: Ranking) -> dict[str, Any]:
             {"sha": s.sha, "repo": s.repo, "subject": s.subject, "author": s.author,
              "applied_at": s.applied_at.isoformat(), "applied_source": s.applied_source.value,
              "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
-             "warnings": list(s.warnings)}
+             "warnings": list(s.warnings), "applied_by": s.applied_by, "failed": s.failed,
+             "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note}
             for s in ranking.suspects
         ],
     }

@@ -125,3 +125,22 @@ def test_a_yaml_bomb_is_an_unknown_effect_not_a_hang() -> None:
     lines += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, 12)]
     bomb = "\n".join(lines) + "\n"
     assert effects(bomb, bomb.replace('"lol"', '"lul"', 1), path="apps/checkout/bomb.yaml") == (Effect.OTHER,)
+
+
+def test_image_bumps_are_read_from_containers_kustomize_and_helm_values() -> None:
+    """The old and new tag of each image, wherever the manifests keep it."""
+    from bot.adapters.git.classify import classify_file
+    from bot.domain.changes import ImageBump
+
+    def bumps(path: str, old: str, new: str) -> tuple[ImageBump, ...]:
+        return classify_file(path, old.encode(), new.encode())[2]
+
+    assert bumps("apps/checkout/deploy.yaml", DEPLOY, DEPLOY.replace("1.4.0", "1.5.0")) == (
+        ImageBump(image="registry.example.com/checkout", old="1.4.0", new="1.5.0"),)
+    kustomization = "images:\n- name: ghcr.io/acme/checkout\n  newTag: v1\n"
+    assert bumps("k/kustomization.yaml", kustomization, kustomization.replace("v1", "v2")) == (
+        ImageBump(image="ghcr.io/acme/checkout", old="v1", new="v2"),)
+    values = "image:\n  repository: ghcr.io/acme/checkout\n  tag: 1.0.0\nreplicas: 2\n"
+    assert bumps("charts/values.yaml", values, values.replace("1.0.0", "1.1.0")) == (
+        ImageBump(image="ghcr.io/acme/checkout", old="1.0.0", new="1.1.0"),)
+    assert bumps("charts/values.yaml", values, values.replace("replicas: 2", "replicas: 3")) == ()

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from bot.domain.changes import Effect, effect_by_path
+from bot.domain.changes import Effect, ImageBump, effect_by_path
 
 try:  # libyaml when present: about ten times faster
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment,unused-ignore]
@@ -48,18 +48,26 @@ def needs_content(path: str) -> bool:
 
 def classify(path: str, old: bytes | None, new: bytes | None) -> tuple[tuple[Effect, ...], tuple[str, ...]]:
     """Effects and notes for one file change; `old`/`new` are None where the side is absent."""
+    effects, notes, _ = classify_file(path, old, new)
+    return effects, notes
+
+
+def classify_file(path: str, old: bytes | None, new: bytes | None) -> tuple[
+        tuple[Effect, ...], tuple[str, ...], tuple[ImageBump, ...]]:
+    """Effects, notes and image tag bumps for one file change."""
     by_path = effect_by_path(path)
     if by_path is not None:
-        return (by_path,), ()
+        return (by_path,), (), ()
     if not path.lower().endswith(DATA_SUFFIXES):
-        return (Effect.OTHER,), ()
+        return (Effect.OTHER,), (), ()
     before, after = _documents(old), _documents(new)
     if before is None or after is None:
-        return (Effect.OTHER,), ()  # not parseable (a Helm template, say): effect unknown
+        return (Effect.OTHER,), (), ()  # not parseable (a Helm template, say): effect unknown
     if before == after:
-        return (Effect.COSMETIC,), ()
+        return (Effect.COSMETIC,), (), ()
     effects: set[Effect] = set()
     notes: list[str] = []
+    bumps: list[ImageBump] = []
     old_docs, new_docs = _keyed(before), _keyed(after)
     for key in old_docs.keys() | new_docs.keys():
         was, now = old_docs.get(key), new_docs.get(key)
@@ -71,17 +79,19 @@ def classify(path: str, old: bytes | None, new: bytes | None) -> tuple[tuple[Eff
         if was == now:
             continue
         kind_effect = _kind_effect(kind)
-        for changed_path, old_value, new_value in _diff(was, now, ()):
+        for changed_path, old_value, new_value, container in _diff(was, now, ()):
             effect = _path_effect(changed_path)
             if kind_effect is not None and effect not in (Effect.IMAGE, Effect.VERSION):
                 effect = kind_effect
             effects.add(effect)
             if effect in (Effect.IMAGE, Effect.VERSION, Effect.SCALE) or len(notes) < _MOST_NOTES:
                 notes.append(_note(changed_path, old_value, new_value))
+            if effect is Effect.IMAGE and (bump := _bump(changed_path, old_value, new_value, container)):
+                bumps.append(bump)
     if not effects:
         effects.add(Effect.COSMETIC)  # documents moved within the file
     ordered = tuple(sorted(effects, key=list(Effect).index))
-    return ordered, tuple(dict.fromkeys(notes))[:_MOST_NOTES]
+    return ordered, tuple(dict.fromkeys(notes))[:_MOST_NOTES], tuple(dict.fromkeys(bumps))[:_MOST_NOTES]
 
 
 def _documents(blob: bytes | None) -> list[Any] | None:
@@ -135,20 +145,22 @@ def _describe(doc: Any) -> str:
     return "a document"
 
 
-def _diff(old: Any, new: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any, Any]]:
-    """Leaf differences between two parsed documents, as (key path, old, new)."""
+def _diff(old: Any, new: Any, path: tuple[str, ...],
+          parent: Any = None) -> Iterator[tuple[tuple[str, ...], Any, Any, Any]]:
+    """Leaf differences between two parsed documents, as (key path, old, new, the new side's
+    container of the leaf)."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in list(old) + [k for k in new if k not in old]:
             if old.get(key) != new.get(key):
-                yield from _diff(old.get(key), new.get(key), (*path, str(key)))
+                yield from _diff(old.get(key), new.get(key), (*path, str(key)), new)
         return
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         for index, (a, b) in enumerate(zip(old, new, strict=True)):
             if a != b:
                 name = _item_name(b)
-                yield from _diff(a, b, (*path, name if name else f"[{index}]"))
+                yield from _diff(a, b, (*path, name if name else f"[{index}]"), new)
         return
-    yield path, old, new
+    yield path, old, new, parent
 
 
 def _item_name(item: Any) -> str | None:
@@ -189,6 +201,34 @@ def _note(path: tuple[str, ...], old: Any, new: Any) -> str:
     if new is None:
         return f"{where} removed"
     return f"{where} changed"
+
+
+def _bump(path: tuple[str, ...], old: Any, new: Any, container: Any) -> ImageBump | None:
+    """An image tag that moved: `image: name:old -> name:new`, a kustomize `images` entry's
+    `newTag`, or Helm values' `image.tag` beside `image.repository`."""
+    if not path or not _scalar(old) or not _scalar(new):
+        return None
+    last = path[-1].lower()
+    if last == "image" and isinstance(old, str) and isinstance(new, str):
+        old_name, old_tag = _split_image(old)
+        new_name, new_tag = _split_image(new)
+        if old_name == new_name and old_tag and new_tag:
+            return ImageBump(image=new_name, old=old_tag, new=new_tag)
+        return None
+    if last in ("newtag", "tag") and isinstance(container, dict):
+        name = container.get("newName") or container.get("repository") or container.get("name")
+        if isinstance(name, str) and name:
+            return ImageBump(image=name, old=str(old), new=str(new))
+    return None
+
+
+def _split_image(ref: str) -> tuple[str, str]:
+    """`registry/name:tag@digest` -> (`registry/name`, `tag`); no tag -> (ref, "")."""
+    ref = ref.split("@", 1)[0]
+    if ":" in ref.rsplit("/", 1)[-1]:
+        name, _, tag = ref.rpartition(":")
+        return name, tag
+    return ref, ""
 
 
 def _scalar(value: Any) -> bool:

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.adapters.git.classify import classify, needs_content
-from bot.domain.changes import Change, Effect, FileChange, Revert, pr_number_from, reverted_shas
+from bot.adapters.git.classify import classify_file, needs_content
+from bot.domain.changes import Change, Effect, FileChange, ImageBump, Revert, pr_number_from, reverted_shas
 
 # Header fields, separated by \x1f; each record starts with \x1e.
 LOG_FORMAT = "%x1e%H%x1f%P%x1f%an <%ae>%x1f%cI%x1f%s"
@@ -74,11 +74,12 @@ def _classified(file: _RawFile, lines: tuple[int, int], contents: dict[str, byte
     new = None if file.new_blob == NO_BLOB else contents.get(file.new_blob)
     effects: tuple[Effect, ...] = (Effect.OTHER,)  # content not read: effect unknown
     notes: tuple[str, ...] = ()
+    bumps: tuple[ImageBump, ...] = ()
     if not needs_content(file.path) or ((old is None) == (file.old_blob == NO_BLOB)
                                         and (new is None) == (file.new_blob == NO_BLOB)):
-        effects, notes = classify(file.path, old, new)
+        effects, notes, bumps = classify_file(file.path, old, new)
     return FileChange(path=file.path, status=file.status, old_path=file.old_path, added=lines[0],
-                      deleted=lines[1], effects=effects, notes=notes)
+                      deleted=lines[1], effects=effects, notes=notes, bumps=bumps)
 
 
 def _parse_body(tokens: list[str]) -> tuple[list[_RawFile], dict[str, tuple[int, int]]]:
