@@ -95,6 +95,7 @@ class Change(BaseModel):
     applied_at: datetime | None = None
     applied_source: AppliedSource = AppliedSource.COMMIT_TIME
     applied_by: str | None = None  # the controller object that applied it: "Flux Kustomization flux-system/apps"
+    dry_sha: str | None = None  # Argo CD source hydrator: the dry source commit it was rendered from
 
     @property
     def short(self) -> str:

@@ -88,6 +88,7 @@ class Suspect(BaseModel):
     failed: str | None = None  # the failed reconciliation of its revision, described
     code: tuple[CodeChange, ...] = ()  # application commits behind its image bump, best first
     code_note: str | None = None  # why `code` is empty, or where it came from
+    hydrated: str | None = None  # repo@sha of the hydrated commit this dry source commit rendered to
 
     @property
     def short(self) -> str:
@@ -137,6 +138,7 @@ def rank_changes(
     reverts: Sequence[Revert] = (),
     onset: datetime | None = None,
     failures: Sequence[Failure] = (),
+    dry: Sequence[Change] = (),
     limit: int = 10,
 ) -> Ranking:
     """Rank the changes applied in the playbook's lookback window before the incident started.
@@ -171,9 +173,16 @@ def rank_changes(
                          others_failed=failures[0] if failures and failure is None else None)
         if suspect is None:
             elsewhere += 1
+        elif change.dry_sha:
+            suspects.append(_as_dry(suspect, change, dry))
         else:
             suspects.append(suspect)
     suspects.sort(key=lambda s: (not s.candidate(onset), s.failed is None, -s.score, started_at - s.applied_at))
+    # A dry source commit may stand for several hydrated commits, and be watched itself: once each.
+    unique: dict[tuple[str, str], Suspect] = {}
+    for suspect in suspects:
+        unique.setdefault((suspect.repo, suspect.sha), suspect)
+    suspects = list(unique.values())
     confident, reason = _verdict(suspects, onset=onset, service=service, policy=policy, elsewhere=elsewhere)
     return Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=confident, reason=reason,
                    suspects=tuple(suspects[:limit]), onset_at=onset)
@@ -308,6 +317,24 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
         effective=effective, reverted_by=undone.by_sha if undone else None, is_revert=is_revert,
         applied_by=change.applied_by, failed=failure.describe() if failure is not None else None,
     )
+
+
+def _as_dry(suspect: Suspect, hydrated: Change, dry: Sequence[Change]) -> Suspect:
+    """Argo CD's source hydrator rendered `hydrated` from a dry source commit: that commit is the
+    suspect people read and revert (the hydrated branch is rewritten at the next hydration); the
+    hydrated commit, whose rendered diff gave the evidence, is named beside it."""
+    source = next((c for c in dry if hydrated.dry_sha and c.sha.startswith(hydrated.dry_sha)), None)
+    where = f"{hydrated.repo}@{hydrated.sha}"
+    if source is None:
+        note = (f"rendered by Argo CD's source hydrator from dry commit {(hydrated.dry_sha or '')[:7]}, which "
+                "no watched repository holds: add the dry source repository to revert it there")
+        return suspect.model_copy(update={"reasons": (*suspect.reasons[:-1], note, suspect.reasons[-1])})
+    note = (f"dry source commit of {hydrated.repo} {hydrated.short} (rendered by Argo CD's source hydrator): "
+            "the evidence is the rendered change; the revert is of the dry commit")
+    return suspect.model_copy(update={
+        "repo": source.repo, "sha": source.sha, "subject": source.subject, "author": source.author,
+        "pr_number": source.pr_number, "hydrated": where,
+        "reasons": (*suspect.reasons[:-1], note, suspect.reasons[-1])})
 
 
 def _effects(file: FileChange, change: Change) -> tuple[Effect, ...]:

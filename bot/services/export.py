@@ -63,7 +63,7 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
                  "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
                  "applied_by": s.applied_by, "failed": s.failed,
                  "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
-                 "verdict": _verdict_on(s.sha, found)}
+                 "hydrated": s.hydrated, "verdict": _verdict_on(s.sha, found)}
                 for rank, s in enumerate(view.ranking.suspects, start=1)
             ],
         },

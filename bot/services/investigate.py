@@ -42,9 +42,11 @@ def rank_incident(
             reverts = tx.changes.reverts(repos, until=now)
             failures = relevant_failures(tx, playbook, since=incident.started_at - policy.lookback, until=now)
             changes += [found for f in failures for sha in f.shas[:50] for found in tx.changes.find(f.repo, sha)]
+        dry = [found for sha in sorted({c.dry_sha for c in changes if c.dry_sha})[:50]
+               for found in tx.changes.find(None, sha)]
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
                                started_at=incident.started_at, now=now, reverts=reverts, onset=onset,
-                               failures=failures)
+                               failures=failures, dry=dry)
         previous = tx.rankings.get(incident_id)
         tx.rankings.save(incident_id, ranking)
         if previous is None or _answer(previous) != _answer(ranking):

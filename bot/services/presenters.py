@@ -34,7 +34,8 @@ def ranking_dict(ranking: Ranking) -> dict[str, Any]:
              "applied_at": s.applied_at.isoformat(), "applied_source": s.applied_source.value,
              "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
              "warnings": list(s.warnings), "applied_by": s.applied_by, "failed": s.failed,
-             "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note}
+             "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
+             "hydrated": s.hydrated}
             for s in ranking.suspects
         ],
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from bot.adapters.git.parse import LOG_ARGS, REVERT_LOG_ARGS, parse_log, parse_reverts
+from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS, dry_sha_of, parse_log, parse_reverts
 from bot.adapters.git.runner import GitCommandError, GitRunner
 from bot.domain.automation import UPDATER, Pin, ignore_tag, image_aliases, strip_setters, tags_in, write_back_app
 from bot.domain.changes import Change
@@ -96,14 +96,26 @@ class GitMirrors:
                 complete = since_sha is None
                 selection = [head, f"--since={not_before.isoformat()}"]
             output = spec.runner.run(["log", *LOG_ARGS, *selection], cwd=mirror).stdout
-            changes = parse_log(output, repo=repo, blobs=lambda ids: self._blobs(spec, ids))
+            changes = self._with_dry_shas(spec, parse_log(output, repo=repo, blobs=lambda ids: self._blobs(spec, ids)))
             reverts = parse_reverts(spec.runner.run(["log", *REVERT_LOG_ARGS, *selection], cwd=mirror).stdout,
                                     repo=repo)
             log.info("git.refreshed", repo=repo, head=head[:12], new=len(changes), reverts=len(reverts))
             return FetchedChanges(head=head, changes=tuple(changes), complete=complete, reverts=tuple(reverts))
 
+    def _with_dry_shas(self, spec: RepoSpec, changes: list[Change]) -> list[Change]:
+        """Argo CD's source hydrator writes `hydrator.metadata` (JSON naming the dry commit) in
+        each hydrated commit: remember which dry commit each one renders."""
+        wanted = {c.sha: f"{c.sha}:{f.path}" for c in changes for f in c.files
+                  if f.path.rsplit("/", 1)[-1] == HYDRATOR_METADATA and f.status != "D"}
+        if not wanted:
+            return changes
+        contents = self._blobs(spec, wanted.values())
+        return [c.model_copy(update={"dry_sha": dry_sha_of(contents.get(wanted[c.sha], b""))})
+                if c.sha in wanted else c for c in changes]
+
     def _blobs(self, spec: RepoSpec, ids: Iterable[str]) -> dict[str, bytes]:
-        """File contents by object id, all in one `git cat-file --batch`."""
+        """File contents by object id (or `<commit>:<path>`), all in one `git cat-file --batch`;
+        what is missing is left out."""
         wanted = sorted(ids)
         if not wanted:
             return {}
@@ -111,14 +123,16 @@ class GitMirrors:
                               stdin="".join(f"{oid}\n" for oid in wanted).encode()).stdout
         found: dict[str, bytes] = {}
         at = 0
-        while at < len(out):
+        for name in wanted:  # one answer per request, in order
+            if at >= len(out):
+                break
             end = out.index(b"\n", at)
             header = out[at:end].split()
             at = end + 1
-            if len(header) < 3:
-                continue  # "<id> missing"
+            if len(header) < 3 or header[-1] == b"missing":
+                continue  # "<name> missing" (or ambiguous)
             size = int(header[2])
-            found[header[0].decode()] = out[at:at + size]
+            found[name] = out[at:at + size]
             at += size + 1
         return found
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +56,22 @@ def parse_log(output: bytes, *, repo: str, blobs: Blobs | None = None) -> list[C
             image_bump=any(e in (Effect.IMAGE, Effect.VERSION) for f in files for e in f.effects),
         ))
     return changes
+
+
+HYDRATOR_METADATA = "hydrator.metadata"
+
+
+def dry_sha_of(metadata: bytes) -> str | None:
+    """The dry commit an Argo CD hydrated commit renders, from its `hydrator.metadata` JSON
+    (`drySha`; some tools write `drySHA`)."""
+    try:
+        data = json.loads(metadata)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    value = next((v for k, v in data.items() if isinstance(k, str) and k.lower() == "drysha"), None)
+    return value.lower() if isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{7,64}", value) else None
 
 
 def parse_reverts(output: bytes, *, repo: str) -> list[Revert]:

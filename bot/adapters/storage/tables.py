@@ -122,6 +122,7 @@ changes = sa.Table(
     sa.Column("applied_at", UtcDateTime, nullable=False),
     sa.Column("applied_source", sa.String(40), nullable=False),
     sa.Column("applied_by", sa.String(300)),  # the controller object that reported applying it
+    sa.Column("dry_sha", sa.String(64)),  # Argo CD source hydrator: the dry commit this one renders
     sa.UniqueConstraint("repo", "sha", name="uq_changes_repo_sha"),
     sa.Index("ix_changes_repo_applied", "repo", "applied_at"),
     sa.Index("ix_changes_sha", "sha"),
@@ -182,6 +183,7 @@ suspects = sa.Table(
     sa.Column("failed", sa.Text),  # the failed reconciliation that names it
     sa.Column("code", json_type()),  # application commits behind an image bump
     sa.Column("code_note", sa.Text),
+    sa.Column("hydrated", sa.String(200)),  # repo@sha of the hydrated commit a dry suspect stands for
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
 )
 

@@ -1,5 +1,6 @@
 """GitOps controllers: events seen, what each object applied, failed reconciliations, image builds;
-who applied a change; failures and application commits on suspects.
+who applied a change and the dry commit a hydrated one renders; failures, application commits
+and hydrated commits on suspects.
 
 Revision ID: 0003
 Revises: 0002
@@ -18,10 +19,12 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("changes", sa.Column("applied_by", sa.String(300)))
+    op.add_column("changes", sa.Column("dry_sha", sa.String(64)))
     op.add_column("suspects", sa.Column("applied_by", sa.String(300)))
     op.add_column("suspects", sa.Column("failed", sa.Text))
     op.add_column("suspects", sa.Column("code", json_type()))
     op.add_column("suspects", sa.Column("code_note", sa.Text))
+    op.add_column("suspects", sa.Column("hydrated", sa.String(200)))
     op.create_table(
         "controller_events",
         sa.Column("key", sa.String(64), nullable=False),
@@ -77,8 +80,10 @@ def downgrade() -> None:
     op.drop_table("reconcile_failures")
     op.drop_table("gitops_objects")
     op.drop_table("controller_events")
+    op.drop_column("suspects", "hydrated")
     op.drop_column("suspects", "code_note")
     op.drop_column("suspects", "code")
     op.drop_column("suspects", "failed")
     op.drop_column("suspects", "applied_by")
+    op.drop_column("changes", "dry_sha")
     op.drop_column("changes", "applied_by")
