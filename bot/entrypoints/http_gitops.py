@@ -34,7 +34,15 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext, *, limit: int) -> No
     repos = [repo.name for repo in ctx.settings.repos]
 
     async def parsed(request: Request, auth: ControllerAuth | None, model: type[BaseModel]) -> Any:
-        """The body as `model`, or the JSONResponse that refuses it."""
+        """The body as `model`, or the JSONResponse that refuses it (counted by status)."""
+        found = await _parsed(request, auth, model)
+        if isinstance(found, JSONResponse):
+            name = "build" if auth is None else ("flux" if auth is flux_auth else "argocd")
+            outcome = {401: "unauthorized", 413: "too_large", 400: "malformed"}.get(found.status_code, "invalid")
+            ctx.metrics.controller_events.labels(name, outcome).inc()
+        return found
+
+    async def _parsed(request: Request, auth: ControllerAuth | None, model: type[BaseModel]) -> Any:
         try:
             body = await read_body(request, limit)
         except BodyTooLarge:
@@ -59,8 +67,12 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext, *, limit: int) -> No
                 store=ctx.store, git=ctx.git, playbooks=ctx.playbooks, repos=repos, event=controller_event,
                 now=ctx.clock(), import_window=ctx.settings.git.import_window))
         except TransientError as exc:
+            ctx.metrics.controller_events.labels(controller_event.controller.value, "unavailable").inc()
             log.warning("controller_event.storage_unavailable", error=str(exc))
             return error(503, "unavailable", "storage is unavailable; retry later")
+        ctx.metrics.controller_events.labels(
+            controller_event.controller.value,
+            "duplicate" if report.duplicate else controller_event.outcome.value).inc()
         incidents = await _deliver(report)
         if report.changed_ranking and report.repo is not None:
             _rerank(report.repo)

@@ -8,6 +8,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.controller_events = Counter(
+            "backout_controller_events_total",
+            "Flux and Argo CD webhook requests by controller and outcome.",
+            ["controller", "outcome"],
+            registry=self.registry,
+        )
         self.webhook_requests = Counter(
             "backout_webhook_requests_total",
             "Alertmanager webhook requests by outcome.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
@@ -289,3 +292,49 @@ def test_when_flux_events_arrive_out_of_order_the_older_one_changes_no_state(wor
     assert state is not None
     assert state.applied_sha == bump
     assert state.applied_at == (start + timedelta(minutes=30)).astimezone(UTC)
+
+
+def test_the_shipped_flux_manifests_are_the_real_kinds() -> None:
+    """deploy/flux/notification.yaml: a generic-hmac Provider at /webhooks/flux, an Alert that
+    sends successes and failures, and the Secret whose `token` is the HMAC key."""
+    root = Path(__file__).resolve().parents[2]
+    docs = {d["kind"]: d for d in yaml.safe_load_all((root / "deploy" / "flux" / "notification.yaml").read_text())}
+    assert docs["Provider"]["apiVersion"] == "notification.toolkit.fluxcd.io/v1beta3"
+    assert docs["Provider"]["spec"]["type"] == "generic-hmac"
+    assert docs["Provider"]["spec"]["address"].endswith("/webhooks/flux")
+    assert docs["Provider"]["spec"]["secretRef"]["name"] == docs["Secret"]["metadata"]["name"]
+    assert "token" in docs["Secret"]["stringData"]
+    assert docs["Alert"]["spec"]["eventSeverity"] == "info"
+    assert {s["kind"] for s in docs["Alert"]["spec"]["eventSources"]} == {"Kustomization", "HelmRelease"}
+
+
+def test_controller_events_are_counted(world: World) -> None:
+    post_flux(world, flux_body("kustomization-succeeded", sha=world.init, at=world.remote.clock))
+    post_flux(world, b"{}", key="wrong")
+    metrics = world.client.get("/metrics").text
+    assert 'backout_controller_events_total{controller="flux",outcome="applied"} 1.0' in metrics
+    assert 'backout_controller_events_total{controller="flux",outcome="unauthorized"} 1.0' in metrics
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20)
+FLUX_FIELDS = st.fixed_dictionaries({}, optional={
+    "involvedObject": JSON | st.fixed_dictionaries({"kind": st.text(max_size=300), "name": st.text(max_size=300)}),
+    "severity": st.sampled_from(["info", "error", "trace", "warning", ""]) | JSON,
+    "timestamp": st.sampled_from(["2026-11-30T12:03:07Z", "yesterday", "2026-11-30T12:03:07"]) | JSON,
+    "reason": st.sampled_from(["ReconciliationSucceeded", "ValidationFailed", ""]) | JSON,
+    "reportingController": st.text(max_size=30) | JSON,
+    "metadata": st.dictionaries(st.text(max_size=40), st.text(max_size=80), max_size=3) | JSON,
+    "message": st.text(max_size=200) | JSON,
+})
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")) // 3, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=FLUX_FIELDS)
+def test_no_flux_body_gets_a_5xx(world: World, body: dict[str, Any]) -> None:
+    """Signed bodies of every shape: 202 or 200, or a 4xx naming the field; never a 5xx."""
+    answer = post_flux(world, json.dumps(body).encode())
+    assert answer.status_code in (200, 202, 400, 422), answer.text
