@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/github_calls.py
 	$(BIN)/python bench/slack_ack.py
 	$(BIN)/python bench/probes.py
+	$(BIN)/python bench/controller_events.py
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py

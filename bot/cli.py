@@ -25,6 +25,7 @@ from bot.config import (
     find_config_file,
     load_playbooks,
     load_settings,
+    playbook_warnings,
     serve_problems,
 )
 from bot.domain.durations import parse_duration
@@ -127,14 +128,15 @@ def serve(config: ConfigOption = None) -> None:
     if problems:
         raise fail("refusing to start:\n" + "\n".join(str(p) for p in problems), 2)
     bootstrap.configure_logging(settings.logging)
-    for warning in config_warnings(settings, file=label):
-        structlog.get_logger(__name__).warning("config.warning", key=warning.key, reason=warning.reason)
     try:
         built = bootstrap.build(settings)
     except ConfigError as exc:
         raise fail(f"configuration error:\n{exc}", 2) from None
     except BackoutError as exc:
         raise fail(f"cannot start: {exc}", 1) from None
+    warnings = [*config_warnings(settings, file=label), *playbook_warnings(settings, built.ctx.playbooks, file=label)]
+    for warning in warnings:
+        structlog.get_logger(__name__).warning("config.warning", key=warning.key, reason=warning.reason)
     bootstrap.elect_leader(built)
     scheduler = start_scheduler(built.ctx)
     socket_mode = None
@@ -169,7 +171,7 @@ def check(config: ConfigOption = None) -> None:
         playbooks = []
     if problems:
         raise fail("\n".join(str(problem) for problem in problems), 2)
-    for warning in config_warnings(settings, file=label):
+    for warning in [*config_warnings(settings, file=label), *playbook_warnings(settings, playbooks, file=label)]:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"ok: {label}, {len(settings.repos)} repositories, "
                f"{len(playbooks)} playbooks in {settings.playbooks_dir}: "

@@ -456,6 +456,18 @@ def config_warnings(settings: Settings, *, file: str) -> list[Problem]:
     return [Problem(file, key, reason) for key, reason in settings.api.warnings()]
 
 
+def playbook_warnings(settings: Settings, playbooks: Sequence[Playbook], *, file: str) -> list[Problem]:
+    """Playbooks that wait for controller events the config cannot authenticate."""
+    found = []
+    if any(p.gitops.flux for p in playbooks) and not (settings.flux.hmac_key or settings.flux.token):
+        found.append(Problem(file, "flux.hmac_key", "playbooks name Flux objects, but /webhooks/flux has no key: "
+                             "set flux.hmac_key_file (generic-hmac) or flux.token_file, or every event is refused"))
+    if any(p.gitops.argocd for p in playbooks) and not settings.argocd.token:
+        found.append(Problem(file, "argocd.token", "playbooks name Argo CD applications, but /webhooks/argocd has "
+                             "no token: set argocd.token_file, or every notification is refused"))
+    return found
+
+
 def serve_problems(settings: Settings, *, file: str) -> list[Problem]:
     """What `serve` refuses to start with, beyond what validation already caught."""
     found = settings.alertmanager.problems()

@@ -163,9 +163,6 @@ class Failure(BaseModel):
     at: datetime
     resolved_at: datetime | None = None
 
-    def covers(self, sha: str) -> bool:
-        return any(sha.startswith(s) or s.startswith(sha) for s in self.shas)
-
     def describe(self) -> str:
         message = " ".join(self.message.split())
         message = message if len(message) <= 200 else message[:199] + "…"

@@ -158,6 +158,12 @@ def rank_changes(
     known = [r for r in reverts if r.at <= now]
     suspects: list[Suspect] = []
     elsewhere = 0
+    # Each change's first failure (the failure it was new in), by exact sha: failure ranges are
+    # first-parent shas from the mirror.
+    failed_in: dict[tuple[str, str], Failure] = {}
+    for failed in sorted(failures, key=lambda f: f.at):
+        for sha in failed.shas:
+            failed_in.setdefault((failed.repo or "", sha), failed)
     seen: set[tuple[str, str]] = set()
     for change in changes:
         entry = repos.get(change.repo)
@@ -165,12 +171,12 @@ def rank_changes(
             continue
         seen.add((change.repo, change.sha))
         applied = change.applied(sync_delay=policy.sync_delay)
-        failure = next((f for f in failures if f.repo == change.repo and f.covers(change.sha)), None)
+        failure = failed_in.get((change.repo, change.sha))
         if failure is None and not window_start <= applied <= started_at:
             continue  # outside the window; a change applied after the start cannot be the cause
         suspect = _score(change, entry, applied=applied, started_at=started_at, onset=onset,
                          reverts=[r for r in known if r.repo == change.repo], failure=failure,
-                         others_failed=failures[0] if failures and failure is None else None)
+                         others_failed=failures[0] if failed_in and failure is None else None)
         if suspect is None:
             elsewhere += 1
         elif change.dry_sha:

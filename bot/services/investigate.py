@@ -41,7 +41,10 @@ def rank_incident(
                 repos, incident.started_at - policy.lookback - policy.sync_delay, incident.started_at)
             reverts = tx.changes.reverts(repos, until=now)
             failures = relevant_failures(tx, playbook, since=incident.started_at - policy.lookback, until=now)
-            changes += [found for f in failures for sha in f.shas[:50] for found in tx.changes.find(f.repo, sha)]
+            named: dict[str, set[str]] = {}
+            for failure in failures:
+                named.setdefault(failure.repo or "", set()).update(failure.shas)
+            changes += [found for repo, shas in named.items() for found in tx.changes.get_many(repo, sorted(shas))]
         dry = [found for sha in sorted({c.dry_sha for c in changes if c.dry_sha})[:50]
                for found in tx.changes.find(None, sha)]
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,

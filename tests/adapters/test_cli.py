@@ -157,3 +157,15 @@ def test_suspects_command(config: Path) -> None:
     data = json.loads(invoke("suspects", "INC-1", "--json", "--config", str(config)))
     assert set(data) == {"status", "confident", "reason", "ranked_at", "suspects"}
     assert "Suspects" in invoke("suspects", "INC-1", "--config", str(config))
+
+
+def test_check_warns_when_playbooks_wait_for_controller_events_nobody_can_send(config: Path) -> None:
+    """The checkout playbook names a Flux Kustomization; without flux.hmac_key every event would
+    be refused, and `check` says so (as a warning: the rest still works)."""
+    result = runner.invoke(cli, ["check", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "flux.hmac_key" in result.output
+    data = yaml.safe_load(config.read_text())
+    data["flux"] = {"hmac_key": "k"}
+    config.write_text(yaml.safe_dump(data))
+    assert "flux.hmac_key" not in runner.invoke(cli, ["check", "--config", str(config)]).output

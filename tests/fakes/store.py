@@ -173,6 +173,9 @@ class _Changes:
         change = self._s.changes[(repo, sha)]
         self._s.changes[(repo, sha)] = change.model_copy(update={"applied_at": at, "applied_source": source})
 
+    def get_many(self, repo: str, shas: Sequence[str]) -> list[Change]:
+        return [self._s.changes[(repo, sha)] for sha in shas if (repo, sha) in self._s.changes]
+
     def set_applied_by(self, repo: str, shas: Sequence[str], *, at: datetime, source: AppliedSource,
                        by: str, only_later: Sequence[str] = ()) -> int:
         count = 0

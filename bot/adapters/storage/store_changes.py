@@ -60,6 +60,14 @@ class SqlChangeRepository:
             query = query.where(t.changes.c.repo == repo)
         return [_change(row) for row in self._conn.execute(query.limit(20)).mappings()]
 
+    def get_many(self, repo: str, shas: Sequence[str]) -> list[Change]:
+        found: list[Change] = []
+        for start in range(0, len(shas), 500):
+            rows = self._conn.execute(sa.select(t.changes).where(
+                t.changes.c.repo == repo, t.changes.c.sha.in_(list(shas[start:start + 500])))).mappings()
+            found += [_change(row) for row in rows]
+        return found
+
     def head(self, repo: str) -> str | None:
         value = self._conn.execute(
             sa.select(t.repo_heads.c.head_sha).where(t.repo_heads.c.repo == repo)
