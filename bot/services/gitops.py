@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.domain.changes import AppliedSource
+from bot.domain.errors import BackoutError
 from bot.domain.gitops import Controller, ControllerEvent, Failure, ObjectState, Outcome
 from bot.domain.grouping import PLAYBOOK_LABEL
 from bot.domain.models import Actor, AlertStatus, Delivery, ReceivedAlert
@@ -62,9 +63,12 @@ def record_controller_event(
     state = store.run(lambda tx: tx.gitops.object(event.object_id))
     report = ControllerReport()
     if event.sha is not None:
-        report.repo, report.sha = _locate(store=store, git=git, sha=event.sha, now=now, import_window=import_window,
-                                          candidates=_candidates(naming, repos, state))
-        if report.sha is None:
+        try:
+            report.repo, report.sha = _locate(store=store, git=git, sha=event.sha, now=now,
+                                              import_window=import_window, candidates=_candidates(naming, repos, state))
+        except BackoutError as exc:  # the event still counts for failures and recoveries
+            report.note = f"could not look up revision {event.sha[:12]}: {exc}"
+        if report.sha is None and not report.note:
             report.note = (f"revision {event.sha[:12]} is in none of the watched repositories "
                            f"({', '.join(_candidates(naming, repos, state)) or 'none configured'})")
     elif event.outcome is not Outcome.OTHER:
@@ -113,11 +117,11 @@ def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectStat
     only_later: list[str] = []
     if repo is not None and sha is not None:
         if known and not stale:
-            applied = git.first_parent(repo, new=sha, old=state.applied_sha, limit=RANGE_LIMIT)  # type: ignore[union-attr]
+            applied = _range(git, report, repo, new=sha, old=state.applied_sha, limit=RANGE_LIMIT)  # type: ignore[union-attr]
         else:
             # First sight of the object (or a late event): it runs X, so X and every earlier change
             # Backout thought applied after T were applied by T; older ones keep their times.
-            history = git.first_parent(repo, new=sha, limit=RANGE_LIMIT)
+            history = _range(git, report, repo, new=sha, old=None, limit=RANGE_LIMIT)
             applied, only_later = [sha], history[1:]
     source = AppliedSource.FLUX if ev.controller is Controller.FLUX else AppliedSource.ARGOCD
     healthy = ev.reason not in _PARTIAL
@@ -155,7 +159,7 @@ def _failed(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState
     shas: list[str] = []
     if repo is not None and sha is not None:
         good = state.good_sha if state is not None and state.repo == repo else None
-        shas = git.first_parent(repo, new=sha, old=good, limit=50) if good else [sha]
+        shas = _range(git, report, repo, new=sha, old=good, limit=50) if good else [sha]
         shas = shas or [sha]  # applied, then unhealthy at the same revision: that revision
     failure = Failure(object_id=ev.object_id, label=ev.label, repo=repo, revision=sha or ev.revision,
                       shas=tuple(shas), reason=ev.reason, message=ev.message[:4000], at=ev.at)
@@ -178,6 +182,16 @@ def _failed(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState
         return report
 
     return store.run(work)
+
+
+def _range(git: GitRepos, report: ControllerReport, repo: str, *, new: str, old: str | None,
+           limit: int) -> list[str]:
+    """The first-parent range, or just `new` when git cannot say (the event still counts)."""
+    try:
+        return git.first_parent(repo, new=new, old=old, limit=limit) or [new]
+    except BackoutError as exc:
+        report.note = f"could not read the history before {new[:12]}: {exc}"
+        return [new]
 
 
 # Flux reports the change set it applied as `Progressing` before the health checks: applied, not

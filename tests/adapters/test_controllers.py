@@ -338,3 +338,21 @@ def test_no_flux_body_gets_a_5xx(world: World, body: dict[str, Any]) -> None:
     """Signed bodies of every shape: 202 or 200, or a 4xx naming the field; never a 5xx."""
     answer = post_flux(world, json.dumps(body).encode())
     assert answer.status_code in (200, 202, 400, 422), answer.text
+
+
+def test_an_unreachable_repository_still_gets_the_event_counted(
+    build: Any, make_settings: Any, fake_git: Any,
+) -> None:
+    """The Git host is down when Flux reports: the event is accepted (202) and says why it moved no
+    time; Flux would not send it again, so a 5xx would only lose it."""
+    from bot.config import FluxSettings
+
+    fake_git.unreachable.add("gitops")
+    app = build(make_settings(flux=FluxSettings(hmac_key=KEY)))
+    with TestClient(app.http) as client:
+        world = World(remote=None, app=app, client=client, clock=None, init="")  # type: ignore[arg-type]
+        answer = post_flux(world, flux_body("kustomization-validation-failed", sha="ab" * 20,
+                                            at=datetime(2026, 11, 30, 12, tzinfo=UTC)))
+    assert answer.status_code == 202
+    assert answer.json()["outcome"] == "failed"
+    assert "none of the watched repositories" in answer.json()["detail"]
