@@ -12,7 +12,7 @@ from bot.domain.errors import BackoutError
 from bot.domain.playbooks import Playbook, RepoRole, playbook_named
 from bot.domain.ports import GitRepos, Store
 from bot.domain.suspects import CodeChange, Ranking
-from bot.services.incidents import require
+from bot.services.incidents import require, save_suspects
 
 MOST_COMMITS = 50
 _SHA_TAG = re.compile(r"(?:^|[-_.])(?:g|sha-?)?([0-9a-f]{7,40})$")
@@ -28,21 +28,14 @@ def annotate_code(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
         return ranking
     apps = [entry.repo for entry in playbook.repos if entry.role is RepoRole.APP]
     suspects = list(ranking.suspects)
-    changed = False
     for index, suspect in enumerate(suspects[:top]):
         found = _find(store, suspect.repo, suspect.sha)
         bumps = [bump for file in (found[0].files if found else ()) for bump in file.bumps]
         if not bumps:
             continue
         code, note = app_commits(store=store, git=git, apps=apps, bumps=bumps)
-        if (code, note) != (suspect.code, suspect.code_note):
-            suspects[index] = suspect.model_copy(update={"code": code, "code_note": note})
-            changed = True
-    if not changed:
-        return ranking
-    annotated = ranking.model_copy(update={"suspects": tuple(suspects)})
-    store.run(lambda tx: tx.rankings.save(incident_id, annotated))
-    return annotated
+        suspects[index] = suspect.model_copy(update={"code": code, "code_note": note})
+    return save_suspects(store=store, incident_id=incident_id, ranking=ranking, suspects=suspects)
 
 
 def app_commits(*, store: Store, git: GitRepos, apps: Sequence[str],

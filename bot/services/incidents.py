@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from bot.domain.errors import Conflict, NotFound
 from bot.domain.incidents import EVENT_FOR, transition
 from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, TimelineEvent
 from bot.domain.ports import Store, Transaction
-from bot.domain.suspects import Ranking, pending
+from bot.domain.suspects import Ranking, Suspect, pending
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import Verdict
 
@@ -60,6 +61,16 @@ def get_ranking(*, store: Store, incident_id: int) -> Ranking:
         return tx.rankings.get(incident_id) or pending()
 
     return store.run(work)
+
+
+def save_suspects(*, store: Store, incident_id: int, ranking: Ranking, suspects: Sequence[Suspect]) -> Ranking:
+    """The ranking with its suspects annotated (warnings, code behind an image bump), stored when
+    anything changed."""
+    if tuple(suspects) == ranking.suspects:
+        return ranking
+    annotated = ranking.model_copy(update={"suspects": tuple(suspects)})
+    store.run(lambda tx: tx.rankings.save(incident_id, annotated))
+    return annotated
 
 
 def get_timeline(*, store: Store, incident_id: int) -> list[TimelineEvent]:

@@ -17,7 +17,7 @@ from bot.services.act import apply_open_policy, revert_safety
 from bot.services.authors import notify_authors
 from bot.services.changelog import refresh_changes
 from bot.services.code_changes import annotate_code
-from bot.services.incidents import get_incident, get_ranking, require
+from bot.services.incidents import get_incident, get_ranking, require, save_suspects
 from bot.services.onset import find_onset
 
 
@@ -92,20 +92,12 @@ def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: R
     """Revert-safety warnings for the top suspects, so people see them before they roll back.
     Git work happens outside any transaction."""
     suspects = list(ranking.suspects)
-    changed = False
     for index, suspect in enumerate(suspects[:top]):
         found = _changes(store, suspect.repo, suspect.sha)
         if not found:
             continue
-        warnings = revert_safety(git, found[0])
-        if warnings != suspect.warnings:
-            suspects[index] = suspect.model_copy(update={"warnings": warnings})
-            changed = True
-    if not changed:
-        return ranking
-    annotated = ranking.model_copy(update={"suspects": tuple(suspects)})
-    store.run(lambda tx: tx.rankings.save(incident_id, annotated))
-    return annotated
+        suspects[index] = suspect.model_copy(update={"warnings": revert_safety(git, found[0])})
+    return save_suspects(store=store, incident_id=incident_id, ranking=ranking, suspects=suspects)
 
 
 def _changes(store: Store, repo: str, sha: str) -> list[Change]:
