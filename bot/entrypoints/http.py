@@ -221,6 +221,12 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return denied
         metrics.leader.clear()
         metrics.leader.labels(ctx.leader.replica).set(1 if ctx.leader.is_leader() else 0)
+        try:
+            chat, follow_ups = ctx.store.run(lambda tx: (tx.chat.backlog(), tx.follow_ups.backlog()))
+            metrics.backlog.labels("chat").set(chat)
+            metrics.backlog.labels("follow_ups").set(follow_ups)
+        except TransientError:
+            pass  # the database is down: /readyz says so; the last figures stay
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/api/incidents", response_model=None)

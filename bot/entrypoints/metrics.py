@@ -14,6 +14,10 @@ class Metrics:
             ["controller", "outcome"],
             registry=self.registry,
         )
+        self.backlog = Gauge(
+            "backout_outbox_pending", "Work recorded and not done yet: chat summaries, follow-ups "
+            "(investigate, announce).", ["queue"], registry=self.registry,
+        )
         self.webhook_requests = Counter(
             "backout_webhook_requests_total",
             "Alertmanager webhook requests by outcome.",

@@ -242,6 +242,9 @@ class _Chat:
     def __init__(self, state: _State) -> None:
         self._s = state
 
+    def backlog(self) -> int:
+        return sum(row["state"] == "pending" for row in self._s.outbox.values())
+
     def put_summary(self, incident_id: int, channel: str | None, payload: dict[str, Any],
                     *, at: datetime) -> None:
         for row in self._s.outbox.values():
@@ -324,6 +327,9 @@ class _Notices:
 class _FollowUps:
     def __init__(self, state: _State) -> None:
         self._s = state
+
+    def backlog(self) -> int:
+        return len(self._s.follow_ups)
 
     def add(self, incident_id: int, kind: str, *, at: datetime) -> None:
         self._s.follow_ups.setdefault((incident_id, kind), [FollowUp(incident_id, kind, at), None])

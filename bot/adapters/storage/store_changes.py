@@ -236,6 +236,10 @@ class SqlChatRepository:
                 incident_id=incident_id, channel=channel, payload=payload, state="pending", attempts=0,
                 not_before=at, created_at=at))
 
+    def backlog(self) -> int:
+        return int(self._conn.execute(sa.select(sa.func.count()).select_from(t.chat_outbox).where(
+            t.chat_outbox.c.state == "pending")).scalar() or 0)
+
     def pending_summaries(self, now: datetime, limit: int = 20) -> list[PendingSummary]:
         rows = self._conn.execute(
             sa.select(t.chat_outbox).where(t.chat_outbox.c.state == "pending",
@@ -334,6 +338,10 @@ class SqlFollowUpRepository:
             sa.or_(f.claimed_until.is_(None), f.claimed_until < now),
         ).values(claimed_until=until, attempts=f.attempts + 1))
         return taken.rowcount == 1
+
+    def backlog(self) -> int:
+        return int(self._conn.execute(sa.select(sa.func.count()).select_from(t.follow_ups).where(
+            t.follow_ups.c.done_at.is_(None))).scalar() or 0)
 
     def due(self, *, now: datetime, limit: int = 50) -> list[FollowUp]:
         f = t.follow_ups.c

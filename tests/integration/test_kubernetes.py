@@ -1,0 +1,71 @@
+"""The Kustomize base and the example overlay render with `kubectl kustomize`, and every object
+they render is valid against the Kubernetes schemas (offline, kubernetes-validate)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from bot.config import load_settings
+from tests.conftest import need_binary
+
+pytestmark = pytest.mark.integration
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+K8S = "1.30"
+
+
+def render(path: Path) -> list[dict[str, Any]]:
+    kubectl = need_binary("kubectl")
+    done = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.mark.parametrize("where", ["base", "overlays/postgresql"])
+def test_every_rendered_object_is_valid(where: str) -> None:
+    for doc in render(DEPLOY / where):
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            assert doc["kind"] in ("ServiceMonitor", "PrometheusRule")
+            continue  # a CRD of the Prometheus Operator: no schema in the Kubernetes set
+        kubernetes_validate.validate(doc, K8S, strict=True)
+
+
+def test_the_overlay_runs_two_replicas_on_postgresql_with_probes_and_its_secret() -> None:
+    docs = {(d["kind"], d["metadata"]["name"].rsplit("-", 1)[0] if d["kind"] in ("ConfigMap", "Secret")
+             else d["metadata"]["name"]): d for d in render(DEPLOY / "overlays" / "postgresql")}
+    deployment = docs[("Deployment", "backout")]
+    spec = deployment["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    assert spec["replicas"] == 2
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    secret = docs[("Secret", "backout-secrets")]["metadata"]["name"]
+    assert {v["secret"]["secretName"] for v in spec["template"]["spec"]["volumes"] if "secret" in v} == {secret}
+    assert docs[("PodDisruptionBudget", "backout")]["spec"]["minAvailable"] == 1
+    assert ("ServiceMonitor", "backout") in docs
+    rules = docs[("PrometheusRule", "backout")]["spec"]["groups"][0]["rules"]
+    assert {"BackoutNoLeader", "BackoutOutboxBacklog", "BackoutWebhookErrors"} <= {r["alert"] for r in rules}
+    text = docs[("ConfigMap", "backout-config")]["data"]["config.yaml"]
+    keys = {line.split("/run/secrets/backout/")[1].split()[0] for line in text.splitlines()
+            if "/run/secrets/backout/" in line}
+    assert keys <= set(docs[("Secret", "backout-secrets")]["data"]), "every secret file is a key of the Secret"
+
+
+def test_the_overlay_config_is_a_valid_backout_config(tmp_path: Path) -> None:
+    """What the ConfigMap mounts loads as Backout's config, once its Secret's files exist."""
+    docs = render(DEPLOY / "overlays" / "postgresql")
+    text = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in {line.split("/run/secrets/backout/")[1].split()[0] for line in text.splitlines()
+                 if "/run/secrets/backout/" in line}:
+        (secrets / name).write_text("secret\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(text.replace("/run/secrets/backout/", f"{secrets}/"))
+    settings = load_settings(config)
+    assert (settings.chat.kind, settings.flux.hmac_key is not None) == ("slack", True)
