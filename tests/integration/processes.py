@@ -182,6 +182,15 @@ class Postgres:
             conn.execute("CREATE DATABASE backout")
         return self
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data (a database outage)."""
+        self._run(self.pg_ctl, "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        self._run(self.pg_ctl, "-D", str(self.datadir), "-l", str(self.workdir / "pg.log"), "-w",
+                  "-o", f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                  "start")
+
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
             self._run(self.pg_ctl, "-D", str(self.datadir), "-m", "immediate", "stop")

@@ -91,3 +91,94 @@ def test_duplicates_over_two_replicas_make_one_incident_one_message_one_post_per
             for replica in replicas:
                 replica.stop()
             engine.dispose()
+
+
+def test_150_incidents_over_two_replicas_survive_a_20s_database_stop(tmp_path: Path, postgres: Postgres) -> None:
+    """150 distinct groups alternate between the replicas while PostgreSQL stops for 20 s: the
+    webhooks answer 503 meanwhile (Alertmanager retries), and in the end every group is an
+    incident announced exactly once."""
+    engine = create_engine(postgres.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    migrate.upgrade(engine)
+    engine.dispose()
+    now = datetime.now(UTC)
+
+    def group(n: int) -> dict[str, object]:
+        body = payload("01")
+        body["groupKey"] = f'{{}}:{{service="svc{n}"}}'
+        body["groupLabels"] = body["commonLabels"] = {"alertname": "Down", "service": f"svc{n}"}
+        for index, alert in enumerate(body["alerts"]):  # type: ignore[attr-defined]
+            alert["labels"] = {"alertname": "Down", "service": f"svc{n}", "instance": f"i{index}"}
+            alert["fingerprint"] = f"{n:08x}{index:08x}"
+            alert["startsAt"] = (now + timedelta(seconds=n)).isoformat()
+        return body
+
+    with FakeSlack().serving() as slack:
+        config = {
+            "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
+            "playbooks_dir": str(PLAYBOOKS), "repos": [{"name": "gitops", "url": str(tmp_path / "none.git")}],
+            "chat": {"kind": "slack"},
+            "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
+                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
+            "scheduler": {"leader_interval": "3s", "sweep_every": "2s"}, "logging": {"format": "json"},
+        }
+        replicas = [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}})
+                    .start() for name in ("one", "two")]
+        statuses: Counter[int] = Counter()
+        accepted = 0
+        outage = {"from": 0.0, "to": 0.0}
+        try:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+
+            def deliver(n: int) -> None:
+                """Alertmanager's way: post, and on a 5xx or no answer, try again a moment later."""
+                nonlocal accepted
+                body = group(n)
+                for attempt in range(200):
+                    url = f"{replicas[(n + attempt) % 2].url}/webhooks/alertmanager"
+                    try:
+                        status = httpx.post(url, json=body, headers=headers, timeout=10).status_code
+                    except httpx.HTTPError:
+                        status = 0
+                    statuses[status] += 1
+                    if status == 200:
+                        accepted += 1
+                        return
+                    time.sleep(0.5)
+                raise AssertionError(f"group {n} was never accepted")
+
+            def cut() -> None:
+                wait_until(lambda: accepted >= 50, timeout=60, what="50 groups before the outage")
+                outage["from"] = time.monotonic()
+                postgres.pause()
+                time.sleep(20)
+                postgres.resume()
+                outage["to"] = time.monotonic()
+
+            with ThreadPoolExecutor(5) as pool:
+                stopper = pool.submit(cut)
+                list(pool.map(deliver, range(150)))
+                stopper.result()
+            assert statuses[503] > 0, statuses  # refused while the database was down, never lost
+            assert set(statuses) <= {200, 503, 0}, statuses
+
+            def announced() -> Counter[int]:
+                found: Counter[int] = Counter()
+                for call in slack.called("chat.postMessage"):
+                    if call.get("thread_ts"):
+                        continue
+                    metadata = call.get("metadata")
+                    metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+                    found[int(metadata["event_payload"]["incident"])] += 1
+                return found
+            wait_until(lambda: len(announced()) >= 150, timeout=120, every=1, what="150 incidents announced")
+            time.sleep(4)  # anything doubled would have been posted by now
+            counts = announced()
+            assert sorted(counts) == list(range(1, 151))
+            assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
+            incidents = replicas[0].api("/api/incidents?limit=1000")["incidents"]
+            assert len(incidents) == 150
+        finally:
+            for replica in replicas:
+                replica.stop()
