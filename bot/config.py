@@ -207,6 +207,9 @@ class SchedulerSettings(Section):
     # PostgreSQL: a replica that cannot renew the leader lock within this stops leading, and
     # another takes over within about this long after the leader dies.
     leader_interval: Duration = timedelta(seconds=15)
+    # Follow-up work (investigate, announce) claimed by a replica that died is taken over after this;
+    # keep it above the longest investigation (a first clone, a slow forge).
+    follow_up_lease: Duration = timedelta(minutes=2)
 
 
 class ChatSettings(Section):

@@ -55,7 +55,7 @@ def follow_up_work(ctx: AppContext) -> FollowUpWork:
     return FollowUpWork(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
                         import_window=ctx.settings.git.import_window, forge=ctx.forge, applied=ctx.applied,
                         applied_window=ctx.settings.github.applied_window, page_url=ctx.page_url,
-                        metrics=ctx.metrics_query)
+                        metrics=ctx.metrics_query, lease=ctx.settings.scheduler.follow_up_lease)
 
 
 def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:

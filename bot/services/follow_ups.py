@@ -48,6 +48,7 @@ class FollowUpWork:
     applied_window: timedelta = timedelta(days=1)
     page_url: Callable[[int], str | None] = lambda _: None
     metrics: MetricsQuery | None = None
+    lease: timedelta = LEASE  # how long a claim holds before another replica may take the work
 
 
 def follow_up(work: FollowUpWork, *, opened: Sequence[int], resolved: Sequence[int], now: datetime) -> int:
@@ -72,7 +73,7 @@ def sweep(work: FollowUpWork, *, now: datetime, limit: int = 50) -> int:
 
 def run_one(work: FollowUpWork, *, incident_id: int, kind: FollowUpKind, now: datetime) -> bool:
     """Claim the work, do it, mark it done; False when someone else holds it or it is done."""
-    claimed = work.store.run(lambda tx: tx.follow_ups.claim(incident_id, kind.value, now=now, until=now + LEASE))
+    claimed = work.store.run(lambda tx: tx.follow_ups.claim(incident_id, kind.value, now=now, until=now + work.lease))
     if not claimed:
         return False
     try:

@@ -182,3 +182,72 @@ def test_150_incidents_over_two_replicas_survive_a_20s_database_stop(tmp_path: P
         finally:
             for replica in replicas:
                 replica.stop()
+
+
+def test_killing_the_replica_between_push_and_pull_request_leaves_one_branch_one_pull_request(
+    tmp_path: Path, postgres: Postgres,
+) -> None:
+    """Replica one pushes the revert and asks GitHub for the pull request; it is killed (-9) before
+    the answer. Replica two takes the leadership and, once the claim lapses, the investigation:
+    it adopts the pushed branch and the pull request GitHub made anyway. One of each, and a
+    complete timeline."""
+    import yaml
+
+    from tests.fakes.github import FakeGitHub
+    from tests.gitrepos import git
+
+    engine = create_engine(postgres.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    migrate.upgrade(engine)
+    engine.dispose()
+    now = datetime.now(UTC)
+    remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=60))
+    remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"}, minutes=1)
+    bad = remote.commit("checkout: bump to 2", {"apps/checkout/deploy.yaml": "image: checkout:2\n"}, minutes=50)
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "checkout.yaml").write_text(yaml.safe_dump({
+        "service": "checkout", "match": {"service": "checkout"}, "actions": {"on_open": "open_pr"},
+        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}]}))
+    firing = payload("01")
+    for alert in firing["alerts"]:
+        alert["startsAt"] = now.isoformat()
+    with FakeGitHub(remote.bare).serving() as fake:
+        fake.fail("POST", r"/pulls$", 0, delay=10)  # the pull request is made, the answer comes too late
+        config = {
+            "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
+            "playbooks_dir": str(playbooks),
+            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github", "github_repo": "acme/gitops"}],
+            "github": {"api_url": fake.base_url, "token": "ghs_fake", "throttle": False, "max_wait": "2s"},
+            "scheduler": {"leader_interval": "3s", "sweep_every": "2s", "follow_up_lease": "5s"},
+            "logging": {"format": "json"},
+        }
+        one = BackoutServer(tmp_path / "one", {**config, "git": {"mirror_dir": str(tmp_path / "one" / "m")}}).start()
+        wait_until(lambda: one.api("/readyz").get("leader") is True, timeout=20, what="replica one leading")
+        two = BackoutServer(tmp_path / "two", {**config, "git": {"mirror_dir": str(tmp_path / "two" / "m")}}).start()
+        try:
+            answer = httpx.post(f"{one.url}/webhooks/alertmanager", json=firing,
+                                headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20)
+            assert answer.status_code == 200
+            wait_until(lambda: fake.calls[("POST", "/repos/acme/gitops/pulls")] >= 1, timeout=30,
+                       what="replica one asking for the pull request")
+            one.kill()
+            branch = f"backout/INC-1/revert-{bad[:7]}"
+            assert branch in remote.branches()
+
+            def finished() -> bool:
+                actions = two.api("/api/incidents/INC-1")["actions"]
+                return any(a["state"] == "pr_open" for a in actions)
+            wait_until(finished, timeout=60, every=0.5, what="replica two finishing the revert")
+            assert two.api("/readyz")["leader"] is True
+            assert len(fake.pulls) == 1
+            assert [b for b in remote.branches() if b.startswith("backout/")] == [branch]
+            kinds = [e["kind"] for e in two.api("/api/incidents/INC-1/timeline")["timeline"]]
+            assert kinds.count("revert.pushed") == 1
+            assert kinds.count("pr.opened") == 1
+            assert git("log", "-1", "--format=%s", branch, cwd=remote.bare).startswith('Revert "checkout: bump to 2"')
+        finally:
+            two.stop()
+            if one.proc is not None and one.proc.poll() is None:
+                one.stop()
