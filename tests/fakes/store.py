@@ -243,7 +243,7 @@ class _Chat:
         self._s = state
 
     def backlog(self) -> int:
-        return sum(row["state"] == "pending" for row in self._s.outbox.values())
+        return sum(row["state"] in ("pending", "sending") for row in self._s.outbox.values())
 
     def put_summary(self, incident_id: int, channel: str | None, payload: dict[str, Any],
                     *, at: datetime) -> None:
@@ -255,8 +255,15 @@ class _Chat:
         self._s.outbox[number] = {"id": number, "incident_id": incident_id, "channel": channel,
                                   "payload": payload, "state": "pending", "attempts": 0, "not_before": at}
 
-    def pending_summaries(self, now: datetime, limit: int = 20) -> list[PendingSummary]:
-        rows = [r for r in self._s.outbox.values() if r["state"] == "pending" and r["not_before"] <= now]
+    def claim_summaries(self, now: datetime, *, until: datetime, limit: int = 20) -> list[PendingSummary]:
+        busy = {r["incident_id"] for r in self._s.outbox.values() if r["state"] == "sending" and r["not_before"] > now}
+        rows, seen = [], set()
+        for r in sorted(self._s.outbox.values(), key=lambda r: r["id"]):
+            if r["state"] in ("pending", "sending") and r["not_before"] <= now and r["incident_id"] not in busy \
+                    and r["incident_id"] not in seen:
+                seen.add(r["incident_id"])
+                r.update(state="sending", not_before=until)
+                rows.append(r)
         return [PendingSummary(id=r["id"], incident_id=r["incident_id"], channel=r["channel"],
                                payload=r["payload"], attempts=r["attempts"]) for r in rows[:limit]]
 
@@ -265,7 +272,7 @@ class _Chat:
 
     def delay_summary(self, summary_id: int, *, until: datetime, error: str) -> None:
         row = self._s.outbox[summary_id]
-        row.update(not_before=until, error=error, attempts=row["attempts"] + 1)
+        row.update(state="pending", not_before=until, error=error, attempts=row["attempts"] + (1 if error else 0))
 
     def thread(self, incident_id: int) -> ChatThread | None:
         return self._s.threads.get(incident_id)

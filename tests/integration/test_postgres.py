@@ -119,8 +119,9 @@ def test_the_whole_flow_runs_on_postgres(engines: list[sa.Engine]) -> None:
     assert result.action.state.value == "pushed"
     store.run(lambda tx: tx.chat.put_summary(1, None, {"kind": "x"}, at=NOW))
     store.run(lambda tx: tx.chat.put_summary(1, None, {"kind": "y"}, at=NOW))
-    [pending] = store.run(lambda tx: tx.chat.pending_summaries(NOW))
+    [pending] = store.run(lambda tx: tx.chat.claim_summaries(NOW, until=NOW + timedelta(minutes=1)))
     assert pending.payload == {"kind": "y"}
+    assert store.run(lambda tx: tx.chat.claim_summaries(NOW, until=NOW + timedelta(minutes=1))) == []
     store.run(lambda tx: tx.chat.save_thread(ChatThread(incident_id=1, channel="C1", ts="1.1", last_event_id=0)))
     assert [t.incident_id for t in store.run(lambda tx: tx.chat.threads_behind())] == [1]
     state = ProbeState(key="checkout/error-ratio", status=ProbeStatus.FIRING, since=NOW, value=0.2)
@@ -165,3 +166,34 @@ def test_two_replicas_recording_one_resolution_at_once_record_it_once(engines: l
         kinds = [row[0] for row in conn.execute(sa.text("SELECT kind FROM timeline_events ORDER BY id"))]
     assert kinds.count("alert.resolved") == 1
     assert kinds.count("incident.resolved") == 1
+
+
+def test_two_drainers_of_one_outbox_post_each_incident_once(engines: list[sa.Engine]) -> None:
+    """Eight drainers over two engines, as during a leader handover: each of 40 incidents is
+    posted exactly once, and an update queued meanwhile is not posted as a second message."""
+    from slack_sdk import WebClient
+
+    from bot.adapters.slack.delivery import SlackDelivery
+    from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+    from bot.services import notify
+    from tests.fakes.slack import FakeSlack
+
+    stores = [SqlStore(engine) for engine in engines]
+    for n in range(40):
+        alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
+                              labels={"alertname": "Down", "service": f"svc{n}"}, annotations={})
+        ingest_delivery(store=stores[0], playbooks=[], policy=IncidentPolicy(), now=NOW,
+                        delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)))
+        stores[0].run(lambda tx, n=n: tx.chat.put_summary(n + 1, None, {"n": n}, at=NOW))
+    with FakeSlack().serving() as slack:
+        drainers = [SlackDelivery(store=store, client=WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/"),
+                                  clock=lambda: NOW, channel_for=lambda _: "#incidents",
+                                  describe=lambda i, store=store: notify.incident_message(store=store, incident_id=i))
+                    for store in stores]
+        race(stores, lambda store: drainers[stores.index(store)].drain())
+        posted = [c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]
+        for drainer in drainers:
+            drainer.close()
+    assert len(posted) == 40
+    with engines[0].connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM chat_outbox WHERE state <> 'sent'")).scalar() == 0

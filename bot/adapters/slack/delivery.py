@@ -17,12 +17,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.adapters.slack.blocks import summary_message, thread_line
-from bot.domain.ports import ChatThread, Clock, IncidentMessage, Notice, Store, Transaction
+from bot.domain.ports import ChatThread, Clock, IncidentMessage, Notice, PendingSummary, Store, Transaction
 
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
 LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered"})  # also shown in the channel
-UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incident (alert storms)
+UPDATE_EVERY = timedelta(seconds=2)
+# A drainer holds the summaries it took this long; if it dies, another takes them over and finds
+# a post that went out (its metadata) instead of posting again.
+CLAIM = timedelta(minutes=2)  # chat.update at most this often per incident (alert storms)
 METADATA_TYPE = "backout_incident"  # on each incident message, so a lost post is found, not repeated
 
 
@@ -97,47 +100,57 @@ class SlackDelivery:
             report.paused_until = self._paused_until
             return report
         self._paused_until = None
-        for summary in self._store.run(lambda tx: tx.chat.pending_summaries(now)):
-            last = self._last_update.get(summary.incident_id)
-            if last is not None and now - last < UPDATE_EVERY:
-                continue  # debounced: the newest summary replaces this one, or goes out next drain
-            thread = self._thread(summary.incident_id)
-            message = self._describe(summary.incident_id)
-            channel = thread.channel if thread else self._channel_for(message.playbook)
-            if channel is None:
-                self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
-                report.errors.append(f"INC-{summary.incident_id}: no channel")
-                continue
-            text, blocks = summary_message(message.payload, incident_id=summary.incident_id,
-                                           links=self._links_for(summary.incident_id))
-            try:
-                if thread is None:
-                    marker = _marker(summary.incident_id, message.opened_at)
-                    # A post whose answer was lost (a timeout, a crash) is found, not posted again.
-                    found = self._find_posted(channel, marker, since=message.opened_at)
-                    if found is not None:
-                        self._client.chat_update(channel=channel, ts=found, text=text, blocks=blocks)
-                        where, ts = channel, found
-                    else:
-                        answer = self._client.chat_postMessage(
-                            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
-                            metadata={"event_type": METADATA_TYPE, "event_payload": marker})
-                        where, ts = str(answer["channel"]), str(answer["ts"])
-                    new = ChatThread(incident_id=summary.incident_id, channel=where, ts=ts, last_event_id=0)
-                    self._posted(new, summary.id)
-                    report.posted += 1
-                else:
-                    self._client.chat_update(channel=thread.channel, ts=thread.ts, text=text, blocks=blocks)
-                    self._finish(summary.id)
-                    report.updated += 1
-                self._last_update[summary.incident_id] = now
-            except Exception as exc:
-                if self._failed(exc, report, now, retry=partial(self._delay, summary.id)):
-                    return report
+        claimed = self._store.run(lambda tx: tx.chat.claim_summaries(now, until=now + CLAIM))
+        for index, summary in enumerate(claimed):
+            if not self._deliver(summary, report, now):
+                for rest in claimed[index + 1:]:  # paused: give the others back at once
+                    self._delay(rest.id, now, "")
+                return report
         for thread in self._store.run(lambda tx: tx.chat.threads_behind()):
             if not self._replies(thread, report, now):
                 return report
         return report
+
+    def _deliver(self, summary: PendingSummary, report: DeliveryReport, now: datetime) -> bool:
+        """Post or update one incident's message; False when delivery must pause."""
+        last = self._last_update.get(summary.incident_id)
+        if last is not None and now - last < UPDATE_EVERY:
+            # Debounced: it goes out (or a newer summary replaces it) once the interval has passed.
+            self._delay(summary.id, last + UPDATE_EVERY, "")
+            return True
+        thread = self._thread(summary.incident_id)
+        message = self._describe(summary.incident_id)
+        channel = thread.channel if thread else self._channel_for(message.playbook)
+        if channel is None:
+            self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
+            report.errors.append(f"INC-{summary.incident_id}: no channel")
+            return True
+        text, blocks = summary_message(message.payload, incident_id=summary.incident_id,
+                                       links=self._links_for(summary.incident_id))
+        try:
+            if thread is None:
+                marker = _marker(summary.incident_id, message.opened_at)
+                # A post whose answer was lost (a timeout, a crash) is found, not posted again.
+                found = self._find_posted(channel, marker, since=message.opened_at)
+                if found is not None:
+                    self._client.chat_update(channel=channel, ts=found, text=text, blocks=blocks)
+                    where, ts = channel, found
+                else:
+                    answer = self._client.chat_postMessage(
+                        channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+                        metadata={"event_type": METADATA_TYPE, "event_payload": marker})
+                    where, ts = str(answer["channel"]), str(answer["ts"])
+                new = ChatThread(incident_id=summary.incident_id, channel=where, ts=ts, last_event_id=0)
+                self._posted(new, summary.id)
+                report.posted += 1
+            else:
+                self._client.chat_update(channel=thread.channel, ts=thread.ts, text=text, blocks=blocks)
+                self._finish(summary.id)
+                report.updated += 1
+            self._last_update[summary.incident_id] = now
+        except Exception as exc:
+            return not self._failed(exc, report, now, retry=partial(self._delay, summary.id))
+        return True
 
     def _find_posted(self, channel: str, marker: dict[str, Any], *, since: datetime) -> str | None:
         """The ts of this incident's message if an earlier attempt posted it (its metadata says

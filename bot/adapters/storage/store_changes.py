@@ -238,16 +238,35 @@ class SqlChatRepository:
 
     def backlog(self) -> int:
         return int(self._conn.execute(sa.select(sa.func.count()).select_from(t.chat_outbox).where(
-            t.chat_outbox.c.state == "pending")).scalar() or 0)
+            t.chat_outbox.c.state.in_(("pending", "sending")))).scalar() or 0)
 
-    def pending_summaries(self, now: datetime, limit: int = 20) -> list[PendingSummary]:
-        rows = self._conn.execute(
-            sa.select(t.chat_outbox).where(t.chat_outbox.c.state == "pending",
-                                           t.chat_outbox.c.not_before <= now)
-            .order_by(t.chat_outbox.c.id).limit(limit)
-        ).mappings()
-        return [PendingSummary(id=r["id"], incident_id=r["incident_id"], channel=r["channel"],
-                               payload=r["payload"], attempts=r["attempts"]) for r in rows]
+    def claim_summaries(self, now: datetime, *, until: datetime, limit: int = 20) -> list[PendingSummary]:
+        """Take due summaries for delivery until `until`: one per incident, none of an incident
+        whose earlier summary another drainer is still sending. PostgreSQL skips rows another
+        transaction is claiming (FOR UPDATE SKIP LOCKED); the update is conditional either way, so
+        a summary is claimed by one drainer at a time."""
+        o = t.chat_outbox.c
+        busy = sa.select(t.chat_outbox.c.incident_id).where(o.state == "sending", o.not_before > now)
+        due = sa.or_(sa.and_(o.state == "pending", o.not_before <= now),
+                     sa.and_(o.state == "sending", o.not_before <= now))  # a drainer that died
+        candidates = sa.select(o.id).where(due, o.incident_id.not_in(busy)).order_by(o.id).limit(limit)
+        if self._conn.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        ids = [row[0] for row in self._conn.execute(candidates)]
+        if not ids:
+            return []
+        rows = self._conn.execute(t.chat_outbox.update().where(o.id.in_(ids), due).values(
+            state="sending", not_before=until).returning(*t.chat_outbox.columns)).mappings().all()
+        claimed, seen = [], set()
+        for row in sorted(rows, key=lambda r: r["id"]):
+            if row["incident_id"] in seen:  # two due rows of one incident: the later waits its turn
+                self._conn.execute(t.chat_outbox.update().where(o.id == row["id"]).values(
+                    state="pending", not_before=now))
+                continue
+            seen.add(row["incident_id"])
+            claimed.append(PendingSummary(id=row["id"], incident_id=row["incident_id"], channel=row["channel"],
+                                          payload=row["payload"], attempts=row["attempts"]))
+        return claimed
 
     def finish_summary(self, summary_id: int) -> None:
         self._conn.execute(t.chat_outbox.update().where(t.chat_outbox.c.id == summary_id)
@@ -255,7 +274,8 @@ class SqlChatRepository:
 
     def delay_summary(self, summary_id: int, *, until: datetime, error: str) -> None:
         self._conn.execute(t.chat_outbox.update().where(t.chat_outbox.c.id == summary_id).values(
-            not_before=until, error=error[:500], attempts=t.chat_outbox.c.attempts + 1))
+            state="pending", not_before=until, error=error[:500] or None,
+            attempts=t.chat_outbox.c.attempts + (1 if error else 0)))
 
     def thread(self, incident_id: int) -> ChatThread | None:
         row = self._conn.execute(
