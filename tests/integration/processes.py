@@ -98,13 +98,20 @@ class BackoutServer:
 
 
 class Alertmanager:
-    """The real Alertmanager binary, clustering off, posting to Backout with a bearer token."""
+    """The real Alertmanager binary posting to Backout with a bearer token; alone, or one member of
+    an HA pair (`cluster_port` and `peers`)."""
 
-    def __init__(self, workdir: Path, *, webhook_url: str, token: str) -> None:
+    def __init__(self, workdir: Path, *, webhook_url: str, token: str, cluster_port: int | None = None,
+                 peers: tuple[int, ...] = ()) -> None:
         self.binary = need_binary("prometheus-alertmanager")
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        # An HA pair: each member gossips with the others on its cluster port.
+        self.cluster = ([f"--cluster.listen-address=127.0.0.1:{cluster_port}", "--cluster.peer-timeout=2s",
+                         "--cluster.gossip-interval=100ms", "--cluster.pushpull-interval=1s",
+                         *(f"--cluster.peer=127.0.0.1:{peer}" for peer in peers)]
+                        if cluster_port else ["--cluster.listen-address="])
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
             "route": {"receiver": "backout", "group_by": ["alertname", "service"],
@@ -125,7 +132,7 @@ class Alertmanager:
                 [self.binary, f"--config.file={self.config_path}",
                  f"--storage.path={self.workdir / 'data'}",
                  f"--web.listen-address=127.0.0.1:{self.port}",
-                 "--cluster.listen-address=", "--log.level=debug"],
+                 *self.cluster, "--log.level=debug"],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200,

@@ -251,3 +251,63 @@ def test_killing_the_replica_between_push_and_pull_request_leaves_one_branch_one
             two.stop()
             if one.proc is not None and one.proc.poll() is None:
                 one.stop()
+
+
+def test_a_real_alertmanager_ha_pair_delivering_to_two_replicas(tmp_path: Path, postgres: Postgres) -> None:
+    """Two clustered Alertmanagers, each routed to its own replica, get the same alerts (as from
+    two Prometheus servers): one incident, one chat message, one thread post per event."""
+    from tests.integration.processes import Alertmanager, free_port
+    from tests.integration.test_alertmanager import alert
+
+    engine = create_engine(postgres.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    migrate.upgrade(engine)
+    with FakeSlack().serving() as slack:
+        config = {
+            "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
+            "playbooks_dir": str(PLAYBOOKS), "repos": [{"name": "gitops", "url": str(tmp_path / "none.git")}],
+            "chat": {"kind": "slack"},
+            "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
+                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
+            "scheduler": {"leader_interval": "3s"}, "logging": {"format": "json"},
+        }
+        replicas = [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}})
+                    .start() for name in ("one", "two")]
+        ports = (free_port(), free_port())
+        pair = [Alertmanager(tmp_path / f"am{i}", webhook_url=f"{replicas[i].url}/webhooks/alertmanager", token=TOKEN,
+                             cluster_port=ports[i], peers=(ports[1 - i],)) for i in (0, 1)]
+        try:
+            for am in pair:
+                am.start()
+            started = datetime.now(UTC) - timedelta(seconds=30)
+            for am in pair:
+                am.post_alerts([alert("10.0.0.1:8080", started), alert("10.0.0.2:8080", started)])
+            wait_until(lambda: replicas[1].api("/api/incidents")["incidents"] != [], timeout=30,
+                       what="the incident to open")
+            ended = datetime.now(UTC)
+            for am in pair:
+                am.post_alerts([alert("10.0.0.1:8080", started, ended), alert("10.0.0.2:8080", started, ended)])
+            wait_until(lambda: replicas[0].api("/api/incidents/INC-1")["status"] == "resolved", timeout=40,
+                       what="the resolution")
+
+            def delivered() -> bool:
+                timeline = replicas[0].api("/api/incidents/INC-1/timeline")["timeline"]
+                replies = [c for c in slack.called("chat.postMessage") if c.get("thread_ts")]
+                return len(replies) >= len([e for e in timeline if e["kind"] != "chat.command"])
+            wait_until(delivered, timeout=30, what="the thread to follow the timeline")
+            time.sleep(3)  # anything doubled would have been posted by now
+            assert [i["ref"] for i in replicas[0].api("/api/incidents")["incidents"]] == ["INC-1"]
+            assert len([c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]) == 1
+            replies = Counter(c["text"] for c in slack.called("chat.postMessage") if c.get("thread_ts"))
+            assert set(replies.values()) == {1}, replies
+            with engine.connect() as conn:
+                kinds = Counter(row[0] for row in conn.execute(sa.text("SELECT kind FROM timeline_events")))
+            assert (kinds["alert.firing"], kinds["alert.resolved"], kinds["incident.opened"]) == (2, 2, 1)
+            assert all(am.failed_notifications() == 0 for am in pair)
+        finally:
+            for am in pair:
+                am.stop()
+            for replica in replicas:
+                replica.stop()
+            engine.dispose()
