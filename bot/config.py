@@ -229,6 +229,8 @@ class SlackSettings(Section):
     command: str = Field(default="/incident", pattern=r"^/[a-z0-9_-]{1,31}$")
     responders: list[str] = Field(default_factory=list)  # user (U…) or group (S…) ids who may roll back
     workers: int = Field(default=16, ge=2, le=128)  # threads for work after the ack
+    # Messages a second per channel (Slack allows about one, with short bursts of about ten).
+    channel_rate: float = Field(default=1.0, gt=0, le=100)
 
     def problems(self) -> list[tuple[str, str]]:
         """What chat.kind slack cannot run without."""

@@ -264,8 +264,10 @@ class _Chat:
                 seen.add(r["incident_id"])
                 r.update(state="sending", not_before=until)
                 rows.append(r)
+                if len(rows) == limit:
+                    break
         return [PendingSummary(id=r["id"], incident_id=r["incident_id"], channel=r["channel"],
-                               payload=r["payload"], attempts=r["attempts"]) for r in rows[:limit]]
+                               payload=r["payload"], attempts=r["attempts"]) for r in rows]
 
     def finish_summary(self, summary_id: int) -> None:
         self._s.outbox[summary_id]["state"] = "sent"

@@ -24,6 +24,11 @@ from tests.integration.processes import BackoutServer, Postgres, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
+def thread_lines(slack: FakeSlack) -> list[str]:
+    """Every line posted in threads: one a timeline event (several may share a reply)."""
+    return [line for c in slack.called("chat.postMessage") if c.get("thread_ts") for line in c["text"].splitlines()]
+
+
 def test_duplicates_over_two_replicas_make_one_incident_one_message_one_post_per_event(
     tmp_path: Path, postgres: Postgres,
 ) -> None:
@@ -72,15 +77,14 @@ def test_duplicates_over_two_replicas_make_one_incident_one_message_one_post_per
             def delivered() -> bool:
                 timeline = replicas[0].api("/api/incidents/INC-1/timeline")["timeline"]
                 shown = [e for e in timeline if e["kind"] != "chat.command"]
-                replies = [c for c in slack.called("chat.postMessage") if c.get("thread_ts")]
-                return len(replies) >= len(shown)
+                return len(thread_lines(slack)) >= len(shown)
             wait_until(delivered, timeout=30, what="the thread to follow the timeline")
             time.sleep(3)  # anything doubled would have been posted by now
             incidents = replicas[0].api("/api/incidents")["incidents"]
             assert [i["ref"] for i in incidents] == ["INC-1"]
             top = [c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]
             assert len(top) == 1
-            replies = Counter(c["text"] for c in slack.called("chat.postMessage") if c.get("thread_ts"))
+            replies = Counter(thread_lines(slack))
             assert set(replies.values()) == {1}, replies
             with engine.connect() as conn:
                 kinds = Counter(row[0] for row in conn.execute(sa.text("SELECT kind FROM timeline_events")))
@@ -120,7 +124,7 @@ def test_150_incidents_over_two_replicas_survive_a_20s_database_stop(tmp_path: P
             "playbooks_dir": str(PLAYBOOKS), "repos": [{"name": "gitops", "url": str(tmp_path / "none.git")}],
             "chat": {"kind": "slack"},
             "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
-                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
+                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents", "channel_rate": 50},
             "scheduler": {"leader_interval": "3s", "sweep_every": "2s"}, "logging": {"format": "json"},
         }
         replicas = [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}})
@@ -293,13 +297,12 @@ def test_a_real_alertmanager_ha_pair_delivering_to_two_replicas(tmp_path: Path, 
 
             def delivered() -> bool:
                 timeline = replicas[0].api("/api/incidents/INC-1/timeline")["timeline"]
-                replies = [c for c in slack.called("chat.postMessage") if c.get("thread_ts")]
-                return len(replies) >= len([e for e in timeline if e["kind"] != "chat.command"])
+                return len(thread_lines(slack)) >= len([e for e in timeline if e["kind"] != "chat.command"])
             wait_until(delivered, timeout=30, what="the thread to follow the timeline")
             time.sleep(3)  # anything doubled would have been posted by now
             assert [i["ref"] for i in replicas[0].api("/api/incidents")["incidents"]] == ["INC-1"]
             assert len([c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]) == 1
-            replies = Counter(c["text"] for c in slack.called("chat.postMessage") if c.get("thread_ts"))
+            replies = Counter(thread_lines(slack))
             assert set(replies.values()) == {1}, replies
             with engine.connect() as conn:
                 kinds = Counter(row[0] for row in conn.execute(sa.text("SELECT kind FROM timeline_events")))

@@ -17,15 +17,18 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.adapters.slack.blocks import summary_message, thread_line
+from bot.domain.chat import clip
+from bot.domain.models import TimelineEvent
 from bot.domain.ports import ChatThread, Clock, IncidentMessage, Notice, PendingSummary, Store, Transaction
 
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
 LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered"})  # also shown in the channel
-UPDATE_EVERY = timedelta(seconds=2)
+UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incident (alert storms)
 # A drainer holds the summaries it took this long; if it dies, another takes them over and finds
 # a post that went out (its metadata) instead of posting again.
-CLAIM = timedelta(minutes=2)  # chat.update at most this often per incident (alert storms)
+CLAIM = timedelta(minutes=2)
+CHANNEL_RATE, CHANNEL_BURST = 1.0, 10  # messages a second per channel, and the burst allowed
 METADATA_TYPE = "backout_incident"  # on each incident message, so a lost post is found, not repeated
 
 
@@ -41,6 +44,7 @@ class DeliveryReport:
     updated: int = 0
     replies: int = 0
     delayed: int = 0
+    paced: int = 0  # held back to stay within a channel's rate; sent by a later drain
     paused_until: datetime | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -51,7 +55,7 @@ class SlackDelivery:
     def __init__(self, *, store: Store, client: WebClient, clock: Clock,
                  describe: Callable[[int], IncidentMessage],
                  channel_for: Callable[[str | None], str | None],
-                 may_deliver: Callable[[], bool] = lambda: True,
+                 may_deliver: Callable[[], bool] = lambda: True, channel_rate: float = CHANNEL_RATE,
                  links_for: Callable[[int], list[tuple[str, str]]] = lambda _: []) -> None:
         self._store = store
         self._describe = describe  # what the message says is decided by the notify service
@@ -63,6 +67,8 @@ class SlackDelivery:
         self._links_for = links_for
         self._paused_until: datetime | None = None
         self._last_update: dict[int, datetime] = {}
+        self._budget: dict[str, tuple[float, datetime]] = {}  # channel -> (calls left, as of)
+        self._rate = channel_rate
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-delivery")
         self._kicked = threading.Event()
         self._lock = threading.Lock()
@@ -111,6 +117,17 @@ class SlackDelivery:
                 return report
         return report
 
+    def _spend(self, channel: str, now: datetime) -> bool:
+        """Slack allows about one message a second per channel, with short bursts: a token bucket
+        per channel keeps an alert storm inside that instead of into 429s. False: not now."""
+        left, since = self._budget.get(channel, (float(CHANNEL_BURST), now))
+        left = min(float(CHANNEL_BURST), left + (now - since).total_seconds() * self._rate)
+        if left < 1:
+            self._budget[channel] = (left, now)
+            return False
+        self._budget[channel] = (left - 1, now)
+        return True
+
     def _deliver(self, summary: PendingSummary, report: DeliveryReport, now: datetime) -> bool:
         """Post or update one incident's message; False when delivery must pause."""
         last = self._last_update.get(summary.incident_id)
@@ -124,6 +141,10 @@ class SlackDelivery:
         if channel is None:
             self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
             report.errors.append(f"INC-{summary.incident_id}: no channel")
+            return True
+        if not self._spend(channel, now):
+            self._delay(summary.id, now + timedelta(seconds=1 / self._rate), "")
+            report.paced += 1
             return True
         text, blocks = summary_message(message.payload, incident_id=summary.incident_id,
                                        links=self._links_for(summary.incident_id))
@@ -169,23 +190,36 @@ class SlackDelivery:
         return None
 
     def _replies(self, thread: ChatThread, report: DeliveryReport, now: datetime) -> bool:
+        """Post the thread's next timeline events: several waiting events go in one reply (a line
+        each), a reminder or a failed recovery alone, broadcast to the channel too."""
         events = self._store.run(lambda tx: tx.timeline.after(thread.incident_id, thread.last_event_id, 20))
-        for event in events:
-            moved = ChatThread(incident_id=thread.incident_id, channel=thread.channel, ts=thread.ts,
-                               last_event_id=event.id or thread.last_event_id)
+        cursor = thread.last_event_id
+        batch: list[TimelineEvent] = []
+        for index, event in enumerate(events):
             if event.kind not in QUIET_KINDS:
+                batch.append(event)
+            last = index == len(events) - 1
+            loud = event.kind in LOUD_KINDS
+            nxt = events[index + 1] if not last else None
+            if not (last or loud or (nxt is not None and nxt.kind in LOUD_KINDS)):
+                continue
+            if batch:
+                if not self._spend(thread.channel, now):
+                    report.paced += 1
+                    return True  # the rest waits for the next drain, with what arrives meanwhile
+                lines = [thread_line(when=e.at.strftime("%H:%M:%S"), kind=e.kind, who=e.actor_id or e.actor.value,
+                                     text=e.text) for e in batch]
                 try:
-                    self._client.chat_postMessage(
-                        channel=thread.channel, thread_ts=thread.ts, unfurl_links=False,
-                        reply_broadcast=event.kind in LOUD_KINDS,
-                        text=thread_line(when=event.at.strftime("%H:%M:%S"), kind=event.kind,
-                                         who=event.actor_id or event.actor.value, text=event.text))
+                    self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, unfurl_links=False,
+                                                  reply_broadcast=loud, text=clip("\n".join(lines), 3900))
                     report.replies += 1
                 except Exception as exc:
                     if self._failed(exc, report, now, retry=lambda _until, _error: None):
                         return False
-                    continue
-            self._save_thread(moved)
+            cursor = event.id or cursor
+            batch = []
+            self._save_thread(ChatThread(incident_id=thread.incident_id, channel=thread.channel, ts=thread.ts,
+                                         last_event_id=cursor))
         return True
 
     # Storage steps, one transaction each.
