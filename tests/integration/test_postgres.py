@@ -186,8 +186,10 @@ def test_two_drainers_of_one_outbox_post_each_incident_once(engines: list[sa.Eng
                         delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)))
         stores[0].run(lambda tx, n=n: tx.chat.put_summary(n + 1, None, {"n": n}, at=NOW))
     with FakeSlack().serving() as slack:
+        # A running clock and no pacing to speak of: the race is between the drainers, not the channel's rate.
         drainers = [SlackDelivery(store=store, client=WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/"),
-                                  clock=lambda: NOW, channel_for=lambda _: "#incidents",
+                                  clock=lambda: datetime.now(UTC), channel_for=lambda _: "#incidents",
+                                  channel_rate=10_000,
                                   describe=lambda i, store=store: notify.incident_message(store=store, incident_id=i))
                     for store in stores]
         race(stores, lambda store: drainers[stores.index(store)].drain())
