@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
-import ruptures
 
 from bot.domain.errors import BackoutError
 from bot.domain.playbooks import Playbook
@@ -54,6 +53,9 @@ def level_shift(points: Sequence[tuple[datetime, float]], *, before: datetime, w
         sigma = max(float(np.abs(values).max()) * 1e-6, 1e-12)
     penalty = 2.0 * sigma**2 * math.log(len(values)) * 4
     # PELT with the linear kernel (the l2 cost, in ruptures' C implementation): exact and fast.
+    # Imported here: ruptures brings scipy, about 60 MB a replica that never ranks with a metric.
+    import ruptures
+
     breaks = ruptures.KernelCPD(kernel="linear", min_size=3).fit(values).predict(pen=penalty)
     bounds = [0, *(int(b) for b in breaks)]
     means = [float(values[bounds[k]:bounds[k + 1]].mean()) for k in range(len(bounds) - 1)]

@@ -180,6 +180,9 @@ def test_a_post_whose_answer_was_lost_is_found_not_posted_again(slack: FakeSlack
     open_incident(store, notifier, clock)
     opened_at = store.run(lambda tx: tx.incidents.get(1)).opened_at  # type: ignore[union-attr]
     client = WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/")
+    # A drainer took the summary, posted, and died before recording it.
+    store.run(lambda tx: tx.chat.claim_summaries(clock(), until=clock() + timedelta(seconds=5)))
+    clock.now += timedelta(seconds=6)
     lost = client.chat_postMessage(channel="#inc-checkout", text="INC-1 ...", metadata={
         "event_type": METADATA_TYPE, "event_payload": {"incident": 1, "opened_at": opened_at.isoformat()}})
     deliver.drain()

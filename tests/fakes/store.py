@@ -262,8 +262,8 @@ class _Chat:
             if r["state"] in ("pending", "sending") and r["not_before"] <= now and r["incident_id"] not in busy \
                     and r["incident_id"] not in seen:
                 seen.add(r["incident_id"])
-                r.update(state="sending", not_before=until)
-                rows.append(r)
+                rows.append({**r})  # as claimed: attempts before this claim
+                r.update(state="sending", not_before=until, attempts=r["attempts"] + 1)
                 if len(rows) == limit:
                     break
         return [PendingSummary(id=r["id"], incident_id=r["incident_id"], channel=r["channel"],
@@ -274,7 +274,7 @@ class _Chat:
 
     def delay_summary(self, summary_id: int, *, until: datetime, error: str) -> None:
         row = self._s.outbox[summary_id]
-        row.update(state="pending", not_before=until, error=error, attempts=row["attempts"] + (1 if error else 0))
+        row.update(state="pending", not_before=until, error=error, attempts=row["attempts"] - (0 if error else 1))
 
     def thread(self, incident_id: int) -> ChatThread | None:
         return self._s.threads.get(incident_id)

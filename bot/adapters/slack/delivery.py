@@ -151,8 +151,9 @@ class SlackDelivery:
         try:
             if thread is None:
                 marker = _marker(summary.incident_id, message.opened_at)
-                # A post whose answer was lost (a timeout, a crash) is found, not posted again.
-                found = self._find_posted(channel, marker, since=message.opened_at)
+                # A post whose answer was lost (a timeout, a crash) is found, not posted again; a
+                # first attempt has nothing to find, and saves Slack a history call.
+                found = self._find_posted(channel, marker, since=message.opened_at) if summary.attempts else None
                 if found is not None:
                     self._client.chat_update(channel=channel, ts=found, text=text, blocks=blocks)
                     where, ts = channel, found

@@ -256,16 +256,18 @@ class SqlChatRepository:
         if not ids:
             return []
         rows = self._conn.execute(t.chat_outbox.update().where(o.id.in_(ids), due).values(
-            state="sending", not_before=until).returning(*t.chat_outbox.columns)).mappings().all()
+            state="sending", not_before=until, attempts=o.attempts + 1,
+        ).returning(*t.chat_outbox.columns)).mappings().all()
         claimed, seen = [], set()
         for row in sorted(rows, key=lambda r: r["id"]):
             if row["incident_id"] in seen:  # two due rows of one incident: the later waits its turn
                 self._conn.execute(t.chat_outbox.update().where(o.id == row["id"]).values(
-                    state="pending", not_before=now))
+                    state="pending", not_before=now, attempts=o.attempts - 1))
                 continue
             seen.add(row["incident_id"])
+            # `attempts`: how many times it was taken before this one (a lost answer, a dead drainer).
             claimed.append(PendingSummary(id=row["id"], incident_id=row["incident_id"], channel=row["channel"],
-                                          payload=row["payload"], attempts=row["attempts"]))
+                                          payload=row["payload"], attempts=row["attempts"] - 1))
         return claimed
 
     def finish_summary(self, summary_id: int) -> None:
@@ -273,9 +275,10 @@ class SqlChatRepository:
                            .values(state="sent", error=None))
 
     def delay_summary(self, summary_id: int, *, until: datetime, error: str) -> None:
+        # Without an error it was given back untried (paced, debounced): the claim does not count.
         self._conn.execute(t.chat_outbox.update().where(t.chat_outbox.c.id == summary_id).values(
             state="pending", not_before=until, error=error[:500] or None,
-            attempts=t.chat_outbox.c.attempts + (1 if error else 0)))
+            attempts=t.chat_outbox.c.attempts - (0 if error else 1)))
 
     def thread(self, incident_id: int) -> ChatThread | None:
         row = self._conn.execute(
