@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/slack_ack.py
 	$(BIN)/python bench/probes.py
 	$(BIN)/python bench/controller_events.py
+	$(BIN)/python bench/storm.py
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py
