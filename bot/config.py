@@ -210,6 +210,7 @@ class SchedulerSettings(Section):
     # Follow-up work (investigate, announce) claimed by a replica that died is taken over after this;
     # keep it above the longest investigation (a first clone, a slow forge).
     follow_up_lease: Duration = timedelta(minutes=2)
+    push_retry_every: Duration = timedelta(seconds=30)  # reverts prepared while a Git host was down
 
 
 class ChatSettings(Section):

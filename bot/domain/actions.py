@@ -21,6 +21,7 @@ class ActionState(StrEnum):
     STARTED = "started"        # recorded before any outside call: a crash leaves this behind
     PUSHED = "pushed"          # the branch exists on the remote
     CONFLICTED = "conflicted"  # the revert did not apply; an incident branch was made instead
+    WAITING = "waiting"        # the Git host does not answer: prepared locally, pushed when it does
     FAILED = "failed"          # the outside call failed; it can be tried again
     PR_OPEN = "pr_open"        # a pull request is open for the branch
     MERGED = "merged"          # the pull request was merged (by a person: Backout never merges)

@@ -279,6 +279,9 @@ class RevertResult:
     conflicts: tuple[str, ...] = ()  # files that did not revert cleanly; nothing was pushed
     pinned: tuple[str, ...] = ()  # what the revert did so image automation leaves it alone
     unpinned: tuple[str, ...] = ()  # automation it could not pin in Git: people must, before merging
+    waiting: str | None = None  # the Git host does not answer (why): the revert applies on the last
+    #   known branch tip (prepared_sha) and is pushed by a later attempt
+    prepared_sha: str | None = None
 
 
 class GitRepos(Protocol):

@@ -27,6 +27,7 @@ class EventKind(StrEnum):
     ACTION_SKIPPED = "action.skipped"
     ACTION_FAILED = "action.failed"
     REVERT_PUSHED = "revert.pushed"
+    REVERT_WAITING = "revert.waiting"
     REVERT_CONFLICTED = "revert.conflicted"
     BRANCH_PUSHED = "branch.pushed"
     PR_OPENED = "pr.opened"

@@ -17,6 +17,7 @@ from bot.domain.playbooks import Playbook, Probe
 from bot.domain.probes import probe_key
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import follow_up_work, schedule_follow_up
+from bot.services.act import push_waiting
 from bot.services.changelog import refresh_changes
 from bot.services.follow_ups import sweep
 from bot.services.investigate import rerank_open_incidents
@@ -54,6 +55,14 @@ def follow_job(ctx: AppContext) -> None:
     changed = follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock())
     if changed:
         log.info("pull_requests.followed", changed=changed)
+
+
+def push_waiting_job(ctx: AppContext) -> None:
+    """Push the reverts prepared while a Git host was down, once it answers."""
+    done = push_waiting(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
+                        now=ctx.clock(), forge=ctx.forge, page_url=ctx.page_url)
+    if done:
+        log.info("reverts.pushed_after_outage", done=done)
 
 
 def slack_job(ctx: AppContext) -> None:
@@ -108,6 +117,7 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
     if settings.repos:
         # At start too: mirrors are cloned and warm before the first incident, not during it.
         add("refresh_changes", refresh_job, settings.git.refresh_every, at_start=True)
+        add("push_waiting", push_waiting_job, settings.scheduler.push_retry_every)
     if any(repo.forge == "github" for repo in settings.repos):
         add("follow_pull_requests", follow_job, timedelta(seconds=60))
     if ctx.slack is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -187,6 +187,19 @@ def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: I
                              text=f"conflicts in {files}")
         return conflicted, branch_action, (f"revert conflicts in {files}; incident branch "
                                            f"{branch_action.branch} pushed")
+    if result.waiting is not None:
+        waiting = _finish(
+            store, action, state=ActionState.WAITING, now=now, kind=EventKind.REVERT_WAITING,
+            text=(f"The Git host of {change.repo} does not answer ({result.waiting}). The revert of "
+                  f"{change.short} applies cleanly on the last known {git.branch(change.repo)} (prepared as "
+                  f"{(result.prepared_sha or '')[:7]}); Backout pushes it and opens the pull request as soon "
+                  "as the host answers."),
+            detail={"waiting": result.waiting, "prepared_sha": result.prepared_sha, "pinned": list(result.pinned),
+                    "unpinned": list(result.unpinned)})
+        notify.action_update(notifier=notifier, incident=incident, action=waiting,
+                             text=f"Git host unreachable: prepared, pushed when it answers ({result.waiting})")
+        return waiting, None, ("the Git host does not answer: revert prepared, pushed when it answers "
+                               f"({result.waiting})")
     how = "found already pushed (adopted)" if result.adopted else "pushed"
     pins = "".join(f" Pinned against image automation: {pin}." for pin in result.pinned)
     pins += "".join(f" Not pinned: {note}." for note in result.unpinned)
@@ -311,3 +324,34 @@ def _finish(store: Store, action: Action, *, state: ActionState, now: datetime, 
         return finished
 
     return store.run(work)
+
+
+def push_waiting(*, store: Store, git: GitRepos, notifier: Notifier, playbooks: Sequence[Playbook],
+                 now: datetime, forge: Forge | None = None,
+                 page_url: Callable[[int], str | None] = lambda _: None) -> int:
+    """Retry the reverts prepared while the Git host was down: the same rollback again (it fetches,
+    reverts on the current tip, pushes and opens the pull request, or waits once more)."""
+    done = 0
+    for action in store.run(lambda tx: tx.actions.with_state(ActionState.WAITING)):
+        found = _find_change(store, action.repo, action.commit_sha)
+        if not found:
+            continue
+        try:
+            git.remote_branch(action.repo, action.branch)  # does the host answer yet? (one ls-remote)
+        except BackoutError:
+            continue  # still down: nothing new to record
+        incident = get_incident(store=store, incident_id=action.incident_id).incident
+        playbook = playbook_named(playbooks, incident.playbook)
+        try:
+            result = rollback(store=store, git=git, notifier=notifier, incident_id=action.incident_id,
+                              change=found[0], actor=Actor.SCHEDULER, actor_id="git-retry", now=now,
+                              auto=action.auto, forge=forge, page_url=page_url(action.incident_id),
+                              reviewers=playbook.actions.reviewers if playbook else ())
+        except BackoutError:
+            continue  # recorded on the timeline; the next round tries again
+        done += result.action.state is not ActionState.WAITING
+    return done
+
+
+def _find_change(store: Store, repo: str, sha: str) -> list[Change]:
+    return store.run(lambda tx: tx.changes.find(repo, sha))

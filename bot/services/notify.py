@@ -63,6 +63,8 @@ def describe_action(action: Action) -> str:
         ActionState.STARTED: f"under way on {action.branch}",
         ActionState.PUSHED: f"pushed as {action.branch}",
         ActionState.CONFLICTED: "conflicted in " + ", ".join(action.detail.get("conflicts", [])),
+        ActionState.WAITING: (f"prepared; the Git host does not answer ({action.detail.get('waiting', '')}): "
+                              "pushed when it does"),
         ActionState.FAILED: f"failed: {action.detail.get('error', 'see the timeline')}; retry it",
         ActionState.PR_OPEN: f"pull request open: {action.url}",
         ActionState.MERGED: f"merged: {action.url}",

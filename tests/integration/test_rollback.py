@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.config import load_settings
 from bot.domain.incidents import IncidentPolicy
-from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+from bot.domain.models import Actor, AlertStatus, Delivery, ReceivedAlert
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import investigate
 from tests.gitrepos import Remote, git
@@ -134,3 +134,44 @@ def test_a_crash_between_push_and_record_is_adopted_on_retry(
     assert remote.branches() == [branch, "main"]
     assert git("rev-parse", branch, cwd=remote.bare) == pushed
     assert actions(config) == [("revert", "pushed", branch)]
+
+
+def test_with_the_git_host_down_the_revert_waits_and_is_pushed_when_it_answers(
+    setup: tuple[Path, Remote, str],
+) -> None:
+    """The remote is cut: the rollback prepares the revert on the mirror, says it will push when
+    the host answers, and the retry job pushes it once the remote is back; nothing is recorded
+    while the host stays down."""
+    from bot.services.act import choose_commit, push_waiting, rollback
+    from bot.services.incidents import get_timeline
+
+    config, remote, bad = setup
+    away = remote.bare.with_name("remote.away")
+    remote.bare.rename(away)  # the Git host is gone
+    notes = RecordingNotifier()
+    app = bootstrap.build(load_settings(config), notifier=notes)
+    ctx = app.ctx
+    try:
+        change = choose_commit(store=ctx.store, playbook=ctx.playbooks[0], incident_id=1, sha=None)
+        now = datetime.now(UTC)
+        result = rollback(store=ctx.store, git=ctx.git, notifier=notes, incident_id=1, change=change,
+                          actor=Actor.USER, actor_id="U1", now=now)
+        assert result.action.state.value == "waiting"
+        assert "pushed when it answers" in result.message
+        waiting = [e for e in get_timeline(store=ctx.store, incident_id=1) if e.kind == "revert.waiting"]
+        assert len(waiting) == 1
+        assert "does not answer" in waiting[0].text
+        assert any("Git host unreachable" in " ".join(n.lines) for n in notes.notices)
+        events = len(get_timeline(store=ctx.store, incident_id=1))
+        assert push_waiting(store=ctx.store, git=ctx.git, notifier=notes, playbooks=ctx.playbooks, now=now) == 0
+        assert len(get_timeline(store=ctx.store, incident_id=1)) == events, "a retry while down records nothing"
+
+        away.rename(remote.bare)  # the host answers again
+        assert push_waiting(store=ctx.store, git=ctx.git, notifier=notes, playbooks=ctx.playbooks, now=now) == 1
+        branch = f"backout/INC-1/revert-{bad[:7]}"
+        assert remote.branches() == [branch, "main"]
+        assert actions(config) == [("revert", "pushed", branch)]
+        kinds = [e.kind for e in get_timeline(store=ctx.store, incident_id=1)]
+        assert kinds.count("revert.pushed") == 1
+    finally:
+        app.close()

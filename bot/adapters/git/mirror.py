@@ -19,7 +19,7 @@ from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS,
 from bot.adapters.git.runner import GitCommandError, GitRunner
 from bot.domain.automation import UPDATER, Pin, ignore_tag, image_aliases, strip_setters, tags_in, write_back_app
 from bot.domain.changes import Change
-from bot.domain.errors import Conflict, NotFound, UpstreamError
+from bot.domain.errors import Conflict, NotFound, TransientError, UpstreamError
 from bot.domain.ports import FetchedChanges, RevertResult
 
 log = structlog.get_logger(__name__)
@@ -177,8 +177,15 @@ class GitMirrors:
     def push_revert(self, repo: str, *, sha: str, branch: str, message: str) -> RevertResult:
         _check_branch(branch)
         with self._locked(repo) as spec:
-            self._fetch(spec)
-            existing = self.remote_branch(repo, branch)
+            down: str | None = None
+            try:
+                self._fetch(spec)
+                existing = self.remote_branch(repo, branch)
+            except (GitCommandError, TransientError) as exc:
+                down = _unreachable(exc.stderr) if isinstance(exc, GitCommandError) else str(exc)
+                if down is None or not (self.path(repo) / "HEAD").exists():
+                    raise
+                existing = None  # the host is down: prepare on the mirror's last known tip
             if existing:
                 return RevertResult(branch=branch, pushed_sha=existing, adopted=True)
             mirror = self.path(repo)
@@ -203,9 +210,22 @@ class GitMirrors:
                         f"- {pin.what}" for pin in pinned)
                 spec.runner.run(["commit", "--quiet", "--no-verify", "-m", message], cwd=tree)
                 new_sha = spec.runner.text(["rev-parse", "HEAD"], cwd=tree)
-                self._push(spec, tree, f"HEAD:refs/heads/{branch}", branch)
-            return RevertResult(branch=branch, pushed_sha=new_sha, pinned=tuple(p.what for p in pinned),
-                                unpinned=tuple(unpinned))
+                if down is None:
+                    try:
+                        self._push(spec, tree, f"HEAD:refs/heads/{branch}", branch)
+                    except TransientError as exc:  # the push hung
+                        down = str(exc)
+                    except UpstreamError as exc:
+                        stderr = exc.__cause__.stderr if isinstance(exc.__cause__, GitCommandError) else ""
+                        down = _unreachable(stderr)
+                        if down is None:
+                            raise
+            pins = tuple(p.what for p in pinned)
+            if down is not None:
+                log.warning("git.host_unreachable", repo=repo, branch=branch, reason=down)
+                return RevertResult(branch=branch, pushed_sha=None, waiting=down, prepared_sha=new_sha,
+                                    pinned=pins, unpinned=tuple(unpinned))
+            return RevertResult(branch=branch, pushed_sha=new_sha, pinned=pins, unpinned=tuple(unpinned))
 
     def _pin(self, spec: RepoSpec, tree: Path) -> tuple[list[Pin], list[str]]:
         """Keep image automation off what the staged revert restores: strip Flux setter markers
@@ -323,6 +343,25 @@ def _diff_lines(diff: str) -> tuple[dict[str, set[int]], dict[str, list[str]]]:
 def _check_branch(branch: str) -> None:
     if not _BRANCH.match(branch) or ".." in branch or branch.endswith((".lock", "/")):
         raise UpstreamError(f"not a safe branch name: {branch!r}")
+
+
+_UNREACHABLE = re.compile(
+    r"Could not resolve host|Connection refused|Connection timed out|Operation timed out|timed out after"
+    r"|Network is unreachable|No route to host|Could not read from remote repository|unable to access"
+    r"|does not appear to be a git repository|The requested URL returned error: 50[0234]|early EOF"
+    r"|Connection reset|SSL_ERROR_SYSCALL|gnutls_handshake|Temporary failure in name resolution", re.IGNORECASE)
+
+
+def _unreachable(stderr: str) -> str | None:
+    """Why the Git host did not answer (down, unreachable, 5xx), or None for any other failure
+    (a refused push, bad credentials: those are not retried by waiting)."""
+    if re.search(r"Authentication failed|Permission denied|403|401|rejected", stderr):
+        return None
+    match = _UNREACHABLE.search(stderr)
+    if match is None:
+        return None
+    line = next((ln for ln in stderr.splitlines() if match.group(0) in ln), match.group(0))
+    return line.strip().removeprefix("fatal: ")[:200]
 
 
 def _remote_reason(stderr: str) -> str:
