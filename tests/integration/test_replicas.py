@@ -314,3 +314,69 @@ def test_a_real_alertmanager_ha_pair_delivering_to_two_replicas(tmp_path: Path, 
             for replica in replicas:
                 replica.stop()
             engine.dispose()
+
+
+def test_faults_from_github_and_slack_with_two_replicas_are_retried_within_bounds(
+    tmp_path: Path, postgres: Postgres,
+) -> None:
+    """GitHub answers 502 three times to the pull request and Slack 429 (Retry-After) twice and 500
+    once to the incident's message, while two replicas run: each call is retried by one replica
+    only, within bounds, and the end is one pull request and one message."""
+    import yaml
+
+    from tests.fakes.github import FakeGitHub
+
+    engine = create_engine(postgres.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    migrate.upgrade(engine)
+    engine.dispose()
+    now = datetime.now(UTC)
+    remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=60))
+    remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"}, minutes=1)
+    remote.commit("checkout: bump to 2", {"apps/checkout/deploy.yaml": "image: checkout:2\n"}, minutes=50)
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "checkout.yaml").write_text(yaml.safe_dump({
+        "service": "checkout", "match": {"service": "checkout"}, "actions": {"on_open": "open_pr"},
+        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}]}))
+    firing = payload("01")
+    for alert in firing["alerts"]:
+        alert["startsAt"] = now.isoformat()
+    with FakeGitHub(remote.bare).serving() as github, FakeSlack().serving() as slack:
+        github.fail("POST", r"/pulls$", 502, times=3)
+        slack.fail("chat.postMessage", status=429, retry_after=1, times=2)
+        slack.fail("chat.postMessage", status=500, times=1)
+        config = {
+            "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
+            "playbooks_dir": str(playbooks),
+            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github", "github_repo": "acme/gitops"}],
+            "github": {"api_url": github.base_url, "token": "ghs_fake", "throttle": False, "max_wait": "2s"},
+            "chat": {"kind": "slack"},
+            "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
+                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
+            "scheduler": {"leader_interval": "3s"}, "logging": {"format": "json"},
+        }
+        replicas = [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}})
+                    .start() for name in ("one", "two")]
+        try:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            for n in range(6):  # the same group, to both replicas
+                answer = httpx.post(f"{replicas[n % 2].url}/webhooks/alertmanager", json=firing, headers=headers,
+                                    timeout=20)
+                assert answer.status_code == 200
+
+            def done() -> bool:
+                actions = replicas[0].api("/api/incidents/INC-1")["actions"]
+                top = [c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]
+                return any(a["state"] == "pr_open" for a in actions) and len(top) >= 4
+            wait_until(done, timeout=60, every=0.5, what="the pull request and the message")
+            time.sleep(3)  # a retry storm, or a second replica retrying too, would show by now
+            assert len(github.pulls) == 1
+            assert github.calls[("POST", "/repos/acme/gitops/pulls")] == 4  # three 502s, then one success
+            top = [c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]
+            assert len(top) == 4  # two 429s, one 500, then one message
+            assert [i["ref"] for i in replicas[0].api("/api/incidents")["incidents"]] == ["INC-1"]
+        finally:
+            for replica in replicas:
+                replica.stop()

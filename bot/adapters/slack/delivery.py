@@ -29,6 +29,7 @@ UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incide
 # a post that went out (its metadata) instead of posting again.
 CLAIM = timedelta(minutes=2)
 CHANNEL_RATE, CHANNEL_BURST = 1.0, 10  # messages a second per channel, and the burst allowed
+SERVER_ERROR_RETRY = timedelta(seconds=10)  # after a 5xx from Slack
 METADATA_TYPE = "backout_incident"  # on each incident message, so a lost post is found, not repeated
 
 
@@ -257,7 +258,9 @@ class SlackDelivery:
                 log.warning("slack.rate_limited", retry_after=wait)
                 return True
             error = str(response.get("error", "unknown_error"))
-            retry(now + timedelta(minutes=1), error)
+            # Slack's own trouble (5xx) passes soon; an error of ours (a channel not found, a
+            # missing scope) waits a minute for someone to fix it.
+            retry(now + (SERVER_ERROR_RETRY if response.status_code >= 500 else timedelta(minutes=1)), error)
             report.errors.append(error)
             log.warning("slack.api_error", error=error)
             return False
