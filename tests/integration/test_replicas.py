@@ -14,8 +14,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.adapters.storage import migrate
-from bot.adapters.storage.engine import create_engine
 from tests.conftest import PLAYBOOKS, TOKEN, payload
 from tests.fakes.slack import FakeSlack
 from tests.gitrepos import Remote
@@ -28,15 +26,30 @@ def thread_lines(slack: FakeSlack) -> list[str]:
     """Every line posted in threads: one a timeline event (several may share a reply)."""
     return [line for c in slack.called("chat.postMessage") if c.get("thread_ts") for line in c["text"].splitlines()]
 
+def fresh_database(postgres: Postgres) -> sa.Engine:
+    """An empty, migrated database (the postgres fixture is shared by the module)."""
+    engine = fresh_database(postgres)
+    return engine
+
+
+def slack_settings(slack: FakeSlack, **extra: object) -> dict[str, object]:
+    return {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
+            "api_url": f"{slack.base_url}/api/", "channel": "#incidents", **extra}
+
+
+def start_replicas(tmp_path: Path, config: dict[str, object], names: tuple[str, ...] = ("one", "two"),
+                   ) -> list[BackoutServer]:
+    """Replicas on one config, each with its own mirrors (as pods would have)."""
+    return [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}}).start()
+            for name in names]
+
+
 
 def test_duplicates_over_two_replicas_make_one_incident_one_message_one_post_per_event(
     tmp_path: Path, postgres: Postgres,
 ) -> None:
     """100 copies of one firing group and 20 of its resolution, alternating between replicas."""
-    engine = create_engine(postgres.url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    migrate.upgrade(engine)
+    engine = fresh_database(postgres)
     now = datetime.now(UTC)
     remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=30))
     remote.commit("checkout: bump", {"apps/checkout/deploy.yaml": "image: checkout:2\n"})
@@ -52,12 +65,10 @@ def test_duplicates_over_two_replicas_make_one_incident_one_message_one_post_per
             "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
             "playbooks_dir": str(PLAYBOOKS), "repos": [{"name": "gitops", "url": str(remote.bare)}],
             "chat": {"kind": "slack"},
-            "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
-                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
+            "slack": slack_settings(slack),
             "scheduler": {"leader_interval": "3s"}, "logging": {"format": "json"},
         }
-        replicas = [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}})
-                    .start() for name in ("one", "two")]
+        replicas = start_replicas(tmp_path, config)
         try:
             headers = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -101,10 +112,7 @@ def test_150_incidents_over_two_replicas_survive_a_20s_database_stop(tmp_path: P
     """150 distinct groups alternate between the replicas while PostgreSQL stops for 20 s: the
     webhooks answer 503 meanwhile (Alertmanager retries), and in the end every group is an
     incident announced exactly once."""
-    engine = create_engine(postgres.url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    migrate.upgrade(engine)
+    engine = fresh_database(postgres)
     engine.dispose()
     now = datetime.now(UTC)
 
@@ -123,12 +131,10 @@ def test_150_incidents_over_two_replicas_survive_a_20s_database_stop(tmp_path: P
             "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
             "playbooks_dir": str(PLAYBOOKS), "repos": [{"name": "gitops", "url": str(tmp_path / "none.git")}],
             "chat": {"kind": "slack"},
-            "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
-                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents", "channel_rate": 50},
+            "slack": slack_settings(slack, channel_rate=50),
             "scheduler": {"leader_interval": "3s", "sweep_every": "2s"}, "logging": {"format": "json"},
         }
-        replicas = [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}})
-                    .start() for name in ("one", "two")]
+        replicas = start_replicas(tmp_path, config)
         statuses: Counter[int] = Counter()
         accepted = 0
         outage = {"from": 0.0, "to": 0.0}
@@ -200,10 +206,7 @@ def test_killing_the_replica_between_push_and_pull_request_leaves_one_branch_one
     from tests.fakes.github import FakeGitHub
     from tests.gitrepos import git
 
-    engine = create_engine(postgres.url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    migrate.upgrade(engine)
+    engine = fresh_database(postgres)
     engine.dispose()
     now = datetime.now(UTC)
     remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=60))
@@ -263,21 +266,16 @@ def test_a_real_alertmanager_ha_pair_delivering_to_two_replicas(tmp_path: Path, 
     from tests.integration.processes import Alertmanager, free_port
     from tests.integration.test_alertmanager import alert
 
-    engine = create_engine(postgres.url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    migrate.upgrade(engine)
+    engine = fresh_database(postgres)
     with FakeSlack().serving() as slack:
         config = {
             "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
             "playbooks_dir": str(PLAYBOOKS), "repos": [{"name": "gitops", "url": str(tmp_path / "none.git")}],
             "chat": {"kind": "slack"},
-            "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
-                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
+            "slack": slack_settings(slack),
             "scheduler": {"leader_interval": "3s"}, "logging": {"format": "json"},
         }
-        replicas = [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}})
-                    .start() for name in ("one", "two")]
+        replicas = start_replicas(tmp_path, config)
         ports = (free_port(), free_port())
         pair = [Alertmanager(tmp_path / f"am{i}", webhook_url=f"{replicas[i].url}/webhooks/alertmanager", token=TOKEN,
                              cluster_port=ports[i], peers=(ports[1 - i],)) for i in (0, 1)]
@@ -326,10 +324,7 @@ def test_faults_from_github_and_slack_with_two_replicas_are_retried_within_bound
 
     from tests.fakes.github import FakeGitHub
 
-    engine = create_engine(postgres.url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    migrate.upgrade(engine)
+    engine = fresh_database(postgres)
     engine.dispose()
     now = datetime.now(UTC)
     remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=60))
@@ -353,12 +348,10 @@ def test_faults_from_github_and_slack_with_two_replicas_are_retried_within_bound
             "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github", "github_repo": "acme/gitops"}],
             "github": {"api_url": github.base_url, "token": "ghs_fake", "throttle": False, "max_wait": "2s"},
             "chat": {"kind": "slack"},
-            "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
-                      "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
+            "slack": slack_settings(slack),
             "scheduler": {"leader_interval": "3s"}, "logging": {"format": "json"},
         }
-        replicas = [BackoutServer(tmp_path / name, {**config, "git": {"mirror_dir": str(tmp_path / name / "m")}})
-                    .start() for name in ("one", "two")]
+        replicas = start_replicas(tmp_path, config)
         try:
             headers = {"Authorization": f"Bearer {TOKEN}"}
             for n in range(6):  # the same group, to both replicas
