@@ -14,6 +14,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from bot.adapters.storage import migrate
+from bot.adapters.storage.engine import create_engine
 from tests.conftest import PLAYBOOKS, TOKEN, payload
 from tests.fakes.slack import FakeSlack
 from tests.gitrepos import Remote
@@ -26,9 +28,13 @@ def thread_lines(slack: FakeSlack) -> list[str]:
     """Every line posted in threads: one a timeline event (several may share a reply)."""
     return [line for c in slack.called("chat.postMessage") if c.get("thread_ts") for line in c["text"].splitlines()]
 
+
 def fresh_database(postgres: Postgres) -> sa.Engine:
     """An empty, migrated database (the postgres fixture is shared by the module)."""
-    engine = fresh_database(postgres)
+    engine = create_engine(postgres.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    migrate.upgrade(engine)
     return engine
 
 
