@@ -352,7 +352,7 @@ def test_an_unreachable_repository_still_gets_the_event_counted(
     with TestClient(app.http) as client:
         world = World(remote=None, app=app, client=client, clock=None, init="")  # type: ignore[arg-type]
         answer = post_flux(world, flux_body("kustomization-validation-failed", sha="ab" * 20,
-                                            at=datetime(2026, 11, 30, 12, tzinfo=UTC)))
+                                            at=datetime.now(UTC)))
     assert answer.status_code == 202
     assert answer.json()["outcome"] == "failed"
     assert "none of the watched repositories" in answer.json()["detail"]

@@ -9,10 +9,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
@@ -36,6 +38,24 @@ def fresh_database(postgres: Postgres) -> sa.Engine:
         conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     migrate.upgrade(engine)
     return engine
+
+
+def bad_bump_to_open_pr(tmp_path: Path) -> tuple[Remote, str, Path, dict[str, Any]]:
+    """A GitOps remote whose last commit is the bad one, a playbook that opens its revert pull
+    request, and a firing group for it: (remote, bad sha, playbooks folder, payload)."""
+    now = datetime.now(UTC)
+    remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=60))
+    remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"}, minutes=1)
+    bad = remote.commit("checkout: bump to 2", {"apps/checkout/deploy.yaml": "image: checkout:2\n"}, minutes=50)
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "checkout.yaml").write_text(yaml.safe_dump({
+        "service": "checkout", "match": {"service": "checkout"}, "actions": {"on_open": "open_pr"},
+        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}]}))
+    firing = payload("01")
+    for alert in firing["alerts"]:
+        alert["startsAt"] = now.isoformat()
+    return remote, bad, playbooks, firing
 
 
 def slack_settings(slack: FakeSlack, **extra: object) -> dict[str, object]:
@@ -207,25 +227,11 @@ def test_killing_the_replica_between_push_and_pull_request_leaves_one_branch_one
     the answer. Replica two takes the leadership and, once the claim lapses, the investigation:
     it adopts the pushed branch and the pull request GitHub made anyway. One of each, and a
     complete timeline."""
-    import yaml
-
     from tests.fakes.github import FakeGitHub
     from tests.gitrepos import git
 
-    engine = fresh_database(postgres)
-    engine.dispose()
-    now = datetime.now(UTC)
-    remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=60))
-    remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"}, minutes=1)
-    bad = remote.commit("checkout: bump to 2", {"apps/checkout/deploy.yaml": "image: checkout:2\n"}, minutes=50)
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "checkout.yaml").write_text(yaml.safe_dump({
-        "service": "checkout", "match": {"service": "checkout"}, "actions": {"on_open": "open_pr"},
-        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}]}))
-    firing = payload("01")
-    for alert in firing["alerts"]:
-        alert["startsAt"] = now.isoformat()
+    fresh_database(postgres).dispose()
+    remote, bad, playbooks, firing = bad_bump_to_open_pr(tmp_path)
     with FakeGitHub(remote.bare).serving() as fake:
         fake.fail("POST", r"/pulls$", 0, delay=10)  # the pull request is made, the answer comes too late
         config = {
@@ -326,24 +332,10 @@ def test_faults_from_github_and_slack_with_two_replicas_are_retried_within_bound
     """GitHub answers 502 three times to the pull request and Slack 429 (Retry-After) twice and 500
     once to the incident's message, while two replicas run: each call is retried by one replica
     only, within bounds, and the end is one pull request and one message."""
-    import yaml
-
     from tests.fakes.github import FakeGitHub
 
-    engine = fresh_database(postgres)
-    engine.dispose()
-    now = datetime.now(UTC)
-    remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=60))
-    remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"}, minutes=1)
-    remote.commit("checkout: bump to 2", {"apps/checkout/deploy.yaml": "image: checkout:2\n"}, minutes=50)
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "checkout.yaml").write_text(yaml.safe_dump({
-        "service": "checkout", "match": {"service": "checkout"}, "actions": {"on_open": "open_pr"},
-        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}]}))
-    firing = payload("01")
-    for alert in firing["alerts"]:
-        alert["startsAt"] = now.isoformat()
+    fresh_database(postgres).dispose()
+    remote, _, playbooks, firing = bad_bump_to_open_pr(tmp_path)
     with FakeGitHub(remote.bare).serving() as github, FakeSlack().serving() as slack:
         github.fail("POST", r"/pulls$", 502, times=3)
         slack.fail("chat.postMessage", status=429, retry_after=1, times=2)
