@@ -232,7 +232,7 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
 
     delivery = SlackDelivery(store=ctx.store, client=client, clock=ctx.clock, channel_for=channel_for,
                              links_for=links_for, may_deliver=lambda: ctx.leader.is_leader(),
-                             channel_rate=slack.channel_rate,
+                             channel_rate=slack.channel_rate, claim=ctx.settings.scheduler.follow_up_lease,
                              describe=lambda incident_id: incident_message(store=ctx.store, incident_id=incident_id))
     ctx.notifier = SlackNotifier(store=ctx.store, kick=delivery.kick, clock=ctx.clock)
     commands = ChatCommands(

@@ -207,7 +207,7 @@ class SchedulerSettings(Section):
     # PostgreSQL: a replica that cannot renew the leader lock within this stops leading, and
     # another takes over within about this long after the leader dies.
     leader_interval: Duration = timedelta(seconds=15)
-    # Follow-up work (investigate, announce) claimed by a replica that died is taken over after this;
+    # Work (investigate, announce, a chat message) claimed by a replica that died is taken over after this;
     # keep it above the longest investigation (a first clone, a slow forge).
     follow_up_lease: Duration = timedelta(minutes=2)
     push_retry_every: Duration = timedelta(seconds=30)  # reverts prepared while a Git host was down

@@ -371,3 +371,104 @@ def test_faults_from_github_and_slack_with_two_replicas_are_retried_within_bound
         finally:
             for replica in replicas:
                 replica.stop()
+
+
+def test_killing_either_replica_at_any_time_loses_and_doubles_nothing(tmp_path: Path, postgres: Postgres) -> None:
+    """Ten incidents arrive, Alertmanager-style (retried until a 200), while one replica or the
+    other is killed (-9) and restarted every few seconds; each incident's work (investigation,
+    revert, pull request, message) is cut wherever the kill lands. In the end: ten incidents, each
+    announced once, each with one pull request and a timeline that says so."""
+    import random
+    import threading
+
+    from tests.fakes.github import FakeGitHub
+
+    fresh_database(postgres).dispose()
+    remote, bad, playbooks, _ = bad_bump_to_open_pr(tmp_path)
+    (playbooks / "checkout.yaml").write_text(yaml.safe_dump({
+        "service": "checkout", "match": {"service": "svc.*"}, "group_by": ["service"],
+        "actions": {"on_open": "open_pr", "max_per_hour": 100},
+        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}]}))
+    now = datetime.now(UTC)
+
+    def group(n: int) -> dict[str, object]:
+        body = payload("01")
+        body["groupKey"] = f'{{}}:{{service="svc{n}"}}'
+        for index, alert in enumerate(body["alerts"]):  # type: ignore[attr-defined]
+            alert["labels"] = {"alertname": "HighErrorRate", "service": f"svc{n}", "instance": f"i{index}"}
+            alert["fingerprint"] = f"{n:08x}{index:08x}"
+            alert["startsAt"] = now.isoformat()
+        return body
+
+    rng = random.Random(11)  # noqa: S311 - when to kill, not a secret
+    with FakeGitHub(remote.bare).serving() as github, FakeSlack().serving() as slack:
+        config = {
+            "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
+            "playbooks_dir": str(playbooks),
+            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github", "github_repo": "acme/gitops"}],
+            "github": {"api_url": github.base_url, "token": "ghs_fake", "throttle": False, "max_wait": "2s"},
+            "chat": {"kind": "slack"}, "slack": slack_settings(slack, channel_rate=50),
+            "scheduler": {"leader_interval": "3s", "sweep_every": "1s", "follow_up_lease": "4s",
+                          "push_retry_every": "2s"},
+            "logging": {"format": "json"},
+        }
+        github.fail("POST", r"/pulls$", 0, delay=1.5, times=1000)  # slow pull requests: kills land mid-revert
+        replicas = start_replicas(tmp_path, config)
+        stop = threading.Event()
+
+        kills = 0
+
+        def chaos() -> None:
+            nonlocal kills
+            while not stop.wait(rng.uniform(1.5, 3.0)):
+                victim = replicas[rng.randrange(2)]
+                victim.kill()
+                kills += 1
+                victim.start()
+
+        killer = threading.Thread(target=chaos)
+        try:
+            killer.start()
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            for n in range(10):
+                for attempt in range(100):
+                    try:
+                        url = f"{replicas[(n + attempt) % 2].url}/webhooks/alertmanager"
+                        if httpx.post(url, json=group(n), headers=headers, timeout=10).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.3)
+                time.sleep(rng.uniform(0.2, 1.0))
+            wait_until(lambda: kills >= 6, timeout=60, what="six kills")  # more while the work is under way
+            stop.set()
+            killer.join()
+
+            def settled() -> bool:
+                incidents = replicas[0].api("/api/incidents")["incidents"]
+                opened = [replicas[0].api(f"/api/incidents/{i['ref']}")["actions"] for i in incidents]
+                top = [c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]
+                return (len(incidents) == 10 and all(any(a["state"] == "pr_open" for a in acts) for acts in opened)
+                        and len(top) >= 10)
+            wait_until(settled, timeout=120, every=1, what="ten incidents with their pull requests and messages")
+            time.sleep(4)  # anything doubled would have been posted by now
+            heads = Counter(pull["head"]["ref"] for pull in github.pulls.values())
+            assert len(heads) == 10
+            assert set(heads.values()) == {1}, heads
+            assert all(head.endswith(f"/revert-{bad[:7]}") for head in heads)
+            metadata = [json.loads(c["metadata"]) if isinstance(c["metadata"], str) else c["metadata"]
+                        for c in slack.called("chat.postMessage") if not c.get("thread_ts")]
+            announced = Counter(m["event_payload"]["incident"] for m in metadata)
+            assert sorted(announced) == list(range(1, 11))
+            assert set(announced.values()) == {1}, announced
+            for n in range(1, 11):
+                kinds = Counter(e["kind"] for e in replicas[0].api(f"/api/incidents/INC-{n}/timeline")["timeline"])
+                assert kinds["incident.opened"] == 1
+                assert kinds["pr.opened"] == 1, (n, kinds)
+                assert kinds["alert.firing"] == 2
+        finally:
+            stop.set()
+            if killer.is_alive():
+                killer.join()
+            for replica in replicas:
+                replica.stop()

@@ -57,6 +57,7 @@ class SlackDelivery:
                  describe: Callable[[int], IncidentMessage],
                  channel_for: Callable[[str | None], str | None],
                  may_deliver: Callable[[], bool] = lambda: True, channel_rate: float = CHANNEL_RATE,
+                 claim: timedelta = CLAIM,
                  links_for: Callable[[int], list[tuple[str, str]]] = lambda _: []) -> None:
         self._store = store
         self._describe = describe  # what the message says is decided by the notify service
@@ -70,6 +71,7 @@ class SlackDelivery:
         self._last_update: dict[int, datetime] = {}
         self._budget: dict[str, tuple[float, datetime]] = {}  # channel -> (calls left, as of)
         self._rate = channel_rate
+        self._claim = claim
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-delivery")
         self._kicked = threading.Event()
         self._lock = threading.Lock()
@@ -107,7 +109,7 @@ class SlackDelivery:
             report.paused_until = self._paused_until
             return report
         self._paused_until = None
-        claimed = self._store.run(lambda tx: tx.chat.claim_summaries(now, until=now + CLAIM))
+        claimed = self._store.run(lambda tx: tx.chat.claim_summaries(now, until=now + self._claim))
         for index, summary in enumerate(claimed):
             if not self._deliver(summary, report, now):
                 for rest in claimed[index + 1:]:  # paused: give the others back at once
