@@ -6,8 +6,6 @@ docs/spec/v1beta3/events.md). Argo CD posts what its template says: Backout ship
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -138,8 +136,3 @@ class BuildNotice(BaseModel):
     def to_build(self) -> ImageBuild:
         return ImageBuild(image=self.image, tag=self.tag, repo=self.repo, sha=self.sha.lower(),
                           at=_aware(self.at) if self.at else None)
-
-
-def flux_signature(key: bytes, body: bytes) -> str:
-    """What a Flux `generic-hmac` Provider sends in `X-Signature` for this body."""
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()

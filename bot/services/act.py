@@ -25,7 +25,7 @@ from bot.domain.safety import revert_warnings
 from bot.domain.suspects import Ranking
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
-from bot.services.incidents import get_incident, require
+from bot.services.incidents import find_changes, get_incident, require
 from bot.services.pull_requests import branch_body, open_for_action, revert_body
 
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
@@ -333,7 +333,7 @@ def push_waiting(*, store: Store, git: GitRepos, notifier: Notifier, playbooks: 
     reverts on the current tip, pushes and opens the pull request, or waits once more)."""
     done = 0
     for action in store.run(lambda tx: tx.actions.with_state(ActionState.WAITING)):
-        found = _find_change(store, action.repo, action.commit_sha)
+        found = find_changes(store, action.repo, action.commit_sha)
         if not found:
             continue
         try:
@@ -351,7 +351,3 @@ def push_waiting(*, store: Store, git: GitRepos, notifier: Notifier, playbooks: 
             continue  # recorded on the timeline; the next round tries again
         done += result.action.state is not ActionState.WAITING
     return done
-
-
-def _find_change(store: Store, repo: str, sha: str) -> list[Change]:
-    return store.run(lambda tx: tx.changes.find(repo, sha))

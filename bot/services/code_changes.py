@@ -12,7 +12,7 @@ from bot.domain.errors import BackoutError
 from bot.domain.playbooks import Playbook, RepoRole, playbook_named
 from bot.domain.ports import GitRepos, Store
 from bot.domain.suspects import CodeChange, Ranking
-from bot.services.incidents import require, save_suspects
+from bot.services.incidents import find_changes, require, save_suspects
 
 MOST_COMMITS = 50
 _SHA_TAG = re.compile(r"(?:^|[-_.])(?:g|sha-?)?([0-9a-f]{7,40})$")
@@ -29,7 +29,7 @@ def annotate_code(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
     apps = [entry.repo for entry in playbook.repos if entry.role is RepoRole.APP]
     suspects = list(ranking.suspects)
     for index, suspect in enumerate(suspects[:top]):
-        found = _find(store, suspect.repo, suspect.sha)
+        found = find_changes(store, suspect.repo, suspect.sha)
         bumps = [bump for file in (found[0].files if found else ()) for bump in file.bumps]
         if not bumps:
             continue
@@ -89,10 +89,6 @@ def _revision(store: Store, git: GitRepos, repo: str, image: str, tag: str) -> t
         if found:
             return found, f"commit {match.group(1)[:7]}"
     return None, ""
-
-
-def _find(store: Store, repo: str, sha: str) -> list[Change]:
-    return store.run(lambda tx: tx.changes.find(repo, sha))
 
 
 def _effective(change: Change) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.domain.actions import Action
+from bot.domain.changes import Change
 from bot.domain.errors import Conflict, NotFound
 from bot.domain.incidents import EVENT_FOR, transition
 from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, TimelineEvent
@@ -71,6 +72,11 @@ def save_suspects(*, store: Store, incident_id: int, ranking: Ranking, suspects:
     annotated = ranking.model_copy(update={"suspects": tuple(suspects)})
     store.run(lambda tx: tx.rankings.save(incident_id, annotated))
     return annotated
+
+
+def find_changes(store: Store, repo: str | None, sha: str) -> list[Change]:
+    """The stored changes whose sha starts with `sha` (in `repo`, or in any repository)."""
+    return store.run(lambda tx: tx.changes.find(repo, sha))
 
 
 def get_timeline(*, store: Store, incident_id: int) -> list[TimelineEvent]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from bot.domain.changes import Change
 from bot.domain.gitops import Failure
 from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
@@ -17,7 +16,7 @@ from bot.services.act import apply_open_policy, revert_safety
 from bot.services.authors import notify_authors
 from bot.services.changelog import refresh_changes
 from bot.services.code_changes import annotate_code
-from bot.services.incidents import get_incident, get_ranking, require, save_suspects
+from bot.services.incidents import find_changes, get_incident, get_ranking, require, save_suspects
 from bot.services.onset import find_onset
 
 
@@ -93,15 +92,11 @@ def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: R
     Git work happens outside any transaction."""
     suspects = list(ranking.suspects)
     for index, suspect in enumerate(suspects[:top]):
-        found = _changes(store, suspect.repo, suspect.sha)
+        found = find_changes(store, suspect.repo, suspect.sha)
         if not found:
             continue
         suspects[index] = suspect.model_copy(update={"warnings": revert_safety(git, found[0])})
     return save_suspects(store=store, incident_id=incident_id, ranking=ranking, suspects=suspects)
-
-
-def _changes(store: Store, repo: str, sha: str) -> list[Change]:
-    return store.run(lambda tx: tx.changes.find(repo, sha))
 
 
 def _answer(ranking: Ranking) -> tuple[bool, tuple[str, ...]]:

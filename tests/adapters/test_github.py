@@ -135,7 +135,7 @@ def test_failing_checks_are_reported(fake: FakeGitHub) -> None:
 
 def test_applied_times_from_deployments_and_statuses(fake: FakeGitHub) -> None:
     """The first successful deployment (or status context) for a sha is when it was applied."""
-    at = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     fake.add_deployment("a" * 40, "production", "success", at)
     fake.add_deployment("b" * 40, "production", "failure", at)
     fake.add_deployment("a" * 40, "staging", "success", at - timedelta(hours=1))
