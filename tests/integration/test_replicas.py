@@ -211,10 +211,12 @@ def test_150_incidents_over_two_replicas_survive_a_20s_database_stop(tmp_path: P
             wait_until(lambda: len(announced()) >= 150, timeout=120, every=1, what="150 incidents announced")
             time.sleep(4)  # anything doubled would have been posted by now
             counts = announced()
-            assert sorted(counts) == list(range(1, 151))
             assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
             incidents = replicas[0].api("/api/incidents?limit=1000")["incidents"]
-            assert len(incidents) == 150
+            # One incident a group. Their numbers come from a PostgreSQL sequence, which a transaction
+            # cut by the outage may leave with a gap: the numbers are not asserted to be 1..150.
+            assert sorted(incident["service"] for incident in incidents) == sorted(f"svc{n}" for n in range(150))
+            assert set(counts) == {incident["id"] for incident in incidents}
         finally:
             for replica in replicas:
                 replica.stop()
