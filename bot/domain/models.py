@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +83,19 @@ class ReceivedAlert(Frozen):
     generator_url: str = ""
     source: str = "alertmanager"
 
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "unnamed alert")
+
+
+class AlertState(NamedTuple):
+    """What ingestion needs of a stored alert to tell a repeat from news: three columns, not
+    the labels and annotations (a re-sent group reads thousands)."""
+
+    id: int | None
+    incident_id: int | None
+    status: AlertStatus
+
 
 class Delivery(Frozen):
     """One webhook notification: a group of alerts."""
@@ -100,10 +113,6 @@ class Alert(ReceivedAlert):
     id: int | None = None
     incident_id: int | None
     received_at: datetime
-
-    @property
-    def name(self) -> str:
-        return self.labels.get("alertname", "unnamed alert")
 
 
 class Incident(Frozen):

@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
-from bot.domain.models import Alert, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import Alert, AlertState, Incident, IncidentStatus, TimelineEvent
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
 from bot.domain.verdicts import Verdict
@@ -35,7 +35,9 @@ AlertIdentity = tuple[str, datetime]  # (fingerprint, starts_at)
 
 
 class AlertRepository(Protocol):
-    def get_many(self, identities: Sequence[AlertIdentity]) -> dict[AlertIdentity, Alert]: ...
+    def states(self, identities: Sequence[AlertIdentity]) -> dict[AlertIdentity, AlertState]:
+        """The stored alerts among these identities, each as its id, incident and status."""
+        ...
     def add_many(self, alerts: Sequence[Alert]) -> None: ...
     def resolve_many(self, ends: Sequence[tuple[int, datetime | None]]) -> set[int]:
         """Mark these alerts (by id) resolved with their `ends_at`, in a few statements; only

@@ -16,6 +16,7 @@ from bot.domain.incidents import IncidentPolicy, transition
 from bot.domain.models import (
     Actor,
     Alert,
+    AlertState,
     AlertStatus,
     Delivery,
     Incident,
@@ -55,9 +56,7 @@ def ingest_delivery(
     now: datetime,
 ) -> IngestOutcome:
     """Record a delivery in one transaction; see the module docstring for idempotency."""
-    return store.run(
-        lambda tx: _Ingestion(tx, delivery=delivery, playbooks=playbooks, policy=policy, now=now).run()
-    )
+    return ingest_deliveries(store=store, deliveries=[delivery], playbooks=playbooks, policy=policy, now=now)[0]
 
 
 def ingest_deliveries(
@@ -68,56 +67,101 @@ def ingest_deliveries(
     policy: IncidentPolicy,
     now: datetime,
 ) -> list[IngestOutcome]:
-    """Record several deliveries in one transaction (group commit), in order. If the batch
-    fails, each delivery is recorded on its own, so one bad delivery cannot sink the others;
-    the caller gets an outcome or the exception per delivery."""
+    """Record several deliveries in one transaction (group commit), in order, with statements
+    per batch rather than per delivery: one lookup of every alert the batch names, one lookup
+    of each group's incident, one insert of the new alerts and one of the events. The caller
+    retries each delivery on its own if the batch fails, so one bad delivery cannot sink the
+    others."""
 
     def work(tx: Transaction) -> list[IngestOutcome]:
-        return [_Ingestion(tx, delivery=d, playbooks=playbooks, policy=policy, now=now).run() for d in deliveries]
+        batch = _Batch(tx, deliveries, playbooks=playbooks, policy=policy, now=now)
+        outcomes = [_Ingestion(batch, delivery).run() for delivery in deliveries]
+        batch.flush()
+        return outcomes
 
     return store.run(work)
 
 
+class _Batch:
+    """What the deliveries of one transaction share: the alerts and incidents they have read
+    or changed, and the writes not yet sent. Each read of the database that could see a pending
+    write flushes first, so a delivery sees everything the ones before it did."""
+
+    def __init__(self, tx: Transaction, deliveries: Sequence[Delivery], *, playbooks: Sequence[Playbook],
+                 policy: IncidentPolicy, now: datetime) -> None:
+        self.tx, self.playbooks, self.policy, self.now = tx, playbooks, policy, now
+        self.known = tx.alerts.states([(a.fingerprint, a.starts_at) for d in deliveries for a in d.alerts])
+        self.incidents: dict[str, Incident | None] = {}  # by group key, as loaded or changed
+        self.changed: dict[int, Incident] = {}  # to save
+        self.new_alerts: list[Alert] = []  # to insert
+        self.events: list[TimelineEvent] = []  # to append
+
+    def incident(self, group_key: str) -> Incident | None:
+        if group_key not in self.incidents:
+            self.incidents[group_key] = self.tx.incidents.find_latest(group_key)
+        return self.incidents[group_key]
+
+    def get_incident(self, incident_id: int) -> Incident | None:
+        return self.changed.get(incident_id) or self.tx.incidents.get(incident_id)
+
+    def update(self, incident: Incident) -> Incident:
+        assert incident.id is not None
+        self.incidents[incident.group_key] = incident
+        self.changed[incident.id] = incident
+        return incident
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> None:
+        self.new_alerts.extend(alerts)
+        for alert in alerts:
+            self.known[(alert.fingerprint, alert.starts_at)] = AlertState(None, alert.incident_id, alert.status)
+
+    def flush(self) -> None:
+        """Send the pending writes: new alerts, changed incidents, events."""
+        if self.new_alerts:
+            self.tx.alerts.add_many(self.new_alerts)
+            self.new_alerts = []
+        for incident in self.changed.values():
+            self.tx.incidents.save(incident)
+        self.changed = {}
+        self.tx.timeline.append_many(self.events)
+        self.events = []
+
+
 class _Ingestion:
     """One delivery's unit of work. Firing alerts are placed first, so that a resolution in the
-    same delivery sees every alert its incident now has; events are written in one batch."""
+    same delivery sees every alert its incident now has."""
 
-    def __init__(self, tx: Transaction, *, delivery: Delivery, playbooks: Sequence[Playbook],
-                 policy: IncidentPolicy, now: datetime) -> None:
-        self.tx, self.delivery, self.playbooks, self.policy, self.now = (
-            tx, delivery, playbooks, policy, now)
+    def __init__(self, batch: _Batch, delivery: Delivery) -> None:
+        self.batch, self.tx, self.delivery = batch, batch.tx, delivery
+        self.playbooks, self.policy, self.now = batch.playbooks, batch.policy, batch.now
         self.outcome = IngestOutcome()
-        self.events: list[TimelineEvent] = []
-        self.incidents: dict[str, Incident | None] = {}  # by group key, as loaded or changed
-        self.changed: dict[int, Incident] = {}
         sources = {a.source for a in delivery.alerts}
         self.actor = (Actor.PROBE if sources == {"probe"} else
                       Actor.CONTROLLER if sources and sources <= CONTROLLER_ALERTS else Actor.ALERTMANAGER)
         self.actor_id = delivery.group_key if self.actor is not Actor.ALERTMANAGER else ""
-        # (alert, ends_at) by incident and kind, written in order: see _flush_alert_events
-        self.alert_events: dict[tuple[int, EventKind], list[tuple[Alert, datetime | None]]] = {}
+        # alerts (as received) by incident and kind, written in order: see _flush_alert_events
+        self.alert_events: dict[tuple[int, EventKind], list[ReceivedAlert]] = {}
 
     def run(self) -> IngestOutcome:
-        alerts = self.delivery.alerts
-        known = self.tx.alerts.get_many([(a.fingerprint, a.starts_at) for a in alerts])
+        known = self.batch.known
         new_alerts: list[Alert] = []
-        resolutions: list[tuple[Alert, ReceivedAlert]] = []
-        for received in alerts:
-            existing = known.get((received.fingerprint, received.starts_at))
+        resolutions: list[tuple[AlertState, ReceivedAlert]] = []
+        for received in self.delivery.alerts:
+            identity = (received.fingerprint, received.starts_at)
+            existing = known.get(identity)
             if existing is None:
-                new_alerts.append(self._place(received))
+                alert = self._place(received)
+                new_alerts.append(alert)
+                known[identity] = AlertState(None, alert.incident_id, alert.status)  # twice in one delivery
             elif existing.status is AlertStatus.FIRING and received.status is AlertStatus.RESOLVED:
                 resolutions.append((existing, received))
             else:
                 # The same delivery again, or a stale firing copy after the resolution.
                 self.outcome.duplicates += 1
-        self.tx.alerts.add_many(new_alerts)
+        self.batch.add_alerts(new_alerts)
         self.outcome.new_alerts = len(new_alerts)
         self._resolve_all(resolutions)
-        for incident in self.changed.values():
-            self.tx.incidents.save(incident)
         self._flush_alert_events()
-        self.tx.timeline.append_many(self.events)
         # The work the 200 promises, recorded with the state it follows from: a crash after the
         # answer leaves it pending for the sweep, never lost.
         for incident in [*self.outcome.opened, *self.outcome.reopened]:
@@ -127,15 +171,10 @@ class _Ingestion:
         return self.outcome
 
     def _incident(self, group_key: str) -> Incident | None:
-        if group_key not in self.incidents:
-            self.incidents[group_key] = self.tx.incidents.find_latest(group_key)
-        return self.incidents[group_key]
+        return self.batch.incident(group_key)
 
     def _update(self, incident: Incident) -> Incident:
-        assert incident.id is not None
-        self.incidents[incident.group_key] = incident
-        self.changed[incident.id] = incident
-        return incident
+        return self.batch.update(incident)
 
     def _place(self, received: ReceivedAlert) -> Alert:
         """A new alert: join its incident (opening or reopening one if need be)."""
@@ -168,6 +207,7 @@ class _Ingestion:
         """One problem, one incident: a playbook's probe, an Alertmanager alert and a failed
         reconciliation for the same service join the incident another opened (active, or
         recently resolved to reopen)."""
+        self.batch.flush()  # the incidents and alerts read below may have pending writes
         sibling = self.tx.incidents.latest_of_playbook(playbook.name, service)
         if sibling is None or sibling.id is None:
             return None
@@ -175,7 +215,7 @@ class _Ingestion:
             return None
         if not any(a.source != received.source for a in self.tx.alerts.for_incident(sibling.id)):
             return None  # alerts of one kind (two Alertmanager groups, say) keep their own grouping
-        self.incidents[sibling.group_key] = sibling
+        self.batch.incidents[sibling.group_key] = sibling
         return sibling
 
     def _open_or_join(self, latest: Incident | None, received: ReceivedAlert, *, group_key: str,
@@ -202,7 +242,7 @@ class _Ingestion:
             opened_at=self.now,
         ))
         assert incident.id is not None
-        self.incidents[group_key] = incident
+        self.batch.incidents[group_key] = incident
         which = f"playbook {playbook.name}" if playbook else "no playbook matched"
         self._event(incident.id, EventKind.INCIDENT_OPENED,
                     f"Opened by {name} for service {service} ({which})",
@@ -210,22 +250,31 @@ class _Ingestion:
         self.outcome.opened.append(incident)
         return incident
 
-    def _resolve_all(self, resolutions: Sequence[tuple[Alert, ReceivedAlert]]) -> None:
+    def _resolve_all(self, resolutions: Sequence[tuple[AlertState, ReceivedAlert]]) -> None:
         """Mark alerts resolved (one batch), then resolve each incident none of whose alerts
         still fires: one count per incident, so a group of 10,000 resolves in linear time."""
+        if not resolutions:
+            return
+        self.batch.flush()  # the counts below see the alerts placed earlier in the batch
+        if any(known.id is None for known, _ in resolutions):  # placed earlier in the batch: read their ids
+            stored = self.tx.alerts.states([(r.fingerprint, r.starts_at) for _, r in resolutions])
+            self.batch.known.update(stored)
+            resolutions = [(stored[(r.fingerprint, r.starts_at)], r) for _, r in resolutions]
         changed = self.tx.alerts.resolve_many([(known.id or 0, received.ends_at) for known, received in resolutions])
         self.outcome.resolved_alerts += len(changed)
         self.outcome.duplicates += len(resolutions) - len(changed)  # another replica recorded them first
         touched: dict[int, Incident] = {}
         for known, received in resolutions:
-            if known.incident_id is None or known.id not in changed:
+            if known.id not in changed:
                 continue
-            incident = touched.get(known.incident_id) or self.changed.get(known.incident_id) or \
-                self.tx.incidents.get(known.incident_id)
+            self.batch.known[(received.fingerprint, received.starts_at)] = known._replace(status=AlertStatus.RESOLVED)
+            if known.incident_id is None:
+                continue
+            incident = touched.get(known.incident_id) or self.batch.get_incident(known.incident_id)
             if incident is None:
                 continue
             touched[known.incident_id] = incident
-            self._alert_event(incident, known, EventKind.ALERT_RESOLVED, ends_at=received.ends_at)
+            self._alert_event(incident, received, EventKind.ALERT_RESOLVED)
         for incident_id, incident in touched.items():
             if not (self.policy.auto_resolve and incident.active) or self.policy.clear_for:
                 continue  # with clear_for, the scheduler resolves once everything stayed clear
@@ -242,13 +291,12 @@ class _Ingestion:
 
     def _append(self, incident_id: int, kind: EventKind, text: str, data: dict[str, object]) -> None:
         self.outcome.touched.add(incident_id)
-        self.events.append(event(incident_id=incident_id, at=self.now, kind=kind, actor=self.actor,
+        self.batch.events.append(event(incident_id=incident_id, at=self.now, kind=kind, actor=self.actor,
                                  actor_id=self.actor_id, text=text, data=data))
 
-    def _alert_event(self, incident: Incident, alert: Alert, kind: EventKind,
-                     ends_at: datetime | None = None) -> None:
+    def _alert_event(self, incident: Incident, alert: ReceivedAlert, kind: EventKind) -> None:
         assert incident.id is not None
-        self.alert_events.setdefault((incident.id, kind), []).append((alert, ends_at or alert.ends_at))
+        self.alert_events.setdefault((incident.id, kind), []).append(alert)
 
     def _flush_alert_events(self) -> None:
         """One event per alert; past EVENTS_PER_ALERT alerts of one incident in one delivery
@@ -257,21 +305,21 @@ class _Ingestion:
         for (incident_id, kind), alerts in self.alert_events.items():
             verb = "firing" if kind is EventKind.ALERT_FIRING else "resolved"
             if len(alerts) > EVENTS_PER_ALERT:
-                names = sorted({a.name for a, _ in alerts})
+                names = sorted({a.name for a in alerts})
                 self._append(incident_id, kind, f"{len(alerts)} alerts {verb}: {', '.join(names[:5])}"
                              + (f" and {len(names) - 5} more names" if len(names) > 5 else ""),
-                             {"count": len(alerts), "fingerprints": [a.fingerprint for a, _ in alerts[:20]]})
+                             {"count": len(alerts), "fingerprints": [a.fingerprint for a in alerts[:20]]})
                 continue
-            for alert, ends_at in alerts:
+            for alert in alerts:
                 instance = alert.labels.get("instance")
                 where = f" ({instance})" if instance else ""
                 self._append(incident_id, kind, f"{alert.name}{where} {verb}", {
                     "fingerprint": alert.fingerprint,
                     "starts_at": alert.starts_at.isoformat(),
-                    "ends_at": ends_at.isoformat() if ends_at else None,
+                    "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
                 })
         self.alert_events.clear()
 
 
 def _new_alert(received: ReceivedAlert, *, incident_id: int | None, now: datetime) -> Alert:
-    return Alert(**received.model_dump(), incident_id=incident_id, received_at=now)
+    return Alert(**received.__dict__, incident_id=incident_id, received_at=now)  # its fields, without a model_dump

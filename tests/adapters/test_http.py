@@ -276,9 +276,11 @@ def test_the_incident_page_shows_alert_text_literally(client: TestClient) -> Non
     (b'{"version": "4", "n": ' + b"9" * 5000 + b"}", 400),  # an integer of thousands of digits
     (json.dumps({**payload("01"), "alerts": [{**payload("01")["alerts"][0],
                                               "startsAt": "9999-12-31T23:00:00-05:00"}]}).encode(), 422),
-    (json.dumps(payload("01")).replace('"checkout"', '"\\ud800"', 1).encode(), 422),  # a lone surrogate
+    (json.dumps(payload("01")).replace('"checkout"', '"\\ud800"', 1).encode(), 400),  # a lone surrogate: not text
     (json.dumps({**payload("01"), "alerts": [{**payload("01")["alerts"][0],
-                                              "labels": {"KEY": "x"}}]}).replace('"KEY"', '"\\ud800"').encode(), 422),
+                                              "labels": {"KEY": "x"}}]}).replace('"KEY"', '"\\ud800"').encode(), 400),
+    (b"", 400),
+    (b'{"version": "4", "groupKey": "g", "status": "firing", "alerts": "x"}', 422),
 ])
 def test_hostile_bodies_are_clear_client_errors(client: TestClient, body: bytes, status: int) -> None:
     """Each answers 400 or 422 with a JSON error, never 500 (Alertmanager would retry it forever)."""

@@ -13,7 +13,7 @@ from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import CONTROLLER_SOURCES, AppliedSource, Change, Revert
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
-from bot.domain.models import Alert, AlertStatus, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import Alert, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
@@ -90,14 +90,14 @@ class _Alerts:
     def __init__(self, state: _State) -> None:
         self._s = state
 
-    def get_many(self, identities: Sequence[tuple[str, datetime]]) -> dict[tuple[str, datetime], Alert]:
+    def states(self, identities: Sequence[tuple[str, datetime]]) -> dict[tuple[str, datetime], AlertState]:
         wanted = set(identities)
-        return {(a.fingerprint, a.starts_at): a for a in self._s.alerts.values()
-                if (a.fingerprint, a.starts_at) in wanted}
+        return {(a.fingerprint, a.starts_at): AlertState(a.id, a.incident_id, a.status)
+                for a in self._s.alerts.values() if (a.fingerprint, a.starts_at) in wanted}
 
     def add_many(self, alerts: Sequence[Alert]) -> None:
         for alert in alerts:
-            if self.get_many([(alert.fingerprint, alert.starts_at)]):
+            if self.states([(alert.fingerprint, alert.starts_at)]):
                 raise WriteConflict("alert identity exists")
             stored = alert.model_copy(update={"id": self._s.new_id()})
             self._s.alerts[stored.id] = stored  # type: ignore[index]

@@ -28,7 +28,15 @@ from bot.adapters.storage.store_changes import (
 )
 from bot.adapters.storage.store_gitops import SqlGitOpsRepository
 from bot.domain.errors import StorageUnavailable, WriteConflict
-from bot.domain.models import ACTIVE_STATUSES, Alert, AlertStatus, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import (
+    ACTIVE_STATUSES,
+    Alert,
+    AlertState,
+    AlertStatus,
+    Incident,
+    IncidentStatus,
+    TimelineEvent,
+)
 from bot.domain.ports import AlertIdentity
 
 T = TypeVar("T")
@@ -51,11 +59,12 @@ _INSERT_ALERT = t.alerts.insert()
 
 
 @functools.cache
-def _alerts_by_fingerprint(size: int) -> sa.Select[Any]:
+def _alert_states(size: int) -> sa.Select[Any]:
     """`fingerprint IN (:f0 .. :fN)` with a fixed count: an expanding IN is compiled anew on
     every call, which cost more than the query. Sizes go by powers of two; callers pad."""
-    return sa.select(t.alerts).where(
-        t.alerts.c.fingerprint.in_([bindparam(f"f{i}") for i in range(size)])
+    c = t.alerts.c
+    return sa.select(c.fingerprint, c.starts_at, c.id, c.incident_id, c.status).where(
+        c.fingerprint.in_([bindparam(f"f{i}") for i in range(size)])
     )
 
 
@@ -123,24 +132,20 @@ class SqlAlertRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def get_many(self, identities: Sequence[AlertIdentity]) -> dict[AlertIdentity, Alert]:
+    def states(self, identities: Sequence[AlertIdentity]) -> dict[AlertIdentity, AlertState]:
         if not identities:
             return {}
         wanted = set(identities)
         fingerprints = sorted({fp for fp, _ in wanted})
         size = 1 << (len(fingerprints) - 1).bit_length()
         padded = fingerprints + [fingerprints[-1]] * (size - len(fingerprints))
-        rows = self._conn.execute(
-            _alerts_by_fingerprint(size), {f"f{i}": fp for i, fp in enumerate(padded)}
-        ).mappings()
-        found = (_alert(row) for row in rows)
-        return {(a.fingerprint, a.starts_at): a for a in found if (a.fingerprint, a.starts_at) in wanted}
+        rows = self._conn.execute(_alert_states(size), {f"f{i}": fp for i, fp in enumerate(padded)})
+        return {(fp, starts): AlertState(id_, incident_id, AlertStatus(status))
+                for fp, starts, id_, incident_id, status in rows if (fp, starts) in wanted}
 
     def add_many(self, alerts: Sequence[Alert]) -> None:
-        if alerts:
-            self._conn.execute(
-                _INSERT_ALERT, [a.model_dump(mode="python", include=_ALERT_FIELDS) for a in alerts]
-            )
+        if alerts:  # one executemany; building the rows by hand costs less than model_dump
+            self._conn.execute(_INSERT_ALERT, [{name: getattr(a, name) for name in _ALERT_FIELDS} for a in alerts])
 
     def count_firing(self, incident_id: int) -> int:
         return int(self._conn.execute(_COUNT_FIRING, {"incident_id": incident_id}).scalar_one())
