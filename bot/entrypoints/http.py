@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.adapters.alertmanager.payload import AmPayload, to_delivery
+from bot.adapters.alertmanager.payload import AmPayload, parse_delivery
 from bot.adapters.export.html import render_html
 from bot.domain.durations import parse_duration
 from bot.domain.errors import (
@@ -167,7 +167,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             metrics.webhook_requests.labels("too_large").inc()
             return error(413, "too_large", f"the body is over {limit} bytes")
         try:  # parsed and validated in one pass, from the bytes
-            delivery = to_delivery(AmPayload.model_validate_json(body))
+            delivery = parse_delivery(body)
         except ValidationError as exc:
             if not_json := [e for e in exc.errors() if e["type"] == "json_invalid"]:
                 # Not JSON, nested too deeply, an integer of thousands of digits, a lone surrogate.
@@ -182,7 +182,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             metrics.webhook_requests.labels("unavailable").inc()
             log.warning("webhook.storage_unavailable", error=str(exc))
             return error(503, "unavailable", "storage is unavailable; retry later")
-        metrics.webhook_requests.labels("accepted").inc()
+        metrics.webhook_accepted.inc()
         _count(metrics, outcome)
         schedule_follow_up(ctx, outcome)
         log.info("webhook.ingested", group_key=delivery.group_key, alerts=len(delivery.alerts),
@@ -403,8 +403,10 @@ class ExportFormat(StrEnum):
 
 
 def _count(metrics: Metrics, outcome: IngestOutcome) -> None:
-    metrics.alerts_ingested.labels("new").inc(outcome.new_alerts)
-    metrics.alerts_ingested.labels("resolved").inc(outcome.resolved_alerts)
-    metrics.alerts_ingested.labels("duplicate").inc(outcome.duplicates)
-    metrics.incidents_opened.labels("new").inc(len(outcome.opened))
-    metrics.incidents_opened.labels("reopened").inc(len(outcome.reopened))
+    for counter, amount in ((metrics.ingested["new"], outcome.new_alerts),
+                            (metrics.ingested["resolved"], outcome.resolved_alerts),
+                            (metrics.ingested["duplicate"], outcome.duplicates),
+                            (metrics.opened["new"], len(outcome.opened)),
+                            (metrics.opened["reopened"], len(outcome.reopened))):
+        if amount:
+            counter.inc(amount)

@@ -66,26 +66,32 @@ class IngestQueue:
             outcomes = self._record([item.delivery for item in batch])
         except Exception as exc:
             if len(batch) == 1:
-                _settle(batch[0], exc=exc)
+                _settle([(batch[0], exc)])
                 return
             for item in batch:  # find the one that fails; the others are recorded on their own
                 self._write([item])
             return
-        for item, outcome in zip(batch, outcomes, strict=True):
-            _settle(item, outcome=outcome)
+        _settle(list(zip(batch, outcomes, strict=True)))
 
 
-def _settle(item: _Item, *, outcome: IngestOutcome | None = None, exc: BaseException | None = None) -> None:
-    def done() -> None:
-        if item.future.done():
-            return
-        if exc is not None:
-            item.future.set_exception(exc)
+def _settle(results: list[tuple[_Item, IngestOutcome | BaseException]]) -> None:
+    """Hand the results to the event loops that wait for them: one wake-up per loop and batch,
+    not per delivery."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, IngestOutcome | BaseException]]] = {}
+    for item, result in results:
+        by_loop.setdefault(item.loop, []).append((item, result))
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, settled)
+        except RuntimeError:
+            log.warning("ingest.loop_closed")  # the server stopped while these deliveries were written
+
+
+def _resolve(settled: list[tuple[_Item, IngestOutcome | BaseException]]) -> None:
+    for item, result in settled:
+        if item.future.done():  # the request was cancelled (the client went away)
+            continue
+        if isinstance(result, BaseException):
+            item.future.set_exception(result)
         else:
-            assert outcome is not None
-            item.future.set_result(outcome)
-
-    try:
-        item.loop.call_soon_threadsafe(done)
-    except RuntimeError:
-        log.warning("ingest.loop_closed")  # the server stopped while this delivery was written
+            item.future.set_result(result)

@@ -36,6 +36,10 @@ class Metrics:
             ["how"],
             registry=self.registry,
         )
+        # Bound once: a labels() lookup per webhook costs as much as the counting.
+        self.ingested = {result: self.alerts_ingested.labels(result) for result in ("new", "resolved", "duplicate")}
+        self.opened = {how: self.incidents_opened.labels(how) for how in ("new", "reopened")}
+        self.webhook_accepted = self.webhook_requests.labels("accepted")
         self.request_latency = Histogram(
             "backout_http_request_duration_seconds",
             "HTTP request latency by route and method.",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
-from bot.adapters.alertmanager.payload import AmPayload, to_delivery
+from bot.adapters.alertmanager.payload import AmPayload, parse_delivery, to_delivery
 from bot.domain.models import AlertStatus
 from tests.conftest import delivery, payload, payload_names
 
@@ -47,3 +49,26 @@ def test_newer_fields_are_ignored_but_unknown_versions_are_not() -> None:
     AmPayload.model_validate(body)
     with pytest.raises(ValueError, match="version"):
         AmPayload.model_validate(payload("01") | {"version": "5"})
+
+
+def test_parsed_from_bytes_nul_is_shown_everywhere_and_an_escaped_backslash_is_not_nul() -> None:
+    """NUL in a key, a value, the group key: U+2400. The six characters `\\u0000` written with
+    an escaped backslash are text, kept as they are."""
+    body = payload("01")
+    body["groupKey"] = "g\x00"
+    body["alerts"][0]["labels"]["k\x00"] = "v\x00"
+    body["alerts"][1]["annotations"]["summary"] = "\\u0000 is how JSON writes NUL"
+    parsed = parse_delivery(json.dumps(body).encode())
+    assert parsed.group_key == "g\u2400"
+    assert parsed.alerts[0].labels["k\u2400"] == "v\u2400"
+    assert parsed.alerts[1].annotations["summary"] == "\\u0000 is how JSON writes NUL"
+    assert parsed == parse_delivery(json.dumps(body, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("text", ["\\ud800", "\\udc00", "x\\ud83dy"])
+def test_a_lone_surrogate_is_not_json(text: str) -> None:
+    """JSON may spell half a character; it is not text either database can store: refused."""
+    body = json.dumps(payload("01")).replace('"checkout"', f'"{text}"', 1).encode()
+    with pytest.raises(ValidationError) as caught:
+        parse_delivery(body)
+    assert caught.value.errors()[0]["type"] == "json_invalid"

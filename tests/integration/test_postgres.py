@@ -138,13 +138,13 @@ def test_a_nul_in_alert_text_is_stored_on_postgresql(engines: list[sa.Engine]) -
     """A NUL in a label or annotation is parsed to U+2400 at the border: PostgreSQL stores it."""
     import json
 
-    from bot.adapters.alertmanager.payload import AmPayload, to_delivery
+    from bot.adapters.alertmanager.payload import parse_delivery
     from tests.conftest import payload
 
     data = payload("01")
     data["alerts"][0]["labels"]["note"] = "a\x00b"
     data["alerts"][0]["annotations"]["summary"] = "\x00"
-    parsed = to_delivery(AmPayload.model_validate(json.loads(json.dumps(data))))
+    parsed = parse_delivery(json.dumps(data).encode())
     store = SqlStore(engines[0])
     outcome = ingest_delivery(store=store, delivery=parsed, playbooks=load_playbooks(PLAYBOOKS),
                               policy=IncidentPolicy(), now=NOW)

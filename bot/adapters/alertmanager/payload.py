@@ -14,16 +14,7 @@ _ZERO_TIME_YEAR = 1
 
 STATUS_MAP: dict[str, AlertStatus] = {"firing": AlertStatus.FIRING, "resolved": AlertStatus.RESOLVED}
 NUL_SHOWN = "\u2400"  # SYMBOL FOR NULL: PostgreSQL text cannot hold NUL; both databases store this
-
-
-def _text(value: str) -> str:
-    """Text as both databases can store it: NUL shown as U+2400; a lone surrogate (JSON's
-    "\\ud800", not a character) refused, so the sender learns the field."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains a lone surrogate: not valid Unicode text") from None
-    return value.replace("\x00", NUL_SHOWN)
+NUL_ESCAPE = b"\\u0000"  # how JSON writes NUL (a raw NUL byte inside a string is not JSON)
 
 
 def _instant(value: datetime) -> datetime:
@@ -36,7 +27,6 @@ def _instant(value: datetime) -> datetime:
         raise ValueError("is out of range once converted to UTC") from None
 
 
-Text = Annotated[str, AfterValidator(_text)]
 Instant = Annotated[datetime, AfterValidator(_instant)]
 
 
@@ -46,11 +36,11 @@ class AmAlert(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     status: Literal["firing", "resolved"]
-    labels: dict[Text, Text] = Field(max_length=200)
-    annotations: dict[Text, Text] = Field(default_factory=dict, max_length=200)
+    labels: dict[str, str] = Field(max_length=200)
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=200)
     starts_at: Instant = Field(alias="startsAt")
     ends_at: Instant | None = Field(default=None, alias="endsAt")
-    generator_url: Text = Field(default="", alias="generatorURL", max_length=8192)
+    generator_url: str = Field(default="", alias="generatorURL", max_length=8192)
     fingerprint: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
 
 
@@ -60,12 +50,12 @@ class AmPayload(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     version: Literal["4"]
-    group_key: Text = Field(alias="groupKey", min_length=1, max_length=4096)
+    group_key: str = Field(alias="groupKey", min_length=1, max_length=4096)
     status: Literal["firing", "resolved"]
-    receiver: Text = ""
-    group_labels: dict[Text, Text] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[Text, Text] = Field(default_factory=dict, alias="commonLabels")
-    external_url: Text = Field(default="", alias="externalURL")
+    receiver: str = ""
+    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
+    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
+    external_url: str = Field(default="", alias="externalURL")
     alerts: list[AmAlert] = Field(max_length=10_000)
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
 
@@ -74,6 +64,30 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.year == _ZERO_TIME_YEAR:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_delivery(body: bytes) -> Delivery:
+    """The webhook body, parsed and validated in one pass from its bytes, as a Delivery.
+    Raises pydantic's ValidationError: type `json_invalid` for what is not JSON (a lone
+    surrogate included: it is not text), field errors for what is JSON but not a payload."""
+    delivery = to_delivery(AmPayload.model_validate_json(body))
+    return _nul_shown(delivery) if NUL_ESCAPE in body else delivery
+
+
+def _nul_shown(delivery: Delivery) -> Delivery:
+    """NUL shown as U+2400 in every text of the delivery, as both databases can store it."""
+
+    def text(value: str) -> str:
+        return value.replace("\x00", NUL_SHOWN)
+
+    def mapping(values: dict[str, str]) -> dict[str, str]:
+        return {text(key): text(value) for key, value in values.items()}
+
+    alerts = tuple(a.model_copy(update={"labels": mapping(a.labels), "annotations": mapping(a.annotations),
+                                        "generator_url": text(a.generator_url)})
+                   for a in delivery.alerts)
+    return delivery.model_copy(update={"group_key": text(delivery.group_key), "receiver": text(delivery.receiver),
+                                       "external_url": text(delivery.external_url), "alerts": alerts})
 
 
 def to_delivery(payload: AmPayload) -> Delivery:
