@@ -4,12 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench bench-ranking clean
+.PHONY: install demo test lint unit bench bench-ranking constraints clean
 
-$(STAMP): pyproject.toml
+# Installs the versions the tests ran with (constraints.txt), not whatever is newest today.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,6 +41,15 @@ bench: $(STAMP)
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py
+
+# Re-resolve every dependency from pyproject.toml in a scratch venv and pin the result.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install --quiet -e '.[dev]'
+	{ head -n 2 constraints.txt; .venv-constraints/bin/pip freeze --exclude-editable | grep -v '^backout'; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

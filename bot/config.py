@@ -365,11 +365,59 @@ def load_settings(path: Path | None = None) -> Settings:
     data, root = _read_yaml(config_file) if config_file else ({}, None)
     if not isinstance(data, dict):
         raise ConfigError([Problem(label, "", "the top level must be a mapping of settings")])
+    if config_file is not None:
+        data = _anchored(data, Settings, config_file.resolve().parent)
     try:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_problems(exc, file=label, root=root)) from None
     return settings
+
+
+def _anchored(data: dict[str, Any], model: type[BaseModel], base: Path) -> dict[str, Any]:
+    """The file's relative paths made absolute against the file's folder, as Prometheus and
+    Alertmanager read theirs: every `Path` setting (secret files, playbooks, mirrors) and a
+    relative SQLite file. Values from the environment stay relative to the working directory."""
+    anchored = dict(data)
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None or value is None:
+            continue
+        kinds = _field_kinds(field.annotation)
+        if Path in kinds and isinstance(value, str) and value and not Path(value).is_absolute():
+            anchored[key] = str(base / value)
+        elif model is StorageSettings and key == "url" and isinstance(value, str):
+            anchored[key] = _anchored_sqlite(value, base)
+        elif model is RepoSettings and key == "url" and isinstance(value, str) and _local_path(value):
+            anchored[key] = str(base / value)
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                if isinstance(value, dict):
+                    anchored[key] = _anchored(value, kind, base)
+                elif isinstance(value, list):
+                    anchored[key] = [_anchored(item, kind, base) if isinstance(item, dict) else item
+                                     for item in value]
+    return anchored
+
+
+def _field_kinds(annotation: Any) -> list[Any]:
+    """The classes a field's annotation names: Path | None gives [Path, NoneType]; list[X] gives [X]."""
+    arguments = getattr(annotation, "__args__", None)
+    if arguments is None:
+        return [annotation]
+    return [kind for argument in arguments for kind in _field_kinds(argument)]
+
+
+def _local_path(url: str) -> bool:
+    """A relative local path: not `scheme://...`, not scp-like `host:path`, not absolute."""
+    return bool(url) and "://" not in url and ":" not in url.split("/")[0] and not Path(url).is_absolute()
+
+
+def _anchored_sqlite(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/") or url == prefix or ":memory:" in url:
+        return url
+    return prefix + str(base / url.removeprefix(prefix))
 
 
 def load_playbooks(directory: Path, *, known_repos: Iterable[str] | None = None) -> list[Playbook]:
@@ -428,7 +476,27 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([Problem(str(path), "", f"not valid YAML: {reason}", line)]) from None
+    if duplicates := list(_duplicate_keys(root, ())):
+        raise ConfigError([Problem(str(path), ".".join(where), f"is set twice (first on line {first}); "
+                                   "YAML keeps only the last, so one of them is a mistake", line)
+                           for where, first, line in duplicates])
     return ({} if data is None else data), root
+
+
+def _duplicate_keys(node: yaml.Node | None, where: tuple[str, ...]) -> Iterable[tuple[tuple[str, ...], int, int]]:
+    """(key path, first line, repeated line) for each key a mapping has twice."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            if name in seen:
+                yield (*where, name), seen[name], line
+            seen.setdefault(name, line)
+            yield from _duplicate_keys(value, (*where, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*where, str(index)))
 
 
 def _problems(exc: ValidationError, *, file: str, root: yaml.Node | None) -> list[Problem]:

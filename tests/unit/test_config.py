@@ -159,3 +159,39 @@ def test_check_names_missing_github_and_slack_credentials(tmp_path: Path) -> Non
     assert result.exit_code == 2
     for key in ("github.token", "slack.bot_token", "slack.channel", "slack.app_token"):
         assert f"{key}:" in result.output
+
+
+def test_relative_paths_in_the_file_resolve_against_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Prometheus and Alertmanager do: run from anywhere, the same files are meant."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    write(folder / "am-token", "token-0123456789abcdef\n")
+    config = write(folder / "config.yaml", (
+        "storage: {url: 'sqlite:///data/backout.db'}\nplaybooks_dir: playbooks\n"
+        "alertmanager: {auth: bearer, bearer_token_file: am-token}\ngit: {mirror_dir: mirrors}\n"
+        "repos:\n  - {name: local, url: ../gitops.git}\n  - {name: remote, url: 'git@github.com:acme/gitops.git'}\n"
+        "  - {name: https, url: 'https://github.com/acme/gitops.git'}\n"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BACKOUT_GIT__MIRROR_DIR", "from-env")
+    settings = load_settings(Path("etc/config.yaml"))
+    assert settings.storage.url == f"sqlite:///{folder}/data/backout.db"
+    assert settings.playbooks_dir == folder / "playbooks"
+    assert settings.alertmanager.bearer_token is not None
+    assert [repo.url for repo in settings.repos] == [
+        str(folder / "../gitops.git"), "git@github.com:acme/gitops.git", "https://github.com/acme/gitops.git"]
+    assert settings.git.mirror_dir == Path("from-env")  # the environment's paths are the shell's
+    assert config.is_file()
+
+
+@pytest.mark.parametrize(("text", "key", "line"), [
+    ("server:\n  port: 1\n  host: x\n  port: 2\n", "server.port", 4),
+    ("repos:\n  - name: a\n    url: u\n    name: b\n", "repos.0.name", 4),
+    ("chat: {kind: console}\nchat: {kind: slack}\n", "chat", 2),
+])
+def test_a_key_set_twice_is_an_error_with_both_lines(tmp_path: Path, text: str, key: str, line: int) -> None:
+    """YAML keeps the last of two equal keys, silently: Backout refuses the file instead."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path / "c.yaml", text))
+    [problem] = caught.value.problems
+    assert (problem.key, problem.line) == (key, line)
+    assert "set twice" in problem.reason
