@@ -1,54 +1,48 @@
-"""The `backout` command line."""
+"""The `backout` command line.
+
+Every incident command works either on the configured database or, with `--server URL`, on a
+running Backout through its HTTP API (as `amtool --alertmanager.url` and `kubectl --server` do).
+Modules are imported inside the commands that need them: `backout --help` and the read commands
+start in a fraction of a second. Exit codes: 0 done, 1 failed, 2 usage or config, 3 the revert
+conflicted and the incident branch was pushed instead.
+"""
 
 from __future__ import annotations
 
 import getpass
 import json
-import signal
-import threading
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
 
-import httpx
-import structlog
 import typer
-import uvicorn
 
-from bot import bootstrap
-from bot.adapters.export.html import render_html
-from bot.config import (
-    ConfigError,
-    Settings,
-    config_warnings,
-    find_config_file,
-    load_playbooks,
-    load_settings,
-    playbook_warnings,
-    serve_problems,
-)
-from bot.domain.durations import parse_duration
-from bot.domain.errors import BackoutError
-from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
-from bot.domain.playbooks import playbook_named
-from bot.domain.text import safe
-from bot.domain.verdicts import VerdictKind
-from bot.entrypoints.http import ExportFormat
-from bot.entrypoints.scheduler import start_scheduler
-from bot.replay import post_payloads
-from bot.services import act as act_service
-from bot.services import incidents as incident_service
-from bot.services import verdicts as verdict_service
-from bot.services.authors import notify_authors
-from bot.services.changelog import refresh_changes
-from bot.services.export import build_export, render_markdown
-from bot.services.notify import incident_lines
-from bot.services.presenters import incident_dict, incident_view_dict, ranking_dict
-from bot.services.text import render_incident, render_incident_list, when
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICTED = 1, 2, 3
+
+
+class Status(StrEnum):  # the incident statuses, without importing the domain for --help
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATING = "mitigating"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Format(StrEnum):  # bot.services.export.ExportFormat's values
+    MARKDOWN = "markdown"
+    JSON = "json"
+    HTML = "html"
+
 
 app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False)
 incidents_app = typer.Typer(help="List and show incidents.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports across incidents.", no_args_is_help=True)
@@ -60,35 +54,49 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="config file (else BACKOUT_CONFIG, else ./config.yaml)"),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 IdArgument = Annotated[str, typer.Argument(help="incident id: 7 or INC-7")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+@dataclass
+class Target:
+    """Where the incident commands act: a running server, or the configured database."""
+
+    config: Path | None = None
+    server: str | None = None
+    token: str | None = None
+    token_file: Path | None = None
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        typer.echo(f"backout {version('backout')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    server: Annotated[str | None, typer.Option(
+        "--server", envvar="BACKOUT_URL",
+        help="a running Backout's URL: act through its API instead of the database (env BACKOUT_URL)")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="BACKOUT_TOKEN", help="API token for --server (env BACKOUT_TOKEN)")] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", envvar="BACKOUT_TOKEN_FILE", help="file whose first line is the API token")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Options before the subcommand apply to it: `backout -c config.yaml incidents list`."""
+    ctx.obj = Target(config=config, server=server, token=token, token_file=token_file)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     typer.echo(message, err=True)
-    return typer.Exit(code)
-
-
-def settings_or_exit(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        raise fail(f"configuration error:\n{exc}", 2) from None
-
-
-@contextmanager
-def opened(config: Path | None, *, playbooks: bool = False) -> Iterator[bootstrap.App]:
-    """The app on the configured database, for commands that read or change incidents."""
-    try:
-        built = bootstrap.build(settings_or_exit(config), playbooks=None if playbooks else [])
-    except ConfigError as exc:
-        raise fail(f"configuration error:\n{exc}", 2) from None
-    try:
-        yield built
-    except BackoutError as exc:
-        raise fail(f"error: {exc}") from None
-    finally:
-        built.close()
+    raise typer.Exit(code)
 
 
 def echo_json(data: Any) -> None:
@@ -102,227 +110,173 @@ def operator() -> str:
         return "cli"
 
 
-class GracefulServer(uvicorn.Server):
-    """uvicorn, stopping on SIGTERM or SIGINT without re-raising the signal afterwards (uvicorn does,
-    which would end the process before the scheduler's running jobs finish and the store closes)."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+def target_of(ctx: typer.Context, config: Path | None) -> Target:
+    found = ctx.find_root().obj if ctx.find_root().obj is not None else Target()
+    assert isinstance(found, Target)
+    return Target(config=config or found.config, server=found.server, token=found.token,
+                  token_file=found.token_file)
 
 
-@app.command()
-def serve(config: ConfigOption = None) -> None:
-    """Run the HTTP server (webhook, API, metrics), the scheduler and, in Socket Mode, Slack."""
-    settings = settings_or_exit(config)
-    label = str(find_config_file(config) or "(defaults)")
-    problems = serve_problems(settings, file=label)
-    if problems:
-        raise fail("refusing to start:\n" + "\n".join(str(p) for p in problems), 2)
-    bootstrap.configure_logging(settings.logging)
+def settings_or_exit(config: Path | None, *, secrets: bool = True) -> Settings:
+    from bot.config import ConfigError, load_settings
+
     try:
-        built = bootstrap.build(settings)
+        return load_settings(config, secrets=secrets)
     except ConfigError as exc:
-        raise fail(f"configuration error:\n{exc}", 2) from None
+        fail(f"configuration error:\n{exc}", EXIT_USAGE)
+
+
+class Backend(Protocol):
+    """What the incident commands call: `bot.remote.BackoutClient` or `bot.local.LocalBackend`."""
+
+    def list_incidents(self, *, status: str | None, limit: int) -> dict[str, Any]: ...
+    def incident(self, ref: str) -> dict[str, Any]: ...
+    def suspects(self, ref: str) -> dict[str, Any]: ...
+    def acknowledge(self, ref: str, *, by: str) -> dict[str, Any]: ...
+    def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]: ...
+    def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]: ...
+    def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]: ...
+    def rollback(self, ref: str, *, commit: str, by: str) -> dict[str, Any]: ...
+    def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]: ...
+    def accuracy(self, *, since: str) -> dict[str, Any]: ...
+    def export(self, ref: str, *, format: str) -> str: ...
+    def close(self) -> None: ...
+
+
+@contextmanager
+def backend(ctx: typer.Context, config: Path | None, *, secrets: bool = False) -> Iterator[Backend]:
+    """The server's API with --server, else the configured database. `secrets`: the command
+    acts (Git, the forge, chat), so the config's secret files must be readable."""
+    from bot.domain.errors import BackoutError
+
+    target = target_of(ctx, config)
+    try:
+        if target.server:
+            from bot.remote import BackoutClient, read_token
+
+            chosen: Backend = BackoutClient(target.server, token=read_token(target.token, target.token_file))
+        else:
+            from bot.local import LocalBackend, NoDatabase
+
+            try:
+                chosen = LocalBackend(settings_or_exit(target.config, secrets=secrets))
+            except NoDatabase as exc:
+                fail(f"error: {exc}", EXIT_USAGE)
     except BackoutError as exc:
-        raise fail(f"cannot start: {exc}", 1) from None
-    warnings = [*config_warnings(settings, file=label), *playbook_warnings(settings, built.ctx.playbooks, file=label)]
-    for warning in warnings:
-        structlog.get_logger(__name__).warning("config.warning", key=warning.key, reason=warning.reason)
-    bootstrap.elect_leader(built)
-    scheduler = start_scheduler(built.ctx)
-    socket_mode = None
-    if built.ctx.slack is not None and settings.slack.mode == "socket" and settings.slack.app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        socket_mode = SocketModeHandler(built.ctx.slack.app, settings.slack.app_token.get_secret_value())
-        socket_mode.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
-    server = GracefulServer(uvicorn.Config(built.http, host=settings.server.host, port=settings.server.port,
-                                           log_level=settings.logging.level, access_log=False))
+        fail(f"error: {exc}")
     try:
-        server.run()
+        yield chosen
+    except BackoutError as exc:
+        fail(f"error: {exc}")
     finally:
-        if socket_mode is not None:
-            socket_mode.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
-        structlog.get_logger(__name__).info("serve.stopping", detail="waiting for running jobs")
-        scheduler.shutdown(wait=True)
-        built.close()
+        chosen.close()
 
 
-@app.command()
-def check(config: ConfigOption = None) -> None:
-    """Validate the config and every playbook; exit non-zero naming file, key and reason."""
-    settings = settings_or_exit(config)
-    label = str(find_config_file(config) or "(defaults)")
-    problems = serve_problems(settings, file=label)
+def _ref(text: str) -> str:
+    """`INC-7` from `7` or `INC-7`; a usage error otherwise."""
+    from bot.domain.errors import BackoutError
+    from bot.domain.models import format_incident_ref, parse_incident_ref
+
     try:
-        playbooks = load_playbooks(settings.playbooks_dir,
-                                   known_repos=[repo.name for repo in settings.repos])
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-        playbooks = []
-    if problems:
-        raise fail("\n".join(str(problem) for problem in problems), 2)
-    for warning in [*config_warnings(settings, file=label), *playbook_warnings(settings, playbooks, file=label)]:
-        typer.echo(f"warning: {warning}", err=True)
-    typer.echo(f"ok: {label}, {len(settings.repos)} repositories, "
-               f"{len(playbooks)} playbooks in {settings.playbooks_dir}: "
-               f"{', '.join(p.name for p in playbooks) or 'none'}")
+        return format_incident_ref(parse_incident_ref(text))
+    except BackoutError as exc:
+        fail(f"error: {exc}", EXIT_USAGE)
 
+
+# ---- reading ----
 
 @incidents_app.command("list")
 def incidents_list(
+    ctx: typer.Context,
     config: ConfigOption = None,
-    status: Annotated[IncidentStatus | None, typer.Option(help="only this status")] = None,
+    status: Annotated[Status | None, typer.Option(help="only this status")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List incidents, newest first."""
-    with opened(config) as built:
-        found = incident_service.list_incidents(store=built.ctx.store, status=status, limit=limit)
+    from bot.render import colour_on, incident_table
+
+    with backend(ctx, config) as chosen:
+        found = chosen.list_incidents(status=status.value if status else None, limit=limit)
     if as_json:
-        echo_json({"incidents": [incident_dict(incident) for incident in found]})
+        echo_json(found)
     else:
-        typer.echo(render_incident_list(found))
+        typer.echo(incident_table(found["incidents"], colour=colour_on()))
 
 
 @incidents_app.command("show")
-def incidents_show(incident: IdArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Show one incident with its alerts and timeline."""
-    with opened(config) as built:
-        view = incident_service.get_incident(store=built.ctx.store, incident_id=_ref(incident))
+def incidents_show(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None,
+                   as_json: JsonOption = False) -> None:
+    """Show one incident: alerts, suspects, actions and timeline."""
+    from bot.render import colour_on, incident_text
+
+    with backend(ctx, config) as chosen:
+        view = chosen.incident(_ref(incident))
     if as_json:
-        echo_json(incident_view_dict(view))
+        echo_json(view)
     else:
-        typer.echo(render_incident(view))
-
-
-def _change(incident: str, config: Path | None, target: IncidentStatus, note: str = "") -> None:
-    with opened(config) as built:
-        result = incident_service.change_status(
-            store=built.ctx.store, incident_id=_ref(incident), target=target, actor=Actor.USER,
-            actor_id=operator(), now=built.ctx.clock(), note=note,
-        )
-    typer.echo(result.message)
+        typer.echo(incident_text(view, colour=colour_on()))
 
 
 @app.command()
-def ack(incident: IdArgument, config: ConfigOption = None) -> None:
-    """Acknowledge an incident."""
-    _change(incident, config, IncidentStatus.ACKNOWLEDGED)
-
-
-@app.command()
-def resolve(
-    incident: IdArgument,
-    config: ConfigOption = None,
-    note: Annotated[str, typer.Option(help="why it is resolved")] = "",
-) -> None:
-    """Resolve an incident, with an optional note."""
-    _change(incident, config, IncidentStatus.RESOLVED, note)
-
-
-@app.command()
-def suspects(incident: IdArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def suspects(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None,
+             as_json: JsonOption = False) -> None:
     """Show the ranked suspects of an incident, with the reasons."""
-    with opened(config) as built:
-        view = incident_service.get_incident(store=built.ctx.store, incident_id=_ref(incident))
-    if as_json:
-        echo_json(ranking_dict(view.ranking))
-    else:
-        typer.echo("\n".join([f"{view.incident.ref} {safe(view.incident.title)}",
-                               *(safe(line, limit=2000) for line in incident_lines(view)[2:])]))
+    from bot.domain.text import safe
+    from bot.render import suspect_lines, suspects_heading
+
+    with backend(ctx, config) as chosen:
+        if as_json:
+            echo_json(chosen.suspects(_ref(incident)))
+            return
+        view = chosen.incident(_ref(incident))
+    typer.echo("\n".join([f"{view['ref']} {safe(view['title'])}", f"{suspects_heading(view['suspects'])}:",
+                           *(f"  {line}" for line in suspect_lines(view["suspects"]))]))
 
 
 @app.command()
-def rollback(
+def export(
+    ctx: typer.Context,
     incident: IdArgument,
-    commit: Annotated[str | None, typer.Option(help="the commit to revert (default: top suspect)")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
-    config: ConfigOption = None,
-) -> None:
-    """Revert a commit on a new branch `backout/INC-n/revert-<sha7>` and push it."""
-    number = _ref(incident)
-    with opened(config, playbooks=True) as built:
-        ctx = built.ctx
-        view = incident_service.get_incident(store=ctx.store, incident_id=number)
-        playbook = playbook_named(ctx.playbooks, view.incident.playbook)
-        if playbook is not None:
-            report = refresh_changes(store=ctx.store, git=ctx.git, repos=[r.repo for r in playbook.repos],
-                                     now=ctx.clock(), import_window=ctx.settings.git.import_window,
-                                     applied=ctx.applied)
-            for repo, reason in report.failed.items():
-                typer.echo(f"warning: could not refresh {repo}: {reason}", err=True)
-        plan = act_service.plan_rollback(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks,
-                                         incident_id=number, sha=commit)
-        change = plan.change
-        typer.echo(f"Revert {change.short} on {change.repo}: {safe(change.subject)}")
-        typer.echo(f"  by {safe(change.author)}, committed {when(change.committed_at)}")
-        for reason in plan.reasons:
-            typer.echo(f"  - {safe(reason)}")
-        for warning in plan.warnings:
-            typer.echo(f"  ! revert safety: {warning}")
-        typer.echo(f"  branch: {plan.branch}")
-        if not yes and not typer.confirm("Push this revert branch?", default=False):
-            raise fail("rollback cancelled: nothing was pushed")
-        result = act_service.rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier,
-                                      incident_id=number, change=change, actor=Actor.USER,
-                                      actor_id=operator(), now=ctx.clock(), forge=ctx.forge,
-                                      reviewers=ctx.reviewers(view.incident.playbook),
-                                      page_url=ctx.page_url(number))
-    typer.echo(result.message)
-
-
-@app.command()
-def verdict(
-    incident: IdArgument,
-    commit: Annotated[str, typer.Argument(help="the change that caused it (a sha prefix), or 'none'")],
-    not_it: Annotated[bool, typer.Option("--not", help="rule this change out instead")] = False,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.MARKDOWN,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Say what caused an incident: a change (`SHA`), not this change (`SHA --not`), or `none`."""
-    if commit.lower() == "none":
-        if not_it:
-            raise fail("error: --not needs a commit, not 'none'", 2)
-        kind, sha = VerdictKind.NO_CHANGE, None
-    else:
-        kind, sha = (VerdictKind.NOT_CULPRIT if not_it else VerdictKind.CULPRIT), commit
-    number = _ref(incident)
-    with opened(config, playbooks=True) as built:
-        found = verdict_service.record_verdict(
-            store=built.ctx.store, playbooks=built.ctx.playbooks, incident_id=number, kind=kind, sha=sha,
-            actor=Actor.USER, actor_id=operator(), now=built.ctx.clock())
-        notify_authors(store=built.ctx.store, forge=built.ctx.forge, playbooks=built.ctx.playbooks,
-                       incident_id=number, now=built.ctx.clock(), page_url=built.ctx.page_url(number))
+    """Export the incident for the post-incident review (Markdown, JSON or an HTML page)."""
+    chosen_format = Format.JSON if as_json and output is None else format
+    with backend(ctx, config) as chosen:
+        text = chosen.export(_ref(incident), format=chosen_format.value)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
     if as_json:
-        echo_json(found.model_dump(mode="json"))
+        echo_json({"incident": _ref(incident), "format": chosen_format.value, "output": str(output)})
     else:
-        typer.echo(f"INC-{number}: {found.kind.value}" + (f" {found.sha[:12]} on {found.repo}" if found.sha else ""))
+        typer.echo(f"wrote {output}")
 
 
 @report_app.command("accuracy")
 def report_accuracy(
+    ctx: typer.Context,
     since: Annotated[str, typer.Option(help="incidents opened within this long (30d, 12h)")] = "30d",
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """How often the first suspect was right, from responders' verdicts: by service and playbook."""
+    from bot.domain.durations import parse_duration
+    from bot.domain.text import safe
+
     try:
-        span = parse_duration(since)
+        parse_duration(since)
     except ValueError as exc:
-        raise fail(f"error: --since: {exc}", 2) from None
-    with opened(config) as built:
-        now = built.ctx.clock()
-        report = verdict_service.accuracy_report(store=built.ctx.store, since=now - span, now=now)
+        fail(f"error: --since: {exc}", EXIT_USAGE)
+    with backend(ctx, config) as chosen:
+        report = chosen.accuracy(since=since)
     if as_json:
         echo_json(report)
         return
@@ -333,72 +287,236 @@ def report_accuracy(
     rows += [(f"playbook {name}", figures) for name, figures in report["by_playbook"].items()]
     typer.echo(f"{'':<28}{'incidents':>10}{'precision@1':>13}{'recall@3':>10}{'abstained':>11}")
     for label, figures in rows:
-        cells = [figures["incidents"], figures["precision_at_1"], figures["recall_at_3"],
-                 figures["abstention_no_cause"]]
-        typer.echo(f"{safe(label)[:27]:<28}{cells[0]:>10}" + "".join(
-            f"{'-' if value is None else f'{value:.2f}':>{width}}" for value, width in zip(cells[1:], (13, 10, 11),
+        cells = [figures["precision_at_1"], figures["recall_at_3"], figures["abstention_no_cause"]]
+        typer.echo(f"{safe(label)[:27]:<28}{figures['incidents']:>10}" + "".join(
+            f"{'-' if value is None else f'{value:.2f}':>{width}}" for value, width in zip(cells, (13, 10, 11),
                                                                                           strict=True)))
 
 
-@app.command()
-def export(
-    incident: IdArgument,
-    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.MARKDOWN,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
-    config: ConfigOption = None,
-) -> None:
-    """Export the incident for the post-incident review (Markdown, JSON or an HTML page)."""
-    with opened(config) as built:
-        view = incident_service.get_incident(store=built.ctx.store, incident_id=_ref(incident))
-        document = build_export(view, generated_at=built.ctx.clock())
-    if format is ExportFormat.MARKDOWN:
-        text = render_markdown(document)
-    elif format is ExportFormat.HTML:
-        text = render_html(document)
+# ---- acting ----
+
+def _said(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        echo_json(result)
     else:
-        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    if output is None:
-        typer.echo(text, nl=False)
-        return
+        typer.echo(result["message"])
+
+
+@app.command()
+def ack(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Acknowledge an incident: someone is on it."""
+    with backend(ctx, config, secrets=True) as chosen:
+        _said(chosen.acknowledge(_ref(incident), by=operator()), as_json)
+
+
+@app.command()
+def resolve(
+    ctx: typer.Context,
+    incident: IdArgument,
+    config: ConfigOption = None,
+    note: Annotated[str, typer.Option(help="why it is resolved")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Resolve an incident, with an optional note."""
+    with backend(ctx, config, secrets=True) as chosen:
+        _said(chosen.resolve(_ref(incident), by=operator(), note=note), as_json)
+
+
+@app.command()
+def note(ctx: typer.Context, incident: IdArgument,
+         text: Annotated[str, typer.Argument(help="the note, for the timeline")],
+         config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Add a note to an incident's timeline."""
+    if not text.strip():
+        fail("error: a note needs some text", EXIT_USAGE)
+    with backend(ctx, config, secrets=True) as chosen:
+        added = chosen.note(_ref(incident), by=operator(), text=text)
+    if as_json:
+        echo_json(added)
+    else:
+        typer.echo(f"noted on {_ref(incident)}")
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    incident: IdArgument,
+    commit: Annotated[str | None, typer.Option(help="the commit to revert (default: top suspect)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revert a commit on a new branch `backout/INC-n/revert-<sha7>`, push it and, on a forge,
+    open its pull request (never merged by Backout). Shows what will be reverted and asks first.
+    Exit 3 when the revert conflicted and the incident branch was pushed instead."""
+    from bot.domain.text import safe
+    from bot.render import plan_text
+
+    ref = _ref(incident)
+    with backend(ctx, config, secrets=True) as chosen:
+        plan = chosen.rollback_plan(ref, commit=commit)
+        for warning in plan.get("refresh_warnings", []):
+            typer.echo(f"warning: {safe(warning, 500)}", err=True)
+        typer.echo(plan_text(plan), err=as_json)
+        if not yes:
+            if not sys.stdin.isatty() and not as_json:
+                typer.echo("(no terminal to confirm on: pass --yes to push without asking)", err=True)
+            if not typer.confirm("Push this revert branch?", default=False, err=as_json):
+                fail("rollback cancelled: nothing was pushed")
+        result = chosen.rollback(ref, commit=plan["sha"], by=operator())
+    if as_json:
+        echo_json(result)
+    else:
+        typer.echo(result["message"])
+        action = result["incident_branch"] if result["conflicted"] else result["action"]
+        if action and action.get("state") == "pushed" and not action.get("url"):
+            typer.echo(f"next: open a pull request from {action['branch']} on {action['repo']} and have it "
+                       "reviewed; your GitOps controller applies the revert once it is merged")
+    if result["conflicted"]:
+        raise typer.Exit(EXIT_CONFLICTED)
+
+
+@app.command()
+def verdict(
+    ctx: typer.Context,
+    incident: IdArgument,
+    commit: Annotated[str, typer.Argument(help="the change that caused it (a sha prefix), or 'none'")],
+    not_it: Annotated[bool, typer.Option("--not", help="rule this change out instead")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Say what caused an incident: a change (`SHA`), not this change (`SHA --not`), or `none`."""
+    if commit.lower() == "none":
+        if not_it:
+            fail("error: --not needs a commit, not 'none'", EXIT_USAGE)
+        kind, sha = "no_change", None
+    else:
+        kind, sha = ("not_culprit" if not_it else "culprit"), commit
+    ref = _ref(incident)
+    with backend(ctx, config, secrets=True) as chosen:
+        found = chosen.verdict(ref, verdict=kind, sha=sha, by=operator())
+    if as_json:
+        echo_json(found)
+    else:
+        typer.echo(f"{ref}: {found['kind']}" + (f" {found['sha'][:12]} on {found['repo']}" if found.get("sha") else ""))
+
+
+# ---- running and setting up ----
+
+@app.command()
+def serve(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Run the HTTP server (webhooks, API, metrics), the scheduler and, in Socket Mode, Slack."""
+    from bot.serve import run_server
+
+    raise typer.Exit(run_server(target_of(ctx, config).config, echo=lambda text: typer.echo(text, err=True)))
+
+
+@app.command()
+def check(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Validate the config and every playbook; exit 2 naming file, key, line and reason."""
+    from bot.config import (
+        ConfigError,
+        config_warnings,
+        find_config_file,
+        load_playbooks,
+        playbook_warnings,
+        serve_problems,
+    )
+
+    path = target_of(ctx, config).config
+    label = str(find_config_file(path) or "(defaults)")
     try:
-        output.write_text(text, encoding="utf-8")
+        from bot.config import load_settings
+
+        settings = load_settings(path)
+    except ConfigError as exc:
+        _checked(as_json, label, problems=[str(p) for p in exc.problems])
+    problems = serve_problems(settings, file=label)
+    try:
+        playbooks = load_playbooks(settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos])
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        playbooks = []
+    warnings = [*config_warnings(settings, file=label), *playbook_warnings(settings, playbooks, file=label)]
+    _checked(as_json, label, problems=[str(p) for p in problems], warnings=[str(w) for w in warnings],
+             summary=f"{label}, {len(settings.repos)} repositories, {len(playbooks)} playbooks in "
+                     f"{settings.playbooks_dir}: {', '.join(p.name for p in playbooks) or 'none'}",
+             playbooks=[p.name for p in playbooks])
+
+
+def _checked(as_json: bool, label: str, *, problems: list[str], warnings: list[str] = (),  # type: ignore[assignment]
+             summary: str = "", playbooks: list[str] = ()) -> NoReturn:  # type: ignore[assignment]
+    if as_json:
+        echo_json({"ok": not problems, "config": label, "problems": problems, "warnings": list(warnings),
+                   "playbooks": list(playbooks)})
+    else:
+        for line in problems:
+            typer.echo(line, err=True)
+        for line in warnings:
+            typer.echo(f"warning: {line}", err=True)
+        if not problems:
+            typer.echo(f"ok: {summary}")
+    raise typer.Exit(EXIT_USAGE if problems else 0)
+
+
+@app.command()
+def health(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Ask the local server's /healthz (the container health check): exit 0 if it answers ok."""
+    import urllib.request
+
+    settings = settings_or_exit(target_of(ctx, config).config, secrets=False)
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host  # noqa: S104
+    url = f"http://{host}:{settings.server.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as answer:
+            ok = answer.status == 200
     except OSError as exc:
-        raise fail(f"cannot write {output}: {exc.strerror}") from None
-    typer.echo(f"wrote {output}")
+        fail(f"{url}: {exc}")
+    if not ok:
+        fail(f"{url}: not ok")
+    typer.echo(f"{url}: ok")
 
 
 @app.command()
 def replay(
+    ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Alertmanager payload files, in order")],
     url: Annotated[str | None, typer.Option(help="server base URL (default from the config)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Post Alertmanager payload files to a running server, as Alertmanager would."""
-    settings = settings_or_exit(config)
+    import httpx
+
+    from bot.replay import post_payloads
+
+    settings = settings_or_exit(target_of(ctx, config).config)
     base = url or f"http://{settings.server.host}:{settings.server.port}"
     try:
         payloads = [(path.name, path.read_bytes()) for path in files]
     except OSError as exc:
-        raise fail(f"{exc.filename}: cannot read: {exc.strerror}") from None
+        fail(f"{exc.filename}: cannot read: {exc.strerror}")
     failed = 0
     try:
         for posted in post_payloads(base_url=base, settings=settings.alertmanager, payloads=payloads):
             failed += posted.status >= 300
             typer.echo(f"{posted.name}: {posted.status} {posted.body}")
     except httpx.HTTPError as exc:
-        raise fail(f"cannot reach {base}: {exc}") from None
+        fail(f"cannot reach {base}: {exc}")
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOption = None) -> None:
-    """Migrate the database to the newest schema."""
-    settings = settings_or_exit(config)
+def db_upgrade(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Create the database or migrate it to the newest schema."""
+    from bot import bootstrap
+    from bot.domain.errors import BackoutError
+
+    settings = settings_or_exit(target_of(ctx, config).config, secrets=False)
     try:
         revision = bootstrap.upgrade_database(settings)
     except BackoutError as exc:
-        raise fail(f"error: {exc}") from None
+        fail(f"error: {exc}")
     typer.echo(f"{bootstrap.describe_storage(settings)}: schema at {revision}")
 
 
@@ -410,13 +528,6 @@ def demo(
     from bot.demo import run_demo
 
     raise typer.Exit(run_demo(out=out, echo=typer.echo))
-
-
-def _ref(text: str) -> int:
-    try:
-        return parse_incident_ref(text)
-    except BackoutError as exc:
-        raise fail(f"error: {exc}") from None
 
 
 def main() -> None:

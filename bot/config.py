@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,9 @@ from bot.domain.incidents import IncidentPolicy
 from bot.domain.playbooks import Playbook
 
 DEFAULT_CONFIG = Path("config.yaml")
+# False while loading settings for a command that uses no secret: an unreadable `*_file` is
+# then left unset instead of refused (read commands run where the secrets are not mounted).
+_SECRETS_NEEDED: ContextVar[bool] = ContextVar("secrets_needed", default=True)
 
 
 class Section(BaseModel):
@@ -49,6 +53,8 @@ class Section(BaseModel):
             try:
                 secret = Path(path).read_text(encoding="utf-8").strip()
             except OSError as exc:
+                if not _SECRETS_NEEDED.get():
+                    continue  # a command that uses no secret (a read) runs without them
                 raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from None
             if not secret:
                 raise ValueError(f"{name}: {path} is empty")
@@ -126,6 +132,8 @@ class ApiSettings(Section):
         try:
             lines = Path(self.token_file).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
+            if not _SECRETS_NEEDED.get():
+                return self
             raise ValueError(f"token_file: cannot read {self.token_file}: {exc.strerror}") from None
         found = [SecretStr(line.strip()) for line in lines if line.strip() and not line.startswith("#")]
         if not found:
@@ -358,8 +366,17 @@ def find_config_file(explicit: Path | None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
 
 
-def load_settings(path: Path | None = None) -> Settings:
-    """Load and validate the settings; raise ConfigError naming file, key and line."""
+def load_settings(path: Path | None = None, *, secrets: bool = True) -> Settings:
+    """Load and validate the settings; raise ConfigError naming file, key and line. With
+    `secrets=False`, secret files that cannot be read are left unset (for read commands)."""
+    reset = _SECRETS_NEEDED.set(secrets)
+    try:
+        return _load_settings(path)
+    finally:
+        _SECRETS_NEEDED.reset(reset)
+
+
+def _load_settings(path: Path | None) -> Settings:
     config_file = find_config_file(path)
     label = str(config_file) if config_file else "(built-in defaults and environment)"
     data, root = _read_yaml(config_file) if config_file else ({}, None)

@@ -6,7 +6,6 @@ import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -35,6 +34,7 @@ from bot.domain.errors import (
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.verdicts import VerdictKind
 from bot.entrypoints.context import AppContext, SlackParts
+from bot.entrypoints.http_actions import register_incident_actions
 from bot.entrypoints.http_common import (
     BodyTooLarge,
     error,
@@ -48,7 +48,7 @@ from bot.entrypoints.webhook_auth import ApiAuth, WebhookAuth
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.authors import notify_authors
-from bot.services.export import build_export, render_markdown
+from bot.services.export import ExportFormat, build_export, render_markdown
 from bot.services.ingest import IngestOutcome
 from bot.services.presenters import event_dict, incident_dict, incident_view_dict, ranking_dict
 
@@ -215,6 +215,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         if page_of is not None and request.query_params.get("t"):
             why = "the link's token is not valid or has expired: ask for a new link, or send an API token"
         return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
+
+    register_incident_actions(app, ctx, refused=refused)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -393,13 +395,8 @@ class VerdictBody(BaseModel):
 
     verdict: VerdictKind
     sha: str | None = Field(default=None, max_length=64)
-    by: str | None = Field(default=None, max_length=100, pattern=r"^[\w.@+-]+$")
+    by: str | None = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$")
 
-
-class ExportFormat(StrEnum):
-    JSON = "json"
-    MARKDOWN = "markdown"
-    HTML = "html"
 
 
 def _count(metrics: Metrics, outcome: IngestOutcome) -> None:

@@ -127,16 +127,22 @@ def rollback(
 
 def revert_safety(git: GitRepos, change: Change) -> tuple[str, ...]:
     """What a revert of this change may not undo (from its paths and its diff)."""
+    return revert_warnings(change.paths, _patch(git, change))
+
+
+def _patch(git: GitRepos, change: Change) -> str:
     try:
-        patch = git.patch(change.repo, change.sha)
+        return git.patch(change.repo, change.sha)
     except BackoutError:
-        patch = ""  # the paths alone still give most warnings
-    return revert_warnings(change.paths, patch)
+        return ""  # the paths alone still give most warnings
+
+
+PLAN_DIFF_LINES = 40  # what a confirmation shows of the diff; the pull request has it whole
 
 
 @dataclass(frozen=True)
 class RollbackPlan:
-    """What a person sees and confirms before a rollback starts (CLI prompt, Slack modal)."""
+    """What a person sees and confirms before a rollback starts (CLI prompt, Slack modal, API)."""
 
     incident_id: int
     incident_ref: str
@@ -144,20 +150,41 @@ class RollbackPlan:
     branch: str
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    diff: str = ""  # shortened to PLAN_DIFF_LINES, with a line saying how much more there is
 
 
 def plan_rollback(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], incident_id: int,
                   sha: str | None) -> RollbackPlan:
-    """The commit to revert (the top suspect, or `sha`), why, and its revert-safety warnings."""
+    """The commit to revert (the top suspect, or `sha`), why, what it touches and its
+    revert-safety warnings."""
     view = get_incident(store=store, incident_id=incident_id)
     change = choose_commit(store=store, playbook=playbook_named(playbooks, view.incident.playbook),
                            incident_id=incident_id, sha=sha)
     suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
+    patch = _patch(git, change)
+    lines = patch.splitlines()
+    diff = "\n".join(lines[:PLAN_DIFF_LINES])
+    if len(lines) > PLAN_DIFF_LINES:
+        diff += f"\n... {len(lines) - PLAN_DIFF_LINES} more lines of diff"
     return RollbackPlan(
         incident_id=incident_id, incident_ref=view.incident.ref, change=change,
         branch=revert_branch(incident_id, change.sha),
         reasons=suspect.reasons if suspect else ("chosen by hand: not among the ranked suspects",),
-        warnings=revert_safety(git, change))
+        warnings=revert_warnings(change.paths, patch), files=tuple(change.paths), diff=diff)
+
+
+def confirmed_rollback(*, store: Store, git: GitRepos, notifier: Notifier, forge: Forge | None,
+                       playbooks: Sequence[Playbook], incident_id: int, sha: str, actor: Actor, actor_id: str,
+                       now: datetime, page_url: str | None) -> ActionResult:
+    """The rollback a person confirmed (chat button, CLI prompt, API): the commit they saw, with
+    the playbook's reviewers on the pull request."""
+    view = get_incident(store=store, incident_id=incident_id)
+    playbook = playbook_named(playbooks, view.incident.playbook)
+    change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=sha)
+    return rollback(store=store, git=git, notifier=notifier, incident_id=incident_id, change=change, actor=actor,
+                    actor_id=actor_id, now=now, forge=forge, page_url=page_url,
+                    reviewers=playbook.actions.reviewers if playbook else ())
 
 
 def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: Incident, change: Change,

@@ -126,13 +126,9 @@ class ChatCommands:
 
     def rollback(self, number: int, *, sha: str, user: str) -> str:
         """The confirmed rollback; slow work (git, GitHub): run it off the request thread."""
-        view = incident_service.get_incident(store=self.store, incident_id=number)
-        playbook = playbook_named(self.playbooks, view.incident.playbook)
-        change = act.choose_commit(store=self.store, playbook=playbook, incident_id=number, sha=sha)
-        result = act.rollback(store=self.store, git=self.git, notifier=self.notifier, incident_id=number,
-                              change=change, actor=Actor.USER, actor_id=user, now=self.clock(),
-                              forge=self.forge, reviewers=playbook.actions.reviewers if playbook else (),
-                              page_url=self.page_url(number))
+        result = act.confirmed_rollback(store=self.store, git=self.git, notifier=self.notifier, forge=self.forge,
+                                        playbooks=self.playbooks, incident_id=number, sha=sha, actor=Actor.USER,
+                                        actor_id=user, now=self.clock(), page_url=self.page_url(number))
         return result.message
 
     def branch(self, number: int, *, user: str) -> Reply:

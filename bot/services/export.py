@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from bot.domain.durations import human_duration
@@ -14,6 +15,12 @@ from bot.services.incidents import IncidentView
 
 SCHEMA = "https://backout.dev/schemas/incident-export/v1"
 SCHEMA_VERSION = 1
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    MARKDOWN = "markdown"
+    HTML = "html"
 
 
 def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.domain.durations import format_duration
 from bot.domain.grouping import incident_title, route_alert
 from bot.domain.incidents import IncidentPolicy, transition
 from bot.domain.models import (
@@ -227,7 +228,7 @@ class _Ingestion:
         if latest is not None and latest.id is not None and self.policy.may_reopen(latest, now=self.now):
             reopened = self._update(transition(latest, IncidentStatus.OPEN, now=self.now))
             self._event(latest.id, EventKind.INCIDENT_REOPENED,
-                        f"Reopened: {name} fired again within {self.policy.reopen_within} "
+                        f"Reopened: {name} fired again within {format_duration(self.policy.reopen_within)} "
                         "of the resolution", {"fingerprint": received.fingerprint})
             self.outcome.reopened.append(reopened)
             return reopened

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain.actions import Action
+from bot.domain.actions import Action, ActionState
 from bot.domain.models import Alert, Incident, TimelineEvent
 from bot.domain.suspects import Ranking
-from bot.services.incidents import IncidentView
+from bot.services.act import ActionResult, RollbackPlan
+from bot.services.incidents import CommandResult, IncidentView
 
 
 def incident_dict(incident: Incident) -> dict[str, Any]:
@@ -53,3 +54,30 @@ def incident_view_dict(view: IncidentView) -> dict[str, Any]:
         "actions": [action_dict(action) for action in view.actions],
         "timeline": [event_dict(event) for event in view.timeline],
     }
+
+
+def plan_dict(plan: RollbackPlan) -> dict[str, Any]:
+    """What a rollback will revert and why: the API's answer before the confirmation."""
+    change = plan.change
+    return {
+        "incident": plan.incident_ref, "repo": change.repo, "sha": change.sha, "short": change.short,
+        "subject": change.subject, "author": change.author, "committed_at": change.committed_at.isoformat(),
+        "branch": plan.branch, "reasons": list(plan.reasons), "warnings": list(plan.warnings),
+        "files": list(plan.files), "diff": plan.diff,
+    }
+
+
+def rollback_dict(result: ActionResult) -> dict[str, Any]:
+    """What a rollback did. `conflicted`: the revert did not apply, and the incident branch
+    (`incident_branch`) was pushed instead for a person to finish by hand."""
+    return {
+        "message": result.message,
+        "conflicted": result.action.state is ActionState.CONFLICTED,
+        "action": action_dict(result.action),
+        "incident_branch": action_dict(result.branch_action) if result.branch_action else None,
+    }
+
+
+def status_dict(result: CommandResult) -> dict[str, Any]:
+    return {"ref": result.incident.ref, "status": result.incident.status.value, "changed": result.changed,
+            "message": result.message}

@@ -10,6 +10,7 @@ from datetime import datetime
 from urllib.parse import parse_qs, urlparse
 
 from bot.domain.actions import ActionState
+from bot.domain.durations import format_duration
 from bot.domain.errors import BackoutError
 from bot.domain.incidents import IncidentPolicy, transition
 from bot.domain.models import Actor, Alert, AlertStatus, Delivery, IncidentStatus, TimelineEvent
@@ -232,7 +233,7 @@ def resolve_cleared(*, store: Store, notifier: Notifier, policy: IncidentPolicy,
             tx.incidents.save(transition(incident, IncidentStatus.RESOLVED, now=now))
             tx.timeline.append(event(
                 incident_id=incident.id or 0, at=now, kind=EventKind.INCIDENT_RESOLVED, actor=Actor.SCHEDULER,
-                text=f"Resolved: all its alerts and probes clear for {policy.clear_for}",
+                text=f"Resolved: all its alerts and probes clear for {format_duration(policy.clear_for)}",
                 data={"reason": "clear_for"}))
             resolved.append(incident.id or 0)
         return resolved

@@ -80,11 +80,11 @@ def test_ack_and_resolve_are_on_the_timeline_with_the_person(config: Path) -> No
 
 
 def test_errors_are_clear_and_exit_non_zero(config: Path) -> None:
-    """Unknown or malformed ids, and impossible transitions, say so and exit 1."""
+    """An unknown id and an impossible transition fail (1); a malformed id is usage (2)."""
     result = runner.invoke(cli, ["ack", "INC-99", "--config", str(config)])
     assert (result.exit_code, "INC-99 does not exist" in result.output) == (1, True)
     result = runner.invoke(cli, ["ack", "seven", "--config", str(config)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "not an incident id" in result.output
     invoke("resolve", "2", "--config", str(config))
     result = runner.invoke(cli, ["ack", "2", "--config", str(config)])

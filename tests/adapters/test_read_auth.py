@@ -83,3 +83,33 @@ def test_no_token_configured_refuses_reads_with_the_reason(
         answer = client.get("/api/incidents")
     assert answer.status_code == 401
     assert "api.tokens" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/api/incidents/INC-1/ack", {}), ("POST", "/api/incidents/INC-1/resolve", {"note": "x"}),
+    ("POST", "/api/incidents/INC-1/notes", {"text": "x"}), ("GET", "/api/incidents/INC-1/rollback", None),
+    ("POST", "/api/incidents/INC-1/rollback", {"commit": "a" * 40}),
+])
+def test_every_write_needs_a_token_and_changes_nothing_without(app: bootstrap.App, method: str, path: str,
+                                                               body: dict[str, str] | None) -> None:
+    with TestClient(app.http) as client:
+        before = client.get("/api/incidents/1/timeline", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        refused = client.request(method, path, json=body)
+        assert refused.status_code == 401
+        after = client.get("/api/incidents/1/timeline", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        assert after == before
+
+
+def test_a_rollback_is_confirmed_with_the_full_sha_the_plan_showed(app: bootstrap.App) -> None:
+    """A sha prefix, a missing commit or an unknown field: 422 before anything runs."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app.http) as client:
+        for body in ({}, {"commit": "abc1234"}, {"commit": "a" * 40, "yes": True}):
+            answer = client.post("/api/incidents/INC-1/rollback", json=body, headers=headers)
+            assert answer.status_code == 422, body
+        assert client.post("/api/incidents/INC-1/notes", json={"text": ""}, headers=headers).status_code == 422
+        acked = client.post("/api/incidents/INC-1/ack", json={"by": "cli:alice"}, headers=headers)
+        assert acked.json()["changed"] is True
+        assert client.post("/api/incidents/INC-1/ack", headers=headers).json()["changed"] is False
+        last = client.get("/api/incidents/1/timeline", headers=headers).json()["timeline"][-1]
+        assert (last["kind"], last["actor_id"]) == ("incident.acknowledged", "api:cli:alice")

@@ -1,0 +1,105 @@
+"""The API's writes on an incident: acknowledge, resolve, note, and the rollback in two steps
+(GET the plan, POST it back with the full sha it showed). What the CLI uses with `--server`;
+behind the same bearer token as the reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.entrypoints.context import AppContext
+from bot.services import act
+from bot.services import incidents as incident_service
+from bot.services.notify import incident_update
+from bot.services.presenters import event_dict, plan_dict, rollback_dict, status_dict
+
+Refusal = Callable[[Request], JSONResponse | None]
+Who = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$", description="who asks, for the timeline")
+
+
+class StatusBody(BaseModel):
+    """`{"by": "<who>"}`; a resolution may carry `note`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = Who
+    note: str = Field(default="", max_length=4000)
+
+
+class NoteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=4000)
+    by: str | None = Who
+
+
+class RollbackBody(BaseModel):
+    """The confirmation: the full sha the plan (`GET .../rollback`) showed, so nobody reverts a
+    commit they did not see, and a ranking that changed in between reverts nothing unseen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    commit: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$", description="the plan's full sha")
+    by: str | None = Who
+
+
+def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
+    def actor_id(by: str | None) -> str:
+        return f"api:{by}" if by else "api"
+
+    def change(ref: str, request: Request, body: StatusBody, target: IncidentStatus) -> JSONResponse:
+        if denied := refused(request):
+            return denied
+        number = parse_incident_ref(ref)
+        result = incident_service.change_status(store=ctx.store, incident_id=number, target=target, actor=Actor.USER,
+                                                actor_id=actor_id(body.by), now=ctx.clock(), note=body.note)
+        if result.changed:
+            incident_update(store=ctx.store, notifier=ctx.notifier, incident_id=number, kind=target.value)
+        return JSONResponse(status_dict(result))
+
+    @app.post("/api/incidents/{ref}/ack")
+    def acknowledge(ref: str, request: Request, body: StatusBody | None = None) -> JSONResponse:
+        """Acknowledge: someone is on it. Asking again changes nothing (`changed: false`)."""
+        return change(ref, request, body or StatusBody(), IncidentStatus.ACKNOWLEDGED)
+
+    @app.post("/api/incidents/{ref}/resolve")
+    def resolve(ref: str, request: Request, body: StatusBody | None = None) -> JSONResponse:
+        """Resolve, with an optional note for the timeline."""
+        return change(ref, request, body or StatusBody(), IncidentStatus.RESOLVED)
+
+    @app.post("/api/incidents/{ref}/notes")
+    def note(ref: str, request: Request, body: NoteBody) -> JSONResponse:
+        """A note on the timeline."""
+        if denied := refused(request):
+            return denied
+        added = incident_service.add_note(store=ctx.store, incident_id=parse_incident_ref(ref), text=body.text,
+                                          actor=Actor.USER, actor_id=actor_id(body.by), now=ctx.clock())
+        return JSONResponse(event_dict(added), status_code=201)
+
+    @app.get("/api/incidents/{ref}/rollback", response_model=None)
+    def rollback_plan(ref: str, request: Request, commit: str | None = None) -> dict[str, Any] | JSONResponse:
+        """What a rollback would revert (the top suspect, or `commit`): why, the files, the diff
+        (shortened), the revert-safety warnings and the branch. Nothing is changed."""
+        if denied := refused(request):
+            return denied
+        return plan_dict(act.plan_rollback(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks,
+                                           incident_id=parse_incident_ref(ref), sha=commit))
+
+    @app.post("/api/incidents/{ref}/rollback")
+    def rollback(ref: str, request: Request, body: RollbackBody) -> JSONResponse:
+        """Revert the commit the plan showed on `backout/INC-n/revert-<sha7>` and, on a forge,
+        open its pull request (never merged). `conflicted: true`: the revert did not apply and
+        the incident branch was pushed instead."""
+        if denied := refused(request):
+            return denied
+        number = parse_incident_ref(ref)
+        result = act.confirmed_rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge,
+                                        playbooks=ctx.playbooks, incident_id=number, sha=body.commit,
+                                        actor=Actor.USER, actor_id=actor_id(body.by), now=ctx.clock(),
+                                        page_url=ctx.page_url(number))
+        return JSONResponse(rollback_dict(result))

@@ -1,0 +1,185 @@
+"""The CLI's work on the configured database, without a server: the same calls and the same
+answers (the API's JSON shapes) as `bot.remote.BackoutClient`, so every command prints the
+same thing either way. Reads open only the store; actions build the app (Git, the forge, chat).
+Neither creates a database: a read run from the wrong folder says so instead of finding none."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+
+from bot.config import Settings
+from bot.domain.errors import BackoutError
+from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.domain.verdicts import VerdictKind
+
+if TYPE_CHECKING:
+    from bot.bootstrap import App
+    from bot.domain.ports import Store
+
+
+class NoDatabase(BackoutError):
+    """The configured SQLite file does not exist: nothing was ever recorded there."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None for another database or an in-memory one)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+class LocalBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        path = sqlite_file(settings.storage.url)
+        if path is not None and not path.is_file():
+            raise NoDatabase(f"no database at {path.resolve()} (storage.url {settings.storage.url}): "
+                             "run from the config's folder, pass --config, or --server for a running Backout")
+        self._store: Store | None = None
+        self._app: App | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            if self._app is not None:
+                self._store = self._app.ctx.store
+            else:
+                from bot.adapters.storage.engine import create_engine
+                from bot.adapters.storage.store import SqlStore
+
+                self._store = SqlStore(create_engine(self.settings.storage.url))
+        return self._store
+
+    @property
+    def app(self) -> App:
+        """The whole app, for the commands that act (Git, the forge, chat)."""
+        if self._app is None:
+            from bot import bootstrap
+
+            self._app = bootstrap.build(self.settings, upgrade_sqlite=False)
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+    # ---- reads ----
+    def list_incidents(self, *, status: str | None, limit: int) -> dict[str, Any]:
+        from bot.services import incidents
+        from bot.services.presenters import incident_dict
+
+        found = incidents.list_incidents(store=self.store, status=IncidentStatus(status) if status else None,
+                                         limit=limit)
+        return {"incidents": [incident_dict(incident) for incident in found]}
+
+    def incident(self, ref: str) -> dict[str, Any]:
+        from bot.services import incidents
+        from bot.services.presenters import incident_view_dict
+
+        return incident_view_dict(incidents.get_incident(store=self.store, incident_id=parse_incident_ref(ref)))
+
+    def suspects(self, ref: str) -> dict[str, Any]:
+        from bot.services import incidents
+        from bot.services.presenters import ranking_dict
+
+        return ranking_dict(incidents.get_ranking(store=self.store, incident_id=parse_incident_ref(ref)))
+
+    def accuracy(self, *, since: str) -> dict[str, Any]:
+        from bot.domain.durations import parse_duration
+        from bot.services import verdicts
+
+        now = datetime.now(UTC)
+        return verdicts.accuracy_report(store=self.store, since=now - parse_duration(since), now=now)
+
+    def export(self, ref: str, *, format: str) -> str:
+        from bot.services import incidents
+        from bot.services.export import ExportFormat, build_export, render_markdown
+
+        document = build_export(incidents.get_incident(store=self.store, incident_id=parse_incident_ref(ref)),
+                                generated_at=datetime.now(UTC))
+        if format == ExportFormat.MARKDOWN:
+            return render_markdown(document)
+        if format == ExportFormat.HTML:
+            from bot.adapters.export.html import render_html
+
+            return render_html(document)
+        import json
+
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+    # ---- actions ----
+    def acknowledge(self, ref: str, *, by: str) -> dict[str, Any]:
+        return self._status(ref, IncidentStatus.ACKNOWLEDGED, by=by)
+
+    def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]:
+        return self._status(ref, IncidentStatus.RESOLVED, by=by, note=note)
+
+    def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]:
+        from bot.services import incidents
+        from bot.services.presenters import event_dict
+
+        ctx = self.app.ctx
+        return event_dict(incidents.add_note(store=ctx.store, incident_id=parse_incident_ref(ref), text=text,
+                                             actor=Actor.USER, actor_id=by, now=ctx.clock()))
+
+    def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]:
+        from bot.domain.playbooks import playbook_named
+        from bot.services import act, incidents
+        from bot.services.changelog import refresh_changes
+        from bot.services.presenters import plan_dict
+
+        ctx = self.app.ctx
+        number = parse_incident_ref(ref)
+        playbook = playbook_named(ctx.playbooks, incidents.get_incident(store=ctx.store, incident_id=number)
+                                  .incident.playbook)
+        warnings: list[str] = []
+        if playbook is not None:  # the newest history first: the plan must show what is there now
+            report = refresh_changes(store=ctx.store, git=ctx.git, repos=[r.repo for r in playbook.repos],
+                                     now=ctx.clock(), import_window=ctx.settings.git.import_window,
+                                     applied=ctx.applied)
+            warnings = [f"could not refresh {repo}: {reason}" for repo, reason in report.failed.items()]
+        plan = plan_dict(act.plan_rollback(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks,
+                                           incident_id=number, sha=commit))
+        return {**plan, "refresh_warnings": warnings}
+
+    def rollback(self, ref: str, *, commit: str, by: str) -> dict[str, Any]:
+        from bot.services import act
+        from bot.services.presenters import rollback_dict
+
+        ctx = self.app.ctx
+        number = parse_incident_ref(ref)
+        return rollback_dict(act.confirmed_rollback(
+            store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge, playbooks=ctx.playbooks,
+            incident_id=number, sha=commit, actor=Actor.USER, actor_id=by, now=ctx.clock(),
+            page_url=ctx.page_url(number)))
+
+    def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
+        from bot.services import verdicts
+        from bot.services.authors import notify_authors
+
+        ctx = self.app.ctx
+        number = parse_incident_ref(ref)
+        found = verdicts.record_verdict(store=ctx.store, playbooks=ctx.playbooks, incident_id=number,
+                                        kind=VerdictKind(verdict), sha=sha, actor=Actor.USER, actor_id=by,
+                                        now=ctx.clock())
+        notify_authors(store=ctx.store, forge=ctx.forge, playbooks=ctx.playbooks, incident_id=number,
+                       now=ctx.clock(), page_url=ctx.page_url(number))
+        return found.model_dump(mode="json")
+
+    def _status(self, ref: str, target: IncidentStatus, *, by: str, note: str = "") -> dict[str, Any]:
+        from bot.services import incidents
+        from bot.services.notify import incident_update
+        from bot.services.presenters import status_dict
+
+        ctx = self.app.ctx
+        number = parse_incident_ref(ref)
+        result = incidents.change_status(store=ctx.store, incident_id=number, target=target, actor=Actor.USER,
+                                         actor_id=by, now=ctx.clock(), note=note)
+        if result.changed:
+            incident_update(store=ctx.store, notifier=ctx.notifier, incident_id=number, kind=target.value)
+        return status_dict(result)

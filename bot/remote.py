@@ -1,0 +1,115 @@
+"""A running Backout's HTTP API, as the CLI uses it with `--server` (like `amtool
+--alertmanager.url` or `kubectl --server`): on-call engineers need neither a shell in the pod
+nor the database's credentials, only the URL and an API token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.domain.errors import BackoutError
+
+
+class RemoteError(BackoutError):
+    """The server refused or could not be reached; the message says which and what to do."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def read_token(token: str | None, token_file: Path | None) -> str | None:
+    """`--token`, else the first line of `--token-file`."""
+    if token:
+        return token.strip()
+    if token_file is None:
+        return None
+    try:
+        lines = token_file.read_text(encoding="utf-8").split()
+    except OSError as exc:
+        raise RemoteError(f"--token-file {token_file}: cannot read: {exc.strerror}") from None
+    if not lines:
+        raise RemoteError(f"--token-file {token_file}: the file is empty")
+    return lines[0]
+
+
+class BackoutClient:
+    """One method per API call; answers are the API's JSON, errors are RemoteError."""
+
+    def __init__(self, server: str, *, token: str | None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        if not server.startswith(("http://", "https://")):
+            raise RemoteError(f"--server {server}: give a URL, like http://backout.example:8080")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.server = server.rstrip("/")
+        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def list_incidents(self, *, status: str | None, limit: int) -> dict[str, Any]:
+        return self._json("GET", "/api/incidents", params={"limit": limit, **({"status": status} if status else {})})
+
+    def incident(self, ref: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/incidents/{ref}")
+
+    def suspects(self, ref: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/incidents/{ref}/suspects")
+
+    def acknowledge(self, ref: str, *, by: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/ack", json={"by": by})
+
+    def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/resolve", json={"by": by, "note": note})
+
+    def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/notes", json={"by": by, "text": text})
+
+    def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]:
+        return self._json("GET", f"/api/incidents/{ref}/rollback", params={"commit": commit} if commit else None)
+
+    def rollback(self, ref: str, *, commit: str, by: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/rollback", json={"commit": commit, "by": by})
+
+    def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/verdict", json={"verdict": verdict, "sha": sha, "by": by})
+
+    def accuracy(self, *, since: str) -> dict[str, Any]:
+        return self._json("GET", "/api/report/accuracy", params={"since": since})
+
+    def export(self, ref: str, *, format: str) -> str:
+        return self._call("GET", f"/api/incidents/{ref}/export", params={"format": format}).text
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        answer = self._call(method, path, **kwargs).json()
+        if not isinstance(answer, dict):
+            raise RemoteError(f"{self.server}{path}: the answer is not a JSON object")
+        return answer
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise RemoteError(f"{self.server} did not answer in time ({method} {path})") from None
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.server}: {exc}") from None
+        if response.status_code < 400:
+            return response
+        raise RemoteError(_explain(response), status=response.status_code)
+
+
+def _explain(response: httpx.Response) -> str:
+    """The server's own error text, with what to do for the usual ones."""
+    try:
+        body = response.json()
+        detail = body.get("detail", body) if isinstance(body, dict) else body
+    except ValueError:
+        detail = response.text[:300]
+    if isinstance(detail, list):  # validation errors: where and why
+        detail = "; ".join(f"{d.get('loc', '')}: {d.get('msg', '')}" if isinstance(d, dict) else str(d)
+                           for d in detail)
+    hint = {401: " (give --token or --token-file with an API token: api.tokens on the server)",
+            404: "", 503: " (the server's storage is unavailable; try again shortly)"}.get(response.status_code, "")
+    return f"{response.status_code}: {detail}{hint}"

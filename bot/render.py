@@ -1,0 +1,119 @@
+"""The CLI's text, from the API's JSON shapes (what `--json` prints): one rendering whether the
+answer came from a running server or from the local database. Untrusted text goes through
+`safe`; colour only on a terminal, and never with NO_COLOR set."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+from bot.domain.text import safe
+
+MAX_SUSPECTS = 5
+STATUS_COLOUR = {"open": "red", "acknowledged": "yellow", "mitigating": "yellow", "resolved": "green",
+                 "closed": "bright_black"}
+_CODES = {"red": 31, "green": 32, "yellow": 33, "bold": 1, "bright_black": 90}
+
+
+def colour_on(stream: Any = None) -> bool:
+    """Colour for a terminal that has not asked for none (https://no-color.org)."""
+    stream = stream or sys.stdout
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def paint(text: str, colour: str | None, *, on: bool) -> str:
+    if not on or colour is None or colour not in _CODES:
+        return text
+    return f"\x1b[{_CODES[colour]}m{text}\x1b[0m"
+
+
+def when(value: str | None) -> str:
+    """`2026-11-21 22:21:00Z` from the API's ISO time."""
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def incident_table(incidents: list[dict[str, Any]], *, colour: bool = False) -> str:
+    if not incidents:
+        return "no incidents"
+    lines = [f"{'ID':<8} {'STATUS':<13} {'SEVERITY':<9} {'SERVICE':<16} {'OPENED':<21} TITLE"]
+    for incident in incidents:
+        status = incident["status"]
+        lines.append(f"{incident['ref']:<8} {paint(f'{status:<13}', STATUS_COLOUR.get(status), on=colour)} "
+                     f"{incident['severity']:<9} {safe(incident['service'], 16):<16} "
+                     f"{when(incident['opened_at']):<21} {safe(incident['title'], 80)}")
+    return "\n".join(lines)
+
+
+def incident_text(view: dict[str, Any], *, colour: bool = False) -> str:
+    """The incident: state, alerts, suspects, actions, timeline."""
+    status = view["status"]
+    lines = [
+        paint(f"{view['ref']}  {safe(view['title'])}", "bold", on=colour),
+        f"  status {paint(status, STATUS_COLOUR.get(status), on=colour)}, severity {view['severity']}, "
+        f"service {safe(view['service'])}, playbook {safe(view['playbook'] or '(none)')}",
+        f"  started {when(view['started_at'])}, opened {when(view['opened_at'])}, resolved {when(view['resolved_at'])}",
+        f"  alerts ({len(view['alerts'])}):",
+    ]
+    for alert in view["alerts"]:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
+        name = alert["labels"].get("alertname", "unnamed alert")
+        lines.append(f"    [{alert['status']}] {safe(name, 80)} {{{safe(labels, 200)}}}")
+    lines.append("  " + suspects_heading(view["suspects"]) + ":")
+    lines.extend(f"    {line}" for line in suspect_lines(view["suspects"]))
+    if view["actions"]:
+        lines.append("  actions:")
+        lines.extend(f"    {action_line(action)}" for action in view["actions"])
+    lines.append("  timeline:")
+    for event in view["timeline"]:
+        who = event["actor_id"] or event["actor"]
+        lines.append(f"    {when(event['at'])}  {event['kind']:<24} {safe(who, 30):<14} {safe(event['text'])}")
+    return "\n".join(lines)
+
+
+def suspects_heading(ranking: dict[str, Any]) -> str:
+    if ranking["status"] == "pending":
+        return "Suspects (not ranked yet)"
+    return "Suspects (confident)" if ranking["confident"] else "Suspects (no confident suspect)"
+
+
+def suspect_lines(ranking: dict[str, Any]) -> list[str]:
+    """The reason, then each suspect with its score, reasons and warnings."""
+    lines = [safe(ranking["reason"], 2000)] if ranking.get("reason") else []
+    for number, suspect in enumerate(ranking["suspects"][:MAX_SUSPECTS], start=1):
+        pr = f" (#{suspect['pr_number']})" if suspect.get("pr_number") else ""
+        lines.append(f"{number}. {suspect['sha'][:7]} {safe(suspect['subject'], 100)}{pr} by "
+                     f"{safe(suspect['author'], 80)} on {safe(suspect['repo'], 60)} — score {suspect['score']:.2f}")
+        lines.extend(f"   - {safe(reason, 500)}" for reason in suspect["reasons"])
+        lines.extend(f"   ! revert safety: {safe(warning, 500)}" for warning in suspect["warnings"])
+    if len(ranking["suspects"]) > MAX_SUSPECTS:
+        lines.append(f"... and {len(ranking['suspects']) - MAX_SUSPECTS} more (--json shows them all)")
+    return lines
+
+
+def action_line(action: dict[str, Any]) -> str:
+    what = f"revert {action['commit_sha'][:7]}" if action["kind"] == "revert" else "incident branch"
+    where = f" {action['url']}" if action.get("url") else ""
+    return f"{what} on {safe(action['repo'], 60)}: {action['state']} {safe(action['branch'], 120)}{where}"
+
+
+def plan_text(plan: dict[str, Any]) -> str:
+    """What the confirmation shows: the commit, why, what it touches, the diff (shortened)."""
+    lines = [f"Revert {plan['short']} on {safe(plan['repo'], 60)}: {safe(plan['subject'], 200)}",
+             f"  by {safe(plan['author'], 80)}, committed {when(plan['committed_at'])}",
+             "  why:"]
+    lines.extend(f"    - {safe(reason, 500)}" for reason in plan["reasons"])
+    for warning in plan["warnings"]:
+        lines.append(f"  ! revert safety: {safe(warning, 500)}")
+    lines.append(f"  files ({len(plan['files'])}):")
+    lines.extend(f"    {safe(path, 300)}" for path in plan["files"][:20])
+    if len(plan["files"]) > 20:
+        lines.append(f"    ... and {len(plan['files']) - 20} more")
+    if plan.get("diff"):
+        lines.append("  diff:")
+        lines.extend(f"    {safe(line, 300)}" for line in plan["diff"].splitlines())
+    lines.append(f"  branch: {safe(plan['branch'], 200)}")
+    return "\n".join(lines)
