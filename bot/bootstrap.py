@@ -98,7 +98,7 @@ def build(
         playbooks = load_playbooks(
             settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos]
         )
-    metrics = Metrics()
+    metrics = Metrics(github=any(repo.forge == "github" for repo in settings.repos))
     clock = clock or utc_now
     if forge is None or applied is None:
         built_forge, built_applied = build_forge(settings, metrics)

@@ -29,6 +29,9 @@ class IncidentRepository(Protocol):
     def list(
         self, *, status: IncidentStatus | None = None, active: bool = False, limit: int = 100
     ) -> list[Incident]: ...
+    def count_active(self) -> dict[IncidentStatus, int]:
+        """How many incidents are open, acknowledged and mitigating (each status present)."""
+        ...
 
 
 AlertIdentity = tuple[str, datetime]  # (fingerprint, starts_at)

@@ -238,9 +238,12 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         metrics.leader.clear()
         metrics.leader.labels(ctx.leader.replica).set(1 if ctx.leader.is_leader() else 0)
         try:
-            chat, follow_ups = ctx.store.run(lambda tx: (tx.chat.backlog(), tx.follow_ups.backlog()))
+            chat, follow_ups, active = ctx.store.run(
+                lambda tx: (tx.chat.backlog(), tx.follow_ups.backlog(), tx.incidents.count_active()))
             metrics.backlog.labels("chat").set(chat)
             metrics.backlog.labels("follow_ups").set(follow_ups)
+            for status, count in active.items():
+                metrics.incidents_active.labels(status.value).set(count)
         except TransientError:
             pass  # the database is down: /readyz says so; the last figures stay
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -37,6 +37,9 @@ def refresh_job(ctx: AppContext) -> None:
                              applied_window=ctx.settings.github.applied_window)
     for repo, reason in report.failed.items():
         log.warning("changes.refresh_failed", repo=repo, error=reason)
+    for repo in repos:
+        if repo not in report.failed:
+            ctx.metrics.repo_refreshed.labels(repo).set(now.timestamp())
     changed = sorted({repo for repo, count in [*report.new.items(), *report.applied.items()] if count})
     if changed:
         count = rerank_open_incidents(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks,

@@ -186,6 +186,12 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert 'backout_incidents_opened_total{how="new"} 1.0' in text
     latency = 'backout_http_request_duration_seconds_count{method="POST",route="/webhooks/alertmanager"}'
     assert f"{latency} 3.0" in text
+    assert 'backout_build_info{python="' in text
+    assert 'backout_incidents_active{status="open"} 1.0' in text
+    assert 'backout_incidents_active{status="acknowledged"} 0.0' in text
+    assert 'backout_outbox_pending{queue="follow_ups"}' in text
+    assert "_created" not in text
+    assert "backout_github" not in text  # GitHub is not configured here
 
 
 def test_readyz_reports_an_old_schema(

@@ -52,6 +52,9 @@ def test_a_late_change_re_ranks_the_open_incident(
     assert ranking.confident
     assert ranking.suspects[0].subject == "checkout: bump to 2 (#3)"
     assert notes.notices[-1].kind == "suspects.changed"
+    refreshed = app.ctx.metrics.registry.get_sample_value("backout_repo_last_refresh_timestamp_seconds",
+                                                         {"repo": "gitops"})
+    assert refreshed == started.timestamp()
     app.close()
 
 

@@ -13,7 +13,7 @@ from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import CONTROLLER_SOURCES, AppliedSource, Change, Revert
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
-from bot.domain.models import Alert, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import ACTIVE_STATUSES, Alert, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
@@ -54,6 +54,13 @@ class _State:
 class _Incidents:
     def __init__(self, state: _State) -> None:
         self._s = state
+
+    def count_active(self) -> dict[IncidentStatus, int]:
+        found = dict.fromkeys(ACTIVE_STATUSES, 0)
+        for incident in self._s.incidents.values():
+            if incident.active:
+                found[incident.status] += 1
+        return found
 
     def add(self, incident: Incident) -> Incident:
         latest = self.find_latest(incident.group_key)

@@ -3,6 +3,7 @@ they render is valid against the Kubernetes schemas (offline, kubernetes-validat
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -69,3 +70,23 @@ def test_the_overlay_config_is_a_valid_backout_config(tmp_path: Path) -> None:
     config.write_text(text.replace("/run/secrets/backout/", f"{secrets}/"))
     settings = load_settings(config)
     assert (settings.chat.kind, settings.flux.hmac_key is not None) == ("slack", True)
+
+
+def test_the_alerting_rules_parse_and_use_metrics_backout_exports(tmp_path: Path) -> None:
+    """promtool checks the PrometheusRule's groups; each rule names a `backout_` series that a
+    running Backout's /metrics declares (or `up`)."""
+    from bot.entrypoints.metrics import Metrics
+
+    promtool = need_binary("promtool")
+    [rule] = [doc for doc in render(DEPLOY / "overlays/postgresql") if doc["kind"] == "PrometheusRule"]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(rule["spec"]))
+    checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    declared = Metrics(github=True).render().decode()
+    for group in rule["spec"]["groups"]:
+        for alert in group["rules"]:
+            names = set(re.findall(r"\b(backout_[a-z_]+)", alert["expr"]))
+            for name in names:
+                assert any(f"# TYPE {n} " in declared for n in (name, name.removesuffix("_total"))), (
+                    alert["alert"], name)

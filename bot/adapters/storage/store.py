@@ -117,6 +117,13 @@ class SqlIncidentRepository:
         ).order_by(t.incidents.c.id.desc()).limit(1)).mappings().first()
         return _incident(row) if row else None
 
+    def count_active(self) -> dict[IncidentStatus, int]:
+        rows = self._conn.execute(sa.select(t.incidents.c.status, sa.func.count()).where(
+            t.incidents.c.status.in_([s.value for s in ACTIVE_STATUSES])).group_by(t.incidents.c.status))
+        found = {status: 0 for status in ACTIVE_STATUSES}
+        found.update({IncidentStatus(status): count for status, count in rows})
+        return found
+
     def list(
         self, *, status: IncidentStatus | None = None, active: bool = False, limit: int = 100
     ) -> list[Incident]:
