@@ -110,7 +110,7 @@ def build(
         clock=clock,
         readiness=readiness,
         git=git or build_git(settings),
-        notifier=notifier or ConsoleNotifier(),
+        notifier=notifier or ConsoleNotifier(as_json=settings.logging.format == "json"),
         forge=forge,
         applied=applied,
         metrics=metrics,
@@ -284,29 +284,43 @@ def describe_storage(settings: Settings) -> str:
 
 
 def configure_logging(settings: LoggingSettings) -> None:
-    """Structured logs to stderr: JSON in production, readable text on a terminal."""
+    """Structured logs to stderr: JSON in production, readable text on a terminal. Backout's own
+    events and the standard library's records (uvicorn, alembic, slack_sdk) go through the one
+    renderer, so with `format: json` every line is JSON with `level`, `timestamp` and `logger`."""
     level = getattr(logging, settings.level.upper())
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    handler = logging.StreamHandler(cast(TextIO, _STDERR))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *([structlog.processors.format_exc_info] if settings.format == "json" else []), renderer],
+    ))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
     logging.getLogger("github").setLevel(max(level, logging.WARNING))
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))  # it logs every run at INFO
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     # Never debug: at that level bolt and slack_sdk log request bodies (tokens, response_url).
     for name in ("slack_bolt", "slack_sdk", "bot.slack"):
         logging.getLogger(name).setLevel(max(level, logging.INFO))
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if settings.format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # to the root handler, not uvicorn's own
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=lambda *_: structlog.PrintLogger(file=cast(TextIO, _STDERR)),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         # Cached: without it every call binds a new logger (a tenth of a webhook's time).
         cache_logger_on_first_use=True,
     )
