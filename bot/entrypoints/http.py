@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.adapters.alertmanager.payload import AmPayload, parse_delivery
-from bot.adapters.export.html import render_html
+from bot.adapters.export.html import render_html, render_index
 from bot.domain.durations import parse_duration
 from bot.domain.errors import (
     BackoutError,
@@ -54,6 +54,7 @@ from bot.services.presenters import event_dict, incident_dict, incident_view_dic
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 ERROR_STATUS: list[tuple[type[BackoutError], int, str]] = [
@@ -283,6 +284,27 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return HTMLResponse(render_html(document))
         return JSONResponse(document)
 
+    @app.get("/", include_in_schema=False)
+    def home() -> HTMLResponse:
+        """Where a person lands: what this is, and the way to the incidents."""
+        return HTMLResponse('<!doctype html><html lang="en"><meta charset="utf-8"><title>Backout</title>'
+                            '<h1>Backout</h1><p>What changed, and how to back it out.</p>'
+                            '<ul><li><a href="/incidents">Incidents</a></li><li><a href="/metrics">Metrics</a></li>'
+                            '<li><a href="/readyz">Readiness</a></li></ul></html>', headers=PAGE_HEADERS)
+
+    @app.get("/incidents", response_model=None)
+    def incident_index(request: Request,
+                       limit: int = Query(default=100, ge=1, le=1000)) -> HTMLResponse | JSONResponse:
+        """The newest incidents, each linked to its page with a signed link (the page opens
+        without a token). Behind the same read credential as the API."""
+        if denied := refused(request):
+            return denied
+        now = ctx.clock()
+        rows = [{**incident_dict(incident),
+                 "href": f"/incidents/{incident.ref}?t={ctx.links.token(incident.id or 0, now=now)}"}
+                for incident in incident_service.list_incidents(store=ctx.store, limit=limit)]
+        return HTMLResponse(render_index(rows), headers=PAGE_HEADERS)
+
     @app.get("/incidents/{ref}", response_model=None)
     def incident_page(ref: str, request: Request) -> HTMLResponse | JSONResponse:
         """The review page: people open it from Slack, the pull request or the export."""
@@ -291,7 +313,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return denied
         view = incident_service.get_incident(store=ctx.store, incident_id=number)
         return HTMLResponse(render_html(build_export(view, generated_at=ctx.clock())),
-                            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+                            headers=PAGE_HEADERS)
 
     @app.post("/api/incidents/{ref}/verdict")
     def post_verdict(ref: str, body: VerdictBody, request: Request) -> JSONResponse:

@@ -28,7 +28,7 @@ def app(build: Callable[..., bootstrap.App], make_settings: Callable[..., Settin
 @pytest.mark.parametrize("path", ["/api/incidents", "/api/incidents/INC-1", "/api/incidents/INC-1/suspects",
                                   "/api/incidents/INC-1/timeline", "/api/incidents/INC-1/export",
                                   "/api/incidents/INC-1/export?format=markdown", "/incidents/INC-1",
-                                  "/api/report/accuracy"])
+                                  "/api/report/accuracy", "/incidents"])
 def test_every_read_needs_a_token_and_a_refusal_tells_nothing(app: bootstrap.App, path: str) -> None:
     """401 without or with a wrong token (saying what is missing, no incident data); 200 with either token."""
     with TestClient(app.http) as client:
@@ -113,3 +113,20 @@ def test_a_rollback_is_confirmed_with_the_full_sha_the_plan_showed(app: bootstra
         assert client.post("/api/incidents/INC-1/ack", headers=headers).json()["changed"] is False
         last = client.get("/api/incidents/1/timeline", headers=headers).json()["timeline"][-1]
         assert (last["kind"], last["actor_id"]) == ("incident.acknowledged", "api:cli:alice")
+
+
+def test_the_index_lists_incidents_with_links_that_open_their_pages(app: bootstrap.App) -> None:
+    """GET / points at /incidents; the index (behind the token) links each incident's page with
+    a signed link that opens it in a browser without a token."""
+    import re
+
+    with TestClient(app.http) as client:
+        home = client.get("/")
+        assert home.status_code == 200
+        assert 'href="/incidents"' in home.text
+        index = client.get("/incidents", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert index.status_code == 200
+        assert "default-src 'none'" in index.headers["content-security-policy"]
+        assert "HighErrorRate on checkout" in index.text
+        [link] = re.findall(r'href="(/incidents/INC-1\?t=[^"]+)"', index.text)
+        assert client.get(link.replace("&amp;", "&")).status_code == 200

@@ -22,3 +22,8 @@ def _environment() -> Environment:
 def render_html(document: dict[str, Any]) -> str:
     """The review page for one incident (schema version 1 document)."""
     return _environment().get_template("incident.html").render(doc=document)
+
+
+def render_index(incidents: list[dict[str, Any]]) -> str:
+    """The incident index: each incident's API shape plus `href`, the link to its page."""
+    return _environment().get_template("incidents.html").render(incidents=incidents)
