@@ -5,6 +5,7 @@ Also loads and validates playbooks, reporting every problem with its file, key p
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
@@ -20,6 +21,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -32,12 +35,31 @@ DEFAULT_CONFIG = Path("config.yaml")
 # False while loading settings for a command that uses no secret: an unreadable `*_file` is
 # then left unset instead of refused (read commands run where the secrets are not mounted).
 _SECRETS_NEEDED: ContextVar[bool] = ContextVar("secrets_needed", default=True)
+# Sections whose secret files are not needed by this config (Slack when chat.kind is not slack,
+# GitHub when no repository is on GitHub): a file they name that is missing is no error.
+_UNUSED_SECTIONS: ContextVar[frozenset[str]] = ContextVar("unused_sections", default=frozenset())
 
 
 class Section(BaseModel):
     """A settings section: unknown keys are refused; `X_file` fills the secret `X`."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _secret_file_readable(cls, value: Any, info: ValidationInfo) -> Any:
+        """A `*_file` that cannot be read is an error at its own key (and line)."""
+        if not (info.field_name or "").endswith("_file") or not isinstance(value, Path):
+            return value
+        if not _SECRETS_NEEDED.get() or cls.__name__ in _UNUSED_SECTIONS.get():
+            return value
+        try:
+            text = value.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+        if not text.strip():
+            raise ValueError(f"{value} is empty")
+        return value
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Section:
@@ -50,15 +72,12 @@ class Section(BaseModel):
                 continue
             if getattr(self, target) is not None:
                 raise ValueError(f"set either {target} or {name}, not both")
-            try:
+            try:  # readable unless not needed here: _secret_file_readable said so at the key
                 secret = Path(path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                if not _SECRETS_NEEDED.get():
-                    continue  # a command that uses no secret (a read) runs without them
-                raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from None
-            if not secret:
-                raise ValueError(f"{name}: {path} is empty")
-            setattr(self, target, SecretStr(secret))
+            except OSError:
+                continue
+            if secret:
+                setattr(self, target, SecretStr(secret))
         return self
 
 
@@ -131,10 +150,8 @@ class ApiSettings(Section):
             return self
         try:
             lines = Path(self.token_file).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            if not _SECRETS_NEEDED.get():
-                return self
-            raise ValueError(f"token_file: cannot read {self.token_file}: {exc.strerror}") from None
+        except OSError:
+            return self  # not needed here, or refused at api.token_file already
         found = [SecretStr(line.strip()) for line in lines if line.strip() and not line.startswith("#")]
         if not found:
             raise ValueError(f"token_file: {self.token_file} holds no token")
@@ -369,11 +386,23 @@ def find_config_file(explicit: Path | None) -> Path | None:
 def load_settings(path: Path | None = None, *, secrets: bool = True) -> Settings:
     """Load and validate the settings; raise ConfigError naming file, key and line. With
     `secrets=False`, secret files that cannot be read are left unset (for read commands)."""
-    reset = _SECRETS_NEEDED.set(secrets)
+    reset = _SECRETS_NEEDED.set(False)
+    try:
+        settings = _load_settings(path)  # first without secrets: which sections does it use?
+    finally:
+        _SECRETS_NEEDED.reset(reset)
+    if not secrets:
+        return settings
+    unused = set()
+    if settings.chat.kind != "slack":
+        unused.add(SlackSettings.__name__)
+    if not any(repo.forge == "github" for repo in settings.repos):
+        unused.add(GithubSettings.__name__)
+    reset_unused = _UNUSED_SECTIONS.set(frozenset(unused))
     try:
         return _load_settings(path)
     finally:
-        _SECRETS_NEEDED.reset(reset)
+        _UNUSED_SECTIONS.reset(reset_unused)
 
 
 def _load_settings(path: Path | None) -> Settings:
@@ -387,7 +416,7 @@ def _load_settings(path: Path | None) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc, file=label, root=root)) from None
+        raise ConfigError(_problems(exc, file=label, root=root, model=Settings, env_prefix="BACKOUT_")) from None
     return settings
 
 
@@ -465,7 +494,7 @@ def _load_playbook(path: Path, *, known_repos: set[str] | None) -> Playbook:
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc, file=str(path), root=root)) from None
+        raise ConfigError(_problems(exc, file=str(path), root=root, model=Playbook)) from None
     if known_repos is not None:
         missing = [
             Problem(str(path), f"repos.{index}.repo",
@@ -516,13 +545,50 @@ def _duplicate_keys(node: yaml.Node | None, where: tuple[str, ...]) -> Iterable[
             yield from _duplicate_keys(item, (*where, str(index)))
 
 
-def _problems(exc: ValidationError, *, file: str, root: yaml.Node | None) -> list[Problem]:
+def _problems(exc: ValidationError, *, file: str, root: yaml.Node | None,
+              model: type[BaseModel] | None = None, env_prefix: str | None = None) -> list[Problem]:
+    """Each error where it is: the file's key and line, or the environment variable that set the
+    value; "did you mean" for an unknown key; sorted by file and line."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(error["loc"])
         key = ".".join(str(part) for part in loc)
-        problems.append(Problem(file, key, error["msg"], _line_of(root, loc)))
-    return problems
+        reason = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden" and model is not None:
+            reason = "unknown key" + _did_you_mean(model, loc)
+        variable = _env_source(loc, env_prefix) if env_prefix else None
+        if variable is not None:
+            problems.append(Problem(f"environment {variable}", key, reason))
+        else:
+            problems.append(Problem(file, key, reason, _line_of(root, loc)))
+    return sorted(problems, key=lambda p: (p.file, p.line or 0, p.key))
+
+
+def _env_source(loc: Sequence[Any], prefix: str) -> str | None:
+    """The environment variable that set this key (or the section holding it), if one did."""
+    parts = [str(part).upper() for part in loc]
+    for size in range(len(parts), 0, -1):
+        name = prefix + "__".join(parts[:size])
+        if any(existing.upper() == name for existing in os.environ):
+            return name
+    return None
+
+
+def _did_you_mean(model: type[BaseModel], loc: Sequence[Any]) -> str:
+    """`; did you mean 'bearer_token'?` for a key close to one the section knows."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if current is None or isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        kinds = _field_kinds(field.annotation) if field else []
+        current = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+    if current is None:
+        return ""
+    known = [name for name, field in current.model_fields.items()] + [
+        field.alias for field in current.model_fields.values() if field.alias]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(current.model_fields))})"
 
 
 def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:

@@ -195,3 +195,50 @@ def test_a_key_set_twice_is_an_error_with_both_lines(tmp_path: Path, text: str, 
     [problem] = caught.value.problems
     assert (problem.key, problem.line) == (key, line)
     assert "set twice" in problem.reason
+
+
+def test_an_unknown_key_suggests_the_close_one_and_errors_come_sorted_by_line(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.yaml", "storage: {url: 'sqlite:///x.db'}\nserver:\n  prot: 1\n"
+                                        "alertmanager:\n  bearer_tokn: x\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert [(p.line, p.key, p.reason) for p in caught.value.problems] == [
+        (3, "server.prot", "unknown key; did you mean 'port'?"),
+        (5, "alertmanager.bearer_tokn", "unknown key; did you mean 'bearer_token'?"),
+    ]
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKOUT_SERVER__PORT", "eighty")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path / "c.yaml", "server: {port: 8080}\n"))
+    [problem] = caught.value.problems
+    assert (problem.file, problem.key) == ("environment BACKOUT_SERVER__PORT", "server.port")
+    assert str(problem).startswith("environment BACKOUT_SERVER__PORT: server.port: ")
+
+
+def test_a_missing_secret_file_points_at_its_key_and_line(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.yaml", "server: {port: 1}\nalertmanager:\n  auth: bearer\n"
+                                        "  bearer_token_file: /nope/t\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    [problem] = caught.value.problems
+    assert (problem.key, problem.line, problem.reason) == (
+        "alertmanager.bearer_token_file", 4, "cannot read /nope/t: No such file or directory")
+
+
+def test_the_copied_example_reports_only_the_secret_files_it_needs(tmp_path: Path) -> None:
+    """Copied as the README says: the missing files it names, each at its key; Slack's are not
+    needed while chat.kind is console, so they are not reported."""
+    example = (ROOT / "config.example.yaml").read_text()
+    config = write(tmp_path / "config.yaml", example)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    keys = [p.key for p in caught.value.problems]
+    assert keys
+    assert all(key.endswith("_file") for key in keys), keys
+    assert not any(key.startswith("slack.") for key in keys)
+    assert "chat: {kind: console}" in example or "kind: console" in example
+    settings = load_settings(config, secrets=False)  # a read command: the secrets are not needed
+    assert settings.alertmanager.bearer_token is None
