@@ -614,8 +614,20 @@ def config_warnings(settings: Settings, *, file: str) -> list[Problem]:
 
 
 def playbook_warnings(settings: Settings, playbooks: Sequence[Playbook], *, file: str) -> list[Problem]:
-    """Playbooks that wait for controller events the config cannot authenticate."""
+    """Playbooks that cannot do what they say: probes with no Prometheus to ask, a match that an
+    earlier playbook already takes, controller events the config cannot authenticate."""
     found = []
+    folder = str(settings.playbooks_dir)
+    if not settings.prometheus.url:
+        for playbook in playbooks:
+            if playbook.probes:
+                found.append(Problem(folder, f"{playbook.name}.probes", "prometheus.url is not set in the config, "
+                                     "so these probes never run"))
+    for index, playbook in enumerate(playbooks):
+        earlier = next((p for p in playbooks[:index] if p.match == playbook.match), None)
+        if earlier is not None:
+            found.append(Problem(folder, f"{playbook.name}.match", f"the same as playbook {earlier.name}'s, which "
+                                 "comes first: alerts never reach this one (narrow its match)"))
     if any(p.gitops.flux for p in playbooks) and not (settings.flux.hmac_key or settings.flux.token):
         found.append(Problem(file, "flux.hmac_key", "playbooks name Flux objects, but /webhooks/flux has no key: "
                              "set flux.hmac_key_file (generic-hmac) or flux.token_file, or every event is refused"))

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
+from pathspec.patterns.gitignore import GitIgnorePatternError
+from pathspec.patterns.gitignore.basic import GitIgnoreBasicPattern
 from pydantic import BaseModel, ConfigDict
 
 
@@ -198,28 +200,37 @@ def _reverted_by(sha: str, reverts: Sequence[Revert], *, depth: int) -> Revert |
     return None
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)
 def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A path glob as a regex: `**` spans folders, `*` and `?` stay within one."""
-    out, i = [], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        out.append({"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char)))
-        i += 1
-    return re.compile("".join(out))
+    """A path glob with gitignore's meaning (pathspec's implementation): `**` spans folders,
+    `*`, `?` and `[...]` stay within one, a pattern without a slash matches at any depth, and a
+    folder matches everything under it."""
+    regex = GitIgnoreBasicPattern(pattern).regex
+    return regex if regex is not None else re.compile(r"(?!)")
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why a playbook glob cannot mean what its author meant, or None. Git would take these
+    literally and they would never match."""
+    if not pattern.strip():
+        return "is empty"
+    if pattern.startswith("!"):
+        return "negation (!) is not supported here: list the paths that belong"
+    if re.search(r"\{[^}]*,[^}]*\}", pattern):
+        return "has {a,b} alternatives, which gitignore globs do not have: list each path"
+    for segment in pattern.split("/"):
+        if segment.count("[") != segment.count("]") or re.search(r"\[\]|\[!?\]", segment):
+            return f"has an unclosed or empty [...] in {segment!r}"
+    try:
+        GitIgnoreBasicPattern(pattern)
+    except GitIgnorePatternError as exc:
+        return f"is not a valid glob: {exc}"
+    return None
 
 
 def matches_any(path: str, globs: tuple[str, ...]) -> str | None:
     """The first glob that matches the path, or None."""
     for pattern in globs:
-        if glob_regex(pattern).fullmatch(path):
+        if glob_regex(pattern).match(path):
             return pattern
     return None

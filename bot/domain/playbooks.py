@@ -8,8 +8,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
+import promql_parser
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from bot.domain.changes import glob_problem
 from bot.domain.durations import Duration
 from bot.domain.gitops import GitOpsPolicy
 
@@ -23,6 +25,27 @@ def _valid_regex(value: str) -> str:
 
 
 Regex = Annotated[str, AfterValidator(_valid_regex)]
+
+
+def _valid_glob(value: str) -> str:
+    if (problem := glob_problem(value)) is not None:
+        raise ValueError(f"the glob {value!r} {problem}")
+    return value
+
+
+Glob = Annotated[str, AfterValidator(_valid_glob)]  # gitignore's meaning: see changes.glob_regex
+
+
+def _valid_promql(value: str) -> str:
+    """Parsed here, so a typo is found by `backout check`, not by the first probe run."""
+    try:
+        promql_parser.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"not valid PromQL: {exc}") from None
+    return value
+
+
+PromQL = Annotated[str, AfterValidator(_valid_promql)]
 _NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 
 
@@ -38,8 +61,8 @@ class RepoRole(StrEnum):
 class PlaybookRepo(Strict):
     repo: str = Field(description="a name from the config's `repos`")
     role: RepoRole = RepoRole.GITOPS
-    paths: tuple[str, ...] = ("**",)
-    shared_paths: tuple[str, ...] = ()
+    paths: tuple[Glob, ...] = ("**",)
+    shared_paths: tuple[Glob, ...] = ()
 
 
 class SuspectPolicy(Strict):
@@ -82,7 +105,7 @@ class ChatSettings(Strict):
 
 class Probe(Strict):
     name: str = Field(pattern=_NAME)
-    query: str = Field(min_length=1)
+    query: PromQL = Field(min_length=1)
     above: float | None = None
     below: float | None = None
     for_: Duration = Field(default=timedelta(0), alias="for")
@@ -142,7 +165,7 @@ class Playbook(Strict):
     owners: Owners = Owners()
     chat: ChatSettings = ChatSettings()
     runbook: str | None = Field(default=None, pattern=r"^https?://")
-    key_query: str | None = None
+    key_query: PromQL | None = None
     probes: tuple[Probe, ...] = ()
     verify: Verify = Verify()
     reminders: Reminders = Reminders()

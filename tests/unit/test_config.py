@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -242,3 +243,27 @@ def test_the_copied_example_reports_only_the_secret_files_it_needs(tmp_path: Pat
     assert "chat: {kind: console}" in example or "kind: console" in example
     settings = load_settings(config, secrets=False)  # a read command: the secrets are not needed
     assert settings.alertmanager.bearer_token is None
+
+
+def test_check_finds_bad_globs_bad_promql_and_shadowed_playbooks(tmp_path: Path) -> None:
+    """Globs keep gitignore's meaning and what git would take literally is an error; PromQL is
+    parsed; probes without Prometheus and a playbook another one shadows are warnings."""
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    write(folder / "a.yaml", "service: a\nmatch: {service: a}\nrepos:\n  - repo: gitops\n"
+                             "    paths: ['apps/{a,b}/**', 'apps/[x/**']\nkey_query: 'sum(rate(x[5m])'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_playbooks(folder, known_repos=["gitops"])
+    assert any(p.key == "repos.0.paths.0" and "{a,b} alternatives" in p.reason for p in caught.value.problems)
+    assert any(p.key == "repos.0.paths.1" and "unclosed" in p.reason for p in caught.value.problems)
+    assert any(p.key == "key_query" and "not valid PromQL" in p.reason for p in caught.value.problems)
+
+    write(folder / "a.yaml", "service: a\nmatch: {service: a}\nprobes:\n  - {name: errors, query: 'up == 0', "
+                             "above: 0}\n")
+    write(folder / "b.yaml", "service: b\nmatch: {service: a}\n")
+    config = write(tmp_path / "c.yaml", f"playbooks_dir: {folder}\nalertmanager: {{auth: none}}\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    assert any("a.probes" in w and "prometheus.url" in w for w in warnings), warnings
+    assert any("b.match" in w and "playbook a's" in w for w in warnings), warnings

@@ -11,7 +11,7 @@ from bot.domain.changes import (
     FileChange,
     Revert,
     effect_by_path,
-    glob_regex,
+    matches_any,
     pr_number_from,
     reverted_by,
     reverted_shas,
@@ -232,9 +232,14 @@ def test_paths_revert_messages_globs_and_pr_numbers() -> None:
     assert reverted_shas('Revert "x"\n\nThis reverts commit ' + "a" * 40 + ".") == ("a" * 40,)
     assert reverted_shas("Merge pull request #9 from acme/backout/INC-7/revert-abc1234") == ("abc1234",)
     assert reverted_shas("Backout-Reverts: " + "b" * 40) == ("b" * 40,)
-    assert glob_regex("apps/checkout/**").fullmatch("apps/checkout/a/b.yaml")
-    assert not glob_regex("apps/*/deploy.yaml").fullmatch("apps/x/y/deploy.yaml")
-    assert glob_regex("**/kustomization.yaml").fullmatch("kustomization.yaml")
+    assert matches_any("apps/checkout/a/b.yaml", ("apps/checkout/**",))
+    assert not matches_any("apps/x/y/deploy.yaml", ("apps/*/deploy.yaml",))
+    assert matches_any("kustomization.yaml", ("**/kustomization.yaml",))
+    # gitignore's meaning: a folder covers what is under it; a name without a slash, any depth
+    assert matches_any("apps/checkout/base/deploy.yaml", ("apps/checkout",))
+    assert matches_any("clusters/prod/values.yaml", ("values.yaml",))
+    assert matches_any("apps/b/deploy.yaml", ("apps/[ab]/deploy.yaml",))
+    assert not matches_any("apps/checkout-v2/deploy.yaml", ("apps/checkout",))
     assert pr_number_from("Merge pull request #42 from acme/x") == 42
     assert pr_number_from("checkout: bump (#17)") == 17
     assert pr_number_from("no number here") is None
