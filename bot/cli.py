@@ -412,8 +412,16 @@ def serve(ctx: typer.Context, config: ConfigOption = None) -> None:
 
 
 @app.command()
-def check(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Validate the config and every playbook; exit 2 naming file, key, line and reason."""
+def check(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    online: Annotated[bool, typer.Option(
+        "--online", help="also reach each repository, Prometheus, Slack and GitHub, and say what each answered")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate the config and every playbook; exit 2 naming file, key, line and reason. With
+    --online, exit 1 when an outside part does not answer as it should."""
     from bot.config import (
         ConfigError,
         config_warnings,
@@ -438,17 +446,24 @@ def check(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption =
         problems.extend(exc.problems)
         playbooks = []
     warnings = [*config_warnings(settings, file=label), *playbook_warnings(settings, playbooks, file=label)]
+    reached: list[dict[str, Any]] | None = None
+    if online and not problems:
+        from bot.online import check_online
+
+        reached = [{"what": f.what, "ok": f.ok, "detail": f.detail} for f in check_online(settings, playbooks)]
     _checked(as_json, label, problems=[str(p) for p in problems], warnings=[str(w) for w in warnings],
              summary=f"{label}, {len(settings.repos)} repositories, {len(playbooks)} playbooks in "
                      f"{settings.playbooks_dir}: {', '.join(p.name for p in playbooks) or 'none'}",
-             playbooks=[p.name for p in playbooks])
+             playbooks=[p.name for p in playbooks], online=reached)
 
 
 def _checked(as_json: bool, label: str, *, problems: list[str], warnings: list[str] = (),  # type: ignore[assignment]
-             summary: str = "", playbooks: list[str] = ()) -> NoReturn:  # type: ignore[assignment]
+             summary: str = "", playbooks: list[str] = (),  # type: ignore[assignment]
+             online: list[dict[str, Any]] | None = None) -> NoReturn:
+    unreachable = [found for found in online or [] if not found["ok"]]
     if as_json:
-        echo_json({"ok": not problems, "config": label, "problems": problems, "warnings": list(warnings),
-                   "playbooks": list(playbooks)})
+        echo_json({"ok": not problems and not unreachable, "config": label, "problems": problems,
+                   "warnings": list(warnings), "playbooks": list(playbooks), "online": online})
     else:
         for line in problems:
             typer.echo(line, err=True)
@@ -456,7 +471,9 @@ def _checked(as_json: bool, label: str, *, problems: list[str], warnings: list[s
             typer.echo(f"warning: {line}", err=True)
         if not problems:
             typer.echo(f"ok: {summary}")
-    raise typer.Exit(EXIT_USAGE if problems else 0)
+        for found in online or []:
+            typer.echo(f"{'ok' if found['ok'] else 'FAILED':<6} {found['what']}: {found['detail']}")
+    raise typer.Exit(EXIT_USAGE if problems else EXIT_FAILED if unreachable else 0)
 
 
 @app.command()

@@ -72,6 +72,21 @@ class GitHubForge:
         self._etags: dict[str, tuple[str, Any]] = {}  # url -> (etag, parsed body)
         self._deployment_times: dict[int, datetime | None] = {}
 
+    def access(self, repo: str) -> str:
+        """What the token may do on the repository, for `backout check --online`. UpstreamError
+        when it cannot read it, or its answer says it may not push (branches, pull requests)."""
+        full = self._repos[repo]
+        data = self._call("repos.get", lambda: self._json("GET", f"/repos/{full}"))
+        permissions = data.get("permissions") if isinstance(data, dict) else None
+        if permissions is None:
+            return (f"{full} is readable; this token type does not report its permissions (a GitHub App "
+                    "needs contents: write and pull requests: write)")
+        if not permissions.get("push"):
+            raise UpstreamError(f"{full}: the token may not push (permissions: "
+                                f"{', '.join(k for k, v in sorted(permissions.items()) if v) or 'none'}); "
+                                "it needs write access for revert branches and pull requests")
+        return f"{full}: the token may push and open pull requests"
+
     def handles(self, repo: str) -> bool:
         return repo in self._repos
 

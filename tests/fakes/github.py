@@ -59,6 +59,9 @@ class FakeGitHub:
         self.faults: list[Fault] = []
         self.calls: Counter[tuple[str, str]] = Counter()
         self.rate_remaining = 5000
+        # What GET /repos/{owner}/{repo} says the token may do (None: not said, as for an app's token)
+        self.permissions: dict[str, bool] | None = {"admin": False, "maintain": False, "push": True,
+                                                     "triage": True, "pull": True}
         self.counter = 0
         self.lock = threading.Lock()
         self.app = self._build()
@@ -159,6 +162,14 @@ class FakeGitHub:
             return JSONResponse({"message": "Validation Failed", "errors": [
                 {"resource": "PullRequest", "code": code, "message": message}],
                 "documentation_url": "https://docs.github.com/rest"}, status_code=422)
+
+        @app.get(repo)
+        def get_repo(owner: str, name: str) -> Response:
+            body: dict[str, Any] = {"id": 1, "name": self.name, "full_name": f"{self.owner}/{self.name}",
+                                    "private": True, "default_branch": "main"}
+            if self.permissions is not None:
+                body["permissions"] = self.permissions
+            return JSONResponse(body)
 
         @app.post(repo + "/pulls")
         async def create_pull(owner: str, name: str, request: Request) -> Response:

@@ -79,7 +79,8 @@ class FakeSlack:
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
-            return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "url": "https://x/"}
+            return {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "backout",
+                    "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"}
         if method == "chat.postMessage":
             ts = self._ts()
             message = {"type": "message", "ts": ts, "text": args.get("text")}
