@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/slack_ack.py
 	$(BIN)/python bench/probes.py
 	$(BIN)/python bench/controller_events.py
+	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/storm.py
 
 bench-ranking: $(STAMP)

@@ -169,3 +169,22 @@ def test_check_warns_when_playbooks_wait_for_controller_events_nobody_can_send(c
     data["flux"] = {"hmac_key": "k"}
     config.write_text(yaml.safe_dump(data))
     assert "flux.hmac_key" not in runner.invoke(cli, ["check", "--config", str(config)]).output
+
+
+def test_the_cli_imports_what_a_command_needs_when_it_runs_it() -> None:
+    """`backout --help` must start at once mid-incident: the command line module pulls in no
+    server, database, forge or chat library (bench/cli_start.py measures the times)."""
+    import subprocess
+    import sys
+
+    heavy = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "github", "slack_sdk", "slack_bolt", "httpx",
+             "apscheduler", "numpy", "ruptures", "bot.bootstrap", "bot.entrypoints")
+    loaded = "{m.split('.')[0] if not m.startswith('bot.') else m for m in sys.modules}"
+    probe = f"import sys, bot.cli; print(sorted({loaded} & {set(heavy)!r}))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+    shown = runner.invoke(cli, ["--version"])
+    assert (shown.exit_code, shown.output.startswith("backout ")) == (0, True)
+    completion = runner.invoke(cli, ["--help"])
+    assert "--install-completion" in completion.output
+    assert "--server" in completion.output

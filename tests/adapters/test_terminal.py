@@ -98,3 +98,24 @@ def test_the_sanitizer_shows_what_it_replaced() -> None:
     assert safe("a\x1b[31mb\nc\u202ed\ud800") == "a\\x1b[31mb\\nc\\u202ed\\ud800"
     assert safe("tab\there") == "tab here"
     assert safe("x" * 500, limit=10) == "x" * 9 + "…"
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    """https://no-color.org: NO_COLOR set (to anything) turns colour off; a pipe never gets it."""
+    import io
+
+    from bot.render import colour_on, incident_table
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert colour_on(Terminal())
+    assert not colour_on(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "")
+    assert not colour_on(Terminal())
+    row = {"ref": "INC-1", "status": "open", "severity": "critical", "service": "checkout",
+           "opened_at": "2026-11-21T22:21:00+00:00", "title": "t"}
+    assert "\x1b[31m" in incident_table([row], colour=True)
+    assert "\x1b" not in incident_table([row], colour=False)
