@@ -223,7 +223,7 @@ def send(answer: Reply, *, respond: Respond, client: WebClient, trigger_id: str 
         client.views_open(trigger_id=trigger_id, view=rollback_view(
             incident_ref=plan.incident_ref, incident_id=plan.incident_id, sha=plan.change.sha,
             repo=plan.change.repo, subject=plan.change.subject, author=plan.change.author, reasons=plan.reasons,
-            warnings=plan.warnings, branch=plan.branch))
+            warnings=plan.warnings, branch=plan.branch, files=plan.files, diff=plan.diff))
         return
     if answer.file is not None and channel:
         name, content = answer.file

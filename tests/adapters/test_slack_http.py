@@ -135,6 +135,7 @@ def test_rollback_asks_first_then_runs_on_confirmation(client: TestClient, slack
     assert "aaaaaaaaaaaa" in text
     assert "database-migration" in text
     assert "&lt;!channel&gt;" in text
+    assert "*Files*" in text, "what the revert touches is shown before it is confirmed"
     assert fake_git.branches == {}, "nothing runs before the confirmation"
     submission = {"type": "view_submission", "user": {"id": OWNER}, "team": {"id": "T1"},
                   "view": {**view, "id": "V1", "state": {"values": {}}}}

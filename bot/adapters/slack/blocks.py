@@ -84,14 +84,26 @@ def thread_line(*, when: str, kind: str, who: str, text: str) -> str:
 
 
 def rollback_view(*, incident_ref: str, incident_id: int, sha: str, repo: str, subject: str, author: str,
-                  reasons: Sequence[str], warnings: Sequence[str], branch: str) -> dict[str, Any]:
-    """The confirmation modal: the commit, why it is a suspect, and what a revert may not undo."""
+                  reasons: Sequence[str], warnings: Sequence[str], branch: str, files: Sequence[str] = (),
+                  diff: str = "") -> dict[str, Any]:
+    """The confirmation modal: the commit, why it is a suspect, what it touches (files and the
+    start of its diff), and what a revert may not undo."""
     lines = [f"*Revert* `{sha[:12]}` on *{escape_mrkdwn(repo)}*: {escape_mrkdwn(subject)}",
              f"by {escape_mrkdwn(author)}", f"Branch `{escape_mrkdwn(branch)}`"]
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), SECTION_LIMIT)))]
     if reasons:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(
             "*Why*\n" + "\n".join(f"• {escape_mrkdwn(r)}" for r in reasons), SECTION_LIMIT))))
+    if files:
+        shown = "\n".join(f"• `{escape_mrkdwn(path)}`" for path in files[:10])
+        more = f"\n… and {len(files) - 10} more" if len(files) > 10 else ""
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"*Files*\n{shown}{more}", SECTION_LIMIT))))
+    if diff:
+        lines = diff.splitlines()
+        excerpt = escape_mrkdwn("\n".join(lines[:20])).replace("`" * 3, "'" * 3)  # cannot close the block
+        tail = f"\n… {len(lines) - 20} more lines" if len(lines) > 20 else ""
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f"*Diff*\n```{excerpt}```{tail}",
+                                                                     SECTION_LIMIT))))
     if warnings:
         blocks.append(DividerBlock())
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(
