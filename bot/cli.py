@@ -45,7 +45,8 @@ app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args
                   pretty_exceptions_enable=False)
 incidents_app = typer.Typer(help="List and show incidents.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-report_app = typer.Typer(help="Reports across incidents.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports across incidents (`backout report` alone: the accuracy report).",
+                         invoke_without_command=True)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
 app.add_typer(report_app, name="report")
@@ -258,6 +259,12 @@ def export(
         echo_json({"incident": _ref(incident), "format": chosen_format.value, "output": str(output)})
     else:
         typer.echo(f"wrote {output}")
+
+
+@report_app.callback()
+def report_default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(report_accuracy, ctx=ctx)
 
 
 @report_app.command("accuracy")

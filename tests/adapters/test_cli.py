@@ -188,3 +188,10 @@ def test_the_cli_imports_what_a_command_needs_when_it_runs_it() -> None:
     completion = runner.invoke(cli, ["--help"])
     assert "--install-completion" in completion.output
     assert "--server" in completion.output
+
+
+def test_report_alone_is_the_accuracy_report(config: Path) -> None:
+    """`backout report` (DESIGN's `report [accuracy]`), with the config given before it."""
+    text = invoke("-c", str(config), "report")
+    assert "precision@1" in text
+    assert json.loads(invoke("-c", str(config), "report", "accuracy", "--json"))["overall"]["incidents"] == 0
