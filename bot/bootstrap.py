@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from bot.adapters.console import ConsoleNotifier
 from bot.adapters.embedded import NoAppliedTimes, NoForge
+from bot.adapters.export.render import ExportRenderer
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
@@ -119,6 +120,7 @@ def build(
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
         links=PageLinks(settings.api.link_secret.get_secret_value().encode() if settings.api.link_secret
                         else secrets.token_bytes(32), settings.api.link_lifetime),
+        export=ExportRenderer(settings.export.templates_dir),
     )
     if metrics_query is None and settings.prometheus.url:
         metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds())
@@ -239,7 +241,8 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
     commands = ChatCommands(
         store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier, playbooks=ctx.playbooks,
         clock=ctx.clock, responders=tuple(slack.responders), applied=ctx.applied,
-        import_window=ctx.settings.git.import_window, page_url=ctx.page_url, metrics=ctx.metrics_query)
+        import_window=ctx.settings.git.import_window, page_url=ctx.page_url, metrics=ctx.metrics_query,
+        markdown=ctx.export.markdown, export_links=ctx.export_links)
     secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
     listeners = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-listener")
     slow = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-work")

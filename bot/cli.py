@@ -39,6 +39,7 @@ class Format(StrEnum):  # bot.services.export.ExportFormat's values
     MARKDOWN = "markdown"
     JSON = "json"
     HTML = "html"
+    PNG = "png"
 
 
 app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args_is_help=True,
@@ -140,7 +141,7 @@ class Backend(Protocol):
     def rollback(self, ref: str, *, commit: str, by: str) -> dict[str, Any]: ...
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]: ...
     def accuracy(self, *, since: str) -> dict[str, Any]: ...
-    def export(self, ref: str, *, format: str) -> str: ...
+    def export(self, ref: str, *, format: str) -> str | bytes: ...
     def close(self) -> None: ...
 
 
@@ -244,15 +245,25 @@ def export(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export the incident for the post-incident review (Markdown, JSON or an HTML page)."""
+    """Export the incident for the post-incident review: the Markdown draft, JSON, the HTML page
+    (with the chart), or the chart alone as PNG (`-f png -o chart.png`)."""
     chosen_format = Format.JSON if as_json and output is None else format
+    if chosen_format is Format.PNG and output is None and sys.stdout.isatty():
+        fail("error: a PNG is not for the terminal: give -o FILE", EXIT_USAGE)
     with backend(ctx, config) as chosen:
-        text = chosen.export(_ref(incident), format=chosen_format.value)
+        content = chosen.export(_ref(incident), format=chosen_format.value)
     if output is None:
-        typer.echo(text, nl=False)
+        if isinstance(content, bytes):
+            sys.stdout.buffer.write(content)
+            sys.stdout.flush()
+        else:
+            typer.echo(content, nl=False)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        if isinstance(content, bytes):
+            output.write_bytes(content)
+        else:
+            output.write_text(content, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")
     if as_json:

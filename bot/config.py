@@ -296,6 +296,12 @@ class PrometheusSettings(Section):
     timeout: Duration = timedelta(seconds=10)
 
 
+class ExportSettings(Section):
+    # A folder whose postmortem.md, incident.html or incidents.html replace the shipped templates
+    # (bot/adapters/export/templates/), one by one.
+    templates_dir: Path | None = None
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -323,6 +329,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = SlackSettings()
     github: GithubSettings = GithubSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    export: ExportSettings = ExportSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from bot import bootstrap
 from bot.adapters.console import ConsoleNotifier
-from bot.adapters.export.html import render_html
 from bot.config import (
     AlertmanagerSettings,
     ApiSettings,
@@ -32,11 +32,12 @@ from bot.config import (
 )
 from bot.demo_repo import DemoRepo
 from bot.domain.models import Actor, IncidentStatus
+from bot.entrypoints.charts import chart_uri, incident_chart
 from bot.entrypoints.serving import serve_in_thread
 from bot.replay import post_payloads
 from bot.services import act
 from bot.services import incidents as incident_service
-from bot.services.export import build_export, render_markdown
+from bot.services.export import build_export
 from bot.services.text import render_incident
 
 Echo = Callable[[str], None]
@@ -46,8 +47,17 @@ def deliveries(started: datetime, resolved: datetime) -> list[tuple[str, bytes]]
     """The captured checkout deliveries (firing, then resolved), moved to the demo's clock."""
     folder = resources.files("bot.demo_data") / "alertmanager"
     firing = json.loads((folder / "01-higherrorrate-firing-2alerts.json").read_text())
-    for alert in firing["alerts"]:
+    for alert in firing["alerts"]:  # a believable alert (the captured one carries the tests' hostile text)
         alert["startsAt"] = started.isoformat()
+        alert["annotations"] = {
+            "summary": "More than 5% of checkout requests fail",
+            "description": f"{alert['labels'].get('instance', 'checkout')} answers 5xx to 12% of requests "
+                           "over the last 5 minutes",
+            "runbook_url": "https://runbooks.example.com/checkout/high-error-rate",
+        }
+        alert["generatorURL"] = ("http://prometheus.example.com:9090/graph?g0.expr=" + quote(
+            'sum(rate(http_requests_total{service="checkout",code=~"5.."}[5m])) '
+            '/ sum(rate(http_requests_total{service="checkout"}[5m])) > 0.05'))
     done = json.loads(json.dumps(firing))
     done["status"] = "resolved"
     for alert in done["alerts"]:
@@ -97,7 +107,7 @@ def run_demo(*, out: Path, echo: Echo) -> int:
         playbooks = load_playbooks(playbooks_dir, known_repos=["gitops"])
     app = bootstrap.build(settings, playbooks=playbooks, notifier=ConsoleNotifier())
     store = app.ctx.store
-    firing, resolved = deliveries(started, now + timedelta(minutes=5))
+    firing, _ = deliveries(started, now)
     try:
         with serve_in_thread(app.http) as base_url, httpx.Client(
                 base_url=base_url, timeout=10, headers={"Authorization": f"Bearer {read_token}"}) as client:
@@ -118,10 +128,12 @@ def run_demo(*, out: Path, echo: Echo) -> int:
             echo("\n4. The on-call engineer rolls back: backout rollback INC-1 --yes")
             change = act.choose_commit(store=store, playbook=playbooks[0], incident_id=1, sha=None)
             result = act.rollback(store=store, git=app.ctx.git, notifier=app.ctx.notifier, incident_id=1,
-                                  change=change, actor=Actor.USER, actor_id="demo:on-call", now=now)
+                                  change=change, actor=Actor.USER, actor_id="demo:on-call",
+                                  now=datetime.now(UTC))  # after the incident opened, as in life
             echo(f"   {result.message}\n")
 
             echo("5. The revert is applied and the alerts resolve; Alertmanager says so:")
+            _, resolved = deliveries(started, datetime.now(UTC))  # resolved now, not ahead of the clock
             for posted in post_payloads(base_url=base_url, settings=settings.alertmanager,
                                         payloads=[resolved]):
                 echo(f"   POST /webhooks/alertmanager -> {posted.status}\n")
@@ -134,13 +146,16 @@ def run_demo(*, out: Path, echo: Echo) -> int:
             echo(f"demo failed: INC-1 is {view.incident.status.value}, not resolved")
             return 1
         echo(render_incident(view) + "\n")
-        document = build_export(view, generated_at=datetime.now(UTC))
-        (out / "INC-1.md").write_text(render_markdown(document), encoding="utf-8")
+        document = build_export(view, generated_at=datetime.now(UTC), links=app.ctx.export_links())
+        png = incident_chart(app.ctx, view)
+        (out / "INC-1.png").write_bytes(png)
+        (out / "INC-1.md").write_text(app.ctx.export.markdown(document, chart="INC-1.png"), encoding="utf-8")
         (out / "INC-1.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        (out / "INC-1.html").write_text(render_html(document), encoding="utf-8")
+        (out / "INC-1.html").write_text(app.ctx.export.html(document, chart=chart_uri(png)), encoding="utf-8")
     finally:
         app.close()
-    echo(f"6. The post-incident export: {out / 'INC-1.md'}, {out / 'INC-1.json'} and the page {out / 'INC-1.html'}")
+    echo(f"6. The post-mortem draft: {out / 'INC-1.md'} and the page {out / 'INC-1.html'}, with the chart "
+         f"{out / 'INC-1.png'} (the bad change and the revert marked) and the data {out / 'INC-1.json'}")
     echo(f"   The revert branch is on the demo remote: git -C {repo.bare} log -1 {result.action.branch}")
     command = sys.argv[0] if Path(sys.argv[0]).name == "backout" else "backout"
     echo(f"\nDone in {time.monotonic() - began:.1f}s. Look again with: "

@@ -96,20 +96,34 @@ class LocalBackend:
         now = datetime.now(UTC)
         return verdicts.accuracy_report(store=self.store, since=now - parse_duration(since), now=now)
 
-    def export(self, ref: str, *, format: str) -> str:
-        from bot.services import incidents
-        from bot.services.export import ExportFormat, build_export, render_markdown
-
-        document = build_export(incidents.get_incident(store=self.store, incident_id=parse_incident_ref(ref)),
-                                generated_at=datetime.now(UTC))
-        if format == ExportFormat.MARKDOWN:
-            return render_markdown(document)
-        if format == ExportFormat.HTML:
-            from bot.adapters.export.html import render_html
-
-            return render_html(document)
+    def export(self, ref: str, *, format: str) -> str | bytes:
+        """The export as text, or the chart as PNG bytes (`format` png): the store, the templates,
+        the playbooks and Prometheus, without the app's Git, forge or chat (nor their secrets)."""
         import json
 
+        from bot.adapters.export.render import ExportRenderer
+        from bot.adapters.prometheus import PrometheusQuery
+        from bot.config import load_playbooks
+        from bot.entrypoints.charts import chart_png, chart_uri
+        from bot.entrypoints.context import export_links
+        from bot.services import incidents
+        from bot.services.export import ExportFormat, build_export
+
+        settings = self.settings
+        now = datetime.now(UTC)
+        view = incidents.get_incident(store=self.store, incident_id=parse_incident_ref(ref))
+        if format in (ExportFormat.PNG, ExportFormat.HTML):
+            metrics = (PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds())
+                       if settings.prometheus.url else None)
+            png = chart_png(view, playbooks=load_playbooks(settings.playbooks_dir), metrics=metrics, now=now)
+            if format == ExportFormat.PNG:
+                return png
+        document = build_export(view, generated_at=now, links=export_links(settings, page=lambda _: None))
+        renderer = ExportRenderer(settings.export.templates_dir)
+        if format == ExportFormat.MARKDOWN:
+            return renderer.markdown(document)
+        if format == ExportFormat.HTML:
+            return renderer.html(document, chart=chart_uri(png))
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
     # ---- actions ----

@@ -79,8 +79,9 @@ class BackoutClient:
     def accuracy(self, *, since: str) -> dict[str, Any]:
         return self._json("GET", "/api/report/accuracy", params={"since": since})
 
-    def export(self, ref: str, *, format: str) -> str:
-        return self._call("GET", f"/api/incidents/{ref}/export", params={"format": format}).text
+    def export(self, ref: str, *, format: str) -> str | bytes:
+        answer = self._call("GET", f"/api/incidents/{ref}/export", params={"format": format})
+        return answer.content if format == "png" else answer.text
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         answer = self._call(method, path, **kwargs).json()

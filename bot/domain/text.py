@@ -28,3 +28,29 @@ def _escape(match: re.Match[str]) -> str:
         return _SHOWN[char]
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+_MD_BLOCK_START = re.compile(r"^(\s*)([#+\-=>]|\d+[.)])")
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")  # what would open a tag, a comment or an autolink
+_ENTITY = re.compile(r"&(?=#?\w+;)")  # what would be read as an entity
+
+
+def md(text: object) -> str:
+    """Untrusted text as literal Markdown on one line (it may sit in a table cell): emphasis,
+    code, link and table characters backslashed; `<` that would open a tag and `&` that would
+    start an entity backslashed; a leading heading, list or quote marker neutralised; URLs broken
+    so they do not autolink. `5xx > 5%` stays `5xx > 5%`."""
+    text = safe(re.sub(r"\s*[\r\n]+\s*", " ", str(text)), limit=100_000)
+    text = _MD_INLINE.sub(r"\\\1", text)
+    text = _HTML_START.sub(r"\\<", text)
+    text = _ENTITY.sub(r"\\&", text)
+    text = _MD_BLOCK_START.sub(_neutralise_marker, text)
+    return text.replace("://", ":\u200b//")
+
+
+def _neutralise_marker(match: re.Match[str]) -> str:
+    marker = match.group(2)
+    if marker[0].isdigit():
+        return match.group(1) + marker[:-1] + "\\" + marker[-1]  # 1. -> 1\.
+    return match.group(1) + "\\" + marker

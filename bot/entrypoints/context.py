@@ -11,6 +11,7 @@ from datetime import timedelta
 from slack_bolt import App
 
 from bot.adapters.embedded import SingleReplica
+from bot.adapters.export.render import ExportRenderer
 from bot.adapters.slack.delivery import SlackDelivery
 from bot.config import Settings
 from bot.domain.playbooks import Playbook, playbook_named
@@ -18,6 +19,31 @@ from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, LeaderGate, M
 from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import PageLinks
+from bot.services.export import ExportLinks
+
+
+def export_links(settings: Settings, *, page: Callable[[int], str | None]) -> ExportLinks:
+    """Commits and branches on GitHub (from `github.api_url` and each repository's
+    `github_repo`), and the incident's page."""
+    on_github = {repo.name: repo.github_repo for repo in settings.repos
+                 if repo.forge == "github" and repo.github_repo}
+    web = github_web_url(settings.github.api_url)
+
+    def commit(repo: str, sha: str) -> str | None:
+        return f"{web}/{on_github[repo]}/commit/{sha}" if repo in on_github else None
+
+    def branch(repo: str, name: str) -> str | None:
+        return f"{web}/{on_github[repo]}/tree/{name}" if repo in on_github else None
+
+    return ExportLinks(commit=commit, branch=branch, page=page)
+
+
+def github_web_url(api_url: str) -> str:
+    """https://github.com for api.github.com; https://host for GitHub Enterprise's /api/v3."""
+    base = api_url.rstrip("/")
+    if base in ("https://api.github.com", "http://api.github.com"):
+        return "https://github.com"
+    return base.removesuffix("/api/v3")
 
 
 @dataclass(frozen=True)
@@ -65,6 +91,12 @@ class AppContext:
     metrics: Metrics = field(default_factory=lambda: Metrics())
     # Without api.link_secret, a key of this process's own: its links stop opening after a restart.
     links: PageLinks = field(default_factory=lambda: PageLinks(secrets.token_bytes(32), timedelta(days=30)))
+    # The export's templates: the shipped ones, each replaced by export.templates_dir's of that name.
+    export: ExportRenderer = field(default_factory=ExportRenderer)
+
+    def export_links(self) -> ExportLinks:
+        """Links for the export: commits and branches on GitHub, the incident's page."""
+        return export_links(self.settings, page=self.page_url)
 
     def page_url(self, incident_id: int) -> str | None:
         """The incident's page, when the server's public URL is configured, with a signed token

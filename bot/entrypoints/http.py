@@ -20,7 +20,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.adapters.alertmanager.payload import AmPayload, parse_delivery
-from bot.adapters.export.html import render_html, render_index
 from bot.domain.durations import parse_duration
 from bot.domain.errors import (
     BackoutError,
@@ -33,6 +32,7 @@ from bot.domain.errors import (
 )
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.verdicts import VerdictKind
+from bot.entrypoints.charts import chart_uri, incident_chart
 from bot.entrypoints.context import AppContext, SlackParts
 from bot.entrypoints.http_actions import register_incident_actions
 from bot.entrypoints.http_common import (
@@ -48,7 +48,7 @@ from bot.entrypoints.webhook_auth import ApiAuth, WebhookAuth
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.authors import notify_authors
-from bot.services.export import ExportFormat, build_export, render_markdown
+from bot.services.export import ExportFormat, build_export
 from bot.services.ingest import IngestOutcome
 from bot.services.presenters import event_dict, incident_dict, incident_view_dict, ranking_dict
 
@@ -277,12 +277,22 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         if denied := refused(request):
             return denied
         view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
-        document = build_export(view, generated_at=ctx.clock())
+        document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
+        if format is ExportFormat.PNG:
+            return Response(incident_chart(ctx, view), media_type="image/png")
         if format is ExportFormat.MARKDOWN:
-            return Response(render_markdown(document), media_type="text/markdown; charset=utf-8")
+            return Response(ctx.export.markdown(document), media_type="text/markdown; charset=utf-8")
         if format is ExportFormat.HTML:
-            return HTMLResponse(render_html(document))
+            return HTMLResponse(ctx.export.html(document, chart=chart_uri(incident_chart(ctx, view))))
         return JSONResponse(document)
+
+    @app.get("/api/incidents/{ref}/chart.png")
+    def chart(ref: str, request: Request) -> Response:
+        """The key metric over the incident with the changes, alerts and actions marked."""
+        if denied := refused(request):
+            return denied
+        view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
+        return Response(incident_chart(ctx, view), media_type="image/png")
 
     @app.get("/", include_in_schema=False)
     def home() -> HTMLResponse:
@@ -303,7 +313,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         rows = [{**incident_dict(incident),
                  "href": f"/incidents/{incident.ref}?t={ctx.links.token(incident.id or 0, now=now)}"}
                 for incident in incident_service.list_incidents(store=ctx.store, limit=limit)]
-        return HTMLResponse(render_index(rows), headers=PAGE_HEADERS)
+        return HTMLResponse(ctx.export.index(rows), headers=PAGE_HEADERS)
 
     @app.get("/incidents/{ref}", response_model=None)
     def incident_page(ref: str, request: Request) -> HTMLResponse | JSONResponse:
@@ -312,7 +322,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         if denied := refused(request, page_of=number):
             return denied
         view = incident_service.get_incident(store=ctx.store, incident_id=number)
-        return HTMLResponse(render_html(build_export(view, generated_at=ctx.clock())),
+        document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
+        return HTMLResponse(ctx.export.html(document, chart=chart_uri(incident_chart(ctx, view))),
                             headers=PAGE_HEADERS)
 
     @app.post("/api/incidents/{ref}/verdict")

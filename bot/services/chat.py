@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.domain.chat import Command, may_roll_back, usage
 from bot.domain.errors import BackoutError, Conflict
@@ -19,7 +20,7 @@ from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.act import RollbackPlan
 from bot.services.authors import notify_authors
-from bot.services.export import build_export, render_markdown
+from bot.services.export import ExportLinks, build_export
 from bot.services.investigate import investigate
 from bot.services.notify import incident_lines, incident_update
 from bot.services.text import render_incident_list, when
@@ -46,6 +47,8 @@ class ChatCommands:
     import_window: timedelta = timedelta(days=7)
     page_url: Callable[[int], str | None] = field(default=lambda _: None)
     metrics: MetricsQuery | None = None
+    markdown: Callable[[dict[str, Any]], str] | None = None  # the export renderer's Markdown
+    export_links: Callable[[], ExportLinks] = field(default=ExportLinks)
 
     def run(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]]) -> Reply:
         """Run a parsed command for a Slack user; `groups(candidates)` says which of those
@@ -82,12 +85,13 @@ class ChatCommands:
                                       actor=Actor.USER, actor_id=user, now=now)
             return Reply(f"Noted on INC-{number}.", private=False)
         if command.name == "export":
-            fmt = (command.args or ("markdown",))[0].lower()
-            if fmt not in ("markdown", "json"):
+            fmt = (command.args or ("markdown" if self.markdown else "json",))[0].lower()
+            if fmt not in ("markdown", "json") or (fmt == "markdown" and self.markdown is None):
                 return Reply("export takes markdown or json")
             view = incident_service.get_incident(store=self.store, incident_id=number)
-            document = build_export(view, generated_at=now)
-            content = render_markdown(document) if fmt == "markdown" else json.dumps(document, indent=2)
+            document = build_export(view, generated_at=now, links=self.export_links())
+            content = (self.markdown(document) if fmt == "markdown" and self.markdown
+                       else json.dumps(document, indent=2))
             return Reply(f"Export of INC-{number}", file=(f"INC-{number}.{'md' if fmt == 'markdown' else 'json'}",
                                                           content))
         if command.name in ("rollback", "branch"):

@@ -1,14 +1,14 @@
-"""The post-incident export: one versioned JSON document, and Markdown rendered from it."""
+"""The post-incident export: one versioned JSON document (docs/export.md) that the Markdown draft,
+the HTML page and the chart are rendered from (`bot.adapters.export`)."""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.durations import human_duration
-from bot.domain.text import safe
 from bot.domain.timeline import EventKind
 from bot.domain.verdicts import Finding, finding
 from bot.services.incidents import IncidentView
@@ -21,10 +21,25 @@ class ExportFormat(StrEnum):
     JSON = "json"
     MARKDOWN = "markdown"
     HTML = "html"
+    PNG = "png"
 
 
-def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any]:
+def _none(*_: Any) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ExportLinks:
+    """Where things live on the web, for the links of the export (None: no link, shown as text)."""
+
+    commit: Callable[[str, str], str | None] = field(default=_none)  # (repo, sha)
+    branch: Callable[[str, str], str | None] = field(default=_none)  # (repo, branch)
+    page: Callable[[int], str | None] = field(default=_none)  # incident id
+
+
+def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLinks | None = None) -> dict[str, Any]:
     """The export document (schema version 1, described in docs/export.md)."""
+    links = links or ExportLinks()
     incident = view.incident
     first_ranked = next((e.at for e in view.timeline if e.kind == EventKind.SUSPECTS_RANKED), None)
     found = finding(view.verdicts)
@@ -44,8 +59,12 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
             "acknowledged_at": _iso(incident.acknowledged_at),
             "mitigating_at": _iso(incident.mitigating_at),
             "resolved_at": _iso(incident.resolved_at),
+            "page_url": links.page(incident.id or 0),
+            "runbook_url": next((a.annotations["runbook_url"] for a in view.alerts
+                                 if a.annotations.get("runbook_url")), None),
         },
         "durations_seconds": {
+            "to_detect": _seconds(incident.started_at, incident.opened_at),
             "to_first_suspect": _seconds(incident.opened_at, first_ranked),
             "to_acknowledge": _seconds(incident.started_at, incident.acknowledged_at),
             "to_mitigate": _seconds(incident.started_at, incident.mitigating_at),
@@ -54,7 +73,7 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
         "alerts": [
             {"name": a.name, "status": a.status.value, "fingerprint": a.fingerprint,
              "starts_at": _iso(a.starts_at), "ends_at": _iso(a.ends_at),
-             "labels": a.labels, "annotations": a.annotations}
+             "labels": a.labels, "annotations": a.annotations, "generator_url": a.generator_url or None}
             for a in view.alerts
         ],
         "suspects": {
@@ -70,7 +89,7 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
                  "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
                  "applied_by": s.applied_by, "failed": s.failed,
                  "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
-                 "hydrated": s.hydrated, "verdict": _verdict_on(s.sha, found)}
+                 "hydrated": s.hydrated, "verdict": _verdict_on(s.sha, found), "url": links.commit(s.repo, s.sha)}
                 for rank, s in enumerate(view.ranking.suspects, start=1)
             ],
         },
@@ -84,6 +103,8 @@ def build_export(view: IncidentView, *, generated_at: datetime) -> dict[str, Any
         "actions": [
             {"kind": a.kind.value, "repo": a.repo, "commit": a.commit_sha or None, "state": a.state.value,
              "branch": a.branch, "url": a.url, "auto": a.auto, "actor": a.actor_id,
+             "commit_url": links.commit(a.repo, a.commit_sha) if a.commit_sha else None,
+             "branch_url": links.branch(a.repo, a.branch),
              "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at),
              "conflicts": a.detail.get("conflicts", []), "warnings": a.detail.get("warnings", [])}
             for a in view.actions
@@ -102,99 +123,6 @@ def _verdict_on(sha: str, found: Finding | None) -> str | None:
     if found.culprit == sha:
         return "culprit"
     return "not_culprit" if sha in found.ruled_out else None
-
-
-def render_markdown(doc: dict[str, Any]) -> str:
-    """The export as Markdown for the review. Every value from outside is escaped: alert text
-    can neither format the page, nor inject HTML, nor make a live link."""
-    inc = doc["incident"]
-    durations = doc["durations_seconds"]
-    out = [
-        f"# {inc['ref']}: {md(inc['title'])}",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| Service | {md(inc['service'])} |",
-        f"| Severity | {inc['severity']} |",
-        f"| Status | {inc['status']} |",
-        f"| Playbook | {md(inc['playbook'] or '(none)')} |",
-        f"| Started | {inc['started_at']} |",
-        f"| Resolved | {inc['resolved_at'] or '-'} |",
-        "",
-        "## Durations",
-        "",
-        "| | |",
-        "|---|---|",
-    ]
-    for key, label in (("to_first_suspect", "Opened to first suspect"), ("to_acknowledge", "To acknowledge"),
-                       ("to_mitigate", "To mitigate"), ("to_resolve", "To resolve")):
-        value = durations[key]
-        out.append(f"| {label} | {human_duration(value)} |")
-    suspects = doc["suspects"]
-    out += ["", "## Suspects", "", md(suspects["reason"]), ""]
-    for item in suspects["items"]:
-        pr = (f" (#{item['pr_number']})"
-              if item["pr_number"] and f"#{item['pr_number']}" not in item["subject"] else "")
-        out.append(f"{item['rank']}. `{item['sha'][:12]}` {md(item['subject'])}{pr} — "
-                   f"{md(item['author'])}, score **{item['score']:.2f}**")
-        out.extend(f"   - {md(reason)}" for reason in item["reasons"])
-        out.extend(f"   - revert safety: {md(warning)}" for warning in item["warnings"])
-        if item["code"] or item["code_note"]:
-            out.append("   - code behind the image bump" + (f" ({md(item['code_note'])})" if item["code_note"] else ""))
-            out.extend(f"     - `{c['sha'][:12]}` {md(c['subject'])} — {md(c['author'])}, {c['lines']} lines"
-                       for c in item["code"][:20])
-    verdict = doc.get("verdict")
-    if verdict:
-        culprit = verdict["culprit"]
-        said = ("no change caused it" if verdict["no_change"] else
-                f"the culprit is `{culprit[:12]}`" if culprit else "no culprit named yet")
-        ruled = ", ".join(f"`{sha[:12]}`" for sha in verdict["ruled_out"])
-        out += ["", f"Responders' verdict: {said}" + (f"; ruled out: {ruled}" if ruled else "") + "."]
-    out += ["", "## Actions", ""]
-    if not doc["actions"]:
-        out.append("None.")
-    for action in doc["actions"]:
-        out.append(f"- {action['kind']} `{action['commit'] or ''}` on {md(action['repo'])}: "
-                   f"**{action['state']}**, branch `{action['branch']}` ({md(action['actor'])})")
-        if action["conflicts"]:
-            out.append(f"  - conflicts: {', '.join(md(f) for f in action['conflicts'])}")
-        out.extend(f"  - revert safety: {md(warning)}" for warning in action["warnings"])
-        if action["url"]:
-            out.append(f"  - pull request: {safe(action['url'])}")
-    out += ["", "## Alerts", "", "| Alert | Status | Labels | Summary | Description |",
-            "|---|---|---|---|---|"]
-    for alert in doc["alerts"]:
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
-        notes = alert["annotations"]
-        out.append(f"| {md(alert['name'])} | {alert['status']} | {md(labels)} | "
-                   f"{md(notes.get('summary', ''))} | {md(notes.get('description', ''))} |")
-    out += ["", "## Timeline", "", "| Time (UTC) | Event | Who | What |", "|---|---|---|---|"]
-    for entry in doc["timeline"]:
-        out.append(f"| {entry['at'][:19].replace('T', ' ')} | {entry['kind']} | "
-                   f"{md(entry['actor_id'] or entry['actor'])} | {md(entry['text'])} |")
-    return "\n".join(out) + "\n"
-
-
-_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
-_MD_BLOCK_START = re.compile(r"^(\s*)([#+\-=]|\d+[.)])")
-
-
-def md(text: str) -> str:
-    """Untrusted text as literal Markdown: HTML-escaped; emphasis, code, link and table
-    characters backslashed; a leading heading or list marker neutralised; line breaks
-    flattened (it may sit in a table cell); URLs broken so they do not autolink."""
-    text = safe(re.sub(r"\s*[\r\n]+\s*", " ", text), limit=100_000)  # nothing that drives a terminal
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_INLINE.sub(r"\\\1", text)
-    text = _MD_BLOCK_START.sub(_neutralise_marker, text)
-    return text.replace("://", ":\u200b//")
-
-
-def _neutralise_marker(match: re.Match[str]) -> str:
-    marker = match.group(2)
-    if marker[0].isdigit():
-        return match.group(1) + marker[:-1] + "\\" + marker[-1]  # 1. -> 1\.
-    return match.group(1) + "\\" + marker
 
 
 def _iso(value: datetime | None) -> str | None:

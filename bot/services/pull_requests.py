@@ -11,9 +11,9 @@ from bot.domain.errors import BackoutError
 from bot.domain.incidents import transition
 from bot.domain.models import Actor, AlertStatus, IncidentStatus
 from bot.domain.ports import Forge, Notice, Notifier, Store, Transaction
+from bot.domain.text import md
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
-from bot.services.export import md
 from bot.services.incidents import IncidentView, get_incident
 
 LABELS = ("backout", "incident", "revert")

@@ -135,6 +135,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert exported["suspects"]["confident"] is True
     assert exported["actions"][-1]["state"] == "pushed"
     assert (out / "INC-1.md").read_text().startswith("# INC-1")
+    assert (out / "INC-1.png").read_bytes().startswith(b"\x89PNG")
+    assert "![The key metric" in (out / "INC-1.md").read_text()
+    assert '<img class="chart" src="data:image/png;base64,' in (out / "INC-1.html").read_text()
+    times = [entry["at"] for entry in exported["timeline"]]
+    assert times == sorted(times), "the demo's timeline is chronological"
     again = runner.invoke(cli, ["demo", "--out", str(out)])
     assert again.exit_code == 0, "the demo runs again over its own output"
 
@@ -146,6 +151,9 @@ def test_export_writes_markdown_and_json(config: Path, tmp_path: Path) -> None:
     assert out.read_text().startswith("# INC-1: HighErrorRate on checkout")
     data = json.loads(invoke("export", "1", "--format", "json", "--config", str(config)))
     assert data["schema_version"] == 1
+    chart = tmp_path / "INC-1.png"
+    assert f"wrote {chart}" in invoke("export", "1", "-f", "png", "-o", str(chart), "--config", str(config))
+    assert chart.read_bytes().startswith(b"\x89PNG")
     result = runner.invoke(cli, ["export", "1", "-o", str(tmp_path / "no" / "such" / "dir.md"),
                                  "--config", str(config)])
     assert result.exit_code == 1

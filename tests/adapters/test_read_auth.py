@@ -28,7 +28,8 @@ def app(build: Callable[..., bootstrap.App], make_settings: Callable[..., Settin
 @pytest.mark.parametrize("path", ["/api/incidents", "/api/incidents/INC-1", "/api/incidents/INC-1/suspects",
                                   "/api/incidents/INC-1/timeline", "/api/incidents/INC-1/export",
                                   "/api/incidents/INC-1/export?format=markdown", "/incidents/INC-1",
-                                  "/api/report/accuracy", "/incidents"])
+                                  "/api/report/accuracy", "/incidents", "/api/incidents/INC-1/chart.png",
+                                  "/api/incidents/INC-1/export?format=png"])
 def test_every_read_needs_a_token_and_a_refusal_tells_nothing(app: bootstrap.App, path: str) -> None:
     """401 without or with a wrong token (saying what is missing, no incident data); 200 with either token."""
     with TestClient(app.http) as client:

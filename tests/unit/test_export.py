@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from typing import Any
 
 from bot.adapters.console import RecordingNotifier
+from bot.adapters.export.html import render_markdown
 from bot.config import load_playbooks
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, IncidentStatus
-from bot.services.export import SCHEMA_VERSION, build_export, md, render_markdown
+from bot.domain.text import md
+from bot.services.export import SCHEMA_VERSION, ExportLinks, build_export
 from bot.services.incidents import change_status, get_incident
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import investigate
@@ -17,7 +21,8 @@ from tests.fakes.git import FakeGit
 from tests.fakes.store import InMemoryStore
 
 
-def exported(clock: Clock) -> dict:  # type: ignore[type-arg]
+def exported(clock: Clock, *, links: ExportLinks | None = None, view: bool = False) -> Any:
+    """The export document of a resolved incident (or, with `view`, the incident view itself)."""
     store, playbooks = InMemoryStore(), load_playbooks(PLAYBOOKS)
     ingest_delivery(store=store, delivery=delivery("01"), playbooks=playbooks, policy=IncidentPolicy(),
                     now=clock())
@@ -30,7 +35,8 @@ def exported(clock: Clock) -> dict:  # type: ignore[type-arg]
     for prefix in ("02", "04"):
         ingest_delivery(store=store, delivery=delivery(prefix), playbooks=playbooks,
                         policy=IncidentPolicy(), now=clock())
-    return build_export(get_incident(store=store, incident_id=1), generated_at=clock())
+    found = get_incident(store=store, incident_id=1)
+    return found if view else build_export(found, generated_at=clock(), links=links)
 
 
 def test_the_json_document_is_versioned_and_complete(clock: Clock) -> None:
@@ -56,16 +62,19 @@ def test_the_json_document_is_versioned_and_complete(clock: Clock) -> None:
 def test_markdown_shows_alert_text_literally(clock: Clock) -> None:
     """The fixture's `<!channel>`, mrkdwn and link stay text: no HTML, no link, no formatting."""
     text = render_markdown(exported(clock))
-    assert "<!channel>" not in text
-    assert "&lt;!channel&gt;" in text
+    assert not re.search(r"(?<!\\)<!channel>", text), "every < that could open a tag is backslashed"
+    assert r"\<!channel>" in text  # backslashed, not an HTML entity
     assert "https://evil" not in text
     assert "## Timeline" in text
-    assert "| To resolve | 13m37s |" in text
+    assert "| Resolved | 13m37s |" in text
+    assert "## Root cause" in text
 
 
 def test_md_escaping() -> None:
     """Emphasis, links, tables, HTML and leading block markers are neutralised."""
-    assert md("*x* _y_ `z` [a](b) c|d <b>") == r"\*x\* \_y\_ \`z\` \[a\](b) c\|d &lt;b&gt;"
+    assert md("*x* _y_ `z` [a](b) c|d <b>") == r"\*x\* \_y\_ \`z\` \[a\](b) c\|d \<b>"
+    assert md("5xx > 5% & more") == "5xx > 5% & more"  # read the same on GitHub, in Confluence and Slack
+    assert md("&amp; &#60;") == r"\&amp; \&#60;"
     assert md("# title") == r"\# title"
     assert md("2. second\nline") == r"2\. second line"
     assert md("see https://x.example") == "see https:\u200b//x.example"

@@ -1,29 +1,29 @@
-"""The incident page: the export document rendered as HTML with Jinja2 (autoescaped: alert text
-is shown, never interpreted; no script, no external resource)."""
+"""The incident page and index with the shipped templates (kept for callers that do not
+configure `export.templates_dir`; see render.py)."""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
-from bot.domain.durations import human_duration
+from bot.adapters.export.render import ExportRenderer
 
 
 @cache
-def _environment() -> Environment:
-    environment = Environment(loader=PackageLoader("bot.adapters.export", "templates"),
-                              autoescape=select_autoescape(default=True, default_for_string=True))
-    environment.filters["duration"] = human_duration
-    return environment
+def _default() -> ExportRenderer:
+    return ExportRenderer()
 
 
-def render_html(document: dict[str, Any]) -> str:
+def render_html(document: dict[str, Any], *, chart: str | None = None) -> str:
     """The review page for one incident (schema version 1 document)."""
-    return _environment().get_template("incident.html").render(doc=document)
+    return _default().html(document, chart=chart)
+
+
+def render_markdown(document: dict[str, Any], *, chart: str | None = None) -> str:
+    """The post-mortem draft in Markdown."""
+    return _default().markdown(document, chart=chart)
 
 
 def render_index(incidents: list[dict[str, Any]]) -> str:
     """The incident index: each incident's API shape plus `href`, the link to its page."""
-    return _environment().get_template("incidents.html").render(incidents=incidents)
+    return _default().index(incidents)

@@ -1,0 +1,29 @@
+"""The incident chart for the HTTP API, the CLI and the demo: the data from the services, the
+PNG from the export adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.adapters.export.chart import data_uri, render_png
+from bot.domain.playbooks import Playbook
+from bot.domain.ports import MetricsQuery
+from bot.entrypoints.context import AppContext
+from bot.services.chart import chart_data
+from bot.services.incidents import IncidentView
+
+
+def incident_chart(ctx: AppContext, view: IncidentView) -> bytes:
+    """The PNG: the key metric from Prometheus when there is one, the events on the time axis."""
+    return chart_png(view, playbooks=ctx.playbooks, metrics=ctx.metrics_query, now=ctx.clock())
+
+
+def chart_png(view: IncidentView, *, playbooks: Sequence[Playbook], metrics: MetricsQuery | None,
+              now: datetime) -> bytes:
+    return render_png(chart_data(view, playbooks=playbooks, metrics=metrics, now=now))
+
+
+def chart_uri(png: bytes) -> str:
+    """The PNG as a data: URI, to embed in the page (no outside asset)."""
+    return data_uri(png)

@@ -1,0 +1,139 @@
+"""The post-mortem draft: golden files for the Markdown and JSON exports, templates a team can
+override, a sandbox that keeps alert text data, links only to http(s), and the chart with its
+markers where the events are."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jinja2.exceptions import SecurityError
+
+from bot.adapters.export.chart import figure, render_png
+from bot.adapters.export.render import ExportRenderer
+from bot.domain.chart import ChartData, Marker
+from bot.services.export import ExportLinks
+from tests.unit.test_export import exported
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"  # UPDATE_GOLDEN=1 pytest ...: rewrite them, then review the diff
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"{name} changed: UPDATE_GOLDEN=1 and review the diff"
+
+
+def test_the_markdown_and_json_exports_match_their_golden_files(clock: Any) -> None:
+    doc = exported(clock)
+    golden("INC-1.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    golden("INC-1.md", ExportRenderer().markdown(doc, chart="INC-1.png"))
+
+
+def test_alert_text_is_data_never_template_code(clock: Any) -> None:
+    doc = exported(clock)
+    doc["incident"]["title"] = "{{ 7*7 }} {% for x in range(3) %}x{% endfor %}"
+    doc["alerts"][0]["annotations"]["summary"] = "{{ ''.__class__.__mro__ }}"
+    unescaped = re.sub(r"\\(.)", r"\1", ExportRenderer().markdown(doc))  # as Markdown shows it
+    for text in (unescaped, ExportRenderer().html(doc)):
+        assert "{{ 7*7 }}" in text
+        assert "{% for x in range(3) %}x{% endfor %}" in text
+        assert "49" not in text.split("\n", 1)[0]
+        assert "__mro__" in text
+        assert "<class" not in text
+
+
+def test_a_team_template_overrides_one_file_and_runs_sandboxed(tmp_path: Path, clock: Any) -> None:
+    doc = exported(clock)
+    (tmp_path / "postmortem.md").write_text("# Review of {{ doc.incident.ref }}\n{{ doc.incident.title | md }}\n")
+    renderer = ExportRenderer(tmp_path)
+    assert renderer.markdown(doc).startswith("# Review of INC-1\n")
+    assert "<h2>What changed</h2>" in renderer.html(doc), "the other templates stay the shipped ones"
+    (tmp_path / "postmortem.md").write_text("{{ doc.__class__.__init__.__globals__ }}\n")
+    with pytest.raises(SecurityError):
+        ExportRenderer(tmp_path).markdown(doc)
+
+
+def test_links_are_http_only_and_commits_link_to_the_forge(clock: Any) -> None:
+    links = ExportLinks(commit=lambda repo, sha: f"https://github.com/acme/{repo}/commit/{sha}",
+                        branch=lambda repo, branch: f"https://github.com/acme/{repo}/tree/{branch}",
+                        page=lambda n: f"https://backout.example/incidents/INC-{n}")
+    doc = exported(clock, links=links)
+    doc["alerts"][0]["generator_url"] = "javascript:alert(1)"
+    doc["incident"]["runbook_url"] = "file:///etc/passwd"
+    markdown, html = ExportRenderer().markdown(doc), ExportRenderer().html(doc)
+    sha = doc["suspects"]["items"][0]["sha"] if doc["suspects"]["items"] else None
+    if sha:
+        assert f"(<https://github.com/acme/gitops/commit/{sha}>)" in markdown
+        assert f'href="https://github.com/acme/gitops/commit/{sha}"' in html
+    assert "(<https://backout.example/incidents/INC-1>)" in markdown
+    for text in (markdown, html):
+        assert "javascript:" not in text
+        assert "file:///etc" not in text.replace("file:\u200b//", "")
+        assert 'href="file:' not in text
+
+
+def test_the_page_reads_on_paper_and_a_phone_and_times_do_not_wrap(clock: Any) -> None:
+    html = ExportRenderer().html(exported(clock), chart="data:image/png;base64,AAAA")
+    assert "@media print" in html
+    assert "@media (max-width" in html
+    assert 'img-src data:' in html
+    assert '<img class="chart" src="data:image/png;base64,AAAA"' in html
+    assert "2026-11-21\u00a022:20:22\u00a0UTC" in html  # no break inside a timestamp
+
+
+def test_the_chart_marks_each_event_where_it_happened() -> None:
+    start = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
+    series = [(start + timedelta(minutes=m), 0.01 if m < 20 else 0.12) for m in range(0, 60)]
+    markers = [Marker(start + timedelta(minutes=18), "change", "abc1234"),
+               Marker(start + timedelta(minutes=21), "alert_firing", "HighErrorRate"),
+               Marker(start + timedelta(minutes=35), "action", "revert abc1234 pushed"),
+               Marker(start + timedelta(minutes=44), "recovery", "resolved")]
+    data = ChartData("INC-1: checkout", start, start + timedelta(minutes=60), "sum(rate(x[5m]))", series, markers)
+    fig = figure(data)
+    [axes] = fig.axes
+    lines = {line.get_gid(): line for line in axes.get_lines()}
+    assert "metric" in lines
+    for index, marker in enumerate(markers):
+        line = lines[f"marker-{marker.kind}-{index}"]
+        assert line.get_xdata()[0] == pytest.approx(marker.at.timestamp() / 86400.0)
+    assert [t.get_text() for t in axes.texts] == [m.label for m in markers]
+
+    from PIL import Image
+
+    png = render_png(data)
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert image.size == (1200, 480)
+    fig.canvas.draw()
+    change = markers[0]
+    x, _ = axes.transData.transform((change.at.timestamp() / 86400.0, 0.05))
+    _, top = axes.transAxes.transform((0, 0.5))
+    row = int(480 - top)
+    red = [image.getpixel((round(x) + dx, row)) for dx in (-1, 0, 1)]
+    assert any(r > 150 and g < 100 and b < 100 for r, g, b in red), red  # the change's red line is drawn there
+    away = image.getpixel((round(x) - 40, row))
+    assert not (away[0] > 150 and away[1] < 100 and away[2] < 100), away  # and not elsewhere
+
+
+def test_without_prometheus_the_chart_still_shows_the_events(clock: Any) -> None:
+    from bot.config import load_playbooks
+    from bot.services.chart import chart_data
+    from tests.conftest import PLAYBOOKS
+
+    store_view = exported(clock, view=True)
+    data = chart_data(store_view, playbooks=load_playbooks(PLAYBOOKS), metrics=None, now=clock())
+    assert data.series == []
+    assert "Prometheus is not configured" in data.note
+    kinds = [m.kind for m in data.markers]
+    assert "alert_firing" in kinds
+    assert "recovery" in kinds
+    assert [m.at for m in data.markers] == sorted(m.at for m in data.markers)
+    assert render_png(data).startswith(b"\x89PNG")
