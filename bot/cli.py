@@ -46,7 +46,7 @@ app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args
                   pretty_exceptions_enable=False)
 incidents_app = typer.Typer(help="List and show incidents.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-report_app = typer.Typer(help="Reports across incidents (`backout report` alone: the accuracy report).",
+report_app = typer.Typer(help="Numbers across incidents (`backout report`), and the ranking's accuracy.",
                          invoke_without_command=True)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
@@ -141,6 +141,7 @@ class Backend(Protocol):
     def rollback(self, ref: str, *, commit: str, by: str) -> dict[str, Any]: ...
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]: ...
     def accuracy(self, *, since: str) -> dict[str, Any]: ...
+    def report(self, *, since: str, service: str | None) -> dict[str, Any]: ...
     def export(self, ref: str, *, format: str) -> str | bytes: ...
     def close(self) -> None: ...
 
@@ -272,10 +273,38 @@ def export(
         typer.echo(f"wrote {output}")
 
 
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
 @report_app.callback()
-def report_default(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand is None:
-        ctx.invoke(report_accuracy, ctx=ctx)
+def report(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option(help="incidents opened within this long (30d, 12h)")] = "30d",
+    service: Annotated[str | None, typer.Option(help="one service only")] = None,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.TEXT,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The team's numbers: incidents, time to acknowledge, mitigate and resolve (median, p90),
+    incidents a change caused, reverts opened and merged, and the ranking's accuracy."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bot.domain.durations import parse_duration
+    from bot.render import report_text
+
+    try:
+        parse_duration(since)
+    except ValueError as exc:
+        fail(f"error: --since: {exc}", EXIT_USAGE)
+    with backend(ctx, config) as chosen:
+        found = chosen.report(since=since, service=service)
+    if as_json or format is ReportFormat.JSON:
+        echo_json(found)
+    else:
+        typer.echo(report_text(found, since=since, markdown=format is ReportFormat.MARKDOWN))
 
 
 @report_app.command("accuracy")

@@ -96,6 +96,13 @@ class LocalBackend:
         now = datetime.now(UTC)
         return verdicts.accuracy_report(store=self.store, since=now - parse_duration(since), now=now)
 
+    def report(self, *, since: str, service: str | None) -> dict[str, Any]:
+        from bot.domain.durations import parse_duration
+        from bot.services.report import team_report
+
+        now = datetime.now(UTC)
+        return team_report(store=self.store, since=now - parse_duration(since), now=now, service=service)
+
     def export(self, ref: str, *, format: str) -> str | bytes:
         """The export as text, or the chart as PNG bytes (`format` png): the store, the templates,
         the playbooks and Prometheus, without the app's Git, forge or chat (nor their secrets)."""

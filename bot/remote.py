@@ -76,6 +76,9 @@ class BackoutClient:
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/verdict", json={"verdict": verdict, "sha": sha, "by": by})
 
+    def report(self, *, since: str, service: str | None) -> dict[str, Any]:
+        return self._json("GET", "/api/report", params={"since": since, **({"service": service} if service else {})})
+
     def accuracy(self, *, since: str) -> dict[str, Any]:
         return self._json("GET", "/api/report/accuracy", params={"since": since})
 

@@ -117,3 +117,33 @@ def plan_text(plan: dict[str, Any]) -> str:
         lines.extend(f"    {safe(line, 300)}" for line in plan["diff"].splitlines())
     lines.append(f"  branch: {safe(plan['branch'], 200)}")
     return "\n".join(lines)
+
+
+def report_text(report: dict[str, Any], *, since: str, markdown: bool = False) -> str:
+    """The team report as aligned text, or as a Markdown table for a review document."""
+    from bot.domain.durations import human_duration
+
+    scope = f"service {report['service']}" if report.get("service") else "all services"
+    changes, reverts, accuracy = report["changes"], report["reverts"], report["accuracy"]
+    share = "-" if changes["share"] is None else f"{changes['share']:.0%}"
+    rows: list[tuple[str, str]] = [("incidents", str(report["incidents"]))]
+    for name, label in (("to_acknowledge", "time to acknowledge"), ("to_mitigate", "time to mitigate"),
+                        ("to_resolve", "time to resolve")):
+        figures = report["durations_seconds"][name]
+        rows.append((label, f"median {human_duration(figures['median'])}, p90 {human_duration(figures['p90'])} "
+                            f"({figures['count']} incidents)"))
+    rows.append(("caused by a change", f"{share}: {changes['confirmed']} confirmed by responders, "
+                                       f"{changes['likely']} likely (confident suspect, no verdict), "
+                                       f"{changes['no_change']} no change, {changes['unknown']} unknown"))
+    rows.append(("reverts", f"{reverts['opened']} opened, {reverts['merged']} merged"))
+    precision = accuracy.get("precision_at_1")
+    recall = accuracy.get("recall_at_3")
+    rows.append(("first suspect right", "no verdicts yet" if not accuracy.get("incidents") else
+                 f"precision@1 {precision:.2f}, recall@3 {recall:.2f} over {accuracy['incidents']} judged"
+                 if precision is not None and recall is not None else f"{accuracy['incidents']} judged"))
+    if markdown:
+        lines = [f"## Incidents in the last {since} ({scope})", "", "| | |", "|---|---|"]
+        return "\n".join([*lines, *(f"| {label} | {value} |" for label, value in rows)])
+    width = max(len(label) for label, _ in rows)
+    return "\n".join([f"Incidents opened in the last {since} ({scope})",
+                      *(f"  {label:<{width}}  {value}" for label, value in rows)])

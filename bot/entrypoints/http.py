@@ -46,6 +46,7 @@ from bot.entrypoints.http_gitops import register_gitops_webhooks
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import ApiAuth, WebhookAuth
 from bot.services import incidents as incident_service
+from bot.services import report as report_service
 from bot.services import verdicts as verdict_service
 from bot.services.authors import notify_authors
 from bot.services.export import ExportFormat, build_export
@@ -340,6 +341,18 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return JSONResponse(found.model_dump(mode="json"), status_code=201)
 
     @app.get("/api/report")
+    def team_report(request: Request, since: str = "30d", service: str | None = None) -> JSONResponse:
+        """Incidents, time to acknowledge/mitigate/resolve (median, p90), incidents a change caused,
+        reverts opened and merged, ranking accuracy: over `since`, optionally one service."""
+        if denied := refused(request):
+            return denied
+        try:
+            span = parse_duration(since)
+        except ValueError as exc:
+            return error(422, "invalid_request", f"since: {exc}")
+        now = ctx.clock()
+        return JSONResponse(report_service.team_report(store=ctx.store, since=now - span, now=now, service=service))
+
     @app.get("/api/report/accuracy")
     def report_accuracy(request: Request, since: str = "30d") -> JSONResponse:
         """Precision@1 and recall@3 from responders' verdicts, by service and playbook."""

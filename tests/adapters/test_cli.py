@@ -198,8 +198,13 @@ def test_the_cli_imports_what_a_command_needs_when_it_runs_it() -> None:
     assert "--server" in completion.output
 
 
-def test_report_alone_is_the_accuracy_report(config: Path) -> None:
+def test_report_prints_the_team_numbers_and_accuracy_stays_a_subcommand(config: Path) -> None:
     """`backout report` (DESIGN's `report [accuracy]`), with the config given before it."""
     text = invoke("-c", str(config), "report")
-    assert "precision@1" in text
+    assert "Incidents opened in the last 30d (all services)" in text
+    # the fixture's incidents carry a fixed date: a window of ten years holds them whatever day this runs
+    assert json.loads(invoke("-c", str(config), "report", "--since", "3650d", "--json"))["incidents"] == 2
+    payments = invoke("-c", str(config), "report", "--since", "3650d", "--service", "payments", "-f", "json")
+    assert json.loads(payments)["incidents"] == 1
+    assert invoke("-c", str(config), "report", "-f", "markdown").startswith("## Incidents")
     assert json.loads(invoke("-c", str(config), "report", "accuracy", "--json"))["overall"]["incidents"] == 0

@@ -1,0 +1,101 @@
+"""Numbers across incidents for the team's review: how many, how fast (to acknowledge, mitigate
+and resolve: median and 90th percentile), how many a change caused (the change-failure signal),
+the reverts Backout opened and how many were merged, and how often the first suspect was right."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.domain.actions import ActionKind, ActionState
+from bot.domain.models import Incident
+from bot.domain.ports import Store, Transaction
+from bot.domain.verdicts import finding
+from bot.services.verdicts import accuracy_report
+
+MAX_INCIDENTS = 10_000
+OPENED = frozenset({ActionState.PUSHED, ActionState.PR_OPEN, ActionState.MERGED, ActionState.CLOSED,
+                    ActionState.CONFLICTED})
+
+
+@dataclass(frozen=True)
+class _Case:
+    incident: Incident
+    changed: str  # confirmed | likely | no_change | unknown
+    reverts: int
+    merged: int
+
+
+def team_report(*, store: Store, since: datetime, now: datetime, service: str | None = None) -> dict[str, Any]:
+    """The report as the API's JSON: `incidents`, `durations_seconds` (median and p90 of each),
+    `changes` (incidents a change caused: confirmed by a responder, or likely from a confident
+    ranking nobody judged), `reverts` and `accuracy`."""
+
+    def work(tx: Transaction) -> list[_Case]:
+        cases = []
+        for incident in tx.incidents.list(limit=MAX_INCIDENTS):
+            if incident.opened_at < since or (service and incident.service != service) or incident.id is None:
+                continue
+            found = finding(tx.verdicts.for_incident(incident.id))
+            ranking = tx.rankings.get(incident.id)
+            if found is not None and found.culprit:
+                changed = "confirmed"
+            elif found is not None and found.no_change:
+                changed = "no_change"
+            elif ranking is not None and ranking.confident:
+                changed = "likely"
+            else:
+                changed = "unknown"
+            reverts = [a for a in tx.actions.for_incident(incident.id) if a.kind is ActionKind.REVERT]
+            cases.append(_Case(incident, changed, sum(a.state in OPENED for a in reverts),
+                               sum(a.state is ActionState.MERGED for a in reverts)))
+        return cases
+
+    cases = store.run(work)
+    accuracy = accuracy_report(store=store, since=since, now=now)
+    if service:
+        accuracy = {"overall": accuracy["by_service"].get(service, _no_figures())}
+    return {
+        "since": since.isoformat(), "generated_at": now.isoformat(), "service": service,
+        "incidents": len(cases),
+        "by_status": _count(c.incident.status.value for c in cases),
+        "durations_seconds": {
+            name: _figures([_seconds(c.incident.started_at, getattr(c.incident, field)) for c in cases])
+            for name, field in (("to_acknowledge", "acknowledged_at"), ("to_mitigate", "mitigating_at"),
+                                ("to_resolve", "resolved_at"))},
+        "changes": {
+            "confirmed": sum(c.changed == "confirmed" for c in cases),
+            "likely": sum(c.changed == "likely" for c in cases),
+            "no_change": sum(c.changed == "no_change" for c in cases),
+            "unknown": sum(c.changed == "unknown" for c in cases),
+            "share": round(sum(c.changed in ("confirmed", "likely") for c in cases) / len(cases), 3) if cases else None,
+        },
+        "reverts": {"opened": sum(c.reverts for c in cases), "merged": sum(c.merged for c in cases)},
+        "by_service": _count(c.incident.service for c in cases),
+        "accuracy": accuracy["overall"],
+    }
+
+
+def _seconds(start: datetime, end: datetime | None) -> float | None:
+    return None if end is None else (end - start).total_seconds()
+
+
+def _figures(values: list[float | None]) -> dict[str, float | int | None]:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return {"count": 0, "median": None, "p90": None}
+    p90 = known[min(len(known) - 1, max(0, round(0.9 * len(known) + 0.5) - 1))]  # nearest rank
+    return {"count": len(known), "median": round(statistics.median(known), 3), "p90": round(p90, 3)}
+
+
+def _count(values: Any) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for value in values:
+        found[value] = found.get(value, 0) + 1
+    return dict(sorted(found.items()))
+
+
+def _no_figures() -> dict[str, Any]:
+    return {"incidents": 0, "precision_at_1": None, "recall_at_3": None, "abstention_no_cause": None}
