@@ -6,6 +6,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -340,30 +341,34 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             now=ctx.clock(), page_url=ctx.page_url(found.incident_id)))
         return JSONResponse(found.model_dump(mode="json"), status_code=201)
 
+    def report_window(request: Request, since: str) -> tuple[datetime, datetime] | JSONResponse:
+        """(since, now) for a report, or the refusal: no token, or `since` not a duration."""
+        if denied := refused(request):
+            return denied
+        try:
+            span = parse_duration(since)
+        except ValueError as exc:
+            return error(422, "invalid_request", f"since: {exc}")
+        now = ctx.clock()
+        return now - span, now
+
     @app.get("/api/report")
     def team_report(request: Request, since: str = "30d", service: str | None = None) -> JSONResponse:
         """Incidents, time to acknowledge/mitigate/resolve (median, p90), incidents a change caused,
         reverts opened and merged, ranking accuracy: over `since`, optionally one service."""
-        if denied := refused(request):
-            return denied
-        try:
-            span = parse_duration(since)
-        except ValueError as exc:
-            return error(422, "invalid_request", f"since: {exc}")
-        now = ctx.clock()
-        return JSONResponse(report_service.team_report(store=ctx.store, since=now - span, now=now, service=service))
+        window = report_window(request, since)
+        if isinstance(window, JSONResponse):
+            return window
+        return JSONResponse(report_service.team_report(store=ctx.store, since=window[0], now=window[1],
+                                                       service=service))
 
     @app.get("/api/report/accuracy")
     def report_accuracy(request: Request, since: str = "30d") -> JSONResponse:
         """Precision@1 and recall@3 from responders' verdicts, by service and playbook."""
-        if denied := refused(request):
-            return denied
-        try:
-            span = parse_duration(since)
-        except ValueError as exc:
-            return error(422, "invalid_request", f"since: {exc}")
-        now = ctx.clock()
-        return JSONResponse(verdict_service.accuracy_report(store=ctx.store, since=now - span, now=now))
+        window = report_window(request, since)
+        if isinstance(window, JSONResponse):
+            return window
+        return JSONResponse(verdict_service.accuracy_report(store=ctx.store, since=window[0], now=window[1]))
 
     @app.get("/api/incidents/{ref}/timeline", response_model=None)
     def show_timeline(ref: str, request: Request) -> dict[str, Any] | JSONResponse:
