@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -240,3 +241,38 @@ def test_a_storm_stays_within_the_channel_rate_and_loses_nothing(slack: FakeSlac
     assert len([c for c in calls if "thread_ts" not in c]) == 30
     assert len([c for c in calls if "thread_ts" in c]) == 30  # each thread: its waiting events in one reply
     assert len(calls) <= 10 + 60  # the burst, then one a second
+
+
+def test_the_chart_and_the_draft_go_to_the_thread_when_it_resolves(slack: FakeSlack, clock: Clock) -> None:
+    """Resolved: the thread gets the review files once; an upload that fails costs the thread nothing."""
+    store = InMemoryStore()
+    client = WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/")
+    asked: list[int] = []
+
+    def review_files(incident_id: int) -> list[tuple[str, bytes]]:
+        asked.append(incident_id)
+        return [(f"INC-{incident_id}-chart.png", b"\x89PNG..."), (f"INC-{incident_id}.md", b"# INC-1\n")]
+
+    deliver = SlackDelivery(store=store, client=client, clock=clock, channel_for=lambda _: "#incidents",
+                            describe=lambda n: notify.incident_message(store=store, incident_id=n),
+                            review_files=review_files)
+    notifier = SlackNotifier(store=store, kick=lambda: None, clock=clock)
+    try:
+        open_incident(store, notifier, clock)
+        deliver.drain()
+        assert slack.called("files.completeUploadExternal") == []
+        change_status(store=store, incident_id=1, target=IncidentStatus.RESOLVED, actor=Actor.USER, actor_id="U1",
+                      now=clock())
+        notify.incident_update(store=store, notifier=notifier, incident_id=1, kind="incident.resolved")
+        clock.now += timedelta(seconds=3)
+        deliver.drain()
+        [done] = slack.called("files.completeUploadExternal")
+        thread_ts = next(c for c in slack.called("chat.postMessage") if "thread_ts" in c)["thread_ts"]
+        assert done["thread_ts"] == thread_ts
+        assert {f["title"] for f in json.loads(done["files"])} == {"INC-1-chart.png", "INC-1.md"}
+        assert asked == [1]
+        clock.now += timedelta(seconds=3)
+        deliver.drain()
+        assert len(slack.called("files.completeUploadExternal")) == 1, "once"
+    finally:
+        deliver.close()

@@ -58,8 +58,12 @@ class SlackDelivery:
                  channel_for: Callable[[str | None], str | None],
                  may_deliver: Callable[[], bool] = lambda: True, channel_rate: float = CHANNEL_RATE,
                  claim: timedelta = CLAIM,
-                 links_for: Callable[[int], list[tuple[str, str]]] = lambda _: []) -> None:
+                 links_for: Callable[[int], list[tuple[str, str]]] = lambda _: [],
+                 review_files: Callable[[int], list[tuple[str, bytes]]] = lambda _: []) -> None:
+        """`review_files`: what goes in the thread when the incident resolves (the chart and the
+        post-mortem draft), as (file name, content)."""
         self._store = store
+        self._review_files = review_files
         self._describe = describe  # what the message says is decided by the notify service
         # Only the leading replica delivers: two replicas draining one outbox would post twice.
         self._may_deliver = may_deliver
@@ -220,11 +224,26 @@ class SlackDelivery:
                 except Exception as exc:
                     if self._failed(exc, report, now, retry=lambda _until, _error: None):
                         return False
+                if any(e.kind == "incident.resolved" for e in batch):
+                    self._attach_review(thread)
             cursor = event.id or cursor
             batch = []
             self._save_thread(ChatThread(incident_id=thread.incident_id, channel=thread.channel, ts=thread.ts,
                                          last_event_id=cursor))
         return True
+
+    def _attach_review(self, thread: ChatThread) -> None:
+        """The chart and the draft in the thread once the incident resolves. A failure is logged
+        and costs nothing else: the thread goes on, the export stays one command away."""
+        try:
+            files = self._review_files(thread.incident_id)
+            if files:
+                self._client.files_upload_v2(
+                    channel=thread.channel, thread_ts=thread.ts,
+                    initial_comment="The chart and the post-mortem draft, to start the review from.",
+                    file_uploads=[{"filename": name, "content": content, "title": name} for name, content in files])
+        except Exception as exc:
+            log.warning("slack.review_upload_failed", incident=thread.incident_id, error=type(exc).__name__)
 
     # Storage steps, one transaction each.
     def _thread(self, incident_id: int) -> ChatThread | None:
