@@ -35,7 +35,7 @@ from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Delivery
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store
-from bot.entrypoints.charts import incident_chart
+from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext, Readiness, SlackParts
 from bot.entrypoints.http import create_http_app
 from bot.entrypoints.ingest_queue import IngestQueue
@@ -43,7 +43,6 @@ from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.slack_app import build_slack_app
 from bot.entrypoints.webhook_auth import PageLinks
 from bot.services.chat import ChatCommands
-from bot.services.export import build_export
 from bot.services.incidents import get_incident
 from bot.services.ingest import IngestOutcome, ingest_deliveries
 from bot.services.notify import incident_message
@@ -236,16 +235,14 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
         page = ctx.page_url(incident_id)
         return links + ([("Incident page", page)] if page else [])
 
-    def review_files(incident_id: int) -> list[tuple[str, bytes]]:
+    def thread_files(incident_id: int) -> list[tuple[str, bytes]]:
         """The chart and the post-mortem draft for the thread when the incident resolves."""
         view = get_incident(store=ctx.store, incident_id=incident_id)
-        ref = view.incident.ref
-        document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
-        return [(f"{ref}-chart.png", incident_chart(ctx, view)),
-                (f"{ref}.md", ctx.export.markdown(document, chart=f"{ref}-chart.png").encode())]
+        markdown, chart = review_files(ctx, view, f"{view.incident.ref}.png")
+        return [(f"{view.incident.ref}.png", chart), (f"{view.incident.ref}.md", markdown)]
 
     delivery = SlackDelivery(store=ctx.store, client=client, clock=ctx.clock, channel_for=channel_for,
-                             links_for=links_for, may_deliver=lambda: ctx.leader.is_leader(), review_files=review_files,
+                             links_for=links_for, may_deliver=lambda: ctx.leader.is_leader(), review_files=thread_files,
                              channel_rate=slack.channel_rate, claim=ctx.settings.scheduler.follow_up_lease,
                              describe=lambda incident_id: incident_message(store=ctx.store, incident_id=incident_id))
     ctx.notifier = SlackNotifier(store=ctx.store, kick=delivery.kick, clock=ctx.clock)

@@ -296,10 +296,19 @@ class PrometheusSettings(Section):
     timeout: Duration = timedelta(seconds=10)
 
 
+class PostmortemSettings(Section):
+    """Where resolved incidents' drafts are proposed as pull requests (or pushed branches)."""
+
+    repo: str = Field(min_length=1)  # a name from `repos`
+    path: str = Field(default="postmortems", pattern=r"^[\w.-]+(/[\w.-]+)*$")  # the folder in that repository
+    branch_prefix: str = Field(default="backout/postmortem", pattern=r"^[\w.-]+(/[\w.-]+)*$")
+
+
 class ExportSettings(Section):
     # A folder whose postmortem.md, incident.html or incidents.html replace the shipped templates
     # (bot/adapters/export/templates/), one by one.
     templates_dir: Path | None = None
+    postmortem: PostmortemSettings | None = None
 
 
 class LoggingSettings(Section):
@@ -357,6 +366,10 @@ class Settings(BaseSettings):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"repository names must be unique: {', '.join(duplicates)}")
+        postmortem = self.export.postmortem
+        if postmortem is not None and postmortem.repo not in names:
+            raise ValueError(f"export.postmortem.repo {postmortem.repo!r} is not in repos "
+                             f"(known: {', '.join(names) or 'none'})")
         return self
 
 

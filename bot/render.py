@@ -95,7 +95,8 @@ def suspect_lines(ranking: dict[str, Any]) -> list[str]:
 
 
 def action_line(action: dict[str, Any]) -> str:
-    what = f"revert {action['commit_sha'][:7]}" if action["kind"] == "revert" else "incident branch"
+    what = {"revert": f"revert {action['commit_sha'][:7]}", "postmortem": "post-mortem draft"}.get(
+        action["kind"], "incident branch")
     where = f" {action['url']}" if action.get("url") else ""
     return f"{what} on {safe(action['repo'], 60)}: {action['state']} {safe(action['branch'], 120)}{where}"
 

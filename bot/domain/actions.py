@@ -14,6 +14,7 @@ from bot.domain.models import format_incident_ref
 class ActionKind(StrEnum):
     REVERT = "revert"
     INCIDENT_BRANCH = "incident_branch"
+    POSTMORTEM = "postmortem"  # the post-mortem draft proposed to a repository
 
 
 class ActionState(StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -308,6 +308,11 @@ class GitRepos(Protocol):
 
     def push_branch(self, repo: str, *, branch: str) -> str:
         """Cut `branch` from the watched branch's tip on the remote (or find it); return its sha."""
+        ...
+
+    def push_files(self, repo: str, *, branch: str, files: Mapping[str, bytes], message: str) -> str:
+        """Commit these files (path in the repository -> content) on a new `branch` cut from the
+        watched branch and push it; the branch's sha. A branch already there is adopted as it is."""
         ...
 
     def patch(self, repo: str, sha: str) -> str:

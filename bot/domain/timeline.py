@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     REVERT_WAITING = "revert.waiting"
     REVERT_CONFLICTED = "revert.conflicted"
     BRANCH_PUSHED = "branch.pushed"
+    POSTMORTEM_PUSHED = "postmortem.pushed"
     PR_OPENED = "pr.opened"
     PR_MERGED = "pr.merged"
     PR_CLOSED = "pr.closed"

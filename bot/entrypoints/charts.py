@@ -11,6 +11,7 @@ from bot.domain.playbooks import Playbook
 from bot.domain.ports import MetricsQuery
 from bot.entrypoints.context import AppContext
 from bot.services.chart import chart_data
+from bot.services.export import build_export
 from bot.services.incidents import IncidentView
 
 
@@ -27,3 +28,10 @@ def chart_png(view: IncidentView, *, playbooks: Sequence[Playbook], metrics: Met
 def chart_uri(png: bytes) -> str:
     """The PNG as a data: URI, to embed in the page (no outside asset)."""
     return data_uri(png)
+
+
+def review_files(ctx: AppContext, view: IncidentView, chart_name: str) -> tuple[bytes, bytes]:
+    """The post-mortem draft (naming its chart `chart_name`) and the chart, for the Slack thread
+    and the post-mortem pull request."""
+    document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
+    return ctx.export.markdown(document, chart=chart_name).encode(), incident_chart(ctx, view)

@@ -15,17 +15,31 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.domain.playbooks import Playbook, Probe
 from bot.domain.probes import probe_key
+from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import follow_up_work, schedule_follow_up
 from bot.services.act import push_waiting
 from bot.services.changelog import refresh_changes
 from bot.services.follow_ups import sweep
 from bot.services.investigate import rerank_open_incidents
+from bot.services.postmortem import PostmortemPolicy, open_postmortems
 from bot.services.pull_requests import follow_pull_requests
 from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
 
 log = structlog.get_logger(__name__)
 Job = Callable[[AppContext], None]
+
+
+def postmortem_job(ctx: AppContext) -> None:
+    """Propose the post-mortem draft of each newly resolved incident (export.postmortem)."""
+    settings = ctx.settings.export.postmortem
+    if settings is None:
+        return
+    policy = PostmortemPolicy(repo=settings.repo, path=settings.path, branch_prefix=settings.branch_prefix)
+    count = open_postmortems(store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier, policy=policy,
+                             render=partial(review_files, ctx), now=ctx.clock())
+    if count:
+        log.info("postmortems.proposed", count=count)
 
 
 def refresh_job(ctx: AppContext) -> None:
@@ -121,6 +135,8 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         # At start too: mirrors are cloned and warm before the first incident, not during it.
         add("refresh_changes", refresh_job, settings.git.refresh_every, at_start=True)
         add("push_waiting", push_waiting_job, settings.scheduler.push_retry_every)
+    if settings.export.postmortem is not None:
+        add("open_postmortems", postmortem_job, timedelta(seconds=60))
     if any(repo.forge == "github" for repo in settings.repos):
         add("follow_pull_requests", follow_job, timedelta(seconds=60))
     if ctx.slack is not None:

@@ -63,6 +63,8 @@ def _markers(view: IncidentView) -> list[Marker]:
         if alert.status is AlertStatus.RESOLVED and alert.ends_at is not None:
             found.append(Marker(alert.ends_at, "alert_resolved", alert.name))
     for action in view.actions:
+        if action.kind is ActionKind.POSTMORTEM:
+            continue  # after the fact: not part of the incident's story on the chart
         what = f"revert {action.commit_sha[:7]}" if action.kind is ActionKind.REVERT else "incident branch"
         if action.state in (ActionState.PUSHED, ActionState.PR_OPEN, ActionState.MERGED, ActionState.CONFLICTED):
             found.append(Marker(action.created_at, "action", f"{what} pushed"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from datetime import datetime
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ class FakeGit:
         self.refreshes = 0
         self.patches: dict[str, str] = {}
         self.tags: dict[str, dict[str, str]] = {}  # repo -> tag -> sha
+        self.pushed_files: dict[tuple[str, str], dict[str, bytes]] = {}
 
     def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
         self.refreshes += 1
@@ -54,6 +55,14 @@ class FakeGit:
             return RevertResult(branch=branch, pushed_sha=None, conflicts=self.conflicts)
         self.branches[(repo, branch)] = "f" * 40
         return RevertResult(branch=branch, pushed_sha="f" * 40)
+
+    def push_files(self, repo: str, *, branch: str, files: Mapping[str, bytes], message: str) -> str:
+        if repo in self.unreachable:
+            raise UpstreamError(f"git push failed: could not read from {repo}")
+        if (repo, branch) not in self.branches:
+            self.branches[(repo, branch)] = "e" * 40
+            self.pushed_files[(repo, branch)] = dict(files)
+        return self.branches[(repo, branch)]
 
     def patch(self, repo: str, sha: str) -> str:
         return self.patches.get(sha, "")

@@ -19,7 +19,7 @@ from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS,
 from bot.adapters.git.runner import GitCommandError, GitRunner
 from bot.domain.automation import UPDATER, Pin, ignore_tag, image_aliases, strip_setters, tags_in, write_back_app
 from bot.domain.changes import Change
-from bot.domain.errors import Conflict, NotFound, TransientError, UpstreamError
+from bot.domain.errors import Conflict, InvalidInput, NotFound, TransientError, UpstreamError
 from bot.domain.ports import FetchedChanges, RevertResult
 
 log = structlog.get_logger(__name__)
@@ -291,6 +291,26 @@ class GitMirrors:
                 return existing
             self._push(spec, self.path(repo), f"{head}:refs/heads/{branch}", branch)
             return head
+
+    def push_files(self, repo: str, *, branch: str, files: Mapping[str, bytes], message: str) -> str:
+        _check_branch(branch)
+        for path in files:
+            parts = Path(path).parts
+            if not parts or Path(path).is_absolute() or ".." in parts or parts[0] == ".git":
+                raise InvalidInput(f"{path!r} is not a path inside the repository")
+        with self._locked(repo) as spec:
+            self._fetch(spec)
+            existing = self.remote_branch(repo, branch)
+            if existing:
+                return existing
+            with self._worktree(spec) as tree:
+                for path, content in files.items():
+                    (tree / path).parent.mkdir(parents=True, exist_ok=True)
+                    (tree / path).write_bytes(content)
+                    spec.runner.run(["add", "--", path], cwd=tree)
+                spec.runner.run(["commit", "--quiet", "--no-verify", "-m", message], cwd=tree)
+                self._push(spec, tree, f"HEAD:refs/heads/{branch}", branch)
+                return spec.runner.text(["rev-parse", "HEAD"], cwd=tree)
 
     def patch(self, repo: str, sha: str) -> str:
         with self._locked(repo) as spec:

@@ -1,0 +1,85 @@
+"""The review in Git: a resolved incident's draft and chart proposed to a real repository, as a
+pull request on the fake GitHub (once, however often the job runs), or as a pushed branch where
+there is no forge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot import bootstrap
+from bot.adapters.console import RecordingNotifier
+from bot.config import load_settings
+from bot.entrypoints.scheduler import postmortem_job
+from bot.services.incidents import get_incident
+from bot.services.ingest import ingest_delivery
+from tests.conftest import PLAYBOOKS, Clock, delivery
+from tests.fakes.github import FakeGitHub
+from tests.gitrepos import Remote, git
+
+pytestmark = pytest.mark.integration
+
+
+def world(tmp_path: Path, clock: Clock, github: FakeGitHub | None, remote: Remote) -> bootstrap.App:
+    repo: dict[str, Any] = {"name": "gitops", "url": str(remote.bare)}
+    config: dict[str, Any] = {
+        "storage": {"url": f"sqlite:///{tmp_path / 'b.db'}"}, "alertmanager": {"auth": "none"},
+        "playbooks_dir": str(PLAYBOOKS), "git": {"mirror_dir": str(tmp_path / "m")},
+        "repos": [repo], "export": {"postmortem": {"repo": "gitops", "path": "docs/postmortems"}},
+    }
+    if github is not None:
+        repo |= {"forge": "github", "github_repo": "acme/gitops"}
+        config["github"] = {"api_url": github.base_url, "token": "ghs_fake", "throttle": False, "max_wait": "2s"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    app = bootstrap.build(load_settings(tmp_path / "c.yaml"), notifier=RecordingNotifier(), clock=clock)
+    for prefix in ("01", "02", "04"):  # fires, then resolves
+        ingest_delivery(store=app.ctx.store, delivery=delivery(prefix), playbooks=app.ctx.playbooks,
+                        policy=app.ctx.settings.incidents, now=clock())
+    assert get_incident(store=app.ctx.store, incident_id=1).incident.status.value == "resolved"
+    return app
+
+
+def test_a_resolved_incident_gets_one_postmortem_pull_request(tmp_path: Path, clock: Clock) -> None:
+    remote = Remote(tmp_path / "gitops")
+    remote.commit("init", {"README.md": "x\n"})
+    with FakeGitHub(remote.bare).serving() as github:
+        app = world(tmp_path, clock, github, remote)
+        try:
+            postmortem_job(app.ctx)
+            postmortem_job(app.ctx)  # again: nothing new
+            branch = "backout/postmortem/INC-1"
+            assert branch in remote.branches()
+            files = git("ls-tree", "-r", "--name-only", branch, cwd=remote.bare).splitlines()
+            day = get_incident(store=app.ctx.store, incident_id=1).incident.started_at.strftime("%Y-%m-%d")
+            assert {f"docs/postmortems/{day}-INC-1.md", f"docs/postmortems/{day}-INC-1.png"} <= set(files)
+            draft = git("show", f"{branch}:docs/postmortems/{day}-INC-1.md", cwd=remote.bare)
+            assert draft.startswith("# INC-1")
+            assert f"]({day}-INC-1.png)" in draft, "the draft shows the chart committed beside it"
+            assert len(github.pulls) == 1
+            [pull] = github.pulls.values()
+            assert pull["head"]["ref"] == branch
+            assert pull["title"].startswith("Post-mortem: INC-1")
+            kinds = [e.kind for e in get_incident(store=app.ctx.store, incident_id=1).timeline]
+            assert kinds.count("postmortem.pushed") == 1
+            assert kinds.count("pr.opened") == 1
+        finally:
+            app.close()
+
+
+def test_without_a_forge_the_draft_is_a_pushed_branch(tmp_path: Path, clock: Clock) -> None:
+    remote = Remote(tmp_path / "gitops")
+    remote.commit("init", {"README.md": "x\n"})
+    app = world(tmp_path, clock, None, remote)
+    try:
+        postmortem_job(app.ctx)
+        postmortem_job(app.ctx)
+        assert "backout/postmortem/INC-1" in remote.branches()
+        [action] = [a for a in get_incident(store=app.ctx.store, incident_id=1).actions if a.kind == "postmortem"]
+        assert action.state.value == "pushed"
+        kinds = [e.kind for e in get_incident(store=app.ctx.store, incident_id=1).timeline]
+        assert kinds.count("postmortem.pushed") == 1
+    finally:
+        app.close()
