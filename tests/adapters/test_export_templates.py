@@ -137,3 +137,32 @@ def test_without_prometheus_the_chart_still_shows_the_events(clock: Any) -> None
     assert "recovery" in kinds
     assert [m.at for m in data.markers] == sorted(m.at for m in data.markers)
     assert render_png(data).startswith(b"\x89PNG")
+
+
+def test_the_chart_queries_the_playbooks_key_query_over_the_window(clock: Any) -> None:
+    """The playbook's key query over the incident's window; without a playbook, the alert rule's
+    expression from its generatorURL; a query that fails is said on the chart, not raised."""
+    from bot.config import load_playbooks
+    from bot.services.chart import chart_data
+    from tests.conftest import PLAYBOOKS
+    from tests.fakes.metrics import FakeMetrics
+
+    playbooks = load_playbooks(PLAYBOOKS)
+    view = exported(clock, view=True)
+    [checkout] = [p for p in playbooks if p.name == "checkout"]
+    assert checkout.key_query
+    metrics = FakeMetrics()
+    started = view.incident.started_at
+    metrics.history[" ".join(checkout.key_query.split())] = [
+        (started + timedelta(minutes=m), 0.01 if m < 0 else 0.2) for m in range(-30, 30)]
+    data = chart_data(view, playbooks=playbooks, metrics=metrics, now=clock())
+    assert data.query == checkout.key_query
+    assert data.series and data.start <= started <= data.end
+    assert all(data.start <= at <= data.end for at, _ in data.series)
+
+    alone = chart_data(view, playbooks=[], metrics=metrics, now=clock())
+    assert alone.query == "x"  # the captured alert's generatorURL says g0.expr=x
+    metrics.down = True
+    failed = chart_data(view, playbooks=playbooks, metrics=metrics, now=clock())
+    assert failed.series == []
+    assert "the query failed" in failed.note
