@@ -157,7 +157,8 @@ def test_the_chart_queries_the_playbooks_key_query_over_the_window(clock: Any) -
         (started + timedelta(minutes=m), 0.01 if m < 0 else 0.2) for m in range(-30, 30)]
     data = chart_data(view, playbooks=playbooks, metrics=metrics, now=clock())
     assert data.query == checkout.key_query
-    assert data.series and data.start <= started <= data.end
+    assert data.series
+    assert data.start <= started <= data.end
     assert all(data.start <= at <= data.end for at, _ in data.series)
 
     alone = chart_data(view, playbooks=[], metrics=metrics, now=clock())
