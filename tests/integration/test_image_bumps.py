@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
+from bot.adapters.export.html import render_markdown
 from bot.config import load_settings
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
-from bot.adapters.export.html import render_markdown
 from bot.services.export import build_export
 from bot.services.incidents import get_incident
 from bot.services.ingest import ingest_delivery
