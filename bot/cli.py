@@ -12,7 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -504,9 +504,8 @@ def check(
              playbooks=[p.name for p in playbooks], online=reached)
 
 
-def _checked(as_json: bool, label: str, *, problems: list[str], warnings: list[str] = (),  # type: ignore[assignment]
-             summary: str = "", playbooks: list[str] = (),  # type: ignore[assignment]
-             online: list[dict[str, Any]] | None = None) -> NoReturn:
+def _checked(as_json: bool, label: str, *, problems: Sequence[str], warnings: Sequence[str] = (),
+             summary: str = "", playbooks: Sequence[str] = (), online: list[dict[str, Any]] | None = None) -> NoReturn:
     unreachable = [found for found in online or [] if not found["ok"]]
     if as_json:
         echo_json({"ok": not problems and not unreachable, "config": label, "problems": problems,

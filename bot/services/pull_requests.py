@@ -90,8 +90,9 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
             tx.actions.save(failed)
             tx.timeline.append(event(
                 incident_id=action.incident_id, at=now, kind=EventKind.ACTION_FAILED, actor=Actor.BACKOUT,
-                text=(f"Branch {action.branch} is pushed but its pull request could not be opened: "
-                      f"{reason}. Run the rollback again to retry."),
+                text=(f"Branch {action.branch} is pushed but its pull request could not be opened: {reason}. "
+                      + ("Backout tries again at its next run." if action.kind is ActionKind.POSTMORTEM
+                         else "Run the rollback again to retry.")),
                 data={"branch": action.branch, "error": reason}))
 
         store.run(record_failure)
