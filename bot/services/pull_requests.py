@@ -76,8 +76,10 @@ def branch_body(view: IncidentView, *, change: Change, conflicts: Sequence[str],
 
 
 def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: Action, base: str,
-                    title: str, body: str, draft: bool, reviewers: Sequence[str], now: datetime) -> Action:
-    """Open (or adopt) the PR for an action's branch and record it; failures are recorded too."""
+                    title: str, body: str, draft: bool, reviewers: Sequence[str], now: datetime,
+                    announce_failure: bool = True) -> Action:
+    """Open (or adopt) the PR for an action's branch and record it; failures are recorded too
+    (on the timeline unless `announce_failure` is off: a caller that retries says it once)."""
     try:
         ref = forge.open_pull_request(action.repo, head=action.branch, base=base, title=title, body=body,
                                       draft=draft, labels=LABELS, reviewers=reviewers)
@@ -88,11 +90,12 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
 
         def record_failure(tx: Transaction) -> None:
             tx.actions.save(failed)
+            if not announce_failure:
+                return
             tx.timeline.append(event(
                 incident_id=action.incident_id, at=now, kind=EventKind.ACTION_FAILED, actor=Actor.BACKOUT,
-                text=(f"Branch {action.branch} is pushed but its pull request could not be opened: {reason}. "
-                      + ("Backout tries again at its next run." if action.kind is ActionKind.POSTMORTEM
-                         else "Run the rollback again to retry.")),
+                text=(f"Branch {action.branch} is pushed but its pull request could not be opened: "
+                      f"{reason}. Run the rollback again to retry."),
                 data={"branch": action.branch, "error": reason}))
 
         store.run(record_failure)

@@ -83,3 +83,24 @@ def test_without_a_forge_the_draft_is_a_pushed_branch(tmp_path: Path, clock: Clo
         assert kinds.count("postmortem.pushed") == 1
     finally:
         app.close()
+
+
+def test_a_pull_request_that_cannot_open_is_said_once_and_retried(tmp_path: Path, clock: Clock) -> None:
+    remote = Remote(tmp_path / "gitops")
+    remote.commit("init", {"README.md": "x\n"})
+    with FakeGitHub(remote.bare).serving() as github:
+        app = world(tmp_path, clock, github, remote)
+        try:
+            github.fail("POST", r"/pulls$", 422, times=2, message="Validation Failed")
+            postmortem_job(app.ctx)
+            postmortem_job(app.ctx)
+            timeline = get_incident(store=app.ctx.store, incident_id=1).timeline
+            failures = [e for e in timeline if e.kind == "action.failed"]
+            assert len(failures) == 1, [e.text for e in failures]
+            assert "tries again" in failures[0].text
+            postmortem_job(app.ctx)  # GitHub answers again
+            assert len(github.pulls) == 1
+            kinds = [e.kind for e in get_incident(store=app.ctx.store, incident_id=1).timeline]
+            assert kinds.count("postmortem.pushed") == 1
+        finally:
+            app.close()
