@@ -23,6 +23,17 @@ from tests.gitrepos import Remote, git
 pytestmark = pytest.mark.integration
 
 
+def gitops(tmp_path: Path) -> Remote:
+    remote = Remote(tmp_path / "gitops")
+    remote.commit("init", {"README.md": "x\n"})
+    return remote
+
+
+def kinds(app: bootstrap.App) -> list[str]:
+    """INC-1's timeline, as event kinds."""
+    return [e.kind for e in get_incident(store=app.ctx.store, incident_id=1).timeline]
+
+
 def world(tmp_path: Path, clock: Clock, github: FakeGitHub | None, remote: Remote) -> bootstrap.App:
     repo: dict[str, Any] = {"name": "gitops", "url": str(remote.bare)}
     config: dict[str, Any] = {
@@ -43,8 +54,7 @@ def world(tmp_path: Path, clock: Clock, github: FakeGitHub | None, remote: Remot
 
 
 def test_a_resolved_incident_gets_one_postmortem_pull_request(tmp_path: Path, clock: Clock) -> None:
-    remote = Remote(tmp_path / "gitops")
-    remote.commit("init", {"README.md": "x\n"})
+    remote = gitops(tmp_path)
     with FakeGitHub(remote.bare).serving() as github:
         app = world(tmp_path, clock, github, remote)
         try:
@@ -62,16 +72,14 @@ def test_a_resolved_incident_gets_one_postmortem_pull_request(tmp_path: Path, cl
             [pull] = github.pulls.values()
             assert pull["head"]["ref"] == branch
             assert pull["title"].startswith("Post-mortem: INC-1")
-            kinds = [e.kind for e in get_incident(store=app.ctx.store, incident_id=1).timeline]
-            assert kinds.count("postmortem.pushed") == 1
-            assert kinds.count("pr.opened") == 1
+            assert kinds(app).count("postmortem.pushed") == 1
+            assert kinds(app).count("pr.opened") == 1
         finally:
             app.close()
 
 
 def test_without_a_forge_the_draft_is_a_pushed_branch(tmp_path: Path, clock: Clock) -> None:
-    remote = Remote(tmp_path / "gitops")
-    remote.commit("init", {"README.md": "x\n"})
+    remote = gitops(tmp_path)
     app = world(tmp_path, clock, None, remote)
     try:
         postmortem_job(app.ctx)
@@ -79,15 +87,13 @@ def test_without_a_forge_the_draft_is_a_pushed_branch(tmp_path: Path, clock: Clo
         assert "backout/postmortem/INC-1" in remote.branches()
         [action] = [a for a in get_incident(store=app.ctx.store, incident_id=1).actions if a.kind == "postmortem"]
         assert action.state.value == "pushed"
-        kinds = [e.kind for e in get_incident(store=app.ctx.store, incident_id=1).timeline]
-        assert kinds.count("postmortem.pushed") == 1
+        assert kinds(app).count("postmortem.pushed") == 1
     finally:
         app.close()
 
 
 def test_a_pull_request_that_cannot_open_is_said_once_and_retried(tmp_path: Path, clock: Clock) -> None:
-    remote = Remote(tmp_path / "gitops")
-    remote.commit("init", {"README.md": "x\n"})
+    remote = gitops(tmp_path)
     with FakeGitHub(remote.bare).serving() as github:
         app = world(tmp_path, clock, github, remote)
         try:
@@ -100,7 +106,6 @@ def test_a_pull_request_that_cannot_open_is_said_once_and_retried(tmp_path: Path
             assert "tries again" in failures[0].text
             postmortem_job(app.ctx)  # GitHub answers again
             assert len(github.pulls) == 1
-            kinds = [e.kind for e in get_incident(store=app.ctx.store, incident_id=1).timeline]
-            assert kinds.count("postmortem.pushed") == 1
+            assert kinds(app).count("postmortem.pushed") == 1
         finally:
             app.close()

@@ -54,7 +54,7 @@ def _environment(loader: BaseLoader, *, autoescape: bool) -> SandboxedEnvironmen
         loader=loader, undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         autoescape=select_autoescape(default=True, default_for_string=True) if autoescape else False)
     filters: dict[str, Callable[..., Any]] = {
-        "duration": human_duration, "utc": utc, "local_hint": local_hint, "short": short,
+        "duration": human_duration, "utc": utc, "short": short,
     }
     if autoescape:
         filters |= {"link": html_link}
@@ -69,11 +69,6 @@ def utc(value: str | None) -> str:
     if not value:
         return "-"
     return datetime.fromisoformat(value).strftime("%Y-%m-%d\u00a0%H:%M:%S\u00a0UTC")
-
-
-def local_hint(value: str | None) -> str:
-    """The ISO time a page turns into the reader's local time (shown as a tooltip)."""
-    return value or ""
 
 
 def short(sha: str | None, length: int = 12) -> str:
