@@ -23,6 +23,8 @@ from bot.adapters.export.render import ExportRenderer
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
+from bot.adapters.gitlab import GitLabForge
+from bot.adapters.gitlab import make_client as make_gitlab_client
 from bot.adapters.prometheus import PrometheusQuery, PrometheusRevisions, RevisionQuery
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.adapters.storage import migrate
@@ -34,7 +36,17 @@ from bot.domain.errors import StorageUnavailable
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Delivery
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store
+from bot.domain.ports import (
+    AppliedTimes,
+    Clock,
+    Forge,
+    GitRepos,
+    MetricsQuery,
+    Notifier,
+    PullRequestRef,
+    PullRequestStatus,
+    Store,
+)
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext, Readiness, SlackParts
 from bot.entrypoints.http import create_http_app
@@ -101,7 +113,8 @@ def build(
         playbooks = load_playbooks(
             settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos]
         )
-    metrics = Metrics(github=any(repo.forge == "github" for repo in settings.repos))
+    metrics = Metrics(github=any(repo.forge == "github" for repo in settings.repos),
+                      gitlab=any(repo.forge == "gitlab" for repo in settings.repos))
     clock = clock or utc_now
     if forge is None or applied is None:
         built_forge, built_applied = build_forge(settings, metrics)
@@ -173,11 +186,45 @@ class AppliedTimesByRepo:
         return found.applied_at(repo, shas, since=since) if found else {}
 
 
+class ForgesByRepo:
+    """Routes each repository to the forge that hosts it (GitHub, GitLab), or to none."""
+
+    def __init__(self, forges: Sequence[Forge]) -> None:
+        self._forges = list(forges)
+        self._none = NoForge()
+
+    def _for(self, repo: str) -> Forge:
+        return next((forge for forge in self._forges if forge.handles(repo)), self._none)
+
+    def handles(self, repo: str) -> bool:
+        return self._for(repo).handles(repo)
+
+    def access(self, repo: str) -> str:
+        forge = self._for(repo)
+        access = getattr(forge, "access", None)
+        return access(repo) if access is not None else f"{repo} has no forge"
+
+    def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool,
+                          labels: Sequence[str], reviewers: Sequence[str]) -> PullRequestRef:
+        return self._for(repo).open_pull_request(repo, head=head, base=base, title=title, body=body, draft=draft,
+                                                 labels=labels, reviewers=reviewers)
+
+    def pull_request_status(self, repo: str, number: int) -> PullRequestStatus:
+        return self._for(repo).pull_request_status(repo, number)
+
+    def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
+        return self._for(repo).comment(repo, number, body=body, marker=marker, comment_id=comment_id)
+
+    def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
+        return self._for(repo).revert_dry_run(repo, sha, branch=branch)
+
+
 def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTimes]:
-    """GitHub for repositories with `forge: github`; Prometheus for `applied.source: prometheus`."""
+    """GitHub for repositories with `forge: github`, GitLab for `forge: gitlab`; Prometheus for
+    `applied.source: prometheus`."""
     on_github = {repo.name: repo.github_repo for repo in settings.repos
                  if repo.forge == "github" and repo.github_repo}
-    forge: Forge = NoForge()
+    forges: list[Forge] = []
     sources: dict[str, AppliedTimes] = {}
     if on_github:
         gh = settings.github
@@ -202,15 +249,38 @@ def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTim
         max_wait = gh.max_wait.total_seconds()
         github = GitHubForge(client, repos=on_github, applied=applied_from, observe=metrics.observe_github,
                              max_wait=max_wait, backoff=min(0.5, max_wait / 20))
-        forge = github
+        forges.append(github)
         sources.update({name: github for name in applied_from})
+    gitlab = _gitlab_forge(settings, metrics)
+    if gitlab is not None:
+        forges.append(gitlab)
+        sources.update({repo.name: gitlab for repo in settings.repos
+                        if repo.applied and repo.applied.source == "environments"})
     queries = {repo.name: RevisionQuery(query=repo.applied.query or "", label=repo.applied.label)
                for repo in settings.repos if repo.applied and repo.applied.source == "prometheus"}
     if queries and settings.prometheus.url:
         revisions = PrometheusRevisions(settings.prometheus.url, queries=queries,
                                         timeout=settings.prometheus.timeout.total_seconds())
         sources.update({name: revisions for name in queries})
+    forge: Forge = NoForge() if not forges else forges[0] if len(forges) == 1 else ForgesByRepo(forges)
     return forge, (AppliedTimesByRepo(sources) if sources else NoAppliedTimes())
+
+
+def _gitlab_forge(settings: Settings, metrics: Metrics) -> GitLabForge | None:
+    on_gitlab = {repo.name: repo.gitlab_project for repo in settings.repos
+                 if repo.forge == "gitlab" and repo.gitlab_project}
+    if not on_gitlab:
+        return None
+    gl = settings.gitlab
+    if gl.problems():
+        raise ConfigError([Problem("config", key, reason) for key, reason in gl.problems()])
+    assert gl.token is not None
+    client = make_gitlab_client(url=gl.url, token=gl.token.get_secret_value(), timeout=gl.timeout.total_seconds())
+    environments = {repo.name: repo.applied.environment for repo in settings.repos
+                    if repo.applied and repo.applied.source == "environments"}
+    max_wait = gl.max_wait.total_seconds()
+    return GitLabForge(client, projects=on_gitlab, environments=environments, observe=metrics.observe_gitlab,
+                       max_wait=max_wait, backoff=min(0.5, max_wait / 20))
 
 
 def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackParts:

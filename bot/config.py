@@ -172,8 +172,8 @@ class ApiSettings(Section):
 class AppliedSettings(Section):
     """Where the real applied time of each commit comes from; commit time + sync delay otherwise."""
 
-    source: Literal["deployments", "status", "prometheus"]
-    environment: str = "production"  # deployments: the GitHub environment
+    source: Literal["deployments", "status", "environments", "prometheus"]
+    environment: str = "production"  # deployments: the GitHub environment; environments: the GitLab one
     context: str | None = None       # status: the commit status context the controller sets
     query: str | None = None         # prometheus: a query whose series carry the revision
     label: str = "revision"          # prometheus: the label that holds the applied sha
@@ -191,8 +191,10 @@ class RepoSettings(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     url: str = Field(min_length=1)
     branch: str = "main"
-    forge: Literal["local", "github"] = "local"
+    forge: Literal["local", "github", "gitlab"] = "local"
     github_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    # group/subgroup/name (any depth) or the project's numeric id
+    gitlab_project: str | None = Field(default=None, pattern=r"^(\d+|[\w.-]+(/[\w.-]+)+)$")
     token: SecretStr | None = None
     token_file: Path | None = None
     applied: AppliedSettings | None = None
@@ -207,11 +209,17 @@ class RepoSettings(Section):
         return self
 
     @model_validator(mode="after")
-    def _github_needs_a_name(self) -> RepoSettings:
+    def _forge_needs_a_name(self) -> RepoSettings:
         if self.forge == "github" and not self.github_repo:
             raise ValueError("forge github needs github_repo (owner/name)")
+        if self.forge == "gitlab" and not self.gitlab_project:
+            raise ValueError("forge gitlab needs gitlab_project (group/subgroup/name, or the numeric id)")
         if self.applied and self.applied.source in ("deployments", "status") and self.forge != "github":
-            raise ValueError(f"applied.source {self.applied.source} reads GitHub: set forge github")
+            hint = " (on GitLab, use applied.source environments)" if self.forge == "gitlab" else ""
+            raise ValueError(f"applied.source {self.applied.source} reads GitHub: set forge github{hint}")
+        if self.applied and self.applied.source == "environments" and self.forge != "gitlab":
+            hint = " (on GitHub, use applied.source deployments)" if self.forge == "github" else ""
+            raise ValueError(f"applied.source environments reads GitLab deployments: set forge gitlab{hint}")
         return self
 
 
@@ -291,6 +299,21 @@ class GithubSettings(Section):
                                  "or app_id, private_key_file and installation_id")]
 
 
+class GitlabSettings(Section):
+    url: str = Field(default="https://gitlab.com", pattern=r"^https?://")  # GitLab.com or self-managed
+    token: SecretStr | None = None  # a project or group access token: api (or read_api + write_repository)
+    token_file: Path | None = None
+    max_wait: Duration = timedelta(seconds=60)  # the longest Retry-After or RateLimit-Reset Backout waits
+    timeout: Duration = timedelta(seconds=15)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What repositories with `forge: gitlab` cannot run without."""
+        if self.token:
+            return []
+        return [("gitlab.token", "repositories with forge gitlab need gitlab.token (or token_file): a project "
+                                 "or group access token with the api scope")]
+
+
 class PrometheusSettings(Section):
     url: str | None = Field(default=None, pattern=r"^https?://")
     timeout: Duration = timedelta(seconds=10)
@@ -337,6 +360,7 @@ class Settings(BaseSettings):
     chat: ChatSettings = ChatSettings()
     slack: SlackSettings = SlackSettings()
     github: GithubSettings = GithubSettings()
+    gitlab: GitlabSettings = GitlabSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     export: ExportSettings = ExportSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -418,6 +442,8 @@ def load_settings(path: Path | None = None, *, secrets: bool = True) -> Settings
         unused.add(SlackSettings.__name__)
     if not any(repo.forge == "github" for repo in settings.repos):
         unused.add(GithubSettings.__name__)
+    if not any(repo.forge == "gitlab" for repo in settings.repos):
+        unused.add(GitlabSettings.__name__)
     reset_unused = _UNUSED_SECTIONS.set(frozenset(unused))
     try:
         return _load_settings(path)
@@ -664,4 +690,6 @@ def serve_problems(settings: Settings, *, file: str) -> list[Problem]:
         found += settings.slack.problems()
     if any(repo.forge == "github" for repo in settings.repos):
         found += settings.github.problems()
+    if any(repo.forge == "gitlab" for repo in settings.repos):
+        found += settings.gitlab.problems()
     return [Problem(file, key, reason) for key, reason in found]

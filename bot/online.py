@@ -25,7 +25,7 @@ def check_online(settings: Settings, playbooks: Sequence[Playbook]) -> list[Find
     found = [*_repositories(settings), *_prometheus(settings, playbooks)]
     if settings.chat.kind == "slack":
         found.append(_slack(settings))
-    found.extend(_github(settings))
+    found.extend(_forges(settings))
     return found
 
 
@@ -90,19 +90,21 @@ def _slack(settings: Settings) -> Finding:
     return Finding("slack", True, f"auth.test ok: team {answer.get('team')}, bot user {answer.get('user')}")
 
 
-def _github(settings: Settings) -> list[Finding]:
-    on_github = {repo.name: repo.github_repo for repo in settings.repos if repo.forge == "github" and repo.github_repo}
-    if not on_github:
+def _forges(settings: Settings) -> list[Finding]:
+    """Each GitHub repository and GitLab project: may the token push and open pull (merge) requests?"""
+    hosted = {repo.name: (repo.forge, repo.github_repo or repo.gitlab_project or "") for repo in settings.repos
+              if repo.forge in ("github", "gitlab")}
+    if not hosted:
         return []
     from bot.bootstrap import build_forge
     from bot.config import ConfigError
     from bot.entrypoints.metrics import Metrics
 
     try:
-        forge, _applied = build_forge(settings, Metrics(github=True))
+        forge, _applied = build_forge(settings, Metrics(github=True, gitlab=True))
     except (BackoutError, ConfigError) as exc:
-        return [Finding("github", False, str(exc))]
+        return [Finding("forge", False, str(exc))]
     access = getattr(forge, "access", None)
     if access is None:
         return []
-    return [_attempt(f"github {full}", partial(access, name)) for name, full in on_github.items()]
+    return [_attempt(f"{kind} {full}", partial(access, name)) for name, (kind, full) in hosted.items()]

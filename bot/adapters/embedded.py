@@ -24,6 +24,9 @@ class NoForge:
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
         raise UpstreamError(f"{repo} has no forge")
 
+    def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
+        return None
+
 
 class NoAppliedTimes:
     """The AppliedTimes port when no repository names a source: commit time plus sync delay."""

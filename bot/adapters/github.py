@@ -158,6 +158,9 @@ class GitHubForge:
 
         return self._call("issues.comments.create", find_or_create)
 
+    def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
+        return None  # GitHub's REST API has no revert, dry or not
+
     def _json(self, verb: str, path: str, data: dict[str, Any] | None = None,
               params: dict[str, Any] | None = None) -> Any:
         status, headers, body = self._gh.requester.requestJson(verb, path, parameters=params, input=data)

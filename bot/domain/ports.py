@@ -381,7 +381,7 @@ class PullRequestStatus:
 
 
 class Forge(Protocol):
-    """Pull requests on the forge that hosts a repository (GitHub)."""
+    """Pull requests (GitHub) or merge requests (GitLab) on the forge that hosts a repository."""
 
     def handles(self, repo: str) -> bool: ...
 
@@ -395,6 +395,11 @@ class Forge(Protocol):
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
         """Post a comment on a pull request, or edit `comment_id`; returns the comment's id. A
         comment already carrying `marker` (a create whose answer was lost) is adopted."""
+        ...
+
+    def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
+        """The forge's own verdict on reverting `sha` on `branch`, committing nothing: True clean,
+        False conflicting; None when the forge offers no such check or cannot say."""
         ...
 
 

@@ -12,8 +12,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client 
 
 
 class Metrics:
-    def __init__(self, *, github: bool = True) -> None:
-        """`github`: whether GitHub is configured (else no GitHub series at all)."""
+    def __init__(self, *, github: bool = True, gitlab: bool = False) -> None:
+        """`github`, `gitlab`: whether that forge is configured (else none of its series)."""
         self.registry = CollectorRegistry()
         Gauge("backout_build_info", "1, with the running version in the labels.", ["version", "python"],
               registry=self.registry).labels(_version(), platform.python_version()).set(1)
@@ -86,6 +86,21 @@ class Metrics:
                 registry=self.registry,
             )
 
+        self.gitlab_calls: Counter | None = None
+        self.gitlab_rate_remaining: Gauge | None = None
+        if gitlab:
+            self.gitlab_calls = Counter(
+                "backout_gitlab_calls_total",
+                "GitLab API calls by endpoint and outcome (ok, 304s included; status code; rate_limited).",
+                ["endpoint", "outcome"],
+                registry=self.registry,
+            )
+            self.gitlab_rate_remaining = Gauge(
+                "backout_gitlab_rate_limit_remaining",
+                "Requests left in GitLab's rate limit, as its last RateLimit-Remaining said.",
+                registry=self.registry,
+            )
+
         self.job_runs = Counter(
             "backout_job_runs_total", "Scheduled job runs by job and outcome (ok, error, not_leader).",
             ["job", "outcome"], registry=self.registry,
@@ -107,6 +122,12 @@ class Metrics:
             self.github_calls.labels(endpoint, outcome).inc()
         if remaining is not None and self.github_rate_remaining is not None:
             self.github_rate_remaining.set(remaining)
+
+    def observe_gitlab(self, endpoint: str, outcome: str, remaining: int | None) -> None:
+        if self.gitlab_calls is not None:
+            self.gitlab_calls.labels(endpoint, outcome).inc()
+        if remaining is not None and self.gitlab_rate_remaining is not None:
+            self.gitlab_rate_remaining.set(remaining)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

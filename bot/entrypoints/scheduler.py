@@ -137,7 +137,7 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         add("push_waiting", push_waiting_job, settings.scheduler.push_retry_every)
     if settings.export.postmortem is not None:
         add("open_postmortems", postmortem_job, timedelta(seconds=60))
-    if any(repo.forge == "github" for repo in settings.repos):
+    if any(repo.forge in ("github", "gitlab") for repo in settings.repos):
         add("follow_pull_requests", follow_job, timedelta(seconds=60))
     if ctx.slack is not None:
         add("slack_delivery", slack_job, timedelta(seconds=2), grace=timedelta(seconds=10))

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import subprocess
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -26,26 +22,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from bot.entrypoints.serving import serve_in_thread
-
-
-@dataclass
-class Fault:
-    method: str
-    path: str  # a regex on the path
-    status: int  # 0: no error, only the delay
-    times: int = 1
-    headers: dict[str, str] = field(default_factory=dict)
-    after_write: bool = False  # do the write, then answer with the fault (the answer is lost)
-    delay: float = 0.0
-    message: str = ""
+from tests.fakes.faults import FaultyApi
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FakeGitHub:
+class FakeGitHub(FaultyApi):
     def __init__(self, bare: Path, owner_repo: str = "acme/gitops") -> None:
+        super().__init__()
         self.bare = bare
         self.owner, self.name = owner_repo.split("/")
         self.base_url = ""
@@ -56,26 +42,14 @@ class FakeGitHub:
         self.check_runs: dict[str, list[dict[str, Any]]] = {}
         self.deployments: list[dict[str, Any]] = []
         self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
-        self.faults: list[Fault] = []
-        self.calls: Counter[tuple[str, str]] = Counter()
         self.rate_remaining = 5000
         # What GET /repos/{owner}/{repo} says the token may do (None: not said, as for an app's token)
         self.permissions: dict[str, bool] | None = {"admin": False, "maintain": False, "push": True,
                                                      "triage": True, "pull": True}
         self.counter = 0
-        self.lock = threading.Lock()
         self.app = self._build()
 
     # ---- helpers for tests ----
-    def fail(self, method: str, path: str, status: int, **kwargs: Any) -> None:
-        self.faults.append(Fault(method, path, status, **kwargs))
-
-    def reads(self) -> int:
-        return sum(n for (method, _), n in self.calls.items() if method == "GET")
-
-    def writes(self) -> int:
-        return sum(n for (method, _), n in self.calls.items() if method != "GET")
-
     def merge(self, number: int, by: str = "octocat") -> None:
         pull = self.pulls[number]
         pull.update(state="closed", merged=True, merged_at=_now(), closed_at=_now(),
@@ -125,13 +99,7 @@ class FakeGitHub:
         @app.middleware("http")
         async def account(request: Request, call_next):  # type: ignore[no-untyped-def]
             path = request.url.path
-            route = re.sub(r"/\d+", "/:n", re.sub(r"/[0-9a-f]{40}", "/:sha", path))
-            with self.lock:
-                self.calls[(request.method, route)] += 1
-                fault = next((f for f in self.faults if f.method == request.method
-                              and re.search(f.path, path) and f.times > 0), None)
-                if fault is not None:
-                    fault.times -= 1
+            fault = self._count(request.method, path)
             if not request.headers.get("authorization"):
                 return JSONResponse({"message": "Requires authentication"}, status_code=401)
             if fault is not None and fault.delay:

@@ -41,6 +41,9 @@ class CommentingForge:
         self.comments[comment_id] = (number, body)
         return comment_id
 
+    def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
+        return None
+
 
 def playbooks(notify: bool) -> Sequence[Playbook]:
     return [Playbook.model_validate({
