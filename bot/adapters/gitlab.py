@@ -137,7 +137,9 @@ class GitLabForge:
                 update["reviewer_ids"] = sorted({*reviewer_ids, *present})
             merge_request = self._call("merge_requests.update", lambda: self._request(
                 "put", f"{path}/{merge_request['iid']}", data=update))
-        return PullRequestRef(number=int(merge_request["iid"]), url=str(merge_request["web_url"]), adopted=adopted)
+        iid = int(merge_request["iid"])
+        return PullRequestRef(number=iid, url=str(merge_request["web_url"]), adopted=adopted,
+                              name=f"merge request !{iid}")
 
     def _find_merge_request(self, repo: str, head: str) -> dict[str, Any]:
         found = self._call("merge_requests.list", lambda: self._request(

@@ -133,16 +133,23 @@ _PR_PATTERNS = (
     re.compile(r"^Merged in .* \(pull request #(\d+)\)"),
     re.compile(r"\(#(\d+)\)\s*$"),
     re.compile(r"^Merge branch .* into .*\(!(\d+)\)"),
+    re.compile(r"\(!(\d+)\)\s*$"),  # a GitLab squash template with %{reference}
 )
 
 
-def pr_number_from(subject: str) -> int | None:
-    """The pull request number a merge or squash subject names, if any."""
+# GitLab's merge commits: "Merge branch 'x' into 'main'", then the title, then this line.
+_MR_REFERENCE = re.compile(r"^See merge request (?:[\w.-]+/)+[\w.-]+!(\d+)\s*$", re.MULTILINE)
+
+
+def pr_number_from(subject: str, body: str = "") -> int | None:
+    """The pull (or merge) request number a merge or squash commit names, if any: in its
+    subject, or in the body line GitLab writes into its merge commits."""
     for pattern in _PR_PATTERNS:
         match = pattern.search(subject)
         if match:
             return int(match.group(1))
-    return None
+    match = _MR_REFERENCE.search(body)
+    return int(match.group(1)) if match else None
 
 
 # Paths that are never deployed, whatever their content (gitignore-style globs).

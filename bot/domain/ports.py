@@ -371,6 +371,11 @@ class PullRequestRef:
     number: int
     url: str
     adopted: bool = False  # it already existed (a retry, or a create whose answer was lost)
+    name: str = ""  # as the forge's users say it: "pull request #12", "merge request !12"
+
+    @property
+    def called(self) -> str:
+        return self.name or f"pull request #{self.number}"
 
 
 @dataclass(frozen=True)

@@ -23,19 +23,32 @@ from bot.services.export import ExportLinks
 
 
 def export_links(settings: Settings, *, page: Callable[[int], str | None]) -> ExportLinks:
-    """Commits and branches on GitHub (from `github.api_url` and each repository's
-    `github_repo`), and the incident's page."""
-    on_github = {repo.name: repo.github_repo for repo in settings.repos
-                 if repo.forge == "github" and repo.github_repo}
-    web = github_web_url(settings.github.api_url)
+    """Commits, branches and pull requests on GitHub (from `github.api_url` and each repository's
+    `github_repo`) or merge requests on GitLab (`gitlab.url` and `gitlab_project`, when it is a
+    path: a numeric id has no web address), and the incident's page."""
+    github = github_web_url(settings.github.api_url)
+    gitlab = settings.gitlab.url.rstrip("/")
+    web = {repo.name: f"{github}/{repo.github_repo}" for repo in settings.repos
+           if repo.forge == "github" and repo.github_repo}
+    web |= {repo.name: f"{gitlab}/{repo.gitlab_project}/-" for repo in settings.repos
+            if repo.forge == "gitlab" and repo.gitlab_project and not repo.gitlab_project.isdigit()}
+    on_gitlab = {repo.name for repo in settings.repos if repo.forge == "gitlab"}
 
     def commit(repo: str, sha: str) -> str | None:
-        return f"{web}/{on_github[repo]}/commit/{sha}" if repo in on_github else None
+        return f"{web[repo]}/commit/{sha}" if repo in web else None
 
     def branch(repo: str, name: str) -> str | None:
-        return f"{web}/{on_github[repo]}/tree/{name}" if repo in on_github else None
+        return f"{web[repo]}/tree/{name}" if repo in web else None
 
-    return ExportLinks(commit=commit, branch=branch, page=page)
+    def request(repo: str, number: int) -> str | None:
+        if repo not in web:
+            return None
+        return f"{web[repo]}/merge_requests/{number}" if repo in on_gitlab else f"{web[repo]}/pull/{number}"
+
+    def request_ref(repo: str, number: int) -> str:
+        return f"!{number}" if repo in on_gitlab else f"#{number}"
+
+    return ExportLinks(commit=commit, branch=branch, page=page, request=request, request_ref=request_ref)
 
 
 def github_web_url(api_url: str) -> str:

@@ -104,6 +104,8 @@ def rollback(
             actor=actor, actor_id=actor_id, now=now)
     if forge is None or not forge.handles(change.repo):
         return ActionResult(current, message, branch_action)
+    current = _cross_check(store=store, forge=forge, branch=git.branch(change.repo), change=change, action=current,
+                           now=now)
     view = get_incident(store=store, incident_id=incident_id)
     if current.state is ActionState.PUSHED and not current.url:
         current = open_for_action(
@@ -123,6 +125,39 @@ def rollback(
             draft=True, reviewers=reviewers, now=now)
         message += f"; draft pull request {branch_action.url}"
     return ActionResult(current, message, branch_action)
+
+
+def _cross_check(*, store: Store, forge: Forge, branch: str, change: Change, action: Action, now: datetime) -> Action:
+    """Ask the forge's own dry-run revert (GitLab has one) once, beside the local verdict; a
+    disagreement goes on the timeline (the forge sees its branch head, which may be ahead of the
+    mirror). The local verdict decides: it is the revert Backout pushed."""
+    if action.state not in (ActionState.PUSHED, ActionState.CONFLICTED) or "forge_check" in action.detail:
+        return action
+    try:
+        verdict = forge.revert_dry_run(change.repo, change.sha, branch=branch)
+    except BackoutError:
+        verdict = None
+    if verdict is None:
+        return action
+    local_clean = action.state is ActionState.PUSHED
+    checked = action.model_copy(update={"detail": {**action.detail, "forge_check": "clean" if verdict else "conflict"},
+                                        "updated_at": now})
+
+    def record(tx: Transaction) -> Action:
+        tx.actions.save(checked)
+        if verdict != local_clean:
+            forge_says = "applies cleanly" if verdict else "conflicts"
+            local_says = "applied cleanly" if local_clean else "conflicted"
+            tx.timeline.append(event(
+                incident_id=action.incident_id, at=now, kind=EventKind.NOTE, actor=Actor.BACKOUT,
+                text=(f"The forge's own dry-run revert of {change.short} on {branch} says it {forge_says}; the "
+                      f"local revert {local_says}. The forge sees its newest {branch}, which may be ahead of "
+                      "Backout's mirror: check the branch before merging."),
+                data={"forge_check": checked.detail["forge_check"], "local": "clean" if local_clean else "conflict",
+                      "sha": change.sha}))
+        return checked
+
+    return store.run(record)
 
 
 def revert_safety(git: GitRepos, change: Change) -> tuple[str, ...]:

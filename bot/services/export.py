@@ -35,6 +35,8 @@ class ExportLinks:
     commit: Callable[[str, str], str | None] = field(default=_none)  # (repo, sha)
     branch: Callable[[str, str], str | None] = field(default=_none)  # (repo, branch)
     page: Callable[[int], str | None] = field(default=_none)  # incident id
+    request: Callable[[str, int], str | None] = field(default=_none)  # (repo, pull or merge request number)
+    request_ref: Callable[[str, int], str] = field(default=lambda _repo, number: f"#{number}")  # "#12", "!12"
 
 
 def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLinks | None = None) -> dict[str, Any]:
@@ -86,6 +88,8 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
                 {"rank": rank, "repo": s.repo, "sha": s.sha, "subject": s.subject, "author": s.author,
                  "applied_at": _iso(s.applied_at), "applied_source": s.applied_source.value,
                  "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
+                 "pr_ref": links.request_ref(s.repo, s.pr_number) if s.pr_number else None,
+                 "pr_url": links.request(s.repo, s.pr_number) if s.pr_number else None,
                  "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
                  "applied_by": s.applied_by, "failed": s.failed,
                  "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,

@@ -103,21 +103,22 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
     opened = action.model_copy(update={
         "state": ActionState.PR_OPEN if action.kind is ActionKind.REVERT else action.state,
         "url": ref.url, "updated_at": now,
-        "detail": {**action.detail, "pr_number": ref.number, "pr_error": None}})
+        "detail": {**action.detail, "pr_number": ref.number, "pr_name": ref.called, "pr_error": None}})
     how = "adopted (it already existed)" if ref.adopted else "opened"
 
     def record(tx: Transaction) -> Action:
         tx.actions.save(opened)
         tx.timeline.append(event(
             incident_id=action.incident_id, at=now, kind=EventKind.PR_OPENED, actor=Actor.BACKOUT,
-            text=f"{'Draft pull' if draft else 'Pull'} request #{ref.number} {how} for {action.branch}: "
-                 f"{ref.url}",
+            text=f"{'Draft ' if draft else ''}{ref.called if draft else ref.called.capitalize()} {how} for "
+                 f"{action.branch}: {ref.url}",
             data={"number": ref.number, "url": ref.url, "adopted": ref.adopted, "draft": draft}))
         return opened
 
     result = store.run(record)
     incident = get_incident(store=store, incident_id=action.incident_id).incident
-    notify.action_update(notifier=notifier, incident=incident, action=result, text=f"PR {how}: {ref.url}")
+    notify.action_update(notifier=notifier, incident=incident, action=result,
+                         text=f"{ref.called.capitalize()} {how}: {ref.url}")
     return result
 
 
@@ -130,24 +131,25 @@ def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now:
         number = action.detail.get("pr_number")
         if not isinstance(number, int) or not forge.handles(action.repo):
             continue
+        called = _called(action)
         try:
             status = forge.pull_request_status(action.repo, number)
         except BackoutError as exc:
-            notify_text = f"could not read PR #{number}: {exc}"
+            notify_text = f"could not read {called}: {exc}"
             notifier.notify(Notice(incident_id=action.incident_id, kind="pr.unknown",
-                                          title=f"INC-{action.incident_id} PR #{number}",
+                                          title=f"INC-{action.incident_id} {called}",
                                           lines=(notify_text,)))
             continue
         if status.state == "merged":
-            _record_merge(store, action, number=number, by=status.merged_by or "someone", now=now)
+            _record_merge(store, action, called=called, by=status.merged_by or "someone", now=now)
         elif status.state == "closed":
             _record(store, action.model_copy(update={"state": ActionState.CLOSED, "updated_at": now}),
-                    EventKind.PR_CLOSED, f"Pull request #{number} was closed without merging", now)
+                    EventKind.PR_CLOSED, f"{called.capitalize()} was closed without merging", now)
         elif status.checks != action.detail.get("checks") and status.checks in ("failure", "success"):
             updated = action.model_copy(update={"detail": {**action.detail, "checks": status.checks},
                                                 "updated_at": now})
             verb = "are failing" if status.checks == "failure" else "pass"
-            _record(store, updated, EventKind.PR_CHECKS, f"Checks on pull request #{number} {verb}", now)
+            _record(store, updated, EventKind.PR_CHECKS, f"Checks on {called} {verb}", now)
         else:
             continue
         changed += 1
@@ -166,19 +168,25 @@ def _record(store: Store, action: Action, kind: EventKind, text: str, now: datet
     store.run(work)
 
 
-def _record_merge(store: Store, action: Action, *, number: int, by: str, now: datetime) -> None:
+def _called(action: Action) -> str:
+    """The pull (or merge) request as its forge's users say it."""
+    name = action.detail.get("pr_name")
+    return name if isinstance(name, str) and name else f"pull request #{action.detail.get('pr_number')}"
+
+
+def _record_merge(store: Store, action: Action, *, called: str, by: str, now: datetime) -> None:
     def work(tx: Transaction) -> None:
         tx.actions.save(action.model_copy(update={"state": ActionState.MERGED, "updated_at": now}))
         tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=EventKind.PR_MERGED,
                                  actor=Actor.USER, actor_id=by,
-                                 text=f"Revert merged by {by} (pull request #{number})",
+                                 text=f"Revert merged by {by} ({called})",
                                  data={"url": action.url, "merged_by": by}))
         incident = tx.incidents.get(action.incident_id)
         if incident is not None and incident.active and incident.status is not IncidentStatus.MITIGATING:
             tx.incidents.save(transition(incident, IncidentStatus.MITIGATING, now=now))
             tx.timeline.append(event(incident_id=action.incident_id, at=now,
                                      kind=EventKind.INCIDENT_MITIGATING, actor=Actor.BACKOUT,
-                                     text=f"Mitigating: the revert in #{number} is merged and "
+                                     text=f"Mitigating: the revert in {called} is merged and "
                                           "will be applied"))
 
     store.run(work)

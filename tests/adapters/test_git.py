@@ -75,6 +75,18 @@ def test_merges_stand_for_their_pull_request_with_first_parent_files(tmp_path: P
     assert "bump checkout" not in [c.subject for c in fetched.changes], "first-parent history only"
 
 
+def test_a_gitlab_merge_commit_names_its_merge_request(tmp_path: Path, remote: Remote) -> None:
+    """GitLab writes "See merge request group/project!N" into the merge commit's body."""
+    git("checkout", "--quiet", "-b", "fix", cwd=remote.work)
+    remote.commit("raise the pool", {"apps/checkout/config.yaml": "pool: 20\n"}, push=False)
+    git("checkout", "--quiet", "main", cwd=remote.work)
+    git("merge", "--quiet", "--no-ff", "fix", "-m", "Merge branch 'fix' into 'main'", "-m", "Raise the pool",
+        "-m", "See merge request acme/platform/gitops!31", cwd=remote.work, when=remote.clock + timedelta(minutes=5))
+    remote.push()
+    fetched = mirrors(tmp_path, {"gitops": remote}).refresh("gitops", since_sha=None, not_before=EARLY)
+    assert (fetched.changes[0].subject, fetched.changes[0].pr_number) == ("Merge branch 'fix' into 'main'", 31)
+
+
 def test_renames_are_detected(tmp_path: Path, remote: Remote) -> None:
     """A moved file is one rename with its old path, so both paths can match a playbook."""
     git("mv", "apps/checkout/deploy.yaml", "apps/checkout/deployment.yaml", cwd=remote.work)

@@ -243,6 +243,11 @@ def test_paths_revert_messages_globs_and_pr_numbers() -> None:
     assert pr_number_from("Merge pull request #42 from acme/x") == 42
     assert pr_number_from("checkout: bump (#17)") == 17
     assert pr_number_from("no number here") is None
+    # GitLab: the merge commit names its merge request in the body; a squash template may put it last
+    assert pr_number_from("Merge branch 'fix' into 'main'",
+                          "Fix the checkout\n\nSee merge request acme/platform/gitops!123\n") == 123
+    assert pr_number_from("checkout: raise the pool (!45)") == 45
+    assert pr_number_from("Merge branch 'fix' into 'main'", "See merge request elsewhere\n") is None
 
 
 def test_a_next_candidate_scoring_zero_is_a_wide_margin() -> None:

@@ -12,7 +12,7 @@ from bot.adapters.git.classify import classify_file, needs_content
 from bot.domain.changes import Change, Effect, FileChange, ImageBump, Revert, pr_number_from, reverted_shas
 
 # Header fields, separated by \x1f; each record starts with \x1e.
-LOG_FORMAT = "%x1e%H%x1f%P%x1f%an <%ae>%x1f%cI%x1f%s"
+LOG_FORMAT = "%x1e%H%x1f%P%x1f%an <%ae>%x1f%cI%x1f%s%x1f%b"
 LOG_ARGS = ["--first-parent", "--diff-merges=first-parent", "-M", "--raw", "--numstat", "-z",
             "--no-abbrev", "--no-color", f"--format={LOG_FORMAT}"]
 # Every commit on the branch (merged branches included) whose message names a reverted commit.
@@ -40,19 +40,19 @@ def parse_log(output: bytes, *, repo: str, blobs: Blobs | None = None) -> list[C
     parsed = []
     for record in output.decode("utf-8", errors="replace").split("\x1e")[1:]:
         header, _, body = record.partition("\x00")
-        parsed.append((header.split("\x1f", 4), *_parse_body(body.split("\x00"))))
+        parsed.append((header.split("\x1f", 5), *_parse_body(body.split("\x00"))))
     wanted = {blob for _, raw, _ in parsed for file in raw if needs_content(file.path)
               for blob in (file.old_blob, file.new_blob) if blob != NO_BLOB}
     contents = blobs(wanted) if blobs and wanted else {}
     changes = []
-    for (sha, parents, author, committed, subject), raw, numstat in parsed:
+    for (sha, parents, author, committed, subject, message), raw, numstat in parsed:
         files = [_classified(file, numstat.get(file.path, (0, 0)), contents) for file in raw]
         changes.append(Change(
             repo=repo, sha=sha, parents=tuple(parents.split()), author=author,
             committed_at=datetime.fromisoformat(committed).astimezone(UTC),
             subject=subject.strip(), files=tuple(files),
             additions=sum(f.added for f in files), deletions=sum(f.deleted for f in files),
-            pr_number=pr_number_from(subject),
+            pr_number=pr_number_from(subject, message),
             image_bump=any(e in (Effect.IMAGE, Effect.VERSION) for f in files for e in f.effects),
         ))
     return changes
