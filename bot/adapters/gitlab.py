@@ -303,7 +303,11 @@ class GitLabForge:
                                  "— still failing after retries; try again later") from exc
         except GitlabError as exc:
             status = f"{exc.response_code} " if exc.response_code else ""
-            raise UpstreamError(f"gitlab {endpoint}: {status}{_message(exc)}") from exc
+            hint = ""
+            if "insufficient_scope" in _message(exc):
+                hint = (". The token's scopes do not allow this: merge requests need the api scope (read_api and "
+                        "write_repository push branches but cannot open them)")
+            raise UpstreamError(f"gitlab {endpoint}: {status}{_message(exc)}{hint}") from exc
         except requests.RequestException as exc:
             raise TransientError(f"gitlab {endpoint}: {type(exc).__name__}: cannot reach GitLab") from exc
         raise AssertionError("unreachable")

@@ -229,3 +229,11 @@ def test_access_names_what_the_token_lacks(fake: FakeGitLab) -> None:
     fake.access_level = 20
     with pytest.raises(UpstreamError, match="Developer"):
         target.access("gitops")
+
+
+def test_a_token_without_the_api_scope_is_named(fake: FakeGitLab) -> None:
+    """GitLab's 403 insufficient_scope: not retried, and the message says which scope is missing."""
+    fake.fail("POST", r"/merge_requests$", 403, message="insufficient_scope")
+    with pytest.raises(UpstreamError, match="merge requests need the api scope"):
+        open_mr(forge(fake))
+    assert fake.writes() == 1

@@ -90,7 +90,10 @@ class FakeGitLab(FaultyApi):
         with tempfile.TemporaryDirectory(prefix="fake-gitlab-") as scratch:
             subprocess.run(["git", "clone", "--quiet", "--branch", branch, str(self.bare), scratch],
                            capture_output=True, check=True)
-            done = subprocess.run(["git", "revert", "--no-commit", sha], cwd=scratch, capture_output=True,
+            parents = subprocess.run(["git", "rev-list", "--parents", "-n1", sha], cwd=scratch, capture_output=True,
+                                     text=True, check=True).stdout.split()[1:]
+            mainline = ["-m", "1"] if len(parents) > 1 else []  # a merge is reverted against its first parent
+            done = subprocess.run(["git", "revert", "--no-commit", *mainline, sha], cwd=scratch, capture_output=True,
                                   text=True, check=False)
             if done.returncode != 0:
                 return "conflict"
