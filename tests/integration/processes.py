@@ -29,6 +29,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def rollback_killed_after_push(
+    config: Path, bare: Path, scratch: Path,
+) -> Callable[[], subprocess.CompletedProcess[str]]:
+    """`backout rollback INC-1 --yes` killed (-9) by the remote's post-receive hook, right after
+    its push and before its pull (merge) request; returns the same command to run again, whole."""
+    pid_file = scratch / "rollback.pid"
+    hook = bare / "hooks" / "post-receive"
+    hook.write_text(f"#!/bin/sh\n[ -f {pid_file} ] && kill -9 $(cat {pid_file})\nexit 0\n")
+    hook.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOUT_")}
+    command = [sys.executable, "-m", "bot", "rollback", "INC-1", "--yes", "--config", str(config)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    pid_file.write_text(str(proc.pid))
+    proc.communicate(timeout=60)
+    assert proc.returncode == -9, "the rollback was not killed after its push"
+    pid_file.unlink()
+    return lambda: subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str, every: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

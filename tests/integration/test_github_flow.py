@@ -3,10 +3,7 @@ content, the draft PR on a conflict, a crash between push and PR, and following 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +23,7 @@ from bot.services.investigate import investigate
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.github import FakeGitHub
 from tests.gitrepos import Remote
+from tests.integration.processes import rollback_killed_after_push
 
 pytestmark = pytest.mark.integration
 DEPLOY = "image: registry.example.com/checkout:{tag}\n"
@@ -140,19 +138,9 @@ def test_a_crash_between_push_and_pull_request_ends_with_one_pull_request(
     """The rollback process dies right after the push; run again: the branch is adopted, one PR."""
     config, remote, fake, bad = world
     open_incident(config, remote).close()
-    pid_file = tmp_path / "pid"
-    hook = remote.bare / "hooks" / "post-receive"
-    hook.write_text(f"#!/bin/sh\n[ -f {pid_file} ] && kill -9 $(cat {pid_file})\nexit 0\n")
-    hook.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOUT_")}
-    command = [sys.executable, "-m", "bot", "rollback", "INC-1", "--yes", "--config", str(config)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    pid_file.write_text(str(proc.pid))
-    proc.communicate(timeout=60)
-    assert proc.returncode == -9
+    run_again = rollback_killed_after_push(config, remote.bare, tmp_path)
     assert fake.pulls == {}
-    pid_file.unlink()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = run_again()
     assert done.returncode == 0, done.stdout + done.stderr
     assert "found already pushed (adopted)" in done.stdout
     assert "; pull request https://github.example/acme/gitops/pull/1" in done.stdout

@@ -4,9 +4,6 @@ merge request, following it to the merge, applied times from an environment's de
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +25,7 @@ from bot.services.investigate import investigate
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.gitlab import FakeGitLab
 from tests.gitrepos import Remote, git
+from tests.integration.processes import rollback_killed_after_push
 
 pytestmark = pytest.mark.integration
 DEPLOY = "image: registry.example.com/checkout:{tag}\n"
@@ -167,19 +165,9 @@ def test_a_disagreeing_dry_run_is_recorded(world: World) -> None:
 def test_a_crash_between_push_and_merge_request_ends_with_one_merge_request(world: World, tmp_path: Path) -> None:
     config, remote, fake, bad = world
     open_incident(config, remote).close()
-    pid_file = tmp_path / "pid"
-    hook = remote.bare / "hooks" / "post-receive"
-    hook.write_text(f"#!/bin/sh\n[ -f {pid_file} ] && kill -9 $(cat {pid_file})\nexit 0\n")
-    hook.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKOUT_")}
-    command = [sys.executable, "-m", "bot", "rollback", "INC-1", "--yes", "--config", str(config)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    pid_file.write_text(str(proc.pid))
-    proc.communicate(timeout=60)
-    assert proc.returncode == -9
+    run_again = rollback_killed_after_push(config, remote.bare, tmp_path)
     assert fake.merge_requests == {}
-    pid_file.unlink()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = run_again()
     assert done.returncode == 0, done.stdout + done.stderr
     assert "found already pushed (adopted)" in done.stdout
     assert "https://gitlab.example/acme/platform/gitops/-/merge_requests/1" in done.stdout
