@@ -199,6 +199,9 @@ class ForgesByRepo:
     def handles(self, repo: str) -> bool:
         return self._for(repo).handles(repo)
 
+    def names_request(self, repo: str, ref: str) -> bool:
+        return self._for(repo).names_request(repo, ref)
+
     def access(self, repo: str) -> str:
         forge = self._for(repo)
         access = getattr(forge, "access", None)

@@ -84,7 +84,8 @@ def suspect_lines(ranking: dict[str, Any]) -> list[str]:
     """The reason, then each suspect with its score, reasons and warnings."""
     lines = [safe(ranking["reason"], 2000)] if ranking.get("reason") else []
     for number, suspect in enumerate(ranking["suspects"][:MAX_SUSPECTS], start=1):
-        pr = f" (#{suspect['pr_number']})" if suspect.get("pr_number") else ""
+        ref = suspect.get("pr_ref") or (f"#{suspect['pr_number']}" if suspect.get("pr_number") else "")
+        pr = f" ({safe(ref, 20)})" if ref and ref not in suspect["subject"] else ""
         lines.append(f"{number}. {suspect['sha'][:7]} {safe(suspect['subject'], 100)}{pr} by "
                      f"{safe(suspect['author'], 80)} on {safe(suspect['repo'], 60)} — score {suspect['score']:.2f}")
         lines.extend(f"   - {safe(reason, 500)}" for reason in suspect["reasons"])

@@ -15,6 +15,9 @@ class NoForge:
     def handles(self, repo: str) -> bool:
         return False
 
+    def names_request(self, repo: str, ref: str) -> bool:
+        return False
+
     def open_pull_request(self, repo: str, **_: object) -> PullRequestRef:
         raise UpstreamError(f"{repo} has no forge: its branches are pushed without a pull request")
 

@@ -90,6 +90,9 @@ class GitHubForge:
     def handles(self, repo: str) -> bool:
         return repo in self._repos
 
+    def names_request(self, repo: str, ref: str) -> bool:
+        return repo in self._repos and ref.startswith("#")
+
     # ---- pull requests ----
     def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool,
                           labels: Sequence[str], reviewers: Sequence[str]) -> PullRequestRef:

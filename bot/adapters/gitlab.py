@@ -87,6 +87,9 @@ class GitLabForge:
     def handles(self, repo: str) -> bool:
         return repo in self._projects
 
+    def names_request(self, repo: str, ref: str) -> bool:
+        return repo in self._projects and ref.startswith("!")
+
     def _project(self, repo: str) -> str:
         return "/projects/" + quote(self._projects[repo], safe="")
 

@@ -93,6 +93,7 @@ class Change(BaseModel):
     additions: int = 0
     deletions: int = 0
     pr_number: int | None = None
+    pr_ref: str | None = None  # as its forge writes it: "#12" (a pull request), "!12" (a GitLab merge request)
     image_bump: bool = False
     applied_at: datetime | None = None
     applied_source: AppliedSource = AppliedSource.COMMIT_TIME
@@ -128,28 +129,37 @@ class Change(BaseModel):
         return self.committed_at + sync_delay
 
 
-_PR_PATTERNS = (
-    re.compile(r"^Merge pull request #(\d+)\b"),
-    re.compile(r"^Merged in .* \(pull request #(\d+)\)"),
-    re.compile(r"\(#(\d+)\)\s*$"),
-    re.compile(r"^Merge branch .* into .*\(!(\d+)\)"),
-    re.compile(r"\(!(\d+)\)\s*$"),  # a GitLab squash template with %{reference}
+_PR_PATTERNS = (  # (pattern, the sigil its forge writes before the number)
+    (re.compile(r"^Merge pull request #(\d+)\b"), "#"),
+    (re.compile(r"^Merged in .* \(pull request #(\d+)\)"), "#"),
+    (re.compile(r"\(#(\d+)\)\s*$"), "#"),
+    (re.compile(r"^Merge branch .* into .*\(!(\d+)\)"), "!"),
+    (re.compile(r"\(!(\d+)\)\s*$"), "!"),  # a GitLab squash template with %{reference}
 )
-
-
 # GitLab's merge commits: "Merge branch 'x' into 'main'", then the title, then this line.
 _MR_REFERENCE = re.compile(r"^See merge request (?:[\w.-]+/)+[\w.-]+!(\d+)\s*$", re.MULTILINE)
 
 
-def pr_number_from(subject: str, body: str = "") -> int | None:
-    """The pull (or merge) request number a merge or squash commit names, if any: in its
-    subject, or in the body line GitLab writes into its merge commits."""
-    for pattern in _PR_PATTERNS:
+def pr_reference(subject: str, body: str = "") -> str | None:
+    """The pull (or merge) request a merge or squash commit names, as its forge writes it ("#12",
+    "!12"): in its subject, or in the body line GitLab writes into its merge commits."""
+    for pattern, sigil in _PR_PATTERNS:
         match = pattern.search(subject)
         if match:
-            return int(match.group(1))
+            return f"{sigil}{match.group(1)}"
     match = _MR_REFERENCE.search(body)
-    return int(match.group(1)) if match else None
+    return f"!{match.group(1)}" if match else None
+
+
+def pr_number_from(subject: str, body: str = "") -> int | None:
+    """The number of the pull (or merge) request a commit names, if any."""
+    reference = pr_reference(subject, body)
+    return int(reference[1:]) if reference else None
+
+
+def pr_label(pr_ref: str | None, pr_number: int | None) -> str | None:
+    """How to show it: its own reference, or "#N" for what was recorded before references were."""
+    return pr_ref or (f"#{pr_number}" if pr_number else None)
 
 
 # Paths that are never deployed, whatever their content (gitignore-style globs).

@@ -390,6 +390,11 @@ class Forge(Protocol):
 
     def handles(self, repo: str) -> bool: ...
 
+    def names_request(self, repo: str, ref: str) -> bool:
+        """Whether a commit's reference ("#12", "!12") is one of this forge's pull (merge) requests:
+        on GitLab "#12" is an issue."""
+        ...
+
     def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool,
                           labels: Sequence[str], reviewers: Sequence[str]) -> PullRequestRef:
         """Open it, or adopt the one that already exists for `head`."""

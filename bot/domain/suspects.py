@@ -61,6 +61,7 @@ class CodeChange(BaseModel):
     lines: int = 0
     files: int = 0
     pr_number: int | None = None
+    pr_ref: str | None = None  # "#12", "!12"
     effective: bool = True  # False: docs or CI only
 
     @property
@@ -80,6 +81,7 @@ class Suspect(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
     reasons: tuple[str, ...]
     pr_number: int | None = None
+    pr_ref: str | None = None  # as its forge writes it: "#12", "!12" (GitLab)
     warnings: tuple[str, ...] = ()  # revert safety, for the top suspects
     effective: bool = True  # False: nothing it changed reaches the deployed state of the service
     reverted_by: str | None = None  # the commit on the branch that already undid it
@@ -320,7 +322,7 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
         repo=change.repo, sha=change.sha, subject=change.subject, author=change.author,
         applied_at=applied, applied_source=change.applied_source,
         score=round(min(1.0, max(0.0, score)), 3), reasons=tuple(reasons), pr_number=change.pr_number,
-        effective=effective, reverted_by=undone.by_sha if undone else None, is_revert=is_revert,
+        pr_ref=change.pr_ref, effective=effective, reverted_by=undone.by_sha if undone else None, is_revert=is_revert,
         applied_by=change.applied_by, failed=failure.describe() if failure is not None else None,
     )
 
@@ -339,7 +341,7 @@ def _as_dry(suspect: Suspect, hydrated: Change, dry: Sequence[Change]) -> Suspec
             "the evidence is the rendered change; the revert is of the dry commit")
     return suspect.model_copy(update={
         "repo": source.repo, "sha": source.sha, "subject": source.subject, "author": source.author,
-        "pr_number": source.pr_number, "hydrated": where,
+        "pr_number": source.pr_number, "pr_ref": source.pr_ref, "hydrated": where,
         "reasons": (*suspect.reasons[:-1], note, suspect.reasons[-1])})
 
 

@@ -32,7 +32,7 @@ def export_links(settings: Settings, *, page: Callable[[int], str | None]) -> Ex
            if repo.forge == "github" and repo.github_repo}
     web |= {repo.name: f"{gitlab}/{repo.gitlab_project}/-" for repo in settings.repos
             if repo.forge == "gitlab" and repo.gitlab_project and not repo.gitlab_project.isdigit()}
-    on_gitlab = {repo.name for repo in settings.repos if repo.forge == "gitlab"}
+    forges = {repo.name: repo.forge for repo in settings.repos}
 
     def commit(repo: str, sha: str) -> str | None:
         return f"{web[repo]}/commit/{sha}" if repo in web else None
@@ -40,15 +40,14 @@ def export_links(settings: Settings, *, page: Callable[[int], str | None]) -> Ex
     def branch(repo: str, name: str) -> str | None:
         return f"{web[repo]}/tree/{name}" if repo in web else None
 
-    def request(repo: str, number: int) -> str | None:
-        if repo not in web:
+    def request(repo: str, ref: str) -> str | None:
+        """"!12" is a GitLab merge request, "#12" a GitHub pull request: on a forge of that kind."""
+        kind = forges.get(repo)
+        if repo not in web or (kind == "gitlab") != ref.startswith("!"):
             return None
-        return f"{web[repo]}/merge_requests/{number}" if repo in on_gitlab else f"{web[repo]}/pull/{number}"
+        return f"{web[repo]}/merge_requests/{ref[1:]}" if kind == "gitlab" else f"{web[repo]}/pull/{ref[1:]}"
 
-    def request_ref(repo: str, number: int) -> str:
-        return f"!{number}" if repo in on_gitlab else f"#{number}"
-
-    return ExportLinks(commit=commit, branch=branch, page=page, request=request, request_ref=request_ref)
+    return ExportLinks(commit=commit, branch=branch, page=page, request=request)
 
 
 def github_web_url(api_url: str) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import structlog
 
+from bot.domain.changes import pr_label
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
@@ -39,7 +40,8 @@ def notify_authors(*, store: Store, forge: Forge | None, playbooks: Sequence[Pla
     existing = {(n.repo, n.sha): n for n in store.run(lambda tx: tx.author_notices.for_incident(incident_id))}
     wanted: dict[tuple[str, str], tuple[int, Suspect | None]] = {}
     for place, candidate in enumerate(view.ranking.candidates[:MOST], start=1):
-        if candidate.pr_number and forge.handles(candidate.repo):
+        ref = pr_label(candidate.pr_ref, candidate.pr_number)
+        if ref and forge.handles(candidate.repo) and forge.names_request(candidate.repo, ref):
             wanted[(candidate.repo, candidate.sha)] = (place, candidate)
     changed = 0
     for key in sorted(existing.keys() | wanted.keys()):
@@ -59,13 +61,16 @@ def notify_authors(*, store: Store, forge: Forge | None, playbooks: Sequence[Pla
             continue
         saved = AuthorNotice(incident_id=incident_id, repo=key[0], sha=key[1], pr_number=number,
                              comment_id=comment_id, body=body, updated_at=now)
+        gitlab = suspect is not None and (suspect.pr_ref or "").startswith("!")
+        called = "merge request !" if gitlab else "pull request #"
 
-        def record(tx: Transaction, saved: AuthorNotice = saved, first: bool = notice is None) -> None:
+        def record(tx: Transaction, saved: AuthorNotice = saved, first: bool = notice is None,
+                   called: str = called) -> None:
             tx.author_notices.save(saved)
             if first:
                 tx.timeline.append(event(
                     incident_id=incident_id, at=now, kind=EventKind.AUTHOR_NOTIFIED, actor=Actor.BACKOUT,
-                    text=f"Commented on pull request #{saved.pr_number} of {saved.repo} ({saved.sha[:7]}) "
+                    text=f"Commented on {called}{saved.pr_number} of {saved.repo} ({saved.sha[:7]}) "
                          "to tell its author",
                     data={"repo": saved.repo, "pr_number": saved.pr_number, "comment_id": saved.comment_id}))
 

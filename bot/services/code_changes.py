@@ -98,4 +98,5 @@ def _effective(change: Change) -> bool:
 def _code(change: Change) -> CodeChange:
     return CodeChange(repo=change.repo, sha=change.sha, subject=change.subject, author=change.author,
                       committed_at=change.committed_at, lines=change.additions + change.deletions,
-                      files=len(change.files), pr_number=change.pr_number, effective=_effective(change))
+                      files=len(change.files), pr_number=change.pr_number, pr_ref=change.pr_ref,
+                      effective=_effective(change))

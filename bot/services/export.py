@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.changes import pr_label
 from bot.domain.timeline import EventKind
 from bot.domain.verdicts import Finding, finding
 from bot.services.incidents import IncidentView
@@ -35,8 +36,7 @@ class ExportLinks:
     commit: Callable[[str, str], str | None] = field(default=_none)  # (repo, sha)
     branch: Callable[[str, str], str | None] = field(default=_none)  # (repo, branch)
     page: Callable[[int], str | None] = field(default=_none)  # incident id
-    request: Callable[[str, int], str | None] = field(default=_none)  # (repo, pull or merge request number)
-    request_ref: Callable[[str, int], str] = field(default=lambda _repo, number: f"#{number}")  # "#12", "!12"
+    request: Callable[[str, str], str | None] = field(default=_none)  # (repo, "#12" or "!12"): its page
 
 
 def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLinks | None = None) -> dict[str, Any]:
@@ -88,8 +88,8 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
                 {"rank": rank, "repo": s.repo, "sha": s.sha, "subject": s.subject, "author": s.author,
                  "applied_at": _iso(s.applied_at), "applied_source": s.applied_source.value,
                  "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
-                 "pr_ref": links.request_ref(s.repo, s.pr_number) if s.pr_number else None,
-                 "pr_url": links.request(s.repo, s.pr_number) if s.pr_number else None,
+                 "pr_ref": pr_label(s.pr_ref, s.pr_number),
+                 "pr_url": links.request(s.repo, ref) if (ref := pr_label(s.pr_ref, s.pr_number)) else None,
                  "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
                  "applied_by": s.applied_by, "failed": s.failed,
                  "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,

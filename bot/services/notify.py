@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.changes import pr_label
 from bot.domain.models import AlertStatus, Incident
 from bot.domain.ports import IncidentMessage, Notice, Notifier, Store
 from bot.domain.suspects import Suspect
@@ -31,8 +32,8 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
                                                              else " (no confident suspect)")
     suspects = [ranking.reason]
     for number, suspect in enumerate(ranking.suspects[:MAX_SUSPECTS], start=1):
-        named = suspect.pr_number and f"#{suspect.pr_number}" not in suspect.subject
-        pr = f" (#{suspect.pr_number})" if named else ""
+        label = pr_label(suspect.pr_ref, suspect.pr_number)
+        pr = f" ({label})" if label and label not in suspect.subject else ""
         suspects.append(f"{number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
                         f"— score {suspect.score:.2f}")
         suspects.extend(f"     - {reason}" for reason in suspect.reasons)
@@ -88,7 +89,8 @@ def code_lines(suspect: Suspect, most: int = 5) -> list[str]:
     lines = [f"code behind the image bump ({suspect.code_note})" if suspect.code_note else
              "code behind the image bump:"]
     for commit in suspect.code[:most]:
-        pr = f" (#{commit.pr_number})" if commit.pr_number and f"#{commit.pr_number}" not in commit.subject else ""
+        label = pr_label(commit.pr_ref, commit.pr_number)
+        pr = f" ({label})" if label and label not in commit.subject else ""
         lines.append(f"  · {commit.short} {commit.subject[:100]}{pr} by {commit.author}, "
                      f"{commit.lines} line{'s' * (commit.lines != 1)}" + ("" if commit.effective else ", docs/CI only"))
     if len(suspect.code) > most:

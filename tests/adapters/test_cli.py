@@ -96,7 +96,7 @@ def test_db_upgrade_makes_a_new_database(tmp_path: Path) -> None:
     """`db upgrade` creates the schema and reports its revision."""
     config = tmp_path / "c.yaml"
     config.write_text(f"storage: {{url: 'sqlite:///{tmp_path}/new.db'}}\n")
-    assert "schema at 0003" in invoke("db", "upgrade", "--config", str(config))
+    assert "schema at 0004" in invoke("db", "upgrade", "--config", str(config))
     assert (tmp_path / "new.db").exists()
 
 

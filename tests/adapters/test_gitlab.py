@@ -237,3 +237,11 @@ def test_a_token_without_the_api_scope_is_named(fake: FakeGitLab) -> None:
     with pytest.raises(UpstreamError, match="merge requests need the api scope"):
         open_mr(forge(fake))
     assert fake.writes() == 1
+
+
+def test_only_bang_references_are_merge_requests(fake: FakeGitLab) -> None:
+    """On GitLab "#12" is an issue: Backout never comments on merge request 12 for it."""
+    target = forge(fake)
+    assert target.names_request("gitops", "!12")
+    assert not target.names_request("gitops", "#12")
+    assert not target.names_request("elsewhere", "!12")

@@ -175,7 +175,7 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert "schema at 0003" in ready.json()["detail"]
+    assert "schema at 0004" in ready.json()["detail"]
     post(client, payload_bytes("01"))
     post(client, payload_bytes("01"))
     post(client, b"nope")

@@ -21,6 +21,7 @@ from bot.services.act import choose_commit, rollback
 from bot.services.export import build_export
 from bot.services.incidents import get_incident
 from bot.services.ingest import ingest_delivery
+from bot.services.notify import incident_lines
 from bot.services.investigate import investigate
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.gitlab import FakeGitLab
@@ -126,6 +127,7 @@ def test_the_revert_becomes_one_merge_request_that_explains_itself(world: World)
     document = build_export(view, generated_at=app.ctx.clock(), links=app.ctx.export_links())
     item = document["suspects"]["items"][0]
     assert (item["pr_ref"], item["pr_url"]) == ("!7", f"{fake.base_url}/acme/platform/gitops/-/merge_requests/7")
+    assert f"{bad[:7]} Merge branch 'bump' into 'main' (!7) by" in "\n".join(incident_lines(view))
     assert item["url"] == f"{fake.base_url}/acme/platform/gitops/-/commit/{bad}"
     app.close()
 

@@ -29,6 +29,9 @@ class CommentingForge:
     def handles(self, repo: str) -> bool:
         return repo == "gitops"
 
+    def names_request(self, repo: str, ref: str) -> bool:
+        return ref.startswith("#")
+
     def open_pull_request(self, repo: str, **_: object) -> PullRequestRef:
         raise AssertionError("not here")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.adapters.git.classify import classify_file, needs_content
-from bot.domain.changes import Change, Effect, FileChange, ImageBump, Revert, pr_number_from, reverted_shas
+from bot.domain.changes import Change, Effect, FileChange, ImageBump, Revert, pr_reference, reverted_shas
 
 # Header fields, separated by \x1f; each record starts with \x1e.
 LOG_FORMAT = "%x1e%H%x1f%P%x1f%an <%ae>%x1f%cI%x1f%s%x1f%b"
@@ -47,12 +47,13 @@ def parse_log(output: bytes, *, repo: str, blobs: Blobs | None = None) -> list[C
     changes = []
     for (sha, parents, author, committed, subject, message), raw, numstat in parsed:
         files = [_classified(file, numstat.get(file.path, (0, 0)), contents) for file in raw]
+        reference = pr_reference(subject, message)
         changes.append(Change(
             repo=repo, sha=sha, parents=tuple(parents.split()), author=author,
             committed_at=datetime.fromisoformat(committed).astimezone(UTC),
             subject=subject.strip(), files=tuple(files),
             additions=sum(f.added for f in files), deletions=sum(f.deleted for f in files),
-            pr_number=pr_number_from(subject, message),
+            pr_number=int(reference[1:]) if reference else None, pr_ref=reference,
             image_bump=any(e in (Effect.IMAGE, Effect.VERSION) for f in files for e in f.effects),
         ))
     return changes

@@ -117,6 +117,7 @@ changes = sa.Table(
     sa.Column("additions", sa.Integer, nullable=False),
     sa.Column("deletions", sa.Integer, nullable=False),
     sa.Column("pr_number", sa.Integer),
+    sa.Column("pr_ref", sa.String(20)),
     sa.Column("image_bump", sa.Boolean, nullable=False),
     # The best known applied time; the commit time while applied_source is commit_time.
     sa.Column("applied_at", UtcDateTime, nullable=False),
@@ -175,6 +176,7 @@ suspects = sa.Table(
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("reasons", json_type(), nullable=False),
     sa.Column("pr_number", sa.Integer),
+    sa.Column("pr_ref", sa.String(20)),
     sa.Column("warnings", json_type(), nullable=False),
     sa.Column("effective", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("reverted_by", sa.String(64)),
