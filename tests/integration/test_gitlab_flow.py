@@ -21,8 +21,8 @@ from bot.services.act import choose_commit, rollback
 from bot.services.export import build_export
 from bot.services.incidents import get_incident
 from bot.services.ingest import ingest_delivery
-from bot.services.notify import incident_lines
 from bot.services.investigate import investigate
+from bot.services.notify import incident_lines
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.gitlab import FakeGitLab
 from tests.gitrepos import Remote, git
