@@ -79,3 +79,34 @@ def test_each_outside_part_is_reached_and_named(tmp_path: Path) -> None:
             assert "may not push" in found["github acme/gitops"]["detail"]
     finally:
         prometheus.stop()
+
+
+def test_a_gitlab_project_and_its_token_are_checked_beside_a_github_one(tmp_path: Path) -> None:
+    """Both forges in one config: each repository is asked of its own forge; a GitLab token
+    without the api scope, or below Developer, is named."""
+    from tests.fakes.gitlab import FakeGitLab
+
+    remote = Remote(tmp_path / "gitops")
+    remote.commit("init", {"a.txt": "1\n"})
+    (tmp_path / "playbooks").mkdir()
+    with FakeGitHub(remote.bare).serving() as github, FakeGitLab(remote.bare).serving() as gitlab:
+        config: dict[str, Any] = {
+            "storage": {"url": f"sqlite:///{tmp_path / 'b.db'}"}, "alertmanager": {"auth": "none"},
+            "git": {"mirror_dir": str(tmp_path / "m")}, "playbooks_dir": str(tmp_path / "playbooks"),
+            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github", "github_repo": "acme/gitops"},
+                      {"name": "platform", "url": str(remote.bare), "forge": "gitlab",
+                       "gitlab_project": "acme/platform/gitops"}],
+            "github": {"api_url": github.base_url, "token": "ghs_fake", "throttle": False, "max_wait": "2s"},
+            "gitlab": {"url": gitlab.base_url, "token": "glpat-fake", "max_wait": "2s"},
+        }
+        code, report = check(config, tmp_path)
+        found = {item["what"].split(" (")[0]: item for item in report["online"]}
+        assert code == 0, report["online"]
+        assert found["github acme/gitops"]["ok"] is True
+        assert "may push and open merge requests" in found["gitlab acme/platform/gitops"]["detail"]
+        gitlab.scopes = ["read_api", "write_repository"]
+        code, report = check(config, tmp_path)
+        found = {item["what"].split(" (")[0]: item for item in report["online"]}
+        assert code == 1
+        assert "needs the api scope" in found["gitlab acme/platform/gitops"]["detail"]
+        assert found["github acme/gitops"]["ok"] is True

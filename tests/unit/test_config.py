@@ -162,6 +162,44 @@ def test_check_names_missing_github_and_slack_credentials(tmp_path: Path) -> Non
         assert f"{key}:" in result.output
 
 
+def test_gitlab_repositories_are_checked_as_github_ones_are(tmp_path: Path) -> None:
+    """forge gitlab needs its project and a token; environments read GitLab only; the secret
+    files of the gitlab section are read only when a repository is on GitLab."""
+    base = "alertmanager: {auth: none}\nrepos:\n"
+
+    def problems(text: str) -> str:
+        with pytest.raises(ConfigError) as raised:
+            load_settings(write(tmp_path / "c.yaml", base + text))
+        return str(raised.value)
+
+    assert "forge gitlab needs gitlab_project" in problems("  - {name: g, url: /srv/g.git, forge: gitlab}\n")
+    assert "gitlab_project" in problems("  - {name: g, url: /srv/g.git, forge: gitlab, gitlab_project: 'bad name'}\n")
+    assert "reads GitLab deployments: set forge gitlab (on GitHub, use applied.source deployments)" in problems(
+        "  - {name: g, url: /srv/g.git, forge: github, github_repo: a/b, applied: {source: environments}}\n")
+    assert "on GitLab, use applied.source environments" in problems(
+        "  - {name: g, url: /srv/g.git, forge: gitlab, gitlab_project: a/b, applied: {source: deployments}}\n")
+    for project in ("acme/platform/team/gitops", "1234"):
+        settings = load_settings(write(tmp_path / "c.yaml", base + (
+            f"  - {{name: g, url: /srv/g.git, forge: gitlab, gitlab_project: '{project}', "
+            "applied: {source: environments, environment: prod}}\n")))
+        assert settings.repos[0].gitlab_project == project
+    # not on GitLab: an unreadable gitlab.token_file is not an error; on GitLab it is, at its key
+    unread = f"gitlab: {{token_file: {tmp_path / 'missing'}}}\n"
+    load_settings(write(tmp_path / "c.yaml", base + "  - {name: g, url: /srv/g.git}\n" + unread))
+    assert "gitlab.token_file" in problems("  - {name: g, url: /srv/g.git, forge: gitlab, gitlab_project: a/b}\n"
+                                           + unread)
+
+
+def test_check_names_a_missing_gitlab_token(tmp_path: Path) -> None:
+    shutil.copytree(PLAYBOOKS, tmp_path / "playbooks")
+    config = write(tmp_path / "c.yaml",
+                   f"alertmanager: {{auth: none}}\nplaybooks_dir: {tmp_path / 'playbooks'}\n"
+                   "repos: [{name: gitops, url: /srv/g.git, forge: gitlab, gitlab_project: acme/gitops}]\n")
+    result = CliRunner().invoke(cli, ["check", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "gitlab.token:" in result.output
+
+
 def test_relative_paths_in_the_file_resolve_against_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As Prometheus and Alertmanager do: run from anywhere, the same files are meant."""
     folder = tmp_path / "etc"
