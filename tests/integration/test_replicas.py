@@ -222,25 +222,36 @@ def test_150_incidents_over_two_replicas_survive_a_20s_database_stop(tmp_path: P
                 replica.stop()
 
 
+@pytest.mark.parametrize("forge", ["github", "gitlab"])
 def test_killing_the_replica_between_push_and_pull_request_leaves_one_branch_one_pull_request(
-    tmp_path: Path, postgres: Postgres,
+    tmp_path: Path, postgres: Postgres, forge: str,
 ) -> None:
-    """Replica one pushes the revert and asks GitHub for the pull request; it is killed (-9) before
-    the answer. Replica two takes the leadership and, once the claim lapses, the investigation:
-    it adopts the pushed branch and the pull request GitHub made anyway. One of each, and a
-    complete timeline."""
+    """Replica one pushes the revert and asks the forge for the pull (merge) request; it is killed
+    (-9) before the answer. Replica two takes the leadership and, once the claim lapses, the
+    investigation: it adopts the pushed branch and the request the forge made anyway. One of each,
+    and a complete timeline, on GitHub and on GitLab."""
     from tests.fakes.github import FakeGitHub
+    from tests.fakes.gitlab import FakeGitLab
     from tests.gitrepos import git
 
     fresh_database(postgres).dispose()
     remote, bad, playbooks, firing = bad_bump_to_open_pr(tmp_path)
-    with FakeGitHub(remote.bare).serving() as fake:
-        fake.fail("POST", r"/pulls$", 0, delay=10)  # the pull request is made, the answer comes too late
+    fake: FakeGitHub | FakeGitLab
+    if forge == "github":
+        fake, create = FakeGitHub(remote.bare), ("POST", "/repos/acme/gitops/pulls")
+    else:
+        fake, create = FakeGitLab(remote.bare), ("POST", "/api/v4/projects/acme/platform/gitops/merge_requests")
+    with fake.serving():
+        fake.fail("POST", r"/(pulls|merge_requests)$", 0, delay=10)  # made, but the answer comes too late
         config = {
             "storage": {"url": postgres.url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
             "playbooks_dir": str(playbooks),
-            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github", "github_repo": "acme/gitops"}],
+            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github", "github_repo": "acme/gitops"}
+                      if forge == "github" else
+                      {"name": "gitops", "url": str(remote.bare), "forge": "gitlab",
+                       "gitlab_project": "acme/platform/gitops"}],
             "github": {"api_url": fake.base_url, "token": "ghs_fake", "throttle": False, "max_wait": "2s"},
+            "gitlab": {"url": fake.base_url, "token": "glpat-fake", "max_wait": "2s"},
             "scheduler": {"leader_interval": "3s", "sweep_every": "2s", "follow_up_lease": "5s"},
             "logging": {"format": "json"},
         }
@@ -251,8 +262,7 @@ def test_killing_the_replica_between_push_and_pull_request_leaves_one_branch_one
             answer = httpx.post(f"{one.url}/webhooks/alertmanager", json=firing,
                                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20)
             assert answer.status_code == 200
-            wait_until(lambda: fake.calls[("POST", "/repos/acme/gitops/pulls")] >= 1, timeout=30,
-                       what="replica one asking for the pull request")
+            wait_until(lambda: fake.calls[create] >= 1, timeout=30, what="replica one asking for the request")
             one.kill()
             branch = f"backout/INC-1/revert-{bad[:7]}"
             assert branch in remote.branches()
@@ -262,7 +272,8 @@ def test_killing_the_replica_between_push_and_pull_request_leaves_one_branch_one
                 return any(a["state"] == "pr_open" for a in actions)
             wait_until(finished, timeout=60, every=0.5, what="replica two finishing the revert")
             assert two.api("/readyz")["leader"] is True
-            assert len(fake.pulls) == 1
+            made = fake.pulls if isinstance(fake, FakeGitHub) else fake.merge_requests
+            assert len(made) == 1
             assert [b for b in remote.branches() if b.startswith("backout/")] == [branch]
             kinds = [e["kind"] for e in two.api("/api/incidents/INC-1/timeline")["timeline"]]
             assert kinds.count("revert.pushed") == 1
