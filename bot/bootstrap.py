@@ -10,7 +10,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 import structlog
 from fastapi import FastAPI
@@ -23,8 +23,6 @@ from bot.adapters.export.render import ExportRenderer
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
-from bot.adapters.gitlab import GitLabForge
-from bot.adapters.gitlab import make_client as make_gitlab_client
 from bot.adapters.prometheus import PrometheusQuery, PrometheusRevisions, RevisionQuery
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.adapters.storage import migrate
@@ -58,6 +56,9 @@ from bot.services.chat import ChatCommands
 from bot.services.incidents import get_incident
 from bot.services.ingest import IngestOutcome, ingest_deliveries
 from bot.services.notify import incident_message
+
+if TYPE_CHECKING:
+    from bot.adapters.gitlab import GitLabForge
 
 
 def utc_now() -> datetime:
@@ -274,6 +275,9 @@ def _gitlab_forge(settings: Settings, metrics: Metrics) -> GitLabForge | None:
                  if repo.forge == "gitlab" and repo.gitlab_project}
     if not on_gitlab:
         return None
+    from bot.adapters.gitlab import GitLabForge  # python-gitlab is imported only by those who use it
+    from bot.adapters.gitlab import make_client as make_gitlab_client
+
     gl = settings.gitlab
     if gl.problems():
         raise ConfigError([Problem("config", key, reason) for key, reason in gl.problems()])
