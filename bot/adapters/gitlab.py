@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ log = structlog.get_logger(__name__)
 Observe = Callable[[str, str, int | None], None]  # endpoint, outcome, rate-limit remaining
 
 DRY_RUN_SINCE = (13, 3)  # older GitLab ignores `dry_run` and would really commit the revert
+PAGE, MAX_PAGES = 100, 10  # deployments read per request, and at most (a busy environment's day)
 DEVELOPER = 30  # the access level that may push branches and open merge requests
 _PIPELINE_STATES = {
     "success": "success", "skipped": "success",
@@ -239,16 +241,23 @@ class GitLabForge:
         if environment is None or not shas:
             return {}
         wanted = set(shas)
-        deployments = self._call("deployments.list", lambda: self._request(
-            "get", f"{self._project(repo)}/deployments", query={
-                "environment": environment, "status": "success", "order_by": "finished_at", "sort": "desc",
-                "finished_after": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "per_page": 100}))
+        query = {"environment": environment, "status": "success", "order_by": "finished_at", "sort": "asc",
+                 "finished_after": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "per_page": PAGE}
+        path = f"{self._project(repo)}/deployments"
+
+        def read(page: int) -> Any:
+            return self._request("get", path, query={**query, "page": page})
+
         found: dict[str, datetime] = {}
-        for deployment in deployments or []:
-            sha = str(deployment.get("sha", ""))
-            when = _finished(deployment)
-            if sha in wanted and when is not None and (sha not in found or when < found[sha]):
-                found[sha] = when
+        for page in range(1, MAX_PAGES + 1):  # oldest first: a sha's first deployment comes first
+            deployments = self._call("deployments.list", partial(read, page)) or []
+            for deployment in deployments:
+                sha = str(deployment.get("sha", ""))
+                when = _finished(deployment)
+                if sha in wanted and when is not None and (sha not in found or when < found[sha]):
+                    found[sha] = when
+            if len(deployments) < PAGE or found.keys() >= wanted:
+                break
         return found
 
     # ---- the plumbing ----

@@ -200,6 +200,23 @@ def test_applied_times_from_the_environments_deployments(fake: FakeGitLab, remot
     assert target.applied_at("gitops", [one], since=at + timedelta(minutes=10)) == {one: at + timedelta(minutes=30)}
 
 
+def test_a_busy_environment_is_read_page_by_page_until_every_sha_is_found(fake: FakeGitLab, remote: Remote) -> None:
+    """250 deployments of other shas first: the wanted one's first deployment is on page 3, and
+    reading stops there (oldest first, so the first sight is the first deployment)."""
+    wanted = remote.commit("wanted", {"a.txt": "2\n"})
+    at = BASE + timedelta(hours=1)
+    for n in range(250):
+        fake.add_deployment(f"{n:040x}", "production", "success", at + timedelta(seconds=n))
+    fake.add_deployment(wanted, "production", "success", at + timedelta(minutes=10))
+    fake.add_deployment(wanted, "production", "success", at + timedelta(minutes=20))
+    for n in range(300):
+        fake.add_deployment(f"{n + 1000:040x}", "production", "success", at + timedelta(minutes=30, seconds=n))
+    reads = fake.reads()
+    found = forge(fake, gitops="production").applied_at("gitops", [wanted], since=BASE)
+    assert found == {wanted: at + timedelta(minutes=10)}
+    assert fake.reads() - reads == 3
+
+
 def test_the_revert_dry_run_cross_check(fake: FakeGitLab, remote: Remote) -> None:
     """GitLab's dry run (real git behind the fake): clean is True, conflicting False; nothing committed."""
     clean = remote.commit("clean", {"b.txt": "x\n"})

@@ -261,7 +261,7 @@ class FakeGitLab(FaultyApi):
 
         @app.get(API + "/projects/{ident:path}/deployments")
         def deployments(ident: str, environment: str = "", status: str = "", order_by: str = "id",
-                        sort: str = "asc", finished_after: str = "", per_page: int = 20) -> Response:
+                        sort: str = "asc", finished_after: str = "", per_page: int = 20, page: int = 1) -> Response:
             if finished_after and (order_by != "finished_at" or status != "success"):
                 return JSONResponse({"message": "`finished_at` filter and `finished_at` sort require `status` "
                                                 "to be `success`"}, status_code=400)
@@ -271,7 +271,10 @@ class FakeGitLab(FaultyApi):
                      and (not finished_after or (d["finished_at"] or "") > finished_after.replace("Z", ".000Z"))]
             key = "finished_at" if order_by == "finished_at" else "id"
             found.sort(key=lambda d: d[key] or "", reverse=sort == "desc")
-            return JSONResponse(found[:per_page])
+            per_page = min(per_page, 100)  # GitLab's most
+            shown = found[(page - 1) * per_page:page * per_page]
+            more = {"X-Next-Page": str(page + 1)} if page * per_page < len(found) else {}
+            return JSONResponse(shown, headers={"X-Total": str(len(found)), "X-Page": str(page), **more})
 
         @app.get(project)
         def get_project(ident: str) -> Response:
