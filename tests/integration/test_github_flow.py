@@ -11,22 +11,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot import bootstrap
-from bot.adapters.console import RecordingNotifier
-from bot.config import load_settings
-from bot.domain.incidents import IncidentPolicy
-from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert
+from bot.domain.models import Actor, IncidentStatus
 from bot.services.act import choose_commit, rollback
 from bot.services.incidents import get_incident
-from bot.services.ingest import ingest_delivery
-from bot.services.investigate import investigate
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.github import FakeGitHub
 from tests.gitrepos import Remote
+from tests.integration.flows import open_incident, roll_back
 from tests.integration.processes import rollback_killed_after_push
 
 pytestmark = pytest.mark.integration
 DEPLOY = "image: registry.example.com/checkout:{tag}\n"
+EVIL = "*5xx* <https://evil.example|x>"  # what Markdown would read as markup: shown as text
 
 
 @pytest.fixture
@@ -59,35 +55,12 @@ def world(tmp_path: Path) -> Iterator[tuple[Path, Remote, FakeGitHub, str]]:
         yield config, remote, fake, bad
 
 
-def open_incident(config: Path, remote: Remote) -> bootstrap.App:
-    app = bootstrap.build(load_settings(config), notifier=RecordingNotifier())
-    started = remote.clock + timedelta(minutes=5)
-    alert = ReceivedAlert(fingerprint="f1", starts_at=started, ends_at=None, status=AlertStatus.FIRING,
-                          labels={"alertname": "HighErrorRate", "service": "checkout"},
-                          annotations={"summary": "*5xx* <https://evil.example|x>"})
-    ingest_delivery(store=app.ctx.store, delivery=Delivery(group_key="g", status=AlertStatus.FIRING,
-                                                           alerts=(alert,)),
-                    playbooks=app.ctx.playbooks, policy=IncidentPolicy(), now=started)
-    investigate(store=app.ctx.store, git=app.ctx.git, notifier=app.ctx.notifier, playbooks=app.ctx.playbooks,
-                incident_id=1, now=started, import_window=timedelta(days=90), forge=app.ctx.forge,
-                applied=app.ctx.applied, applied_window=app.ctx.settings.github.applied_window)
-    return app
-
-
-def roll_back(app: bootstrap.App):  # type: ignore[no-untyped-def]
-    ctx = app.ctx
-    change = choose_commit(store=ctx.store, playbook=ctx.playbooks[0], incident_id=1, sha=None)
-    return rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier, incident_id=1, change=change,
-                    actor=Actor.USER, actor_id="U1", now=ctx.clock(), forge=ctx.forge,
-                    reviewers=ctx.reviewers("checkout"), page_url=ctx.page_url(1))
-
-
 def test_the_revert_becomes_one_pull_request_that_explains_itself(
     world: tuple[Path, Remote, FakeGitHub, str],
 ) -> None:
     """Title names incident and change; the body has score, reasons, safety, alerts and a link."""
     config, remote, fake, bad = world
-    app = open_incident(config, remote)
+    app = open_incident(config, remote, summary=EVIL)
     result = roll_back(app)
     [pull] = fake.pulls.values()
     assert pull["head"]["ref"] == f"backout/INC-1/revert-{bad[:7]}"
@@ -117,7 +90,7 @@ def test_a_conflict_opens_a_draft_pull_request_for_the_incident_branch(
     """A later change to the same lines: no revert PR, a draft PR naming the files instead."""
     config, remote, fake, bad = world
     remote.commit("checkout: bump to 1.2", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")}, minutes=1)
-    app = open_incident(config, remote)
+    app = open_incident(config, remote, summary=EVIL)
     change = choose_commit(store=app.ctx.store, playbook=app.ctx.playbooks[0], incident_id=1,
                            sha=bad[:10])
     result = rollback(store=app.ctx.store, git=app.ctx.git, notifier=app.ctx.notifier, incident_id=1,
@@ -137,7 +110,7 @@ def test_a_crash_between_push_and_pull_request_ends_with_one_pull_request(
 ) -> None:
     """The rollback process dies right after the push; run again: the branch is adopted, one PR."""
     config, remote, fake, bad = world
-    open_incident(config, remote).close()
+    open_incident(config, remote, summary=EVIL).close()
     run_again = rollback_killed_after_push(config, remote.bare, tmp_path)
     assert fake.pulls == {}
     done = run_again()
@@ -151,7 +124,7 @@ def test_a_crash_between_push_and_pull_request_ends_with_one_pull_request(
 def test_following_the_pull_request_to_the_merge(world: tuple[Path, Remote, FakeGitHub, str]) -> None:
     """Failing checks are recorded once; the merge moves the incident to mitigating."""
     config, remote, fake, _bad = world
-    app = open_incident(config, remote)
+    app = open_incident(config, remote, summary=EVIL)
     roll_back(app)
     ctx = app.ctx
     assert follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock()) == 0
@@ -177,7 +150,7 @@ def test_github_down_leaves_the_branch_and_a_way_to_retry(
     from bot.domain.errors import TransientError
 
     config, remote, fake, _bad = world
-    app = open_incident(config, remote)
+    app = open_incident(config, remote, summary=EVIL)
     fake.fail("POST", r"/pulls$", 503, times=100)
     with pytest.raises(TransientError):
         roll_back(app)
@@ -202,7 +175,7 @@ def test_deployments_give_the_applied_time_and_calls_are_counted(
     config.write_text(yaml.safe_dump(data))
     deployed = remote.clock + timedelta(minutes=3)
     fake.add_deployment(bad, "production", "success", deployed)
-    app = open_incident(config, remote)
+    app = open_incident(config, remote, summary=EVIL)
     top = get_incident(store=app.ctx.store, incident_id=1).ranking.suspects[0]
     assert (top.sha, top.applied_at, top.applied_source.value) == (bad, deployed, "deployment")
     assert top.reasons[0] == "applied 2m before the incident started"
@@ -218,7 +191,7 @@ def test_a_missing_workflows_permission_is_named(world: tuple[Path, Remote, Fake
     from bot.domain.errors import UpstreamError
 
     config, remote, fake, _bad = world
-    app = open_incident(config, remote)
+    app = open_incident(config, remote, summary=EVIL)
     fake.fail("POST", r"/pulls$", 403, message="refusing to allow a GitHub App to create or update "
               "workflow `.github/workflows/ci.yml` without `workflows` permission")
     with pytest.raises(UpstreamError, match="the token needs the Workflows write permission"):

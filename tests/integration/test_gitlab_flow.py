@@ -11,21 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot import bootstrap
-from bot.adapters.console import RecordingNotifier
-from bot.config import load_settings
 from bot.domain.errors import TransientError
-from bot.domain.incidents import IncidentPolicy
-from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert
-from bot.services.act import choose_commit, rollback
+from bot.domain.models import IncidentStatus
 from bot.services.export import build_export
 from bot.services.incidents import get_incident
-from bot.services.ingest import ingest_delivery
-from bot.services.investigate import investigate
 from bot.services.notify import incident_lines
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.gitlab import FakeGitLab
 from tests.gitrepos import Remote, git
+from tests.integration.flows import open_incident, roll_back
 from tests.integration.processes import rollback_killed_after_push
 
 pytestmark = pytest.mark.integration
@@ -68,29 +62,6 @@ def world(tmp_path: Path) -> Iterator[World]:
             "gitlab": {"url": fake.base_url, "token": "glpat-fake-token", "max_wait": "2s"},
         }))
         yield config, remote, fake, bad
-
-
-def open_incident(config: Path, remote: Remote) -> bootstrap.App:
-    app = bootstrap.build(load_settings(config), notifier=RecordingNotifier())
-    started = remote.clock + timedelta(minutes=5)
-    alert = ReceivedAlert(fingerprint="f1", starts_at=started, ends_at=None, status=AlertStatus.FIRING,
-                          labels={"alertname": "HighErrorRate", "service": "checkout"},
-                          annotations={"summary": "5xx on checkout"})
-    ingest_delivery(store=app.ctx.store, delivery=Delivery(group_key="g", status=AlertStatus.FIRING,
-                                                           alerts=(alert,)),
-                    playbooks=app.ctx.playbooks, policy=IncidentPolicy(), now=started)
-    investigate(store=app.ctx.store, git=app.ctx.git, notifier=app.ctx.notifier, playbooks=app.ctx.playbooks,
-                incident_id=1, now=started, import_window=timedelta(days=90), forge=app.ctx.forge,
-                applied=app.ctx.applied, applied_window=app.ctx.settings.github.applied_window)
-    return app
-
-
-def roll_back(app: bootstrap.App, sha: str | None = None):  # type: ignore[no-untyped-def]
-    ctx = app.ctx
-    change = choose_commit(store=ctx.store, playbook=ctx.playbooks[0], incident_id=1, sha=sha)
-    return rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier, incident_id=1, change=change,
-                    actor=Actor.USER, actor_id="U1", now=ctx.clock(), forge=ctx.forge,
-                    reviewers=ctx.reviewers("checkout"), page_url=ctx.page_url(1))
 
 
 def test_the_revert_becomes_one_merge_request_that_explains_itself(world: World) -> None:
