@@ -16,6 +16,7 @@ from bot.domain.changes import (
     FileChange,
     Revert,
     matches_any,
+    pr_label,
     reverted_by,
 )
 from bot.domain.durations import format_duration
@@ -68,6 +69,11 @@ class CodeChange(BaseModel):
     def short(self) -> str:
         return self.sha[:7]
 
+    @property
+    def request(self) -> str | None:
+        """The pull (merge) request it came from, as shown: "#12", "!12"."""
+        return pr_label(self.pr_ref, self.pr_number)
+
 
 class Suspect(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -95,6 +101,11 @@ class Suspect(BaseModel):
     @property
     def short(self) -> str:
         return self.sha[:7]
+
+    @property
+    def request(self) -> str | None:
+        """The pull (merge) request it came from, as shown: "#12", "!12"."""
+        return pr_label(self.pr_ref, self.pr_number)
 
     def candidate(self, onset: datetime | None) -> bool:
         """Could it have caused the incident: an effect, not undone, applied before the onset

@@ -12,7 +12,6 @@ from datetime import datetime
 
 import structlog
 
-from bot.domain.changes import pr_label
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
@@ -40,7 +39,7 @@ def notify_authors(*, store: Store, forge: Forge | None, playbooks: Sequence[Pla
     existing = {(n.repo, n.sha): n for n in store.run(lambda tx: tx.author_notices.for_incident(incident_id))}
     wanted: dict[tuple[str, str], tuple[int, Suspect | None]] = {}
     for place, candidate in enumerate(view.ranking.candidates[:MOST], start=1):
-        ref = pr_label(candidate.pr_ref, candidate.pr_number)
+        ref = candidate.request
         if ref and forge.handles(candidate.repo) and forge.names_request(candidate.repo, ref):
             wanted[(candidate.repo, candidate.sha)] = (place, candidate)
     changed = 0
@@ -61,8 +60,8 @@ def notify_authors(*, store: Store, forge: Forge | None, playbooks: Sequence[Pla
             continue
         saved = AuthorNotice(incident_id=incident_id, repo=key[0], sha=key[1], pr_number=number,
                              comment_id=comment_id, body=body, updated_at=now)
-        gitlab = suspect is not None and (suspect.pr_ref or "").startswith("!")
-        called = "merge request !" if gitlab else "pull request #"
+        ref = (suspect.request if suspect is not None else None) or f"#{number}"
+        called = ("merge request " if ref.startswith("!") else "pull request ") + ref
 
         def record(tx: Transaction, saved: AuthorNotice = saved, first: bool = notice is None,
                    called: str = called) -> None:
@@ -70,7 +69,7 @@ def notify_authors(*, store: Store, forge: Forge | None, playbooks: Sequence[Pla
             if first:
                 tx.timeline.append(event(
                     incident_id=incident_id, at=now, kind=EventKind.AUTHOR_NOTIFIED, actor=Actor.BACKOUT,
-                    text=f"Commented on {called}{saved.pr_number} of {saved.repo} ({saved.sha[:7]}) "
+                    text=f"Commented on {called} of {saved.repo} ({saved.sha[:7]}) "
                          "to tell its author",
                     data={"repo": saved.repo, "pr_number": saved.pr_number, "comment_id": saved.comment_id}))
 

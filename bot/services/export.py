@@ -9,7 +9,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.changes import pr_label
 from bot.domain.timeline import EventKind
 from bot.domain.verdicts import Finding, finding
 from bot.services.incidents import IncidentView
@@ -88,8 +87,7 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
                 {"rank": rank, "repo": s.repo, "sha": s.sha, "subject": s.subject, "author": s.author,
                  "applied_at": _iso(s.applied_at), "applied_source": s.applied_source.value,
                  "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
-                 "pr_ref": pr_label(s.pr_ref, s.pr_number),
-                 "pr_url": links.request(s.repo, ref) if (ref := pr_label(s.pr_ref, s.pr_number)) else None,
+                 "pr_ref": s.request, "pr_url": links.request(s.repo, s.request) if s.request else None,
                  "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
                  "applied_by": s.applied_by, "failed": s.failed,
                  "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bot.domain.actions import Action, ActionKind, ActionState
-from bot.domain.changes import pr_label
 from bot.domain.models import AlertStatus, Incident
 from bot.domain.ports import IncidentMessage, Notice, Notifier, Store
 from bot.domain.suspects import Suspect
@@ -32,8 +31,7 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
                                                              else " (no confident suspect)")
     suspects = [ranking.reason]
     for number, suspect in enumerate(ranking.suspects[:MAX_SUSPECTS], start=1):
-        label = pr_label(suspect.pr_ref, suspect.pr_number)
-        pr = f" ({label})" if label and label not in suspect.subject else ""
+        pr = f" ({suspect.request})" if suspect.request and suspect.request not in suspect.subject else ""
         suspects.append(f"{number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
                         f"— score {suspect.score:.2f}")
         suspects.extend(f"     - {reason}" for reason in suspect.reasons)
@@ -89,8 +87,7 @@ def code_lines(suspect: Suspect, most: int = 5) -> list[str]:
     lines = [f"code behind the image bump ({suspect.code_note})" if suspect.code_note else
              "code behind the image bump:"]
     for commit in suspect.code[:most]:
-        label = pr_label(commit.pr_ref, commit.pr_number)
-        pr = f" ({label})" if label and label not in commit.subject else ""
+        pr = f" ({commit.request})" if commit.request and commit.request not in commit.subject else ""
         lines.append(f"  · {commit.short} {commit.subject[:100]}{pr} by {commit.author}, "
                      f"{commit.lines} line{'s' * (commit.lines != 1)}" + ("" if commit.effective else ", docs/CI only"))
     if len(suspect.code) > most:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.actions import Action, ActionState
-from bot.domain.changes import pr_label
 from bot.domain.models import Alert, Incident, TimelineEvent
 from bot.domain.suspects import Ranking
 from bot.services.act import ActionResult, RollbackPlan
@@ -35,7 +34,7 @@ def ranking_dict(ranking: Ranking) -> dict[str, Any]:
             {"sha": s.sha, "repo": s.repo, "subject": s.subject, "author": s.author,
              "applied_at": s.applied_at.isoformat(), "applied_source": s.applied_source.value,
              "score": s.score, "reasons": list(s.reasons), "pr_number": s.pr_number,
-             "pr_ref": pr_label(s.pr_ref, s.pr_number), "warnings": list(s.warnings),
+             "pr_ref": s.request, "warnings": list(s.warnings),
              "applied_by": s.applied_by, "failed": s.failed,
              "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
              "hydrated": s.hydrated}
