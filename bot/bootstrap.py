@@ -203,6 +203,9 @@ class ForgesByRepo:
     def names_request(self, repo: str, ref: str) -> bool:
         return self._for(repo).names_request(repo, ref)
 
+    def request_noun(self, repo: str) -> str:
+        return self._for(repo).request_noun(repo)
+
     def access(self, repo: str) -> str:
         forge = self._for(repo)
         access = getattr(forge, "access", None)

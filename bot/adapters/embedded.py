@@ -18,6 +18,9 @@ class NoForge:
     def names_request(self, repo: str, ref: str) -> bool:
         return False
 
+    def request_noun(self, repo: str) -> str:
+        return "pull request"
+
     def open_pull_request(self, repo: str, **_: object) -> PullRequestRef:
         raise UpstreamError(f"{repo} has no forge: its branches are pushed without a pull request")
 

@@ -93,6 +93,9 @@ class GitHubForge:
     def names_request(self, repo: str, ref: str) -> bool:
         return repo in self._repos and ref.startswith("#")
 
+    def request_noun(self, repo: str) -> str:
+        return "pull request"
+
     # ---- pull requests ----
     def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool,
                           labels: Sequence[str], reviewers: Sequence[str]) -> PullRequestRef:

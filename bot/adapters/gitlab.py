@@ -92,6 +92,9 @@ class GitLabForge:
     def names_request(self, repo: str, ref: str) -> bool:
         return repo in self._projects and ref.startswith("!")
 
+    def request_noun(self, repo: str) -> str:
+        return "merge request"
+
     def _project(self, repo: str) -> str:
         return "/projects/" + quote(self._projects[repo], safe="")
 

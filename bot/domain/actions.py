@@ -51,6 +51,16 @@ class Action(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def request_name(self) -> str:
+        """Its pull (merge) request as the forge's users say it: "pull request #12", "merge request !12"."""
+        name = self.detail.get("pr_name")
+        return name if isinstance(name, str) and name else f"pull request #{self.detail.get('pr_number')}"
+
+    @property
+    def request_noun(self) -> str:
+        return "merge request" if self.request_name.startswith("merge request") else "pull request"
+
 
 def revert_branch(incident_id: int, sha: str) -> str:
     """`backout/INC-7/revert-abc1234`: deterministic, so a retry finds what a crash left."""

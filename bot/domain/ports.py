@@ -395,6 +395,10 @@ class Forge(Protocol):
         on GitLab "#12" is an issue."""
         ...
 
+    def request_noun(self, repo: str) -> str:
+        """What its users call a request to merge: "pull request", "merge request" (GitLab)."""
+        ...
+
     def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool,
                           labels: Sequence[str], reviewers: Sequence[str]) -> PullRequestRef:
         """Open it, or adopt the one that already exists for `head`."""

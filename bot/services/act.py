@@ -112,18 +112,19 @@ def rollback(
             store=store, forge=forge, notifier=notifier, action=current, base=git.branch(change.repo),
             title=f"Revert \"{change.subject[:150]}\" ({incident.ref})",
             body=revert_body(view, change=change, warnings=warnings, page_url=page_url,
-                             pinned=current.detail.get("pinned", []), unpinned=current.detail.get("unpinned", [])),
+                             pinned=current.detail.get("pinned", []), unpinned=current.detail.get("unpinned", []),
+                             noun=forge.request_noun(change.repo)),
             draft=False, reviewers=reviewers, now=now)
-        message += f"; pull request {current.url}"
+        message += f"; {current.request_noun} {current.url}"
     if branch_action is not None and branch_action.state is ActionState.PUSHED and not branch_action.url:
         branch_action = open_for_action(
             store=store, forge=forge, notifier=notifier, action=branch_action,
             base=git.branch(change.repo), title=f"{incident.ref}: incident branch (revert of {change.short} "
                                                 f"conflicts)",
             body=branch_body(view, change=change, conflicts=current.detail.get("conflicts", []),
-                             page_url=page_url),
+                             page_url=page_url, noun=forge.request_noun(change.repo)),
             draft=True, reviewers=reviewers, now=now)
-        message += f"; draft pull request {branch_action.url}"
+        message += f"; draft {branch_action.request_noun} {branch_action.url}"
     return ActionResult(current, message, branch_action)
 
 

@@ -104,7 +104,8 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
         ],
         "actions": [
             {"kind": a.kind.value, "repo": a.repo, "commit": a.commit_sha or None, "state": a.state.value,
-             "branch": a.branch, "url": a.url, "auto": a.auto, "actor": a.actor_id,
+             "branch": a.branch, "url": a.url, "url_is": a.request_noun if a.url else None,
+             "auto": a.auto, "actor": a.actor_id,
              "commit_url": links.commit(a.repo, a.commit_sha) if a.commit_sha else None,
              "branch_url": links.branch(a.repo, a.branch),
              "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at),

@@ -65,12 +65,12 @@ def describe_action(action: Action) -> str:
         ActionState.WAITING: (f"prepared; the Git host does not answer ({action.detail.get('waiting', '')}): "
                               "pushed when it does"),
         ActionState.FAILED: f"failed: {action.detail.get('error', 'see the timeline')}; retry it",
-        ActionState.PR_OPEN: f"pull request open: {action.url}",
+        ActionState.PR_OPEN: f"{action.request_noun} open: {action.url}",
         ActionState.MERGED: f"merged: {action.url}",
-        ActionState.CLOSED: f"pull request closed without merging: {action.url}",
+        ActionState.CLOSED: f"{action.request_noun} closed without merging: {action.url}",
     }[action.state]
     if action.state is ActionState.PUSHED and action.url:
-        state += f", pull request {action.url}"
+        state += f", {action.request_noun} {action.url}"
     if action.detail.get("warnings"):
         state += " — revert safety: " + "; ".join(action.detail["warnings"])
     if action.detail.get("pinned"):
@@ -101,7 +101,7 @@ def summary_payload(view: IncidentView) -> dict[str, object]:
         "title": f"{view.incident.ref} {view.incident.title}",
         "playbook": view.incident.playbook,
         "sections": [[heading, list(lines)] for heading, lines in incident_sections(view)],
-        "links": [["Pull request", a.url] for a in view.actions if a.url],
+        "links": [[a.request_noun.capitalize(), a.url] for a in view.actions if a.url],
         # the suspects a responder can mark as the culprit or rule out, from the message
         "suspects": [[s.sha, s.short] for s in view.ranking.suspects[:MAX_SUSPECTS]],
     }

@@ -21,12 +21,13 @@ MAX_ALERTS = 10
 
 
 def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], page_url: str | None,
-                pinned: Sequence[str] = (), unpinned: Sequence[str] = ()) -> str:
-    """The revert PR's body: the incident, why this commit, revert safety, the alerts."""
+                pinned: Sequence[str] = (), unpinned: Sequence[str] = (), noun: str = "pull request") -> str:
+    """The revert PR's body: the incident, why this commit, revert safety, the alerts. `noun`:
+    "merge request" on GitLab."""
     incident = view.incident
     suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
     lines = [
-        f"Backout opened this pull request for **{incident.ref}**: {md(incident.title)} "
+        f"Backout opened this {noun} for **{incident.ref}**: {md(incident.title)} "
         f"(severity {incident.severity.value}, service {md(incident.service)}).",
     ]
     if page_url:
@@ -59,7 +60,8 @@ def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], 
     return "\n".join(lines)
 
 
-def branch_body(view: IncidentView, *, change: Change, conflicts: Sequence[str], page_url: str | None) -> str:
+def branch_body(view: IncidentView, *, change: Change, conflicts: Sequence[str], page_url: str | None,
+                noun: str = "pull request") -> str:
     """The incident branch's draft PR: why the revert could not be made."""
     lines = [
         f"Backout could not revert {change.short} ({md(change.subject)}) for **{view.incident.ref}**: "
@@ -67,7 +69,7 @@ def branch_body(view: IncidentView, *, change: Change, conflicts: Sequence[str],
         "",
         *[f"- `{md(path)}`" for path in conflicts],
         "",
-        "This draft pull request is the incident branch, cut from the watched branch: push the "
+        f"This draft {noun} is the incident branch, cut from the watched branch: push the "
         "manual fix here.",
     ]
     if page_url:
@@ -94,7 +96,8 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
                 return
             tx.timeline.append(event(
                 incident_id=action.incident_id, at=now, kind=EventKind.ACTION_FAILED, actor=Actor.BACKOUT,
-                text=(f"Branch {action.branch} is pushed but its pull request could not be opened: "
+                text=(f"Branch {action.branch} is pushed but its {forge.request_noun(action.repo)} could not be "
+                      "opened: "
                       f"{reason}. Run the rollback again to retry."),
                 data={"branch": action.branch, "error": reason}))
 
@@ -131,7 +134,7 @@ def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now:
         number = action.detail.get("pr_number")
         if not isinstance(number, int) or not forge.handles(action.repo):
             continue
-        called = _called(action)
+        called = action.request_name
         try:
             status = forge.pull_request_status(action.repo, number)
         except BackoutError as exc:
@@ -166,12 +169,6 @@ def _record(store: Store, action: Action, kind: EventKind, text: str, now: datet
                                  text=text, data={"branch": action.branch, "url": action.url}))
 
     store.run(work)
-
-
-def _called(action: Action) -> str:
-    """The pull (or merge) request as its forge's users say it."""
-    name = action.detail.get("pr_name")
-    return name if isinstance(name, str) and name else f"pull request #{action.detail.get('pr_number')}"
 
 
 def _record_merge(store: Store, action: Action, *, called: str, by: str, now: datetime) -> None:

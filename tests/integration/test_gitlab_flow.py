@@ -77,6 +77,8 @@ def test_the_revert_becomes_one_merge_request_that_explains_itself(world: World)
     assert merge_request["title"].endswith("(INC-1)")
     assert not merge_request["draft"]
     body = merge_request["description"]
+    assert body.startswith("Backout opened this merge request for **INC-1**")
+    assert result.message.endswith(f"; merge request {merge_request['web_url']}")
     assert "https://backout.example.com/incidents/INC-1" in body
     assert "Suspect score" in body
     assert "database-migration" in body
@@ -113,6 +115,7 @@ def test_a_conflict_opens_a_draft_merge_request_for_the_incident_branch(world: W
     assert merge_request["title"].startswith("Draft: INC-1: incident branch")
     assert merge_request["source_branch"] == "backout/INC-1/incident"
     assert "apps/checkout/deploy.yaml" in merge_request["description"]
+    assert "This draft merge request is the incident branch" in merge_request["description"]
     assert result.branch_action is not None
     assert result.branch_action.url == merge_request["web_url"]
     view = get_incident(store=app.ctx.store, incident_id=1)

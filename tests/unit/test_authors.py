@@ -32,6 +32,9 @@ class CommentingForge:
     def names_request(self, repo: str, ref: str) -> bool:
         return ref.startswith("#")
 
+    def request_noun(self, repo: str) -> str:
+        return "pull request"
+
     def open_pull_request(self, repo: str, **_: object) -> PullRequestRef:
         raise AssertionError("not here")
 
