@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -656,7 +657,17 @@ def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
 
 def config_warnings(settings: Settings, *, file: str) -> list[Problem]:
     """What `check` and `serve` point out without refusing to start."""
-    return [Problem(file, key, reason) for key, reason in settings.api.warnings()]
+    found = settings.api.warnings()
+    used = {repo.forge for repo in settings.repos}
+    for forge, key, url, token in (("github", "github.api_url", settings.github.api_url, settings.github.token),
+                                   ("gitlab", "gitlab.url", settings.gitlab.url, settings.gitlab.token)):
+        host = urlsplit(url).hostname or ""
+        if forge in used and token and url.lower().startswith("http://") and host not in _LOOPBACK:
+            found.append((key, f"plain http to {host}: the {forge} token crosses the network readable; use https"))
+    return [Problem(file, key, reason) for key, reason in found]
+
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def playbook_warnings(settings: Settings, playbooks: Sequence[Playbook], *, file: str) -> list[Problem]:

@@ -190,6 +190,21 @@ def test_gitlab_repositories_are_checked_as_github_ones_are(tmp_path: Path) -> N
                                            + unread)
 
 
+def test_a_forge_token_over_plain_http_is_pointed_out(tmp_path: Path) -> None:
+    """A self-managed GitLab (or GitHub Enterprise) on http:// elsewhere than this machine: the
+    token would cross the network readable; loopback (a tunnel, a test) is fine."""
+    from bot.config import config_warnings
+
+    repos = "repos: [{name: g, url: /srv/g.git, forge: gitlab, gitlab_project: a/b}]\n"
+    settings = load_settings(write(tmp_path / "c.yaml", "alertmanager: {auth: none}\n" + repos +
+                                   "gitlab: {url: 'http://gitlab.internal', token: glpat-x}\n"))
+    [warning] = [w for w in config_warnings(settings, file="c.yaml") if w.key == "gitlab.url"]
+    assert "plain http to gitlab.internal" in warning.reason
+    settings = load_settings(write(tmp_path / "c.yaml", "alertmanager: {auth: none}\n" + repos +
+                                   "gitlab: {url: 'http://127.0.0.1:8929', token: glpat-x}\n"))
+    assert not [w for w in config_warnings(settings, file="c.yaml") if w.key == "gitlab.url"]
+
+
 def test_check_names_a_missing_gitlab_token(tmp_path: Path) -> None:
     shutil.copytree(PLAYBOOKS, tmp_path / "playbooks")
     config = write(tmp_path / "c.yaml",
