@@ -38,12 +38,7 @@ def main() -> None:
     bootstrap.configure_logging(LoggingSettings(level="warning"))
     with tempfile.TemporaryDirectory(prefix="backout-bench-") as tmp:
         root = Path(tmp)
-        remote = Remote(root / "gitops")
-        for n in range(30):
-            service = SERVICES[n % 3]
-            manifest = {f"apps/{service}/deploy.yaml": f"image: {service}:1.{n}\n"}
-            remote.commit(f"{service}: bump to 1.{n}", manifest, minutes=12, push=False)
-        remote.push()
+        remote = gitops_history(root)
         with FakeGitHub(remote.bare).serving() as fake:
             for line in remote_log(remote):
                 sha, minutes = line
@@ -74,6 +69,17 @@ def main() -> None:
     for run, reads, writes, polls, cost in rows:
         print(f"{run:<6}{reads:>15}{writes:>20}{polls:>20}{cost:>17}")
     print("targets (warm): reads to rank <= 3, writes to open the PR <= 6")
+
+
+def gitops_history(root: Path) -> Remote:
+    """30 image bumps, 12 minutes apart, across three services."""
+    remote = Remote(root / "gitops")
+    for n in range(30):
+        service = SERVICES[n % 3]
+        manifest = {f"apps/{service}/deploy.yaml": f"image: {service}:1.{n}\n"}
+        remote.commit(f"{service}: bump to 1.{n}", manifest, minutes=12, push=False)
+    remote.push()
+    return remote
 
 
 def remote_log(remote: Remote) -> list[tuple[str, int]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from github_calls import SERVICES, remote_log
+from github_calls import gitops_history, remote_log
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
@@ -40,12 +40,7 @@ def main() -> None:
     bootstrap.configure_logging(LoggingSettings(level="warning"))
     with tempfile.TemporaryDirectory(prefix="backout-bench-") as tmp:
         root = Path(tmp)
-        remote = Remote(root / "gitops")
-        for n in range(30):
-            service = SERVICES[n % 3]
-            remote.commit(f"{service}: bump to 1.{n}", {f"apps/{service}/deploy.yaml": f"image: {service}:1.{n}\n"},
-                          minutes=12, push=False)
-        remote.push()
+        remote = gitops_history(root)
         with FakeGitLab(remote.bare).serving() as fake:
             for sha, minutes in remote_log(remote):
                 fake.add_deployment(sha, "production", "success", remote.clock - timedelta(minutes=minutes))

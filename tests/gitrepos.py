@@ -75,3 +75,14 @@ def mirrors(tmp: Path, remotes: dict[str, Remote], *, token: str | None = None) 
                             runner=GitRunner(token=token, timeout=30))
              for name, remote in remotes.items()}
     return GitMirrors(specs, mirror_dir=tmp / "mirrors")
+
+
+REVERT_BRANCH = "backout/INC-1/revert-abc1234"
+
+
+def remote_with_revert_branch(root: Path) -> Remote:
+    """A one-commit remote that already has a revert branch, for opening pull (merge) requests."""
+    remote = Remote(root / "gitops")
+    remote.commit("init", {"a.txt": "1\n"})
+    git("push", "--quiet", "origin", f"HEAD:refs/heads/{REVERT_BRANCH}", cwd=remote.work)
+    return remote

@@ -12,17 +12,14 @@ import pytest
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
 from bot.domain.errors import TransientError, UpstreamError
 from tests.fakes.github import FakeGitHub
-from tests.gitrepos import Remote, git
+from tests.gitrepos import REVERT_BRANCH, Remote, remote_with_revert_branch
 
-BRANCH = "backout/INC-1/revert-abc1234"
+BRANCH = REVERT_BRANCH
 
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
-    remote = Remote(tmp_path / "gitops")
-    remote.commit("init", {"a.txt": "1\n"})
-    git("push", "--quiet", "origin", f"HEAD:refs/heads/{BRANCH}", cwd=remote.work)
-    return remote
+    return remote_with_revert_branch(tmp_path)
 
 
 @pytest.fixture

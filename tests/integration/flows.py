@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
@@ -15,6 +18,29 @@ from bot.services.act import ActionResult, choose_commit, rollback
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import investigate
 from tests.gitrepos import Remote
+
+
+def write_config(root: Path, remote: Remote, *, repo: dict[str, Any], reviewers: list[str],
+                 **sections: Any) -> Path:
+    """The checkout playbook (on_open off, these reviewers) and a config with one repository
+    `gitops` on `remote` (`repo` adds its forge keys) and the given sections; returns its path."""
+    (root / "playbooks").mkdir()
+    (root / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump({
+        "service": "checkout", "match": {"service": "checkout"},
+        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}],
+        "actions": {"on_open": "off", "reviewers": reviewers},
+    }))
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "server": {"public_url": "https://backout.example.com"},
+        "storage": {"url": f"sqlite:///{root / 'backout.db'}"},
+        "alertmanager": {"auth": "none"},
+        "playbooks_dir": str(root / "playbooks"),
+        "repos": [{"name": "gitops", "url": str(remote.bare), **repo}],
+        "git": {"mirror_dir": str(root / "mirrors"), "import_window": "90d"},
+        **sections,
+    }))
+    return config
 
 
 def open_incident(config: Path, remote: Remote, *, summary: str = "5xx on checkout") -> bootstrap.App:

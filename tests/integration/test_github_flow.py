@@ -17,7 +17,7 @@ from bot.services.incidents import get_incident
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.github import FakeGitHub
 from tests.gitrepos import Remote
-from tests.integration.flows import open_incident, roll_back
+from tests.integration.flows import open_incident, roll_back, write_config
 from tests.integration.processes import rollback_killed_after_push
 
 pytestmark = pytest.mark.integration
@@ -33,25 +33,11 @@ def world(tmp_path: Path) -> Iterator[tuple[Path, Remote, FakeGitHub, str]]:
     bad = remote.commit("checkout: bump to 1.1 <!channel>", {
         "apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1"),
         "apps/checkout/migrations/002_add_index.sql": "CREATE INDEX x ON y(z);\n"})
-    (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump({
-        "service": "checkout", "match": {"service": "checkout"},
-        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}],
-        "actions": {"on_open": "off", "reviewers": ["alice", "acme/checkout-oncall"]},
-    }))
     with FakeGitHub(remote.bare).serving() as fake:
-        config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump({
-            "server": {"public_url": "https://backout.example.com"},
-            "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"},
-            "alertmanager": {"auth": "none"},
-            "playbooks_dir": str(tmp_path / "playbooks"),
-            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github",
-                       "github_repo": "acme/gitops"}],
-            "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "90d"},
-            "github": {"api_url": fake.base_url, "token": "ghs_fake_token", "throttle": False,
-                       "max_wait": "2s"},
-        }))
+        config = write_config(tmp_path, remote, repo={"forge": "github", "github_repo": "acme/gitops"},
+                              reviewers=["alice", "acme/checkout-oncall"],
+                              github={"api_url": fake.base_url, "token": "ghs_fake_token", "throttle": False,
+                                      "max_wait": "2s"})
         yield config, remote, fake, bad
 
 

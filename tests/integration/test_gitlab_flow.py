@@ -19,7 +19,7 @@ from bot.services.notify import incident_lines
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.gitlab import FakeGitLab
 from tests.gitrepos import Remote, git
-from tests.integration.flows import open_incident, roll_back
+from tests.integration.flows import open_incident, roll_back, write_config
 from tests.integration.processes import rollback_killed_after_push
 
 pytestmark = pytest.mark.integration
@@ -42,25 +42,10 @@ def world(tmp_path: Path) -> Iterator[World]:
     remote.clock += timedelta(minutes=2)
     remote.push()
     bad = git("rev-parse", "HEAD", cwd=remote.work)
-    (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump({
-        "service": "checkout", "match": {"service": "checkout"},
-        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}],
-        "actions": {"on_open": "off", "reviewers": ["alice", "bob"]},
-    }))
     with FakeGitLab(remote.bare).serving() as fake:
-        config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump({
-            "server": {"public_url": "https://backout.example.com"},
-            "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"},
-            "alertmanager": {"auth": "none"},
-            "playbooks_dir": str(tmp_path / "playbooks"),
-            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "gitlab",
-                       "gitlab_project": "acme/platform/gitops"}],
-            "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "90d"},
-            "github": {"applied_window": "90d"},
-            "gitlab": {"url": fake.base_url, "token": "glpat-fake-token", "max_wait": "2s"},
-        }))
+        config = write_config(tmp_path, remote, repo={"forge": "gitlab", "gitlab_project": "acme/platform/gitops"},
+                              reviewers=["alice", "bob"], github={"applied_window": "90d"},
+                              gitlab={"url": fake.base_url, "token": "glpat-fake-token", "max_wait": "2s"})
         yield config, remote, fake, bad
 
 
