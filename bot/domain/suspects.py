@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,7 +41,8 @@ EFFECT_WEIGHTS: dict[Effect, float] = {
 }
 REVERT_FACTOR = 0.5
 UNNAMED_FACTOR = 0.5  # a failed reconciliation names other changes: this one reconciled
-DISCOUNT = 0.05  # no effect, already reverted, or applied after the onset: shown, never a candidate
+DISCOUNT = 0.05  # no effect, reverted, ruled out, or applied after the onset: shown, never a candidate
+_NONE_RULED_OUT: Mapping[str, str] = MappingProxyType({})
 
 
 class RankingStatus(StrEnum):
@@ -97,6 +99,7 @@ class Suspect(BaseModel):
     code: tuple[CodeChange, ...] = ()  # application commits behind its image bump, best first
     code_note: str | None = None  # why `code` is empty, or where it came from
     hydrated: str | None = None  # repo@sha of the hydrated commit this dry source commit rendered to
+    ruled_out: str | None = None  # a responder's "not this one", described: never a candidate again
 
     @property
     def short(self) -> str:
@@ -108,12 +111,21 @@ class Suspect(BaseModel):
         return pr_label(self.pr_ref, self.pr_number)
 
     def candidate(self, onset: datetime | None) -> bool:
-        """Could it have caused the incident: an effect, not undone, applied before the onset
-        (or named by a failed reconciliation, which is evidence of its own)."""
-        if self.failed is not None:
-            return self.effective and self.reverted_by is None
-        late = onset is not None and self.applied_at > onset + ONSET_GRACE
-        return self.effective and self.reverted_by is None and not late
+        """Could it have caused the incident: an effect, not undone, not ruled out by a responder,
+        applied before the onset (or named by a failed reconciliation, evidence of its own)."""
+        return self.excluded(onset) is None
+
+    def excluded(self, onset: datetime | None) -> str | None:
+        """Why it cannot be the answer, in words a responder reads before overriding; None when it can."""
+        if self.ruled_out is not None:
+            return self.ruled_out
+        if self.reverted_by is not None:
+            return f"already reverted by {self.reverted_by[:7]}"
+        if not self.effective:
+            return "no effect on the deployed state"
+        if self.failed is None and onset is not None and self.applied_at > onset + ONSET_GRACE:
+            return f"applied after the metric changed at {onset:%H:%M} UTC"
+        return None
 
 
 class Ranking(BaseModel):
@@ -127,10 +139,26 @@ class Ranking(BaseModel):
     suspects: tuple[Suspect, ...] = ()
     ranked_at: datetime | None = None
     onset_at: datetime | None = None  # when the key metric changed level, if known
+    floor: float = 0.0  # the playbook's evidence floor when it was ranked
 
     @property
     def top(self) -> Suspect | None:
+        """The first suspect listed (it may be excluded: see `best`)."""
         return self.suspects[0] if self.suspects else None
+
+    @property
+    def best(self) -> Suspect | None:
+        """The best suspect: the first candidate at the evidence floor. A change that is reverted,
+        ruled out or below the floor is never the best suspect nor the default rollback target."""
+        return next((s for s in self.suspects if self.excluded(s) is None), None)
+
+    def excluded(self, suspect: Suspect) -> str | None:
+        """Why `suspect` is no rollback target without an override ("ruled out by ...", "already
+        reverted by 1a2b3c4", "scores 0.04, below the 0.35 evidence floor"); None when it is one."""
+        reason = suspect.excluded(self.onset_at)
+        if reason is None and suspect.score < self.floor:
+            reason = f"scores {suspect.score:.2f}, below the {self.floor:.2f} evidence floor"
+        return reason
 
     @property
     def candidates(self) -> tuple[Suspect, ...]:
@@ -152,6 +180,7 @@ def rank_changes(
     onset: datetime | None = None,
     failures: Sequence[Failure] = (),
     dry: Sequence[Change] = (),
+    ruled_out: Mapping[str, str] = _NONE_RULED_OUT,
     limit: int = 10,
 ) -> Ranking:
     """Rank the changes applied in the playbook's lookback window before the incident started.
@@ -160,7 +189,8 @@ def rank_changes(
     metric's onset) come first, those a failed reconciliation names ahead of the rest, best
     first; the rest follow with the reason they are not.
     Confidence needs evidence (the top candidate's score at the playbook's floor) and a margin
-    (`tie_ratio` times the next candidate's score); otherwise the answer says why not."""
+    (`tie_ratio` times the next candidate's score); otherwise the answer says why not.
+    `ruled_out` maps a sha a responder ruled out to the words that say so: never a candidate."""
     if playbook is None or not playbook.repos:
         return Ranking(status=RankingStatus.RANKED, ranked_at=now, reason=(
             f"No playbook names the repositories that deploy {service}, so no change can be "
@@ -190,13 +220,18 @@ def rank_changes(
         suspect = _score(change, entry, applied=applied, started_at=started_at, onset=onset,
                          reverts=[r for r in known if r.repo == change.repo], failure=failure,
                          others_failed=failures[0] if failed_in and failure is None else None)
+        if suspect is not None and change.sha in ruled_out:
+            suspect = _rule_out(suspect, ruled_out[change.sha])
         if suspect is None:
             elsewhere += 1
         elif change.dry_sha:
             suspects.append(_as_dry(suspect, change, dry))
         else:
             suspects.append(suspect)
-    suspects.sort(key=lambda s: (not s.candidate(onset), s.failed is None, -s.score, started_at - s.applied_at))
+    # Best first, and the order follows the scores: a failed reconciliation's changes lead (their
+    # timing is the controller's word), then every suspect by score, the more recent on a tie.
+    suspects.sort(key=lambda s: (not (s.failed is not None and s.candidate(onset)), -s.score,
+                                 not s.candidate(onset), started_at - s.applied_at))
     # A dry source commit may stand for several hydrated commits, and be watched itself: once each.
     unique: dict[tuple[str, str], Suspect] = {}
     for suspect in suspects:
@@ -204,7 +239,16 @@ def rank_changes(
     suspects = list(unique.values())
     confident, reason = _verdict(suspects, onset=onset, service=service, policy=policy, elsewhere=elsewhere)
     return Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=confident, reason=reason,
-                   suspects=tuple(suspects[:limit]), onset_at=onset)
+                   suspects=tuple(suspects[:limit]), onset_at=onset, floor=policy.min_confidence)
+
+
+def _rule_out(suspect: Suspect, why: str) -> Suspect:
+    """A responder's "not this one" is the strongest evidence there is: shown, never a candidate."""
+    factors = suspect.reasons[-1].removeprefix("score ")
+    score = round(suspect.score * DISCOUNT, 3)
+    return suspect.model_copy(update={
+        "ruled_out": why, "score": score,
+        "reasons": (*suspect.reasons[:-1], why, f"score {factors} x ruled out {DISCOUNT:.2f}")})
 
 
 def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, policy: SuspectPolicy,

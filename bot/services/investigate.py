@@ -11,6 +11,7 @@ from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.suspects import Ranking, rank_changes
 from bot.domain.timeline import EventKind, event
+from bot.domain.verdicts import finding
 from bot.services import notify
 from bot.services.act import apply_open_policy, revert_safety
 from bot.services.authors import notify_authors
@@ -48,7 +49,7 @@ def rank_incident(
                for found in tx.changes.find(None, sha)]
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
                                started_at=incident.started_at, now=now, reverts=reverts, onset=onset,
-                               failures=failures, dry=dry)
+                               failures=failures, dry=dry, ruled_out=ruled_out(tx, incident_id))
         previous = tx.rankings.get(incident_id)
         tx.rankings.save(incident_id, ranking)
         if previous is None or _answer(previous) != _answer(ranking):
@@ -62,6 +63,20 @@ def rank_incident(
         return ranking
 
     return store.run(work)
+
+
+def ruled_out(tx: Transaction, incident_id: int) -> dict[str, str]:
+    """The changes responders said did not cause this incident (their last word), described."""
+    verdicts = tx.verdicts.for_incident(incident_id)
+    found = finding(verdicts)
+    if found is None:
+        return {}
+    said: dict[str, str] = {}
+    for verdict in sorted(verdicts, key=lambda v: v.at):
+        if verdict.sha in found.ruled_out:
+            who = verdict.actor_id or verdict.actor.value
+            said[verdict.sha] = f"ruled out by {who} at {verdict.at:%H:%M} UTC"
+    return said
 
 
 def relevant_failures(tx: Transaction, playbook: Playbook, *, since: datetime, until: datetime) -> list[Failure]:

@@ -159,6 +159,7 @@ rankings = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("ranked_at", UtcDateTime),
     sa.Column("onset_at", UtcDateTime),
+    sa.Column("floor", sa.Float, nullable=False, server_default="0"),  # the evidence floor it was ranked with
 )
 
 suspects = sa.Table(
@@ -186,6 +187,7 @@ suspects = sa.Table(
     sa.Column("code", json_type()),  # application commits behind an image bump
     sa.Column("code_note", sa.Text),
     sa.Column("hydrated", sa.String(200)),  # repo@sha of the hydrated commit a dry suspect stands for
+    sa.Column("ruled_out", sa.Text),  # a responder's "not this one", described
     sa.UniqueConstraint("incident_id", "repo", "sha", name="uq_suspects_incident_change"),
 )
 
