@@ -98,6 +98,9 @@ class ArgoNotification(BaseModel):
     phase: Annotated[str | None, Blank] = Field(default=None, max_length=100)
     message: Annotated[str | None, Blank] = Field(default=None, max_length=65_536)
     finished_at: Annotated[datetime | None, Blank] = None
+    started_at: Annotated[datetime | None, Blank] = None  # the sync operation's start: the rollout's
+    healthy_at: Annotated[datetime | None, Blank] = None  # the app's health lastTransitionTime
+    path: Annotated[str | None, Blank] = Field(default=None, max_length=1000)  # spec.source.path
 
     def to_event(self, *, now: datetime) -> ControllerEvent:
         outcome = Outcome.APPLIED if self.event == "deployed" else Outcome.FAILED
@@ -110,10 +113,16 @@ class ArgoNotification(BaseModel):
         message = (self.message or "").strip() or ", ".join(d for d in details if d)
         # Degraded health has no time of its own in the app's status: the notification's is it.
         at = self.finished_at if self.finished_at is not None and self.event != "health-degraded" else now
+        healthy_at = None
+        if self.event == "deployed":
+            # The rollout started with the sync, not when it finished: it may hurt before it is
+            # healthy. `deployed` fires once the app is Healthy: its transition time, else now.
+            at = self.started_at or at
+            healthy_at = max(_aware(self.healthy_at or now), _aware(at))
         return ControllerEvent(
             controller=Controller.ARGOCD, kind="Application", namespace=self.namespace or "argocd",
             name=self.app, outcome=outcome, reason=reason, message=message, revision=revision,
-            sha=parse_revision(revision), at=_aware(at))
+            sha=parse_revision(revision), at=_aware(at), healthy_at=healthy_at, path=self.path)
 
 
 class BuildNotice(BaseModel):

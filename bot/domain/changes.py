@@ -98,6 +98,9 @@ class Change(BaseModel):
     applied_at: datetime | None = None
     applied_source: AppliedSource = AppliedSource.COMMIT_TIME
     applied_by: str | None = None  # the controller object that applied it: "Flux Kustomization flux-system/apps"
+    # When that object reported the rollout healthy (applied_at is when it started); not stored
+    # on the change: it comes from the service's objects at ranking time.
+    healthy_at: datetime | None = None
     dry_sha: str | None = None  # Argo CD source hydrator: the dry source commit it was rendered from
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -70,7 +71,9 @@ class ControllerEvent(BaseModel):
     message: str = ""
     revision: str = ""  # as the controller wrote it
     sha: str | None = None  # the Git commit (full or a prefix), when the revision names one
-    at: datetime
+    at: datetime  # for an applied revision: when the rollout started
+    healthy_at: datetime | None = None  # when the object was healthy at the revision, if the event says
+    path: str | None = None  # the folder the object deploys from, when the event carries it (Argo CD)
 
     @property
     def object_id(self) -> str:
@@ -145,6 +148,33 @@ class ObjectState(BaseModel):
     applied_sha: str | None = None
     applied_at: datetime | None = None
     good_sha: str | None = None  # the last revision that reconciled fully (healthy)
+    path: str | None = None  # the folder it deploys from, when an event said (Argo CD's source path)
+
+
+class AppliedRevision(BaseModel):
+    """When one object applied one change (the rollout's start), and when it was healthy after."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    object_id: str
+    label: str
+    repo: str
+    sha: str
+    applied_at: datetime
+    healthy_at: datetime | None = None
+
+
+def path_holds(path: str, globs: Sequence[str]) -> bool:
+    """Whether an object deploying from `path` deploys what one of the globs names: the glob's
+    fixed part lies in that folder (`apps` holds `apps/checkout/**`; the root holds everything)."""
+    folder = path.strip().removeprefix("./").strip("/")
+    if folder in ("", "."):
+        return bool(globs)
+    for pattern in globs:
+        fixed = re.split(r"[*?\[]", pattern.lstrip("/"), maxsplit=1)[0]
+        if fixed == folder or fixed.startswith(folder + "/"):
+            return True
+    return False
 
 
 class Failure(BaseModel):

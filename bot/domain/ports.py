@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
-from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
+from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import Alert, AlertState, Incident, IncidentStatus, TimelineEvent
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
@@ -222,6 +222,20 @@ class GitOpsRepository(Protocol):
         ...
     def object(self, object_id: str) -> ObjectState | None: ...
     def save_object(self, state: ObjectState) -> None: ...
+    def objects(self, repos: Sequence[str]) -> list[ObjectState]:
+        """The objects seen applying or failing revisions of these repositories."""
+        ...
+    def add_applied(self, revisions: Sequence[AppliedRevision], *, only_later: Sequence[str] = ()) -> None:
+        """Record when one object applied these changes (an earlier time it gave stays), and move
+        `only_later` of its changes, recorded after that time, back to it."""
+        ...
+    def set_healthy(self, object_id: str, *, at: datetime) -> None:
+        """The object is healthy at `at`: so is every change it applied by then."""
+        ...
+    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime,
+                shas: Sequence[str] = ()) -> list[AppliedRevision]:
+        """Each object's applied times in the window, and those of `shas` whenever they were."""
+        ...
     def add_failure(self, failure: Failure) -> Failure: ...
     def open_failure(self, object_id: str) -> Failure | None:
         """The object's latest failure not followed by a success."""

@@ -1,9 +1,11 @@
 """GitOps controllers: what Flux and Argo CD report applying, or failing to apply, meets Git.
 
 A success at revision X applied the changes after the object's last applied revision, up to X:
-they get the controller's time. A failure at X names the changes since the object's last good
-revision: they become the strongest suspects, and a playbook may open an incident on it, resolved
-by the object's next success. Each event counts once, however often it is delivered."""
+they get the controller's time, kept per object too (a service's times come from the objects
+that deploy it), the rollout's start as the applied time and its end as the healthy time. A
+failure at X names the changes since the object's last good revision: they become the strongest
+suspects, and a playbook may open an incident on it, resolved by the object's next success. Each
+event counts once, however often it is delivered."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.domain.changes import AppliedSource
 from bot.domain.errors import BackoutError
-from bot.domain.gitops import Controller, ControllerEvent, Failure, ObjectState, Outcome
+from bot.domain.gitops import AppliedRevision, Controller, ControllerEvent, Failure, ObjectState, Outcome
 from bot.domain.grouping import PLAYBOOK_LABEL
 from bot.domain.models import Actor, AlertStatus, Delivery, ReceivedAlert
 from bot.domain.playbooks import Playbook, RepoRole
@@ -125,6 +127,8 @@ def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectStat
             applied, only_later = [sha], history[1:]
     source = AppliedSource.FLUX if ev.controller is Controller.FLUX else AppliedSource.ARGOCD
     healthy = ev.reason not in _PARTIAL
+    revisions = [AppliedRevision(object_id=ev.object_id, label=ev.label, repo=repo, sha=s, applied_at=ev.at)
+                 for s in applied] if repo is not None else []
 
     def work(tx: Transaction) -> ControllerReport:
         if not tx.gitops.record(ev, now=now):
@@ -133,11 +137,15 @@ def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectStat
         if repo is not None:
             report.applied = tx.changes.set_applied_by(repo, applied, at=ev.at, source=source, by=ev.label,
                                                        only_later=only_later)
+            tx.gitops.add_applied(revisions, only_later=only_later)
+        if healthy:
+            # A healthy object runs healthy everything it applied by then: the rollout is over.
+            tx.gitops.set_healthy(ev.object_id, at=ev.healthy_at or ev.at)
         if not stale:
             previous = state or ObjectState(object_id=ev.object_id, label=ev.label)
             tx.gitops.save_object(previous.model_copy(update={
                 "label": ev.label, "repo": repo or previous.repo,
-                "applied_sha": sha or previous.applied_sha, "applied_at": ev.at,
+                "applied_sha": sha or previous.applied_sha, "applied_at": ev.at, "path": ev.path or previous.path,
                 "good_sha": (sha or previous.good_sha) if healthy else previous.good_sha}))
         if healthy:
             report.recovered = tx.gitops.resolve_failures(ev.object_id, at=ev.at)

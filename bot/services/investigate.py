@@ -14,6 +14,7 @@ from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import finding
 from bot.services import notify
 from bot.services.act import apply_open_policy, revert_safety
+from bot.services.applied import service_changes
 from bot.services.authors import notify_authors
 from bot.services.changelog import refresh_changes
 from bot.services.code_changes import annotate_code
@@ -37,10 +38,11 @@ def rank_incident(
         if playbook is not None and playbook.repos:
             policy = playbook.suspects
             repos = [entry.repo for entry in playbook.repos]
-            changes = tx.changes.applied_between(
-                repos, incident.started_at - policy.lookback - policy.sync_delay, incident.started_at)
+            changes = service_changes(tx, playbook, since=incident.started_at - policy.lookback - policy.sync_delay,
+                                      until=incident.started_at)
             reverts = tx.changes.reverts(repos, until=now)
-            failures = relevant_failures(tx, playbook, since=incident.started_at - policy.lookback, until=now)
+            failures = relevant_failures(tx, playbook, since=incident.started_at - policy.lookback, until=now,
+                                         open_at=incident.started_at)
             named: dict[str, set[str]] = {}
             for failure in failures:
                 named.setdefault(failure.repo or "", set()).update(failure.shas)
@@ -79,11 +81,14 @@ def ruled_out(tx: Transaction, incident_id: int) -> dict[str, str]:
     return said
 
 
-def relevant_failures(tx: Transaction, playbook: Playbook, *, since: datetime, until: datetime) -> list[Failure]:
-    """Failed reconciliations in the playbook's repositories: of the objects it names, when it
-    names any (an object deploying another service says nothing of this one)."""
+def relevant_failures(tx: Transaction, playbook: Playbook, *, since: datetime, until: datetime,
+                      open_at: datetime) -> list[Failure]:
+    """Failed reconciliations in the playbook's repositories still open at `open_at` (a failure
+    its object's next success ended before the incident is history); of the objects the playbook
+    names, when it names any (an object deploying another service says nothing of this one)."""
     repos = [entry.repo for entry in playbook.repos]
-    failures = tx.gitops.failures(repos, since=since, until=until)
+    failures = [f for f in tx.gitops.failures(repos, since=since, until=until)
+                if f.resolved_at is None or f.resolved_at > open_at]
     if playbook.gitops.any:
         failures = [f for f in failures if playbook.gitops.names_object(f.object_id)]
     return failures

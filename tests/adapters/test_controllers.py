@@ -216,9 +216,13 @@ def test_flux_signatures_bodies_and_unknown_revisions(world: World) -> None:
     assert "names no Git commit" in helm.json()["detail"]
 
 
-def argo_body(event: str, fixture: str, *, sha: str, at: datetime) -> bytes:
+def argo_body(event: str, fixture: str, *, sha: str, at: datetime, started: datetime | None = None,
+              healthy: datetime | None = None) -> bytes:
     application = json.loads((FIXTURES / "argocd" / f"{fixture}.json").read_text().replace(FIXTURE_SHA, sha))
     application["status"]["operationState"]["finishedAt"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    application["status"]["operationState"]["startedAt"] = (started or at).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if healthy is not None:
+        application["status"]["health"]["lastTransitionTime"] = healthy.strftime("%Y-%m-%dT%H:%M:%SZ")
     return render(template_body(f"backout-{event}"), application).encode()
 
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import CONTROLLER_SOURCES, AppliedSource, Change, Revert
 from bot.domain.errors import StorageUnavailable, WriteConflict
-from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
+from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import ACTIVE_STATUSES, Alert, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState
@@ -44,6 +44,7 @@ class _State:
     objects: dict[str, ObjectState] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     builds: dict[tuple[str, str], ImageBuild] = field(default_factory=dict)
+    applied: dict[tuple[str, str, str], AppliedRevision] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -393,6 +394,33 @@ class _GitOps:
 
     def save_object(self, state: ObjectState) -> None:
         self._s.objects[state.object_id] = state
+
+    def objects(self, repos: Sequence[str]) -> list[ObjectState]:
+        return [o for o in self._s.objects.values() if o.repo in repos]
+
+    def add_applied(self, revisions: Sequence[AppliedRevision], *, only_later: Sequence[str] = ()) -> None:
+        for revision in revisions:
+            key = (revision.object_id, revision.repo, revision.sha)
+            known = self._s.applied.get(key)
+            if known is None or known.applied_at > revision.applied_at:
+                self._s.applied[key] = revision.model_copy(update={"healthy_at": known.healthy_at if known else None})
+        if revisions:
+            first = revisions[0]
+            for sha in only_later:
+                known = self._s.applied.get((first.object_id, first.repo, sha))
+                if known is not None and known.applied_at > first.applied_at:
+                    self._s.applied[(first.object_id, first.repo, sha)] = known.model_copy(
+                        update={"applied_at": first.applied_at})
+
+    def set_healthy(self, object_id: str, *, at: datetime) -> None:
+        for key, known in self._s.applied.items():
+            if key[0] == object_id and known.healthy_at is None and known.applied_at <= at:
+                self._s.applied[key] = known.model_copy(update={"healthy_at": at})
+
+    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime,
+                shas: Sequence[str] = ()) -> list[AppliedRevision]:
+        return [r for r in self._s.applied.values()
+                if r.repo in repos and (since <= r.applied_at <= until or r.sha in shas)]
 
     def add_failure(self, failure: Failure) -> Failure:
         stored = failure.model_copy(update={"id": len(self._s.failures) + 1})

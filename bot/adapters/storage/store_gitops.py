@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
 from bot.adapters.storage.store_changes import _insert, _upsert
-from bot.domain.gitops import ControllerEvent, Failure, ImageBuild, ObjectState
+from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 
 
 class SqlGitOpsRepository:
@@ -38,6 +38,46 @@ class SqlGitOpsRepository:
     def save_object(self, state: ObjectState) -> None:
         values = state.model_dump(exclude={"object_id"})
         _upsert(self._conn, t.gitops_objects, {"object_id": state.object_id}, values)
+
+    def objects(self, repos: Sequence[str]) -> list[ObjectState]:
+        rows = self._conn.execute(sa.select(t.gitops_objects).where(
+            t.gitops_objects.c.repo.in_(list(repos))).limit(1000)).mappings()
+        return [ObjectState.model_validate(dict(row)) for row in rows]
+
+    def add_applied(self, revisions: Sequence[AppliedRevision], *, only_later: Sequence[str] = ()) -> None:
+        if not revisions:
+            return
+        first = revisions[0]
+        c = t.object_revisions.c
+        # Of two times one object reports for a change, the first stays (the rollout's start).
+        statement = _insert(self._conn)(t.object_revisions)
+        statement = statement.on_conflict_do_update(
+            index_elements=["object_id", "repo", "sha"], set_={"applied_at": statement.excluded.applied_at},
+            where=c.applied_at > statement.excluded.applied_at)
+        self._conn.execute(statement, [r.model_dump() for r in revisions])
+        if only_later:
+            self._conn.execute(t.object_revisions.update().where(
+                c.object_id == first.object_id, c.repo == first.repo, c.sha.in_(list(only_later)),
+                c.applied_at > first.applied_at).values(applied_at=first.applied_at))
+
+    def set_healthy(self, object_id: str, *, at: datetime) -> None:
+        c = t.object_revisions.c
+        self._conn.execute(t.object_revisions.update().where(
+            c.object_id == object_id, c.healthy_at.is_(None), c.applied_at <= at).values(healthy_at=at))
+
+    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime,
+                shas: Sequence[str] = ()) -> list[AppliedRevision]:
+        if not repos:
+            return []
+        c = t.object_revisions.c
+        inside = sa.and_(c.applied_at >= since, c.applied_at <= until)
+        found: list[AppliedRevision] = []
+        for start in range(0, max(len(shas), 1), 500):
+            chosen = sa.or_(inside, c.sha.in_(list(shas[start:start + 500]))) if shas else inside
+            rows = self._conn.execute(sa.select(t.object_revisions).where(
+                c.repo.in_(list(repos)), chosen)).mappings()
+            found += [AppliedRevision.model_validate(dict(row)) for row in rows]
+        return list({(r.object_id, r.repo, r.sha): r for r in found}.values())
 
     def add_failure(self, failure: Failure) -> Failure:
         values = failure.model_dump(exclude={"id"})

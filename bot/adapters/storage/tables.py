@@ -330,6 +330,21 @@ gitops_objects = sa.Table(
     sa.Column("applied_sha", sa.String(64)),
     sa.Column("applied_at", UtcDateTime),
     sa.Column("good_sha", sa.String(64)),  # the last revision that reconciled fully
+    sa.Column("path", sa.String(1000)),  # the folder it deploys from, when an event said
+)
+# When each object applied each change (a rollout's start) and was healthy after: a service's
+# applied times come from the objects that deploy it, not from whichever object reported first.
+object_revisions = sa.Table(
+    "object_revisions",
+    metadata,
+    sa.Column("object_id", sa.String(600), primary_key=True),
+    sa.Column("repo", sa.String(100), primary_key=True),
+    sa.Column("sha", sa.String(64), primary_key=True),
+    sa.Column("label", sa.String(700), nullable=False),
+    sa.Column("applied_at", UtcDateTime, nullable=False),
+    sa.Column("healthy_at", UtcDateTime),
+    sa.Index("ix_object_revisions_repo_applied", "repo", "applied_at"),
+    sa.Index("ix_object_revisions_repo_sha", "repo", "sha"),
 )
 reconcile_failures = sa.Table(
     "reconcile_failures",
