@@ -87,8 +87,14 @@ def _yaml_off(value: object) -> object:
     return ActionMode.OFF if value is False else value
 
 
+class PlanPolicy(StrEnum):
+    CONFIDENT_ONLY = "confident_only"  # `on_open` acts only on a confident suspect
+    FIRST_STEP = "first_step"  # and, with none, on the rollback plan's first step (docs: playbooks/README.md)
+
+
 class ActionPolicy(Strict):
     on_open: Annotated[ActionMode, BeforeValidator(_yaml_off)] = ActionMode.PROPOSE
+    plan: PlanPolicy = PlanPolicy.CONFIDENT_ONLY
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     max_per_hour: int = Field(default=2, ge=0, le=100)
     reviewers: tuple[str, ...] = ()
@@ -189,11 +195,26 @@ class Playbook(Strict):
         if self.verify.above is not None:
             low = self.verify.above
             return self.key_query, lambda value: value > low
-        probe = next((p for p in self.probes if " ".join(p.query.split()) == " ".join(self.key_query.split())),
-                     None)
+        probe = self._key_probe()
         if probe is None:
             return None
         return self.key_query, lambda value: not probe.holds(value)
+
+    def healthy_when(self) -> str | None:
+        """`health_check`'s threshold in words ("below 0.05", "no longer above 0.05"); None without one."""
+        if self.key_query is None:
+            return None
+        if self.verify.below is not None:
+            return f"below {self.verify.below:g}"
+        if self.verify.above is not None:
+            return f"above {self.verify.above:g}"
+        probe = self._key_probe()
+        return f"no longer {probe.describe()}" if probe is not None else None
+
+    def _key_probe(self) -> Probe | None:
+        """The first probe on the key query, whose threshold says what unhealthy is."""
+        wanted = " ".join((self.key_query or "").split())
+        return next((p for p in self.probes if " ".join(p.query.split()) == wanted), None)
 
     def worse_direction(self) -> int | None:
         """Which way the key query goes when things get worse: +1 up, -1 down, None unknown."""
@@ -203,8 +224,7 @@ class Playbook(Strict):
             return 1
         if self.verify.above is not None:
             return -1
-        wanted = " ".join(self.key_query.split())
-        probe = next((p for p in self.probes if " ".join(p.query.split()) == wanted), None)
+        probe = self._key_probe()
         if probe is None:
             return None
         return 1 if probe.above is not None else -1
