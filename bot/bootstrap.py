@@ -139,7 +139,8 @@ def build(
         export=ExportRenderer(settings.export.templates_dir),
     )
     if metrics_query is None and settings.prometheus.url:
-        metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds())
+        metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds(),
+                                        generators=settings.prometheus.generators)
     ctx.metrics_query = metrics_query
     if settings.chat.kind == "slack":
         ctx.slack = build_slack(ctx, client=slack_client)

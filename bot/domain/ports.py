@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
@@ -452,6 +452,29 @@ class MetricsQuery(Protocol):
     def series(self, query: str, *, start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, float]]:
         """The query over a range: at each step the largest value over its series, oldest first.
         Raises TransientError or UpstreamError when it cannot be evaluated."""
+        ...
+
+
+@runtime_checkable
+class AlertStates(Protocol):
+    """What the Prometheus that raised an alert knows of it: when its condition became true, and
+    its rule's `for`. The Prometheus adapter implements it beside MetricsQuery (one server, two
+    small ports): `isinstance(metrics, AlertStates)` tells whether the configured one can say."""
+
+    def asks(self, alert: Alert) -> bool:
+        """Whether the Prometheus (or ruler) the alert's generatorURL names is one Backout is
+        configured to ask."""
+        ...
+
+    def active_at(self, alert: Alert) -> datetime | None:
+        """When the alert's condition became true (`activeAt`), while that Prometheus still has it
+        pending or firing with the same labels (less its external labels); None once it is gone.
+        Raises TransientError or UpstreamError when it cannot be asked."""
+        ...
+
+    def rule_for(self, alert: Alert) -> timedelta | None:
+        """The `for` of the alerting rule that raised the alert (same alertname, the rule's labels
+        among the alert's); None when no rule matches. Raises TransientError or UpstreamError."""
         ...
 
 

@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     ALERT_RESOLVED = "alert.resolved"
     NOTE = "note"
     SUSPECTS_RANKED = "suspects.ranked"
+    ONSET_FOUND = "suspects.onset"  # when the problem began (timing counts from it), and which source said so
     CHANGES_REFRESH_FAILED = "changes.refresh_failed"
     ACTION_PROPOSED = "action.proposed"
     ACTION_STARTED = "action.started"

@@ -19,7 +19,7 @@ from bot.services.authors import notify_authors
 from bot.services.changelog import refresh_changes
 from bot.services.code_changes import annotate_code
 from bot.services.incidents import find_changes, get_incident, get_ranking, require, save_suspects
-from bot.services.onset import find_onset
+from bot.services.onset import onset_of, record_onset
 
 
 def rank_incident(
@@ -29,7 +29,7 @@ def rank_incident(
     """Rank the changes in the incident's window and store the result; a changed answer is
     recorded on the timeline. With Prometheus, timing counts from the key metric's onset
     (found once, outside any transaction, then kept with the ranking)."""
-    onset = _onset(store, playbooks, incident_id, metrics)
+    onset = _onset(store, playbooks, incident_id, metrics, now)
 
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
@@ -95,7 +95,7 @@ def relevant_failures(tx: Transaction, playbook: Playbook, *, since: datetime, u
 
 
 def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,
-           metrics: MetricsQuery | None) -> datetime | None:
+           metrics: MetricsQuery | None, now: datetime) -> datetime | None:
     if metrics is None:
         return None
     incident, known = store.run(lambda tx: (require(tx, incident_id), tx.rankings.get(incident_id)))
@@ -103,7 +103,11 @@ def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,
         return known.onset_at
     playbook = playbook_named(playbooks, incident.playbook)
     lookback = playbook.suspects.lookback if playbook else timedelta(hours=6)
-    return find_onset(metrics=metrics, playbook=playbook, started_at=incident.started_at, lookback=lookback)
+    alerts = store.run(lambda tx: tx.alerts.for_incident(incident_id))
+    onset = onset_of(metrics=metrics, playbook=playbook, alerts=alerts, started_at=incident.started_at,
+                     lookback=lookback)
+    record_onset(store=store, incident_id=incident_id, onset=onset, now=now)
+    return onset.at
 
 
 def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: Ranking,

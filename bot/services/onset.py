@@ -1,27 +1,142 @@
-"""When did the key metric change level? Change-point detection (PELT) on its recent history.
+"""When did the problem begin? The onset ranking measures timing from.
 
 An alert's `startsAt` lags the real start of a problem by the rule's `for` and Alertmanager's
-`group_wait`; the metric itself shows when things went wrong. Ranking measures timing from
-that onset, and a change applied after it cannot have started it.
+`group_wait`. The key metric shows when things went wrong (change-point detection, PELT, on its
+recent history); the Prometheus that raised the alert knows when its condition became true
+(`activeAt`), or at least the rule's `for`; a probe knows its first bad sample. Ranking measures
+timing from the onset, and a change applied after it cannot have started it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from urllib.parse import urlsplit
 
 import numpy as np
 
+from bot.domain.durations import format_duration
 from bot.domain.errors import BackoutError
+from bot.domain.models import Actor, Alert
 from bot.domain.playbooks import Playbook
-from bot.domain.ports import MetricsQuery
+from bot.domain.ports import AlertStates, MetricsQuery, Store, Transaction
+from bot.domain.timeline import EventKind, event
 
 SEARCH = timedelta(hours=2)  # how far before the incident's start the onset is looked for
 AFTER = timedelta(minutes=2)  # and after it (the alert can fire before the next scrape)
 MOST_POINTS = 600
+MOST_ALERTS = 5  # the incident's earliest alerts looked up in Prometheus (one or two calls each)
 MIN_SHIFT_SIGMAS = 4.0  # a level shift smaller than this many noise deviations is noise
 EDGE_SIGMAS = 3.0  # a point this far from the old level has left it
+
+
+class OnsetSource(StrEnum):
+    KEY_METRIC = "key_metric"  # the key query's change point
+    ACTIVE_AT = "active_at"  # Prometheus's activeAt for the alert: its condition became true
+    RULE_FOR = "starts_at_less_for"  # the alert is gone from Prometheus: startsAt less its rule's `for`
+    PROBE = "probe"  # a Backout probe's first bad sample
+    START = "start"  # nothing better: timing counts from the incident's start (the alert's startsAt)
+
+
+@dataclass(frozen=True)
+class Onset:
+    """When the problem began (None: timing counts from the incident's start), and who says so."""
+
+    at: datetime | None
+    source: OnsetSource
+    note: str = ""  # the line on the timeline; empty when there is nothing to say
+
+
+def onset_of(*, metrics: MetricsQuery, playbook: Playbook | None, alerts: Sequence[Alert],
+             started_at: datetime, lookback: timedelta) -> Onset:
+    """The earliest of what is known of the problem's beginning: the key metric's change point,
+    an alert's activeAt (or, once Prometheus no longer has it, its startsAt less its rule's `for`)
+    and a probe's first bad sample. Each is a time the problem had begun by, so the earliest is
+    the best bound; with none, timing counts from the incident's start and the note says why."""
+    known: list[Onset] = []
+    key = find_onset(metrics=metrics, playbook=playbook, started_at=started_at, lookback=lookback)
+    if key is not None:
+        known.append(Onset(key, OnsetSource.KEY_METRIC, f"Onset {key:%H:%M:%S} UTC: the key metric changed level."))
+    from_alerts = alerts_onset(states=metrics if isinstance(metrics, AlertStates) else None, alerts=alerts)
+    if from_alerts.at is not None:
+        known.append(from_alerts)
+    return _earliest(known) if known else from_alerts
+
+
+def alerts_onset(*, states: AlertStates | None, alerts: Sequence[Alert]) -> Onset:
+    """The earliest onset the incident's first alerts give: a probe's first bad sample, the
+    alert's activeAt, else its startsAt less its rule's `for`; else None with why not."""
+    earliest = sorted({a.fingerprint: a for a in sorted(alerts, key=lambda a: a.starts_at, reverse=True)}.values(),
+                      key=lambda a: a.starts_at)[:MOST_ALERTS]
+    found: list[Onset] = []
+    why = ""
+    for alert in earliest:
+        if alert.source == "probe":
+            found.append(Onset(alert.starts_at, OnsetSource.PROBE,
+                               f"Onset {alert.starts_at:%H:%M:%S} UTC: the probe {alert.name}'s first bad sample."))
+            continue
+        if states is None:
+            continue
+        if not states.asks(alert):
+            why = why or _not_asked(alert)
+            continue
+        try:
+            onset = _alert_onset(states, alert)
+        except BackoutError:
+            why = "Onset: Prometheus did not answer; timing counts from the alert's start."
+            break  # a Prometheus that does not answer is not asked again for the next alert
+        if onset is None:
+            why = why or (f"Onset: Prometheus no longer has {alert.name} nor its rule; "
+                          "timing counts from the alert's start.")
+            continue
+        found.append(onset)
+    if found:
+        return _earliest(found)
+    return Onset(None, OnsetSource.START, why)
+
+
+def _earliest(onsets: Sequence[Onset]) -> Onset:
+    return min(onsets, key=lambda onset: (onset.at is None, onset.at or datetime.min))
+
+
+def _alert_onset(states: AlertStates, alert: Alert) -> Onset | None:
+    active = states.active_at(alert)
+    if active is not None:
+        return Onset(active, OnsetSource.ACTIVE_AT, f"Onset {active:%H:%M:%S} UTC: {alert.name} became true then "
+                                                    f"(Prometheus activeAt; it fired at {alert.starts_at:%H:%M:%S}).")
+    hold = states.rule_for(alert)
+    if hold is None:
+        return None
+    at = alert.starts_at - hold
+    return Onset(at, OnsetSource.RULE_FOR, f"Onset {at:%H:%M:%S} UTC: {alert.name} started at "
+                                           f"{alert.starts_at:%H:%M:%S} less its rule's for {format_duration(hold)}.")
+
+
+def _not_asked(alert: Alert) -> str:
+    if not alert.generator_url:
+        return f"Onset: {alert.name} names no Prometheus (no generatorURL); timing counts from the alert's start."
+    host = urlsplit(alert.generator_url).netloc or alert.generator_url[:80]
+    return (f"Onset: {alert.name} comes from {host}, which Backout does not ask (prometheus.generators); "
+            "timing counts from the alert's start.")
+
+
+def record_onset(*, store: Store, incident_id: int, onset: Onset, now: datetime) -> None:
+    """Say on the timeline where the onset came from, once (the same line is not repeated)."""
+    if not onset.note:
+        return
+
+    def work(tx: Transaction) -> None:
+        said = [e.text for e in tx.timeline.for_incident(incident_id) if e.kind == EventKind.ONSET_FOUND]
+        if said and said[-1] == onset.note:
+            return
+        tx.timeline.append(event(
+            incident_id=incident_id, at=now, kind=EventKind.ONSET_FOUND, actor=Actor.BACKOUT, text=onset.note,
+            data={"onset": onset.at.isoformat() if onset.at else None, "source": onset.source.value}))
+
+    store.run(work)
 
 
 def find_onset(*, metrics: MetricsQuery, playbook: Playbook | None, started_at: datetime,
