@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.durations import format_duration
 from bot.domain.models import TimelineEvent
-from bot.domain.playbooks import Playbook, SuspectPolicy, Verify
+from bot.domain.playbooks import PlanPolicy, Playbook, SuspectPolicy, Verify
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.domain.timeline import EventKind
 
@@ -138,6 +138,14 @@ def plausible(ranking: Ranking, policy: SuspectPolicy) -> tuple[Suspect, ...]:
     # later builds on it, its revert rarely conflicts) and, by the timing evidence, the likelier.
     found.sort(key=lambda s: (s.applied_at, s.score), reverse=True)
     return tuple(found[:MOST_STEPS])
+
+
+def first_step(ranking: Ranking, playbook: Playbook) -> Suspect | None:
+    """What `actions.on_open` may act on without a confident suspect: the plan's first step, where
+    the playbook opts in (`actions.plan: first_step`); else nothing."""
+    if ranking.confident or playbook.actions.plan is not PlanPolicy.FIRST_STEP:
+        return None
+    return next(iter(plausible(ranking, playbook.suspects)), None)
 
 
 def propose_steps(ranking: Ranking, policy: SuspectPolicy) -> tuple[PlanStep, ...]:

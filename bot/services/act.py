@@ -19,6 +19,7 @@ from bot.domain.actions import (
 from bot.domain.changes import Change
 from bot.domain.errors import BackoutError, Conflict, InvalidInput, NotFound
 from bot.domain.models import Actor, Incident
+from bot.domain.plan import first_step
 from bot.domain.playbooks import ActionMode, Playbook, playbook_named
 from bot.domain.ports import Forge, GitRepos, Notifier, Store, Transaction
 from bot.domain.safety import revert_warnings
@@ -299,17 +300,19 @@ def apply_open_policy(
     *, store: Store, git: GitRepos, notifier: Notifier, playbook: Playbook, incident_id: int,
     ranking: Ranking, now: datetime, forge: Forge | None = None, page_url: str | None = None,
 ) -> Action | None:
-    """The playbook's `actions.on_open`: off, propose (record the revert), or open_pr (make it)."""
+    """The playbook's `actions.on_open`: off, propose (record the revert), or open_pr (make it), for
+    a confident suspect, or with `actions.plan: first_step` for the rollback plan's first step."""
     mode = playbook.actions.on_open
     top = ranking.top
     threshold = playbook.actions.min_confidence
     if threshold is None:
         threshold = playbook.suspects.min_confidence
-    if mode is ActionMode.OFF or top is None or not ranking.confident or top.score < threshold:
-        return None  # only a confident suspect is proposed or reverted without a person
-    change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=None)
+    target = top if ranking.confident else first_step(ranking, playbook)
+    if mode is ActionMode.OFF or target is None or target.score < threshold:
+        return None  # only a confident suspect (or the plan's first step, opted in) is acted on without a person
+    change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=target.sha)
     if mode is ActionMode.PROPOSE:
-        return _propose(store, incident_id=incident_id, change=change, score=top.score, now=now)
+        return _propose(store, incident_id=incident_id, change=change, score=target.score, now=now)
     recent = store.run(lambda tx: tx.actions.count_auto_since(playbook.name, now - timedelta(hours=1)))
     if recent >= playbook.actions.max_per_hour:
         store.run(lambda tx: tx.timeline.append(event(
@@ -317,7 +320,7 @@ def apply_open_policy(
             text=(f"Automatic revert of {change.short} skipped: {recent} automatic actions for "
                   f"playbook {playbook.name} in the last hour (at most "
                   f"{playbook.actions.max_per_hour}). Roll back by hand if needed."))))
-        return _propose(store, incident_id=incident_id, change=change, score=top.score, now=now)
+        return _propose(store, incident_id=incident_id, change=change, score=target.score, now=now)
     try:
         return rollback(store=store, git=git, notifier=notifier, incident_id=incident_id, change=change,
                         actor=Actor.BACKOUT, actor_id="policy:open_pr", now=now, auto=True, forge=forge,
