@@ -58,11 +58,42 @@ class RepoRole(StrEnum):
     APP = "app"
 
 
+_IMAGE = r"^[a-z0-9][a-z0-9._/:-]{0,254}$"  # a registry path without a tag: ghcr.io/acme/checkout
+
+
+def image_name(image: str) -> str:
+    """An image as Docker resolves it, for comparing: `redis` and `docker.io/library/redis` are one."""
+    name = image.strip().lower().split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    for prefix in ("index.docker.io/", "docker.io/", "library/"):
+        name = name.removeprefix(prefix)
+    return name
+
+
 class PlaybookRepo(Strict):
     repo: str = Field(description="a name from the config's `repos`")
     role: RepoRole = RepoRole.GITOPS
     paths: tuple[Glob, ...] = ("**",)
     shared_paths: tuple[Glob, ...] = ()
+    # role app: the images built from it, so an image bump is matched to its repository, not by tag alone
+    images: tuple[Annotated[str, Field(pattern=_IMAGE)], ...] = ()
+
+    @model_validator(mode="after")
+    def _images_of_apps(self) -> PlaybookRepo:
+        if self.images and self.role is not RepoRole.APP:
+            raise ValueError(f"`images` names what an application repository builds: {self.repo} has role "
+                             f"{self.role.value}; set `role: app` or drop `images`")
+        return self
+
+    def builds(self, image: str, *, service: str) -> bool:
+        """Whether this application repository builds `image`: one of its `images`; without any,
+        an image named as the service or as a part of the repository's name (`checkout-app`)."""
+        if self.images:
+            return image_name(image) in {image_name(i) for i in self.images}
+        name = image_name(image).rsplit("/", 1)[-1]
+        return name in (service, self.repo) or name in re.split(r"[-_.]", self.repo)
 
 
 class SuspectPolicy(Strict):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from bot.domain.changes import Change, ImageBump
 from bot.domain.errors import BackoutError
-from bot.domain.playbooks import Playbook, RepoRole, playbook_named
+from bot.domain.playbooks import Playbook, PlaybookRepo, RepoRole, playbook_named
 from bot.domain.ports import GitRepos, Store
 from bot.domain.suspects import CodeChange, Ranking
 from bot.services.incidents import find_changes, require, save_suspects
@@ -26,22 +26,24 @@ def annotate_code(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
     playbook = playbook_named(playbooks, incident.playbook)
     if playbook is None:
         return ranking
-    apps = [entry.repo for entry in playbook.repos if entry.role is RepoRole.APP]
+    apps = [entry for entry in playbook.repos if entry.role is RepoRole.APP]
     suspects = list(ranking.suspects)
     for index, suspect in enumerate(suspects[:top]):
         found = find_changes(store, suspect.repo, suspect.sha)
         bumps = [bump for file in (found[0].files if found else ()) for bump in file.bumps]
         if not bumps:
             continue
-        code, note = app_commits(store=store, git=git, apps=apps, bumps=bumps)
+        code, note = app_commits(store=store, git=git, apps=apps, bumps=bumps, service=playbook.service)
         suspects[index] = suspect.model_copy(update={"code": code, "code_note": note})
     return save_suspects(store=store, incident_id=incident_id, ranking=ranking, suspects=suspects)
 
 
-def app_commits(*, store: Store, git: GitRepos, apps: Sequence[str],
-                bumps: Sequence[ImageBump]) -> tuple[tuple[CodeChange, ...], str]:
-    """The commits between each bump's old and new tag in the application repositories, most
-    telling first (code before docs and CI, larger before smaller), and how they were found."""
+def app_commits(*, store: Store, git: GitRepos, apps: Sequence[PlaybookRepo], bumps: Sequence[ImageBump],
+                service: str) -> tuple[tuple[CodeChange, ...], str]:
+    """The commits between each bump's old and new tag in the application repositories that build
+    its image, most telling first (code before docs and CI, larger before smaller), and how they
+    were found. Another image's equal tag says nothing of this repository (redis 6.0.2 is no
+    podinfo 6.0.2): only a CI build record maps an image the repository does not name."""
     if not apps:
         return (), ("the image changed, but the playbook names no application repository "
                     "(a repos entry with role: app) to list the commits between the tags")
@@ -49,9 +51,10 @@ def app_commits(*, store: Store, git: GitRepos, apps: Sequence[str],
     commits: dict[str, Change] = {}
     for bump in bumps:
         located = False
-        for repo in apps:
-            old, old_how = _revision(store, git, repo, bump.image, bump.old)
-            new, new_how = _revision(store, git, repo, bump.image, bump.new)
+        for entry in apps:
+            repo, named = entry.repo, entry.builds(bump.image, service=service)
+            old, old_how = _revision(store, git, repo, bump.image, bump.old, named=named)
+            new, new_how = _revision(store, git, repo, bump.image, bump.new, named=named)
             if old is None or new is None:
                 continue
             located = True
@@ -67,18 +70,28 @@ def app_commits(*, store: Store, git: GitRepos, apps: Sequence[str],
             break
         if not located:
             notes.append(f"{bump.image.rsplit('/', 1)[-1]} {bump.old} -> {bump.new}: no Git tag or build "
-                         f"record for both tags in {', '.join(apps)} (tag releases, or have CI post "
-                         "to /webhooks/build)")
+                         f"record for both tags in {', '.join(_names(apps, bump.image, service))} (tag "
+                         "releases, or have CI post to /webhooks/build)")
     ranked = sorted(commits.values(), key=lambda c: (not _effective(c), -(c.additions + c.deletions)))
     return tuple(_code(c) for c in ranked), "; ".join(notes)
 
 
-def _revision(store: Store, git: GitRepos, repo: str, image: str, tag: str) -> tuple[str | None, str]:
-    """The application commit an image tag was built from: a CI build record, a Git tag of the
-    same name (or with a `v`), or a commit sha the tag carries (`sha-1a2b3c4`, `1.2.3-g1a2b3c4`)."""
+def _names(apps: Sequence[PlaybookRepo], image: str, service: str) -> list[str]:
+    """The repositories searched for an image, or why none was (for the note people read)."""
+    named = [e.repo for e in apps if e.builds(image, service=service)]
+    return named or [f"no application repository that builds {image} (name it under the repository's `images`)"]
+
+
+def _revision(store: Store, git: GitRepos, repo: str, image: str, tag: str, *,
+              named: bool) -> tuple[str | None, str]:
+    """The application commit an image tag was built from: a CI build record, or, when the
+    repository builds the image (`named`), a Git tag of the same name (or with a `v`) or a commit
+    sha the tag carries (`sha-1a2b3c4`, `1.2.3-g1a2b3c4`)."""
     build = store.run(lambda tx: tx.gitops.build(image, tag))
     if build is not None and build.repo == repo:
         return git.resolve(repo, build.sha) or build.sha, "build record"
+    if not named:
+        return None, ""
     for name in dict.fromkeys([tag, f"v{tag}", tag.removeprefix("v")]):
         found = git.resolve(repo, f"refs/tags/{name}")
         if found:

@@ -23,8 +23,10 @@ from tests.adapters.test_controllers import (
     open_alert,
     post_argo,
     post_flux,
-    world,  # noqa: F401 - the fixture
 )
+from tests.adapters.test_controllers import world as controller_world
+
+world = controller_world  # the same world: a checkout playbook, its Git remote, the app over HTTP
 
 INFRA = "infrastructure"
 

@@ -114,3 +114,21 @@ def test_without_tags_a_build_record_maps_the_image_to_its_commit(
     assert top["sha"] == bump
     assert [c["sha"] for c in top["code"]] == [shas["fix"]]
     assert "(build record)" in top["code_note"]
+
+
+def test_an_image_that_shares_the_applications_tags_lists_none_of_its_commits(
+    world: tuple[bootstrap.App, Remote, Remote, dict[str, str]],
+) -> None:
+    """redis moves 1.4.0 -> 1.5.0, the tags checkout-app has: the redis bump names no checkout
+    commit and says which repository would; the checkout bump still lists its own."""
+    app, gitops, _, shas = world
+    redis = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: redis}}\nspec:\n  template:\n    spec:\n" \
+            "      containers:\n      - name: redis\n        image: redis:{tag}\n"
+    gitops.commit("redis 1.4.0", {"apps/checkout/redis.yaml": redis.format(tag="1.4.0")}, minutes=1)
+    bump = gitops.commit("redis 1.5.0", {"apps/checkout/redis.yaml": redis.format(tag="1.5.0")}, minutes=1)
+    open_and_rank(app, gitops.clock + timedelta(minutes=2))
+    with TestClient(app.http) as client:
+        suspects = {s["sha"]: s for s in client.get("/api/incidents/INC-1/suspects").json()["suspects"]}
+    assert suspects[bump]["code"] == []
+    assert "no application repository that builds redis" in suspects[bump]["code_note"]
+    assert [c["sha"] for c in suspects[shas["bump"]]["code"]] == [shas["fix"], shas["retry"], shas["docs"]]
