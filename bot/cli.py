@@ -138,7 +138,7 @@ class Backend(Protocol):
     def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]: ...
     def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]: ...
     def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]: ...
-    def rollback(self, ref: str, *, commit: str, by: str) -> dict[str, Any]: ...
+    def rollback(self, ref: str, *, commit: str, by: str, force: bool = False) -> dict[str, Any]: ...
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]: ...
     def accuracy(self, *, since: str) -> dict[str, Any]: ...
     def report(self, *, since: str, service: str | None) -> dict[str, Any]: ...
@@ -388,13 +388,16 @@ def note(ctx: typer.Context, incident: IdArgument,
 def rollback(
     ctx: typer.Context,
     incident: IdArgument,
-    commit: Annotated[str | None, typer.Option(help="the commit to revert (default: top suspect)")] = None,
+    commit: Annotated[str | None, typer.Option(help="the commit to revert (default: the best suspect)")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    force: Annotated[bool, typer.Option(help="roll back a change the ranking excluded (reverted, ruled out, "
+                                             "below the evidence floor); the timeline says it was forced")] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Revert a commit on a new branch `backout/INC-n/revert-<sha7>`, push it and, on a forge,
     open its pull request (never merged by Backout). Shows what will be reverted and asks first.
+    A change the ranking excluded is refused (exit 1, saying why) unless --force is given.
     Exit 3 when the revert conflicted and the incident branch was pushed instead."""
     from bot.domain.text import safe
     from bot.render import plan_text
@@ -405,12 +408,15 @@ def rollback(
         for warning in plan.get("refresh_warnings", []):
             typer.echo(f"warning: {safe(warning, 500)}", err=True)
         typer.echo(plan_text(plan), err=as_json)
+        if plan.get("excluded") and not force:
+            fail(f"error: {plan['short']} is not a rollback target: {safe(plan['excluded'], 500)}; add --force to "
+                 "roll it back anyway")
         if not yes:
             if not sys.stdin.isatty() and not as_json:
                 typer.echo("(no terminal to confirm on: pass --yes to push without asking)", err=True)
             if not typer.confirm("Push this revert branch?", default=False, err=as_json):
                 fail("rollback cancelled: nothing was pushed")
-        result = chosen.rollback(ref, commit=plan["sha"], by=operator())
+        result = chosen.rollback(ref, commit=plan["sha"], by=operator(), force=force)
     if as_json:
         echo_json(result)
     else:

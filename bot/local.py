@@ -168,7 +168,7 @@ class LocalBackend:
                                            incident_id=number, sha=commit))
         return {**plan, "refresh_warnings": warnings}
 
-    def rollback(self, ref: str, *, commit: str, by: str) -> dict[str, Any]:
+    def rollback(self, ref: str, *, commit: str, by: str, force: bool = False) -> dict[str, Any]:
         from bot.services import act
         from bot.services.presenters import rollback_dict
 
@@ -177,7 +177,7 @@ class LocalBackend:
         return rollback_dict(act.confirmed_rollback(
             store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge, playbooks=ctx.playbooks,
             incident_id=number, sha=commit, actor=Actor.USER, actor_id=by, now=ctx.clock(),
-            page_url=ctx.page_url(number)))
+            page_url=ctx.page_url(number), force=force))
 
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
         from bot.services import verdicts
@@ -187,7 +187,7 @@ class LocalBackend:
         number = parse_incident_ref(ref)
         found = verdicts.record_verdict(store=ctx.store, playbooks=ctx.playbooks, incident_id=number,
                                         kind=VerdictKind(verdict), sha=sha, actor=Actor.USER, actor_id=by,
-                                        now=ctx.clock())
+                                        now=ctx.clock(), notifier=ctx.notifier, metrics=ctx.metrics_query)
         notify_authors(store=ctx.store, forge=ctx.forge, playbooks=ctx.playbooks, incident_id=number,
                        now=ctx.clock(), page_url=ctx.page_url(number))
         return found.model_dump(mode="json")

@@ -87,12 +87,20 @@ def suspect_lines(ranking: dict[str, Any]) -> list[str]:
         ref = suspect.get("pr_ref") or (f"#{suspect['pr_number']}" if suspect.get("pr_number") else "")
         pr = f" ({safe(ref, 20)})" if ref and ref not in suspect["subject"] else ""
         lines.append(f"{number}. {suspect['sha'][:7]} {safe(suspect['subject'], 100)}{pr} by "
-                     f"{safe(suspect['author'], 80)} on {safe(suspect['repo'], 60)} — score {suspect['score']:.2f}")
+                     f"{safe(suspect['author'], 80)} on {safe(suspect['repo'], 60)} — score {suspect['score']:.2f}"
+                     + _standing(ranking, suspect))
         lines.extend(f"   - {safe(reason, 500)}" for reason in suspect["reasons"])
         lines.extend(f"   ! revert safety: {safe(warning, 500)}" for warning in suspect["warnings"])
     if len(ranking["suspects"]) > MAX_SUSPECTS:
         lines.append(f"... and {len(ranking['suspects']) - MAX_SUSPECTS} more (--json shows them all)")
     return lines
+
+
+def _standing(ranking: dict[str, Any], suspect: dict[str, Any]) -> str:
+    """The best suspect (the default rollback target), or why a suspect is none."""
+    if suspect.get("excluded"):
+        return f" (not a rollback target: {safe(suspect['excluded'], 300)})"
+    return ", best suspect" if ranking.get("best") == suspect["sha"] else ""
 
 
 def action_line(action: dict[str, Any]) -> str:
@@ -105,8 +113,10 @@ def action_line(action: dict[str, Any]) -> str:
 def plan_text(plan: dict[str, Any]) -> str:
     """What the confirmation shows: the commit, why, what it touches, the diff (shortened)."""
     lines = [f"Revert {plan['short']} on {safe(plan['repo'], 60)}: {safe(plan['subject'], 200)}",
-             f"  by {safe(plan['author'], 80)}, committed {when(plan['committed_at'])}",
-             "  why:"]
+             f"  by {safe(plan['author'], 80)}, committed {when(plan['committed_at'])}"]
+    if plan.get("excluded"):
+        lines.append(f"  ! not a rollback target: {safe(plan['excluded'], 500)} (rolling it back needs --force)")
+    lines.append("  why:")
     lines.extend(f"    - {safe(reason, 500)}" for reason in plan["reasons"])
     for warning in plan["warnings"]:
         lines.append(f"  ! revert safety: {safe(warning, 500)}")

@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     AUTHOR_NOTIFIED = "author.notified"
     RECONCILE_FAILED = "gitops.reconcile_failed"
     RECONCILE_RECOVERED = "gitops.reconcile_recovered"
+    ROLLBACK_FORCED = "rollback.forced"  # a person overrode an excluded change (reverted, ruled out, weak)
 
 
 def event(

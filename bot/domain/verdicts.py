@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,6 +62,31 @@ def finding(verdicts: Iterable[Verdict]) -> Finding | None:
     return Finding(culprit=culprit, no_change=no_change, ruled_out=frozenset(ruled_out)) if seen else None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the ranking answered, as the accuracy report judges it."""
+
+    confident: bool
+    best: str | None  # the best suspect's sha: never a reverted, ruled-out or weak change
+    shas: tuple[str, ...]  # the suspects listed, in order
+
+    @classmethod
+    def of(cls, ranking: Ranking) -> Answer:
+        best = ranking.best
+        return cls(confident=ranking.confident, best=best.sha if best else None,
+                   shas=tuple(s.sha for s in ranking.suspects))
+
+    @classmethod
+    def from_event(cls, data: Mapping[str, Any]) -> Answer | None:
+        """The answer a `suspects.ranked` event kept; None when it kept none. Events from before
+        `best` was kept listed the best suspect first."""
+        if "confident" not in data or "suspects" not in data:
+            return None
+        shas = tuple(str(s["sha"]) for s in data["suspects"])
+        best = data["best"] if "best" in data else (shas[0] if shas else None)
+        return cls(confident=bool(data["confident"]), best=best, shas=shas)
+
+
 @dataclass
 class Tally:
     """Counts behind the accuracy figures of one group of incidents."""
@@ -74,20 +100,19 @@ class Tally:
     abstained_right: int = 0  # no confident suspect where no change caused it
     shas: list[str] = field(default_factory=list)
 
-    def add(self, ranking: Ranking, found: Finding) -> None:
+    def add(self, answer: Answer, found: Finding) -> None:
         if found.culprit is None and not found.no_change:
             return  # only "not this one" so far: no ground truth yet
         self.incidents += 1
-        top = ranking.top.sha if ranking.top else None
-        if ranking.confident:
+        if answer.confident:
             self.confident += 1
-            self.confident_right += int(found.culprit is not None and top == found.culprit)
+            self.confident_right += int(found.culprit is not None and answer.best == found.culprit)
         if found.culprit is not None:
             self.caused += 1
-            self.top3 += int(found.culprit in [s.sha for s in ranking.suspects[:3]])
+            self.top3 += int(found.culprit in answer.shas[:3])
         else:
             self.no_change += 1
-            self.abstained_right += int(not ranking.confident)
+            self.abstained_right += int(not answer.confident)
 
     def figures(self) -> dict[str, float | int | None]:
         return {
@@ -99,16 +124,16 @@ class Tally:
         }
 
 
-def accuracy(cases: Sequence[tuple[str, str | None, Ranking, Finding]]) -> dict[str, object]:
-    """Precision@1 and recall@3 over (service, playbook, ranking, finding), overall and by
+def accuracy(cases: Sequence[tuple[str, str | None, Answer, Finding]]) -> dict[str, object]:
+    """Precision@1 and recall@3 over (service, playbook, answer, finding), overall and by
     service and playbook."""
     overall = Tally()
     by_service: dict[str, Tally] = {}
     by_playbook: dict[str, Tally] = {}
-    for service, playbook, ranking, found in cases:
-        overall.add(ranking, found)
-        by_service.setdefault(service, Tally()).add(ranking, found)
-        by_playbook.setdefault(playbook or "(none)", Tally()).add(ranking, found)
+    for service, playbook, answer, found in cases:
+        overall.add(answer, found)
+        by_service.setdefault(service, Tally()).add(answer, found)
+        by_playbook.setdefault(playbook or "(none)", Tally()).add(answer, found)
     return {
         "overall": overall.figures(),
         "by_service": {k: v.figures() for k, v in sorted(by_service.items()) if v.incidents},

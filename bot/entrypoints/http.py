@@ -335,7 +335,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return denied
         found = verdict_service.record_verdict(
             store=ctx.store, playbooks=ctx.playbooks, incident_id=parse_incident_ref(ref), kind=body.verdict,
-            sha=body.sha, actor=Actor.USER, actor_id=f"api:{body.by}" if body.by else "api", now=ctx.clock())
+            sha=body.sha, actor=Actor.USER, actor_id=f"api:{body.by}" if body.by else "api", now=ctx.clock(),
+            notifier=ctx.notifier, metrics=ctx.metrics_query)
         ctx.work_executor.submit(lambda: notify_authors(
             store=ctx.store, forge=ctx.forge, playbooks=ctx.playbooks, incident_id=found.incident_id,
             now=ctx.clock(), page_url=ctx.page_url(found.incident_id)))

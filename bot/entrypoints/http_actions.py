@@ -46,6 +46,8 @@ class RollbackBody(BaseModel):
 
     commit: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$", description="the plan's full sha")
     by: str | None = Who
+    force: bool = Field(default=False, description="roll back a change the plan says is `excluded` (reverted, "
+                                                   "ruled out, below the evidence floor); the timeline says so")
 
 
 def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
@@ -83,8 +85,9 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
 
     @app.get("/api/incidents/{ref}/rollback", response_model=None)
     def rollback_plan(ref: str, request: Request, commit: str | None = None) -> dict[str, Any] | JSONResponse:
-        """What a rollback would revert (the top suspect, or `commit`): why, the files, the diff
-        (shortened), the revert-safety warnings and the branch. Nothing is changed."""
+        """What a rollback would revert (the best suspect, or `commit`): why, the files, the diff
+        (shortened), the revert-safety warnings, the branch and, for a change the ranking
+        excluded, why (`excluded`: confirming it needs `"force": true`). Nothing is changed."""
         if denied := refused(request):
             return denied
         return plan_dict(act.plan_rollback(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks,
@@ -94,12 +97,13 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
     def rollback(ref: str, request: Request, body: RollbackBody) -> JSONResponse:
         """Revert the commit the plan showed on `backout/INC-n/revert-<sha7>` and, on a forge,
         open its pull request (never merged). `conflicted: true`: the revert did not apply and
-        the incident branch was pushed instead."""
+        the incident branch was pushed instead. A change the ranking excluded: 409 saying why,
+        unless `force` is true."""
         if denied := refused(request):
             return denied
         number = parse_incident_ref(ref)
         result = act.confirmed_rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge,
                                         playbooks=ctx.playbooks, incident_id=number, sha=body.commit,
                                         actor=Actor.USER, actor_id=actor_id(body.by), now=ctx.clock(),
-                                        page_url=ctx.page_url(number))
+                                        page_url=ctx.page_url(number), force=body.force)
         return JSONResponse(rollback_dict(result))

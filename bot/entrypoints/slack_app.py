@@ -18,7 +18,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.adapters.slack.blocks import ActionId, rollback_view
+from bot.adapters.slack.blocks import ActionId, override_view, rollback_view
 from bot.domain.chat import escape_mrkdwn, parse_command, usage
 from bot.domain.errors import BackoutError, InvalidInput
 from bot.domain.models import IncidentStatus
@@ -188,15 +188,22 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
     @app.view(ActionId.CONFIRM_ROLLBACK)
     def on_confirm(ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any],
                    client: WebClient) -> None:
-        ack()
         user = body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
-        number, sha = int(meta["incident"]), str(meta["sha"])
+        number, sha, force = int(meta["incident"]), str(meta["sha"]), meta.get("force") is True
+        # A change the ranking excludes now (even one that was not when the modal opened) takes a
+        # second confirmation naming why: decided before the ack, which is what shows it (one read).
+        why = None if force else commands.excluded(number, sha=sha)
+        if why is not None:
+            ack(response_action="update", view=override_view(incident_ref=f"INC-{number}", incident_id=number,
+                                                             sha=sha, excluded=why))
+            return
+        ack()
         if not clicks.first(user, ActionId.CONFIRM_ROLLBACK, str(number), sha):
             return
         if commands.refuse(number, user=user, groups=groups.of(user), what="roll back") is not None:
             return  # audited on the timeline; the modal was opened for someone allowed
-        slow.submit(_quietly, lambda: commands.rollback(number, sha=sha, user=user))
+        slow.submit(_quietly, lambda: commands.rollback(number, sha=sha, user=user, force=force))
 
 
 def _quietly(work: Callable[[], object]) -> None:
@@ -223,7 +230,7 @@ def send(answer: Reply, *, respond: Respond, client: WebClient, trigger_id: str 
         client.views_open(trigger_id=trigger_id, view=rollback_view(
             incident_ref=plan.incident_ref, incident_id=plan.incident_id, sha=plan.change.sha,
             repo=plan.change.repo, subject=plan.change.subject, author=plan.change.author, reasons=plan.reasons,
-            warnings=plan.warnings, branch=plan.branch, files=plan.files, diff=plan.diff))
+            warnings=plan.warnings, branch=plan.branch, files=plan.files, diff=plan.diff, excluded=plan.excluded))
         return
     if answer.file is not None and channel:
         name, content = answer.file

@@ -17,7 +17,7 @@ from bot.domain.actions import (
     revert_message,
 )
 from bot.domain.changes import Change
-from bot.domain.errors import BackoutError, Conflict, InvalidInput, NotFound
+from bot.domain.errors import BackoutError, InvalidInput, NotFound
 from bot.domain.models import Actor, Incident
 from bot.domain.plan import first_step
 from bot.domain.playbooks import ActionMode, Playbook, playbook_named
@@ -27,6 +27,7 @@ from bot.domain.suspects import Ranking
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.incidents import find_changes, get_incident, require
+from bot.services.override import default_target, excluded, require_override
 from bot.services.pull_requests import branch_body, open_for_action, revert_body
 
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
@@ -42,27 +43,21 @@ class ActionResult:
 def choose_commit(
     *, store: Store, playbook: Playbook | None, incident_id: int, sha: str | None
 ) -> Change:
-    """The commit to revert: the given sha (a unique prefix will do), else the top suspect."""
+    """The commit to revert: the given sha (a unique prefix will do), else the best suspect (never
+    one that is reverted, ruled out or below the evidence floor)."""
 
     def work(tx: Transaction) -> Change:
         require(tx, incident_id)
         if sha is None:
-            ranking = tx.rankings.get(incident_id)
-            if ranking is None or not ranking.suspects:
-                raise Conflict(f"INC-{incident_id} has no suspect to roll back; name a commit "
-                               "with --commit")
-            top = ranking.suspects[0]
-            if top.reverted_by:
-                raise Conflict(f"the top suspect {top.short} is already reverted by {top.reverted_by[:7]}; "
-                               "name another commit with --commit")
-            found = tx.changes.find(top.repo, top.sha)
+            best = default_target(tx.rankings.get(incident_id), incident_id)
+            found = tx.changes.find(best.repo, best.sha)
         else:
             if not _SHA.match(sha.lower()):
                 raise InvalidInput(f"not a commit sha: {sha[:40]!r}")
             repos = [entry.repo for entry in playbook.repos] if playbook else []
             found = [c for c in tx.changes.find(None, sha.lower()) if not repos or c.repo in repos]
         if not found:
-            raise NotFound(f"no known change {sha or 'for the top suspect'} in the watched repositories")
+            raise NotFound(f"no known change {sha or 'for the best suspect'} in the watched repositories")
         if len(found) > 1:
             raise InvalidInput(f"{sha} is ambiguous: {', '.join(c.short for c in found)}")
         return found[0]
@@ -189,12 +184,13 @@ class RollbackPlan:
     warnings: tuple[str, ...]
     files: tuple[str, ...] = ()
     diff: str = ""  # shortened to PLAN_DIFF_LINES, with a line saying how much more there is
+    excluded: str | None = None  # why it is no rollback target: confirming it needs an override
 
 
 def plan_rollback(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], incident_id: int,
                   sha: str | None) -> RollbackPlan:
-    """The commit to revert (the top suspect, or `sha`), why, what it touches and its
-    revert-safety warnings."""
+    """The commit to revert (the best suspect, or `sha`), why, what it touches, its revert-safety
+    warnings and, for a change the ranking excluded, why."""
     view = get_incident(store=store, incident_id=incident_id)
     change = choose_commit(store=store, playbook=playbook_named(playbooks, view.incident.playbook),
                            incident_id=incident_id, sha=sha)
@@ -208,17 +204,20 @@ def plan_rollback(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
         incident_id=incident_id, incident_ref=view.incident.ref, change=change,
         branch=revert_branch(incident_id, change.sha),
         reasons=suspect.reasons if suspect else ("chosen by hand: not among the ranked suspects",),
-        warnings=revert_warnings(change.paths, patch), files=tuple(change.paths), diff=diff)
+        warnings=revert_warnings(change.paths, patch), files=tuple(change.paths), diff=diff,
+        excluded=store.run(lambda tx: excluded(tx, incident_id, change.sha)))
 
 
 def confirmed_rollback(*, store: Store, git: GitRepos, notifier: Notifier, forge: Forge | None,
                        playbooks: Sequence[Playbook], incident_id: int, sha: str, actor: Actor, actor_id: str,
-                       now: datetime, page_url: str | None) -> ActionResult:
+                       now: datetime, page_url: str | None, force: bool = False) -> ActionResult:
     """The rollback a person confirmed (chat button, CLI prompt, API): the commit they saw, with
-    the playbook's reviewers on the pull request."""
+    the playbook's reviewers on the pull request. A change the ranking excluded needs `force`."""
     view = get_incident(store=store, incident_id=incident_id)
     playbook = playbook_named(playbooks, view.incident.playbook)
     change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=sha)
+    store.run(lambda tx: require_override(tx, incident_id=incident_id, change=change, force=force, actor=actor,
+                                          actor_id=actor_id, now=now))
     return rollback(store=store, git=git, notifier=notifier, incident_id=incident_id, change=change, actor=actor,
                     actor_id=actor_id, now=now, forge=forge, page_url=page_url,
                     reviewers=playbook.actions.reviewers if playbook else ())
@@ -303,7 +302,7 @@ def apply_open_policy(
     """The playbook's `actions.on_open`: off, propose (record the revert), or open_pr (make it), for
     a confident suspect, or with `actions.plan: first_step` for the rollback plan's first step."""
     mode = playbook.actions.on_open
-    top = ranking.top
+    top = ranking.best  # never a reverted, ruled-out or weak change
     threshold = playbook.actions.min_confidence
     if threshold is None:
         threshold = playbook.suspects.min_confidence

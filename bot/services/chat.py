@@ -15,7 +15,7 @@ from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import VerdictKind
-from bot.services import act
+from bot.services import act, override
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.act import RollbackPlan
@@ -128,12 +128,18 @@ class ChatCommands:
         return act.plan_rollback(store=self.store, git=self.git, playbooks=self.playbooks, incident_id=number,
                                  sha=sha)
 
-    def rollback(self, number: int, *, sha: str, user: str) -> str:
-        """The confirmed rollback; slow work (git, GitHub): run it off the request thread."""
+    def rollback(self, number: int, *, sha: str, user: str, force: bool = False) -> str:
+        """The confirmed rollback; slow work (git, GitHub): run it off the request thread. `force`:
+        the user confirmed the override for a change the ranking excluded."""
         result = act.confirmed_rollback(store=self.store, git=self.git, notifier=self.notifier, forge=self.forge,
                                         playbooks=self.playbooks, incident_id=number, sha=sha, actor=Actor.USER,
-                                        actor_id=user, now=self.clock(), page_url=self.page_url(number))
+                                        actor_id=user, now=self.clock(), page_url=self.page_url(number),
+                                        force=force)
         return result.message
+
+    def excluded(self, number: int, *, sha: str) -> str | None:
+        """Why the ranking excludes this change as a rollback target now, or None (a quick read)."""
+        return self.store.run(lambda tx: override.excluded(tx, number, sha))
 
     def branch(self, number: int, *, user: str) -> Reply:
         view = incident_service.get_incident(store=self.store, incident_id=number)
@@ -153,7 +159,7 @@ class ChatCommands:
         try:
             found = verdict_service.record_verdict(
                 store=self.store, playbooks=self.playbooks, incident_id=number, kind=kind, sha=sha,
-                actor=Actor.USER, actor_id=user, now=self.clock())
+                actor=Actor.USER, actor_id=user, now=self.clock(), metrics=self.metrics)
         except BackoutError as exc:
             return Reply(str(exc))
         notify_authors(store=self.store, forge=self.forge, playbooks=self.playbooks, incident_id=number,

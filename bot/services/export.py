@@ -83,6 +83,7 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
             "reason": view.ranking.reason,
             "ranked_at": _iso(view.ranking.ranked_at),
             "onset_at": _iso(view.ranking.onset_at),
+            "best": view.ranking.best.sha if view.ranking.best else None,  # the answer (never an excluded change)
             "items": [
                 {"rank": rank, "repo": s.repo, "sha": s.sha, "subject": s.subject, "author": s.author,
                  "applied_at": _iso(s.applied_at), "applied_source": s.applied_source.value,
@@ -91,7 +92,8 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
                  "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
                  "applied_by": s.applied_by, "failed": s.failed,
                  "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
-                 "hydrated": s.hydrated, "verdict": _verdict_on(s.sha, found), "url": links.commit(s.repo, s.sha)}
+                 "hydrated": s.hydrated, "verdict": _verdict_on(s.sha, found), "url": links.commit(s.repo, s.sha),
+                 "excluded": view.ranking.excluded(s)}
                 for rank, s in enumerate(view.ranking.suspects, start=1)
             ],
         },

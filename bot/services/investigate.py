@@ -53,18 +53,38 @@ def rank_incident(
                                started_at=incident.started_at, now=now, reverts=reverts, onset=onset,
                                failures=failures, dry=dry, ruled_out=ruled_out(tx, incident_id))
         previous = tx.rankings.get(incident_id)
+        ranking = _annotated_as_before(ranking, previous)
         tx.rankings.save(incident_id, ranking)
         if previous is None or _answer(previous) != _answer(ranking):
             top = [f"{s.short} {s.score:.2f} {s.subject[:80]}" for s in ranking.suspects[:3]]
+            best = ranking.best
             tx.timeline.append(event(
                 incident_id=incident_id, at=now, kind=EventKind.SUSPECTS_RANKED, actor=Actor.BACKOUT,
                 text=ranking.reason + ("" if not top else " Top: " + "; ".join(top)),
+                # the first of these events is the answer responders saw: the accuracy report judges it
                 data={"confident": ranking.confident, "considered": len(changes),
+                      "best": best.sha if best else None,
                       "suspects": [{"sha": s.sha, "score": s.score} for s in ranking.suspects[:5]]},
             ))
         return ranking
 
     return store.run(work)
+
+
+def _annotated_as_before(ranking: Ranking, previous: Ranking | None) -> Ranking:
+    """Keep the revert-safety warnings and code found for a change before (they depend on the change
+    alone), so a ranking again without git work (after a verdict) shows them still."""
+    if previous is None:
+        return ranking
+    known = {(s.repo, s.sha): s for s in previous.suspects}
+    suspects = []
+    for suspect in ranking.suspects:
+        before = known.get((suspect.repo, suspect.sha))
+        if before is not None:
+            suspect = suspect.model_copy(update={"warnings": before.warnings, "code": before.code,
+                                                 "code_note": before.code_note})
+        suspects.append(suspect)
+    return ranking.model_copy(update={"suspects": tuple(suspects)})
 
 
 def ruled_out(tx: Transaction, incident_id: int) -> dict[str, str]:
@@ -96,11 +116,11 @@ def relevant_failures(tx: Transaction, playbook: Playbook, *, since: datetime, u
 
 def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,
            metrics: MetricsQuery | None, now: datetime) -> datetime | None:
-    if metrics is None:
-        return None
     incident, known = store.run(lambda tx: (require(tx, incident_id), tx.rankings.get(incident_id)))
     if known is not None and known.onset_at is not None:
-        return known.onset_at
+        return known.onset_at  # found once, kept: a ranking again without Prometheus keeps it too
+    if metrics is None:
+        return None
     playbook = playbook_named(playbooks, incident.playbook)
     lookback = playbook.suspects.lookback if playbook else timedelta(hours=6)
     alerts = store.run(lambda tx: tx.alerts.for_incident(incident_id))
@@ -123,8 +143,9 @@ def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: R
     return save_suspects(store=store, incident_id=incident_id, ranking=ranking, suspects=suspects)
 
 
-def _answer(ranking: Ranking) -> tuple[bool, tuple[str, ...]]:
-    return ranking.confident, tuple(s.sha for s in ranking.suspects[:3])
+def _answer(ranking: Ranking) -> tuple[bool, str | None, tuple[str, ...]]:
+    best = ranking.best
+    return ranking.confident, best.sha if best else None, tuple(s.sha for s in ranking.suspects[:3])
 
 
 def investigate(
@@ -175,18 +196,30 @@ def rerank_open_incidents(
         playbook = playbook_named(playbooks, incident.playbook)
         if playbook is None or not {e.repo for e in playbook.repos} & set(repos) or incident.id is None:
             continue
-        before = get_ranking(store=store, incident_id=incident.id)
-        after = rank_incident(store=store, playbooks=playbooks, incident_id=incident.id, now=now, metrics=metrics)
-        if git is not None:
-            after = annotate_safety(store=store, git=git, incident_id=incident.id, ranking=after)
-            after = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident.id, ranking=after)
+        rerank_incident(store=store, notifier=notifier, playbooks=playbooks, incident_id=incident.id, now=now,
+                        git=git, metrics=metrics, authors=lambda number: notify_authors(
+                            store=store, forge=forge, playbooks=playbooks, incident_id=number, now=now,
+                            page_url=page_url(number)))
         count += 1
-        notify_authors(store=store, forge=forge, playbooks=playbooks, incident_id=incident.id, now=now,
-                       page_url=page_url(incident.id))
-        if _answer(before) != _answer(after):
-            notify.incident_update(store=store, notifier=notifier, incident_id=incident.id,
-                                   kind="suspects.changed")
     return count
+
+
+def rerank_incident(
+    *, store: Store, notifier: Notifier | None, playbooks: Sequence[Playbook], incident_id: int, now: datetime,
+    git: GitRepos | None = None, metrics: MetricsQuery | None = None,
+    authors: Callable[[int], object] = lambda _: None,
+) -> Ranking:
+    """Rank one incident again (new changes, a responder's verdict); the chat message follows when
+    the answer changed. `authors` runs between, to tell the authors of new suspects."""
+    before = get_ranking(store=store, incident_id=incident_id)
+    after = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
+    if git is not None:
+        after = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=after)
+        after = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident_id, ranking=after)
+    authors(incident_id)
+    if notifier is not None and _answer(before) != _answer(after):
+        notify.incident_update(store=store, notifier=notifier, incident_id=incident_id, kind="suspects.changed")
+    return after
 
 
 def _record_refresh_failure(store: Store, incident_id: int, failed: dict[str, str],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.models import AlertStatus, Incident
 from bot.domain.ports import IncidentMessage, Notice, Notifier, Store
-from bot.domain.suspects import Suspect
+from bot.domain.suspects import Ranking, Suspect
 from bot.services.incidents import IncidentView, get_incident
 
 MAX_ALERTS = 5
@@ -33,7 +33,7 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
     for number, suspect in enumerate(ranking.suspects[:MAX_SUSPECTS], start=1):
         pr = f" ({suspect.request})" if suspect.request and suspect.request not in suspect.subject else ""
         suspects.append(f"{number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
-                        f"— score {suspect.score:.2f}")
+                        f"— score {suspect.score:.2f}{standing(ranking, suspect)}")
         suspects.extend(f"     - {reason}" for reason in suspect.reasons)
         suspects.extend(f"     ⚠ revert safety: {warning}" for warning in suspect.warnings)
         suspects.extend(f"     {line}" for line in code_lines(suspect))
@@ -42,6 +42,15 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
     if view.actions:
         sections.append(("Actions", tuple(describe_action(action) for action in view.actions)))
     return tuple(sections)
+
+
+def standing(ranking: Ranking, suspect: Suspect) -> str:
+    """What a suspect's line adds: the best suspect (the default rollback target), or why it is none."""
+    why = ranking.excluded(suspect)
+    if why is not None:
+        return f" (not a rollback target: {why})"
+    best = ranking.best
+    return ", best suspect" if best is not None and best.sha == suspect.sha else ""
 
 
 def incident_lines(view: IncidentView) -> tuple[str, ...]:
@@ -104,6 +113,8 @@ def summary_payload(view: IncidentView) -> dict[str, object]:
         "links": [[a.request_noun.capitalize(), a.url] for a in view.actions if a.url],
         # the suspects a responder can mark as the culprit or rule out, from the message
         "suspects": [[s.sha, s.short] for s in view.ranking.suspects[:MAX_SUSPECTS]],
+        # the default rollback target: no "Roll back" button without one
+        "best": [best.sha, best.short] if (best := view.ranking.best) else None,
     }
 
 

@@ -24,12 +24,16 @@ def event_dict(event: TimelineEvent) -> dict[str, Any]:
 
 
 def ranking_dict(ranking: Ranking) -> dict[str, Any]:
-    """The suspects answer as DESIGN.md section 5 gives it (best first)."""
+    """The suspects answer as DESIGN.md section 5 gives it (in score order). `best`: the default
+    rollback target; a suspect's `excluded` says why it is none (rolling it back needs force)."""
+    best = ranking.best
     return {
         "status": ranking.status.value,
         "confident": ranking.confident,
         "reason": ranking.reason,
         "ranked_at": ranking.ranked_at.isoformat() if ranking.ranked_at else None,
+        "best": best.sha if best else None,
+        "floor": ranking.floor,
         "suspects": [
             {"sha": s.sha, "repo": s.repo, "subject": s.subject, "author": s.author,
              "applied_at": s.applied_at.isoformat(), "applied_source": s.applied_source.value,
@@ -37,7 +41,7 @@ def ranking_dict(ranking: Ranking) -> dict[str, Any]:
              "pr_ref": s.request, "warnings": list(s.warnings),
              "applied_by": s.applied_by, "failed": s.failed,
              "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
-             "hydrated": s.hydrated}
+             "hydrated": s.hydrated, "excluded": ranking.excluded(s)}
             for s in ranking.suspects
         ],
     }
@@ -64,7 +68,7 @@ def plan_dict(plan: RollbackPlan) -> dict[str, Any]:
         "incident": plan.incident_ref, "repo": change.repo, "sha": change.sha, "short": change.short,
         "subject": change.subject, "author": change.author, "committed_at": change.committed_at.isoformat(),
         "branch": plan.branch, "reasons": list(plan.reasons), "warnings": list(plan.warnings),
-        "files": list(plan.files), "diff": plan.diff,
+        "files": list(plan.files), "diff": plan.diff, "excluded": plan.excluded,
     }
 
 

@@ -10,23 +10,27 @@ from typing import Any
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
-from bot.domain.ports import Store, Transaction
-from bot.domain.suspects import Ranking, pending
+from bot.domain.ports import MetricsQuery, Notifier, Store, Transaction
+from bot.domain.suspects import pending
 from bot.domain.timeline import EventKind, event
-from bot.domain.verdicts import Verdict, VerdictKind, accuracy, finding
+from bot.domain.verdicts import Answer, Verdict, VerdictKind, accuracy, finding
 from bot.services.incidents import require
+from bot.services.investigate import rerank_incident
 
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
 
 
 def record_verdict(
     *, store: Store, playbooks: Sequence[Playbook], incident_id: int, kind: VerdictKind, sha: str | None,
-    actor: Actor, actor_id: str, now: datetime,
+    actor: Actor, actor_id: str, now: datetime, notifier: Notifier | None = None,
+    metrics: MetricsQuery | None = None,
 ) -> Verdict:
     """Store a responder's verdict on the timeline. A change is named by a unique sha prefix of
-    a suspect or of a change in the incident's repositories; "no change" names none."""
+    a suspect or of a change in the incident's repositories; "no change" names none. An active
+    incident is ranked again at once, so a change ruled out drops from the answer (and `notifier`,
+    when given, hears "suspects.changed"); a resolved one keeps the ranking it was resolved with."""
 
-    def work(tx: Transaction) -> Verdict:
+    def work(tx: Transaction) -> tuple[Verdict, bool]:
         incident = require(tx, incident_id)
         repo, full = None, None
         if kind is VerdictKind.NO_CHANGE:
@@ -44,9 +48,13 @@ def record_verdict(
         tx.timeline.append(event(incident_id=incident_id, at=now, kind=EventKind.VERDICT, actor=actor,
                                  actor_id=actor_id, text=text,
                                  data={"verdict": kind.value, "repo": repo, "sha": full}))
-        return verdict
+        return verdict, incident.active
 
-    return store.run(work)
+    verdict, active = store.run(work)
+    if active:
+        rerank_incident(store=store, notifier=notifier, playbooks=playbooks, incident_id=incident_id, now=now,
+                        metrics=metrics)
+    return verdict
 
 
 def _resolve(tx: Transaction, playbook: Playbook | None, incident_id: int, sha: str | None) -> tuple[str, str]:
@@ -70,9 +78,10 @@ def verdicts_of(*, store: Store, incident_id: int) -> list[Verdict]:
 
 
 def accuracy_report(*, store: Store, since: datetime, now: datetime) -> dict[str, Any]:
-    """Precision@1 and recall@3 of incidents opened since `since` that responders judged."""
+    """Precision@1 and recall@3 of incidents opened since `since` that responders judged, each
+    judged on the ranking's first answer: what responders saw before their verdicts re-ranked it."""
 
-    def work(tx: Transaction) -> list[tuple[str, str | None, Ranking, Any]]:
+    def work(tx: Transaction) -> list[tuple[str, str | None, Answer, Any]]:
         by_incident: dict[int, list[Verdict]] = {}
         for verdict in tx.verdicts.since(since):
             by_incident.setdefault(verdict.incident_id, []).append(verdict)
@@ -82,8 +91,17 @@ def accuracy_report(*, store: Store, since: datetime, now: datetime) -> dict[str
             found = finding(verdicts)
             if incident is None or found is None:
                 continue
-            cases.append((incident.service, incident.playbook, tx.rankings.get(incident_id) or pending(), found))
+            cases.append((incident.service, incident.playbook, _first_answer(tx, incident_id), found))
         return cases
 
     cases = store.run(work)
     return {"since": since.isoformat(), "generated_at": now.isoformat(), **accuracy(cases)}
+
+
+def _first_answer(tx: Transaction, incident_id: int) -> Answer:
+    """The first `suspects.ranked` event's answer; the stored ranking for incidents from before the
+    events kept it."""
+    ranked = min((e for e in tx.timeline.for_incident(incident_id) if e.kind == EventKind.SUSPECTS_RANKED),
+                 key=lambda e: (e.at, e.id or 0), default=None)
+    answer = Answer.from_event(ranked.data) if ranked is not None else None
+    return answer or Answer.of(tx.rankings.get(incident_id) or pending())

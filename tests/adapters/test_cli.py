@@ -166,7 +166,7 @@ def test_export_writes_markdown_and_json(config: Path, tmp_path: Path) -> None:
 def test_suspects_command(config: Path) -> None:
     """`backout suspects ID --json` prints the API's shape; pending before any ranking."""
     data = json.loads(invoke("suspects", "INC-1", "--json", "--config", str(config)))
-    assert set(data) == {"status", "confident", "reason", "ranked_at", "suspects"}
+    assert set(data) == {"status", "confident", "reason", "ranked_at", "best", "floor", "suspects"}
     assert "Suspects" in invoke("suspects", "INC-1", "--config", str(config))
 
 

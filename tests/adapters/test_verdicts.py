@@ -16,7 +16,7 @@ from bot.config import ApiSettings, Settings
 from bot.domain.changes import Change, Effect, FileChange
 from bot.domain.models import Actor
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
-from bot.domain.verdicts import Verdict, VerdictKind, accuracy, finding
+from bot.domain.verdicts import Answer, Verdict, VerdictKind, accuracy, finding
 from tests.conftest import TOKEN, Clock, payload_bytes
 from tests.fakes.git import FakeGit
 
@@ -139,10 +139,10 @@ def test_later_verdicts_correct_earlier_ones_and_accuracy_counts_them() -> None:
     assert (found.culprit, found.no_change, found.ruled_out) == ("b", False, frozenset({"a"}))
     assert finding([]) is None
 
-    def ranking(confident: bool, *shas: str) -> Ranking:
-        return Ranking(status=RankingStatus.RANKED, confident=confident, reason="r", suspects=tuple(
+    def ranking(confident: bool, *shas: str) -> Answer:
+        return Answer.of(Ranking(status=RankingStatus.RANKED, confident=confident, reason="r", suspects=tuple(
             Suspect(repo="g", sha=sha, subject="s", author="a", applied_at=AT, applied_source="commit_time",
-                    score=0.5, reasons=()) for sha in shas))
+                    score=0.5, reasons=()) for sha in shas)))
     report = accuracy([
         ("checkout", "p", ranking(True, "b", "c"), found),  # confident, right
         ("checkout", "p", ranking(True, "c", "b"), found),  # confident, wrong, top 3

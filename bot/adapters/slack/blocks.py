@@ -56,9 +56,12 @@ def summary_message(payload: dict[str, Any], *, incident_id: int,
             for n, (label, url) in enumerate(all_links[:5])
         ]))
     value = str(incident_id)
+    best = payload.get("best")  # [sha, short]: no button to roll back without a best suspect
+    roll_back = [ButtonElement(text=f"Roll back {best[1]}", action_id=ActionId.ROLLBACK, value=value,
+                               style="danger")] if best else []
     blocks.append(ActionsBlock(block_id=f"incident_{incident_id}", elements=[
         ButtonElement(text="Acknowledge", action_id=ActionId.ACK, value=value, style="primary"),
-        ButtonElement(text="Roll back top suspect", action_id=ActionId.ROLLBACK, value=value, style="danger"),
+        *roll_back,
         ButtonElement(text="Open incident branch", action_id=ActionId.BRANCH, value=value),
         ButtonElement(text="Resolve", action_id=ActionId.RESOLVE, value=value),
         ButtonElement(text="Timeline", action_id=ActionId.TIMELINE, value=value),
@@ -85,12 +88,17 @@ def thread_line(*, when: str, kind: str, who: str, text: str) -> str:
 
 def rollback_view(*, incident_ref: str, incident_id: int, sha: str, repo: str, subject: str, author: str,
                   reasons: Sequence[str], warnings: Sequence[str], branch: str, files: Sequence[str] = (),
-                  diff: str = "") -> dict[str, Any]:
+                  diff: str = "", excluded: str | None = None) -> dict[str, Any]:
     """The confirmation modal: the commit, why it is a suspect, what it touches (files and the
-    start of its diff), and what a revert may not undo."""
+    start of its diff), and what a revert may not undo. For a change the ranking excluded, a
+    warning first saying why, and its submit leads to a second confirmation (`override_view`)."""
     lines = [f"*Revert* `{sha[:12]}` on *{escape_mrkdwn(repo)}*: {escape_mrkdwn(subject)}",
              f"by {escape_mrkdwn(author)}", f"Branch `{escape_mrkdwn(branch)}`"]
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), SECTION_LIMIT)))]
+    if excluded:
+        blocks.insert(0, SectionBlock(text=MarkdownTextObject(text=clip(
+            f"*:no_entry: Not a rollback target:* {escape_mrkdwn(excluded)}. Backout would not roll it back; "
+            "continuing asks you to confirm the override.", SECTION_LIMIT))))
     if reasons:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(
             "*Why*\n" + "\n".join(f"• {escape_mrkdwn(r)}" for r in reasons), SECTION_LIMIT))))
@@ -112,7 +120,22 @@ def rollback_view(*, incident_ref: str, incident_id: int, sha: str, repo: str, s
     view = View(
         type="modal", callback_id=ActionId.CONFIRM_ROLLBACK,
         title=PlainTextObject(text=f"Roll back {incident_ref}"),
-        submit=PlainTextObject(text="Roll back"), close=PlainTextObject(text="Cancel"), blocks=blocks,
-        private_metadata=json.dumps({"incident": incident_id, "sha": sha}),
+        submit=PlainTextObject(text="Continue" if excluded else "Roll back"), close=PlainTextObject(text="Cancel"),
+        blocks=blocks, private_metadata=json.dumps({"incident": incident_id, "sha": sha}),
+    )
+    return view.to_dict()
+
+
+def override_view(*, incident_ref: str, incident_id: int, sha: str, excluded: str) -> dict[str, Any]:
+    """The second confirmation for a change the ranking excluded: it names why again; its submit
+    rolls back with the override, which the timeline records."""
+    text = (f"*Roll back `{sha[:12]}` anyway?*\nIt is not a rollback target: {escape_mrkdwn(excluded)}.\n"
+            "The timeline will say the rollback was forced, by you, and why it had been excluded.")
+    view = View(
+        type="modal", callback_id=ActionId.CONFIRM_ROLLBACK,
+        title=PlainTextObject(text=f"Override for {incident_ref}"[:24]),
+        submit=PlainTextObject(text="Roll back anyway"), close=PlainTextObject(text="Cancel"),
+        blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT)))],
+        private_metadata=json.dumps({"incident": incident_id, "sha": sha, "force": True}),
     )
     return view.to_dict()

@@ -1,0 +1,52 @@
+"""Rollback targets: the best suspect by default, and the override a person needs to roll back a
+change the ranking excluded (reverted, ruled out by a responder, below the evidence floor)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain.changes import Change
+from bot.domain.errors import Conflict
+from bot.domain.models import Actor
+from bot.domain.ports import Transaction
+from bot.domain.suspects import Ranking, Suspect
+from bot.domain.timeline import EventKind, event
+
+OVERRIDE_HINT = "roll it back anyway with --force on the CLI, \"force\": true in the API"
+
+
+def default_target(ranking: Ranking | None, incident_id: int) -> Suspect:
+    """The best suspect; a Conflict naming why each listed suspect is no target when there is none."""
+    if ranking is None or not ranking.suspects:
+        raise Conflict(f"INC-{incident_id} has no suspect to roll back; name a commit with --commit")
+    best = ranking.best
+    if best is None:
+        why = "; ".join(f"{s.short} {ranking.excluded(s)}" for s in ranking.suspects[:3])
+        raise Conflict(f"INC-{incident_id} has no rollback target: {why}. Name a commit with --commit "
+                       "and --force to roll one back anyway")
+    return best
+
+
+def excluded(tx: Transaction, incident_id: int, sha: str) -> str | None:
+    """Why the ranking excludes this change as a rollback target ("ruled out by alice at 03:12
+    UTC", "already reverted by 1a2b3c4", "scores 0.04, below the 0.35 evidence floor"), or None.
+    A change that is not among the suspects was chosen by hand and is not excluded."""
+    ranking = tx.rankings.get(incident_id)
+    if ranking is None:
+        return None
+    return next((ranking.excluded(s) for s in ranking.suspects if s.sha == sha), None)
+
+
+def require_override(tx: Transaction, *, incident_id: int, change: Change, force: bool, actor: Actor,
+                     actor_id: str, now: datetime) -> None:
+    """Refuse an excluded change without `force`; with it, the timeline says it was forced and why."""
+    why = excluded(tx, incident_id, change.sha)
+    if why is None:
+        return
+    if not force:
+        raise Conflict(f"{change.short} is not a rollback target: {why}; {OVERRIDE_HINT}")
+    tx.timeline.append(event(
+        incident_id=incident_id, at=now, kind=EventKind.ROLLBACK_FORCED, actor=actor, actor_id=actor_id,
+        text=f"{actor_id or actor.value} forced the rollback of {change.short}, which was no rollback "
+             f"target: {why}",
+        data={"sha": change.sha, "repo": change.repo, "excluded": why}))
