@@ -258,19 +258,26 @@ class Exporter:
 
 
 class Prometheus:
-    """The real Prometheus binary scraping one target every second."""
+    """The real Prometheus binary scraping one target every second (and evaluating `rules`, alerting
+    rules as a rules file lists them, every second)."""
 
-    def __init__(self, workdir: Path, *, target_port: int) -> None:
+    def __init__(self, workdir: Path, *, target_port: int, rules: list[dict[str, Any]] | None = None,
+                 external_labels: dict[str, str] | None = None) -> None:
         self.binary = need_binary("prometheus")
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
+                       **({"external_labels": external_labels} if external_labels else {})},
             "scrape_configs": [{"job_name": "test",
                                 "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}],
-        }))
+        }
+        if rules:
+            (workdir / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "test", "rules": rules}]}))
+            config["rule_files"] = [str(workdir / "rules.yml")]
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Prometheus:

@@ -37,7 +37,8 @@ def test_the_alerts_active_at_is_the_onset() -> None:
     found = alerts_onset(states=prometheus, alerts=[alert()])
     assert found.at == START - timedelta(minutes=5)
     assert found.source is OnsetSource.ACTIVE_AT
-    assert "activeAt" in found.note and "11:55:00" in found.note
+    assert "activeAt" in found.note
+    assert "11:55:00" in found.note
 
 
 def test_a_gone_alert_counts_from_its_start_less_the_rules_for() -> None:
@@ -56,7 +57,8 @@ def test_prometheus_down_counts_from_the_start_and_says_so() -> None:
     prometheus = FakePrometheus()
     prometheus.down = True
     found = alerts_onset(states=prometheus, alerts=[alert(), alert("Latency", fingerprint="f2")])
-    assert found.at is None and found.source is OnsetSource.START
+    assert found.at is None
+    assert found.source is OnsetSource.START
     assert found.note == "Onset: Prometheus did not answer; timing counts from the alert's start."
     assert prometheus.asked == ["HighErrorRate"]
 
@@ -66,7 +68,8 @@ def test_an_alert_from_a_prometheus_not_configured_is_not_looked_up() -> None:
     prometheus = FakePrometheus()
     prometheus.active["HighErrorRate"] = START - timedelta(minutes=5)
     found = alerts_onset(states=prometheus, alerts=[alert(generator_url="http://ruler.example:9090/graph")])
-    assert found.at is None and prometheus.asked == []
+    assert found.at is None
+    assert prometheus.asked == []
     assert "comes from ruler.example:9090, which Backout does not ask (prometheus.generators)" in found.note
     none = alerts_onset(states=prometheus, alerts=[alert(generator_url="")])
     assert "names no Prometheus (no generatorURL)" in none.note
@@ -84,7 +87,8 @@ def test_a_probes_first_bad_sample_is_its_onset_without_asking() -> None:
     first_bad = START - timedelta(minutes=3)
     found = alerts_onset(states=None, alerts=[alert("checkout-errors", starts_at=first_bad, source="probe",
                                                      generator_url="")])
-    assert found.at == first_bad and found.source is OnsetSource.PROBE
+    assert found.at == first_bad
+    assert found.source is OnsetSource.PROBE
     assert "first bad sample" in found.note
 
 
@@ -111,18 +115,21 @@ def test_the_key_metric_and_the_alert_combine_earliest_first() -> None:
     found = onset_of(metrics=prometheus, playbook=book, alerts=[alert()], started_at=START,
                      lookback=timedelta(hours=6))
     assert found.source is OnsetSource.KEY_METRIC
-    assert found.at is not None and abs((found.at - shift).total_seconds()) <= 15
+    assert found.at is not None
+    assert abs((found.at - shift).total_seconds()) <= 15
     prometheus.active["HighErrorRate"] = START - timedelta(minutes=30)
     earlier = onset_of(metrics=prometheus, playbook=book, alerts=[alert()], started_at=START,
                        lookback=timedelta(hours=6))
-    assert earlier.source is OnsetSource.ACTIVE_AT and earlier.at == START - timedelta(minutes=30)
+    assert earlier.source is OnsetSource.ACTIVE_AT
+    assert earlier.at == START - timedelta(minutes=30)
 
 
 def test_a_metrics_query_without_alert_states_looks_up_no_alert() -> None:
     """A MetricsQuery that is not also AlertStates: no alert onset and nothing to say."""
     found = onset_of(metrics=FakeMetrics(), playbook=PLAYBOOK, alerts=[alert()], started_at=START,
                      lookback=timedelta(hours=6))
-    assert found.at is None and found.note == ""
+    assert found.at is None
+    assert found.note == ""
 
 
 def test_ranking_counts_from_active_at_and_the_timeline_says_so_once() -> None:
@@ -147,7 +154,8 @@ def test_ranking_counts_from_active_at_and_the_timeline_says_so_once() -> None:
     assert ranking.onset_at == active
     late = next(s for s in ranking.suspects if s.sha == after.sha)
     assert ranking.excluded(late) is not None
-    assert ranking.best is not None and ranking.best.sha == before.sha
+    assert ranking.best is not None
+    assert ranking.best.sha == before.sha
     rank_incident(store=store, playbooks=[PLAYBOOK], incident_id=1, now=START, metrics=prometheus)
     lines = store.run(lambda tx: [e for e in tx.timeline.for_incident(1) if e.kind == EventKind.ONSET_FOUND])
     assert [e.data["source"] for e in lines] == ["active_at"]

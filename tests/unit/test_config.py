@@ -320,3 +320,19 @@ def test_check_finds_bad_globs_bad_promql_and_shadowed_playbooks(tmp_path: Path)
     warnings = json.loads(result.stdout)["warnings"]
     assert any("a.probes" in w and "prometheus.url" in w for w in warnings), warnings
     assert any("b.match" in w and "playbook a's" in w for w in warnings), warnings
+
+
+def test_prometheus_generators_map_hosts_to_urls(tmp_path: Path) -> None:
+    """prometheus.generators maps a generatorURL host (host or host:port) to an http(s) URL; a
+    scheme in the host, a URL that is none, or generators without prometheus.url are refused."""
+    good = "prometheus:\n  url: http://prometheus:9090\n  generators: {Prom.Example.com: 'http://prometheus:9090/'}\n"
+    settings = load_settings(write(tmp_path / "c.yaml", good))
+    assert settings.prometheus.generators == {"prom.example.com": "http://prometheus:9090"}
+    for text, message in [
+        ("prometheus:\n  url: http://p:9090\n  generators: {'http://ruler:9090': 'http://ruler:9090'}\n",
+         "a generatorURL host is host or host:port"),
+        ("prometheus:\n  url: http://p:9090\n  generators: {'ruler:9090': 'ruler:9090'}\n", "not an http"),
+        ("prometheus:\n  generators: {'ruler:9090': 'http://ruler:9090'}\n", "generators needs prometheus.url"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_settings(write(tmp_path / "c.yaml", text))
