@@ -134,6 +134,7 @@ class Backend(Protocol):
     def list_incidents(self, *, status: str | None, limit: int) -> dict[str, Any]: ...
     def incident(self, ref: str) -> dict[str, Any]: ...
     def suspects(self, ref: str) -> dict[str, Any]: ...
+    def plan(self, ref: str) -> dict[str, Any]: ...
     def acknowledge(self, ref: str, *, by: str) -> dict[str, Any]: ...
     def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]: ...
     def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]: ...
@@ -235,6 +236,21 @@ def suspects(ctx: typer.Context, incident: IdArgument, config: ConfigOption = No
         view = chosen.incident(_ref(incident))
     typer.echo("\n".join([f"{view['ref']} {safe(view['title'])}", f"{suspects_heading(view['suspects'])}:",
                            *(f"  {line}" for line in suspect_lines(view["suspects"]))]))
+
+
+@app.command()
+def plan(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None,
+         as_json: JsonOption = False) -> None:
+    """Show the rollback plan: with no confident suspect, the plausible changes to roll back one at a
+    time, the most recent first, each verified before the next."""
+    from bot.render import plan_lines
+
+    with backend(ctx, config) as chosen:
+        found = chosen.plan(_ref(incident))
+    if as_json:
+        echo_json(found)
+    else:
+        typer.echo("\n".join(plan_lines(found)))
 
 
 @app.command()

@@ -89,6 +89,14 @@ class LocalBackend:
 
         return ranking_dict(incidents.get_ranking(store=self.store, incident_id=parse_incident_ref(ref)))
 
+    def plan(self, ref: str) -> dict[str, Any]:
+        from bot.config import load_playbooks
+        from bot.services.plan import incident_plan
+        from bot.services.presenters import steps_plan_dict
+
+        return steps_plan_dict(incident_plan(store=self.store, playbooks=load_playbooks(self.settings.playbooks_dir),
+                                             incident_id=parse_incident_ref(ref), now=datetime.now(UTC)))
+
     def accuracy(self, *, since: str) -> dict[str, Any]:
         from bot.domain.durations import parse_duration
         from bot.services import verdicts

@@ -58,6 +58,9 @@ class BackoutClient:
     def suspects(self, ref: str) -> dict[str, Any]:
         return self._json("GET", f"/api/incidents/{ref}/suspects")
 
+    def plan(self, ref: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/incidents/{ref}/plan")
+
     def acknowledge(self, ref: str, *, by: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/ack", json={"by": by})
 

@@ -96,6 +96,23 @@ def suspect_lines(ranking: dict[str, Any]) -> list[str]:
     return lines
 
 
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    """The rollback plan: why, the order, then each step with its state, why it is there and when it
+    is judged; the verification every step gets."""
+    lines = [safe(plan["reason"], 2000), safe(plan["line"], 500)]
+    for step in plan["steps"]:
+        now = "  <- now" if step["number"] == plan["current"] else ""
+        lines.append(f"{step['number']}. {step['state']:<13} {step['short']} {safe(step['subject'], 100)} on "
+                     f"{safe(step['repo'], 60)}{now}")
+        lines.append(f"   - {safe(step['why'], 500)}")
+        if step["deadline"]:
+            lines.append(f"   - its revert took effect at {when(step['reverted_at'])}; not recovered by "
+                         f"{when(step['deadline'])}: the next step")
+    if plan["steps"]:
+        lines.append(f"verified by: {safe(plan['verify']['text'], 500)}")
+    return lines
+
+
 def _standing(ranking: dict[str, Any], suspect: dict[str, Any]) -> str:
     """The best suspect (the default rollback target), or why a suspect is none."""
     if suspect.get("excluded"):

@@ -16,7 +16,8 @@ from bot.entrypoints.context import AppContext
 from bot.services import act
 from bot.services import incidents as incident_service
 from bot.services.notify import incident_update
-from bot.services.presenters import event_dict, plan_dict, rollback_dict, status_dict
+from bot.services.plan import incident_plan
+from bot.services.presenters import event_dict, plan_dict, rollback_dict, status_dict, steps_plan_dict
 
 Refusal = Callable[[Request], JSONResponse | None]
 Who = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$", description="who asks, for the timeline")
@@ -82,6 +83,15 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
         added = incident_service.add_note(store=ctx.store, incident_id=parse_incident_ref(ref), text=body.text,
                                           actor=Actor.USER, actor_id=actor_id(body.by), now=ctx.clock())
         return JSONResponse(event_dict(added), status_code=201)
+
+    @app.get("/api/incidents/{ref}/plan", response_model=None)
+    def rollback_steps(ref: str, request: Request) -> dict[str, Any] | JSONResponse:
+        """The rollback plan when no change is confident: the plausible changes, the most recent first,
+        each verified before the next (one step, the confident suspect, when there is one). Nothing is changed."""
+        if denied := refused(request):
+            return denied
+        return steps_plan_dict(incident_plan(store=ctx.store, playbooks=ctx.playbooks,
+                                             incident_id=parse_incident_ref(ref), now=ctx.clock()))
 
     @app.get("/api/incidents/{ref}/rollback", response_model=None)
     def rollback_plan(ref: str, request: Request, commit: str | None = None) -> dict[str, Any] | JSONResponse:

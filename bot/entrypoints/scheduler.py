@@ -22,6 +22,7 @@ from bot.services.act import push_waiting
 from bot.services.changelog import refresh_changes
 from bot.services.follow_ups import sweep
 from bot.services.investigate import rerank_open_incidents
+from bot.services.plan import advance_plans
 from bot.services.postmortem import PostmortemPolicy, open_postmortems
 from bot.services.pull_requests import follow_pull_requests
 from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
@@ -109,6 +110,15 @@ def verify_job(ctx: AppContext) -> None:
                      now=ctx.clock())
 
 
+def plan_job(ctx: AppContext) -> None:
+    """Propose the rollback plan of incidents with no confident suspect, once; judge the step whose
+    revert took effect, and propose the next when it did not recover (Prometheus optional)."""
+    changed = advance_plans(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, now=ctx.clock(),
+                            metrics=ctx.metrics_query)
+    if changed:
+        log.info("plans.advanced", changed=changed)
+
+
 def reminders_job(ctx: AppContext) -> None:
     send_reminders(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, now=ctx.clock())
 
@@ -155,6 +165,7 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
             log.info("follow_ups.released", count=released)
     add("follow_ups", sweep_job, settings.scheduler.sweep_every, at_start=True)
     add("reminders", reminders_job, settings.scheduler.reminders_every)
+    add("rollback_plans", plan_job, settings.scheduler.verify_every)
     if settings.incidents.clear_for:
         add("resolve_cleared", resolve_job, settings.scheduler.resolve_every)
     scheduler.start()

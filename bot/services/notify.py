@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.models import AlertStatus, Incident
+from bot.domain.plan import make_plan, recorded
 from bot.domain.ports import IncidentMessage, Notice, Notifier, Store
 from bot.domain.suspects import Ranking, Suspect
 from bot.services.incidents import IncidentView, get_incident
@@ -29,7 +30,7 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
     ranking = view.ranking
     verdict = "" if ranking.status.value == "pending" else (" (confident)" if ranking.confident
                                                              else " (no confident suspect)")
-    suspects = [ranking.reason]
+    suspects = [ranking.reason, *plan_line(view)]
     for number, suspect in enumerate(ranking.suspects[:MAX_SUSPECTS], start=1):
         pr = f" ({suspect.request})" if suspect.request and suspect.request not in suspect.subject else ""
         suspects.append(f"{number}. {suspect.short} {suspect.subject[:100]}{pr} by {suspect.author} "
@@ -51,6 +52,16 @@ def standing(ranking: Ranking, suspect: Suspect) -> str:
         return f" (not a rollback target: {why})"
     best = ranking.best
     return ", best suspect" if best is not None and best.sha == suspect.sha else ""
+
+
+def plan_line(view: IncidentView) -> tuple[str, ...]:
+    """The proposed rollback plan in one line ("plan: roll back 1a2b3c4 first, then 5d6e7f8"), as the
+    timeline and the actions tell it: a merged revert shows as rolling back until its step is judged."""
+    if not view.timeline or recorded(view.timeline) is None:
+        return ()
+    plan = make_plan(ranking=view.ranking, playbook=None, timeline=view.timeline, actions=view.actions, reverted={},
+                     now=view.timeline[-1].at)
+    return (plan.line(),)
 
 
 def incident_lines(view: IncidentView) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.domain.actions import Action, ActionState
 from bot.domain.models import Alert, Incident, TimelineEvent
+from bot.domain.plan import Plan
 from bot.domain.suspects import Ranking
 from bot.services.act import ActionResult, RollbackPlan
 from bot.services.incidents import CommandResult, IncidentView
@@ -44,6 +45,21 @@ def ranking_dict(ranking: Ranking) -> dict[str, Any]:
              "hydrated": s.hydrated, "excluded": ranking.excluded(s)}
             for s in ranking.suspects
         ],
+    }
+
+
+def steps_plan_dict(plan: Plan) -> dict[str, Any]:
+    """The incident's rollback plan (`GET /api/incidents/{id}/plan`): the steps in the order to take
+    them, each with why it is there, its verification and its state; `current` is the step to act on."""
+    current = plan.current
+    return {
+        "confident": plan.confident, "reason": plan.reason, "line": plan.line(),
+        "proposed_at": plan.proposed_at.isoformat() if plan.proposed_at else None,
+        "current": current.number if current else None,
+        "verify": {"query": plan.check.query, "healthy": plan.check.healthy,
+                   "stay_seconds": plan.check.stay.total_seconds(),
+                   "within_seconds": plan.check.within.total_seconds(), "text": plan.check.describe()},
+        "steps": [{**step.model_dump(mode="json"), "short": step.short} for step in plan.steps],
     }
 
 

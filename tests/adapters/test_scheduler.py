@@ -68,5 +68,6 @@ def test_the_refresh_job_is_scheduled_so_late_runs_are_not_dropped(
         job = scheduler.get_job("refresh_changes")
         assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 30)
         assert scheduler.get_job("reminders") is not None
+        assert scheduler.get_job("rollback_plans") is not None  # without Prometheus too: alerts judge a step
     finally:
         scheduler.shutdown(wait=False)
