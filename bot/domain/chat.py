@@ -20,6 +20,7 @@ COMMANDS = {
     "rollback": "rollback ID [SHA]",
     "branch": "branch ID",
     "resolve": "resolve ID [note]",
+    "reopen": "reopen ID [note]",
     "note": "note ID text",
     "timeline": "timeline ID",
     "export": "export ID [markdown|json]",

@@ -24,14 +24,19 @@ class AlertStatus(StrEnum):
 class IncidentStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
-    MITIGATING = "mitigating"
+    MITIGATING = "mitigating"  # a revert's pull request is open
+    MITIGATED = "mitigated"  # the revert is applied (by the controller, or merged plus the sync delay)
+    VERIFIED = "verified"  # the key metric recovered after the revert was applied
     RESOLVED = "resolved"
     CLOSED = "closed"
 
 
-ACTIVE_STATUSES = frozenset(
-    {IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATING}
-)
+# A new alert joins an incident in these states; mitigated and verified ones too, since an alert
+# after the revert is applied is news about the same problem, not a new one.
+ACTIVE_STATUSES = frozenset({
+    IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATING, IncidentStatus.MITIGATED,
+    IncidentStatus.VERIFIED,
+})
 
 
 class Severity(StrEnum):
@@ -127,8 +132,11 @@ class Incident(Frozen):
     opened_at: datetime
     acknowledged_at: datetime | None = None
     mitigating_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    verified_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
+    follows: int | None = None  # the resolved incident of the same service this one came after
 
     @property
     def ref(self) -> str:

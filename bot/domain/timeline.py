@@ -14,6 +14,8 @@ class EventKind(StrEnum):
     INCIDENT_REOPENED = "incident.reopened"
     INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
     INCIDENT_MITIGATING = "incident.mitigating"
+    INCIDENT_MITIGATED = "incident.mitigated"
+    INCIDENT_VERIFIED = "incident.verified"
     INCIDENT_RESOLVED = "incident.resolved"
     INCIDENT_CLOSED = "incident.closed"
     SEVERITY_RAISED = "incident.severity_raised"
@@ -21,6 +23,7 @@ class EventKind(StrEnum):
     ALERT_RESOLVED = "alert.resolved"
     NOTE = "note"
     SUSPECTS_RANKED = "suspects.ranked"
+    RANKING_KEPT = "suspects.kept"  # the ranking a reopened incident had at its resolution
     ONSET_FOUND = "suspects.onset"  # when the problem began (timing counts from it), and which source said so
     CHANGES_REFRESH_FAILED = "changes.refresh_failed"
     ACTION_PROPOSED = "action.proposed"

@@ -17,6 +17,7 @@ from bot.domain.gitops import ControllerEvent
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import BodyTooLarge, error, read_body, schedule_follow_up, validation_detail
 from bot.entrypoints.webhook_auth import ApiAuth, ControllerAuth
+from bot.services import lifecycle
 from bot.services.gitops import ControllerReport, describe, record_controller_event
 from bot.services.investigate import rerank_open_incidents
 
@@ -76,6 +77,8 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext, *, limit: int) -> No
         incidents = await _deliver(report)
         if report.changed_ranking and report.repo is not None:
             _rerank(report.repo)
+        if report.applied:  # perhaps a revert: its incident is mitigated
+            ctx.work_executor.submit(_advance)
         log.info("controller_event.recorded", object=controller_event.object_id, outcome=controller_event.outcome,
                  reason=controller_event.reason, revision=controller_event.revision[:60], result=describe(report))
         return JSONResponse({"status": "duplicate" if report.duplicate else "accepted",
@@ -102,6 +105,12 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext, *, limit: int) -> No
                 log.exception("controller_event.rerank_failed", repo=repo, error=str(exc))
 
         ctx.work_executor.submit(run)
+
+    def _advance() -> None:
+        try:
+            lifecycle.advance(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, now=ctx.clock())
+        except Exception as exc:  # logged; the scheduler's lifecycle job tries again
+            log.exception("controller_event.lifecycle_failed", error=str(exc))
 
     @app.post("/webhooks/flux")
     async def flux_webhook(request: Request) -> JSONResponse:

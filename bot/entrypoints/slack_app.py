@@ -117,6 +117,7 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
 
     status_button(ActionId.ACK, IncidentStatus.ACKNOWLEDGED)
     status_button(ActionId.RESOLVE, IncidentStatus.RESOLVED)
+    status_button(ActionId.REOPEN, IncidentStatus.OPEN)  # a person's reopen of a resolved incident
 
     @app.action(ActionId.TIMELINE)
     def on_timeline(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:

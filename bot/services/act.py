@@ -18,6 +18,7 @@ from bot.domain.actions import (
 )
 from bot.domain.changes import Change
 from bot.domain.errors import BackoutError, InvalidInput, NotFound
+from bot.domain.incidents import refuse
 from bot.domain.models import Actor, Incident
 from bot.domain.plan import first_step
 from bot.domain.playbooks import ActionMode, Playbook, playbook_named
@@ -192,6 +193,7 @@ def plan_rollback(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
     """The commit to revert (the best suspect, or `sha`), why, what it touches, its revert-safety
     warnings and, for a change the ranking excluded, why."""
     view = get_incident(store=store, incident_id=incident_id)
+    refuse(view.incident, "be rolled back")
     change = choose_commit(store=store, playbook=playbook_named(playbooks, view.incident.playbook),
                            incident_id=incident_id, sha=sha)
     suspect = next((s for s in view.ranking.suspects if s.sha == change.sha), None)
@@ -354,6 +356,7 @@ def _start(store: Store, *, incident_id: int, kind: ActionKind, repo: str, sha: 
 
     def work(tx: Transaction) -> Action:
         incident: Incident = require(tx, incident_id)
+        refuse(incident, "be rolled back" if kind is ActionKind.REVERT else "get an incident branch")
         existing = tx.actions.get(incident_id, kind, sha)
         if existing is not None and existing.state in FINISHED:
             return existing

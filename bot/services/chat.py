@@ -80,6 +80,8 @@ class ChatCommands:
             return self._status(number, IncidentStatus.ACKNOWLEDGED, user, now)
         if command.name == "resolve":
             return self._status(number, IncidentStatus.RESOLVED, user, now, note=" ".join(command.args))
+        if command.name == "reopen":
+            return self._status(number, IncidentStatus.OPEN, user, now, note=" ".join(command.args))
         if command.name == "note":
             incident_service.add_note(store=self.store, incident_id=number, text=" ".join(command.args),
                                       actor=Actor.USER, actor_id=user, now=now)
@@ -152,7 +154,11 @@ class ChatCommands:
         return Reply(f"Incident branch {action.branch} is on {action.repo}.", private=False)
 
     def status(self, number: int, target: IncidentStatus, user: str) -> Reply:
-        return self._status(number, target, user, self.clock())
+        """A status button: a state that does not allow it is answered privately, naming the state."""
+        try:
+            return self._status(number, target, user, self.clock())
+        except BackoutError as exc:
+            return Reply(str(exc))
 
     def verdict(self, number: int, *, kind: VerdictKind, sha: str | None, user: str) -> Reply:
         """A responder's verdict from a button: recorded with who, the message refreshed."""

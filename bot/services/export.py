@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.models import format_incident_ref
 from bot.domain.timeline import EventKind
 from bot.domain.verdicts import Finding, finding
 from bot.services.incidents import IncidentView
@@ -59,7 +60,10 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
             "opened_at": _iso(incident.opened_at),
             "acknowledged_at": _iso(incident.acknowledged_at),
             "mitigating_at": _iso(incident.mitigating_at),
+            "mitigated_at": _iso(incident.mitigated_at),
+            "verified_at": _iso(incident.verified_at),
             "resolved_at": _iso(incident.resolved_at),
+            "follows": format_incident_ref(incident.follows) if incident.follows else None,
             "page_url": links.page(incident.id or 0),
             "runbook_url": next((a.annotations["runbook_url"] for a in view.alerts
                                  if a.annotations.get("runbook_url")), None),
@@ -68,7 +72,8 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
             "to_detect": _seconds(incident.started_at, incident.opened_at),
             "to_first_suspect": _seconds(incident.opened_at, first_ranked),
             "to_acknowledge": _seconds(incident.started_at, incident.acknowledged_at),
-            "to_mitigate": _seconds(incident.started_at, incident.mitigating_at),
+            "to_mitigate": _seconds(incident.started_at, incident.mitigated_at),  # the revert applied
+            "to_verify": _seconds(incident.started_at, incident.verified_at),
             "to_resolve": _seconds(incident.started_at, incident.resolved_at),
         },
         "alerts": [

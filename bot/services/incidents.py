@@ -10,7 +10,7 @@ from datetime import datetime
 from bot.domain.actions import Action
 from bot.domain.changes import Change
 from bot.domain.errors import Conflict, NotFound
-from bot.domain.incidents import EVENT_FOR, transition
+from bot.domain.incidents import EVENT_FOR, person_transition
 from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, TimelineEvent
 from bot.domain.ports import Store, Transaction
 from bot.domain.suspects import Ranking, Suspect, pending
@@ -106,23 +106,45 @@ def change_status(
     now: datetime,
     note: str = "",
 ) -> CommandResult:
-    """Acknowledge, mitigate, resolve or close. Asking for the status it already has is a no-op."""
+    """Acknowledge, resolve, reopen or close, as a person asks (the states Backout drives are
+    not theirs to set). Asking for the status it already has is a no-op."""
 
     def work(tx: Transaction) -> CommandResult:
         incident = require(tx, incident_id)
         if incident.status is target:
             return CommandResult(incident, False, f"{incident.ref} is already {target.value}")
-        updated = transition(incident, target, now=now)
+        updated = person_transition(incident, target, now=now)
         tx.incidents.save(updated)
         who = actor_id or actor.value
-        text = f"{target.value.capitalize()} by {who}" + (f": {note}" if note else "")
+        verb = "Reopened" if target is IncidentStatus.OPEN else target.value.capitalize()
+        text = f"{verb} by {who}" + (f": {note}" if note else "")
+        data: dict[str, object] = {"note": note} if note else {}
+        if target is IncidentStatus.OPEN:
+            data["by"] = who
         tx.timeline.append(event(
             incident_id=incident_id, at=now, kind=EVENT_FOR[target], actor=actor,
-            actor_id=actor_id, text=text, data={"note": note} if note else {},
+            actor_id=actor_id, text=text, data=data,
         ))
+        if target is IncidentStatus.OPEN:
+            kept = ranking_kept(tx, incident_id, now=now)
+            if kept is not None:
+                tx.timeline.append(kept)
         return CommandResult(updated, True, f"{updated.ref} is now {target.value}")
 
     return store.run(work)
+
+
+def ranking_kept(tx: Transaction, incident_id: int, *, now: datetime) -> TimelineEvent | None:
+    """On a reopen: the ranking as the resolution left it, on the timeline, so a later ranking
+    never hides what people acted on."""
+    ranking = tx.rankings.get(incident_id)
+    if ranking is None or not ranking.suspects:
+        return None
+    top = [f"{s.short} {s.score:.2f} {s.subject[:80]}" for s in ranking.suspects[:3]]
+    return event(incident_id=incident_id, at=now, kind=EventKind.RANKING_KEPT, actor=Actor.BACKOUT,
+                 text=f"The ranking at the resolution, kept: {ranking.reason} Top: " + "; ".join(top),
+                 data={"confident": ranking.confident,
+                       "suspects": [{"sha": s.sha, "score": s.score} for s in ranking.suspects[:5]]})
 
 
 def add_note(

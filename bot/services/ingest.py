@@ -29,6 +29,7 @@ from bot.domain.models import (
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import Store, Transaction
 from bot.domain.timeline import EventKind, event
+from bot.services.incidents import ranking_kept
 
 INVESTIGATE, ANNOUNCE_RESOLVED = "investigate", "announce_resolved"  # follow-up kinds
 CONTROLLER_ALERTS = frozenset({"flux", "argocd"})  # alerts raised for failed reconciliations
@@ -206,15 +207,19 @@ class _Ingestion:
 
     def _sibling(self, received: ReceivedAlert, playbook: Playbook, service: str) -> Incident | None:
         """One problem, one incident: a playbook's probe, an Alertmanager alert and a failed
-        reconciliation for the same service join the incident another opened (active, or
-        recently resolved to reopen)."""
+        reconciliation for the same service join the active incident another opened. A resolved
+        one is a record: only one of its own alerts firing again within the window reopens it."""
         self.batch.flush()  # the incidents and alerts read below may have pending writes
         sibling = self.tx.incidents.latest_of_playbook(playbook.name, service)
         if sibling is None or sibling.id is None:
             return None
-        if not (sibling.active or self.policy.may_reopen(sibling, now=self.now)):
-            return None
-        if not any(a.source != received.source for a in self.tx.alerts.for_incident(sibling.id)):
+        alerts = self.tx.alerts.for_incident(sibling.id)
+        if not sibling.active:
+            # Reopened only by one of its own alerts firing again (never a failed reconciliation).
+            if received.source in CONTROLLER_ALERTS or not self.policy.may_reopen(sibling, now=self.now) or not any(
+                    a.fingerprint == received.fingerprint for a in alerts):
+                return None
+        elif not any(a.source != received.source for a in alerts):
             return None  # alerts of one kind (two Alertmanager groups, say) keep their own grouping
         self.batch.incidents[sibling.group_key] = sibling
         return sibling
@@ -225,13 +230,12 @@ class _Ingestion:
         name = received.labels.get("alertname", "alert")
         if latest is not None and latest.active:
             return latest
-        if latest is not None and latest.id is not None and self.policy.may_reopen(latest, now=self.now):
-            reopened = self._update(transition(latest, IncidentStatus.OPEN, now=self.now))
-            self._event(latest.id, EventKind.INCIDENT_REOPENED,
-                        f"Reopened: {name} fired again within {format_duration(self.policy.reopen_within)} "
-                        "of the resolution", {"fingerprint": received.fingerprint})
-            self.outcome.reopened.append(reopened)
-            return reopened
+        # A failed reconciliation is news of a revision, not the same alert again: it opens a new
+        # incident that follows the resolved one. Any other alert of the group reopens it.
+        if (latest is not None and latest.id is not None and received.source not in CONTROLLER_ALERTS
+                and self.policy.may_reopen(latest, now=self.now)):
+            return self._reopen(latest, received)
+        follows = self._follows(latest, playbook, service)
         incident = self.tx.incidents.add(Incident(
             group_key=group_key,
             title=incident_title(received, service),
@@ -241,15 +245,47 @@ class _Ingestion:
             playbook=playbook.name if playbook else None,
             started_at=received.starts_at,
             opened_at=self.now,
+            follows=follows.id if follows is not None else None,
         ))
         assert incident.id is not None
         self.batch.incidents[group_key] = incident
         which = f"playbook {playbook.name}" if playbook else "no playbook matched"
+        after = f"; follows {follows.ref}, resolved at {follows.resolved_at:%H:%M} UTC" if (
+            follows is not None and follows.resolved_at is not None) else ""
         self._event(incident.id, EventKind.INCIDENT_OPENED,
-                    f"Opened by {name} for service {service} ({which})",
-                    {"group_key": group_key, "fingerprint": received.fingerprint})
+                    f"Opened by {name} for service {service} ({which}){after}",
+                    {"group_key": group_key, "fingerprint": received.fingerprint,
+                     **({"follows": follows.id} if follows is not None else {})})
         self.outcome.opened.append(incident)
         return incident
+
+    def _reopen(self, latest: Incident, received: ReceivedAlert) -> Incident:
+        """The same alert group fired again within the window: say truly what fired."""
+        assert latest.id is not None
+        self.batch.flush()  # the alerts read below may have pending writes
+        name = received.labels.get("alertname", "alert")
+        seen = {a.name for a in self.tx.alerts.for_incident(latest.id)}
+        what = f"{name} fired again" if name in seen else f"{name} fired in its alert group"
+        reopened = self._update(transition(latest, IncidentStatus.OPEN, now=self.now))
+        self._event(latest.id, EventKind.INCIDENT_REOPENED,
+                    f"Reopened: {what} within {format_duration(self.policy.reopen_within)} of the resolution",
+                    {"fingerprint": received.fingerprint, "alertname": name})
+        kept = ranking_kept(self.tx, latest.id, now=self.now)
+        if kept is not None:
+            self.batch.events.append(kept)
+        self.outcome.reopened.append(reopened)
+        return reopened
+
+    def _follows(self, latest: Incident | None, playbook: Playbook | None, service: str) -> Incident | None:
+        """The incident, of the same alert group or the same playbook, resolved within the
+        reopen window, that a new one comes after."""
+        candidates = [latest]
+        if playbook is not None:
+            self.batch.flush()
+            candidates.append(self.tx.incidents.latest_of_playbook(playbook.name, service))
+        recent = [i for i in candidates if i is not None and i.id is not None
+                  and self.policy.follows(i, now=self.now)]
+        return max(recent, key=lambda i: i.id or 0, default=None)
 
     def _resolve_all(self, resolutions: Sequence[tuple[AlertState, ReceivedAlert]]) -> None:
         """Mark alerts resolved (one batch), then resolve each incident none of whose alerts

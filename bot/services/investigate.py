@@ -28,11 +28,15 @@ def rank_incident(
 ) -> Ranking:
     """Rank the changes in the incident's window and store the result; a changed answer is
     recorded on the timeline. With Prometheus, timing counts from the key metric's onset
-    (found once, outside any transaction, then kept with the ranking)."""
+    (found once, outside any transaction, then kept with the ranking). A resolved or closed
+    incident keeps the ranking it has."""
     onset = _onset(store, playbooks, incident_id, metrics, now)
 
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
+        kept = tx.rankings.get(incident_id)
+        if kept is not None and not incident.active:
+            return kept  # a resolved incident is a record: its suspects stay as people saw them
         playbook = playbook_named(playbooks, incident.playbook)
         changes, reverts, failures = [], [], []
         if playbook is not None and playbook.repos:

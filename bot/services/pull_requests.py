@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import Change
 from bot.domain.errors import BackoutError
-from bot.domain.incidents import transition
-from bot.domain.models import Actor, AlertStatus, IncidentStatus
+from bot.domain.models import Actor, AlertStatus
 from bot.domain.ports import Forge, Notice, Notifier, Store, Transaction
 from bot.domain.text import md
 from bot.domain.timeline import EventKind, event
-from bot.services import notify
+from bot.services import lifecycle, notify
 from bot.services.incidents import IncidentView, get_incident
 
 LABELS = ("backout", "incident", "revert")
@@ -116,6 +115,7 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
             text=f"{'Draft ' if draft else ''}{ref.called if draft else ref.called.capitalize()} {how} for "
                  f"{action.branch}: {ref.url}",
             data={"number": ref.number, "url": ref.url, "adopted": ref.adopted, "draft": draft}))
+        lifecycle.request_opened(tx, opened, now=now)
         return opened
 
     result = store.run(record)
@@ -126,8 +126,8 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
 
 
 def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now: datetime) -> int:
-    """Poll open Backout PRs: merged moves the incident to mitigating; closed and failing checks
-    are recorded. Returns how many PRs changed."""
+    """Poll open Backout PRs: merged and closed ones move the incident's life (bot/services/lifecycle.py);
+    failing checks are recorded. Returns how many PRs changed."""
     open_actions = store.run(lambda tx: tx.actions.with_state(ActionState.PR_OPEN))
     changed = 0
     for action in open_actions:
@@ -147,7 +147,8 @@ def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now:
             _record_merge(store, action, called=called, by=status.merged_by or "someone", now=now)
         elif status.state == "closed":
             _record(store, action.model_copy(update={"state": ActionState.CLOSED, "updated_at": now}),
-                    EventKind.PR_CLOSED, f"{called.capitalize()} was closed without merging", now)
+                    EventKind.PR_CLOSED, f"{called.capitalize()} was closed without merging", now,
+                    then=lifecycle.request_closed)
         elif status.checks != action.detail.get("checks") and status.checks in ("failure", "success"):
             updated = action.model_copy(update={"detail": {**action.detail, "checks": status.checks},
                                                 "updated_at": now})
@@ -162,11 +163,14 @@ def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now:
     return changed
 
 
-def _record(store: Store, action: Action, kind: EventKind, text: str, now: datetime) -> None:
+def _record(store: Store, action: Action, kind: EventKind, text: str, now: datetime,
+            then: Callable[..., None] | None = None) -> None:
     def work(tx: Transaction) -> None:
         tx.actions.save(action)
         tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=kind, actor=Actor.BACKOUT,
                                  text=text, data={"branch": action.branch, "url": action.url}))
+        if then is not None:
+            then(tx, action, now=now)
 
     store.run(work)
 
@@ -178,12 +182,6 @@ def _record_merge(store: Store, action: Action, *, called: str, by: str, now: da
                                  actor=Actor.USER, actor_id=by,
                                  text=f"Revert merged by {by} ({called})",
                                  data={"url": action.url, "merged_by": by}))
-        incident = tx.incidents.get(action.incident_id)
-        if incident is not None and incident.active and incident.status is not IncidentStatus.MITIGATING:
-            tx.incidents.save(transition(incident, IncidentStatus.MITIGATING, now=now))
-            tx.timeline.append(event(incident_id=action.incident_id, at=now,
-                                     kind=EventKind.INCIDENT_MITIGATING, actor=Actor.BACKOUT,
-                                     text=f"Mitigating: the revert in {called} is merged and "
-                                          "will be applied"))
+        lifecycle.request_merged(tx, action, now=now)
 
     store.run(work)

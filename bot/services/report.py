@@ -63,7 +63,7 @@ def team_report(*, store: Store, since: datetime, now: datetime, service: str | 
         "by_status": _count(c.incident.status.value for c in cases),
         "durations_seconds": {
             name: _figures([_seconds(c.incident.started_at, getattr(c.incident, field)) for c in cases])
-            for name, field in (("to_acknowledge", "acknowledged_at"), ("to_mitigate", "mitigating_at"),
+            for name, field in (("to_acknowledge", "acknowledged_at"), ("to_mitigate", "mitigated_at"),
                                 ("to_resolve", "resolved_at"))},
         "changes": {
             "confirmed": sum(c.changed == "confirmed" for c in cases),

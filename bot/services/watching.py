@@ -170,12 +170,11 @@ def _record_verification(store: Store, notifier: Notifier, v: Verification, *, n
                 incident_id=v.incident_id, at=now, kind=EventKind.VERIFY_RECOVERED, actor=Actor.SCHEDULER,
                 text=f"Recovered: healthy since {v.healthy_since:%H:%M:%S} UTC, {took} after the rollback",
                 data={"recovered_at": v.healthy_since.isoformat()}))
+            # Verified follows once the revert is applied (bot/services/lifecycle.py). One already
+            # resolved (its alerts cleared first) still records when it was mitigated.
             incident = tx.incidents.get(v.incident_id)
-            if incident is not None and incident.status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED):
-                tx.incidents.save(transition(incident, IncidentStatus.MITIGATING, now=v.healthy_since))
-            elif incident is not None and incident.mitigating_at is None:
-                # Already resolved (alerts cleared first): still record when it was mitigated.
-                tx.incidents.save(incident.model_copy(update={"mitigating_at": v.healthy_since}))
+            if incident is not None and not incident.active and incident.mitigated_at is None:
+                tx.incidents.save(incident.model_copy(update={"mitigated_at": v.healthy_since}))
             return True
         if v.outcome == "not_recovered":
             tx.timeline.append(event(

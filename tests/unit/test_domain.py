@@ -81,7 +81,9 @@ def test_state_machine_stamps_each_step() -> None:
 @pytest.mark.parametrize(("start", "target"), [
     (IncidentStatus.CLOSED, IncidentStatus.OPEN),
     (IncidentStatus.RESOLVED, IncidentStatus.ACKNOWLEDGED),
-    (IncidentStatus.MITIGATING, IncidentStatus.ACKNOWLEDGED),
+    (IncidentStatus.MITIGATED, IncidentStatus.MITIGATING),
+    (IncidentStatus.VERIFIED, IncidentStatus.MITIGATED),
+    (IncidentStatus.OPEN, IncidentStatus.VERIFIED),
     (IncidentStatus.OPEN, IncidentStatus.CLOSED),
 ])
 def test_state_machine_refuses_going_backwards(start: IncidentStatus, target: IncidentStatus) -> None:

@@ -109,7 +109,8 @@ def incident_with_revert(store: InMemoryStore) -> int:
 
 def test_recovery_is_recorded_once_it_stays_healthy() -> None:
     """After a pushed revert: watching starts, a healthy spell shorter than `stay` does not count,
-    and the time it became healthy is the time to mitigate."""
+    and the time it became healthy is recorded; the incident's state waits for the revert to be
+    applied (tests/unit/test_lifecycle.py)."""
     store, metrics, notes = InMemoryStore(), FakeMetrics(), RecordingNotifier()
     number = incident_with_revert(store)
     metrics.values[QUERY] = 0.2
@@ -123,8 +124,8 @@ def test_recovery_is_recorded_once_it_stays_healthy() -> None:
         verify_rollbacks(store=store, metrics=metrics, notifier=notes, playbooks=[BOOK], now=at(minute))
     view = get_incident(store=store, incident_id=number)
     assert [e.kind for e in view.timeline].count("verify.recovered") == 1
-    assert view.incident.status is IncidentStatus.MITIGATING
-    assert view.incident.mitigating_at == at(5)
+    assert view.incident.status is IncidentStatus.OPEN
+    assert view.timeline[-1].data["recovered_at"] == at(5).isoformat()
 
 
 def test_not_recovered_in_time_is_said(monkeypatch: pytest.MonkeyPatch) -> None:

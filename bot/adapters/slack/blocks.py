@@ -31,6 +31,7 @@ class ActionId(StrEnum):
     ROLLBACK = "backout_rollback"
     BRANCH = "backout_branch"
     RESOLVE = "backout_resolve"
+    REOPEN = "backout_reopen"  # on a resolved incident's message
     TIMELINE = "backout_timeline"
     LINK = "backout_link"
     CONFIRM_ROLLBACK = "backout_confirm_rollback"  # the modal's callback id
@@ -60,10 +61,7 @@ def summary_message(payload: dict[str, Any], *, incident_id: int,
     roll_back = [ButtonElement(text=f"Roll back {best[1]}", action_id=ActionId.ROLLBACK, value=value,
                                style="danger")] if best else []
     blocks.append(ActionsBlock(block_id=f"incident_{incident_id}", elements=[
-        ButtonElement(text="Acknowledge", action_id=ActionId.ACK, value=value, style="primary"),
-        *roll_back,
-        ButtonElement(text="Open incident branch", action_id=ActionId.BRANCH, value=value),
-        ButtonElement(text="Resolve", action_id=ActionId.RESOLVE, value=value),
+        *_status_buttons(str(payload.get("status", "open")), value=value, roll_back=roll_back),
         ButtonElement(text="Timeline", action_id=ActionId.TIMELINE, value=value),
     ]))
     suspects = [(str(sha), str(short)) for sha, short in payload.get("suspects", [])][:3]
@@ -80,6 +78,20 @@ def summary_message(payload: dict[str, Any], *, incident_id: int,
         blocks = [*blocks[: MAX_BLOCKS - 2], ContextBlock(elements=[MarkdownTextObject(
             text="(more in the incident page)")]), blocks[-1]]
     return clip(escape_mrkdwn(title), 300), [block.to_dict() for block in blocks]
+
+
+def _status_buttons(status: str, *, value: str, roll_back: list[ButtonElement]) -> list[ButtonElement]:
+    """What the incident's state allows (docs/lifecycle.md): acting while it is active; a resolved
+    one is a record, reopened by a person; a closed one offers nothing."""
+    if status == "resolved":
+        return [ButtonElement(text="Reopen", action_id=ActionId.REOPEN, value=value)]
+    if status == "closed":
+        return []
+    acknowledge = [ButtonElement(text="Acknowledge", action_id=ActionId.ACK, value=value, style="primary")
+                   ] if status == "open" else []
+    return [*acknowledge, *roll_back,
+            ButtonElement(text="Open incident branch", action_id=ActionId.BRANCH, value=value),
+            ButtonElement(text="Resolve", action_id=ActionId.RESOLVE, value=value)]
 
 
 def thread_line(*, when: str, kind: str, who: str, text: str) -> str:

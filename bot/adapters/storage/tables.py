@@ -41,7 +41,8 @@ metadata = sa.MetaData(
     }
 )
 
-ACTIVE = "status IN ('open', 'acknowledged', 'mitigating')"
+# Mirrors bot.domain.models.ACTIVE_STATUSES (migration 0006 made mitigated and verified active).
+ACTIVE = "status IN ('open', 'acknowledged', 'mitigating', 'mitigated', 'verified')"
 
 incidents = sa.Table(
     "incidents",
@@ -57,8 +58,11 @@ incidents = sa.Table(
     sa.Column("opened_at", UtcDateTime, nullable=False),
     sa.Column("acknowledged_at", UtcDateTime),
     sa.Column("mitigating_at", UtcDateTime),
+    sa.Column("mitigated_at", UtcDateTime),
+    sa.Column("verified_at", UtcDateTime),
     sa.Column("resolved_at", UtcDateTime),
     sa.Column("closed_at", UtcDateTime),
+    sa.Column("follows", sa.Integer),
     sa.Index("ix_incidents_group_key", "group_key", "id"),
     sa.Index("ix_incidents_status", "status", "id"),
     # One active incident per grouping key, whatever the number of replicas writing.
@@ -160,6 +164,7 @@ rankings = sa.Table(
     sa.Column("ranked_at", UtcDateTime),
     sa.Column("onset_at", UtcDateTime),
     sa.Column("floor", sa.Float, nullable=False, server_default="0"),  # the evidence floor it was ranked with
+    sa.Column("confidence", sa.Float, nullable=False, server_default="0"),  # the best suspect's share
 )
 
 suspects = sa.Table(

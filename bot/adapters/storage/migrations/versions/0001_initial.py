@@ -7,7 +7,9 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from bot.adapters.storage.tables import ACTIVE, UtcDateTime, json_type
+from bot.adapters.storage.tables import UtcDateTime, json_type
+
+ACTIVE = "status IN ('open', 'acknowledged', 'mitigating')"  # as this revision made it; see 0006
 
 revision = "0001"
 down_revision = None

@@ -2,7 +2,7 @@
 start) and was healthy after; the folder an object deploys from.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from bot.adapters.storage.tables import UtcDateTime
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

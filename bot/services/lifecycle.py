@@ -1,0 +1,144 @@
+"""The incident's life after a rollback, as Backout sees it (docs/lifecycle.md): mitigating while
+the revert's pull request is open, mitigated once the revert is applied, verified once the key
+metric recovered. Each step is a transition on the timeline; the scheduler, the pull request
+follower and the controller webhook drive them, with time passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.changes import CONTROLLER_SOURCES, reverted_by
+from bot.domain.durations import format_duration
+from bot.domain.incidents import EVENT_FOR, can_transition, transition
+from bot.domain.models import Actor, Incident, IncidentStatus
+from bot.domain.playbooks import Playbook, playbook_named
+from bot.domain.ports import Notifier, Store, Transaction
+from bot.domain.timeline import event
+from bot.services import notify
+from bot.services.watching import ALERT_EXPR
+
+S = IncidentStatus
+# Reverts whose pull request may yet be merged, or already was.
+UNDER_WAY = frozenset({ActionState.PR_OPEN, ActionState.MERGED, ActionState.PUSHED})
+
+
+def move(tx: Transaction, incident: Incident, target: IncidentStatus, *, now: datetime, text: str,
+         data: dict[str, object] | None = None) -> Incident | None:
+    """Take one step of the life when the machine allows it, on the timeline; None otherwise."""
+    if incident.id is None or not can_transition(incident.status, target):
+        return None
+    moved = transition(incident, target, now=now)
+    tx.incidents.save(moved)
+    tx.timeline.append(event(incident_id=incident.id, at=now, kind=EVENT_FOR[target], actor=Actor.BACKOUT,
+                             text=text, data=data or {}))
+    return moved
+
+
+def request_opened(tx: Transaction, action: Action, *, now: datetime) -> None:
+    """A revert's pull request is open: the incident is being mitigated."""
+    incident = tx.incidents.get(action.incident_id)
+    if action.kind is ActionKind.REVERT and incident is not None and incident.status in (S.OPEN, S.ACKNOWLEDGED):
+        move(tx, incident, S.MITIGATING, now=now, data={"url": action.url},
+             text=f"Mitigating: the revert of {action.commit_sha[:7]} is proposed in {action.request_name}")
+
+
+def request_merged(tx: Transaction, action: Action, *, now: datetime) -> None:
+    """A revert's pull request merged: still mitigating until the revert is applied."""
+    incident = tx.incidents.get(action.incident_id)
+    if incident is not None and incident.status in (S.OPEN, S.ACKNOWLEDGED):
+        move(tx, incident, S.MITIGATING, now=now, data={"url": action.url},
+             text=f"Mitigating: the revert in {action.request_name} is merged and will be applied")
+
+
+def request_closed(tx: Transaction, action: Action, *, now: datetime) -> None:
+    """A revert's pull request closed without merging: no mitigation is under way any more,
+    unless another revert is."""
+    incident = tx.incidents.get(action.incident_id)
+    if incident is None or incident.status is not S.MITIGATING:
+        return
+    others = [a for a in tx.actions.for_incident(action.incident_id)
+              if a.id != action.id and a.kind is ActionKind.REVERT and a.state in UNDER_WAY]
+    if not others:
+        move(tx, incident, S.ACKNOWLEDGED, now=now,
+             text=f"Acknowledged again: {action.request_name} was closed without merging; nothing is mitigating")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """When a revert took effect, and how Backout knows."""
+
+    at: datetime
+    how: str
+    source: str
+
+
+def applied(tx: Transaction, incident: Incident, playbook: Playbook | None, *, now: datetime) -> Applied | None:
+    """The revert's application: a controller applied the commit that reverts the incident's
+    suspect; without controller events for its repository, its merge plus the playbook's
+    `sync_delay`. None while neither is so."""
+    delay = playbook.suspects.sync_delay if playbook else None
+    for action in tx.actions.for_incident(incident.id or 0):
+        if action.kind is not ActionKind.REVERT or not action.commit_sha:
+            continue
+        revert = reverted_by(action.commit_sha, tx.changes.reverts([action.repo], until=now))
+        change = next(iter(tx.changes.get_many(action.repo, [revert.by_sha])), None) if revert else None
+        if change is not None and change.applied_source in CONTROLLER_SOURCES and change.applied_at:
+            who = change.applied_by or change.applied_source.value
+            return Applied(change.applied_at, f"{who} applied the revert {change.short}", change.applied_source.value)
+        merged = action.updated_at if action.state is ActionState.MERGED else (revert.at if revert else None)
+        if merged is None or delay is None or _controlled(tx, playbook, now=now):
+            continue
+        if now >= merged + delay:
+            return Applied(merged + delay, f"the revert merged at {merged:%H:%M} UTC and the sync delay "
+                           f"({format_duration(delay)}) has passed; no controller reports on {action.repo}",
+                           "sync_delay")
+    return None
+
+
+def _controlled(tx: Transaction, playbook: Playbook | None, *, now: datetime) -> bool:
+    """Whether a controller reports what it applies of the playbook's repositories: it names
+    controller objects, or one of its recent changes has a controller's applied time."""
+    if playbook is None:
+        return False
+    if playbook.gitops.any:
+        return True
+    repos = [entry.repo for entry in playbook.repos]
+    recent = tx.changes.applied_between(repos, now - playbook.suspects.lookback, now)
+    return any(c.applied_source in CONTROLLER_SOURCES for c in recent)
+
+
+def advance(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbook], now: datetime) -> int:
+    """Move each incident whose revert is applied to mitigated, and each mitigated one whose key
+    metric recovered to verified (none without a key query); tell people. Returns how many moved."""
+
+    def work(tx: Transaction) -> list[tuple[int, str]]:
+        moved: list[tuple[int, str]] = []
+        for incident in tx.incidents.list(active=True, limit=500):
+            playbook = playbook_named(playbooks, incident.playbook)
+            if incident.status in (S.OPEN, S.ACKNOWLEDGED, S.MITIGATING):
+                found = applied(tx, incident, playbook, now=now)
+                if found is None:
+                    continue
+                after = move(tx, incident, S.MITIGATED, now=found.at, text=f"Mitigated: {found.how}",
+                             data={"applied_at": found.at.isoformat(), "source": found.source})
+                if after is None:
+                    continue
+                incident = after
+                moved.append((incident.id or 0, S.MITIGATED.value))
+            verification = tx.watch.verification(incident.id or 0)
+            if incident.status is S.MITIGATED and verification is not None and verification.outcome == "recovered":
+                since = verification.healthy_since or now
+                shown = verification.query.removeprefix(ALERT_EXPR)
+                if move(tx, incident, S.VERIFIED, now=now,
+                        text=f"Verified: the key metric ({shown[:200]}) is healthy since {since:%H:%M:%S} UTC",
+                        data={"healthy_since": since.isoformat()}):
+                    moved.append((incident.id or 0, S.VERIFIED.value))
+        return moved
+
+    moved = store.run(work)
+    for incident_id, status in moved:
+        notify.incident_update(store=store, notifier=notifier, incident_id=incident_id, kind=f"incident.{status}")
+    return len(moved)
