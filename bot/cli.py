@@ -31,6 +31,8 @@ class Status(StrEnum):  # the incident statuses, without importing the domain fo
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     MITIGATING = "mitigating"
+    MITIGATED = "mitigated"
+    VERIFIED = "verified"
     RESOLVED = "resolved"
     CLOSED = "closed"
 
@@ -137,6 +139,7 @@ class Backend(Protocol):
     def plan(self, ref: str) -> dict[str, Any]: ...
     def acknowledge(self, ref: str, *, by: str) -> dict[str, Any]: ...
     def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]: ...
+    def reopen(self, ref: str, *, by: str, note: str) -> dict[str, Any]: ...
     def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]: ...
     def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]: ...
     def rollback(self, ref: str, *, commit: str, by: str, force: bool = False) -> dict[str, Any]: ...
@@ -383,6 +386,19 @@ def resolve(
     """Resolve an incident, with an optional note."""
     with backend(ctx, config, secrets=True) as chosen:
         _said(chosen.resolve(_ref(incident), by=operator(), note=note), as_json)
+
+
+@app.command()
+def reopen(
+    ctx: typer.Context,
+    incident: IdArgument,
+    config: ConfigOption = None,
+    note: Annotated[str, typer.Option(help="why it is reopened")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Reopen a resolved incident (its earlier ranking stays on the timeline)."""
+    with backend(ctx, config, secrets=True) as chosen:
+        _said(chosen.reopen(_ref(incident), by=operator(), note=note), as_json)
 
 
 @app.command()

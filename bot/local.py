@@ -148,6 +148,9 @@ class LocalBackend:
     def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]:
         return self._status(ref, IncidentStatus.RESOLVED, by=by, note=note)
 
+    def reopen(self, ref: str, *, by: str, note: str) -> dict[str, Any]:
+        return self._status(ref, IncidentStatus.OPEN, by=by, note=note)
+
     def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]:
         from bot.services import incidents
         from bot.services.presenters import event_dict

@@ -67,6 +67,9 @@ class BackoutClient:
     def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/resolve", json={"by": by, "note": note})
 
+    def reopen(self, ref: str, *, by: str, note: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/reopen", json={"by": by, "note": note})
+
     def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/notes", json={"by": by, "text": text})
 

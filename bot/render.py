@@ -12,8 +12,8 @@ from typing import Any
 from bot.domain.text import safe
 
 MAX_SUSPECTS = 5
-STATUS_COLOUR = {"open": "red", "acknowledged": "yellow", "mitigating": "yellow", "resolved": "green",
-                 "closed": "bright_black"}
+STATUS_COLOUR = {"open": "red", "acknowledged": "yellow", "mitigating": "yellow", "mitigated": "green",
+                 "verified": "green", "resolved": "green", "closed": "bright_black"}
 _CODES = {"red": 31, "green": 32, "yellow": 33, "bold": 1, "bright_black": 90}
 
 

@@ -1,4 +1,4 @@
-"""The API's writes on an incident: acknowledge, resolve, note, and the rollback in two steps
+"""The API's writes on an incident: acknowledge, resolve, reopen, note, and the rollback in two steps
 (GET the plan, POST it back with the full sha it showed). What the CLI uses with `--server`;
 behind the same bearer token as the reads."""
 
@@ -74,6 +74,12 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
     def resolve(ref: str, request: Request, body: StatusBody | None = None) -> JSONResponse:
         """Resolve, with an optional note for the timeline."""
         return change(ref, request, body or StatusBody(), IncidentStatus.RESOLVED)
+
+    @app.post("/api/incidents/{ref}/reopen")
+    def reopen(ref: str, request: Request, body: StatusBody | None = None) -> JSONResponse:
+        """Reopen a resolved incident, with an optional note; its earlier ranking stays on the timeline.
+        409 naming the state when it is not resolved."""
+        return change(ref, request, body or StatusBody(), IncidentStatus.OPEN)
 
     @app.post("/api/incidents/{ref}/notes")
     def note(ref: str, request: Request, body: NoteBody) -> JSONResponse:

@@ -18,6 +18,7 @@ from bot.domain.probes import probe_key
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import follow_up_work, schedule_follow_up
+from bot.services import lifecycle
 from bot.services.act import push_waiting
 from bot.services.changelog import refresh_changes
 from bot.services.follow_ups import sweep
@@ -28,6 +29,7 @@ from bot.services.pull_requests import follow_pull_requests
 from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
 
 log = structlog.get_logger(__name__)
+LIFECYCLE_EVERY = timedelta(seconds=30)  # how soon a merged revert's sync delay is seen to have passed
 Job = Callable[[AppContext], None]
 
 
@@ -73,6 +75,14 @@ def follow_job(ctx: AppContext) -> None:
     changed = follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock())
     if changed:
         log.info("pull_requests.followed", changed=changed)
+
+
+def lifecycle_job(ctx: AppContext) -> None:
+    """Move incidents whose revert is applied to mitigated, and those whose key metric recovered
+    to verified."""
+    moved = lifecycle.advance(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, now=ctx.clock())
+    if moved:
+        log.info("incidents.advanced", moved=moved)
 
 
 def push_waiting_job(ctx: AppContext) -> None:
@@ -166,6 +176,7 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
     add("follow_ups", sweep_job, settings.scheduler.sweep_every, at_start=True)
     add("reminders", reminders_job, settings.scheduler.reminders_every)
     add("rollback_plans", plan_job, settings.scheduler.verify_every)
+    add("incident_lifecycle", lifecycle_job, LIFECYCLE_EVERY)
     if settings.incidents.clear_for:
         add("resolve_cleared", resolve_job, settings.scheduler.resolve_every)
     scheduler.start()

@@ -16,7 +16,8 @@ MAX_SUSPECTS = 3
 def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The incident as a person should see it, by section: state, alerts, suspects, actions."""
     incident = view.incident
-    state = (f"{incident.status.value} · severity {incident.severity.value} · service {incident.service}",)
+    follows = f" · follows INC-{incident.follows}" if incident.follows else ""
+    state = (f"{incident.status.value} · severity {incident.severity.value} · service {incident.service}{follows}",)
     firing = [a for a in view.alerts if a.status is AlertStatus.FIRING]
     alerts = []
     for alert in firing[:MAX_ALERTS]:
@@ -120,6 +121,7 @@ def summary_payload(view: IncidentView) -> dict[str, object]:
     return {
         "title": f"{view.incident.ref} {view.incident.title}",
         "playbook": view.incident.playbook,
+        "status": view.incident.status.value,  # the buttons a state allows: a resolved one offers Reopen
         "sections": [[heading, list(lines)] for heading, lines in incident_sections(view)],
         "links": [[a.request_noun.capitalize(), a.url] for a in view.actions if a.url],
         # the suspects a responder can mark as the culprit or rule out, from the message
