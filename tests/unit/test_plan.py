@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import ValidationError
+
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource
 from bot.domain.models import Actor
@@ -129,3 +132,12 @@ def test_recovery_needs_healthy_samples_for_stay() -> None:
     assert recovery(samples[:3], healthy=healthy, stay=timedelta(minutes=5), now=at(14)) is None
     assert recovery(samples[:1], healthy=healthy, stay=timedelta(minutes=5), now=at(20)) is False
     assert recovery([], healthy=healthy, stay=timedelta(minutes=5), now=at(20)) is None
+
+
+def test_actions_plan_is_validated_and_defaults_to_confident_only() -> None:
+    """`actions.plan` takes confident_only or first_step; anything else stops the playbook loading."""
+    assert BOOK.actions.plan.value == "confident_only"
+    opted = Playbook.model_validate({**BOOK.model_dump(mode="json", by_alias=True), "actions": {"plan": "first_step"}})
+    assert opted.actions.plan.value == "first_step"
+    with pytest.raises(ValidationError, match="confident_only"):
+        Playbook.model_validate({**BOOK.model_dump(mode="json", by_alias=True), "actions": {"plan": "every_step"}})
