@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.adapters.console import RecordingNotifier
 from bot.domain.actions import Action, ActionKind, ActionState
-from bot.domain.changes import AppliedSource
+from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.domain.plan import StepState
@@ -132,3 +132,23 @@ def test_a_confident_ranking_proposes_no_plan() -> None:
     assert advance(store, None, 2) == 0
     plan = incident_plan(store=store, playbooks=[BOOK], incident_id=number, now=at(2))
     assert [s.sha[0] for s in plan.steps] == ["a"]
+
+
+def test_a_revert_on_the_branch_starts_the_clock_when_it_was_applied() -> None:
+    """Reverted by hand (no pull request of Backout's): its commit reported applied at 20 is the start."""
+    store, metrics = InMemoryStore(), FakeMetrics()
+    number = tied_incident(store)
+    advance(store, metrics, 2)
+    revert = Change(repo="gitops", sha="f" * 40, parents=("0" * 40,), author="Dev", committed_at=at(10),
+                    subject="Revert change b", files=(), applied_at=at(20), applied_source=AppliedSource.FLUX)
+    store.run(lambda tx: (tx.changes.add_many([revert]),
+                          tx.changes.add_reverts([Revert(repo="gitops", target="b" * 40, by_sha="f" * 40, at=at(10))])))
+    ranking = get_incident(store=store, incident_id=number).ranking
+    reverted = ranking.model_copy(update={"suspects": (ranking.suspects[0], ranking.suspects[1].model_copy(
+        update={"reverted_by": "f" * 40}))})
+    store.run(lambda tx: tx.rankings.save(number, reverted))
+    metrics.history[QUERY] = [(at(m), 0.2) for m in range(10, 40)]
+    plan = incident_plan(store=store, playbooks=[BOOK], incident_id=number, now=at(21))
+    assert (plan.steps[0].state, plan.steps[0].reverted_at) == (StepState.APPLIED, at(20))
+    assert advance(store, metrics, 34) == 0  # 10 + 2m + 15m would have passed; 20 + 15m has not
+    assert advance(store, metrics, 35) == 1
