@@ -259,3 +259,40 @@ def test_suspect_buttons_record_verdicts_with_the_slack_user(client: TestClient,
     wait_for(lambda: len(slack.responses) >= 2)
     exported = client.get("/api/incidents/1/export").json()
     assert exported["verdict"]["no_change"] is True
+
+
+def test_a_ruled_out_change_takes_a_second_confirmation_naming_why(client: TestClient, slack: FakeSlack,
+                                                                   fake_git: FakeGit, clock: Clock) -> None:
+    """"Not aaaaaaa" re-ranks at once: the message loses its Roll back button, `/incident rollback`
+    answers privately why there is no target, and naming the change opens the modal with a warning
+    whose submit asks again, naming the reason; only the second submit rolls back, recorded as forced."""
+    wait_for(lambda: slack.called("chat.postMessage"))
+    first = [e["text"]["text"] for b in slack.called("chat.postMessage")[0]["blocks"] if b["type"] == "actions"
+             for e in b["elements"] if e["action_id"] == "backout_rollback"]
+    assert first == ["Roll back aaaaaaa"], "the button names the best suspect"
+    clock.now += timedelta(seconds=3)  # past the message's update debounce
+    interaction(client, button(slack, "backout_verdict_not_aaaaaaa", incident="1:" + "a" * 40))
+    updated = wait_for(lambda: slack.called("chat.update"))[-1]
+    assert "backout_rollback" not in json.dumps(updated["blocks"]), "no best suspect: no Roll back button"
+    post_command(client, slack, "rollback INC-1")
+    refusal = wait_for(lambda: [r for r in slack.responses if "no rollback target" in r.get("text", "")])[0]
+    assert refusal["response_type"] == "ephemeral"
+    assert f"aaaaaaa ruled out by {OWNER} at" in refusal["text"]
+    post_command(client, slack, "rollback INC-1 aaaaaaa")
+    view = wait_for(lambda: slack.called("views.open"))[0]["view"]
+    assert "Not a rollback target:* ruled out by" in json.dumps(view["blocks"])
+    assert view["submit"]["text"] == "Continue"
+    submit = {"type": "view_submission", "user": {"id": OWNER}, "team": {"id": "T1"},
+              "view": {**view, "id": "V1", "state": {"values": {}}}}
+    second = interaction(client, submit).json()
+    assert second["response_action"] == "update"
+    assert f"It is not a rollback target: ruled out by {OWNER} at" in json.dumps(second["view"]["blocks"])
+    assert second["view"]["submit"]["text"] == "Roll back anyway"
+    time.sleep(0.3)
+    assert fake_git.branches == {}, "the first confirmation alone rolls nothing back"
+    interaction(client, {**submit, "view": {**second["view"], "id": "V1", "state": {"values": {}}}})
+    wait_for(lambda: fake_git.branches)
+    timeline = client.get("/api/incidents/1/timeline").json()["timeline"]
+    [forced] = [e for e in timeline if e["kind"] == "rollback.forced"]
+    assert forced["actor_id"] == OWNER
+    assert "which was no rollback target: ruled out by" in forced["text"]

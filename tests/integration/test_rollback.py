@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -39,8 +40,23 @@ def setup(tmp_path: Path) -> tuple[Path, Remote, str]:
     remote.commit("init", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0"), "README.md": "x\n"})
     bad = remote.commit("checkout: bump to 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1")})
     remote.commit("docs", {"README.md": "y\n"}, minutes=2)
+    config = configured(tmp_path, remote, PLAYBOOK)
+    app = bootstrap.build(load_settings(config), notifier=RecordingNotifier())
+    started = remote.clock + timedelta(minutes=3)
+    alert_fires(app, started)
+    ranking = investigate(store=app.ctx.store, git=app.ctx.git, notifier=app.ctx.notifier,
+                          playbooks=app.ctx.playbooks, incident_id=1, now=started,
+                          import_window=timedelta(days=90))
+    app.close()
+    assert ranking.top is not None
+    assert ranking.top.sha == bad
+    return config, remote, bad
+
+
+def configured(tmp_path: Path, remote: Remote, playbook: dict[str, Any]) -> Path:
+    """The playbook and a config over `remote` (SQLite and mirrors in `tmp_path`)."""
     (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump(PLAYBOOK))
+    (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump(playbook))
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"},
@@ -49,20 +65,16 @@ def setup(tmp_path: Path) -> tuple[Path, Remote, str]:
         "repos": [{"name": "gitops", "url": str(remote.bare), "branch": "main"}],
         "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "90d"},
     }))
-    app = bootstrap.build(load_settings(config), notifier=RecordingNotifier())
-    started = remote.clock + timedelta(minutes=3)
+    return config
+
+
+def alert_fires(app: bootstrap.App, started: datetime) -> None:
+    """HighErrorRate on checkout from `started`: INC-1 opens."""
     alert = ReceivedAlert(fingerprint="f1", starts_at=started, ends_at=None, status=AlertStatus.FIRING,
                           labels={"alertname": "HighErrorRate", "service": "checkout"}, annotations={})
     ingest_delivery(store=app.ctx.store, delivery=Delivery(group_key="g", status=AlertStatus.FIRING,
                                                            alerts=(alert,)),
                     playbooks=app.ctx.playbooks, policy=IncidentPolicy(), now=started)
-    ranking = investigate(store=app.ctx.store, git=app.ctx.git, notifier=app.ctx.notifier,
-                          playbooks=app.ctx.playbooks, incident_id=1, now=started,
-                          import_window=timedelta(days=90))
-    app.close()
-    assert ranking.top is not None
-    assert ranking.top.sha == bad
-    return config, remote, bad
 
 
 def cli(config: Path, *args: str) -> subprocess.Popen[str]:
