@@ -193,13 +193,16 @@ def make_plan(*, ranking: Ranking, playbook: Playbook | None, timeline: Sequence
     policy = playbook.suspects if playbook is not None else SuspectPolicy()
     check = verify_check(playbook)
     proposal = recorded(timeline)
+    reverts = {a.commit_sha: a for a in actions if a.kind is ActionKind.REVERT}
+    if proposal is not None and ranking.confident and not any(s.sha in reverts or s.sha in reverted
+                                                              for s in proposal[1]):
+        proposal = None  # new evidence made one change confident before any step was taken: that is the answer
     proposed_at, steps = proposal if proposal is not None else (None, propose_steps(ranking, policy))
     if not steps:
         reason = ("Ranking is under way: no plan yet." if ranking.status is RankingStatus.PENDING else
                   "No change is a rollback target, so there is no plan: " + ranking.reason)
         return Plan(confident=False, reason=reason, check=check)
     verdicts = outcomes(timeline)
-    reverts = {a.commit_sha: a for a in actions if a.kind is ActionKind.REVERT}
     by_sha = {s.sha: s for s in ranking.suspects}
     states: list[PlanStep] = []
     current_found = False

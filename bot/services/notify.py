@@ -62,7 +62,7 @@ def plan_line(view: IncidentView) -> tuple[str, ...]:
         return ()
     plan = make_plan(ranking=view.ranking, playbook=None, timeline=view.timeline, actions=view.actions, reverted={},
                      now=view.timeline[-1].at)
-    return (plan.line(),)
+    return () if plan.confident else (plan.line(),)
 
 
 def incident_lines(view: IncidentView) -> tuple[str, ...]:

@@ -141,3 +141,14 @@ def test_actions_plan_is_validated_and_defaults_to_confident_only() -> None:
     assert opted.actions.plan.value == "first_step"
     with pytest.raises(ValidationError, match="confident_only"):
         Playbook.model_validate({**BOOK.model_dump(mode="json", by_alias=True), "actions": {"plan": "every_step"}})
+
+
+def test_a_proposed_plan_gives_way_to_a_confident_answer_until_a_step_is_taken() -> None:
+    """New evidence makes a change confident before any revert: the plan is that change alone."""
+    first = plan(ranking(suspect("a", 40, 0.6), suspect("b", 8, 0.45)))
+    proposed = event(incident_id=1, at=at(2), kind=EventKind.PLAN_PROPOSED, actor=Actor.SCHEDULER, text="",
+                     data={"sha": "", "steps": [s.record() for s in first.steps]})
+    confident = ranking(suspect("c", 3, 0.9), suspect("a", 40, 0.3), confident=True)
+    assert [s.sha[0] for s in plan(confident, timeline=(proposed,)).steps] == ["c"]
+    taken = plan(confident, timeline=(proposed,), actions=(revert("b", ActionState.PR_OPEN, 3),))
+    assert [s.sha[0] for s in taken.steps] == ["b", "a"]
