@@ -114,7 +114,9 @@ def _recovered(view: IncidentView, plan: Plan, step: PlanStep, *, metrics: Metri
         except BackoutError:
             return None
         return recovery(samples, healthy=check[1], stay=plan.check.stay, now=now)
-    if not view.alerts or any(a.status is AlertStatus.FIRING for a in view.alerts):
+    if not view.alerts:
+        return None  # opened by hand, with nothing to watch: people judge it
+    if any(a.status is AlertStatus.FIRING for a in view.alerts):
         return False
     cleared = max(a.ends_at or a.received_at for a in view.alerts)
     return True if now - cleared >= plan.check.stay else None
