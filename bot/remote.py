@@ -77,7 +77,8 @@ class BackoutClient:
         return self._json("GET", f"/api/incidents/{ref}/rollback", params={"commit": commit} if commit else None)
 
     def rollback(self, ref: str, *, commit: str, by: str, force: bool = False) -> dict[str, Any]:
-        return self._json("POST", f"/api/incidents/{ref}/rollback", json={"commit": commit, "by": by, "force": force})
+        override = {"force": True} if force else {}  # sent only when meant: a server before it refuses unknown keys
+        return self._json("POST", f"/api/incidents/{ref}/rollback", json={"commit": commit, "by": by, **override})
 
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/verdict", json={"verdict": verdict, "sha": sha, "by": by})

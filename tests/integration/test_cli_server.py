@@ -171,3 +171,22 @@ def test_global_options_go_before_the_subcommand_and_a_read_never_makes_a_databa
     assert lost.returncode == 2
     assert f"no database at {elsewhere / 'backout.db'}" in lost.stderr
     assert not (elsewhere / "backout.db").exists()
+
+
+def test_a_ruled_out_change_through_the_server_needs_force(
+        world: tuple[BackoutServer, Remote, str, str], tmp_path: Path) -> None:
+    """`verdict --not` through the server re-ranks at once; rolling that change back exits 1 with
+    the reason and the hint, and goes ahead with --force, which the timeline records."""
+    server, remote, bad, _later = world
+    token = ("--server", server.url, "--token-file", str(tmp_path / "token"))
+    assert backout(*token, "verdict", "INC-1", bad[:7], "--not", cwd=tmp_path).returncode == 0
+    refused = backout(*token, "rollback", "INC-1", "--commit", bad[:7], "--yes", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert f"error: {bad[:7]} is not a rollback target: ruled out by api:cli" in refused.stderr
+    assert "add --force to roll it back anyway" in refused.stderr
+    assert remote.branches() == ["main"]
+    done = backout(*token, "rollback", "INC-1", "--commit", bad[:7], "--yes", "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert remote.branches() == [f"backout/INC-1/revert-{bad[:7]}", "main"]
+    timeline = server.api("/api/incidents/1/timeline")["timeline"]
+    assert [e["actor_id"] for e in timeline if e["kind"] == "rollback.forced"][0].startswith("api:cli")
