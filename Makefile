@@ -42,6 +42,7 @@ bench: $(STAMP)
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py
+	$(BIN)/python bench/ranking/controllers.py
 
 # Re-resolve every dependency from pyproject.toml in a scratch venv and pin the result.
 constraints:
