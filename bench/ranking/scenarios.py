@@ -28,6 +28,9 @@ FAMILIES: dict[str, str] = {
     "housekeeping": "culprit", "burst": "culprit", "shared_infra": "culprit",
     "platform_repo": "culprit", "reverted_before": "culprit", "two_close": "tie",
     "already_reverted": "abstain", "no_cause": "abstain",
+    # Shaped like real histories: a service takes several effective changes an hour.
+    "dense": "culprit",  # the culprit is the latest of several effective changes to the service
+    "slow_burn": "tie",  # a culprit 25-90 minutes old, an innocent effective change after it
 }
 
 
@@ -371,6 +374,21 @@ def _slot(writer: Writer, edits: Edits, rng: random.Random, *, family: str, t0: 
         culprit_edit(edits.effective(target))
     elif family == "already_reverted":
         reverted_pair(rng.uniform(-120, -60), rng.uniform(-50, -15))
+        fix_later = False
+    elif family == "dense":
+        # Real services take an effective change every 10 to 40 minutes; the culprit is the latest.
+        culprit_edit(edits.effective(target))
+        earlier = culprit_at
+        for _ in range(rng.randint(2, 5)):
+            earlier -= rng.uniform(10, 40)
+            at(earlier, edits.effective(target)[0])
+    elif family == "slow_burn":
+        # The problem takes 25 to 90 minutes to show; meanwhile an innocent change went out.
+        culprit_at = culprit_minute = -rng.uniform(25, 90)
+        culprit_edit(edits.effective(target))
+        innocent = rng.uniform(culprit_at + 5, -3)
+        scenario.variant = f"innocent {-innocent:.0f}m before"
+        at(innocent, edits.effective(target)[0])
         fix_later = False
     elif family == "two_close":
         first = edits.effective(target)

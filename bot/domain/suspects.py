@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
@@ -25,14 +27,55 @@ from bot.domain.gitops import Failure
 from bot.domain.playbooks import Playbook, PlaybookRepo, RepoRole, SuspectPolicy
 
 # A suspect's score is relevance x timing, each a factor in (0, 1] with its reason:
-#   timing: halves for every TIMING_HALF_LIFE between the change's applied time and the
-#     reference (the metric's onset when known, else the incident's start);
+#   timing: how likely a bad change is to show first at this age (the hazard of the time from
+#     being applied to the reference: the metric's onset when known, else the incident's start);
+#   bake: a later effective change to the service was applied after it with no alert in between,
+#     so it had already run that long in production without showing: weak evidence;
 #   scope: the service's own paths, its application repository, or its shared paths;
 #   effect: what the change did there (an image or version first, labels only last);
 #   breadth: the share of the change's effect that falls on this service;
 #   revert: a revert restores a state that ran before, so it is a weaker suspect.
 # See docs/ranking.md for why each exists and what the benchmark says of it.
-TIMING_HALF_LIFE = timedelta(minutes=60)
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """When a bad change shows: most within minutes of the rollout (the fast part), some only
+    after a cache expires or traffic peaks (the slow tail). A mixture of two exponentials, fitted
+    on the benchmark's generated families (docs/ranking.md)."""
+
+    fast_share: float
+    fast_half_life: timedelta
+    slow_half_life: timedelta
+    # An alert fires a rule's `for` and Alertmanager's `group_wait` after the problem begins: a
+    # change followed by another within this had no chance to alert, so that part is no bake.
+    alert_delay: timedelta = timedelta(0)
+
+    def survival(self, age: timedelta) -> float:
+        """The share of bad changes that have not shown yet at `age`."""
+        return (self.fast_share * _halved(age, self.fast_half_life)
+                + (1 - self.fast_share) * _halved(age, self.slow_half_life))
+
+    def timing(self, age: timedelta) -> float:
+        """The hazard at `age` against the hazard at once, in (0, 1]: how likely a bad change is
+        to show now, given it has not yet. It falls with the fast part, then flattens on the tail."""
+        def density(at: timedelta) -> float:
+            return (self.fast_share * _halved(at, self.fast_half_life) / self.fast_half_life.total_seconds()
+                    + (1 - self.fast_share) * _halved(at, self.slow_half_life) / self.slow_half_life.total_seconds())
+        age = max(age, timedelta(0))
+        return density(age) / self.survival(age) / density(timedelta(0))
+
+    def bake(self, baked: timedelta) -> float:
+        """A change that ran `baked` with no alert before the next change: the share of bad
+        changes that would have stayed quiet that long."""
+        return self.survival(max(baked - self.alert_delay, timedelta(0)))
+
+
+def _halved(age: timedelta, half_life: timedelta) -> float:
+    return math.exp(-math.log(2) * (age / half_life))
+
+
+HAZARD = Hazard(fast_share=0.85, fast_half_life=timedelta(minutes=10), slow_half_life=timedelta(minutes=60))
 ONSET_GRACE = timedelta(minutes=1)  # how far the found onset may be off (a scrape interval or so)
 SCOPE_OWN, SCOPE_APP, SCOPE_SHARED = 1.0, 0.8, 0.8
 EFFECT_WEIGHTS: dict[Effect, float] = {
@@ -140,6 +183,9 @@ class Ranking(BaseModel):
     ranked_at: datetime | None = None
     onset_at: datetime | None = None  # when the key metric changed level, if known
     floor: float = 0.0  # the playbook's evidence floor when it was ranked
+    # The best suspect's share of the evidence: its score over every candidate's plus the floor,
+    # which stands for "no change caused it" (a lone change at the floor is 0.5). 0 without one.
+    confidence: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @property
     def top(self) -> Suspect | None:
@@ -208,6 +254,7 @@ def rank_changes(
         for sha in failed.shas:
             failed_in.setdefault((failed.repo or "", sha), failed)
     seen: set[tuple[str, str]] = set()
+    window: list[tuple[Change, PlaybookRepo, datetime, Failure | None]] = []
     for change in changes:
         entry = repos.get(change.repo)
         if entry is None or (change.repo, change.sha) in seen:
@@ -217,11 +264,27 @@ def rank_changes(
         failure = failed_in.get((change.repo, change.sha))
         if failure is None and not window_start <= applied <= started_at:
             continue  # outside the window; a change applied after the start cannot be the cause
+        window.append((change, entry, applied, failure))
+
+    def score(change: Change, entry: PlaybookRepo, applied: datetime, failure: Failure | None,
+              after: tuple[str, datetime] | None = None) -> Suspect | None:
         suspect = _score(change, entry, applied=applied, started_at=started_at, onset=onset,
                          reverts=[r for r in known if r.repo == change.repo], failure=failure,
-                         others_failed=failures[0] if failed_in and failure is None else None)
+                         others_failed=failures[0] if failed_in and failure is None else None, after=after)
         if suspect is not None and change.sha in ruled_out:
             suspect = _rule_out(suspect, ruled_out[change.sha])
+        return suspect
+
+    # Bake time needs the candidates' applied times first: score once without it, then again.
+    first = [score(*item) for item in window]
+    reference = onset if onset is not None else started_at
+    applied_candidates = sorted((s.applied_at, s.short) for s in first
+                                if s is not None and s.candidate(onset) and s.applied_at <= reference + ONSET_GRACE)
+    for (change, entry, applied, failure), suspect in zip(window, first, strict=True):
+        if suspect is not None and failure is None and suspect.candidate(onset):
+            after = next(((short, at) for at, short in applied_candidates if at > applied), None)
+            if after is not None:
+                suspect = score(change, entry, applied, failure, after)
         if suspect is None:
             elsewhere += 1
         elif change.dry_sha:
@@ -238,8 +301,11 @@ def rank_changes(
         unique.setdefault((suspect.repo, suspect.sha), suspect)
     suspects = list(unique.values())
     confident, reason = _verdict(suspects, onset=onset, service=service, policy=policy, elsewhere=elsewhere)
+    candidates = [s.score for s in suspects if s.candidate(onset)]
+    share = max(candidates) / (sum(candidates) + policy.min_confidence) if candidates and max(candidates) > 0 else 0.0
     return Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=confident, reason=reason,
-                   suspects=tuple(suspects[:limit]), onset_at=onset, floor=policy.min_confidence)
+                   suspects=tuple(suspects[:limit]), onset_at=onset, floor=policy.min_confidence,
+                   confidence=round(min(1.0, share), 3))
 
 
 def _rule_out(suspect: Suspect, why: str) -> Suspect:
@@ -292,7 +358,7 @@ def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, p
 
 def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at: datetime,
            onset: datetime | None, reverts: Sequence[Revert], failure: Failure | None = None,
-           others_failed: Failure | None = None) -> Suspect | None:
+           others_failed: Failure | None = None, after: tuple[str, datetime] | None = None) -> Suspect | None:
     if entry.role is RepoRole.APP:
         own, shared = list(change.files), []
     else:
@@ -315,11 +381,15 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
         before = max(onset - applied, timedelta(0))
         reasons.append(f"{when}{_ago(before)} before the metric changed at {onset:%H:%M} UTC "
                        f"({_ago(started_at - onset)} before the alert){source}")
-        factors.append(("timing", 0.5 ** (before / TIMING_HALF_LIFE)))
+        factors.append(("timing", HAZARD.timing(before)))
     else:
         before = started_at - applied
         reasons.append(f"{when}{_ago(before)} before the incident started{source}")
-        factors.append(("timing", 0.5 ** (before / TIMING_HALF_LIFE)))
+        factors.append(("timing", HAZARD.timing(before)))
+    if after is not None:
+        later, at = after
+        reasons.append(f"ran {_ago(at - applied)} before {later} was applied, with no alert")
+        factors.append(("bake", HAZARD.bake(at - applied)))
 
     if entry.role is RepoRole.APP:
         factors.append(("scope", SCOPE_APP))

@@ -134,6 +134,7 @@ class SqlRankingRepository:
         return Ranking(
             status=RankingStatus(row["status"]), confident=row["confident"], reason=row["reason"],
             ranked_at=row["ranked_at"], onset_at=row["onset_at"], floor=row["floor"],
+            confidence=row["confidence"],
             suspects=tuple(Suspect.model_validate({**{k: s[k] for k in _SUSPECT_FIELDS}, "code": s["code"] or ()})
                            for s in suspects),
         )
@@ -144,6 +145,7 @@ class SqlRankingRepository:
         self._conn.execute(t.rankings.insert().values(
             incident_id=incident_id, status=ranking.status.value, confident=ranking.confident,
             reason=ranking.reason, ranked_at=ranking.ranked_at, onset_at=ranking.onset_at, floor=ranking.floor,
+            confidence=ranking.confidence,
         ))
         if ranking.suspects:
             self._conn.execute(t.suspects.insert(), [
