@@ -14,7 +14,7 @@ from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import finding
 from bot.services import notify
 from bot.services.act import apply_open_policy, revert_safety
-from bot.services.applied import service_changes
+from bot.services.applied import deploying_objects, service_changes
 from bot.services.authors import notify_authors
 from bot.services.changelog import refresh_changes
 from bot.services.code_changes import annotate_code
@@ -108,14 +108,13 @@ def ruled_out(tx: Transaction, incident_id: int) -> dict[str, str]:
 def relevant_failures(tx: Transaction, playbook: Playbook, *, since: datetime, until: datetime,
                       open_at: datetime) -> list[Failure]:
     """Failed reconciliations in the playbook's repositories still open at `open_at` (a failure
-    its object's next success ended before the incident is history); of the objects the playbook
-    names, when it names any (an object deploying another service says nothing of this one)."""
+    its object's next success ended before the incident is history); of the objects that deploy
+    the service, when Backout can tell (an object deploying another service says nothing of this one)."""
     repos = [entry.repo for entry in playbook.repos]
     failures = [f for f in tx.gitops.failures(repos, since=since, until=until)
                 if f.resolved_at is None or f.resolved_at > open_at]
-    if playbook.gitops.any:
-        failures = [f for f in failures if playbook.gitops.names_object(f.object_id)]
-    return failures
+    chosen = deploying_objects(tx, playbook)
+    return failures if chosen is None else [f for f in failures if f.object_id in chosen]
 
 
 def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,

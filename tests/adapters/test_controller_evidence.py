@@ -138,3 +138,21 @@ def test_an_argocd_rollout_is_applied_at_the_syncs_start_and_healthy_at_the_heal
     found = changes_of(world, world.app.ctx.playbooks[0], began + timedelta(minutes=20))[bump]
     assert (found.applied_at, found.healthy_at, found.applied_by) == (
         began, began + timedelta(minutes=6), "Argo CD Application argocd/checkout")
+
+
+def test_without_named_objects_another_objects_failure_names_no_suspect(world: World) -> None:
+    """No object named: `platform` (path infrastructure) failed to sync the revision that `checkout`
+    (path apps/checkout) deployed fine; the failure says nothing of checkout."""
+    playbook = world.app.ctx.playbooks[0].model_copy(update={"gitops": GitOpsPolicy()})
+    bump = world.remote.commit("checkout 1.4", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.4", replicas=2)})
+    at = world.remote.clock + timedelta(minutes=1)
+    for app, path, event in (("checkout", "apps/checkout", "deployed"), ("platform", INFRA, "sync-failed")):
+        fixture = "application-synced" if event == "deployed" else "application-sync-failed"
+        body = json.loads(argo_body(event, fixture, sha=bump, at=at))
+        body.update(app=app, path=path)
+        assert post_argo(world, json.dumps(body).encode()).status_code == 202
+    world.clock.now = at + timedelta(minutes=5)
+    open_alert(world, world.clock.now)
+    ranking = rank_latest(world, world.clock.now, [playbook])
+    assert ranking.suspects[0].sha == bump
+    assert ranking.suspects[0].failed is None
