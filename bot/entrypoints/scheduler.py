@@ -29,7 +29,6 @@ from bot.services.pull_requests import follow_pull_requests
 from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
 
 log = structlog.get_logger(__name__)
-LIFECYCLE_EVERY = timedelta(seconds=30)  # how soon a merged revert's sync delay is seen to have passed
 Job = Callable[[AppContext], None]
 
 
@@ -176,7 +175,8 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
     add("follow_ups", sweep_job, settings.scheduler.sweep_every, at_start=True)
     add("reminders", reminders_job, settings.scheduler.reminders_every)
     add("rollback_plans", plan_job, settings.scheduler.verify_every)
-    add("incident_lifecycle", lifecycle_job, LIFECYCLE_EVERY)
+    # As often as the key metric is checked: a revert applied, then verified, is seen as soon.
+    add("incident_lifecycle", lifecycle_job, settings.scheduler.verify_every)
     if settings.incidents.clear_for:
         add("resolve_cleared", resolve_job, settings.scheduler.resolve_every)
     scheduler.start()

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bot.domain.models import Actor, IncidentStatus
+from bot.services import lifecycle
 from bot.services.act import choose_commit, rollback
 from bot.services.incidents import get_incident
 from bot.services.pull_requests import follow_pull_requests
@@ -108,7 +109,8 @@ def test_a_crash_between_push_and_pull_request_ends_with_one_pull_request(
 
 
 def test_following_the_pull_request_to_the_merge(world: tuple[Path, Remote, FakeGitHub, str]) -> None:
-    """Failing checks are recorded once; the merge moves the incident to mitigating."""
+    """Failing checks are recorded once; the open pull request makes the incident mitigating, and
+    the merge plus the playbook's sync delay (no controller events) mitigated."""
     config, remote, fake, _bad = world
     app = open_incident(config, remote, summary=EVIL)
     roll_back(app)
@@ -117,10 +119,18 @@ def test_following_the_pull_request_to_the_merge(world: tuple[Path, Remote, Fake
     fake.set_status(fake.pulls[1]["head"]["sha"], "failure")
     assert follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock()) == 1
     assert follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock()) == 0
+    assert get_incident(store=ctx.store, incident_id=1).incident.status is IncidentStatus.MITIGATING
     fake.merge(1, by="octocat")
     follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock())
     view = get_incident(store=ctx.store, incident_id=1)
     assert view.incident.status is IncidentStatus.MITIGATING
+    delay = ctx.playbooks[0].suspects.sync_delay
+    lifecycle.advance(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, now=ctx.clock() + delay / 2)
+    assert get_incident(store=ctx.store, incident_id=1).incident.status is IncidentStatus.MITIGATING
+    lifecycle.advance(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, now=ctx.clock() + delay)
+    view = get_incident(store=ctx.store, incident_id=1)
+    merged_at = view.actions[0].updated_at
+    assert (view.incident.status, view.incident.mitigated_at) == (IncidentStatus.MITIGATED, merged_at + delay)
     texts = [e.text for e in view.timeline]
     assert "Checks on pull request #1 are failing" in texts
     assert "Revert merged by octocat (pull request #1)" in texts

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.gitrepos import Remote
+from tests.gitrepos import Remote, git
 from tests.integration.processes import BackoutServer, Exporter, Prometheus, wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,8 @@ def kinds(server: BackoutServer, ref: str = "INC-1") -> list[str]:
 
 
 def test_probe_rollback_and_recovery(tmp_path: Path, exporter: Exporter, prometheus: Prometheus) -> None:
-    """Error ratio up: incident (source probe), suspect, revert branch. Down: recovered, mitigating."""
+    """Error ratio up: incident (source probe), suspect, revert branch. The revert merged: mitigated.
+    Down: recovered, verified, then resolved; the times to mitigate and verify in the export."""
     remote = Remote(tmp_path / "gitops", start=datetime.now(UTC) - timedelta(minutes=5))
     remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"}, minutes=-600)
     bad = remote.commit("checkout: bump to 2", {"apps/checkout/deploy.yaml": "image: checkout:2\n"}, minutes=590)
@@ -59,9 +60,9 @@ def test_probe_rollback_and_recovery(tmp_path: Path, exporter: Exporter, prometh
         "alertmanager": {"auth": "none"},
         "playbooks_dir": str(playbooks),
         "repos": [{"name": "gitops", "url": str(remote.bare)}],
-        "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "30d"},
+        "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "30d", "refresh_every": "1s"},
         "prometheus": {"url": prometheus.url},
-        "incidents": {"clear_for": "4s"},
+        "incidents": {"clear_for": "8s"},
         "scheduler": {"verify_every": "1s", "resolve_every": "1s"},
         "logging": {"format": "json"},
     }
@@ -79,14 +80,20 @@ def test_probe_rollback_and_recovery(tmp_path: Path, exporter: Exporter, prometh
         assert suspects["suspects"][0]["sha"] == bad
         assert f"backout/INC-1/revert-{bad[:7]}" in remote.branches()
 
+        # Someone merges the revert (a fast-forward of main): without controller events and with
+        # sync_delay 0s, the incident is mitigated once the refresh sees the revert on main.
+        git("update-ref", "refs/heads/main", f"refs/heads/backout/INC-1/revert-{bad[:7]}", cwd=remote.bare)
+        wait_until(lambda: server.api("/api/incidents/INC-1")["status"] == "mitigated", timeout=30,
+                   what="the revert applied")
         exporter.text = "checkout_error_ratio 0.0\n"
         wait_until(lambda: "verify.recovered" in kinds(server), timeout=40, what="the recovery")
-        wait_until(lambda: server.api("/api/incidents/INC-1")["status"] == "resolved", timeout=20,
+        wait_until(lambda: "incident.verified" in kinds(server), timeout=20, what="verified")
+        wait_until(lambda: server.api("/api/incidents/INC-1")["status"] == "resolved", timeout=30,
                    what="the resolution after clear_for")
         view = server.api("/api/incidents/INC-1")
-        assert view["mitigating_at"] is not None
-        exported = server.api("/api/incidents/INC-1/export")
-        assert exported["durations_seconds"]["to_mitigate"] > 0
+        assert view["mitigated_at"] <= view["verified_at"] <= view["resolved_at"]
+        durations = server.api("/api/incidents/INC-1/export")["durations_seconds"]
+        assert 0 < durations["to_mitigate"] <= durations["to_verify"]
         metrics = __import__("httpx").get(f"{server.url}/metrics", timeout=5).text
         assert 'backout_job_runs_total{job="probe:checkout/error-ratio",outcome="ok"}' in metrics
     finally:
