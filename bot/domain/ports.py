@@ -30,7 +30,7 @@ class IncidentRepository(Protocol):
         self, *, status: IncidentStatus | None = None, active: bool = False, limit: int = 100
     ) -> list[Incident]: ...
     def count_active(self) -> dict[IncidentStatus, int]:
-        """How many incidents are open, acknowledged and mitigating (each status present)."""
+        """How many incidents are in each active status (open to verified; each status present)."""
         ...
 
 

@@ -18,7 +18,7 @@ class Metrics:
         Gauge("backout_build_info", "1, with the running version in the labels.", ["version", "python"],
               registry=self.registry).labels(_version(), platform.python_version()).set(1)
         self.incidents_active = Gauge(
-            "backout_incidents_active", "Incidents open, acknowledged or mitigating, by status.", ["status"],
+            "backout_incidents_active", "Active incidents (open to verified), by status.", ["status"],
             registry=self.registry,
         )
         self.repo_refreshed = Gauge(

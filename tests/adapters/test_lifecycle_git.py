@@ -14,6 +14,7 @@ from bot.domain.playbooks import Playbook
 from bot.services.incidents import get_incident
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import investigate, rank_incident, rerank_open_incidents
+from bot.services.notify import incident_lines
 from tests.fakes.store import InMemoryStore
 from tests.gitrepos import Remote, mirrors
 
@@ -77,6 +78,7 @@ def test_a_failure_after_resolution_opens_a_new_incident_and_leaves_the_record_a
     assert second.timeline[0].text.startswith("Opened by ReconcileFailed for service checkout (playbook checkout); "
                                               "follows INC-1, resolved at")
     assert [a.name for a in second.alerts] == ["ReconcileFailed"]
+    assert incident_lines(second)[0] == "open · severity none · service checkout · follows INC-1"
 
 
 def test_a_reopen_keeps_the_earlier_ranking_on_the_timeline(tmp_path: Path) -> None:
