@@ -1,12 +1,10 @@
 """The replay family: real public GitOps histories with incidents laid minutes after real commits.
 
 Each data file in `replay/` (written by `replay_data.py`, sources and licences in
-`replay/README.md`) holds a few hundred commits of a real repository's first-parent history:
-their times, subjects and the YAML/JSON files they changed under the deploy root. The history
-is rebuilt as a real bare repository with git fast-import at its own commit times, moved by
-whole days so that it ends before the bench's `end` (times of day and gaps stay real).
-Services come from the layout: each application folder is one (its folder, and the Flux
-Kustomization file beside it), the repository's cluster-wide folders are shared paths.
+`replay/README.md`, read by `replay_history.py`) holds a few hundred commits of a real
+repository's first-parent history. It is rebuilt as a real bare repository with git fast-import
+at its own commit times, moved by whole days so that it ends before the bench's `end` (times of
+day and gaps stay real), and imported by Backout's own mirror and change log.
 
 Incidents, each expecting one confident culprit:
 - "sampled": an effective commit to a service, the alert minutes after it was applied (the
@@ -18,6 +16,9 @@ Incidents, each expecting one confident culprit:
 Laid only where the real history makes the commit the answer: no other effective change to the
 service or to its shared paths is applied between the culprit and the ranking (it would be the
 more recent change: the tie families measure that), and the culprit is not reverted by then.
+Effective is as Backout classifies at import (a move within a folder has no effect); incidents
+on one service are at least 7 hours apart; a reverted commit that changed several services is
+the culprit on the first of them (by name).
 
 Usage: python bench/ranking/replay.py [--per-repository N] [--seed S] [--git-only]
 """
@@ -25,7 +26,6 @@ Usage: python bench/ranking/replay.py [--per-repository N] [--seed S] [--git-onl
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -41,14 +41,13 @@ from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench.ranking.replay_history import SHARED, History, effective_owners, histories, service_globs, services
 from bench.ranking.run import KeyMetric, build_repo, evaluate, key_query, summarize
 from bench.ranking.scenarios import FAMILIES, Commit, Scenario, Writer
 from bench.ranking.worlds import GITOPS
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
-from bot.adapters.git.classify import classify
 from bot.config import AlertmanagerSettings, GitSettings, LoggingSettings, RepoSettings, Settings, StorageSettings
-from bot.domain.changes import NO_EFFECT, matches_any
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.domain.playbooks import Playbook
@@ -56,120 +55,14 @@ from bot.services.changelog import refresh_changes
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import rank_incident
 
-DATA_DIR = Path(__file__).resolve().parent / "replay"
 FAMILY = "replay"
 FAMILIES.setdefault(FAMILY, "culprit")  # run.py's evaluate reads the expected answer from here
 SYNC_DELAY = timedelta(minutes=2)  # the playbook default: applied = committed + sync_delay
 RANKED_AFTER = timedelta(minutes=3)  # run.py ranks each incident three minutes after it starts
+# Incidents on one service stay apart by more than the lookback: the key metric's generated series
+# (run.py's KeyMetric) shows one incident per query window.
+SPACING = timedelta(hours=7)
 FIRST_NUMBER = 100_000  # scenario numbers apart from the generated families' (alert names, seeds)
-SHARED = "(shared)"
-
-Edit = tuple[int, int, list[str]]  # replace lines [first, past) with these
-
-
-def apply_edits(old: str, edits: list[Edit]) -> str:
-    """A file's new text from its old text and line edits listed last first."""
-    lines = old.splitlines(keepends=True)
-    for first, past, replacement in edits:
-        lines[first:past] = replacement
-    return "".join(lines)
-
-
-@dataclass
-class ReplayCommit:
-    at: datetime
-    subject: str
-    sha: str  # the original commit, for the reader; the rebuilt one differs
-    reverts: int | None  # index of the earlier commit of the window it undoes
-    files: dict[str, str | None]  # the new full text; None where deleted
-
-
-@dataclass
-class History:
-    repository: str  # owner/name
-    pinned: str
-    root: str
-    apps: str
-    shared: tuple[str, ...]
-    base: dict[str, str]
-    commits: list[ReplayCommit]
-
-    @property
-    def world(self) -> str:
-        return self.repository.lower().replace("/", "-")
-
-
-def load(path: Path) -> History:
-    """A data file, its line edits applied: every commit with its files' full text."""
-    data = json.loads(path.read_text())
-    text: dict[str, str] = dict(data["base"])
-    commits = []
-    for raw in data["commits"]:
-        files: dict[str, str | None] = {}
-        for name, change in raw["files"].items():
-            new = apply_edits(text[name], change) if isinstance(change, list) else change
-            files[name] = new
-            if new is None:
-                text.pop(name, None)
-            else:
-                text[name] = new
-        commits.append(ReplayCommit(at=datetime.fromtimestamp(raw["time"], UTC), subject=raw["subject"],
-                                    sha=raw["sha"], reverts=raw["reverts"], files=files))
-    return History(repository=data["repository"], pinned=data["pinned"], root=data["root"], apps=data["apps"],
-                   shared=tuple(data["shared"]), base=data["base"], commits=commits)
-
-
-def histories() -> list[History]:
-    """Every replay data file, by name."""
-    return [load(path) for path in sorted(DATA_DIR.glob("*.json"))]
-
-
-def service_globs(folder: str) -> tuple[str, ...]:
-    """An application's paths: its folder and the Flux Kustomization file named after it beside it."""
-    return (f"{folder}/**", f"{folder}.yaml")
-
-
-def services(history: History) -> dict[str, str]:
-    """Application folders (the `apps` glob's depth, not under a shared path) -> service names."""
-    depth = len(history.apps.split("/"))
-    folders = set()
-    for commit in [history.base, *(c.files for c in history.commits)]:
-        for path in commit:
-            parts = path.split("/")
-            folder = "/".join(parts[:depth])
-            if len(parts) > depth and matches_any(folder + "/", (history.apps + "/",)) and not matches_any(
-                    path, history.shared):
-                folders.add(folder)
-    # the service name: the folder below the root, readable in a label
-    return {f: f.removeprefix(history.root).replace("/", "-").lower() for f in sorted(folders)}
-
-
-def owner(path: str, *, history: History, folders: dict[str, str]) -> str | None:
-    """The service a path belongs to, SHARED for a shared path, else None."""
-    if matches_any(path, history.shared):
-        return SHARED
-    return next((folders[f] for f in folders if matches_any(path, service_globs(f))), None)
-
-
-def effective_owners(history: History) -> list[set[str]]:
-    """Per commit, the services (and SHARED) it changed the deployed state of, as Backout classifies."""
-    folders = services(history)
-    text = dict(history.base)
-    found = []
-    for commit in history.commits:
-        owners = set()
-        for path, new in commit.files.items():
-            old = text.get(path)
-            effects, _ = classify(path, None if old is None else old.encode(), None if new is None else new.encode())
-            who = owner(path, history=history, folders=folders)
-            if who is not None and not set(effects) <= NO_EFFECT:
-                owners.add(who)
-            if new is None:
-                text.pop(path, None)
-            else:
-                text[path] = new
-        found.append(owners)
-    return found
 
 
 def build(bare: Path, history: History, *, shift: timedelta) -> list[str]:
@@ -201,7 +94,7 @@ class Placed:
 
 def lay(history: History, *, rng: random.Random, shift: timedelta, per_repository: int) -> tuple[
         list[Placed], dict[str, int]]:
-    """The history's scenarios ("sampled", then every usable "reverted"), and why others were skipped."""
+    """The history's scenarios (every usable "reverted", then "sampled"), and why others were skipped."""
     owners = effective_owners(history)
     applied = [c.at + shift + SYNC_DELAY for c in history.commits]
     reverted_at: dict[int, datetime] = {}  # a change counts as reverted once its revert is committed
@@ -213,6 +106,9 @@ def lay(history: History, *, rng: random.Random, shift: timedelta, per_repositor
     def place(index: int, service: str, minutes: float, variant: str) -> Placed | None:
         started = applied[index] + timedelta(minutes=minutes)
         ranked = started + RANKED_AFTER
+        if any(p.scenario.service == service and abs(p.scenario.started_at - started) < SPACING for p in placed):
+            skipped[f"{variant}: another incident on the service within 7 hours"] += 1
+            return None
         if any(j != index and applied[index] <= applied[j] <= ranked and owners[j] & {service, SHARED}
                for j in range(len(applied))):
             skipped[f"{variant}: a later effective change to the service or shared paths"] += 1
@@ -227,14 +123,6 @@ def lay(history: History, *, rng: random.Random, shift: timedelta, per_repositor
         return Placed(scenario, index, [j for j, at in reverted_at.items() if at <= started])
 
     placed: list[Placed] = []
-    pairs = [(i, service) for i, found in enumerate(owners) if i not in reverted_at
-             for service in sorted(found - {SHARED})]
-    rng.shuffle(pairs)
-    for index, service in pairs:
-        if len(placed) >= per_repository:
-            break
-        if (laid := place(index, service, delay(rng), "sampled")) is not None:
-            placed.append(laid)
     for commit in history.commits:
         culprit = commit.reverts
         if culprit is None or culprit in {p.culprit for p in placed if p.scenario.variant == "reverted"}:
@@ -252,6 +140,14 @@ def lay(history: History, *, rng: random.Random, shift: timedelta, per_repositor
             minutes = rng.uniform(4, gap - 4)
         if (laid := place(culprit, targets[0], minutes, "reverted")) is not None:
             placed.append(laid)
+    pairs = [(i, service) for i, found in enumerate(owners) if i not in reverted_at
+             for service in sorted(found - {SHARED})]
+    rng.shuffle(pairs)
+    for index, service in pairs:
+        if sum(p.scenario.variant == "sampled" for p in placed) >= per_repository:
+            break
+        if (laid := place(index, service, delay(rng), "sampled")) is not None:
+            placed.append(laid)
     return placed, dict(skipped)
 
 
@@ -265,34 +161,56 @@ def oldest(end: datetime) -> datetime:
     return min(h.commits[0].at + shift_for(h, end) - timedelta(days=1) for h in histories())
 
 
-def replay_scenarios(tmp: Path, end: datetime, *, per_repository: int = 60, seed: int = 7) -> tuple[
-        list[RepoSettings], list[Playbook], list[Scenario]]:
-    """The replay family for run.py: the rebuilt repositories under `tmp`, a playbook per service
-    with an incident, and the scenarios, their culprit shas filled in."""
+@dataclass
+class Replay:
+    """The replay family built: what run.py needs, and what was skipped in each history and why."""
+
+    repos: list[RepoSettings]
+    playbooks: list[Playbook]
+    scenarios: list[Scenario]
+    notes: list[str]
+    oldest: datetime  # the earliest rebuilt commit: the import window must reach it
+
+
+def replay(tmp: Path, end: datetime, *, per_repository: int = 60, seed: int = 7) -> Replay:
+    """Every history rebuilt under `tmp` to end before `end`, a playbook per service with an
+    incident, and the scenarios with their culprit shas filled in."""
     rng = random.Random(seed)
-    repos, playbooks, scenarios = [], [], []
+    built = Replay([], [], [], [], oldest=end)
     for history in histories():
         shift = shift_for(history, end)
         bare = tmp / f"{history.world}.git"
         shas = build(bare, history, shift=shift)
-        repos.append(RepoSettings(name=history.world, url=str(bare), branch="main"))
-        placed, _ = lay(history, rng=rng, shift=shift, per_repository=per_repository)
+        built.oldest = min(built.oldest, history.commits[0].at + shift - timedelta(days=1))
+        built.repos.append(RepoSettings(name=history.world, url=str(bare), branch="main"))
+        placed, skipped = lay(history, rng=rng, shift=shift, per_repository=per_repository)
         folders = {name: folder for folder, name in services(history).items()}
+        built.notes.append(f"{history.world} ({history.repository} at {history.pinned[:12]}): "
+                           f"{len(history.commits)} commits, {len(folders)} services, {len(placed)} incidents; "
+                           f"skipped: {skipped}")
         for service in sorted({p.scenario.service for p in placed}):
-            playbooks.append(Playbook.model_validate({
-                "name": f"{history.world}-{len(playbooks)}", "service": service,
+            built.playbooks.append(Playbook.model_validate({
+                "name": f"{history.world}-{len(built.playbooks)}", "service": service,
                 "match": {"world": history.world, "service": service},
                 "repos": [{"repo": history.world, "paths": service_globs(folders[service]),
                            "shared_paths": history.shared}],
                 "actions": {"on_open": "off"},
                 "key_query": key_query(history.world, service), "verify": {"below": 0.05}}))
         for laid in placed:
-            laid.scenario.number = FIRST_NUMBER + len(scenarios)
+            laid.scenario.number = FIRST_NUMBER + len(built.scenarios)
             laid.scenario.culprit_repo = history.world
             laid.scenario.culprit_sha = shas[laid.culprit]
             laid.scenario.reverted_shas = [shas[j] for j in laid.reverted]
-            scenarios.append(laid.scenario)
-    return repos, playbooks, scenarios
+            built.scenarios.append(laid.scenario)
+    return built
+
+
+def replay_scenarios(tmp: Path, end: datetime, *, per_repository: int = 60, seed: int = 7) -> tuple[
+        list[RepoSettings], list[Playbook], list[Scenario]]:
+    """The replay family for run.py: its repositories, playbooks and scenarios (`replay`'s).
+    run.py's import window must reach `oldest(end)`."""
+    built = replay(tmp, end, per_repository=per_repository, seed=seed)
+    return built.repos, built.playbooks, built.scenarios
 
 
 def main() -> int:
@@ -304,16 +222,12 @@ def main() -> int:
     args = parser.parse_args()
 
     end = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
-    for history in histories():
-        _, skipped = lay(history, rng=random.Random(args.seed), shift=shift_for(history, end),
-                         per_repository=args.per_repository)
-        print(f"{history.repository} at {history.pinned[:12]}: {len(history.commits)} commits, "
-              f"{len(services(history))} services; skipped: {skipped}")
     with tempfile.TemporaryDirectory(prefix="backout-replay-") as tmp_name:
         tmp = Path(tmp_name)
-        repos, playbooks, scenarios = replay_scenarios(tmp, end, per_repository=args.per_repository,
-                                                       seed=args.seed)
-        window = end - oldest(end) + timedelta(days=2)
+        built = replay(tmp, end, per_repository=args.per_repository, seed=args.seed)
+        print("\n".join(built.notes))
+        repos, playbooks, scenarios = built.repos, built.playbooks, built.scenarios
+        window = end - built.oldest + timedelta(days=2)
         settings = Settings(
             storage=StorageSettings(url=f"sqlite:///{tmp / 'bench.db'}"),
             alertmanager=AlertmanagerSettings(auth="none"), repos=repos,

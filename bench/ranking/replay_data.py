@@ -2,13 +2,14 @@
 
 Reads the first-parent history of a local clone or bare mirror, ending at a pinned commit, and
 writes `bench/ranking/replay/<owner>-<name>.json`: each commit's time and subject (no author:
-every commit is written as "Dev"), which earlier commit of the window it reverts, and the full
-text of the YAML and JSON files it changed under the deploy root; plus the text those files had
-before the window. Nothing else of the repository is kept. `bench/ranking/replay.py` rebuilds
-the history from it.
+every commit is written as "Dev"), which earlier commit of the window it reverts, and the YAML
+and JSON files it changed under the deploy root, as line edits against their previous text; plus
+the text those files had before the window. Nothing else of the repository is kept.
+`bench/ranking/replay.py` rebuilds the history from it; `replay/README.md` lists the sources.
 
 Usage: python bench/ranking/replay_data.py GIT_DIR --repository OWNER/NAME --pin SHA --licence SPDX
-           --apps 'kubernetes/apps/*/*' [--shared 'kubernetes/flux/**' ...] [--commits 300]
+           --apps 'kubernetes/apps/*/*' [--shared 'kubernetes/flux/**' ...] [--exclude GLOB ...]
+           [--commits 300] [--max-file-bytes 32000] [--suffix -2]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.ranking.replay import DATA_DIR, Edit, apply_edits
+from bench.ranking.replay_history import DATA_DIR, Edit, apply_edits
 from bot.domain.changes import matches_any
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -135,6 +136,7 @@ def main() -> int:
     parser.add_argument("--root", default="kubernetes/", help="the deploy root; files elsewhere are dropped")
     parser.add_argument("--exclude", action="append", default=[], help="glob of generated files to leave out")
     parser.add_argument("--commits", type=int, default=300)
+    parser.add_argument("--suffix", default="", help="for a second window of a repository: -2, say")
     parser.add_argument("--max-file-bytes", type=int, default=32_000, help="larger files are left out")
     args = parser.parse_args()
     pin = git(args.git_dir, "rev-parse", args.pin).strip()
@@ -144,7 +146,7 @@ def main() -> int:
             "apps": args.apps, "shared": args.shared, "excluded": args.exclude, "base": base,
             "commits": deltas(base, window)}
     DATA_DIR.mkdir(exist_ok=True)
-    out = DATA_DIR / f"{args.repository.replace('/', '-')}.json"
+    out = DATA_DIR / f"{args.repository.replace('/', '-')}{args.suffix}.json"
     out.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
     reverts = sum(c["reverts"] is not None for c in window)
     print(f"{out}: {len(window)} commits, {reverts} reverts, {out.stat().st_size / 1e6:.2f} MB")

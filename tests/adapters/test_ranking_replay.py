@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.ranking.replay import DATA_DIR, apply_edits, build, load
+from bench.ranking.replay import build
 from bench.ranking.replay_data import line_edits
+from bench.ranking.replay_history import DATA_DIR, apply_edits, load
 
 # file -> (pinned commit, commits in the window), as bench/ranking/replay/README.md lists them
 PINNED = {
-    "billimek-k8s-gitops": ("49eb69f3aae0bb9e76298b477eee64c346128e26", 300),
-    "bjw-s-labs-home-ops": ("1b2e6420cf0988ef4332f742527616ca1a9dcdef", 300),
+    "billimek-k8s-gitops": ("49eb69f3aae0bb9e76298b477eee64c346128e26", 250),
+    "bjw-s-labs-home-ops": ("1b2e6420cf0988ef4332f742527616ca1a9dcdef", 250),
+    "bjw-s-labs-home-ops-2023": ("8250fec812a1f213f3bddaba1eb384caa8bbe217", 240),
     "xunholy-k8s-gitops": ("d226e9bdfa18d97d0ae0426740391563d51a35a7", 250),
     "ricsanfre-pi-cluster": ("caca7d4a6211cbf6f84f5fe95535e7bf25a62f3d", 250),
 }
