@@ -43,6 +43,7 @@ bench: $(STAMP)
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py
 	$(BIN)/python bench/ranking/controllers.py
+	$(BIN)/python bench/ranking/replay.py --git-only
 
 # Re-resolve every dependency from pyproject.toml in a scratch venv and pin the result.
 constraints:
