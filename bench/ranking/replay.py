@@ -63,11 +63,12 @@ RANKED_AFTER = timedelta(minutes=3)  # run.py ranks each incident three minutes 
 # (run.py's KeyMetric) shows one incident per query window.
 SPACING = timedelta(hours=7)
 FIRST_NUMBER = 100_000  # scenario numbers apart from the generated families' (alert names, seeds)
+BASE_BEFORE = timedelta(days=1)  # the base commit (the files as they were before the window)
 
 
 def build(bare: Path, history: History, *, shift: timedelta) -> list[str]:
     """The history as a real bare repository (a base commit, then the window); the window's shas."""
-    commits = [Commit(repo=GITOPS, at=history.commits[0].at + shift - timedelta(days=1), mark=1,
+    commits = [Commit(repo=GITOPS, at=history.commits[0].at + shift - BASE_BEFORE, mark=1,
                       subject=f"Replay base: {history.repository} before the window", files=dict(history.base))]
     commits += [Commit(repo=GITOPS, at=c.at + shift, subject=c.subject or "(no subject)", files=c.files,
                        mark=index + 2, reverts_mark=None if c.reverts is None else c.reverts + 2)
@@ -158,7 +159,7 @@ def shift_for(history: History, end: datetime) -> timedelta:
 
 def oldest(end: datetime) -> datetime:
     """The earliest commit of the rebuilt histories: the bench's import window must reach it."""
-    return min(h.commits[0].at + shift_for(h, end) - timedelta(days=1) for h in histories())
+    return min(h.commits[0].at + shift_for(h, end) - BASE_BEFORE for h in histories())
 
 
 @dataclass
@@ -181,7 +182,7 @@ def replay(tmp: Path, end: datetime, *, per_repository: int = 60, seed: int = 7)
         shift = shift_for(history, end)
         bare = tmp / f"{history.world}.git"
         shas = build(bare, history, shift=shift)
-        built.oldest = min(built.oldest, history.commits[0].at + shift - timedelta(days=1))
+        built.oldest = min(built.oldest, history.commits[0].at + shift - BASE_BEFORE)
         built.repos.append(RepoSettings(name=history.world, url=str(bare), branch="main"))
         placed, skipped = lay(history, rng=rng, shift=shift, per_repository=per_repository)
         folders = {name: folder for folder, name in services(history).items()}
