@@ -137,7 +137,8 @@ def test_a_crash_between_push_and_merge_request_ends_with_one_merge_request(worl
 
 
 def test_following_the_merge_request_to_the_merge(world: World) -> None:
-    """A failed pipeline is recorded once; the merge moves the incident to mitigating."""
+    """A failed pipeline is recorded once; the open merge request makes the incident mitigating, and
+    it stays so once merged, until the revert is applied."""
     config, remote, fake, _bad = world
     app = open_incident(config, remote)
     roll_back(app)
@@ -157,7 +158,8 @@ def test_following_the_merge_request_to_the_merge(world: World) -> None:
     texts = [e.text for e in view.timeline]
     assert "Checks on merge request !1 are failing" in texts
     assert "Revert merged by alice (merge request !1)" in texts
-    assert "Mitigating: the revert in merge request !1 is merged and will be applied" in texts
+    assert any(t.startswith("Mitigating: the revert of ") and t.endswith(" is proposed in merge request !1")
+               for t in texts), "mitigating from the merge request's opening, named as GitLab does"
     assert view.actions[0].state.value == "merged"
     app.close()
 
