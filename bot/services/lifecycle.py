@@ -18,6 +18,7 @@ from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import Notifier, Store, Transaction
 from bot.domain.timeline import event
 from bot.services import notify
+from bot.services.applied import deploying_objects
 from bot.services.watching import ALERT_EXPR
 
 S = IncidentStatus
@@ -76,18 +77,18 @@ class Applied:
 
 
 def applied(tx: Transaction, incident: Incident, playbook: Playbook | None, *, now: datetime) -> Applied | None:
-    """The revert's application: a controller applied the commit that reverts the incident's
-    suspect; without controller events for its repository, its merge plus the playbook's
-    `sync_delay`. None while neither is so."""
+    """The revert's application: a controller object that deploys the service (or, when Backout
+    cannot tell which, any) applied the commit that reverts the incident's suspect; without
+    controller events for its repository, its merge plus the playbook's `sync_delay`. None while
+    neither is so."""
     delay = playbook.suspects.sync_delay if playbook else None
     for action in tx.actions.for_incident(incident.id or 0):
         if action.kind is not ActionKind.REVERT or not action.commit_sha:
             continue
         revert = reverted_by(action.commit_sha, tx.changes.reverts([action.repo], until=now))
-        change = next(iter(tx.changes.get_many(action.repo, [revert.by_sha])), None) if revert else None
-        if change is not None and change.applied_source in CONTROLLER_SOURCES and change.applied_at:
-            who = change.applied_by or change.applied_source.value
-            return Applied(change.applied_at, f"{who} applied the revert {change.short}", change.applied_source.value)
+        by_object = _by_controller(tx, playbook, action.repo, revert.by_sha, now=now) if revert else None
+        if by_object is not None:
+            return by_object
         merged = action.updated_at if action.state is ActionState.MERGED else (revert.at if revert else None)
         if merged is None or delay is None or _controlled(tx, playbook, now=now):
             continue
@@ -98,14 +99,33 @@ def applied(tx: Transaction, incident: Incident, playbook: Playbook | None, *, n
     return None
 
 
+def _by_controller(tx: Transaction, playbook: Playbook | None, repo: str, sha: str, *,
+                   now: datetime) -> Applied | None:
+    """The first time an object that deploys the service applied the revert (each object's own
+    time, kept even when the controller reported it before the change log had the commit)."""
+    chosen = deploying_objects(tx, playbook) if playbook is not None else None
+    found = [r for r in tx.gitops.applied([repo], since=now, until=now, shas=[sha])
+             if r.sha == sha and r.applied_at <= now and (chosen is None or r.object_id in chosen)]
+    if found:
+        first = min(found, key=lambda r: r.applied_at)
+        controller = first.object_id.partition(":")[0]
+        return Applied(first.applied_at, f"{first.label} applied the revert {sha[:7]}", controller)
+    change = next(iter(tx.changes.get_many(repo, [sha])), None)
+    if change is not None and change.applied_source in CONTROLLER_SOURCES and change.applied_at and chosen is None:
+        who = change.applied_by or change.applied_source.value
+        return Applied(change.applied_at, f"{who} applied the revert {change.short}", change.applied_source.value)
+    return None
+
+
 def _controlled(tx: Transaction, playbook: Playbook | None, *, now: datetime) -> bool:
     """Whether a controller reports what it applies of the playbook's repositories: it names
-    controller objects, or one of its recent changes has a controller's applied time."""
+    controller objects, an object was seen applying them, or a recent change has a controller's
+    applied time."""
     if playbook is None:
         return False
-    if playbook.gitops.any:
-        return True
     repos = [entry.repo for entry in playbook.repos]
+    if playbook.gitops.any or tx.gitops.objects(repos):
+        return True
     recent = tx.changes.applied_between(repos, now - playbook.suspects.lookback, now)
     return any(c.applied_source in CONTROLLER_SOURCES for c in recent)
 

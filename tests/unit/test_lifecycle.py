@@ -11,6 +11,7 @@ from bot.adapters.console import RecordingNotifier
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, FileChange, Revert
 from bot.domain.errors import Conflict
+from bot.domain.gitops import AppliedRevision, ObjectState
 from bot.domain.incidents import ALLOWED, IncidentPolicy, person_transition, refuse, transition
 from bot.domain.models import (
     ACTIVE_STATUSES,
@@ -138,16 +139,26 @@ def test_an_open_revert_request_makes_the_incident_mitigating_and_closing_it_und
     assert "closed without merging" in view.timeline[-1].text
 
 
-def test_a_merged_revert_is_mitigated_once_the_controller_applies_it() -> None:
-    """With controller events, merged is not enough: mitigated at the controller's applied time,
-    naming the object, not at merged plus the sync delay."""
+def _object_applied(store: InMemoryStore, name: str, minutes: float) -> None:
+    """Flux Kustomization flux-system/`name` applied the revert at `minutes`."""
+    object_id, label = f"flux:Kustomization/flux-system/{name}", f"Flux Kustomization flux-system/{name}"
+    store.run(lambda tx: (tx.gitops.save_object(ObjectState(object_id=object_id, label=label, repo="gitops")),
+                          tx.gitops.add_applied([AppliedRevision(object_id=object_id, label=label, repo="gitops",
+                                                                 sha=REVERT, applied_at=at(minutes))])))
+
+
+def test_a_merged_revert_is_mitigated_once_the_services_object_applies_it() -> None:
+    """With controller events, merged is not enough, nor another service's object applying it:
+    mitigated at the time the service's own object applied the revert, naming it."""
     store = InMemoryStore()
     _with_revert(store, ActionState.MERGED, status=S.MITIGATING)
     flux_book = BOOK.model_copy(update={"gitops": BOOK.gitops.model_validate(
         {"flux": [{"kind": "Kustomization", "namespace": "flux-system", "name": "checkout"}]})})
-    assert _advance(store, 30, flux_book) == 0, "merged long ago, but no controller applied it yet"
+    _revert_on_branch(store, source=AppliedSource.FLUX, applied=at(20))
+    _object_applied(store, "redis", 20)
+    assert _advance(store, 30, flux_book) == 0, "merged long ago, applied by redis's object only"
     assert get_incident(store=store, incident_id=1).incident.status is S.MITIGATING
-    _revert_on_branch(store, source=AppliedSource.FLUX, applied=at(31))
+    _object_applied(store, "checkout", 31)
     assert _advance(store, 32, flux_book) == 1
     view = get_incident(store=store, incident_id=1)
     assert (view.incident.status, view.incident.mitigated_at) == (S.MITIGATED, at(31))
