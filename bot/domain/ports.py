@@ -232,9 +232,10 @@ class GitOpsRepository(Protocol):
     def set_healthy(self, object_id: str, *, at: datetime) -> None:
         """The object is healthy at `at`: so is every change it applied by then."""
         ...
-    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime,
-                shas: Sequence[str] = ()) -> list[AppliedRevision]:
-        """Each object's applied times in the window, and those of `shas` whenever they were."""
+    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime, shas: Sequence[str] = (),
+                objects: Sequence[str] | None = None) -> list[AppliedRevision]:
+        """Each object's applied times in the window, and those of `shas` whenever they were; of
+        `objects` only, when given."""
         ...
     def add_failure(self, failure: Failure) -> Failure: ...
     def open_failure(self, object_id: str) -> Failure | None:

@@ -8,10 +8,11 @@ object's time stands, as before."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.domain.changes import AppliedSource, Change
-from bot.domain.gitops import AppliedRevision, Controller, path_holds
+from bot.domain.gitops import AppliedRevision, Controller, ObjectState, path_holds
 from bot.domain.playbooks import Playbook, RepoRole
 from bot.domain.ports import Transaction
 
@@ -21,10 +22,12 @@ def service_changes(tx: Transaction, playbook: Playbook, *, since: datetime, unt
     that deploy the service applied it (the rollout's start; `healthy_at` its end)."""
     repos = [entry.repo for entry in playbook.repos]
     changes = {(c.repo, c.sha): c for c in tx.changes.applied_between(repos, since, until)}
-    chosen = deploying_objects(tx, playbook)
-    revisions = tx.gitops.applied(repos, since=since, until=until, shas=sorted({sha for _, sha in changes}))
-    if chosen is not None:
-        revisions = [r for r in revisions if r.object_id in chosen]
+    objects = tx.gitops.objects(repos)
+    if not objects:  # no controller reports on these repositories: nothing to choose from
+        return list(changes.values())
+    chosen = _deploying(playbook, objects)
+    revisions = tx.gitops.applied(repos, since=since, until=until, shas=sorted({sha for _, sha in changes}),
+                                  objects=sorted(chosen) if chosen is not None else None)
     first: dict[tuple[str, str], AppliedRevision] = {}
     for revision in sorted(revisions, key=lambda r: r.applied_at, reverse=True):
         first[(revision.repo, revision.sha)] = revision
@@ -39,8 +42,10 @@ def service_changes(tx: Transaction, playbook: Playbook, *, since: datetime, unt
 def deploying_objects(tx: Transaction, playbook: Playbook) -> set[str] | None:
     """The ids of the objects that deploy the playbook's service, or None when Backout cannot
     tell (no object named, no object's path known to hold the service's paths)."""
-    repos = [entry.repo for entry in playbook.repos]
-    objects = tx.gitops.objects(repos)
+    return _deploying(playbook, tx.gitops.objects([entry.repo for entry in playbook.repos]))
+
+
+def _deploying(playbook: Playbook, objects: Sequence[ObjectState]) -> set[str] | None:
     if playbook.gitops.any:
         return {o.object_id for o in objects if playbook.gitops.names_object(o.object_id)}
     paths = [p for entry in playbook.repos if entry.role is RepoRole.GITOPS for p in entry.paths]

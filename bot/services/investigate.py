@@ -113,7 +113,7 @@ def relevant_failures(tx: Transaction, playbook: Playbook, *, since: datetime, u
     repos = [entry.repo for entry in playbook.repos]
     failures = [f for f in tx.gitops.failures(repos, since=since, until=until)
                 if f.resolved_at is None or f.resolved_at > open_at]
-    chosen = deploying_objects(tx, playbook)
+    chosen = deploying_objects(tx, playbook) if failures else None
     return failures if chosen is None else [f for f in failures if f.object_id in chosen]
 
 

@@ -417,10 +417,10 @@ class _GitOps:
             if key[0] == object_id and known.healthy_at is None and known.applied_at <= at:
                 self._s.applied[key] = known.model_copy(update={"healthy_at": at})
 
-    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime,
-                shas: Sequence[str] = ()) -> list[AppliedRevision]:
-        return [r for r in self._s.applied.values()
-                if r.repo in repos and (since <= r.applied_at <= until or r.sha in shas)]
+    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime, shas: Sequence[str] = (),
+                objects: Sequence[str] | None = None) -> list[AppliedRevision]:
+        return [r for r in self._s.applied.values() if r.repo in repos and (objects is None or r.object_id in objects)
+                and (since <= r.applied_at <= until or r.sha in shas)]
 
     def add_failure(self, failure: Failure) -> Failure:
         stored = failure.model_copy(update={"id": len(self._s.failures) + 1})

@@ -65,19 +65,21 @@ class SqlGitOpsRepository:
         self._conn.execute(t.object_revisions.update().where(
             c.object_id == object_id, c.healthy_at.is_(None), c.applied_at <= at).values(healthy_at=at))
 
-    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime,
-                shas: Sequence[str] = ()) -> list[AppliedRevision]:
-        if not repos:
+    def applied(self, repos: Sequence[str], *, since: datetime, until: datetime, shas: Sequence[str] = (),
+                objects: Sequence[str] | None = None) -> list[AppliedRevision]:
+        if not repos or objects == []:
             return []
         c = t.object_revisions.c
-        inside = sa.and_(c.applied_at >= since, c.applied_at <= until)
-        found: list[AppliedRevision] = []
-        for start in range(0, max(len(shas), 1), 500):
-            chosen = sa.or_(inside, c.sha.in_(list(shas[start:start + 500]))) if shas else inside
-            rows = self._conn.execute(sa.select(t.object_revisions).where(
-                c.repo.in_(list(repos)), chosen)).mappings()
-            found += [AppliedRevision.model_validate(dict(row)) for row in rows]
-        return list({(r.object_id, r.repo, r.sha): r for r in found}.values())
+        of = [c.repo.in_(list(repos))] + ([c.object_id.in_(list(objects))] if objects is not None else [])
+        # Two queries, each on its index (an OR of both would scan the table).
+        queries = [sa.select(t.object_revisions).where(*of, c.applied_at >= since, c.applied_at <= until)]
+        queries += [sa.select(t.object_revisions).where(*of, c.sha.in_(list(shas[i:i + 500])))
+                    for i in range(0, len(shas), 500)]
+        found = {}
+        for query in queries:
+            for row in self._conn.execute(query).mappings():
+                found[(row["object_id"], row["repo"], row["sha"])] = AppliedRevision.model_validate(dict(row))
+        return list(found.values())
 
     def add_failure(self, failure: Failure) -> Failure:
         values = failure.model_dump(exclude={"id"})
