@@ -346,17 +346,25 @@ def report_accuracy(
     if as_json:
         echo_json(report)
         return
-    typer.echo(f"Incidents opened in the last {since} with a verdict (precision@1: confident and right; "
-               "recall@3: the culprit among the first three)")
+    typer.echo(f"Incidents opened in the last {since} with a verdict (precision@1: confident and right, of "
+               "those a change caused; confidence: right, of the confident answers; recall@3: the culprit "
+               "among the first three)")
     rows = [("overall", report["overall"])]
     rows += [(f"service {name}", figures) for name, figures in report["by_service"].items()]
     rows += [(f"playbook {name}", figures) for name, figures in report["by_playbook"].items()]
-    typer.echo(f"{'':<28}{'incidents':>10}{'precision@1':>13}{'recall@3':>10}{'abstained':>11}")
+    widths = (13, 12, 10, 11)
+    typer.echo(f"{'':<28}{'incidents':>10}{'precision@1':>13}{'confidence':>12}{'recall@3':>10}{'abstained':>11}")
     for label, figures in rows:
-        cells = [figures["precision_at_1"], figures["recall_at_3"], figures["abstention_no_cause"]]
+        cells = [figures["precision_at_1"], figures["precision_of_confidence"], figures["recall_at_3"],
+                 figures["abstention_no_cause"]]
         typer.echo(f"{safe(label)[:27]:<28}{figures['incidents']:>10}" + "".join(
-            f"{'-' if value is None else f'{value:.2f}':>{width}}" for value, width in zip(cells, (13, 10, 11),
-                                                                                          strict=True)))
+            f"{'-' if value is None else f'{value:.2f}':>{width}}" for value, width in zip(cells, widths, strict=True)))
+    calibration = report["overall"].get("calibration") or []
+    if calibration:
+        typer.echo("\nCalibration (the answer's confidence against the share right):")
+        typer.echo(f"{'confidence':<28}{'answers':>10}{'right':>13}")
+        for row in calibration:
+            typer.echo(f"{row['confidence']:<28}{row['answers']:>10}{row['right']:>13.2f}")
 
 
 # ---- acting ----

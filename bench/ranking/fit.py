@@ -1,10 +1,11 @@
 """Fit the ranking's timing constants on the benchmark's generated families.
 
 Builds the benchmark once (bench/ranking/run.py), then ranks every scenario again for each point
-of a small grid over the hazard (fast share, fast and slow half-lives), the evidence floor and the
-margin, git only, and prints the points that meet the most targets, best first. The constants in
-bot/domain/suspects.py (HAZARD) and the policy defaults come from here, fitted on one seed and
-checked on another; never on data kept for checking.
+of a small grid over the hazard (fast share, fast and slow half-lives, the alert's delay), the
+evidence floor and the margin, git only, on the generated families (the replay family and another
+seed check the choice), and prints the points that meet the most targets, best first. The constants
+in bot/domain/suspects.py (HAZARD) and the policy defaults come from here; never from data kept for
+checking.
 
 Usage: python bench/ranking/fit.py [--seed S] [--per-family N] [--top K]
 """
@@ -27,11 +28,11 @@ from bot.domain import suspects
 
 GRID = {
     "fast_share": (0.8, 0.85, 0.9),
-    "fast_half_life": (10, 15, 20),
-    "slow_half_life": (60, 120, 240),
+    "fast_half_life": (5, 10, 15),
+    "slow_half_life": (60, 120),
     "floor": (0.2, 0.3),
-    "tie_ratio": (1.5, 2.0),
-    "alert_delay": (0, 3, 5),
+    "tie_ratio": (1.5, 2.0, 3.0),
+    "alert_delay": (0, 5, 8, 12),
 }
 
 
@@ -53,6 +54,8 @@ def targets_met(rows: list[dict[str, Any]]) -> tuple[int, int, dict[str, Any]]:
             checks.append(value >= 0.95)
     dense = by_family["dense"]["wrong abstention"]
     checks.append(dense is not None and dense <= 0.05)
+    overall = {**overall, "two_close confident": by_family["two_close"]["confident and wrong"],
+               "dense wrong abstention": dense, "slow_burn confident": by_family["slow_burn"]["confident and wrong"]}
     return sum(checks), len(checks), overall
 
 
@@ -64,7 +67,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     results = []
-    with bench(per_family=args.per_family, worlds=4, seed=args.seed) as built:
+    with bench(per_family=args.per_family, worlds=4, seed=args.seed, replay=False) as built:
         original = list(built.playbooks)
         for share, fast, slow, floor, tie, delay in itertools.product(*GRID.values()):
             suspects.HAZARD = suspects.Hazard(fast_share=share, fast_half_life=timedelta(minutes=fast),
@@ -76,9 +79,11 @@ def main() -> int:
             met, total, overall = targets_met(rows)
             results.append((met, overall["precision@1"] or 0.0, (share, fast, slow, floor, tie, delay), overall))
     results.sort(key=lambda r: (-r[0], -r[1]))
-    names = ["prec@1", "prec-conf", "conf-wrong", "wrong-abst", "abstain(no)", "tie|right"]
+    names = ["prec@1", "prec-conf", "conf-wrong", "wrong-abst", "abstain(no)", "tie|right", "2close-conf",
+             "dense-abst", "slow-conf"]
     keys = ["precision@1", "precision of confidence", "confident and wrong", "wrong abstention",
-            "abstention (no cause)", "tie or right"]
+            "abstention (no cause)", "tie or right", "two_close confident", "dense wrong abstention",
+            "slow_burn confident"]
     print(f"{'share':>6}{'fast':>6}{'slow':>6}{'floor':>7}{'tie':>5}{'delay':>6}{'met':>8}"
           + "".join(f"{n:>12}" for n in names))
     for met, _, (share, fast, slow, floor, tie, delay), overall in results[:args.top]:

@@ -18,7 +18,9 @@ service or to its shared paths is applied between the culprit and the ranking (i
 more recent change: the tie families measure that), and the culprit is not reverted by then.
 Effective is as Backout classifies at import (a move within a folder has no effect); incidents
 on one service are at least 7 hours apart; a reverted commit that changed several services is
-the culprit on the first of them (by name).
+the culprit on the first of them (by name). Where another effective change to the service was
+applied up to 12 minutes before the culprit (the two_close family's widest gap), nothing tells the
+two apart: that incident is in family "replay_close", where a tie is the right answer.
 
 Usage: python bench/ranking/replay.py [--per-repository N] [--seed S] [--git-only]
 """
@@ -56,7 +58,9 @@ from bot.services.ingest import ingest_delivery
 from bot.services.investigate import rank_incident
 
 FAMILY = "replay"
-FAMILIES.setdefault(FAMILY, "culprit")  # run.py's evaluate reads the expected answer from here
+CLOSE_FAMILY = "replay_close"  # another effective change minutes before the culprit: a tie is right
+CLOSE = timedelta(minutes=12)  # the two_close family's widest gap
+assert (FAMILIES[FAMILY], FAMILIES[CLOSE_FAMILY]) == ("culprit", "tie")  # run.py reads them from scenarios.py
 SYNC_DELAY = timedelta(minutes=2)  # the playbook default: applied = committed + sync_delay
 RANKED_AFTER = timedelta(minutes=3)  # run.py ranks each incident three minutes after it starts
 # Incidents on one service stay apart by more than the lookback: the key metric's generated series
@@ -119,7 +123,11 @@ def lay(history: History, *, rng: random.Random, shift: timedelta, per_repositor
             return None
         # the key metric moves a minute or so after the culprit is applied, as in the generated families
         onset = min(-1.0, max(-minutes + rng.uniform(0.5, 3), -rng.uniform(4, 10)))
-        scenario = Scenario(number=0, world=history.world, family=FAMILY, service=service, started_at=started,
+        # Another effective change applied minutes before it is as likely, as in the two_close family.
+        close = any(j != index and applied[index] - CLOSE <= applied[j] <= applied[index]
+                    and owners[j] & {service, SHARED} for j in range(len(applied)))
+        scenario = Scenario(number=0, world=history.world, family=CLOSE_FAMILY if close else FAMILY,
+                            service=service, started_at=started,
                             onset=started + timedelta(minutes=onset), variant=variant, culprit=index + 2)
         return Placed(scenario, index, [j for j, at in reverted_at.items() if at <= started])
 
@@ -171,6 +179,7 @@ class Replay:
     scenarios: list[Scenario]
     notes: list[str]
     oldest: datetime  # the earliest rebuilt commit: the import window must reach it
+    commits: int = 0
 
 
 def replay(tmp: Path, end: datetime, *, per_repository: int = 60, seed: int = 7) -> Replay:
@@ -182,6 +191,7 @@ def replay(tmp: Path, end: datetime, *, per_repository: int = 60, seed: int = 7)
         shift = shift_for(history, end)
         bare = tmp / f"{history.world}.git"
         shas = build(bare, history, shift=shift)
+        built.commits += len(shas)
         built.oldest = min(built.oldest, history.commits[0].at + shift - BASE_BEFORE)
         built.repos.append(RepoSettings(name=history.world, url=str(bare), branch="main"))
         placed, skipped = lay(history, rng=rng, shift=shift, per_repository=per_repository)
@@ -204,14 +214,6 @@ def replay(tmp: Path, end: datetime, *, per_repository: int = 60, seed: int = 7)
             laid.scenario.reverted_shas = [shas[j] for j in laid.reverted]
             built.scenarios.append(laid.scenario)
     return built
-
-
-def replay_scenarios(tmp: Path, end: datetime, *, per_repository: int = 60, seed: int = 7) -> tuple[
-        list[RepoSettings], list[Playbook], list[Scenario]]:
-    """The replay family for run.py: its repositories, playbooks and scenarios (`replay`'s).
-    run.py's import window must reach `oldest(end)`."""
-    built = replay(tmp, end, per_repository=per_repository, seed=seed)
-    return built.repos, built.playbooks, built.scenarios
 
 
 def main() -> int:

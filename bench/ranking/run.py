@@ -40,6 +40,7 @@ from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.domain.playbooks import Playbook
 from bot.domain.suspects import Ranking
+from bot.domain.verdicts import CALIBRATION_BUCKETS, bucket
 from bot.services.changelog import refresh_changes
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import rank_incident
@@ -47,7 +48,7 @@ from bot.services.investigate import rank_incident
 TARGETS = {"precision@1": (">=", 0.95), "precision of confidence": (">=", 0.97), "recall@3": (">=", 0.99),
            "abstention (no cause)": (">=", 0.9), "wrong abstention": ("<=", 0.03),
            "confident and wrong": ("<=", 0.03)}
-NEW_FAMILIES = ("dense", "slow_burn")  # shaped like real histories (docs/ranking.md)
+NEW_FAMILIES = ("dense", "slow_burn", "replay", "replay_close")  # shaped like real histories (docs/ranking.md)
 
 
 def build_repo(bare: Path, writer: Writer, repo: str) -> dict[int, str]:
@@ -79,6 +80,7 @@ def build_repo(bare: Path, writer: Writer, repo: str) -> dict[int, str]:
                 out.append(f"M 100644 inline {path}\n".encode() + b"data %d\n%s\n" % (len(body), body))
         proc.stdin.write(b"".join(out) + b"\n")
     proc.stdin.close()
+    proc.stdout.close()
     if proc.wait() != 0:
         raise SystemExit(f"git fast-import failed for {bare}")
     marks = {}
@@ -145,9 +147,10 @@ def playbooks_for(writers: list[Writer]) -> list[Playbook]:
 def evaluate(scenario: Scenario, ranking: Ranking) -> dict[str, Any]:
     shas = [s.sha for s in ranking.suspects]
     best = ranking.best.sha if ranking.best else None
+    first = next((s.sha for s in ranking.suspects if s.candidate(ranking.onset_at)), None)
     expected = FAMILIES[scenario.family]
     caused = scenario.culprit_sha is not None
-    right = caused and best == scenario.culprit_sha
+    right = caused and first == scenario.culprit_sha  # first of the candidates, at the floor or not
     return {
         "family": scenario.family, "expected": expected, "confident": ranking.confident,
         "confidence": ranking.confidence,
@@ -191,16 +194,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
     }
 
 
-CALIBRATION_BUCKETS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.01)
-
-
 def calibration(rows: list[dict[str, Any]]) -> list[tuple[str, int, float | None, float | None]]:
     """Confidence buckets against the share right: (bucket, answers, share right, share confident).
     Right: the best suspect is the culprit of an incident one change caused."""
     table = []
     for low, high in itertools.pairwise(CALIBRATION_BUCKETS):
-        inside = [r for r in rows if low <= r["confidence"] < high]
-        label = f"{low:.1f}-{min(high, 1.0):.1f}"
+        inside = [r for r in rows if CALIBRATION_BUCKETS[bucket(r["confidence"])] == low]
+        label = f"{low:.1f}-{high:.1f}"
         right = sum(r["right"] and r["expected"] == "culprit" for r in inside)
         table.append((label, len(inside), right / len(inside) if inside else None,
                       sum(r["confident"] for r in inside) / len(inside) if inside else None))
@@ -234,8 +234,9 @@ class Bench:
 
 
 @contextmanager
-def bench(*, per_family: int, worlds: int, seed: int) -> Iterator[Bench]:
-    """Generate, build as real bare repositories, import with Backout's mirror, open the incidents."""
+def bench(*, per_family: int, worlds: int, seed: int, replay: bool = True) -> Iterator[Bench]:
+    """Generate, build as real bare repositories, import with Backout's mirror, open the incidents;
+    with `replay`, the replay family's real histories beside them (bench/ranking/replay.py)."""
     end = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
     started = time.perf_counter()
     writers, scenarios = generate(worlds=worlds, per_family=per_family, seed=seed, end=end)
@@ -259,12 +260,22 @@ def bench(*, per_family: int, worlds: int, seed: int) -> Iterator[Bench]:
         built = time.perf_counter() - started
 
         oldest = min(w.commits[0].at for w in writers)
+        playbooks = playbooks_for(writers)
+        commits = sum(len(w.commits) for w in writers)
+        if replay:
+            from bench.ranking import replay as replayed  # it builds on this module
+
+            real = replayed.replay(tmp / "replay", end, seed=seed)
+            repos += real.repos
+            playbooks += real.playbooks
+            scenarios += real.scenarios
+            oldest = min(oldest, real.oldest)
+            commits += real.commits
         window = end - oldest + timedelta(days=2)
         settings = Settings(
             storage=StorageSettings(url=f"sqlite:///{tmp / 'bench.db'}"),
             alertmanager=AlertmanagerSettings(auth="none"), repos=repos,
             git=GitSettings(mirror_dir=tmp / "mirrors", import_window=window), playbooks_dir=tmp)
-        playbooks = playbooks_for(writers)
         app = bootstrap.build(settings, playbooks=playbooks, notifier=RecordingNotifier())
         store = app.ctx.store
         started = time.perf_counter()
@@ -287,7 +298,7 @@ def bench(*, per_family: int, worlds: int, seed: int) -> Iterator[Bench]:
             incidents.append(outcome.opened[0].id or 0)
         try:
             yield Bench(scenarios=scenarios, incidents=incidents, store=store, playbooks=playbooks,
-                        commits=sum(len(w.commits) for w in writers), repos=len(repos), built=built,
+                        commits=commits, repos=len(repos), built=built,
                         imported=imported)
         finally:
             app.close()

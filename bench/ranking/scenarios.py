@@ -31,7 +31,10 @@ FAMILIES: dict[str, str] = {
     # Shaped like real histories: a service takes several effective changes an hour.
     "dense": "culprit",  # the culprit is the latest of several effective changes to the service
     "slow_burn": "tie",  # a culprit 25-90 minutes old, an innocent effective change after it
+    "replay": "culprit",  # real public GitOps histories, incidents laid after real commits (replay.py)
+    "replay_close": "tie",  # the same, with another effective change to the service minutes before
 }
+REAL = ("replay", "replay_close")  # not generated here
 
 
 @dataclass
@@ -271,7 +274,7 @@ class Edits:
 def generate(*, worlds: int, per_family: int, seed: int, end: datetime) -> tuple[list[Writer], list[Scenario]]:
     """Worlds with their commits, and the scenarios laid over them, ending before `end`."""
     rng = random.Random(seed)
-    families = [f for f in FAMILIES for _ in range(per_family)]
+    families = [f for f in FAMILIES if f not in REAL for _ in range(per_family)]
     rng.shuffle(families)
     per_world = [families[i::worlds] for i in range(worlds)]
     slot = timedelta(minutes=SLOT_BEFORE + SLOT_AFTER)

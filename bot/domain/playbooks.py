@@ -99,8 +99,9 @@ class PlaybookRepo(Strict):
 class SuspectPolicy(Strict):
     lookback: Duration = timedelta(hours=6)
     sync_delay: Duration = timedelta(minutes=2)
-    # The evidence floor: the top candidate's score (relevance x timing) must reach it.
-    min_confidence: float = Field(default=0.35, ge=0.0, le=1.0)
+    # The evidence floor: the top candidate's score (relevance x timing) must reach it. 0.2 is an
+    # effective change to the service's own paths about two hours old with nothing after it.
+    min_confidence: float = Field(default=0.2, ge=0.0, le=1.0)
     # The margin: the top candidate must score this many times the next one, else it is a tie.
     tie_ratio: float = Field(default=1.5, ge=1.0, le=100.0)
     # Comment on the pull request a suspect came from (its author hears about it), kept current.

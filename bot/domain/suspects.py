@@ -75,7 +75,11 @@ def _halved(age: timedelta, half_life: timedelta) -> float:
     return math.exp(-math.log(2) * (age / half_life))
 
 
-HAZARD = Hazard(fast_share=0.85, fast_half_life=timedelta(minutes=10), slow_half_life=timedelta(minutes=60))
+# Fitted with bench/ranking/fit.py on the generated families (seed 7), checked on seed 11 and the
+# replay family: 90% of bad changes show with a 10-minute half-life, the rest with an hour's; an
+# alert takes about 5 minutes (`for`, group_wait) to fire after the problem begins.
+HAZARD = Hazard(fast_share=0.9, fast_half_life=timedelta(minutes=10), slow_half_life=timedelta(minutes=60),
+                alert_delay=timedelta(minutes=5))
 ONSET_GRACE = timedelta(minutes=1)  # how far the found onset may be off (a scrape interval or so)
 SCOPE_OWN, SCOPE_APP, SCOPE_SHARED = 1.0, 0.8, 0.8
 EFFECT_WEIGHTS: dict[Effect, float] = {
@@ -167,7 +171,7 @@ class Suspect(BaseModel):
         if not self.effective:
             return "no effect on the deployed state"
         if self.failed is None and onset is not None and self.applied_at > onset + ONSET_GRACE:
-            return f"applied after the metric changed at {onset:%H:%M} UTC"
+            return f"applied after the problem began at {onset:%H:%M} UTC"
         return None
 
 
@@ -181,7 +185,7 @@ class Ranking(BaseModel):
     reason: str
     suspects: tuple[Suspect, ...] = ()
     ranked_at: datetime | None = None
-    onset_at: datetime | None = None  # when the key metric changed level, if known
+    onset_at: datetime | None = None  # when the problem began (key metric, alert's activeAt, probe), if known
     floor: float = 0.0  # the playbook's evidence floor when it was ranked
     # The best suspect's share of the evidence: its score over every candidate's plus the floor,
     # which stands for "no change caused it" (a lone change at the floor is 0.5). 0 without one.
@@ -200,7 +204,7 @@ class Ranking(BaseModel):
 
     def excluded(self, suspect: Suspect) -> str | None:
         """Why `suspect` is no rollback target without an override ("ruled out by ...", "already
-        reverted by 1a2b3c4", "scores 0.04, below the 0.35 evidence floor"); None when it is one."""
+        reverted by 1a2b3c4", "scores 0.04, below the 0.20 evidence floor"); None when it is one."""
         reason = suspect.excluded(self.onset_at)
         if reason is None and suspect.score < self.floor:
             reason = f"scores {suspect.score:.2f}, below the {self.floor:.2f} evidence floor"
@@ -331,17 +335,17 @@ def _verdict(suspects: list[Suspect], *, onset: datetime | None, service: str, p
         late = len(suspects) - idle - undone
         parts = [f"{idle} with no effect on the deployed state" if idle else "",
                  f"{undone} already reverted" if undone else "",
-                 f"{late} applied after the metric changed" if late else ""]
+                 f"{late} applied after the problem began" if late else ""]
         return False, (f"No change with an effect on {service} can explain it ("
                        + ", ".join(p for p in parts if p) + "): no confident suspect.")
     top = candidates[0]
     floor = policy.min_confidence
     name = f"{top.short} ({_clip(top.subject)})"
     if top.is_revert:
-        return False, (f"The best suspect, {name}, is itself a revert: restoring a state that ran "
+        return False, (f"The strongest candidate, {name}, is itself a revert: restoring a state that ran "
                        "before rarely causes an incident. No confident suspect: check it by hand.")
     if top.score < floor:
-        return False, (f"The best suspect, {name}, scores {top.score:.2f}, below the {floor:.2f} "
+        return False, (f"The strongest candidate, {name}, scores {top.score:.2f}, below the {floor:.2f} "
                        "evidence floor: no confident suspect.")
     if len(candidates) > 1:
         runner = candidates[1]
@@ -379,7 +383,7 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
         factors.append(("failed to apply", 1.0))
     elif onset is not None and not late:
         before = max(onset - applied, timedelta(0))
-        reasons.append(f"{when}{_ago(before)} before the metric changed at {onset:%H:%M} UTC "
+        reasons.append(f"{when}{_ago(before)} before the problem began at {onset:%H:%M} UTC "
                        f"({_ago(started_at - onset)} before the alert){source}")
         factors.append(("timing", HAZARD.timing(before)))
     else:
@@ -387,9 +391,11 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
         reasons.append(f"{when}{_ago(before)} before the incident started{source}")
         factors.append(("timing", HAZARD.timing(before)))
     if after is not None:
+        # It ran from the end of its rollout (when the controller says so) until the next change began.
         later, at = after
-        reasons.append(f"ran {_ago(at - applied)} before {later} was applied, with no alert")
-        factors.append(("bake", HAZARD.bake(at - applied)))
+        ran = at - max(applied, min(change.healthy_at or applied, at))
+        reasons.append(f"ran {_ago(ran)} before {later} was applied, with no alert")
+        factors.append(("bake", HAZARD.bake(ran)))
 
     if entry.role is RepoRole.APP:
         factors.append(("scope", SCOPE_APP))
@@ -437,7 +443,7 @@ def _score(change: Change, entry: PlaybookRepo, *, applied: datetime, started_at
                        f"{others_failed.revision[:7]}")
     if late and onset is not None:
         factors.append(("after onset", DISCOUNT))
-        reasons.append(f"applied after the metric changed at {onset:%H:%M} UTC: it cannot have started it")
+        reasons.append(f"applied after the problem began at {onset:%H:%M} UTC: it cannot have started it")
 
     score = 1.0
     for _, factor in factors:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,12 +71,13 @@ class Answer:
     confident: bool
     best: str | None  # the best suspect's sha: never a reverted, ruled-out or weak change
     shas: tuple[str, ...]  # the suspects listed, in order
+    confidence: float | None = None  # the best suspect's share of the evidence; None before it was kept
 
     @classmethod
     def of(cls, ranking: Ranking) -> Answer:
         best = ranking.best
         return cls(confident=ranking.confident, best=best.sha if best else None,
-                   shas=tuple(s.sha for s in ranking.suspects))
+                   shas=tuple(s.sha for s in ranking.suspects), confidence=ranking.confidence)
 
     @classmethod
     def from_event(cls, data: Mapping[str, Any]) -> Answer | None:
@@ -84,7 +87,18 @@ class Answer:
             return None
         shas = tuple(str(s["sha"]) for s in data["suspects"])
         best = data["best"] if "best" in data else (shas[0] if shas else None)
-        return cls(confident=bool(data["confident"]), best=best, shas=shas)
+        confidence = data.get("confidence")
+        return cls(confident=bool(data["confident"]), best=best, shas=shas,
+                   confidence=None if confidence is None else float(confidence))
+
+
+# Confidence buckets of the calibration table: the share right in each says what a figure means.
+CALIBRATION_BUCKETS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
+
+
+def bucket(confidence: float) -> int:
+    """The calibration bucket a confidence falls in (the last one holds 1.0)."""
+    return min(bisect.bisect_right(CALIBRATION_BUCKETS, confidence) - 1, len(CALIBRATION_BUCKETS) - 2)
 
 
 @dataclass
@@ -99,14 +113,21 @@ class Tally:
     no_change: int = 0
     abstained_right: int = 0  # no confident suspect where no change caused it
     shas: list[str] = field(default_factory=list)
+    # per calibration bucket: [answers, right] (right: the best suspect is the responders' culprit)
+    buckets: list[list[int]] = field(default_factory=lambda: [[0, 0] for _ in CALIBRATION_BUCKETS[1:]])
 
     def add(self, answer: Answer, found: Finding) -> None:
         if found.culprit is None and not found.no_change:
             return  # only "not this one" so far: no ground truth yet
         self.incidents += 1
+        right = found.culprit is not None and answer.best == found.culprit
+        if answer.confidence is not None:
+            cell = self.buckets[bucket(answer.confidence)]
+            cell[0] += 1
+            cell[1] += int(right)
         if answer.confident:
             self.confident += 1
-            self.confident_right += int(found.culprit is not None and answer.best == found.culprit)
+            self.confident_right += int(right)
         if found.culprit is not None:
             self.caused += 1
             self.top3 += int(found.culprit in answer.shas[:3])
@@ -114,13 +135,20 @@ class Tally:
             self.no_change += 1
             self.abstained_right += int(not answer.confident)
 
-    def figures(self) -> dict[str, float | int | None]:
+    def figures(self) -> dict[str, Any]:
+        """precision@1: confident and right over incidents a change caused; precision of confidence:
+        right over confident answers (docs/ranking.md); the calibration table's buckets with answers."""
         return {
             "incidents": self.incidents,
-            "precision_at_1": _share(self.confident_right, self.confident),
+            "precision_at_1": _share(self.confident_right, self.caused),
+            "precision_of_confidence": _share(self.confident_right, self.confident),
             "recall_at_3": _share(self.top3, self.caused),
             "abstention_no_cause": _share(self.abstained_right, self.no_change),
             "confident": self.confident, "caused": self.caused, "no_change": self.no_change,
+            "calibration": [
+                {"confidence": f"{low:.1f}-{high:.1f}", "answers": answers, "right": _share(right, answers)}
+                for (low, high), (answers, right) in zip(itertools.pairwise(CALIBRATION_BUCKETS), self.buckets,
+                                                         strict=True) if answers],
         }
 
 

@@ -67,7 +67,7 @@ def rank_incident(
                 text=ranking.reason + ("" if not top else " Top: " + "; ".join(top)),
                 # the first of these events is the answer responders saw: the accuracy report judges it
                 data={"confident": ranking.confident, "considered": len(changes),
-                      "best": best.sha if best else None,
+                      "best": best.sha if best else None, "confidence": ranking.confidence,
                       "suspects": [{"sha": s.sha, "score": s.score} for s in ranking.suspects[:5]]},
             ))
         return ranking

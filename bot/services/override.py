@@ -29,7 +29,7 @@ def default_target(ranking: Ranking | None, incident_id: int) -> Suspect:
 
 def excluded(tx: Transaction, incident_id: int, sha: str) -> str | None:
     """Why the ranking excludes this change as a rollback target ("ruled out by alice at 03:12
-    UTC", "already reverted by 1a2b3c4", "scores 0.04, below the 0.35 evidence floor"), or None.
+    UTC", "already reverted by 1a2b3c4", "scores 0.04, below the 0.20 evidence floor"), or None.
     A change that is not among the suspects was chosen by hand and is not excluded."""
     ranking = tx.rankings.get(incident_id)
     if ranking is None:

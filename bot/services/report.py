@@ -98,4 +98,5 @@ def _count(values: Any) -> dict[str, int]:
 
 
 def _no_figures() -> dict[str, Any]:
-    return {"incidents": 0, "precision_at_1": None, "recall_at_3": None, "abstention_no_cause": None}
+    return {"incidents": 0, "precision_at_1": None, "precision_of_confidence": None, "recall_at_3": None,
+            "abstention_no_cause": None}

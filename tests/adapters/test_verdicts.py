@@ -149,6 +149,8 @@ def test_later_verdicts_correct_earlier_ones_and_accuracy_counts_them() -> None:
         ("cart", None, ranking(False, "c"), finding([v(VerdictKind.NO_CHANGE, None, 0)])),  # abstained, right
         ("cart", None, ranking(False, "c"), finding([v(VerdictKind.NOT_CULPRIT, "c", 0)])),  # no ground truth
     ])
-    assert report["overall"] == {"incidents": 3, "precision_at_1": 0.5, "recall_at_3": 1.0,
-                                 "abstention_no_cause": 1.0, "confident": 2, "caused": 2, "no_change": 1}
+    assert report["overall"] == {"incidents": 3, "precision_at_1": 0.5, "precision_of_confidence": 0.5,
+                                 "recall_at_3": 1.0, "abstention_no_cause": 1.0, "confident": 2, "caused": 2,
+                                 "no_change": 1,
+                                 "calibration": [{"confidence": "0.0-0.3", "answers": 3, "right": 0.333}]}
     assert set(report["by_playbook"]) == {"p", "(none)"}

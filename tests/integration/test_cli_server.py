@@ -189,4 +189,4 @@ def test_a_ruled_out_change_through_the_server_needs_force(
     assert done.returncode == 0, done.stderr
     assert remote.branches() == [f"backout/INC-1/revert-{bad[:7]}", "main"]
     timeline = server.api("/api/incidents/1/timeline")["timeline"]
-    assert [e["actor_id"] for e in timeline if e["kind"] == "rollback.forced"][0].startswith("api:cli")
+    assert next(e["actor_id"] for e in timeline if e["kind"] == "rollback.forced").startswith("api:cli")

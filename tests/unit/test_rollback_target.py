@@ -93,7 +93,7 @@ def test_a_ruled_out_change_needs_force_and_the_timeline_says_it_was_forced(git:
 def test_a_change_below_the_floor_needs_force(git: FakeGit) -> None:
     """A weak suspect named by hand: refused with its score against the floor."""
     store, _, number = opened(git)
-    with pytest.raises(Conflict, match=r"aaaaaaa is not a rollback target: scores 0\.\d\d, below the 0\.35"):
+    with pytest.raises(Conflict, match=r"aaaaaaa is not a rollback target: scores 0\.\d\d, below the 0\.20"):
         confirm(store, git, number, A)
     assert confirm(store, git, number, A, force=True) is ActionState.PUSHED
 

@@ -66,8 +66,8 @@ def test_a_recent_image_bump_to_the_service_is_a_confident_suspect() -> None:
     assert top.reasons[0] == "applied 8m before the incident started (commit time + sync delay)"
     assert "touched the service's paths: apps/checkout/deploy.yaml" in top.reasons
     assert "changed an image: image checkout 1 -> 2" in top.reasons
-    assert top.reasons[-1].startswith("score timing 0.91 x scope 1.00 x effect 1.00")
-    assert "10.0x the next candidate, bbbbbbb" in ranking.reason
+    assert top.reasons[-1].startswith("score timing 0.95 x scope 1.00 x effect 1.00")
+    assert "477.5x the next candidate, bbbbbbb" in ranking.reason  # it ran 3h before a, with no alert
 
 
 def test_a_docs_or_comment_commit_after_the_culprit_is_shown_last_and_never_confident() -> None:
@@ -129,10 +129,10 @@ def test_a_lone_effective_change_on_shared_paths_is_confident() -> None:
 def test_several_repositories_rank_together() -> None:
     """GitOps, platform and application repositories in one list, best first."""
     ranking = rank(change("p", 12, f("policies/registry.yaml", Effect.POLICY), repo="platform"),
-                   change("k", 150, f("src/api.py", Effect.OTHER), repo="checkout-app"),
-                   change("g", 240, f("apps/checkout/deploy.yaml", Effect.IMAGE)))
-    assert [s.repo for s in ranking.suspects] == ["platform", "checkout-app", "gitops"]
-    assert "a change to the service's application repository checkout-app" in ranking.suspects[1].reasons
+                   change("g", 60, f("apps/checkout/deploy.yaml", Effect.IMAGE)),
+                   change("k", 150, f("src/api.py", Effect.OTHER), repo="checkout-app"))
+    assert [s.repo for s in ranking.suspects] == ["platform", "gitops", "checkout-app"]
+    assert "a change to the service's application repository checkout-app" in ranking.suspects[2].reasons
     assert ranking.confident
 
 
@@ -170,16 +170,17 @@ def test_a_revert_of_the_revert_reapplies_the_change() -> None:
 
 def test_the_metric_onset_sets_the_clock_and_rules_out_later_changes() -> None:
     """Timing counts from the onset; a change applied after it cannot have started it."""
-    onset = START - timedelta(minutes=20)
-    early = change("a", 26, f("apps/checkout/deploy.yaml", Effect.IMAGE))  # applied 4m before the onset
-    late = change("b", 10, f("apps/checkout/deploy.yaml", Effect.IMAGE))  # applied 12m after it
+    onset = START - timedelta(minutes=10)
+    early = change("a", 16, f("apps/checkout/deploy.yaml", Effect.IMAGE))  # applied 4m before the onset
+    late = change("b", 10, f("apps/checkout/deploy.yaml", Effect.IMAGE))  # applied 2m after it
     without = rank(early, late)
-    assert not without.confident  # close together: a tie without the metric
+    assert not without.confident  # six minutes apart: a tie without the metric
     ranking = rank(early, late, onset=onset)
     assert ranking.confident, ranking.reason
     assert shas(ranking) == ["a", "b"]
-    assert ranking.suspects[0].reasons[0].startswith("applied 4m before the metric changed at 11:40 UTC")
-    assert any(r.startswith("applied after the metric changed at 11:40 UTC") for r in ranking.suspects[1].reasons)
+    assert ranking.suspects[0].reasons[0].startswith("applied 4m before the problem began at 11:50 UTC")
+    assert any(r.startswith("applied after the problem began at 11:50 UTC") for r in ranking.suspects[1].reasons)
+    assert not any(r.startswith("ran ") for r in ranking.suspects[0].reasons)  # what came after the onset is no bake
     assert ranking.onset_at == onset
 
 
@@ -188,7 +189,7 @@ def test_a_weak_best_suspect_is_no_confident_suspect() -> None:
     ranking = rank(change("i", 300, f("apps/checkout/config.yaml")))
     assert len(ranking.suspects) == 1
     assert not ranking.confident
-    assert "below the 0.35 evidence floor: no confident suspect" in ranking.reason
+    assert "below the 0.20 evidence floor: no confident suspect" in ranking.reason
 
 
 def test_changes_elsewhere_and_outside_the_window_are_not_suspects() -> None:
@@ -259,3 +260,71 @@ def test_a_next_candidate_scoring_zero_is_a_wide_margin() -> None:
     assert ranking.suspects[1].score == 0.0
     assert ranking.confident
     assert "far ahead of the next candidate" in ranking.reason
+
+
+def test_a_change_that_ran_quietly_before_the_next_one_is_weak_evidence() -> None:
+    """Several effective changes an hour: the latest is confident; the earlier one says it baked."""
+    ranking = rank(change("a", 42, f("apps/checkout/deploy.yaml", Effect.IMAGE)),  # applied 40m before
+                   change("b", 12, f("apps/checkout/deploy.yaml", Effect.IMAGE)))  # applied 10m before
+    assert ranking.confident, ranking.reason
+    assert shas(ranking) == ["b", "a"]
+    earlier = ranking.suspects[1]
+    assert "ran 30m before bbbbbbb was applied, with no alert" in earlier.reasons
+    assert " x bake " in earlier.reasons[-1]
+    assert not any(r.startswith("ran ") for r in ranking.suspects[0].reasons)  # nothing came after it
+
+
+def test_only_a_later_candidate_makes_bake_time() -> None:
+    """A docs commit or a reverted change after it says nothing of how long a change ran quietly."""
+    reverted = Revert(repo="gitops", target="c" * 40, by_sha="r" * 40, at=START - timedelta(minutes=1))
+    ranking = rank(change("a", 42, f("apps/checkout/deploy.yaml", Effect.IMAGE)),
+                   change("d", 12, f("apps/checkout/README.md", Effect.DOCS)),
+                   change("c", 20, f("apps/checkout/deploy.yaml", Effect.IMAGE)), reverts=(reverted,))
+    first = next(s for s in ranking.suspects if s.sha[0] == "a")
+    assert not any(r.startswith("ran ") for r in first.reasons)
+    assert ranking.best is not None
+    assert ranking.best.sha[0] == "a"
+
+
+def test_the_hazard_falls_fast_then_flattens_and_bake_starts_after_the_alert_delay() -> None:
+    """Timing is 1 at once, falls with the fast part, keeps a tail; a gap shorter than an alert's delay is no bake."""
+    from bot.domain.suspects import HAZARD
+    ages = [timedelta(minutes=m) for m in (0, 5, 15, 30, 60, 180, 360)]
+    timings = [HAZARD.timing(age) for age in ages]
+    assert timings[0] == 1.0
+    assert timings == sorted(timings, reverse=True)
+    assert timings[4] < 0.5 * timings[1]  # the fast part: most bad changes show within minutes
+    assert timings[-1] > 0.1
+    assert timings[-1] > 0.9 * timings[-2]
+    assert HAZARD.bake(HAZARD.alert_delay) == 1.0
+    assert HAZARD.bake(timedelta(minutes=45)) < 0.5
+
+
+def test_a_ruled_out_change_is_shown_in_score_order_but_never_the_answer() -> None:
+    """A responder's "not this one": discounted, named with who and when, and never best nor target."""
+    changes = (change("a", 10, f("apps/checkout/deploy.yaml", Effect.IMAGE)),
+               change("b", 200, f("apps/checkout/config.yaml")))
+    ranking = rank_changes(changes=changes, playbook=PLAYBOOK, service="checkout", started_at=START,
+                           now=START, ruled_out={"a" * 40: "ruled out by alice at 12:03 UTC"})
+    ruled = next(s for s in ranking.suspects if s.sha[0] == "a")
+    assert ruled.ruled_out == "ruled out by alice at 12:03 UTC"
+    assert "ruled out by alice at 12:03 UTC" in ruled.reasons
+    assert ruled.reasons[-1].endswith("x ruled out 0.05")
+    assert not ruled.candidate(None)
+    assert [s.score for s in ranking.suspects] == sorted((s.score for s in ranking.suspects), reverse=True)
+    assert ranking.excluded(ruled) == "ruled out by alice at 12:03 UTC"
+    assert ranking.best is None or ranking.best.sha[0] == "b"
+    assert not ranking.confident or ranking.best is not None
+
+
+def test_below_the_floor_is_no_rollback_target_and_confidence_is_the_share_of_evidence() -> None:
+    """Ranking.excluded names the floor; a lone strong change holds most of the evidence, none holds 0."""
+    weak = rank(change("i", 300, f("apps/checkout/config.yaml")))
+    assert weak.best is None
+    assert weak.excluded(weak.suspects[0]) == (
+        f"scores {weak.suspects[0].score:.2f}, below the {weak.floor:.2f} evidence floor")
+    strong = rank(change("a", 6, f("apps/checkout/deploy.yaml", Effect.IMAGE)))
+    top = strong.suspects[0]
+    assert strong.confidence == round(top.score / (top.score + strong.floor), 3)
+    assert strong.confidence > 0.5
+    assert rank().confidence == 0.0

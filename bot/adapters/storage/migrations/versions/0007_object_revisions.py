@@ -1,7 +1,7 @@
 """Applied times per controller object: when each object applied each change (the rollout's
 start) and was healthy after; the folder an object deploys from.
 
-Revision ID: 0009
+Revision ID: 0007
 Revises: 0006
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 
 from bot.adapters.storage.tables import UtcDateTime
 
-revision = "0009"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
