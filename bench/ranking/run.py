@@ -146,14 +146,15 @@ def playbooks_for(writers: list[Writer]) -> list[Playbook]:
 
 def evaluate(scenario: Scenario, ranking: Ranking) -> dict[str, Any]:
     shas = [s.sha for s in ranking.suspects]
-    best = ranking.best.sha if ranking.best else None
+    answer = getattr(ranking, "best", ranking.top)  # older rankings had no `best`: so the bench runs on them too
+    best = answer.sha if answer else None
     first = next((s.sha for s in ranking.suspects if s.candidate(ranking.onset_at)), None)
     expected = FAMILIES[scenario.family]
     caused = scenario.culprit_sha is not None
     right = caused and first == scenario.culprit_sha  # first of the candidates, at the floor or not
     return {
         "family": scenario.family, "expected": expected, "confident": ranking.confident,
-        "confidence": ranking.confidence,
+        "confidence": getattr(ranking, "confidence", 0.0),
         "right": right,
         # A confident answer is right only where one change is the answer: in a tie family it
         # should have said "check both", and with no cause it should have said nothing.
