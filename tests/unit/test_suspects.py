@@ -328,3 +328,14 @@ def test_below_the_floor_is_no_rollback_target_and_confidence_is_the_share_of_ev
     assert strong.confidence == round(top.score / (top.score + strong.floor), 3)
     assert strong.confidence > 0.5
     assert rank().confidence == 0.0
+
+
+def test_bake_time_counts_from_the_end_of_the_rollout() -> None:
+    """A controller's healthy time starts the quiet run: a slow rollout is not time spent quietly."""
+    applied = START - timedelta(minutes=40)
+    slow = change("a", 45, f("apps/checkout/deploy.yaml", Effect.IMAGE), applied_at=applied)
+    slow = slow.model_copy(update={"healthy_at": applied + timedelta(minutes=25)})
+    ranking = rank(slow, change("b", 12, f("apps/checkout/deploy.yaml", Effect.IMAGE)))
+    earlier = next(s for s in ranking.suspects if s.sha[0] == "a")
+    assert "ran 5m before bbbbbbb was applied, with no alert" in earlier.reasons
+    assert " x bake 1.00" in earlier.reasons[-1]  # within the 5 minutes an alert needs to fire
