@@ -135,10 +135,13 @@ def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,
 
 def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: Ranking,
                     top: int = 3) -> Ranking:
-    """Revert-safety warnings for the top suspects, so people see them before they roll back.
-    Git work happens outside any transaction."""
+    """Revert-safety warnings for the first candidates (the changes people may roll back: the list
+    follows the scores, so a reverted or ruled-out change may come between them), so people see
+    them before they roll back. Git work happens outside any transaction."""
     suspects = list(ranking.suspects)
-    for index, suspect in enumerate(suspects[:top]):
+    chosen = [i for i, s in enumerate(suspects) if s.candidate(ranking.onset_at)][:top]
+    for index in chosen or range(min(top, len(suspects))):
+        suspect = suspects[index]
         found = find_changes(store, suspect.repo, suspect.sha)
         if not found:
             continue
