@@ -133,7 +133,8 @@ def plausible(ranking: Ranking, policy: SuspectPolicy) -> tuple[Suspect, ...]:
     # `tie_ratio` is where the ranking stops telling two changes apart; squared, it admits a change
     # one more tie behind (the runner-up of a runner-up), and no change the evidence clearly clears.
     bar = best.score / policy.tie_ratio ** 2
-    found = [s for s in ranking.suspects if ranking.excluded(s) is None and s.score >= bar]
+    # A revert restores a state that ran before: never a step a plan (or `first_step`) takes alone.
+    found = [s for s in ranking.suspects if ranking.excluded(s) is None and s.score >= bar and not s.is_revert]
     # The most recent first, as SREs roll back: the newest change is the cheapest to undo (nothing
     # later builds on it, its revert rarely conflicts) and, by the timing evidence, the likelier.
     found.sort(key=lambda s: (s.applied_at, s.score), reverse=True)

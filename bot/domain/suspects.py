@@ -202,6 +202,12 @@ class Ranking(BaseModel):
         ruled out or below the floor is never the best suspect nor the default rollback target."""
         return next((s for s in self.suspects if self.excluded(s) is None), None)
 
+    def candidate_indexes(self, most: int) -> list[int]:
+        """Where the first `most` candidates are listed (the changes people may roll back: a
+        reverted or ruled-out change may be listed between them); the first listed if none is."""
+        found = [i for i, s in enumerate(self.suspects) if s.candidate(self.onset_at)][:most]
+        return found or list(range(min(most, len(self.suspects))))
+
     def excluded(self, suspect: Suspect) -> str | None:
         """Why `suspect` is no rollback target without an override ("ruled out by ...", "already
         reverted by 1a2b3c4", "scores 0.04, below the 0.20 evidence floor"); None when it is one."""
@@ -306,7 +312,8 @@ def rank_changes(
     suspects = list(unique.values())
     confident, reason = _verdict(suspects, onset=onset, service=service, policy=policy, elsewhere=elsewhere)
     candidates = [s.score for s in suspects if s.candidate(onset)]
-    share = max(candidates) / (sum(candidates) + policy.min_confidence) if candidates and max(candidates) > 0 else 0.0
+    best = next((s for s in suspects if s.candidate(onset) and s.score >= policy.min_confidence), None)
+    share = best.score / (sum(candidates) + policy.min_confidence) if best is not None and best.score > 0 else 0.0
     return Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=confident, reason=reason,
                    suspects=tuple(suspects[:limit]), onset_at=onset, floor=policy.min_confidence,
                    confidence=round(min(1.0, share), 3))

@@ -28,7 +28,8 @@ def annotate_code(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
         return ranking
     apps = [entry for entry in playbook.repos if entry.role is RepoRole.APP]
     suspects = list(ranking.suspects)
-    for index, suspect in enumerate(suspects[:top]):
+    for index in ranking.candidate_indexes(top):
+        suspect = suspects[index]
         found = find_changes(store, suspect.repo, suspect.sha)
         bumps = [bump for file in (found[0].files if found else ()) for bump in file.bumps]
         if not bumps:

@@ -19,7 +19,7 @@ import structlog
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store
 from bot.services import notify
-from bot.services.ingest import ANNOUNCE_RESOLVED, INVESTIGATE
+from bot.services.incidents import ANNOUNCE_RESOLVED, INVESTIGATE
 from bot.services.investigate import investigate
 
 log = structlog.get_logger(__name__)

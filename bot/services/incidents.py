@@ -17,6 +17,8 @@ from bot.domain.suspects import Ranking, Suspect, pending
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import Verdict
 
+INVESTIGATE, ANNOUNCE_RESOLVED = "investigate", "announce_resolved"  # follow-up kinds
+
 
 @dataclass(frozen=True)
 class IncidentView:
@@ -129,6 +131,7 @@ def change_status(
             kept = ranking_kept(tx, incident_id, now=now)
             if kept is not None:
                 tx.timeline.append(kept)
+            tx.follow_ups.add(incident_id, INVESTIGATE, at=now)  # ranked again, as an alert's reopen is
         return CommandResult(updated, True, f"{updated.ref} is now {target.value}")
 
     return store.run(work)

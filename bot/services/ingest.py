@@ -29,9 +29,8 @@ from bot.domain.models import (
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import Store, Transaction
 from bot.domain.timeline import EventKind, event
-from bot.services.incidents import ranking_kept
+from bot.services.incidents import ANNOUNCE_RESOLVED, INVESTIGATE, ranking_kept
 
-INVESTIGATE, ANNOUNCE_RESOLVED = "investigate", "announce_resolved"  # follow-up kinds
 CONTROLLER_ALERTS = frozenset({"flux", "argocd"})  # alerts raised for failed reconciliations
 EVENTS_PER_ALERT = 20  # more alerts of one incident in one delivery: one event counts them
 

@@ -139,8 +139,7 @@ def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: R
     follows the scores, so a reverted or ruled-out change may come between them), so people see
     them before they roll back. Git work happens outside any transaction."""
     suspects = list(ranking.suspects)
-    chosen = [i for i, s in enumerate(suspects) if s.candidate(ranking.onset_at)][:top]
-    for index in chosen or range(min(top, len(suspects))):
+    for index in ranking.candidate_indexes(top):
         suspect = suspects[index]
         found = find_changes(store, suspect.repo, suspect.sha)
         if not found:

@@ -118,13 +118,13 @@ def _by_controller(tx: Transaction, playbook: Playbook | None, repo: str, sha: s
 
 
 def _controlled(tx: Transaction, playbook: Playbook | None, *, now: datetime) -> bool:
-    """Whether a controller reports what it applies of the playbook's repositories: it names
-    controller objects, an object was seen applying them, or a recent change has a controller's
-    applied time."""
+    """Whether a controller reports what it applies of the playbook's repositories: an object was
+    seen applying them, or a recent change has a controller's applied time. A playbook that names
+    objects no controller ever reported falls back to merged plus `sync_delay`."""
     if playbook is None:
         return False
     repos = [entry.repo for entry in playbook.repos]
-    if playbook.gitops.any or tx.gitops.objects(repos):
+    if tx.gitops.objects(repos):
         return True
     recent = tx.changes.applied_between(repos, now - playbook.suspects.lookback, now)
     return any(c.applied_source in CONTROLLER_SOURCES for c in recent)
@@ -149,8 +149,14 @@ def advance(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbook], 
                 incident = after
                 moved.append((incident.id or 0, S.MITIGATED.value))
             verification = tx.watch.verification(incident.id or 0)
-            if incident.status is S.MITIGATED and verification is not None and verification.outcome == "recovered":
-                since = verification.healthy_since or now
+            # Verified needs the key metric (an alert's own expression is no key query) healthy
+            # since the revert took effect: a recovery before it says nothing of the revert.
+            if (incident.status is S.MITIGATED and verification is not None and verification.outcome == "recovered"
+                    and playbook is not None and playbook.health_check() is not None
+                    and not verification.query.startswith(ALERT_EXPR)
+                    and incident.mitigated_at is not None and verification.healthy_since is not None
+                    and verification.healthy_since >= incident.mitigated_at):
+                since = verification.healthy_since
                 shown = verification.query.removeprefix(ALERT_EXPR)
                 if move(tx, incident, S.VERIFIED, now=now,
                         text=f"Verified: the key metric ({shown[:200]}) is healthy since {since:%H:%M:%S} UTC",

@@ -18,12 +18,13 @@ OVERRIDE_HINT = "roll it back anyway with --force on the CLI, \"force\": true in
 def default_target(ranking: Ranking | None, incident_id: int) -> Suspect:
     """The best suspect; a Conflict naming why each listed suspect is no target when there is none."""
     if ranking is None or not ranking.suspects:
-        raise Conflict(f"INC-{incident_id} has no suspect to roll back; name a commit with --commit")
+        raise Conflict(f"INC-{incident_id} has no suspect to roll back; name the commit to revert")
     best = ranking.best
     if best is None:
         why = "; ".join(f"{s.short} {ranking.excluded(s)}" for s in ranking.suspects[:3])
-        raise Conflict(f"INC-{incident_id} has no rollback target: {why}. Name a commit with --commit "
-                       "and --force to roll one back anyway")
+        raise Conflict(f"INC-{incident_id} has no rollback target: {why}. To roll one back anyway, name "
+                       "its commit and confirm the override (CLI: --commit SHA --force; API: \"commit\" and "
+                       "\"force\": true; Slack: /incident rollback ID SHA, then confirm twice)")
     return best
 
 

@@ -28,6 +28,7 @@ from bot.domain.ports import Verification
 from bot.services import lifecycle
 from bot.services.incidents import change_status, get_incident
 from bot.services.ingest import ingest_delivery
+from bot.services.watching import ALERT_EXPR
 from tests.fakes.store import InMemoryStore
 
 S = IncidentStatus
@@ -35,6 +36,8 @@ T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 BOOK = Playbook.model_validate({"name": "checkout", "service": "checkout", "match": {"service": "checkout"},
                                 "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}],
                                 "suspects": {"sync_delay": "2m"}})
+KEYED = Playbook.model_validate({**BOOK.model_dump(mode="json"), "key_query": "checkout_error_ratio",
+                                 "verify": {"below": 0.05}})  # a key query with a healthy threshold
 CULPRIT, REVERT = "c" * 40, "d" * 40
 
 
@@ -178,15 +181,22 @@ def test_without_controller_events_merged_plus_the_sync_delay_is_mitigated() -> 
     assert "sync delay (2m) has passed" in view.timeline[-1].text
 
 
+def _recovered(store: InMemoryStore, *, query: str, healthy_since: float) -> None:
+    store.run(lambda tx: tx.watch.save_verification(Verification(
+        incident_id=1, query=query, started_at=at(1), healthy_since=at(healthy_since), outcome="recovered")))
+
+
 def test_verified_once_the_key_metric_recovered_after_the_revert_is_applied() -> None:
-    """A recovery recorded while the revert is not yet applied waits; once mitigated, verified."""
+    """A recovery from before the revert was applied says nothing of it; healthy since, verified."""
     store = InMemoryStore()
     _with_revert(store, ActionState.PUSHED)
-    store.run(lambda tx: tx.watch.save_verification(Verification(
-        incident_id=1, query="checkout_error_ratio", started_at=at(1), healthy_since=at(2), outcome="recovered")))
+    _recovered(store, query="checkout_error_ratio", healthy_since=2)
     assert _advance(store, 3) == 0, "pushed, not merged: neither mitigated nor verified"
     _revert_on_branch(store, source=AppliedSource.COMMIT_TIME, applied=at(5))
-    assert _advance(store, 6) == 2
+    assert _advance(store, 6, KEYED) == 1
+    assert get_incident(store=store, incident_id=1).incident.status is S.MITIGATED, "healthy before the revert"
+    _recovered(store, query="checkout_error_ratio", healthy_since=7)
+    assert _advance(store, 8, KEYED) == 1
     view = get_incident(store=store, incident_id=1)
     assert view.incident.status is S.VERIFIED
     assert [e.kind for e in view.timeline][-2:] == ["incident.mitigated", "incident.verified"]
@@ -194,11 +204,12 @@ def test_verified_once_the_key_metric_recovered_after_the_revert_is_applied() ->
 
 
 def test_without_a_key_query_verified_is_skipped() -> None:
-    """No verification ever started: the incident stays mitigated until someone resolves it."""
+    """The alert's own expression recovering is no key query: the incident stays mitigated."""
     store = InMemoryStore()
     _with_revert(store, ActionState.MERGED, status=S.MITIGATING)
     _advance(store, 10)
-    assert _advance(store, 20) == 0
+    _recovered(store, query=ALERT_EXPR + "rate(http_errors[5m]) > 0.05", healthy_since=11)
+    assert _advance(store, 20, book=BOOK.model_copy(update={"key_query": None})) == 0
     assert get_incident(store=store, incident_id=1).incident.status is S.MITIGATED
 
 
@@ -267,5 +278,7 @@ def test_a_person_reopens_a_resolved_incident_saying_who_and_why() -> None:
     assert view.incident.resolved_at is None
     reopened = [e for e in view.timeline if e.kind == "incident.reopened"]
     assert reopened[0].text == "Reopened by alice: still failing"
+    due = store.run(lambda tx: tx.follow_ups.due(now=at(21)))
+    assert ("investigate", 1) in [(f.kind, f.incident_id) for f in due]  # ranked again, as an alert's reopen is
     again = change_status(store=store, incident_id=1, target=S.OPEN, actor=Actor.USER, actor_id="bob", now=at(21))
     assert (again.changed, again.message) == (False, "INC-1 is already open")

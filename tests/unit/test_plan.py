@@ -63,11 +63,13 @@ def test_plausible_changes_are_rolled_back_most_recent_first() -> None:
 
 
 def test_excluded_and_implausible_changes_are_never_steps() -> None:
-    """Ruled out, reverted, without effect, below the floor or past tie_ratio squared: not in the plan."""
+    """Ruled out, reverted, without effect, below the floor, past tie_ratio squared or itself a revert:
+    not in the plan (nor its first step, which `open_pr` may take alone)."""
     found = ranking(suspect("a", 30, 0.9), suspect("b", 5, 0.5, ruled_out="ruled out by alice at 12:03 UTC"),
                     suspect("c", 6, 0.5, reverted_by="f" * 40), suspect("d", 7, 0.5, effective=False),
-                    suspect("e", 9, 0.3), suspect("g", 10, 0.38), suspect("h", 12, 0.41))
-    # 0.41 >= 0.9 / 1.5 ** 2 = 0.4 > 0.38; 0.3 is under the 0.35 floor
+                    suspect("e", 9, 0.3), suspect("g", 10, 0.38), suspect("h", 12, 0.41),
+                    suspect("r", 2, 0.6, is_revert=True))
+    # 0.41 >= 0.9 / 1.5 ** 2 = 0.4 > 0.38; 0.3 is under the 0.35 floor; r restores what ran before
     assert [s.sha[0] for s in plan(found).steps] == ["h", "a"]
 
 

@@ -25,6 +25,7 @@ def upgrade() -> None:
     op.add_column("incidents", sa.Column("follows", sa.Integer))
     # Before, mitigating was stamped when the revert merged or the metric recovered: mitigated now.
     op.execute("UPDATE incidents SET mitigated_at = mitigating_at")
+    op.execute("UPDATE incidents SET status = 'mitigated' WHERE status = 'mitigating'")
     _active_index(ACTIVE)
 
 
