@@ -366,7 +366,8 @@ def _start(store: Store, *, incident_id: int, kind: ActionKind, repo: str, sha: 
                 branch=branch, auto=auto, actor_id=actor_id, created_at=now, updated_at=now,
                 detail={"warnings": list(warnings)} if warnings else {}))
         else:
-            action = existing.model_copy(update={"state": ActionState.STARTED, "updated_at": now,
+            # whoever makes it owns it: a person running a proposed revert makes it theirs, not automatic
+            action = existing.model_copy(update={"state": ActionState.STARTED, "updated_at": now, "auto": auto,
                                                  "actor_id": actor_id or existing.actor_id})
             tx.actions.save(action)
         what = f"revert of {sha[:7]}" if kind is ActionKind.REVERT else "incident branch"

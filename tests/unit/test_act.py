@@ -82,6 +82,20 @@ def test_propose_records_the_revert_without_making_it(git: FakeGit) -> None:
     assert git.branches == {}
 
 
+def test_a_person_running_a_proposed_revert_makes_it_theirs_not_automatic(git: FakeGit) -> None:
+    """The revert Backout proposed, once a person runs it, is recorded as not automatic (`auto` false)."""
+    store, notes, book = InMemoryStore(), RecordingNotifier(), playbook("propose")
+    number = open_incident(store, book)
+    run(store, git, book, notes, number)
+    [proposed] = get_incident(store=store, incident_id=number).actions
+    assert proposed.auto
+    change = choose_commit(store=store, playbook=book, incident_id=number, sha=None)
+    rollback(store=store, git=git, notifier=notes, incident_id=number, change=change, actor=Actor.USER,
+             actor_id="U1", now=START + timedelta(minutes=3))
+    [action] = get_incident(store=store, incident_id=number).actions
+    assert (action.state, action.auto, action.actor_id) == (ActionState.PUSHED, False, "U1")
+
+
 def test_open_pr_makes_the_revert_within_the_hourly_cap(git: FakeGit) -> None:
     """`open_pr` pushes the revert branch; past max_per_hour it falls back to proposing."""
     store, notes, book = InMemoryStore(), RecordingNotifier(), playbook("open_pr", max_per_hour=1)
