@@ -162,7 +162,9 @@ def report_text(report: dict[str, Any], *, since: str, markdown: bool = False) -
         rows.append((label, f"median {human_duration(figures['median'])}, p90 {human_duration(figures['p90'])} "
                             f"({figures['count']} incidents)"))
     rows.append(("caused by a change", f"{share}: {changes['confirmed']} confirmed by responders, "
-                                       f"{changes['likely']} likely (confident suspect, no verdict), "
+                                       f"{changes['reverted']} by a confident suspect reverted, "
+                                       f"{changes['unconfirmed']} unconfirmed (a confident suspect, no verdict, "
+                                       "not reverted: not counted), "
                                        f"{changes['no_change']} no change, {changes['unknown']} unknown"))
     rows.append(("reverts", f"{reverts['opened']} opened, {reverts['merged']} merged"))
     precision = accuracy.get("precision_at_1")

@@ -9,29 +9,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.domain.actions import ActionKind, ActionState
+from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.models import Incident
 from bot.domain.ports import Store, Transaction
-from bot.domain.verdicts import finding
+from bot.domain.suspects import Ranking
+from bot.domain.verdicts import Finding, finding
 from bot.services.verdicts import accuracy_report
 
 MAX_INCIDENTS = 10_000
 OPENED = frozenset({ActionState.PUSHED, ActionState.PR_OPEN, ActionState.MERGED, ActionState.CLOSED,
                     ActionState.CONFLICTED})
 
+CAUSED = ("confirmed", "reverted")  # what the share counts: never a suspect nobody confirmed
+
 
 @dataclass(frozen=True)
 class _Case:
     incident: Incident
-    changed: str  # confirmed | likely | no_change | unknown
+    changed: str  # confirmed | reverted | unconfirmed | no_change | unknown
     reverts: int
     merged: int
 
 
 def team_report(*, store: Store, since: datetime, now: datetime, service: str | None = None) -> dict[str, Any]:
     """The report as the API's JSON: `incidents`, `durations_seconds` (median and p90 of each),
-    `changes` (incidents a change caused: confirmed by a responder, or likely from a confident
-    ranking nobody judged), `reverts` and `accuracy`."""
+    `changes` (incidents a change caused: confirmed by a responder, or a confident suspect whose
+    revert was merged; a confident suspect nobody judged or reverted is `unconfirmed`, not a
+    cause), `reverts` and `accuracy`."""
 
     def work(tx: Transaction) -> list[_Case]:
         cases = []
@@ -39,16 +43,8 @@ def team_report(*, store: Store, since: datetime, now: datetime, service: str | 
             if incident.opened_at < since or (service and incident.service != service) or incident.id is None:
                 continue
             found = finding(tx.verdicts.for_incident(incident.id))
-            ranking = tx.rankings.get(incident.id)
-            if found is not None and found.culprit:
-                changed = "confirmed"
-            elif found is not None and found.no_change:
-                changed = "no_change"
-            elif ranking is not None and ranking.confident:
-                changed = "likely"
-            else:
-                changed = "unknown"
             reverts = [a for a in tx.actions.for_incident(incident.id) if a.kind is ActionKind.REVERT]
+            changed = _changed(found, tx.rankings.get(incident.id), reverts)
             cases.append(_Case(incident, changed, sum(a.state in OPENED for a in reverts),
                                sum(a.state is ActionState.MERGED for a in reverts)))
         return cases
@@ -67,15 +63,30 @@ def team_report(*, store: Store, since: datetime, now: datetime, service: str | 
                                 ("to_resolve", "resolved_at"))},
         "changes": {
             "confirmed": sum(c.changed == "confirmed" for c in cases),
-            "likely": sum(c.changed == "likely" for c in cases),
+            "reverted": sum(c.changed == "reverted" for c in cases),
+            "unconfirmed": sum(c.changed == "unconfirmed" for c in cases),
             "no_change": sum(c.changed == "no_change" for c in cases),
             "unknown": sum(c.changed == "unknown" for c in cases),
-            "share": round(sum(c.changed in ("confirmed", "likely") for c in cases) / len(cases), 3) if cases else None,
+            "share": round(sum(c.changed in CAUSED for c in cases) / len(cases), 3) if cases else None,
         },
         "reverts": {"opened": sum(c.reverts for c in cases), "merged": sum(c.merged for c in cases)},
         "by_service": _count(c.incident.service for c in cases),
         "accuracy": accuracy["overall"],
     }
+
+
+def _changed(found: Finding | None, ranking: Ranking | None, reverts: list[Action]) -> str:
+    """What the incident says about a change causing it: confirmed, reverted, unconfirmed, no_change, unknown."""
+    if found is not None and found.culprit:
+        return "confirmed"
+    if found is not None and found.no_change:
+        return "no_change"
+    if ranking is None or not ranking.confident:
+        return "unknown"
+    # a confident suspect is a guess until the team acts on it: merging its revert is that act
+    suspects = {s.sha for s in ranking.suspects}
+    undone = any(a.state is ActionState.MERGED and a.commit_sha in suspects for a in reverts)
+    return "reverted" if undone else "unconfirmed"
 
 
 def _seconds(start: datetime, end: datetime | None) -> float | None:

@@ -7,8 +7,10 @@ from datetime import timedelta
 
 from bot.config import load_playbooks
 from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.changes import AppliedSource
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, IncidentStatus
+from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.domain.verdicts import Verdict, VerdictKind
 from bot.render import report_text
 from bot.services.incidents import change_status
@@ -48,7 +50,8 @@ def test_the_report_counts_times_changes_and_reverts(clock: Clock) -> None:
     assert report["durations_seconds"]["to_acknowledge"] == {"count": 2, "median": 450.0, "p90": 600.0}
     assert report["durations_seconds"]["to_resolve"] == {"count": 2, "median": 2700.0, "p90": 3600.0}
     assert report["durations_seconds"]["to_mitigate"]["count"] == 0
-    assert report["changes"] == {"confirmed": 1, "likely": 0, "no_change": 1, "unknown": 1, "share": 0.333}
+    assert report["changes"] == {"confirmed": 1, "reverted": 0, "unconfirmed": 0, "no_change": 1, "unknown": 1,
+                                 "share": 0.333}
     assert report["reverts"] == {"opened": 1, "merged": 1}
 
     only = team_report(store=store, since=opened_at - timedelta(days=1), now=clock(), service="checkout")
@@ -60,3 +63,23 @@ def test_the_report_counts_times_changes_and_reverts(clock: Clock) -> None:
     assert "median 7m30s, p90 10m" in text
     assert "33%: 1 confirmed by responders" in text
     assert report_text(report, since="30d", markdown=True).startswith("## Incidents in the last 30d")
+
+
+def test_a_confident_suspect_is_a_cause_only_once_its_revert_is_merged(clock: Clock) -> None:
+    """A confident suspect nobody judged or reverted is counted `unconfirmed`, not as a cause; one
+    whose revert was merged counts (`reverted`) in the share of incidents a change caused."""
+    store, playbooks = InMemoryStore(), load_playbooks(PLAYBOOKS)
+    for prefix in ("01", "05"):
+        ingest_delivery(store=store, delivery=delivery(prefix), playbooks=playbooks, policy=IncidentPolicy(),
+                        now=clock())
+    suspect = Suspect(repo="gitops", sha="b" * 40, subject="bump", author="Dev", applied_at=clock(),
+                      applied_source=AppliedSource.COMMIT_TIME, score=0.9, reasons=("applied 8m before",))
+    ranking = Ranking(status=RankingStatus.RANKED, confident=True, reason="one", suspects=(suspect,))
+    for number in (1, 2):
+        store.run(lambda tx, number=number: tx.rankings.save(number, ranking))
+    store.run(lambda tx: tx.actions.add(Action(
+        incident_id=2, kind=ActionKind.REVERT, repo="gitops", commit_sha="b" * 40, state=ActionState.MERGED,
+        branch="backout/INC-2/revert-bbbbbbb", created_at=clock(), updated_at=clock())))
+
+    changes = team_report(store=store, since=clock() - timedelta(days=1), now=clock())["changes"]
+    assert changes == {"confirmed": 0, "reverted": 1, "unconfirmed": 1, "no_change": 0, "unknown": 0, "share": 0.5}
