@@ -38,6 +38,31 @@ def test_the_markdown_and_json_exports_match_their_golden_files(clock: Any) -> N
     golden("INC-1.md", ExportRenderer().markdown(doc, chart="INC-1.png"))
 
 
+def test_the_verdict_is_its_own_paragraph_not_part_of_the_last_suspects_list(clock: Any) -> None:
+    """The responders' verdict, after a suspect with reasons, renders as a paragraph of its own, not
+    inside the suspect's list item (a Markdown parser reads it so)."""
+    from markdown_it import MarkdownIt
+
+    doc = exported(clock)
+    sha = "9" * 40
+    doc["suspects"]["items"] = [{
+        "rank": 1, "repo": "gitops", "sha": sha, "subject": "bump", "author": "Dev", "score": 0.9,
+        "reasons": ["applied 8m before the incident started"], "warnings": [], "code": [], "code_note": None,
+        "pr_ref": None, "pr_url": None, "url": None, "excluded": None, "verdict": "culprit"}]
+    doc["suspects"]["best"] = sha
+    doc["verdict"] = {"culprit": sha, "no_change": False, "ruled_out": []}
+    tokens = MarkdownIt().parse(ExportRenderer().markdown(doc))
+    depth = 0
+    for token in tokens:
+        depth += token.nesting if token.type.startswith(("list_item", "bullet_list", "ordered_list")) else 0
+        if token.type == "inline" and token.content.startswith("Responders' verdict"):
+            assert depth == 0, "the verdict is inside a list"
+            assert f"`{sha[:12]}`" in token.content
+            break
+    else:
+        raise AssertionError("no verdict paragraph")
+
+
 def test_alert_text_is_data_never_template_code(clock: Any) -> None:
     doc = exported(clock)
     doc["incident"]["title"] = "{{ 7*7 }} {% for x in range(3) %}x{% endfor %}"
