@@ -145,6 +145,8 @@ class ApiSettings(Section):
     link_secret: SecretStr | None = None
     link_secret_file: Path | None = None
     link_lifetime: Duration = timedelta(days=30)
+    # How long signing in on /signin opens the pages in that browser (a cookie; reads only).
+    session_lifetime: Duration = timedelta(hours=12)
 
     @model_validator(mode="after")
     def _read_token_file(self) -> ApiSettings:

@@ -44,6 +44,7 @@ from bot.entrypoints.http_common import (
     validation_detail,
 )
 from bot.entrypoints.http_gitops import register_gitops_webhooks
+from bot.entrypoints.http_pages import register_pages
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import ApiAuth, WebhookAuth
 from bot.services import incidents as incident_service
@@ -56,7 +57,6 @@ from bot.services.presenters import event_dict, incident_dict, incident_view_dic
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 ERROR_STATUS: list[tuple[type[BackoutError], int, str]] = [
@@ -220,6 +220,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
 
     register_incident_actions(app, ctx, refused=refused)
+    register_pages(app, ctx, refused=refused, limit=limit)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -295,38 +296,6 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return denied
         view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
         return Response(incident_chart(ctx, view), media_type="image/png")
-
-    @app.get("/", include_in_schema=False)
-    def home() -> HTMLResponse:
-        """Where a person lands: what this is, and the way to the incidents."""
-        return HTMLResponse('<!doctype html><html lang="en"><meta charset="utf-8"><title>Backout</title>'
-                            '<h1>Backout</h1><p>What changed, and how to back it out.</p>'
-                            '<ul><li><a href="/incidents">Incidents</a></li><li><a href="/metrics">Metrics</a></li>'
-                            '<li><a href="/readyz">Readiness</a></li></ul></html>', headers=PAGE_HEADERS)
-
-    @app.get("/incidents", response_model=None)
-    def incident_index(request: Request,
-                       limit: int = Query(default=100, ge=1, le=1000)) -> HTMLResponse | JSONResponse:
-        """The newest incidents, each linked to its page with a signed link (the page opens
-        without a token). Behind the same read credential as the API."""
-        if denied := refused(request):
-            return denied
-        now = ctx.clock()
-        rows = [{**incident_dict(incident),
-                 "href": f"/incidents/{incident.ref}?t={ctx.links.token(incident.id or 0, now=now)}"}
-                for incident in incident_service.list_incidents(store=ctx.store, limit=limit)]
-        return HTMLResponse(ctx.export.index(rows), headers=PAGE_HEADERS)
-
-    @app.get("/incidents/{ref}", response_model=None)
-    def incident_page(ref: str, request: Request) -> HTMLResponse | JSONResponse:
-        """The review page: people open it from Slack, the pull request or the export."""
-        number = parse_incident_ref(ref)
-        if denied := refused(request, page_of=number):
-            return denied
-        view = incident_service.get_incident(store=ctx.store, incident_id=number)
-        document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
-        return HTMLResponse(ctx.export.html(document, chart=chart_uri(incident_chart(ctx, view))),
-                            headers=PAGE_HEADERS)
 
     @app.post("/api/incidents/{ref}/verdict")
     def post_verdict(ref: str, body: VerdictBody, request: Request) -> JSONResponse:

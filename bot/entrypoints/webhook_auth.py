@@ -90,6 +90,42 @@ class PageLinks:
         return hmac.new(self._secret, f"INC-{incident_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
+class PageSessions:
+    """The incident pages' sign-in cookie: `<expiry>.<HMAC-SHA256>` of the expiry keyed by the API
+    token the person signed in with. It holds no token, so it is no API credential; it opens on
+    every replica and after a restart with no key to share; it stops opening when its token leaves
+    `api.tokens`. The routes that honour it are the pages' reads, nothing else."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self._tokens = [token.get_secret_value().encode() for token in settings.tokens]
+        self.lifetime = settings.session_lifetime
+
+    def issue(self, token: str, *, now: datetime) -> str | None:
+        """The cookie's value for a valid API token; None for any other."""
+        given = token.strip().encode()
+        expires = int((now + self.lifetime).timestamp())
+        found = None
+        for known in self._tokens:  # every token is compared and signed: timing says nothing of which
+            signed = self._sign(known, expires)
+            if hmac.compare_digest(given, known):
+                found = signed
+        return f"{expires}.{found}" if given and found else None
+
+    def allows(self, value: str | None, *, now: datetime) -> bool:
+        expires, _, signature = (value or "").partition(".")
+        if not expires.isdigit() or int(expires) < now.timestamp() or not signature:
+            return False
+        matched = False
+        for known in self._tokens:
+            matched |= hmac.compare_digest(signature.encode(), self._sign(known, int(expires)).encode())
+        return matched
+
+    @staticmethod
+    def _sign(key: bytes, expires: int) -> str:
+        # The label keeps a session's signature from ever equalling another use of the same key.
+        return hmac.new(key, f"backout-page-session.{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
 class ControllerAuth:
     """A GitOps controller's webhook: Flux `generic-hmac` (`X-Signature: sha256=<hex>` of the raw
     body with the shared key) and/or a bearer token (Flux `generic` with an Authorization header,

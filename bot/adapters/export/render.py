@@ -44,9 +44,10 @@ class ExportRenderer:
         """`chart`: the chart as a `data:image/png;base64,...` URI (the page has no outside asset)."""
         return self._html.get_template(HTML).render(doc=doc, chart=chart)
 
-    def index(self, incidents: list[dict[str, Any]]) -> str:
-        """The incident index: each incident's API shape plus `href`, the link to its page."""
-        return self._html.get_template(INDEX).render(incidents=incidents)
+    def index(self, incidents: list[dict[str, Any]], *, signed_in: bool = False) -> str:
+        """The incident index: each incident's API shape plus `href`, the link to its page;
+        `signed_in`: the reader's browser signed in (the page offers to sign out)."""
+        return self._html.get_template(INDEX).render(incidents=incidents, signed_in=signed_in)
 
 
 def _environment(loader: BaseLoader, *, autoescape: bool) -> SandboxedEnvironment:
