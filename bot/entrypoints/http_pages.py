@@ -29,7 +29,9 @@ from bot.services.presenters import incident_dict
 SESSION_COOKIE = "backout_session"
 # Scoped to the pages: the browser never sends it to /api/* at all.
 SESSION_PATH = "/incidents"
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
+# The incident page's chart is a data: image; a header CSP without img-src would block it.
+INCIDENT_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
 FORM_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                            "form-action 'self'; frame-ancestors 'none'",
                 "Cache-Control": "no-store"}
@@ -86,7 +88,7 @@ def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal, limit: in
         view = incident_service.get_incident(store=ctx.store, incident_id=number)
         document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
         return HTMLResponse(ctx.export.html(document, chart=chart_uri(incident_chart(ctx, view))),
-                            headers=PAGE_HEADERS)
+                            headers=INCIDENT_HEADERS)
 
     @app.get("/signin", include_in_schema=False)
     def sign_in_form(next: str = "/incidents") -> Response:

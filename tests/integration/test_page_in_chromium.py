@@ -1,7 +1,8 @@
 """The incident page in a real browser: Debian's headless Chromium opens the demo's
 `INC-1.html` and the test reads, through the DevTools protocol, what a person sees: the title,
 the chart image decoded at its full width (the page's CSP allows it), the timeline rows in
-order, and no console error or exception. The screenshot is kept in test-artifacts/."""
+order, and no console error or exception. The screenshot is kept in test-artifacts/. A served
+Backout's pages: a person signs in through the form and opens an incident from the index."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from typer.testing import CliRunner
 from websockets.sync.client import ClientConnection, connect
 
 from bot.cli import app as cli
-from tests.conftest import need_binary
+from tests.conftest import AUTH, need_binary, payload_bytes
+from tests.integration.processes import READ_TOKEN, BackoutServer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +76,14 @@ class Page:
                 return message.get("result", {})
             self._note(message)
 
+    def load(self, action: str, **params: Any) -> dict[str, Any]:
+        """Runs a navigating call (Page.navigate, or a Runtime.evaluate that clicks or submits)
+        and waits for the page it leads to; its value as the result."""
+        self.events.clear()
+        result = self.call(action, **params)
+        self.wait_for("Page.loadEventFired")
+        return result
+
     def wait_for(self, event: str) -> None:
         while not any(e.get("method") == event for e in self.events):
             self._note(json.loads(self.socket.recv(timeout=30)))
@@ -123,4 +133,41 @@ def test_the_demo_page_shows_the_draft_the_chart_and_the_timeline(browser: str, 
     assert len(seen["rows"]) >= 8
     assert seen["rows"] == sorted(seen["rows"]), "the timeline is in order"
     assert set(seen["links"]) <= {"http:", "https:"}
+    assert errors == [], errors
+
+
+def test_a_person_signs_in_and_opens_an_incident_from_the_index(browser: str, backout: BackoutServer) -> None:
+    """The index without credentials leads to the sign-in form; the API token typed once sets a
+    cookie scripts cannot read, and the index's row opens the incident's page with it, chart and all."""
+    posted = httpx.post(f"{backout.url}/webhooks/alertmanager", content=payload_bytes("01"), headers=AUTH, timeout=10)
+    assert posted.status_code == 200, posted.text
+    target = httpx.put(f"{browser}/json/new?about:blank", timeout=10).json()
+    where = "({path: location.pathname + location.search, title: document.title, cookies: document.cookie})"
+    with connect(target["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024) as socket:
+        page = Page(socket)
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            page.call(f"{domain}.enable")
+        page.load("Page.navigate", url=f"{backout.url}/incidents")
+        asked = page.call("Runtime.evaluate", returnByValue=True, expression=where)["result"]["value"]
+        page.load("Runtime.evaluate", expression=f"""
+            document.querySelector('input[name=token]').value = {json.dumps(READ_TOKEN)};
+            document.querySelector('form').requestSubmit()""")
+        index = page.call("Runtime.evaluate", returnByValue=True, expression=where)["result"]["value"]
+        [cookie] = page.call("Network.getCookies", urls=[f"{backout.url}/incidents"])["cookies"]
+        page.load("Runtime.evaluate", expression="document.querySelector('td a').click()")
+        opened = page.call("Runtime.evaluate", returnByValue=True, expression="""({
+            path: location.pathname + location.search, heading: document.querySelector('h1').textContent,
+            chart: (() => { const i = document.querySelector('img.chart');
+                            return i && i.complete ? i.naturalWidth : 0 })()})""")
+        errors = page.errors
+    assert asked == {"path": "/signin?next=%2Fincidents", "title": "Backout: sign in", "cookies": ""}
+    assert index["path"] == "/incidents"
+    assert index["title"] == "Backout: incidents"
+    assert index["cookies"] == "", "the cookie is HttpOnly: the page's scripts cannot read it"
+    assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
+        "backout_session", True, "Strict", "/incidents")
+    assert READ_TOKEN not in cookie["value"]
+    assert opened["result"]["value"]["path"] == "/incidents/INC-1", "the row links plainly: the cookie opens it"
+    assert opened["result"]["value"]["heading"].startswith("INC-1: HighErrorRate on checkout")
+    assert opened["result"]["value"]["chart"] == 1200, "the served page's CSP lets its data: chart load"
     assert errors == [], errors
