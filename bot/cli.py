@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
 
 import typer
 
+from bot.cli_help import PlainCommand, PlainGroup
+
 if TYPE_CHECKING:
     from bot.config import Settings
 
@@ -45,21 +47,22 @@ class Format(StrEnum):  # bot.services.export.ExportFormat's values
 
 
 app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-incidents_app = typer.Typer(help="List and show incidents.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+                  pretty_exceptions_enable=False, cls=PlainGroup)
+incidents_app = typer.Typer(help="List and show incidents.", no_args_is_help=True, cls=PlainGroup)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True, cls=PlainGroup)
 report_app = typer.Typer(help="Numbers across incidents (`backout report`), and the ranking's accuracy.",
-                         invoke_without_command=True)
+                         invoke_without_command=True, cls=PlainGroup)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
 app.add_typer(report_app, name="report")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="config file (else BACKOUT_CONFIG, else ./config.yaml)"),
+    typer.Option("--config", "-c", metavar="FILE", help="config file (else BACKOUT_CONFIG, else ./config.yaml)"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 IdArgument = Annotated[str, typer.Argument(help="incident id: 7 or INC-7")]
+SinceOption = Annotated[str, typer.Option(metavar="DURATION", help="incidents opened within this long (30d, 12h)")]
 
 
 @dataclass
@@ -80,17 +83,25 @@ def _version(shown: bool) -> None:
         raise typer.Exit()
 
 
+def _server_url(value: str | None) -> str | None:
+    """--server must be a URL: a usage error (exit 2) rather than a failed request."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{value!r} is not a URL: give one like http://backout.example:8080")
+    return value
+
+
 @app.callback()
 def options(
     ctx: typer.Context,
     config: ConfigOption = None,
     server: Annotated[str | None, typer.Option(
-        "--server", envvar="BACKOUT_URL",
-        help="a running Backout's URL: act through its API instead of the database (env BACKOUT_URL)")] = None,
+        "--server", envvar="BACKOUT_URL", metavar="URL", callback=_server_url,
+        help="a running Backout's URL: act through its API instead of the database")] = None,
     token: Annotated[str | None, typer.Option(
-        "--token", envvar="BACKOUT_TOKEN", help="API token for --server (env BACKOUT_TOKEN)")] = None,
+        "--token", envvar="BACKOUT_TOKEN", metavar="TOKEN", help="API token for --server")] = None,
     token_file: Annotated[Path | None, typer.Option(
-        "--token-file", envvar="BACKOUT_TOKEN_FILE", help="file whose first line is the API token")] = None,
+        "--token-file", envvar="BACKOUT_TOKEN_FILE", metavar="FILE",
+        help="file whose first line is the API token")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print the version and exit")] = False,
 ) -> None:
@@ -192,12 +203,12 @@ def _ref(text: str) -> str:
 
 # ---- reading ----
 
-@incidents_app.command("list")
+@incidents_app.command("list", cls=PlainCommand)
 def incidents_list(
     ctx: typer.Context,
     config: ConfigOption = None,
     status: Annotated[Status | None, typer.Option(help="only this status")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=1000, metavar="N", help="at most this many (1 to 1000)")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List incidents, newest first."""
@@ -211,7 +222,7 @@ def incidents_list(
         typer.echo(incident_table(found["incidents"], colour=colour_on()))
 
 
-@incidents_app.command("show")
+@incidents_app.command("show", cls=PlainCommand)
 def incidents_show(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None,
                    as_json: JsonOption = False) -> None:
     """Show one incident: alerts, suspects, actions and timeline."""
@@ -225,7 +236,7 @@ def incidents_show(ctx: typer.Context, incident: IdArgument, config: ConfigOptio
         typer.echo(incident_text(view, colour=colour_on()))
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def suspects(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None,
              as_json: JsonOption = False) -> None:
     """Show the ranked suspects of an incident, with the reasons."""
@@ -241,7 +252,7 @@ def suspects(ctx: typer.Context, incident: IdArgument, config: ConfigOption = No
                            *(f"  {line}" for line in suspect_lines(view["suspects"]))]))
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def plan(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None,
          as_json: JsonOption = False) -> None:
     """Show the rollback plan: with no confident suspect, the plausible changes to roll back one at a
@@ -256,12 +267,13 @@ def plan(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None,
         typer.echo("\n".join(plan_lines(found)))
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def export(
     ctx: typer.Context,
     incident: IdArgument,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.MARKDOWN,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                help="file (default: stdout)")] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -301,9 +313,11 @@ class ReportFormat(StrEnum):
 @report_app.callback()
 def report(
     ctx: typer.Context,
-    since: Annotated[str, typer.Option(help="incidents opened within this long (30d, 12h)")] = "30d",
-    service: Annotated[str | None, typer.Option(help="one service only")] = None,
-    format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.TEXT,
+    since: SinceOption = "30d",
+    service: Annotated[str | None, typer.Option(metavar="NAME", help="one service only")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="print a Markdown table for a review document")
+                        ] = False,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", hidden=True)] = ReportFormat.TEXT,  # older scripts
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -323,13 +337,13 @@ def report(
     if as_json or format is ReportFormat.JSON:
         echo_json(found)
     else:
-        typer.echo(report_text(found, since=since, markdown=format is ReportFormat.MARKDOWN))
+        typer.echo(report_text(found, since=since, markdown=markdown or format is ReportFormat.MARKDOWN))
 
 
-@report_app.command("accuracy")
+@report_app.command("accuracy", cls=PlainCommand)
 def report_accuracy(
     ctx: typer.Context,
-    since: Annotated[str, typer.Option(help="incidents opened within this long (30d, 12h)")] = "30d",
+    since: SinceOption = "30d",
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -376,19 +390,19 @@ def _said(result: dict[str, Any], as_json: bool) -> None:
         typer.echo(result["message"])
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def ack(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Acknowledge an incident: someone is on it."""
     with backend(ctx, config, secrets=True) as chosen:
         _said(chosen.acknowledge(_ref(incident), by=operator()), as_json)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def resolve(
     ctx: typer.Context,
     incident: IdArgument,
     config: ConfigOption = None,
-    note: Annotated[str, typer.Option(help="why it is resolved")] = "",
+    note: Annotated[str, typer.Option(metavar="TEXT", help="why it is resolved")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Resolve an incident, with an optional note."""
@@ -396,12 +410,12 @@ def resolve(
         _said(chosen.resolve(_ref(incident), by=operator(), note=note), as_json)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def reopen(
     ctx: typer.Context,
     incident: IdArgument,
     config: ConfigOption = None,
-    note: Annotated[str, typer.Option(help="why it is reopened")] = "",
+    note: Annotated[str, typer.Option(metavar="TEXT", help="why it is reopened")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Reopen a resolved incident (its earlier ranking stays on the timeline)."""
@@ -409,7 +423,7 @@ def reopen(
         _said(chosen.reopen(_ref(incident), by=operator(), note=note), as_json)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def note(ctx: typer.Context, incident: IdArgument,
          text: Annotated[str, typer.Argument(help="the note, for the timeline")],
          config: ConfigOption = None, as_json: JsonOption = False) -> None:
@@ -424,13 +438,16 @@ def note(ctx: typer.Context, incident: IdArgument,
         typer.echo(f"noted on {_ref(incident)}")
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def rollback(
     ctx: typer.Context,
     incident: IdArgument,
-    commit: Annotated[str | None, typer.Option(help="the commit to revert (default: the best suspect)")] = None,
+    commit: Annotated[str | None, typer.Option(metavar="SHA",
+                                               help="the commit to revert (default: the best suspect)")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
-    force: Annotated[bool, typer.Option(help="roll back a change the ranking excluded (reverted, ruled out, "
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be reverted and stop: nothing is "
+                                                "pushed or recorded")] = False,
+    force: Annotated[bool, typer.Option("--force", help="roll back a change the ranking excluded (reverted, ruled out, "
                                              "below the evidence floor); the timeline says it was forced")] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -438,7 +455,8 @@ def rollback(
     """Revert a commit on a new branch `backout/INC-n/revert-<sha7>`, push it and, on a forge,
     open its pull request (never merged by Backout). Shows what will be reverted and asks first.
     A change the ranking excluded is refused (exit 1, saying why) unless --force is given.
-    Exit 3 when the revert conflicted and the incident branch was pushed instead."""
+    Exit 3 when the revert conflicted and the incident branch was pushed instead. --dry-run
+    shows the plan (with --json, the API's `GET .../rollback` answer) and stops."""
     from bot.domain.text import safe
     from bot.render import plan_text
 
@@ -451,6 +469,12 @@ def rollback(
         if plan.get("excluded") and not force:
             fail(f"error: {plan['short']} is not a rollback target: {safe(plan['excluded'], 500)}; add --force to "
                  "roll it back anyway")
+        if dry_run:
+            if as_json:
+                echo_json({key: value for key, value in plan.items() if key != "refresh_warnings"})
+            else:
+                typer.echo("dry run: nothing was pushed")
+            return
         if not yes:
             if not sys.stdin.isatty() and not as_json:
                 typer.echo("(no terminal to confirm on: pass --yes to push without asking)", err=True)
@@ -469,7 +493,7 @@ def rollback(
         raise typer.Exit(EXIT_CONFLICTED)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def verdict(
     ctx: typer.Context,
     incident: IdArgument,
@@ -496,7 +520,7 @@ def verdict(
 
 # ---- running and setting up ----
 
-@app.command()
+@app.command(cls=PlainCommand)
 def serve(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Run the HTTP server (webhooks, API, metrics), the scheduler and, in Socket Mode, Slack."""
     from bot.serve import run_server
@@ -504,7 +528,7 @@ def serve(ctx: typer.Context, config: ConfigOption = None) -> None:
     raise typer.Exit(run_server(target_of(ctx, config).config, echo=lambda text: typer.echo(text, err=True)))
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def check(
     ctx: typer.Context,
     config: ConfigOption = None,
@@ -525,7 +549,8 @@ def check(
     )
 
     path = target_of(ctx, config).config
-    label = str(find_config_file(path) or "(defaults)")
+    found = find_config_file(path)
+    label = str(found or "(defaults)")
     try:
         from bot.config import load_settings
 
@@ -538,16 +563,25 @@ def check(
     except ConfigError as exc:
         problems.extend(exc.problems)
         playbooks = []
-    warnings = [*config_warnings(settings, file=label), *playbook_warnings(settings, playbooks, file=label)]
+    warnings = [str(w) for w in [*config_warnings(settings, file=label), *playbook_warnings(settings, playbooks,
+                                                                                          file=label)]]
+    if found is None:  # an empty folder checks the defaults: say so rather than report them as this team's
+        warnings.insert(0, f"no config file found: no --config, no BACKOUT_CONFIG, no config.yaml in {Path.cwd()}; "
+                           "checked the defaults")
     reached: list[dict[str, Any]] | None = None
     if online and not problems:
         from bot.online import check_online
 
         reached = [{"what": f.what, "ok": f.ok, "detail": f.detail} for f in check_online(settings, playbooks)]
-    _checked(as_json, label, problems=[str(p) for p in problems], warnings=[str(w) for w in warnings],
-             summary=f"{label}, {len(settings.repos)} repositories, {len(playbooks)} playbooks in "
+    _checked(as_json, label, problems=[str(p) for p in problems], warnings=warnings,
+             summary=f"{label}, {_count(len(settings.repos), 'repository', 'repositories')}, "
+                     f"{_count(len(playbooks), 'playbook', 'playbooks')} in "
                      f"{settings.playbooks_dir}: {', '.join(p.name for p in playbooks) or 'none'}",
              playbooks=[p.name for p in playbooks], online=reached)
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def _checked(as_json: bool, label: str, *, problems: Sequence[str], warnings: Sequence[str] = (),
@@ -557,10 +591,10 @@ def _checked(as_json: bool, label: str, *, problems: Sequence[str], warnings: Se
         echo_json({"ok": not problems and not unreachable, "config": label, "problems": problems,
                    "warnings": list(warnings), "playbooks": list(playbooks), "online": online})
     else:
+        for line in warnings:  # first: "no config file found" explains the problems that follow
+            typer.echo(f"warning: {line}", err=True)
         for line in problems:
             typer.echo(line, err=True)
-        for line in warnings:
-            typer.echo(f"warning: {line}", err=True)
         if not problems:
             typer.echo(f"ok: {summary}")
         for found in online or []:
@@ -568,16 +602,25 @@ def _checked(as_json: bool, label: str, *, problems: Sequence[str], warnings: Se
     raise typer.Exit(EXIT_USAGE if problems else EXIT_FAILED if unreachable else 0)
 
 
-@app.command()
+def _server_base(ctx: typer.Context, config: Path | None) -> str:
+    """--server, else the configured server on this machine (a wildcard bind is asked on loopback)."""
+    target = target_of(ctx, config)
+    if target.server:
+        return target.server.rstrip("/")
+    settings = settings_or_exit(target.config, secrets=False)
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host  # noqa: S104
+    return f"http://{host}:{settings.server.port}"
+
+
+@app.command(cls=PlainCommand)
 def health(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Ask the local server's /healthz (the container health check): exit 0 if it answers ok."""
+    """Ask the server's /healthz (the container health check): the local one from the config, or
+    --server's. Exit 0 if it answers ok."""
     import urllib.request
 
-    settings = settings_or_exit(target_of(ctx, config).config, secrets=False)
-    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host  # noqa: S104
-    url = f"http://{host}:{settings.server.port}/healthz"
+    url = f"{_server_base(ctx, config)}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=3) as answer:
+        with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 (--server is checked to be http(s))
             ok = answer.status == 200
     except OSError as exc:
         fail(f"{url}: {exc}")
@@ -586,20 +629,23 @@ def health(ctx: typer.Context, config: ConfigOption = None) -> None:
     typer.echo(f"{url}: ok")
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def replay(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Alertmanager payload files, in order")],
-    url: Annotated[str | None, typer.Option(help="server base URL (default from the config)")] = None,
+    url: Annotated[str | None, typer.Option(metavar="URL", hidden=True, callback=_server_url,
+                                            help="the same as the global --server")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Post Alertmanager payload files to a running server, as Alertmanager would."""
+    """Post Alertmanager payload files to a running server (--server, else the config's), as
+    Alertmanager would."""
     import httpx
 
     from bot.replay import post_payloads
 
     settings = settings_or_exit(target_of(ctx, config).config)
-    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    server = url or target_of(ctx, config).server
+    base = server.rstrip("/") if server else f"http://{settings.server.host}:{settings.server.port}"
     try:
         payloads = [(path.name, path.read_bytes()) for path in files]
     except OSError as exc:
@@ -615,7 +661,7 @@ def replay(
         raise typer.Exit(EXIT_FAILED)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=PlainCommand)
 def db_upgrade(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Create the database or migrate it to the newest schema."""
     from bot import bootstrap
@@ -629,9 +675,9 @@ def db_upgrade(ctx: typer.Context, config: ConfigOption = None) -> None:
     typer.echo(f"{bootstrap.describe_storage(settings)}: schema at {revision}")
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def demo(
-    out: Annotated[Path, typer.Option(help="where to write the demo's output")] = Path("demo-output"),
+    out: Annotated[Path, typer.Option(metavar="DIR", help="where to write the demo's output")] = Path("demo-output"),
 ) -> None:
     """Run Backout end to end on embedded defaults: no account, no config."""
     from bot.demo import run_demo

@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.domain.durations import Duration
 from bot.domain.incidents import IncidentPolicy
-from bot.domain.playbooks import Playbook
+from bot.domain.playbooks import Playbook, RepoRole
 
 DEFAULT_CONFIG = Path("config.yaml")
 # False while loading settings for a command that uses no secret: an unreadable `*_file` is
@@ -699,7 +699,8 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 def playbook_warnings(settings: Settings, playbooks: Sequence[Playbook], *, file: str) -> list[Problem]:
     """Playbooks that cannot do what they say: probes with no Prometheus to ask, a match that an
-    earlier playbook already takes, controller events the config cannot authenticate."""
+    earlier playbook already takes, controller events the config cannot authenticate, image bumps
+    with no application repository to find their code in."""
     found = []
     folder = str(settings.playbooks_dir)
     if not settings.prometheus.url:
@@ -712,6 +713,11 @@ def playbook_warnings(settings: Settings, playbooks: Sequence[Playbook], *, file
         if earlier is not None:
             found.append(Problem(folder, f"{playbook.name}.match", f"the same as playbook {earlier.name}'s, which "
                                  "comes first: alerts never reach this one (narrow its match)"))
+    for playbook in playbooks:
+        if not any(entry.role is RepoRole.APP for entry in playbook.repos):
+            found.append(Problem(folder, f"{playbook.name}.repos", "names no application repository (a repos entry "
+                                 "with role: app): when a suspect bumps an image, the code commits between the "
+                                 "tags cannot be listed"))
     if any(p.gitops.flux for p in playbooks) and not (settings.flux.hmac_key or settings.flux.token):
         found.append(Problem(file, "flux.hmac_key", "playbooks name Flux objects, but /webhooks/flux has no key: "
                              "set flux.hmac_key_file (generic-hmac) or flux.token_file, or every event is refused"))

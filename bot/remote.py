@@ -118,9 +118,10 @@ def _explain(response: httpx.Response) -> str:
         detail = body.get("detail", body) if isinstance(body, dict) else body
     except ValueError:
         detail = response.text[:300]
-    if isinstance(detail, list):  # validation errors: where and why
-        detail = "; ".join(f"{d.get('loc', '')}: {d.get('msg', '')}" if isinstance(d, dict) else str(d)
-                           for d in detail)
+    if isinstance(detail, list):  # validation errors: where and why, without pydantic's "Value error, "
+        detail = "; ".join(f"{d.get('loc', '')}: {str(d.get('msg', '')).removeprefix('Value error, ')}"
+                           if isinstance(d, dict) else str(d) for d in detail)
     hint = {401: " (give --token or --token-file with an API token: api.tokens on the server)",
-            404: "", 503: " (the server's storage is unavailable; try again shortly)"}.get(response.status_code, "")
-    return f"{response.status_code}: {detail}{hint}"
+            503: " (the server's storage is unavailable; try again shortly)"}.get(response.status_code, "")
+    # The status stays on RemoteError.status; a person reads the server's words, not the code.
+    return f"{detail or f'the server refused: {response.reason_phrase.lower()}'}{hint}"

@@ -142,7 +142,7 @@ def plan_text(plan: dict[str, Any]) -> str:
     if len(plan["files"]) > 20:
         lines.append(f"    ... and {len(plan['files']) - 20} more")
     if plan.get("diff"):
-        lines.append("  diff:")
+        lines.append("  the change being undone (the revert applies the reverse of this diff):")
         lines.extend(f"    {safe(line, 300)}" for line in plan["diff"].splitlines())
     lines.append(f"  branch: {safe(plan['branch'], 200)}")
     return "\n".join(lines)
