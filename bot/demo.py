@@ -4,6 +4,7 @@ console instead of Slack), fed Alertmanager deliveries over HTTP."""
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import shutil
 import sys
@@ -32,7 +33,7 @@ from bot.config import (
 )
 from bot.demo_repo import DemoRepo
 from bot.domain.models import Actor, IncidentStatus
-from bot.entrypoints.charts import chart_uri, incident_chart
+from bot.entrypoints.charts import chart_png, chart_uri
 from bot.entrypoints.serving import serve_in_thread
 from bot.replay import post_payloads
 from bot.services import act
@@ -63,6 +64,34 @@ def deliveries(started: datetime, resolved: datetime) -> list[tuple[str, bytes]]
     for alert in done["alerts"]:
         alert["status"], alert["endsAt"] = "resolved", resolved.isoformat()
     return [("firing", json.dumps(firing).encode()), ("resolved", json.dumps(done).encode())]
+
+
+class ScenarioMetrics:
+    """The key metric as the demo's scenario has it, for its chart (the demo runs no Prometheus):
+    checkout's 5xx ratio near 0.4% until the bad change is applied, climbing as the short database
+    pool timeout bites to 12% when the alert fires (above 5% for its last few minutes), back to
+    normal within half a minute of the revert."""
+
+    BASELINE, PEAK, RECOVERY = 0.004, 0.12, timedelta(seconds=30)
+
+    def __init__(self, *, applied: datetime, started: datetime, reverted: datetime) -> None:
+        self._applied, self._started, self._reverted = applied, started, reverted
+
+    def value(self, query: str) -> float | None:
+        return self._at(datetime.now(UTC))
+
+    def series(self, query: str, *, start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, float]]:
+        count = int((end - start) / step) + 1
+        return [(start + step * n, self._at(start + step * n)) for n in range(count)]
+
+    def _at(self, at: datetime) -> float:
+        wiggle = 0.0015 * math.sin(at.timestamp() / 41) * math.cos(at.timestamp() / 17)  # reads as measured
+        climb = (at - self._applied) / max(self._started - self._applied, timedelta(seconds=1))
+        failing = self.BASELINE + (self.PEAK - self.BASELINE) * min(max(climb, 0.0), 1.0) ** 3
+        if at <= self._reverted:
+            return failing + wiggle
+        back = min((at - self._reverted) / self.RECOVERY, 1.0)
+        return failing * (1 - back) + self.BASELINE * back + wiggle
 
 
 def wait_for_suspects(client: httpx.Client, ref: str, timeout: float = 30) -> dict[str, Any]:
@@ -147,7 +176,10 @@ def run_demo(*, out: Path, echo: Echo) -> int:
             return 1
         echo(render_incident(view) + "\n")
         document = build_export(view, generated_at=datetime.now(UTC), links=app.ctx.export_links())
-        png = incident_chart(app.ctx, view)
+        applied = next(s.applied_at for s in view.ranking.suspects if s.sha == bad)
+        metric = ScenarioMetrics(applied=applied, started=view.incident.started_at,
+                                 reverted=result.action.created_at)
+        png = chart_png(view, playbooks=app.ctx.playbooks, metrics=metric, now=app.ctx.clock())
         (out / "INC-1.png").write_bytes(png)
         (out / "INC-1.md").write_text(app.ctx.export.markdown(document, chart="INC-1.png"), encoding="utf-8")
         (out / "INC-1.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -155,7 +187,8 @@ def run_demo(*, out: Path, echo: Echo) -> int:
     finally:
         app.close()
     echo(f"6. The post-mortem draft: {out / 'INC-1.md'} and the page {out / 'INC-1.html'}, with the chart "
-         f"{out / 'INC-1.png'} (the bad change and the revert marked) and the data {out / 'INC-1.json'}")
+         f"{out / 'INC-1.png'} (the bad change and the revert marked on the scenario's error ratio: the demo "
+         f"runs no Prometheus) and the data {out / 'INC-1.json'}")
     echo(f"   The revert branch is on the demo remote: git -C {repo.bare} log -1 {result.action.branch}")
     command = sys.argv[0] if Path(sys.argv[0]).name == "backout" else "backout"
     echo(f"\nDone in {time.monotonic() - began:.1f}s. Look again with: "

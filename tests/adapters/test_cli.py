@@ -139,12 +139,24 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert exported["actions"][-1]["state"] == "pushed"
     assert (out / "INC-1.md").read_text().startswith("# INC-1")
     assert (out / "INC-1.png").read_bytes().startswith(b"\x89PNG")
+    assert _metric_pixels(out / "INC-1.png") > 1500, "the chart draws the scenario's metric line"
+    assert exported["actions"][-1]["auto"] is False, "the on-call engineer ran the rollback"
     assert "![The key metric" in (out / "INC-1.md").read_text()
     assert '<img class="chart" src="data:image/png;base64,' in (out / "INC-1.html").read_text()
     times = [entry["at"] for entry in exported["timeline"]]
     assert times == sorted(times), "the demo's timeline is chronological"
     again = runner.invoke(cli, ["demo", "--out", str(out)])
     assert again.exit_code == 0, "the demo runs again over its own output"
+
+
+def _metric_pixels(png: Path) -> int:
+    """How many pixels have the metric line's colour (#1d2433): a line across the plot is
+    thousands; the text of a chart without one, a few hundred."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("RGB"), dtype=int)
+    return int((np.abs(pixels - np.array([0x1D, 0x24, 0x33])).max(axis=2) < 30).sum())
 
 
 def test_export_writes_markdown_and_json(config: Path, tmp_path: Path) -> None:

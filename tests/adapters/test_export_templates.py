@@ -148,6 +148,76 @@ def test_the_chart_marks_each_event_where_it_happened() -> None:
     assert not (away[0] > 150 and away[1] < 100 and away[2] < 100), away  # and not elsewhere
 
 
+def test_the_chart_frames_the_incident_and_marks_an_older_suspect_at_the_edge(clock: Any) -> None:
+    """A 13-minute incident with a suspect applied 5 hours before: the time axis spans the incident
+    with a margin (not 5 hours), the suspect in frame is drawn in place and the old one is named
+    at the left edge with how long before the incident it was applied."""
+    from dataclasses import replace
+
+    from bot.config import load_playbooks
+    from bot.domain.changes import AppliedSource
+    from bot.domain.suspects import Ranking, RankingStatus, Suspect
+    from bot.services.chart import chart_data
+    from tests.conftest import PLAYBOOKS
+
+    view = exported(clock, view=True)
+    started = view.incident.started_at
+
+    def suspect(sha: str, before: timedelta) -> Suspect:
+        return Suspect(repo="gitops", sha=sha * 40, subject="bump", author="Dev", applied_at=started - before,
+                       applied_source=AppliedSource.COMMIT_TIME, score=0.5, reasons=())
+
+    ranking = Ranking(status=RankingStatus.RANKED, reason="two", suspects=(
+        suspect("a", timedelta(minutes=8)), suspect("b", timedelta(hours=5))))
+    data = chart_data(replace(view, ranking=ranking), playbooks=load_playbooks(PLAYBOOKS), metrics=None,
+                      now=clock())
+    assert view.incident.resolved_at is not None
+    assert data.start <= started - timedelta(minutes=8)
+    assert view.incident.resolved_at < data.end
+    assert data.end - data.start < timedelta(minutes=45)
+    changes = {m.label: m.at for m in data.markers if m.kind == "change"}
+    assert changes == {"aaaaaaa": started - timedelta(minutes=8), "bbbbbbb, 5h before": started - timedelta(hours=5)}
+
+    fig = figure(data)
+    [axes] = fig.axes
+    lines = [line.get_gid() for line in axes.get_lines()]
+    assert "marker-change-1" in lines
+    assert "marker-change-0" not in lines, "the old suspect draws no line"
+    [edge] = [t for t in axes.texts if t.get_gid() == "label-left-0"]
+    assert edge.get_text() == "\u25c0 bbbbbbb, 5h before"
+    assert edge.xy[0] == pytest.approx(data.start.timestamp() / 86400.0)
+
+
+def test_chart_labels_never_print_over_each_other_or_the_legend() -> None:
+    """Crowded events (one moment, near the right edge, beside an edge marker): no two labels'
+    rendered boxes overlap, none reaches into the legend, and each stays inside the plot."""
+    start = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=20)
+    series = [(start + timedelta(minutes=m), 0.01 * m) for m in range(21)]
+    at = start + timedelta(minutes=12)
+    markers = [Marker(start - timedelta(hours=5), "change", "0123456, 5h before"),
+               Marker(start + timedelta(seconds=20), "change", "abcdef0"),
+               Marker(at, "alert_firing", "HighErrorRate x2"), Marker(at, "change", "1234567"),
+               Marker(at + timedelta(seconds=5), "action", "revert 1234567 pushed"),
+               Marker(end - timedelta(seconds=10), "alert_resolved", "HighErrorRate x2"),
+               Marker(end - timedelta(seconds=10), "action", "revert 1234567 merged"),
+               Marker(end - timedelta(seconds=5), "recovery", "resolved")]
+    fig = figure(ChartData("INC-9: checkout", start, end, "sum(rate(x[5m]))", series, markers))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    [axes] = fig.axes
+    plot = axes.get_window_extent(renderer)
+    labels = [t.get_window_extent(renderer) for t in axes.texts]
+    legend = axes.get_legend().get_window_extent(renderer)
+    assert len(labels) == len(markers)
+    for index, box in enumerate(labels):
+        assert plot.x0 <= box.x0 <= box.x1 <= plot.x1, index
+        assert plot.y0 <= box.y0 <= box.y1 <= plot.y1, index
+        assert not box.overlaps(legend), index
+        for other in labels[index + 1:]:
+            assert not box.overlaps(other), (index, box, other)
+
+
 def test_without_prometheus_the_chart_still_shows_the_events(clock: Any) -> None:
     from bot.config import load_playbooks
     from bot.services.chart import chart_data
