@@ -104,10 +104,9 @@ def test_the_token_comes_from_the_environment_and_a_wrong_one_is_refused(
     assert "INC-1" in done.stdout
     refused = backout("--server", server.url, "--token", "wrong", "incidents", "list", cwd=tmp_path)
     assert refused.returncode == 1
-    assert "401" in refused.stderr
-    assert "--token" in refused.stderr
+    assert "error: the API token is not valid (give --token or --token-file" in refused.stderr
     missing = backout("--server", server.url, "incidents", "list", cwd=tmp_path)
-    assert (missing.returncode, "401" in missing.stderr) == (1, True)
+    assert (missing.returncode, "401" in missing.stderr, "--token" in missing.stderr) == (1, False, True)
     away = backout("--server", "http://127.0.0.1:1", "incidents", "list", cwd=tmp_path)
     assert (away.returncode, "cannot reach http://127.0.0.1:1" in away.stderr) == (1, True)
 
@@ -190,3 +189,22 @@ def test_a_ruled_out_change_through_the_server_needs_force(
     assert remote.branches() == [f"backout/INC-1/revert-{bad[:7]}", "main"]
     timeline = server.api("/api/incidents/1/timeline")["timeline"]
     assert next(e["actor_id"] for e in timeline if e["kind"] == "rollback.forced").startswith("api:cli")
+
+
+def test_a_dry_run_shows_the_change_being_undone_and_pushes_nothing(
+        world: tuple[BackoutServer, Remote, str, str], tmp_path: Path) -> None:
+    """`rollback --dry-run` prints the plan with the diff named as the change being undone, asks
+    nothing and pushes nothing; with --json it is the API's plan; a missing incident reads as a sentence."""
+    server, remote, bad, _later = world
+    token = ("--server", server.url, "--token-file", str(tmp_path / "token"))
+    shown = backout(*token, "rollback", "INC-1", "--dry-run", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "the change being undone (the revert applies the reverse of this diff):" in shown.stdout
+    assert "+image: registry.example.com/checkout:1.1" in shown.stdout
+    assert "dry run: nothing was pushed" in shown.stdout
+    planned = backout(*token, "rollback", "INC-1", "--dry-run", "--json", cwd=tmp_path)
+    assert json.loads(planned.stdout) == server.api("/api/incidents/1/rollback")
+    assert json.loads(planned.stdout)["sha"] == bad
+    assert remote.branches() == ["main"]
+    missing = backout(*token, "incidents", "show", "INC-99", cwd=tmp_path)
+    assert (missing.returncode, missing.stderr.strip()) == (1, "error: INC-99 does not exist")
