@@ -160,7 +160,7 @@ def report_text(report: dict[str, Any], *, since: str, markdown: bool = False) -
                         ("to_resolve", "time to resolve")):
         figures = report["durations_seconds"][name]
         rows.append((label, f"median {human_duration(figures['median'])}, p90 {human_duration(figures['p90'])} "
-                            f"({figures['count']} incidents)"))
+                            f"({figures['count']} incident{'s' * (figures['count'] != 1)})"))
     rows.append(("caused by a change", f"{share}: {changes['confirmed']} confirmed by responders, "
                                        f"{changes['reverted']} by a confident suspect reverted, "
                                        f"{changes['unconfirmed']} unconfirmed (a confident suspect, no verdict, "

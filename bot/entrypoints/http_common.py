@@ -42,7 +42,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def validation_detail(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
     """Where and why, for the sender; a key that is not valid Unicode is shown escaped."""
     return [
-        {"loc": _printable(".".join(str(part) for part in err["loc"]))[:300], "msg": _printable(err["msg"])[:300]}
+        {"loc": _printable(".".join(str(part) for part in err["loc"]))[:300],
+         "msg": _printable(err["msg"].removeprefix("Value error, "))[:300]}  # pydantic's prefix says nothing
         for err in exc.errors()
     ][:20]
 

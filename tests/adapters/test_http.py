@@ -330,3 +330,22 @@ def test_unsigned_and_unreadable_slack_requests_are_client_errors(
             "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
             "Content-Type": "application/x-www-form-urlencoded"})
         assert signed.status_code == 400
+
+
+def test_validation_errors_lose_pydantics_value_error_prefix() -> None:
+    """A validator's ValueError reaches the sender in its own words, not "Value error, ..."."""
+    from pydantic import BaseModel, ValidationError, field_validator
+
+    from bot.entrypoints.http_common import validation_detail
+
+    class Body(BaseModel):
+        since: str
+
+        @field_validator("since")
+        @classmethod
+        def _duration(cls, value: str) -> str:
+            raise ValueError(f"not a duration: {value!r}")
+
+    with pytest.raises(ValidationError) as caught:
+        Body(since="soon")
+    assert validation_detail(caught.value) == [{"loc": "since", "msg": "not a duration: 'soon'"}]
