@@ -23,7 +23,7 @@ from bot.domain.models import Delivery
 from tests.fakes.git import FakeGit, InlineExecutor
 
 TOKEN = "test-token-0123456789"
-PAYLOADS = resources.files("bot.demo_data") / "alertmanager"
+PAYLOADS = resources.files("bot.demo.data") / "alertmanager"
 PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
 
 

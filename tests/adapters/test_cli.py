@@ -105,7 +105,7 @@ def test_db_upgrade_makes_a_new_database(tmp_path: Path) -> None:
 
 def test_replay_reports_an_unreachable_server(config: Path, tmp_path: Path) -> None:
     """replay to nowhere exits 1 with the reason; a missing file too."""
-    from bot.demo_data import __file__ as data_init
+    from bot.demo.data import __file__ as data_init
 
     payload = Path(data_init).parent / "alertmanager" / "01-higherrorrate-firing-2alerts.json"
     result = runner.invoke(cli, ["replay", str(payload), "--url", "http://127.0.0.1:1",

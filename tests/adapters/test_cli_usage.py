@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from bot import bootstrap
 from bot.cli import app as cli
+from bot.cli.remote import BackoutClient, RemoteError
 from bot.config import Settings
-from bot.remote import BackoutClient, RemoteError
 from tests.adapters.test_verdicts import API_TOKEN, opened
 from tests.conftest import PLAYBOOKS, Clock
 from tests.fakes.git import FakeGit

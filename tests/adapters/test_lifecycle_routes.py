@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from bot import bootstrap
 from bot.adapters.slack.blocks import ActionId, summary_message
 from bot.cli import app as cli
+from bot.cli.remote import BackoutClient, RemoteError
 from bot.config import ApiSettings, Settings
 from bot.domain.models import IncidentStatus
-from bot.remote import BackoutClient, RemoteError
 from bot.services.incidents import get_incident
 from bot.services.ingest import ingest_delivery
 from bot.services.notify import summary_payload

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from bot import bootstrap
 from bot.cli import app as cli
+from bot.cli.remote import BackoutClient
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
-from bot.remote import BackoutClient
 from bot.services.incidents import get_incident
 from bot.services.ingest import ingest_delivery
 from bot.services.notify import incident_lines

@@ -104,7 +104,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.M
     """https://no-color.org: NO_COLOR set (to anything) turns colour off; a pipe never gets it."""
     import io
 
-    from bot.render import colour_on, incident_table
+    from bot.cli.render import colour_on, incident_table
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.cli.render import report_text
 from bot.config import load_playbooks
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource
@@ -12,7 +13,6 @@ from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, IncidentStatus
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.domain.verdicts import Verdict, VerdictKind
-from bot.render import report_text
 from bot.services.incidents import change_status
 from bot.services.ingest import ingest_delivery
 from bot.services.report import team_report

@@ -1,5 +1,5 @@
 """The CLI's work on the configured database, without a server: the same calls and the same
-answers (the API's JSON shapes) as `bot.remote.BackoutClient`, so every command prints the
+answers (the API's JSON shapes) as `bot.cli.remote.BackoutClient`, so every command prints the
 same thing either way. Reads open only the store; actions build the app (Git, the forge, chat).
 Neither creates a database: a read run from the wrong folder says so instead of finding none."""
 

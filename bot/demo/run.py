@@ -31,11 +31,11 @@ from bot.config import (
     StorageSettings,
     load_playbooks,
 )
-from bot.demo_repo import DemoRepo
+from bot.demo.replay import post_payloads
+from bot.demo.repo import DemoRepo
 from bot.domain.models import Actor, IncidentStatus
 from bot.entrypoints.charts import chart_png, chart_uri
 from bot.entrypoints.serving import serve_in_thread
-from bot.replay import post_payloads
 from bot.services import act
 from bot.services import incidents as incident_service
 from bot.services.export import build_export
@@ -46,7 +46,7 @@ Echo = Callable[[str], None]
 
 def deliveries(started: datetime, resolved: datetime) -> list[tuple[str, bytes]]:
     """The captured checkout deliveries (firing, then resolved), moved to the demo's clock."""
-    folder = resources.files("bot.demo_data") / "alertmanager"
+    folder = resources.files("bot.demo.data") / "alertmanager"
     firing = json.loads((folder / "01-higherrorrate-firing-2alerts.json").read_text())
     for alert in firing["alerts"]:  # a believable alert (the captured one carries the tests' hostile text)
         alert["startsAt"] = started.isoformat()
@@ -121,7 +121,7 @@ def run_demo(*, out: Path, echo: Echo) -> int:
     echo(f"1. A GitOps repository with three days of history for 4 services: {repo.bare}")
     echo(f"   (the bad change, {bad[:7]}, went to checkout 14 minutes before the alert)\n")
 
-    data = resources.files("bot.demo_data")
+    data = resources.files("bot.demo.data")
     read_token = secrets.token_urlsafe(24)  # reads need a token, as in production
     with resources.as_file(data / "playbooks") as playbooks_dir:
         settings = Settings(

@@ -1,0 +1,79 @@
+"""`backout rollback`: revert a suspect on a branch of its own, after showing the diff being undone."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from bot.cli.help import PlainCommand
+from bot.cli.root import (
+    EXIT_CONFLICTED,
+    ConfigOption,
+    IdArgument,
+    JsonOption,
+    app,
+    backend,
+    echo_json,
+    fail,
+    incident_ref,
+    operator,
+)
+
+
+@app.command(cls=PlainCommand)
+def rollback(
+    ctx: typer.Context,
+    incident: IdArgument,
+    commit: Annotated[str | None, typer.Option(metavar="SHA",
+                                               help="the commit to revert (default: the best suspect)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be reverted and stop: nothing is "
+                                                "pushed or recorded")] = False,
+    force: Annotated[bool, typer.Option("--force", help="roll back a change the ranking excluded (reverted, ruled out, "
+                                             "below the evidence floor); the timeline says it was forced")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revert a commit on a new branch `backout/INC-n/revert-<sha7>`, push it and, on a forge,
+    open its pull request (never merged by Backout). Shows what will be reverted and asks first.
+    A change the ranking excluded is refused (exit 1, saying why) unless --force is given.
+    Exit 3 when the revert conflicted and the incident branch was pushed instead. --dry-run
+    shows the plan (with --json, the API's `GET .../rollback` answer) and stops."""
+    from bot.cli.render import plan_text
+    from bot.domain.text import safe
+
+    ref = incident_ref(incident)
+    with backend(ctx, config, secrets=True) as chosen:
+        plan = chosen.rollback_plan(ref, commit=commit)
+        for warning in plan.get("refresh_warnings", []):
+            typer.echo(f"warning: {safe(warning, 500)}", err=True)
+        typer.echo(plan_text(plan), err=as_json)
+        if plan.get("excluded") and not force:
+            fail(f"error: {plan['short']} is not a rollback target: {safe(plan['excluded'], 500)}; add --force to "
+                 "roll it back anyway")
+        if dry_run:
+            if as_json:
+                echo_json({key: value for key, value in plan.items() if key != "refresh_warnings"})
+            else:
+                typer.echo("dry run: nothing was pushed")
+            return
+        if not yes:
+            if not sys.stdin.isatty() and not as_json:
+                typer.echo("(no terminal to confirm on: pass --yes to push without asking)", err=True)
+            if not typer.confirm("Push this revert branch?", default=False, err=as_json):
+                fail("rollback cancelled: nothing was pushed")
+        result = chosen.rollback(ref, commit=plan["sha"], by=operator(), force=force)
+    if as_json:
+        echo_json(result)
+    else:
+        typer.echo(result["message"])
+        action = result["incident_branch"] if result["conflicted"] else result["action"]
+        if action and action.get("state") == "pushed" and not action.get("url"):
+            typer.echo(f"next: open a pull request from {action['branch']} on {action['repo']} and have it "
+                       "reviewed; your GitOps controller applies the revert once it is merged")
+    if result["conflicted"]:
+        raise typer.Exit(EXIT_CONFLICTED)
+
+

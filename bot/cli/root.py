@@ -1,0 +1,178 @@
+"""The `backout` command line: the root command, its global options and what every command shares.
+
+Every incident command works either on the configured database or, with `--server URL`, on a
+running Backout through its HTTP API (as `amtool --alertmanager.url` and `kubectl --server` do).
+Modules are imported inside the commands that need them: `backout --help` and the read commands
+start in a fraction of a second. Exit codes: 0 done, 1 failed, 2 usage or config, 3 the revert
+conflicted and the incident branch was pushed instead.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
+
+import typer
+
+from bot.cli.help import PlainGroup
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICTED = 1, 2, 3
+
+app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, cls=PlainGroup)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", metavar="FILE", help="config file (else BACKOUT_CONFIG, else ./config.yaml)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+IdArgument = Annotated[str, typer.Argument(help="incident id: 7 or INC-7")]
+
+
+@dataclass
+class Target:
+    """Where the incident commands act: a running server, or the configured database."""
+
+    config: Path | None = None
+    server: str | None = None
+    token: str | None = None
+    token_file: Path | None = None
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        typer.echo(f"backout {version('backout')}")
+        raise typer.Exit()
+
+
+def server_url(value: str | None) -> str | None:
+    """--server must be a URL: a usage error (exit 2) rather than a failed request."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{value!r} is not a URL: give one like http://backout.example:8080")
+    return value
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    server: Annotated[str | None, typer.Option(
+        "--server", envvar="BACKOUT_URL", metavar="URL", callback=server_url,
+        help="a running Backout's URL: act through its API instead of the database")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="BACKOUT_TOKEN", metavar="TOKEN", help="API token for --server")] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", envvar="BACKOUT_TOKEN_FILE", metavar="FILE",
+        help="file whose first line is the API token")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Options before the subcommand apply to it: `backout -c config.yaml incidents list`."""
+    ctx.obj = Target(config=config, server=server, token=token, token_file=token_file)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def target_of(ctx: typer.Context, config: Path | None) -> Target:
+    found = ctx.find_root().obj if ctx.find_root().obj is not None else Target()
+    assert isinstance(found, Target)
+    return Target(config=config or found.config, server=found.server, token=found.token,
+                  token_file=found.token_file)
+
+
+def settings_or_exit(config: Path | None, *, secrets: bool = True) -> Settings:
+    from bot.config import ConfigError, load_settings
+
+    try:
+        return load_settings(config, secrets=secrets)
+    except ConfigError as exc:
+        fail(f"configuration error:\n{exc}", EXIT_USAGE)
+
+
+class Backend(Protocol):
+    """What the incident commands call: `bot.cli.remote.BackoutClient` or `bot.cli.local.LocalBackend`."""
+
+    def list_incidents(self, *, status: str | None, limit: int) -> dict[str, Any]: ...
+    def incident(self, ref: str) -> dict[str, Any]: ...
+    def suspects(self, ref: str) -> dict[str, Any]: ...
+    def plan(self, ref: str) -> dict[str, Any]: ...
+    def acknowledge(self, ref: str, *, by: str) -> dict[str, Any]: ...
+    def resolve(self, ref: str, *, by: str, note: str) -> dict[str, Any]: ...
+    def reopen(self, ref: str, *, by: str, note: str) -> dict[str, Any]: ...
+    def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]: ...
+    def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]: ...
+    def rollback(self, ref: str, *, commit: str, by: str, force: bool = False) -> dict[str, Any]: ...
+    def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]: ...
+    def accuracy(self, *, since: str) -> dict[str, Any]: ...
+    def report(self, *, since: str, service: str | None) -> dict[str, Any]: ...
+    def export(self, ref: str, *, format: str) -> str | bytes: ...
+    def close(self) -> None: ...
+
+
+@contextmanager
+def backend(ctx: typer.Context, config: Path | None, *, secrets: bool = False) -> Iterator[Backend]:
+    """The server's API with --server, else the configured database. `secrets`: the command
+    acts (Git, the forge, chat), so the config's secret files must be readable."""
+    from bot.domain.errors import BackoutError
+
+    target = target_of(ctx, config)
+    try:
+        if target.server:
+            from bot.cli.remote import BackoutClient, read_token
+
+            chosen: Backend = BackoutClient(target.server, token=read_token(target.token, target.token_file))
+        else:
+            from bot.cli.local import LocalBackend, NoDatabase
+
+            try:
+                chosen = LocalBackend(settings_or_exit(target.config, secrets=secrets))
+            except NoDatabase as exc:
+                fail(f"error: {exc}", EXIT_USAGE)
+    except BackoutError as exc:
+        fail(f"error: {exc}")
+    try:
+        yield chosen
+    except BackoutError as exc:
+        fail(f"error: {exc}")
+    finally:
+        chosen.close()
+
+
+def incident_ref(text: str) -> str:
+    """`INC-7` from `7` or `INC-7`; a usage error otherwise."""
+    from bot.domain.errors import BackoutError
+    from bot.domain.models import format_incident_ref, parse_incident_ref
+
+    try:
+        return format_incident_ref(parse_incident_ref(text))
+    except BackoutError as exc:
+        fail(f"error: {exc}", EXIT_USAGE)
+
+
+
+def main() -> None:
+    app()
