@@ -4,7 +4,7 @@ Builds the benchmark once (bench/ranking/run.py), then ranks every scenario agai
 of a small grid over the hazard (fast share, fast and slow half-lives, the alert's delay), the
 evidence floor and the margin, git only, on the generated families (the replay family and another
 seed check the choice), and prints the points that meet the most targets, best first. The constants
-in bot/domain/suspects.py (HAZARD) and the policy defaults come from here; never from data kept for
+in bot/domain/ranking.py (HAZARD) and the policy defaults come from here; never from data kept for
 checking.
 
 Usage: python bench/ranking/fit.py [--seed S] [--per-family N] [--top K]
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.ranking.run import FAMILIES, NEW_FAMILIES, TARGETS, bench, summarize
 from bot import bootstrap
 from bot.config import LoggingSettings
-from bot.domain import suspects
+from bot.domain import ranking
 
 GRID = {
     "fast_share": (0.8, 0.85, 0.9),
@@ -70,7 +70,7 @@ def main() -> int:
     with bench(per_family=args.per_family, worlds=4, seed=args.seed, replay=False) as built:
         original = list(built.playbooks)
         for share, fast, slow, floor, tie, delay in itertools.product(*GRID.values()):
-            suspects.HAZARD = suspects.Hazard(fast_share=share, fast_half_life=timedelta(minutes=fast),
+            ranking.HAZARD = ranking.Hazard(fast_share=share, fast_half_life=timedelta(minutes=fast),
                                               slow_half_life=timedelta(minutes=slow),
                                               alert_delay=timedelta(minutes=delay))
             built.playbooks[:] = [p.model_copy(update={"suspects": p.suspects.model_copy(

@@ -9,7 +9,8 @@ from bot.domain.gitops import Failure
 from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
-from bot.domain.suspects import Ranking, rank_changes
+from bot.domain.ranking import rank_changes
+from bot.domain.suspects import Ranking
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import finding
 from bot.services import notify

@@ -17,7 +17,8 @@ from bot.domain.changes import (
     reverted_shas,
 )
 from bot.domain.playbooks import Playbook
-from bot.domain.suspects import Ranking, RankingStatus, rank_changes
+from bot.domain.ranking import rank_changes
+from bot.domain.suspects import Ranking, RankingStatus
 
 START = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PLAYBOOK = Playbook.model_validate({
@@ -288,7 +289,7 @@ def test_only_a_later_candidate_makes_bake_time() -> None:
 
 def test_the_hazard_falls_fast_then_flattens_and_bake_starts_after_the_alert_delay() -> None:
     """Timing is 1 at once, falls with the fast part, keeps a tail; a gap shorter than an alert's delay is no bake."""
-    from bot.domain.suspects import HAZARD
+    from bot.domain.ranking import HAZARD
     ages = [timedelta(minutes=m) for m in (0, 5, 15, 30, 60, 180, 360)]
     timings = [HAZARD.timing(age) for age in ages]
     assert timings[0] == 1.0

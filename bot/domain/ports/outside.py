@@ -1,0 +1,212 @@
+"""The ports to outside systems: Git, chat, forges, applied times, metrics and the leader lock
+(and the clock the services are given)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from bot.domain.changes import Change, Revert
+from bot.domain.models import Alert
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    """What `git revert` and the push did."""
+
+    branch: str
+    pushed_sha: str | None       # the branch tip on the remote, when pushed or found there
+    adopted: bool = False        # the branch was already on the remote (a retry after a crash)
+    conflicts: tuple[str, ...] = ()  # files that did not revert cleanly; nothing was pushed
+    pinned: tuple[str, ...] = ()  # what the revert did so image automation leaves it alone
+    unpinned: tuple[str, ...] = ()  # automation it could not pin in Git: people must, before merging
+    waiting: str | None = None  # the Git host does not answer (why): the revert applies on the last
+    #   known branch tip (prepared_sha) and is pushed by a later attempt
+    prepared_sha: str | None = None
+
+
+class GitRepos(Protocol):
+    """The Git repositories Backout watches: mirrors, reverts and branches on their remotes."""
+
+    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
+        """Fetch the watched branch and return its first-parent commits after `since_sha`."""
+        ...
+
+    def branch(self, repo: str) -> str:
+        """The watched branch (the base of Backout's pull requests)."""
+        ...
+
+    def remote_branch(self, repo: str, branch: str) -> str | None:
+        """The sha the remote's branch points at, or None when it does not exist."""
+        ...
+
+    def push_revert(self, repo: str, *, sha: str, branch: str, message: str) -> RevertResult: ...
+
+    def push_branch(self, repo: str, *, branch: str) -> str:
+        """Cut `branch` from the watched branch's tip on the remote (or find it); return its sha."""
+        ...
+
+    def push_files(self, repo: str, *, branch: str, files: Mapping[str, bytes], message: str) -> str:
+        """Commit these files (path in the repository -> content) on a new `branch` cut from the
+        watched branch and push it; the branch's sha. A branch already there is adopted as it is."""
+        ...
+
+    def patch(self, repo: str, sha: str) -> str:
+        """The commit's diff against its first parent (bounded), for revert-safety checks."""
+        ...
+
+    def resolve(self, repo: str, rev: str) -> str | None:
+        """The full sha of a commit, tag or sha prefix the mirror has, or None."""
+        ...
+
+    def first_parent(self, repo: str, *, new: str, old: str | None = None, limit: int = 500) -> list[str]:
+        """First-parent shas after `old` up to and including `new`, newest first (up to `limit`
+        from `new` when `old` is None; just `new` when `old` is not its ancestor)."""
+        ...
+
+    def log_between(self, repo: str, *, old: str, new: str, limit: int = 200) -> list[Change]:
+        """The commits reachable from `new` and not from `old` (tags or shas), newest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class FetchedChanges:
+    head: str
+    changes: tuple[Change, ...]
+    complete: bool = True  # False when the history since the last head was rewritten (force-push)
+    reverts: tuple[Revert, ...] = ()  # commits in the fetched range that revert another
+
+
+@dataclass(frozen=True)
+class IncidentMessage:
+    """What an incident's chat message says, decided by the notify service."""
+
+    playbook: str | None
+    opened_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something people should see about an incident: the console prints it; chat refreshes the
+    incident's message from the store (so it always shows the latest state) and its thread
+    follows the timeline."""
+
+    incident_id: int
+    kind: str
+    title: str
+    lines: tuple[str, ...] = ()
+
+
+class Notifier(Protocol):
+    def notify(self, notice: Notice) -> None: ...
+
+
+@dataclass(frozen=True)
+class PullRequestRef:
+    number: int
+    url: str
+    adopted: bool = False  # it already existed (a retry, or a create whose answer was lost)
+    name: str = ""  # as the forge's users say it: "pull request #12", "merge request !12"
+
+    @property
+    def called(self) -> str:
+        return self.name or f"pull request #{self.number}"
+
+
+@dataclass(frozen=True)
+class PullRequestStatus:
+    state: str  # open, closed, merged
+    merged_by: str | None = None
+    checks: str = "none"  # none, pending, success, failure
+
+
+class Forge(Protocol):
+    """Pull requests (GitHub) or merge requests (GitLab) on the forge that hosts a repository."""
+
+    def handles(self, repo: str) -> bool: ...
+
+    def names_request(self, repo: str, ref: str) -> bool:
+        """Whether a commit's reference ("#12", "!12") is one of this forge's pull (merge) requests:
+        on GitLab "#12" is an issue."""
+        ...
+
+    def request_noun(self, repo: str) -> str:
+        """What its users call a request to merge: "pull request", "merge request" (GitLab)."""
+        ...
+
+    def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool,
+                          labels: Sequence[str], reviewers: Sequence[str]) -> PullRequestRef:
+        """Open it, or adopt the one that already exists for `head`."""
+        ...
+
+    def pull_request_status(self, repo: str, number: int) -> PullRequestStatus: ...
+
+    def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
+        """Post a comment on a pull request, or edit `comment_id`; returns the comment's id. A
+        comment already carrying `marker` (a create whose answer was lost) is adopted."""
+        ...
+
+    def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
+        """The forge's own verdict on reverting `sha` on `branch`, committing nothing: True clean,
+        False conflicting; None when the forge offers no such check or cannot say."""
+        ...
+
+
+class AppliedTimes(Protocol):
+    """When changes were really applied, from a deployment system, a status or a metric."""
+
+    def applied_at(self, repo: str, shas: Sequence[str], *, since: datetime) -> dict[str, datetime]: ...
+
+    def source(self, repo: str) -> str | None:
+        """The AppliedSource value this repository's times come from, or None for none."""
+        ...
+
+
+class MetricsQuery(Protocol):
+    """Instant and range queries against Prometheus."""
+
+    def value(self, query: str) -> float | None:
+        """The query's value (the largest, over several series); None when it returns no data.
+        Raises TransientError or UpstreamError when it cannot be evaluated."""
+        ...
+
+    def series(self, query: str, *, start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, float]]:
+        """The query over a range: at each step the largest value over its series, oldest first.
+        Raises TransientError or UpstreamError when it cannot be evaluated."""
+        ...
+
+
+@runtime_checkable
+class AlertStates(Protocol):
+    """What the Prometheus that raised an alert knows of it: when its condition became true, and
+    its rule's `for`. The Prometheus adapter implements it beside MetricsQuery (one server, two
+    small ports): `isinstance(metrics, AlertStates)` tells whether the configured one can say."""
+
+    def asks(self, alert: Alert) -> bool:
+        """Whether the Prometheus (or ruler) the alert's generatorURL names is one Backout is
+        configured to ask."""
+        ...
+
+    def active_at(self, alert: Alert) -> datetime | None:
+        """When the alert's condition became true (`activeAt`), while that Prometheus still has it
+        pending or firing with the same labels (less its external labels); None once it is gone.
+        Raises TransientError or UpstreamError when it cannot be asked."""
+        ...
+
+    def rule_for(self, alert: Alert) -> timedelta | None:
+        """The `for` of the alerting rule that raised the alert (same alertname, the rule's labels
+        among the alert's); None when no rule matches. Raises TransientError or UpstreamError."""
+        ...
+
+
+class LeaderGate(Protocol):
+    """Whether this replica runs the scheduled jobs."""
+
+    replica: str  # this replica's id, for /readyz and /metrics
+
+    def is_leader(self) -> bool: ...
