@@ -27,6 +27,7 @@ from bot.domain.safety import revert_warnings
 from bot.domain.suspects import Ranking
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
+from bot.services.action_records import record_finished, record_proposed, record_started
 from bot.services.incidents import find_changes, get_incident, require
 from bot.services.override import default_target, excluded, require_override
 from bot.services.pull_requests import branch_body, open_for_action, revert_body
@@ -87,7 +88,7 @@ def rollback(
     adopts the branch and the pull request it finds."""
     branch = revert_branch(incident_id, change.sha)
     warnings = revert_safety(git, change)
-    started = _start(store, incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo,
+    started = record_started(store, incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo,
                      sha=change.sha, branch=branch, actor=actor, actor_id=actor_id, now=now, auto=auto,
                      warnings=warnings)
     incident = store.run(lambda tx: require(tx, incident_id))
@@ -233,14 +234,14 @@ def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: I
             incident_ref=incident.ref, incident_title=incident.title, sha=change.sha,
             subject=change.subject))
     except BackoutError as exc:
-        failed = _finish(store, action, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
+        failed = record_finished(store, action, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
                          text=f"Revert of {change.short} failed: {exc}. Run the rollback again to retry.",
                          detail={"error": str(exc)})
         notify.action_update(notifier=notifier, incident=incident, action=failed, text=str(exc))
         raise
     if result.conflicts:
         files = ", ".join(result.conflicts)
-        conflicted = _finish(
+        conflicted = record_finished(
             store, action, state=ActionState.CONFLICTED, now=now, kind=EventKind.REVERT_CONFLICTED,
             text=(f"Reverting {change.short} conflicts with later changes in {files}; nothing was "
                   f"pushed. Opening incident branch {incident_branch(incident.id or 0)} to work on."),
@@ -253,7 +254,7 @@ def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: I
         return conflicted, branch_action, (f"revert conflicts in {files}; incident branch "
                                            f"{branch_action.branch} pushed")
     if result.waiting is not None:
-        waiting = _finish(
+        waiting = record_finished(
             store, action, state=ActionState.WAITING, now=now, kind=EventKind.REVERT_WAITING,
             text=(f"The Git host of {change.repo} does not answer ({result.waiting}). The revert of "
                   f"{change.short} applies cleanly on the last known {git.branch(change.repo)} (prepared as "
@@ -268,7 +269,7 @@ def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: I
     how = "found already pushed (adopted)" if result.adopted else "pushed"
     pins = "".join(f" Pinned against image automation: {pin}." for pin in result.pinned)
     pins += "".join(f" Not pinned: {note}." for note in result.unpinned)
-    pushed = _finish(
+    pushed = record_finished(
         store, action, state=ActionState.PUSHED, now=now, kind=EventKind.REVERT_PUSHED,
         text=f"Revert of {change.short} ({change.subject[:80]}) {how} as branch {action.branch}.{pins}",
         detail={"pushed_sha": result.pushed_sha, "adopted": result.adopted, "pinned": list(result.pinned),
@@ -283,17 +284,17 @@ def open_incident_branch(
 ) -> Action:
     """Cut `backout/INC-n/incident` from the watched branch (or adopt it)."""
     branch = incident_branch(incident_id)
-    started = _start(store, incident_id=incident_id, kind=ActionKind.INCIDENT_BRANCH, repo=repo, sha="",
+    started = record_started(store, incident_id=incident_id, kind=ActionKind.INCIDENT_BRANCH, repo=repo, sha="",
                      branch=branch, actor=actor, actor_id=actor_id, now=now, auto=False)
     if started.state in FINISHED:
         return started
     try:
         tip = git.push_branch(repo, branch=branch)
     except BackoutError as exc:
-        _finish(store, started, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
+        record_finished(store, started, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
                 text=f"Incident branch {branch} failed: {exc}", detail={"error": str(exc)})
         raise
-    return _finish(store, started, state=ActionState.PUSHED, now=now, kind=EventKind.BRANCH_PUSHED,
+    return record_finished(store, started, state=ActionState.PUSHED, now=now, kind=EventKind.BRANCH_PUSHED,
                    text=f"Incident branch {branch} pushed at {tip[:12]}", detail={"pushed_sha": tip})
 
 
@@ -313,7 +314,7 @@ def apply_open_policy(
         return None  # only a confident suspect (or the plan's first step, opted in) is acted on without a person
     change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=target.sha)
     if mode is ActionMode.PROPOSE:
-        return _propose(store, incident_id=incident_id, change=change, score=target.score, now=now)
+        return record_proposed(store, incident_id=incident_id, change=change, score=target.score, now=now)
     recent = store.run(lambda tx: tx.actions.count_auto_since(playbook.name, now - timedelta(hours=1)))
     if recent >= playbook.actions.max_per_hour:
         store.run(lambda tx: tx.timeline.append(event(
@@ -321,78 +322,13 @@ def apply_open_policy(
             text=(f"Automatic revert of {change.short} skipped: {recent} automatic actions for "
                   f"playbook {playbook.name} in the last hour (at most "
                   f"{playbook.actions.max_per_hour}). Roll back by hand if needed."))))
-        return _propose(store, incident_id=incident_id, change=change, score=target.score, now=now)
+        return record_proposed(store, incident_id=incident_id, change=change, score=target.score, now=now)
     try:
         return rollback(store=store, git=git, notifier=notifier, incident_id=incident_id, change=change,
                         actor=Actor.BACKOUT, actor_id="policy:open_pr", now=now, auto=True, forge=forge,
                         reviewers=playbook.actions.reviewers, page_url=page_url).action
     except BackoutError:
         return None  # recorded on the timeline as action.failed; people can retry
-
-
-def _propose(store: Store, *, incident_id: int, change: Change, score: float, now: datetime) -> Action:
-    def work(tx: Transaction) -> Action:
-        existing = tx.actions.get(incident_id, ActionKind.REVERT, change.sha)
-        if existing is not None:
-            return existing
-        action = tx.actions.add(Action(
-            incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo, commit_sha=change.sha,
-            state=ActionState.PROPOSED, branch=revert_branch(incident_id, change.sha), auto=True,
-            actor_id="policy:propose", created_at=now, updated_at=now))
-        tx.timeline.append(event(
-            incident_id=incident_id, at=now, kind=EventKind.ACTION_PROPOSED, actor=Actor.BACKOUT,
-            text=(f"Proposed: revert {change.short} ({change.subject[:80]}), score {score:.2f}. "
-                  f"Run `backout rollback INC-{incident_id}` to make it."),
-            data={"sha": change.sha, "repo": change.repo}))
-        return action
-
-    return store.run(work)
-
-
-def _start(store: Store, *, incident_id: int, kind: ActionKind, repo: str, sha: str, branch: str,
-           actor: Actor, actor_id: str, now: datetime, auto: bool,
-           warnings: Sequence[str] = ()) -> Action:
-    """Record the action as started (or return it if already finished), with a timeline event."""
-
-    def work(tx: Transaction) -> Action:
-        incident: Incident = require(tx, incident_id)
-        refuse(incident, "be rolled back" if kind is ActionKind.REVERT else "get an incident branch")
-        existing = tx.actions.get(incident_id, kind, sha)
-        if existing is not None and existing.state in FINISHED:
-            return existing
-        if existing is None:
-            action = tx.actions.add(Action(
-                incident_id=incident_id, kind=kind, repo=repo, commit_sha=sha, state=ActionState.STARTED,
-                branch=branch, auto=auto, actor_id=actor_id, created_at=now, updated_at=now,
-                detail={"warnings": list(warnings)} if warnings else {}))
-        else:
-            # whoever makes it owns it: a person running a proposed revert makes it theirs, not automatic
-            action = existing.model_copy(update={"state": ActionState.STARTED, "updated_at": now, "auto": auto,
-                                                 "actor_id": actor_id or existing.actor_id})
-            tx.actions.save(action)
-        what = f"revert of {sha[:7]}" if kind is ActionKind.REVERT else "incident branch"
-        caution = f". Revert safety: {'; '.join(warnings)}" if warnings else ""
-        tx.timeline.append(event(
-            incident_id=incident.id or incident_id, at=now, kind=EventKind.ACTION_STARTED, actor=actor,
-            actor_id=actor_id, text=f"Started the {what} on {repo} as {branch}{caution}",
-            data={"kind": kind.value, "sha": sha, "branch": branch, "warnings": list(warnings)}))
-        return action
-
-    return store.run(work)
-
-
-def _finish(store: Store, action: Action, *, state: ActionState, now: datetime, kind: EventKind,
-            text: str, detail: dict[str, object]) -> Action:
-    finished = action.model_copy(update={"state": state, "updated_at": now,
-                                         "detail": {**action.detail, **detail}})
-
-    def work(tx: Transaction) -> Action:
-        tx.actions.save(finished)
-        tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=kind, actor=Actor.BACKOUT,
-                                 text=text, data={"branch": action.branch, **detail}))
-        return finished
-
-    return store.run(work)
 
 
 def push_waiting(*, store: Store, git: GitRepos, notifier: Notifier, playbooks: Sequence[Playbook],
