@@ -16,17 +16,15 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from bot.adapters.storage import tables as t
-from bot.adapters.storage.store_changes import (
-    SqlActionRepository,
+from bot.adapters.storage.store_changes import SqlActionRepository, SqlChangeRepository, SqlRankingRepository
+from bot.adapters.storage.store_gitops import SqlGitOpsRepository
+from bot.adapters.storage.store_work import (
     SqlAuthorNoticeRepository,
-    SqlChangeRepository,
     SqlChatRepository,
     SqlFollowUpRepository,
-    SqlRankingRepository,
     SqlVerdictRepository,
     SqlWatchRepository,
 )
-from bot.adapters.storage.store_gitops import SqlGitOpsRepository
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import (
     ACTIVE_STATUSES,
