@@ -1,0 +1,176 @@
+"""The app: `build(settings, **overrides)` wires every adapter into one context (pass fakes to replace
+any part), and the database set-up `serve` and `db upgrade` need."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+
+from fastapi import FastAPI
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine, make_url
+
+from bot.adapters.console import ConsoleNotifier
+from bot.adapters.export.render import ExportRenderer
+from bot.adapters.prometheus import PrometheusQuery
+from bot.adapters.storage import migrate
+from bot.adapters.storage.engine import create_engine
+from bot.adapters.storage.leader import PostgresLeader
+from bot.adapters.storage.store import SqlStore
+from bot.bootstrap.forges import build_forge, build_git
+from bot.bootstrap.slack import build_slack
+from bot.config import Settings, load_playbooks
+from bot.domain.errors import StorageUnavailable
+from bot.domain.incidents import IncidentPolicy
+from bot.domain.models import Delivery
+from bot.domain.playbooks import Playbook
+from bot.domain.ports import (
+    AppliedTimes,
+    Clock,
+    Forge,
+    GitRepos,
+    MetricsQuery,
+    Notifier,
+    Store,
+)
+from bot.entrypoints.context import AppContext, Readiness
+from bot.entrypoints.http import create_http_app
+from bot.entrypoints.ingest_queue import IngestQueue
+from bot.entrypoints.metrics import Metrics
+from bot.entrypoints.webhook_auth import PageLinks
+from bot.services.ingest import IngestOutcome, ingest_deliveries
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    ctx: AppContext
+    http: FastAPI
+    engine: Engine | None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+        if self.ctx.slack is not None:
+            self.ctx.slack.close()
+        self.ctx.ingest_queue.close()
+        self.ctx.work_executor.shutdown(wait=True)
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def build(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    playbooks: list[Playbook] | None = None,
+    clock: Clock | None = None,
+    git: GitRepos | None = None,
+    notifier: Notifier | None = None,
+    forge: Forge | None = None,
+    applied: AppliedTimes | None = None,
+    work_executor: Executor | None = None,
+    slack_client: WebClient | None = None,
+    metrics_query: MetricsQuery | None = None,
+    upgrade_sqlite: bool = True,
+) -> App:
+    """Wire the whole app; pass fakes for any part to replace it (tests build it in one line)."""
+    engine: Engine | None = None
+    readiness: Callable[[], Readiness]
+    if store is None:
+        engine = create_engine(settings.storage.url)
+        if upgrade_sqlite and engine.dialect.name == "sqlite":
+            migrate.upgrade(engine)
+        sql_store = SqlStore(engine)
+        store = sql_store
+        readiness = _sql_readiness(sql_store, engine)
+    else:
+        readiness = lambda: Readiness(True, "storage provided by the caller")  # noqa: E731
+    if playbooks is None:
+        playbooks = load_playbooks(
+            settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos]
+        )
+    metrics = Metrics(github=any(repo.forge == "github" for repo in settings.repos),
+                      gitlab=any(repo.forge == "gitlab" for repo in settings.repos))
+    clock = clock or utc_now
+    if forge is None or applied is None:
+        built_forge, built_applied = build_forge(settings, metrics)
+        forge, applied = forge or built_forge, applied or built_applied
+    ctx = AppContext(
+        settings=settings,
+        store=store,
+        playbooks=playbooks,
+        clock=clock,
+        readiness=readiness,
+        git=git or build_git(settings),
+        notifier=notifier or ConsoleNotifier(as_json=settings.logging.format == "json"),
+        forge=forge,
+        applied=applied,
+        metrics=metrics,
+        ingest_queue=IngestQueue(partial(_record_deliveries, store=store, playbooks=playbooks,
+                                         policy=settings.incidents, clock=clock)),
+        work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
+        links=PageLinks(settings.api.link_secret.get_secret_value().encode() if settings.api.link_secret
+                        else secrets.token_bytes(32), settings.api.link_lifetime),
+        export=ExportRenderer(settings.export.templates_dir),
+    )
+    if metrics_query is None and settings.prometheus.url:
+        metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds(),
+                                        generators=settings.prometheus.generators)
+    ctx.metrics_query = metrics_query
+    if settings.chat.kind == "slack":
+        ctx.slack = build_slack(ctx, client=slack_client)
+    return App(ctx=ctx, http=create_http_app(ctx), engine=engine)
+
+
+def elect_leader(app: App) -> None:
+    """For `serve`: on PostgreSQL, replicas elect the one that runs the scheduled jobs with an
+    advisory lock; on SQLite the one process leads. (Commands other than `serve` never take part.)"""
+    if app.engine is None or app.engine.dialect.name != "postgresql":
+        return
+    leader = PostgresLeader(app.engine, interval=app.ctx.settings.scheduler.leader_interval).start()
+    app.ctx.leader = leader
+    app.closers.append(leader.close)
+
+
+def _record_deliveries(deliveries: Sequence[Delivery], *, store: Store, playbooks: Sequence[Playbook],
+                       policy: IncidentPolicy, clock: Clock) -> list[IngestOutcome]:
+    return ingest_deliveries(store=store, deliveries=deliveries, playbooks=playbooks, policy=policy, now=clock())
+
+
+def _sql_readiness(store: SqlStore, engine: Engine) -> Callable[[], Readiness]:
+    def check() -> Readiness:
+        try:
+            store.ping()
+            current, head = migrate.current_revision(engine), migrate.head_revision()
+        except StorageUnavailable as exc:
+            return Readiness(False, f"database unreachable: {exc}")
+        if current != head:
+            return Readiness(False, f"schema at {current or 'nothing'}, code needs {head}: "
+                                    "run `backout db upgrade`")
+        return Readiness(True, f"database reachable, schema at {head}")
+
+    return check
+
+
+def upgrade_database(settings: Settings) -> str | None:
+    """`backout db upgrade`: migrate the configured database to the newest schema."""
+    engine = create_engine(settings.storage.url)
+    try:
+        migrate.upgrade(engine)
+        return migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def describe_storage(settings: Settings) -> str:
+    """The storage URL with any password hidden."""
+    return make_url(settings.storage.url).render_as_string(hide_password=True)
