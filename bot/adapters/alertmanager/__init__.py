@@ -1,0 +1,1 @@
+"""Alertmanager: its webhook payload parsed once at the border and mapped to domain deliveries."""

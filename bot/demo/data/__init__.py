@@ -1,0 +1,1 @@
+"""The demo's package data: recorded Alertmanager payloads (`alertmanager/`) and playbooks."""

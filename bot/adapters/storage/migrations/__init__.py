@@ -1,0 +1,1 @@
+"""Alembic migrations (package data): `env.py` and one file per revision in `versions/`."""
