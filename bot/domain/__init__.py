@@ -7,6 +7,5 @@ playbooks, probes, verdicts, chat rules, durations, text, `errors` (the exceptio
 `ports/` (the Protocols the services call and the adapters implement).
 
 May import only itself, the standard library, pydantic and pure helpers (pathspec for path globs,
-promql_parser for queries);
-import-linter refuses vendor SDKs and I/O libraries here.
+promql_parser for queries); import-linter refuses vendor SDKs and I/O libraries here.
 """
