@@ -89,8 +89,8 @@ def rollback(
     branch = revert_branch(incident_id, change.sha)
     warnings = revert_safety(git, change)
     started = record_started(store, incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo,
-                     sha=change.sha, branch=branch, actor=actor, actor_id=actor_id, now=now, auto=auto,
-                     warnings=warnings)
+                             sha=change.sha, branch=branch, actor=actor, actor_id=actor_id, now=now, auto=auto,
+                             warnings=warnings)
     incident = store.run(lambda tx: require(tx, incident_id))
     if started.state in FINISHED:
         current, branch_action, message = started, None, f"already done: {started.state.value} {branch}"
@@ -235,8 +235,8 @@ def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: I
             subject=change.subject))
     except BackoutError as exc:
         failed = record_finished(store, action, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
-                         text=f"Revert of {change.short} failed: {exc}. Run the rollback again to retry.",
-                         detail={"error": str(exc)})
+                                 text=f"Revert of {change.short} failed: {exc}. Run the rollback again to retry.",
+                                 detail={"error": str(exc)})
         notify.action_update(notifier=notifier, incident=incident, action=failed, text=str(exc))
         raise
     if result.conflicts:
@@ -285,17 +285,17 @@ def open_incident_branch(
     """Cut `backout/INC-n/incident` from the watched branch (or adopt it)."""
     branch = incident_branch(incident_id)
     started = record_started(store, incident_id=incident_id, kind=ActionKind.INCIDENT_BRANCH, repo=repo, sha="",
-                     branch=branch, actor=actor, actor_id=actor_id, now=now, auto=False)
+                             branch=branch, actor=actor, actor_id=actor_id, now=now, auto=False)
     if started.state in FINISHED:
         return started
     try:
         tip = git.push_branch(repo, branch=branch)
     except BackoutError as exc:
         record_finished(store, started, state=ActionState.FAILED, now=now, kind=EventKind.ACTION_FAILED,
-                text=f"Incident branch {branch} failed: {exc}", detail={"error": str(exc)})
+                        text=f"Incident branch {branch} failed: {exc}", detail={"error": str(exc)})
         raise
     return record_finished(store, started, state=ActionState.PUSHED, now=now, kind=EventKind.BRANCH_PUSHED,
-                   text=f"Incident branch {branch} pushed at {tip[:12]}", detail={"pushed_sha": tip})
+                           text=f"Incident branch {branch} pushed at {tip[:12]}", detail={"pushed_sha": tip})
 
 
 def apply_open_policy(
