@@ -36,8 +36,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench.ranking.edits import Edits
 from bench.ranking.run import build_repo, evaluate, summarize
-from bench.ranking.scenarios import FAMILIES, Commit, Edits, Scenario, Writer
+from bench.ranking.scenarios import FAMILIES, Commit, Scenario, Writer
 from bench.ranking.worlds import GITOPS, World
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
