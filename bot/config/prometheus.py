@@ -24,7 +24,7 @@ class PrometheusSettings(Section):
     # generatorURL names, only where Backout knows how to reach it. `url`'s own host needs no entry;
     # map the others (this Prometheus's --web.external-url, another Prometheus, a Thanos or Mimir
     # ruler) from their generatorURL host ("host" or "host:port") to the URL to ask.
-    generators: dict[str, str] = Field(default_factory=dict)
+    generators: dict[str, str] = {}  # noqa: RUF012 (pydantic copies defaults; ruff cannot see Section is a model)
 
     @field_validator("generators")
     @classmethod
