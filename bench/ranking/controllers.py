@@ -37,20 +37,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.ranking.edits import Edits
-from bench.ranking.run import build_repo, evaluate, summarize
+from bench.ranking.run import build_repo, evaluate, open_incident, summarize
 from bench.ranking.scenarios import FAMILIES, Commit, Scenario, Writer
 from bench.ranking.worlds import GITOPS, World
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.adapters.controllers import FluxEvent
 from bot.config import AlertmanagerSettings, GitSettings, LoggingSettings, RepoSettings, Settings, StorageSettings
-from bot.domain.incidents import IncidentPolicy
-from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.domain.playbooks import Playbook
 from bot.services.changelog import refresh_changes
 from bot.services.code_changes import annotate_code
 from bot.services.gitops import record_controller_event
-from bot.services.ingest import ingest_delivery
 from bot.services.investigate import rank_incident
 
 CONTROLLER_FAMILIES = {"every_object": "culprit", "recovered_failure": "culprit", "shared_tag": "culprit"}
@@ -248,14 +245,7 @@ def run_family(family: Family, tmp: Path) -> tuple[list[dict[str, Any]], list[fl
     rows, timings = [], []
     for scenario in family.scenarios:
         scenario.culprit_sha = marks[scenario.culprit or 0]
-        alert = ReceivedAlert(fingerprint=f"{scenario.number:016x}", starts_at=scenario.started_at, ends_at=None,
-                              status=AlertStatus.FIRING, annotations={},
-                              labels={"alertname": f"Bench{scenario.number}", "service": scenario.service,
-                                      "world": family.name})
-        opened = ingest_delivery(store=store, playbooks=playbooks, policy=IncidentPolicy(),
-                                 delivery=Delivery(group_key=f"g{scenario.number}", status=AlertStatus.FIRING,
-                                                   alerts=(alert,)), now=scenario.started_at + timedelta(minutes=1))
-        incident_id = opened.opened[0].id or 0
+        incident_id = open_incident(store, scenario, playbooks, world=family.name)
         began = time.perf_counter()
         ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id,
                                 now=scenario.started_at + timedelta(minutes=3))

@@ -31,12 +31,10 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
-import time
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -44,18 +42,12 @@ from typing import Any, cast
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.ranking.replay_history import SHARED, History, effective_owners, histories, service_globs, services
-from bench.ranking.run import KeyMetric, build_repo, evaluate, key_query, summarize
+from bench.ranking.run import KeyMetric, bench, build_repo, key_query, summarize
 from bench.ranking.scenarios import FAMILIES, Commit, Scenario, Writer
 from bench.ranking.worlds import GITOPS
 from bot import bootstrap
-from bot.adapters.console import RecordingNotifier
-from bot.config import AlertmanagerSettings, GitSettings, LoggingSettings, RepoSettings, Settings, StorageSettings
-from bot.domain.incidents import IncidentPolicy
-from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+from bot.config import LoggingSettings, RepoSettings
 from bot.domain.playbooks import Playbook
-from bot.services.changelog import refresh_changes
-from bot.services.ingest import ingest_delivery
-from bot.services.investigate import rank_incident
 
 FAMILY = "replay"
 CLOSE_FAMILY = "replay_close"  # another effective change minutes before the culprit: a tie is right
@@ -224,47 +216,14 @@ def main() -> int:
     parser.add_argument("--git-only", action="store_true", help="skip the run with the key metric")
     args = parser.parse_args()
 
-    end = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
-    with tempfile.TemporaryDirectory(prefix="backout-replay-") as tmp_name:
-        tmp = Path(tmp_name)
-        built = replay(tmp, end, per_repository=args.per_repository, seed=args.seed)
-        print("\n".join(built.notes))
-        repos, playbooks, scenarios = built.repos, built.playbooks, built.scenarios
-        window = end - built.oldest + timedelta(days=2)
-        settings = Settings(
-            storage=StorageSettings(url=f"sqlite:///{tmp / 'bench.db'}"),
-            alertmanager=AlertmanagerSettings(auth="none"), repos=repos,
-            git=GitSettings(mirror_dir=tmp / "mirrors", import_window=window), playbooks_dir=tmp)
-        app = bootstrap.build(settings, playbooks=playbooks, notifier=RecordingNotifier())
-        report = refresh_changes(store=app.ctx.store, git=app.ctx.git, repos=[r.name for r in repos], now=end,
-                                 import_window=window)
-        assert not report.failed, report.failed
-        incidents = [_open(app.ctx.store, scenario, playbooks) for scenario in scenarios]
-        runs = [("git only", None), ("with the key metric", KeyMetric(scenarios))][:1 if args.git_only else 2]
+    # run.py's path with no generated family: only the replayed histories' incidents
+    with bench(per_family=0, worlds=1, seed=args.seed, per_repository=args.per_repository) as built:
+        runs = [("git only", None), ("with the key metric", KeyMetric(built.scenarios))][:1 if args.git_only else 2]
         for mode, metrics in runs:
-            rows, ms = [], []
-            for scenario, incident_id in zip(scenarios, incidents, strict=True):
-                extra = {"metrics": metrics} if metrics is not None else {}
-                began = time.perf_counter()
-                ranking = rank_incident(store=app.ctx.store, playbooks=playbooks, incident_id=incident_id,
-                                        now=scenario.started_at + RANKED_AFTER, **extra)
-                ms.append((time.perf_counter() - began) * 1000)
-                rows.append({**evaluate(scenario, ranking), "repository": scenario.world})
-            _print(mode, rows, sorted(ms))
-        app.close()
+            rows, seconds = built.rank(metrics)
+            rows = [{**row, "repository": scenario.world} for row, scenario in zip(rows, built.scenarios, strict=True)]
+            _print(mode, rows, sorted(t * 1000 for t in seconds))
     return 0
-
-
-def _open(store: Any, scenario: Scenario, playbooks: list[Playbook]) -> int:
-    """The scenario's incident, opened through the ingestion service as run.py does."""
-    alert = ReceivedAlert(
-        fingerprint=f"{scenario.number:016x}", starts_at=scenario.started_at, ends_at=None,
-        status=AlertStatus.FIRING, annotations={},
-        labels={"alertname": f"Bench{scenario.number}", "service": scenario.service, "world": scenario.world})
-    outcome = ingest_delivery(
-        store=store, delivery=Delivery(group_key=f"g{scenario.number}", status=AlertStatus.FIRING, alerts=(alert,)),
-        playbooks=playbooks, policy=IncidentPolicy(), now=scenario.started_at + timedelta(minutes=1))
-    return outcome.opened[0].id or 0
 
 
 def _print(mode: str, rows: list[dict[str, Any]], ms: list[float]) -> None:
@@ -286,7 +245,9 @@ def _print(mode: str, rows: list[dict[str, Any]], ms: list[float]) -> None:
     print(f"ranking time per incident: p50 {statistics.median(ms):.1f} ms, p95 {ms[int(len(ms) * 0.95)]:.1f} ms, "
           f"max {ms[-1]:.1f} ms")
     wrong = [r for r in rows if r["confident"] and not r["right"]]
-    print(f"confident and wrong: {len(wrong)}; reverted proposed: {figures['overall']['reverted proposed']}")
+    print(f"confident on another change than the culprit: {len(wrong)} (a confident answer in replay_close, "
+          f"where a tie is right, counts in 'confident and wrong' above); "
+          f"reverted proposed: {figures['overall']['reverted proposed']}")
 
 
 if __name__ == "__main__":

@@ -234,8 +234,22 @@ class Bench:
         return rows, timings
 
 
+def open_incident(store: Any, scenario: Scenario, playbooks: list[Playbook], *, world: str | None = None) -> int:
+    """The scenario's incident, opened through the ingestion service a minute after its alert starts."""
+    alert = ReceivedAlert(
+        fingerprint=f"{scenario.number:016x}", starts_at=scenario.started_at, ends_at=None,
+        status=AlertStatus.FIRING, annotations={},
+        labels={"alertname": f"Bench{scenario.number}", "service": scenario.service,
+                "world": world or scenario.world})
+    outcome = ingest_delivery(
+        store=store, delivery=Delivery(group_key=f"g{scenario.number}", status=AlertStatus.FIRING, alerts=(alert,)),
+        playbooks=playbooks, policy=IncidentPolicy(), now=scenario.started_at + timedelta(minutes=1))
+    return outcome.opened[0].id or 0
+
+
 @contextmanager
-def bench(*, per_family: int, worlds: int, seed: int, replay: bool = True) -> Iterator[Bench]:
+def bench(*, per_family: int, worlds: int, seed: int, replay: bool = True,
+          per_repository: int = 60) -> Iterator[Bench]:
     """Generate, build as real bare repositories, import with Backout's mirror, open the incidents;
     with `replay`, the replay family's real histories beside them (bench/ranking/replay.py)."""
     end = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
@@ -266,7 +280,8 @@ def bench(*, per_family: int, worlds: int, seed: int, replay: bool = True) -> It
         if replay:
             from bench.ranking import replay as replayed  # it builds on this module
 
-            real = replayed.replay(tmp / "replay", end, seed=seed)
+            real = replayed.replay(tmp / "replay", end, seed=seed, per_repository=per_repository)
+            print("\n".join(real.notes), file=sys.stderr)
             repos += real.repos
             playbooks += real.playbooks
             scenarios += real.scenarios
@@ -285,18 +300,7 @@ def bench(*, per_family: int, worlds: int, seed: int, replay: bool = True) -> It
         imported = time.perf_counter() - started
         assert not report.failed, report.failed
 
-        incidents = []
-        for scenario in scenarios:
-            alert = ReceivedAlert(
-                fingerprint=f"{scenario.number:016x}", starts_at=scenario.started_at, ends_at=None,
-                status=AlertStatus.FIRING, annotations={},
-                labels={"alertname": f"Bench{scenario.number}", "service": scenario.service,
-                        "world": scenario.world})
-            outcome = ingest_delivery(
-                store=store, delivery=Delivery(group_key=f"g{scenario.number}", status=AlertStatus.FIRING,
-                                               alerts=(alert,)),
-                playbooks=playbooks, policy=IncidentPolicy(), now=scenario.started_at + timedelta(minutes=1))
-            incidents.append(outcome.opened[0].id or 0)
+        incidents = [open_incident(store, scenario, playbooks) for scenario in scenarios]
         try:
             yield Bench(scenarios=scenarios, incidents=incidents, store=store, playbooks=playbooks,
                         commits=commits, repos=len(repos), built=built,

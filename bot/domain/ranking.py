@@ -174,12 +174,12 @@ def rank_changes(
         unique.setdefault((suspect.repo, suspect.sha), suspect)
     suspects = list(unique.values())
     confident, reason = _verdict(suspects, onset=onset, service=service, policy=policy, elsewhere=elsewhere)
-    candidates = [s.score for s in suspects if s.candidate(onset)]
-    best = next((s for s in suspects if s.candidate(onset) and s.score >= policy.min_confidence), None)
-    share = best.score / (sum(candidates) + policy.min_confidence) if best is not None and best.score > 0 else 0.0
-    return Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=confident, reason=reason,
-                   suspects=tuple(suspects[:limit]), onset_at=onset, floor=policy.min_confidence,
-                   confidence=round(min(1.0, share), 3))
+    ranking = Ranking(status=RankingStatus.RANKED, ranked_at=now, confident=confident, reason=reason,
+                      suspects=tuple(suspects[:limit]), onset_at=onset, floor=policy.min_confidence)
+    if ranking.best is None or ranking.best.score <= 0:
+        return ranking
+    evidence = sum(s.score for s in suspects if s.candidate(onset)) + policy.min_confidence
+    return ranking.model_copy(update={"confidence": round(min(1.0, ranking.best.score / evidence), 3)})
 
 
 def _rule_out(suspect: Suspect, why: str) -> Suspect:
