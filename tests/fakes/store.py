@@ -38,6 +38,7 @@ class _State:
     actions: dict[int, Action] = field(default_factory=dict)
     outbox: dict[int, dict[str, Any]] = field(default_factory=dict)
     threads: dict[int, ChatThread] = field(default_factory=dict)
+    channel_ids: dict[str, str] = field(default_factory=dict)
     probes: dict[str, ProbeState] = field(default_factory=dict)
     verifications: dict[int, Verification] = field(default_factory=dict)
     controller_events: set[str] = field(default_factory=set)
@@ -294,6 +295,12 @@ class _Chat:
 
     def save_thread(self, thread: ChatThread) -> None:
         self._s.threads[thread.incident_id] = thread
+
+    def channel_id(self, name: str) -> str | None:
+        return self._s.channel_ids.get(name)
+
+    def save_channel_id(self, name: str, channel_id: str) -> None:
+        self._s.channel_ids[name] = channel_id
 
 
 class _Watch:

@@ -90,7 +90,15 @@ class SqlChatRepository:
 
     def save_thread(self, thread: ChatThread) -> None:
         _upsert(self._conn, t.chat_threads, {"incident_id": thread.incident_id},
-                {"channel": thread.channel, "ts": thread.ts, "last_event_id": thread.last_event_id})
+                {"channel": thread.channel, "ts": thread.ts, "last_event_id": thread.last_event_id,
+                 "reply_unconfirmed": thread.reply_unconfirmed})
+
+    def channel_id(self, name: str) -> str | None:
+        found = self._conn.execute(sa.select(t.chat_channels.c.channel_id).where(t.chat_channels.c.name == name))
+        return found.scalar()
+
+    def save_channel_id(self, name: str, channel_id: str) -> None:
+        _upsert(self._conn, t.chat_channels, {"name": name}, {"channel_id": channel_id})
 
 
 class SqlWatchRepository:

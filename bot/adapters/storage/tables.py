@@ -289,6 +289,18 @@ chat_threads = sa.Table(
     sa.Column("channel", sa.String(100), nullable=False),
     sa.Column("ts", sa.String(40), nullable=False),
     sa.Column("last_event_id", sa.Integer, nullable=False),
+    # A reply after last_event_id was sent and its answer not recorded (a time-out, a crash): the
+    # thread is read before that reply is sent again.
+    sa.Column("reply_unconfirmed", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+# Each channel's ID by the name the settings give, from Slack's answer to a post there: the
+# methods that read or change a channel (history, replies, updates) take only the ID.
+chat_channels = sa.Table(
+    "chat_channels",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("channel_id", sa.String(40), nullable=False),
 )
 
 # Probe states, so a probe's `for` and its firing alert survive a restart.

@@ -105,8 +105,9 @@ class ActionRepository(Protocol):
 class ChatThread:
     incident_id: int
     channel: str
-    ts: str
+    ts: str  # `channel` is the channel's ID (Slack's answer to the post), `ts` the message's
     last_event_id: int
+    reply_unconfirmed: bool = False  # a reply after last_event_id went out, its answer unrecorded
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,10 @@ class ChatRepository(Protocol):
     def thread(self, incident_id: int) -> ChatThread | None: ...
     def threads_behind(self, limit: int = 20) -> list[ChatThread]: ...
     def save_thread(self, thread: ChatThread) -> None: ...
+    def channel_id(self, name: str) -> str | None:
+        """The ID Slack gave for the channel of this name, if it ever answered a post there."""
+        ...
+    def save_channel_id(self, name: str, channel_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
