@@ -22,8 +22,8 @@ from tests.fakes.store import InMemoryStore
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack().serving() as fake:
+def slack(clock: Clock) -> Iterator[FakeSlack]:
+    with FakeSlack(clock=clock).serving() as fake:
         yield fake
 
 
@@ -175,7 +175,7 @@ def test_any_notice_refreshes_the_message_from_the_store(slack: FakeSlack, parts
 def test_a_post_whose_answer_was_lost_is_found_not_posted_again(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     """The message went out but its ts was never recorded (a crash, a timeout): the next delivery
     finds it by its metadata in the channel's history and updates it instead of posting twice."""
-    from bot.adapters.slack.delivery import METADATA_TYPE
+    from bot.adapters.slack.lookup import METADATA_TYPE
 
     store, deliver, notifier = parts
     open_incident(store, notifier, clock)

@@ -1,13 +1,20 @@
 """A fake Slack Web API over real HTTP (for `WebClient(base_url=...)`): records the calls,
-answers like Slack's documentation, and can answer 429 with Retry-After or `ok: false`."""
+answers like Slack's documentation, and can answer 429 with Retry-After or `ok: false`.
+
+As Slack does, `chat.postMessage` takes a channel's name or ID and answers with the ID; the
+methods that read or change a channel (history, replies, updates, reactions, ...) take only the
+ID and answer `channel_not_found` to a name. History and replies page by cursor."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
@@ -16,17 +23,24 @@ from fastapi.responses import JSONResponse
 
 from bot.entrypoints.serving import serve_in_thread
 
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")  # C123ABC; a name is lowercase (#inc-checkout)
+TAKES_NAMES = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage"})
+CHANNEL_ARGS = ("channel", "channel_id")
+
 
 class FakeSlack:
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self.base_url = ""
+        self.clock = clock  # a test's clock for the messages' ts; the machine's time without one
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.responses: list[dict[str, Any]] = []  # what respond() sent to response_url
         # (method, times left, body, headers)
         self.faults: list[tuple[str, int, dict[str, Any], dict[str, str]]] = []
         self.groups: dict[str, list[str]] = {}
         self.files: dict[str, bytes] = {}
-        self.history: dict[str, list[dict[str, Any]]] = {}  # channel -> top-level messages, newest first
+        self.channels: dict[str, str] = {}  # name (without '#') -> ID, made by the first post there
+        self.history: dict[str, list[dict[str, Any]]] = {}  # channel ID -> its messages, newest first
+        self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (ID, parent ts) -> replies, oldest first
         self.lock = threading.Lock()
         self.counter = 0
         self.app = self._build()
@@ -40,10 +54,16 @@ class FakeSlack:
     def called(self, method: str) -> list[dict[str, Any]]:
         return [args for name, args in self.calls if name == method]
 
+    def channel_id(self, name: str) -> str:
+        """The ID of a channel by name (made if new), as Slack's answer to a post there gives it."""
+        with self.lock:
+            return self.channels.setdefault(name.removeprefix("#"), f"C{len(self.channels) + 1:08d}")
+
     def _ts(self) -> str:
         with self.lock:
             self.counter += 1
-            return f"{int(time.time())}.{self.counter:06d}"
+            now = self.clock().timestamp() if self.clock else time.time()
+            return f"{int(now)}.{self.counter:06d}"
 
     def _build(self) -> FastAPI:
         app = FastAPI()
@@ -73,6 +93,9 @@ class FakeSlack:
                         status = body.get("status", 200)
                         return JSONResponse({k: v for k, v in body.items() if k != "status"},
                                             status_code=status, headers=headers)
+            if method not in TAKES_NAMES and any(
+                    isinstance(args.get(key), str) and not CHANNEL_ID.fullmatch(args[key]) for key in CHANNEL_ARGS):
+                return JSONResponse({"ok": False, "error": "channel_not_found"})
             return JSONResponse(self._answer(method, args))
 
         return app
@@ -82,21 +105,17 @@ class FakeSlack:
             return {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "backout",
                     "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"}
         if method == "chat.postMessage":
-            ts = self._ts()
-            message = {"type": "message", "ts": ts, "text": args.get("text")}
-            if args.get("metadata"):
-                meta = args["metadata"]
-                message["metadata"] = json.loads(meta) if isinstance(meta, str) else meta
-            if not args.get("thread_ts"):
-                with self.lock:
-                    self.history.setdefault(str(args.get("channel")), []).insert(0, message)
-            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": message}
+            return self._post(args)
         if method == "conversations.history":
-            oldest = float(args.get("oldest") or 0)
-            found = [m for m in self.history.get(str(args.get("channel")), []) if float(m["ts"]) >= oldest]
-            if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
-                found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
-            return {"ok": True, "messages": found[: int(args.get("limit") or 100)], "has_more": False}
+            return self._page(self.history.get(args["channel"], []), args)
+        if method == "conversations.replies":
+            parent = next((m for m in self.history.get(args["channel"], []) if m["ts"] == args.get("ts")), None)
+            if parent is None:
+                return {"ok": False, "error": "thread_not_found"}
+            return self._page([parent, *self.threads.get((args["channel"], parent["ts"]), [])], args)
+        if method == "conversations.list":
+            listed = [{"id": cid, "name": name, "is_channel": True} for name, cid in self.channels.items()]
+            return self._page(listed, args, key="channels")
         if method in ("chat.update", "chat.postEphemeral"):
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts") or self._ts()}
         if method == "views.open":
@@ -110,6 +129,39 @@ class FakeSlack:
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")}
                                           for f in json.loads(args.get("files", "[]"))]}
         return {"ok": False, "error": "unknown_method"}
+
+    def _post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A message in the channel, or a reply in a thread (also in the channel when broadcast)."""
+        named = str(args.get("channel"))
+        channel = named if CHANNEL_ID.fullmatch(named) else self.channel_id(named)
+        ts = self._ts()
+        message: dict[str, Any] = {"type": "message", "ts": ts, "text": args.get("text")}
+        if args.get("metadata"):
+            meta = args["metadata"]
+            message["metadata"] = json.loads(meta) if isinstance(meta, str) else meta
+        parent = args.get("thread_ts")
+        with self.lock:
+            if parent:
+                message["thread_ts"] = parent
+                self.threads.setdefault((channel, str(parent)), []).append(message)
+            if not parent or str(args.get("reply_broadcast")).lower() in ("1", "true"):
+                self.history.setdefault(channel, []).insert(0, message)
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    @staticmethod
+    def _page(items: list[dict[str, Any]], args: dict[str, Any], key: str = "messages") -> dict[str, Any]:
+        """One page of messages (or channels) within `oldest`/`latest`, from `cursor`, at most `limit`."""
+        inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or "inf")
+        found = [m for m in items if "ts" not in m or (
+            (oldest <= float(m["ts"]) <= latest) if inclusive else (oldest < float(m["ts"]) < latest))]
+        if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        start = int(base64.b64decode(args["cursor"]).decode().removeprefix("next:")) if args.get("cursor") else 0
+        end = start + min(int(args.get("limit") or 100), 999)
+        more = end < len(found)
+        cursor = base64.b64encode(f"next:{end}".encode()).decode() if more else ""
+        return {"ok": True, key: found[start:end], "has_more": more, "response_metadata": {"next_cursor": cursor}}
 
     @contextmanager
     def serving(self) -> Iterator[Self]:

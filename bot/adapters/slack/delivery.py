@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -16,6 +16,7 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.adapters.slack import lookup
 from bot.adapters.slack.blocks import summary_message, thread_line
 from bot.domain.chat import clip
 from bot.domain.models import TimelineEvent
@@ -30,13 +31,6 @@ UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incide
 CLAIM = timedelta(minutes=2)
 CHANNEL_RATE, CHANNEL_BURST = 1.0, 10  # messages a second per channel, and the burst allowed
 SERVER_ERROR_RETRY = timedelta(seconds=10)  # after a 5xx from Slack
-METADATA_TYPE = "backout_incident"  # on each incident message, so a lost post is found, not repeated
-
-
-def _marker(incident_id: int, opened_at: datetime) -> dict[str, Any]:
-    """Names the incident's message across deployments sharing a channel (INC-7 of another
-    Backout was opened at another instant)."""
-    return {"incident": incident_id, "opened_at": opened_at.isoformat()}
 
 
 @dataclass
@@ -73,7 +67,8 @@ class SlackDelivery:
         self._links_for = links_for
         self._paused_until: datetime | None = None
         self._last_update: dict[int, datetime] = {}
-        self._budget: dict[str, tuple[float, datetime]] = {}  # channel -> (calls left, as of)
+        self._budget: dict[str, tuple[float, datetime]] = {}  # channel ID -> (calls left, as of)
+        self._ids: dict[str, str] = {}  # channel name -> ID, as Slack's answers (kept in the store) say
         self._rate = channel_rate
         self._claim = claim
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-delivery")
@@ -149,7 +144,7 @@ class SlackDelivery:
             self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
             report.errors.append(f"INC-{summary.incident_id}: no channel")
             return True
-        if not self._spend(channel, now):
+        if not self._spend(self._known_id(channel) or channel, now):
             self._delay(summary.id, now + timedelta(seconds=1 / self._rate), "")
             report.paced += 1
             return True
@@ -157,20 +152,21 @@ class SlackDelivery:
                                        links=self._links_for(summary.incident_id))
         try:
             if thread is None:
-                marker = _marker(summary.incident_id, message.opened_at)
+                marker = lookup.message_marker(summary.incident_id, message.opened_at)
                 # A post whose answer was lost (a timeout, a crash) is found, not posted again; a
                 # first attempt has nothing to find, and saves Slack a history call.
                 found = self._find_posted(channel, marker, since=message.opened_at) if summary.attempts else None
                 if found is not None:
-                    self._client.chat_update(channel=channel, ts=found, text=text, blocks=blocks)
-                    where, ts = channel, found
+                    where, ts = found
+                    self._client.chat_update(channel=where, ts=ts, text=text, blocks=blocks)
                 else:
                     answer = self._client.chat_postMessage(
                         channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
-                        metadata={"event_type": METADATA_TYPE, "event_payload": marker})
+                        metadata={"event_type": lookup.METADATA_TYPE, "event_payload": marker})
                     where, ts = str(answer["channel"]), str(answer["ts"])
                 new = ChatThread(incident_id=summary.incident_id, channel=where, ts=ts, last_event_id=0)
-                self._posted(new, summary.id)
+                self._posted(new, summary.id, name=channel)
+                self._learned(channel, where)
                 report.posted += 1
             else:
                 self._client.chat_update(channel=thread.channel, ts=thread.ts, text=text, blocks=blocks)
@@ -181,25 +177,55 @@ class SlackDelivery:
             return not self._failed(exc, report, now, retry=partial(self._delay, summary.id))
         return True
 
-    def _find_posted(self, channel: str, marker: dict[str, Any], *, since: datetime) -> str | None:
-        """The ts of this incident's message if an earlier attempt posted it (its metadata says
-        so); None when there is none or the history cannot be read (then it is posted)."""
-        try:
-            answer = self._client.conversations_history(
-                channel=channel, oldest=f"{since.timestamp() - 60:.6f}", limit=200, include_all_metadata=True)
-        except SlackApiError as exc:
-            log.info("slack.history_unreadable", channel=channel, error=str(exc.response.get("error", "")))
+    def _find_posted(self, name: str, marker: dict[str, Any], *, since: datetime) -> tuple[str, str] | None:
+        """(channel ID, ts) of this incident's message if an earlier attempt posted it (its
+        metadata says so); None when there is none or it cannot be looked for (then it is posted)."""
+        channel_id = self._channel_id(name)
+        if channel_id is None:
+            log.warning("slack.lost_post_unchecked", channel=name,
+                        reason="the channel's ID is unknown: set the channel by ID, or grant channels:read")
             return None
-        messages: list[dict[str, Any]] = answer.get("messages", [])
-        for message in messages:
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == METADATA_TYPE and meta.get("event_payload") == marker:
-                return str(message["ts"])
-        return None
+        ts = lookup.find_message(self._client, channel_id, marker, since=since)
+        return (channel_id, ts) if ts else None
+
+    def _channel_id(self, name: str) -> str | None:
+        """The ID for a channel the settings name: known, or from the workspace's channel list."""
+        known = self._known_id(name)
+        if known is None:
+            known = lookup.channel_id_by_name(self._client, name)
+            if known is not None:
+                self._store.run(lambda tx: tx.chat.save_channel_id(name, known))
+                self._learned(name, known)
+        return known
+
+    def _known_id(self, name: str) -> str | None:
+        """The ID for a channel the settings name: as given, or from Slack's answer to an earlier
+        post there (kept in the store, so a restart knows it too)."""
+        if lookup.CHANNEL_ID.fullmatch(name):
+            return name
+        if name not in self._ids:
+            stored = self._store.run(lambda tx: tx.chat.channel_id(name))
+            if stored is not None:
+                self._ids[name] = stored
+        return self._ids.get(name)
+
+    def _learned(self, name: str, channel_id: str) -> None:
+        """Slack named the channel's ID: the rate budget spent under its name is the ID's."""
+        self._ids[name] = channel_id
+        spent = self._budget.pop(name, None) if name != channel_id else None
+        current = self._budget.get(channel_id)
+        if spent is not None and (current is None or spent[0] < current[0]):  # the one with fewer calls left
+            self._budget[channel_id] = spent
 
     def _replies(self, thread: ChatThread, report: DeliveryReport, now: datetime) -> bool:
         """Post the thread's next timeline events: several waiting events go in one reply (a line
-        each), a reminder or a failed recovery alone, broadcast to the channel too."""
+        each), a reminder or a failed recovery alone, broadcast to the channel too. Each reply is
+        marked as unconfirmed before it is sent, so a lost answer is looked for, not sent twice."""
+        if thread.reply_unconfirmed:
+            try:
+                thread = self._recover_reply(thread)
+            except Exception as exc:
+                return not self._failed(exc, report, now, retry=lambda _until, _error: None)
         events = self._store.run(lambda tx: tx.timeline.after(thread.incident_id, thread.last_event_id, 20))
         cursor = thread.last_event_id
         batch: list[TimelineEvent] = []
@@ -217,20 +243,38 @@ class SlackDelivery:
                     return True  # the rest waits for the next drain, with what arrives meanwhile
                 lines = [thread_line(when=e.at.strftime("%H:%M:%S"), kind=e.kind, who=e.actor_id or e.actor.value,
                                      text=e.text) for e in batch]
+                marker = lookup.reply_marker(thread.incident_id, after=cursor, through=event.id or cursor)
+                self._save_thread(replace(thread, last_event_id=cursor, reply_unconfirmed=True))
                 try:
                     self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, unfurl_links=False,
-                                                  reply_broadcast=loud, text=clip("\n".join(lines), 3900))
+                                                  reply_broadcast=loud, text=clip("\n".join(lines), 3900),
+                                                  metadata={"event_type": lookup.REPLY_METADATA_TYPE,
+                                                            "event_payload": marker})
                     report.replies += 1
                 except Exception as exc:
                     if self._failed(exc, report, now, retry=lambda _until, _error: None):
-                        return False
+                        return False  # paused; the reply stays unconfirmed, looked for before it is sent again
+                    if _maybe_sent(exc):
+                        return True  # the same, at the next drain
+                    # Refused (`ok: false`): it did not go out, and these events are passed over.
                 if any(e.kind == "incident.resolved" for e in batch):
                     self._attach_review(thread)
             cursor = event.id or cursor
             batch = []
-            self._save_thread(ChatThread(incident_id=thread.incident_id, channel=thread.channel, ts=thread.ts,
-                                         last_event_id=cursor))
+            self._save_thread(replace(thread, last_event_id=cursor, reply_unconfirmed=False))
         return True
+
+    def _recover_reply(self, thread: ChatThread) -> ChatThread:
+        """After a reply whose answer was lost: if the thread shows it (its metadata), the cursor
+        moves past the events it carried instead of sending them again."""
+        through = lookup.find_reply(self._client, thread.channel, thread.ts, incident_id=thread.incident_id,
+                                    after=thread.last_event_id)
+        if through is None:
+            return replace(thread, reply_unconfirmed=False)  # it did not go out: sent (and marked) again
+        log.info("slack.lost_reply_found", incident=thread.incident_id, through=through)
+        found = replace(thread, last_event_id=through, reply_unconfirmed=False)
+        self._save_thread(found)
+        return found
 
     def _attach_review(self, thread: ChatThread) -> None:
         """The chart and the draft in the thread once the incident resolves. A failure is logged
@@ -258,10 +302,12 @@ class SlackDelivery:
     def _save_thread(self, thread: ChatThread) -> None:
         self._store.run(lambda tx: tx.chat.save_thread(thread))
 
-    def _posted(self, thread: ChatThread, summary_id: int) -> None:
+    def _posted(self, thread: ChatThread, summary_id: int, *, name: str) -> None:
         def work(tx: Transaction) -> None:
             tx.chat.save_thread(thread)
             tx.chat.finish_summary(summary_id)
+            if name != thread.channel:  # Slack's answer names the channel's ID: reads need it
+                tx.chat.save_channel_id(name, thread.channel)
 
         self._store.run(work)
 
@@ -293,6 +339,11 @@ class SlackDelivery:
         report.paused_until = self._paused_until
         log.warning("slack.unreachable", error=type(exc).__name__)
         return True
+
+
+def _maybe_sent(exc: Exception) -> bool:
+    """Slack's own trouble (a 5xx) may come after the message went out."""
+    return isinstance(exc, SlackApiError) and exc.response.status_code >= 500
 
 
 class SlackNotifier:
