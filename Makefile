@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/suspects.py
 	$(BIN)/python bench/github_calls.py
 	$(BIN)/python bench/slack_ack.py
+	$(BIN)/python bench/slack_lost_answer.py
 	$(BIN)/python bench/probes.py
 	$(BIN)/python bench/controller_events.py
 	$(BIN)/python bench/cli_start.py

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web import SlackResponse
 
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.adapters.storage import migrate
@@ -24,24 +23,9 @@ from bot.services import notify
 from bot.services.incidents import change_status
 from bot.services.ingest import ingest_delivery
 from tests.conftest import Clock
-from tests.fakes.slack import CHANNEL_ID, FakeSlack
+from tests.fakes.slack import CHANNEL_ID, AnswerLost, FakeSlack
 
 CHANNEL = "#incidents"
-
-
-class AnswerLost(WebClient):
-    """Slack posts the message, then the answer never arrives (a read time-out; a kill -9 looks
-    the same to the next delivery): `replies` picks thread replies, else the incident's message."""
-
-    def __init__(self, *, replies: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.replies = replies
-
-    def chat_postMessage(self, **kwargs: Any) -> SlackResponse:  # noqa: N802 (slack_sdk's name)
-        answer = super().chat_postMessage(**kwargs)
-        if ("thread_ts" in kwargs) == self.replies:
-            raise TimeoutError("The read operation timed out")
-        return answer
 
 
 @pytest.fixture

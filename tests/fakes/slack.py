@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from slack_sdk import WebClient
+from slack_sdk.web import SlackResponse
 
 from bot.entrypoints.serving import serve_in_thread
 
@@ -168,3 +170,18 @@ class FakeSlack:
         with serve_in_thread(self.app) as base_url:
             self.base_url = base_url
             yield self
+
+
+class AnswerLost(WebClient):
+    """Slack posts the message, then the answer never arrives (a read time-out; a kill -9 looks
+    the same to the next delivery): `replies` picks thread replies, else the incident's message."""
+
+    def __init__(self, *, replies: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.replies = replies
+
+    def chat_postMessage(self, **kwargs: Any) -> SlackResponse:  # noqa: N802 (slack_sdk's name)
+        answer = super().chat_postMessage(**kwargs)
+        if ("thread_ts" in kwargs) == self.replies:
+            raise TimeoutError("The read operation timed out")
+        return answer

@@ -6,7 +6,7 @@ name; the ID comes from Slack's answer to a post, or else from the workspace's c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -74,13 +74,12 @@ def _first(messages: Iterable[dict[str, Any]], event_type: str, payload: dict[st
     return None
 
 
-def _pages(first: Any, key: str, *, channel: str) -> Iterable[dict[str, Any]]:
+def _pages(first: Callable[[], SlackResponse], key: str, *, channel: str) -> Iterable[dict[str, Any]]:
     """Each item of each page (slack_sdk follows `next_cursor`), at most MAX_PAGES. A refusal that
     waiting will not cure (not_in_channel, missing_scope) ends the items; a 429, Slack's 5xx and
     connection errors are raised, so delivery waits and looks again rather than posting blind."""
     try:
-        response: SlackResponse = first()
-        for page in islice(response, MAX_PAGES):
+        for page in islice(first(), MAX_PAGES):
             yield from page.get(key, [])
     except SlackApiError as exc:
         if exc.response.status_code == 429 or exc.response.status_code >= 500:
