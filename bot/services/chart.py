@@ -24,6 +24,7 @@ POINTS = 240  # samples across the window: legible at 1200 px
 LEAD = timedelta(minutes=15)
 TAIL = timedelta(minutes=2)  # after the last event: the recovery is seen, not cut at the edge
 MIN_SPAN = timedelta(minutes=10)
+PLAUSIBLE = timedelta(days=366)  # around the incident's opening and end: further is bad data, not history
 
 
 def chart_data(view: IncidentView, *, playbooks: Sequence[Playbook], metrics: MetricsQuery | None,
@@ -51,12 +52,20 @@ def chart_data(view: IncidentView, *, playbooks: Sequence[Playbook], metrics: Me
 
 def frame(view: IncidentView, markers: Sequence[Marker], *, now: datetime) -> tuple[datetime, datetime]:
     """The time axis: the incident (its onset, alerts and actions to its end) with a margin, not
-    stretched to an old suspect: changes before it are marked at the left edge instead."""
+    stretched to an old suspect: changes before it are marked at the left edge instead. Times far
+    from when Backout opened it (a start in 9999 stored before such alerts were set aside) do not
+    stretch it either: they are marked at the edge."""
     incident = view.incident
-    events = [m.at for m in markers if m.kind != "change"]
+    opened, ended = incident.opened_at, max(incident.resolved_at or now, incident.opened_at)
+
+    def plausible(at: datetime) -> bool:
+        return opened - at <= PLAUSIBLE and at - ended <= PLAUSIBLE
+
+    events = [m.at for m in markers if m.kind != "change" and plausible(m.at)]
     onset = view.ranking.onset_at
-    first = min([incident.started_at, *events, *([onset] if onset else [])])
-    last = max([incident.resolved_at or now, *events])
+    first = min([incident.started_at if plausible(incident.started_at) else opened, *events,
+                 *([onset] if onset and plausible(onset) else [])])
+    last = max([ended, *events])
     span = max(last - first, MIN_SPAN)
     return first - max(span / 2, LEAD), last + max(span / 10, TAIL)
 

@@ -13,7 +13,7 @@ import structlog
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.errors import BackoutError
-from bot.domain.models import Actor, IncidentStatus
+from bot.domain.models import Actor, IncidentStatus, format_incident_ref
 from bot.domain.ports import Forge, GitRepos, Notifier, Store, Transaction
 from bot.domain.timeline import EventKind, event
 from bot.services.incidents import IncidentView, get_incident
@@ -35,7 +35,8 @@ class PostmortemPolicy:
 def open_postmortems(*, store: Store, git: GitRepos, forge: Forge | None, notifier: Notifier,
                      policy: PostmortemPolicy, render: Render, now: datetime, limit: int = 20) -> int:
     """Propose the draft of each incident resolved within `policy.within` that has none yet; the
-    number proposed. One incident's failure is recorded on its timeline and tried again next run."""
+    number proposed. One incident's failure, whatever it is (an outside system, or data its chart or
+    draft cannot be made from), is recorded on its timeline and tried again next run; the others go on."""
     due = store.run(lambda tx: [i.id for i in tx.incidents.list(status=IncidentStatus.RESOLVED, limit=200)
                                 if i.id is not None and i.resolved_at and i.resolved_at >= now - policy.within
                                 and not _done(tx, i.id)])
@@ -46,7 +47,17 @@ def open_postmortems(*, store: Store, git: GitRepos, forge: Forge | None, notifi
                                  render=render, incident_id=incident_id, now=now)
         except BackoutError as exc:
             _failed(store, incident_id, policy, str(exc), now)
+        except Exception as exc:  # a bug or bad data in one incident: the next incident's draft still goes
+            log.exception("postmortem.unexpected", incident=incident_id)
+            _failed(store, incident_id, policy, f"{type(exc).__name__}: {_summary(exc)} (a Backout bug or bad "
+                    "data in this incident: see the server log, event postmortem.unexpected)", now)
     return proposed
+
+
+def _summary(exc: Exception) -> str:
+    """The exception's first line, bounded: the timeline is no place for a traceback."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else "no message")[:200]
 
 
 def _done(tx: Transaction, incident_id: int) -> bool:
@@ -59,11 +70,8 @@ def _propose(*, store: Store, git: GitRepos, forge: Forge | None, notifier: Noti
              render: Render, incident_id: int, now: datetime) -> int:
     view = get_incident(store=store, incident_id=incident_id)
     incident = view.incident
-    branch = f"{policy.branch_prefix.rstrip('/')}/{incident.ref}"
-    action = store.run(lambda tx: tx.actions.get(incident_id, ActionKind.POSTMORTEM, "")) or store.run(
-        lambda tx: tx.actions.add(Action(incident_id=incident_id, kind=ActionKind.POSTMORTEM, repo=policy.repo,
-                                         state=ActionState.STARTED, branch=branch, actor_id="backout",
-                                         created_at=now, updated_at=now)))
+    action = store.run(lambda tx: _action(tx, incident_id, policy, now))
+    branch = action.branch
     if action.state is not ActionState.PUSHED:
         name = f"{incident.started_at:%Y-%m-%d}-{incident.ref}"
         folder = policy.path.strip("/")
@@ -93,13 +101,24 @@ def _propose(*, store: Store, git: GitRepos, forge: Forge | None, notifier: Noti
     return 1
 
 
+def _action(tx: Transaction, incident_id: int, policy: PostmortemPolicy, now: datetime) -> Action:
+    """The incident's post-mortem action, added (started) the first time."""
+    found = tx.actions.get(incident_id, ActionKind.POSTMORTEM, "")
+    if found is not None:
+        return found
+    branch = f"{policy.branch_prefix.rstrip('/')}/{format_incident_ref(incident_id)}"
+    return tx.actions.add(Action(incident_id=incident_id, kind=ActionKind.POSTMORTEM, repo=policy.repo,
+                                 state=ActionState.STARTED, branch=branch, actor_id="backout",
+                                 created_at=now, updated_at=now))
+
+
 def _failed(store: Store, incident_id: int, policy: PostmortemPolicy, reason: str, now: datetime) -> None:
     """On the timeline once per distinct reason (the next runs try again without repeating it)."""
     log.warning("postmortem.failed", incident=incident_id, error=reason)
 
     def work(tx: Transaction) -> None:
-        action = tx.actions.get(incident_id, ActionKind.POSTMORTEM, "")
-        if action is None or action.detail.get("error") == reason:
+        action = _action(tx, incident_id, policy, now)  # one failing before it was made keeps its reason too
+        if action.detail.get("error") == reason:
             return
         tx.actions.save(action.model_copy(update={"updated_at": now, "detail": {**action.detail, "error": reason}}))
         tx.timeline.append(event(

@@ -4,15 +4,21 @@ there is no forge."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
+from bot.adapters.storage.store import SqlStore
 from bot.config import load_settings
+from bot.domain.models import Alert, AlertStatus, Delivery, ReceivedAlert
+from bot.domain.ports import Transaction
 from bot.entrypoints.scheduler import postmortem_job
 from bot.services.incidents import get_incident
 from bot.services.ingest import ingest_delivery
@@ -109,3 +115,65 @@ def test_a_pull_request_that_cannot_open_is_said_once_and_retried(tmp_path: Path
             assert kinds(app).count("postmortem.pushed") == 1
         finally:
             app.close()
+
+
+def resolved_incident(app: bootstrap.App, clock: Clock, name: str) -> None:
+    """An incident of its own (alert `name` on checkout) that fires and resolves."""
+    firing = ReceivedAlert(fingerprint=f"fp{name}", starts_at=clock() - timedelta(minutes=5), ends_at=None,
+                           status=AlertStatus.FIRING, annotations={},
+                           labels={"alertname": name, "service": "checkout", "severity": "critical"})
+    resolved = firing.model_copy(update={"status": AlertStatus.RESOLVED, "ends_at": clock()})
+    for alert in (firing, resolved):
+        ingest_delivery(store=app.ctx.store, delivery=Delivery(group_key=name, status=alert.status, alerts=(alert,)),
+                        playbooks=app.ctx.playbooks, policy=app.ctx.settings.incidents, now=clock())
+
+
+def far_dates(app: bootstrap.App, incident_id: int) -> None:
+    """Stored before such alerts were set aside: an incident that started in 9999, an alert of year 2."""
+    def work(tx: Transaction) -> None:
+        incident = tx.incidents.get(incident_id)
+        assert incident is not None
+        far = datetime(2, 1, 1, tzinfo=UTC)
+        tx.incidents.save(incident.model_copy(update={"started_at": datetime(9999, 12, 31, tzinfo=UTC)}))
+        tx.alerts.add_many([Alert(fingerprint="0ddba11", starts_at=far, ends_at=far, status=AlertStatus.RESOLVED,
+                                  labels={"alertname": "$\\undefinedcmd$"}, annotations={}, incident_id=incident_id,
+                                  received_at=incident.opened_at)])
+
+    app.ctx.store.run(work)
+
+
+def unreadable(app: bootstrap.App, incident_id: int) -> None:
+    """A row no code path writes (a hand edit, a bug): the incident cannot even be read."""
+    assert isinstance(app.ctx.store, SqlStore)
+    with app.ctx.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alerts SET labels = '[1]' WHERE incident_id = :id"), {"id": incident_id})
+
+
+@pytest.mark.parametrize("breaks", [far_dates, unreadable])
+def test_one_broken_incident_never_stops_the_others_drafts(
+        tmp_path: Path, clock: Clock, breaks: Callable[[bootstrap.App, int], None]) -> None:
+    """Three resolved incidents, the newest (tried first) with bad data put straight into the store:
+    the other two drafts are pushed whatever it is. Far dates still draft; an incident that cannot
+    be read says why on its timeline, once, and is tried again at the next run."""
+    remote = gitops(tmp_path)
+    app = world(tmp_path, clock, None, remote)
+    try:
+        for name in ("Second", "Third"):
+            resolved_incident(app, clock, name)
+        breaks(app, 3)
+        postmortem_job(app.ctx)
+        postmortem_job(app.ctx)
+        pushed = {"backout/postmortem/INC-1", "backout/postmortem/INC-2"}
+        assert pushed <= set(remote.branches())
+        if breaks is far_dates:
+            assert "backout/postmortem/INC-3" in remote.branches()
+            return
+        assert "backout/postmortem/INC-3" not in remote.branches()
+        with app.ctx.store.engine.connect() as conn:
+            texts = conn.execute(sa.text("SELECT text FROM timeline_events WHERE incident_id = 3 AND kind = "
+                                         "'action.failed'")).scalars().all()
+        assert len(texts) == 1, texts
+        assert "could not be proposed" in texts[0]
+        assert "see the server log" in texts[0]
+    finally:
+        app.close()

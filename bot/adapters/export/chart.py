@@ -20,6 +20,9 @@ STYLE = {  # colour, line style, legend
     "recovery": ("#1e8449", "-", "resolved"),
 }
 WIDTH, HEIGHT, DPI = 12.0, 4.8, 100  # 1200 x 480 px
+# Alert and query text is drawn as written: `$...$` would be mathtext (which raises on an unknown
+# command) and TeX would run an outside program. Every text from data is drawn with these.
+PLAIN: dict[str, Any] = {"parse_math": False, "usetex": False}
 _LOCK = threading.Lock()  # pyplot's state is global; one figure at a time
 
 
@@ -42,7 +45,7 @@ def figure(data: ChartData) -> Any:
     else:
         axes.set_yticks([])
         note = axes.text(0.5, 0.5, safe(data.note or "no metric", 200), transform=axes.transAxes, ha="center",
-                         va="center", color="#667", fontsize=11)
+                         va="center", color="#667", fontsize=11, **PLAIN)
     axes.set_xlim(_x(data.start), _x(data.end))
     seen: set[str] = set()
     labels: list[tuple[Any, str]] = []  # (text, where: line | left | right)
@@ -58,11 +61,11 @@ def figure(data: ChartData) -> Any:
         text = {"line": "{}", "left": "\u25c0 {}", "right": "{} \u25b6"}[where].format(safe(marker.label, 40))
         labels.append((axes.annotate(text, xy=(at, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -4),
                                      textcoords="offset points", fontsize=8, color=colour, va="top",
-                                     gid=f"label-{where}-{index}", bbox=LABEL_BOX), where))
+                                     gid=f"label-{where}-{index}", bbox=LABEL_BOX, **PLAIN), where))
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M\n%b %d", tz=data.start.tzinfo))  # type: ignore[no-untyped-call]
-    axes.set_title(safe(data.title, 120), loc="left", fontsize=12)
+    axes.set_title(safe(data.title, 120), loc="left", fontsize=12, **PLAIN)
     if data.query:
-        axes.set_xlabel(f"{safe(data.query, 140)}  (UTC)", fontsize=8, color="#445")
+        axes.set_xlabel(f"{safe(data.query, 140)}  (UTC)", fontsize=8, color="#445", **PLAIN)
     axes.grid(True, color="#eef")
     if seen or data.series:
         axes.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
