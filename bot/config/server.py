@@ -35,6 +35,12 @@ class AlertmanagerSettings(Section):
     basic_username: str | None = None
     basic_password: SecretStr | None = None
     basic_password_file: Path | None = None
+    # An alert whose startsAt lies further from Backout's clock than this, before or ahead, is set
+    # aside with the reason (the delivery's other alerts are stored); widen max_start_age to replay
+    # older captures.
+    max_start_age: Duration = Field(default=timedelta(days=365), ge=timedelta(minutes=1),
+                                    le=timedelta(days=36_500))
+    max_start_ahead: Duration = Field(default=timedelta(days=1), ge=timedelta(0), le=timedelta(days=365))
 
     def problems(self) -> list[tuple[str, str]]:
         """What stops the webhook from being served safely, as (key, reason)."""

@@ -102,14 +102,25 @@ class AlertState(NamedTuple):
     status: AlertStatus
 
 
+class SetAside(Frozen):
+    """An alert of a delivery that is not stored, and why: its start time (`startsAt`) is none an
+    alert can have."""
+
+    index: int  # its place in the delivery's `alerts`, as sent
+    fingerprint: str
+    name: str
+    reason: str
+
+
 class Delivery(Frozen):
-    """One webhook notification: a group of alerts."""
+    """One webhook notification: a group of alerts, and those of its alerts set aside."""
 
     group_key: str
     status: AlertStatus
     alerts: tuple[ReceivedAlert, ...]
     receiver: str = ""
     external_url: str = ""
+    set_aside: tuple[SetAside, ...] = ()
 
 
 class Alert(ReceivedAlert):

@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     SEVERITY_RAISED = "incident.severity_raised"
     ALERT_FIRING = "alert.firing"
     ALERT_RESOLVED = "alert.resolved"
+    ALERT_SET_ASIDE = "alert.set_aside"  # an alert of the delivery not stored: its start time is out of range
     NOTE = "note"
     SUSPECTS_RANKED = "suspects.ranked"
     RANKING_KEPT = "suspects.kept"  # the ranking a reopened incident had at its resolution

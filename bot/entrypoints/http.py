@@ -27,6 +27,7 @@ from bot.domain.errors import (
     UpstreamError,
 )
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.domain.start_times import StartRange
 from bot.domain.verdicts import VerdictKind
 from bot.entrypoints.charts import chart_uri, incident_chart
 from bot.entrypoints.context import AppContext
@@ -126,6 +127,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     api_auth = ApiAuth(ctx.settings.api)
     writer = ctx.ingest_queue
     limit = ctx.settings.server.max_body_bytes
+    starts = StartRange(max_age=ctx.settings.alertmanager.max_start_age,
+                        max_ahead=ctx.settings.alertmanager.max_start_ahead)
     metrics = ctx.metrics
 
     direct: dict[tuple[str, str], Handler] = {}  # filled as the handlers are defined
@@ -166,7 +169,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             metrics.webhook_requests.labels("too_large").inc()
             return error(413, "too_large", f"the body is over {limit} bytes")
         try:  # parsed and validated in one pass, from the bytes
-            delivery = parse_delivery(body)
+            delivery = parse_delivery(body, now=ctx.clock(), window=starts)
         except ValidationError as exc:
             if not_json := [e for e in exc.errors() if e["type"] == "json_invalid"]:
                 # Not JSON, nested too deeply, an integer of thousands of digits, a lone surrogate.
@@ -174,6 +177,10 @@ def create_http_app(ctx: AppContext) -> FastAPI:
                 return error(400, "malformed_json", f"the body is not JSON: {not_json[0]['msg']}")
             metrics.webhook_requests.labels("invalid").inc()
             return error(422, "invalid_payload", validation_detail(exc))
+        if delivery.set_aside and not delivery.alerts:  # nothing to store: Alertmanager drops a 4xx
+            metrics.webhook_requests.labels("invalid").inc()
+            return error(422, "invalid_payload", [
+                {"loc": f"alerts.{a.index}.startsAt", "msg": a.reason} for a in delivery.set_aside[:20]])
         try:
             outcome = await writer.submit(delivery)
         except TransientError as exc:
@@ -195,6 +202,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             "resolved": outcome.resolved_alerts,
             "duplicates": outcome.duplicates,
             "incidents": sorted(f"INC-{number}" for number in outcome.touched),
+            "set_aside": [{"index": a.index, "fingerprint": a.fingerprint, "alertname": a.name, "reason": a.reason}
+                          for a in delivery.set_aside],
         })
 
     direct[("POST", "/webhooks/alertmanager")] = alertmanager_webhook

@@ -163,6 +163,7 @@ class _Ingestion:
         self.outcome.new_alerts = len(new_alerts)
         self._resolve_all(resolutions)
         self._flush_alert_events()
+        self._note_set_aside()
         # The work the 200 promises, recorded with the state it follows from: a crash after the
         # answer leaves it pending for the sweep, never lost.
         for incident in [*self.outcome.opened, *self.outcome.reopened]:
@@ -170,6 +171,16 @@ class _Ingestion:
         for incident in self.outcome.resolved:
             self.tx.follow_ups.add(incident.id or 0, ANNOUNCE_RESOLVED, at=self.now)
         return self.outcome
+
+    def _note_set_aside(self) -> None:
+        """Each alert set aside, on every incident the delivery changed. A repeat of the delivery
+        changes none, so the timeline says it once; the webhook's answer says it every time."""
+        for incident_id in sorted(self.outcome.touched):
+            for aside in self.delivery.set_aside:
+                self._append(incident_id, EventKind.ALERT_SET_ASIDE,
+                             f"{aside.name} ({aside.fingerprint}) set aside, not stored: {aside.reason}; "
+                             "the delivery's other alerts were stored",
+                             {"fingerprint": aside.fingerprint, "reason": aside.reason})
 
     def _incident(self, group_key: str) -> Incident | None:
         return self.batch.incident(group_key)

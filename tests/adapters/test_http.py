@@ -30,7 +30,7 @@ def test_a_delivery_opens_an_incident(client: TestClient) -> None:
     response = post(client, payload_bytes("01"))
     assert response.status_code == 200
     assert response.json() == {"status": "accepted", "alerts": 2, "new": 2, "resolved": 0,
-                               "duplicates": 0, "incidents": ["INC-1"]}
+                               "duplicates": 0, "incidents": ["INC-1"], "set_aside": []}
     listed = client.get("/api/incidents").json()["incidents"]
     assert [(i["ref"], i["status"], i["service"]) for i in listed] == [("INC-1", "open", "checkout")]
 

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+from bot.domain.models import AlertStatus, Delivery, ReceivedAlert, SetAside
+from bot.domain.start_times import StartRange, iso
 
-# Alertmanager sends this zero time as `endsAt` while an alert fires.
+# Alertmanager's zero time (Go's time.Time{}): `endsAt` while an alert fires.
 _ZERO_TIME_YEAR = 1
 
 STATUS_MAP: dict[str, AlertStatus] = {"firing": AlertStatus.FIRING, "resolved": AlertStatus.RESOLVED}
 NUL_SHOWN = "\u2400"  # SYMBOL FOR NULL: PostgreSQL text cannot hold NUL; both databases store this
 NUL_ESCAPE = b"\\u0000"  # how JSON writes NUL (a raw NUL byte inside a string is not JSON)
-
-
-def _instant(value: datetime) -> datetime:
-    """A time that exists in UTC (9999-12-31T23:00:00-05:00 does not)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range once converted to UTC") from None
-
-
-Instant = Annotated[datetime, AfterValidator(_instant)]
-
-
 
 
 class AmAlert(BaseModel):
@@ -38,8 +24,10 @@ class AmAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(max_length=200)
     annotations: dict[str, str] = Field(default_factory=dict, max_length=200)
-    starts_at: Instant = Field(alias="startsAt")
-    ends_at: Instant | None = Field(default=None, alias="endsAt")
+    # Any time parses; one that is out of range (in UTC or around Backout's clock) sets this alert
+    # aside in to_delivery, not the whole delivery.
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: datetime | None = Field(default=None, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL", max_length=8192)
     fingerprint: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
 
@@ -60,17 +48,30 @@ class AmPayload(BaseModel):
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.year == _ZERO_TIME_YEAR:
-        return None
+def _utc(value: datetime) -> datetime:
+    """The same instant in UTC (a naive time is taken as UTC). Raises OverflowError for a time
+    that does not exist there (9999-12-31T23:00:00-05:00)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def parse_delivery(body: bytes) -> Delivery:
-    """The webhook body, parsed and validated in one pass from its bytes, as a Delivery.
+def _end(value: datetime | None, *, now: datetime | None, window: StartRange) -> datetime | None:
+    """endsAt in UTC; None for Alertmanager's zero time (a firing alert), and for a time out of
+    range: the end is unknown, the alert's status still stands."""
+    if value is None or value.year == _ZERO_TIME_YEAR:
+        return None
+    try:
+        end = _utc(value)
+    except OverflowError:
+        return None
+    return None if now is not None and window.refusal(end, now=now) else end
+
+
+def parse_delivery(body: bytes, *, now: datetime | None = None, window: StartRange | None = None) -> Delivery:
+    """The webhook body, parsed and validated in one pass from its bytes, as a Delivery; with `now`,
+    alerts that start outside `window` around it are set aside (see to_delivery).
     Raises pydantic's ValidationError: type `json_invalid` for what is not JSON (a lone
     surrogate included: it is not text), field errors for what is JSON but not a payload."""
-    delivery = to_delivery(AmPayload.model_validate_json(body))
+    delivery = to_delivery(AmPayload.model_validate_json(body), now=now, window=window)
     return _nul_shown(delivery) if NUL_ESCAPE in body else delivery
 
 
@@ -86,22 +87,29 @@ def _nul_shown(delivery: Delivery) -> Delivery:
     alerts = tuple(a.model_copy(update={"labels": mapping(a.labels), "annotations": mapping(a.annotations),
                                         "generator_url": text(a.generator_url)})
                    for a in delivery.alerts)
+    aside = tuple(a.model_copy(update={"name": text(a.name)}) for a in delivery.set_aside)
     return delivery.model_copy(update={"group_key": text(delivery.group_key), "receiver": text(delivery.receiver),
-                                       "external_url": text(delivery.external_url), "alerts": alerts})
+                                       "external_url": text(delivery.external_url), "alerts": alerts,
+                                       "set_aside": aside})
 
 
-def to_delivery(payload: AmPayload) -> Delivery:
-    """Map a parsed payload to the domain's Delivery."""
-    alerts = []
-    for alert in payload.alerts:
-        starts_at = _utc(alert.starts_at)
-        if starts_at is None:
-            continue  # an alert without a start time has no identity; Alertmanager never sends one
+def to_delivery(payload: AmPayload, *, now: datetime | None = None, window: StartRange | None = None) -> Delivery:
+    """Map a parsed payload to the domain's Delivery. An alert whose startsAt does not exist in UTC,
+    or (given `now`) lies outside `window` around it, goes to `set_aside` with the reason."""
+    window = window or StartRange()
+    alerts: list[ReceivedAlert] = []
+    aside: list[SetAside] = []
+    for index, alert in enumerate(payload.alerts):
+        why = _start_refusal(alert.starts_at, now=now, window=window)
+        if why is not None:
+            aside.append(SetAside(index=index, fingerprint=alert.fingerprint,
+                                  name=alert.labels.get("alertname", "unnamed alert"), reason=why))
+            continue
         alerts.append(
             ReceivedAlert(
                 fingerprint=alert.fingerprint,
-                starts_at=starts_at,
-                ends_at=_utc(alert.ends_at),
+                starts_at=_utc(alert.starts_at),
+                ends_at=_end(alert.ends_at, now=now, window=window),
                 status=STATUS_MAP[alert.status],
                 labels=alert.labels,
                 annotations=alert.annotations,
@@ -114,4 +122,19 @@ def to_delivery(payload: AmPayload) -> Delivery:
         alerts=tuple(alerts),
         receiver=payload.receiver,
         external_url=payload.external_url,
+        set_aside=tuple(aside),
     )
+
+
+def _start_refusal(value: datetime, *, now: datetime | None, window: StartRange) -> str | None:
+    """Why the alert cannot be kept, or None. Alertmanager's zero time is out of any range."""
+    if value.year == _ZERO_TIME_YEAR:
+        return "startsAt is Alertmanager's zero time: the alert has no start, so no identity"
+    try:
+        start = _utc(value)
+    except OverflowError:
+        return f"startsAt {value.isoformat()} is out of range once converted to UTC"
+    if now is None:
+        return None
+    why = window.refusal(start, now=now)
+    return None if why is None else f"startsAt {iso(start)} {why}"
