@@ -146,3 +146,14 @@ def test_far_dates_already_stored_still_chart_and_export(app: bootstrap.App, cli
     for path, params in (("/incidents/INC-1", {}), ("/api/incidents/INC-1/export", {"format": "html"})):
         response = client.get(path, params=params)
         assert response.status_code == 200, (path, response.text)
+
+
+def test_a_set_aside_alerts_name_shows_nul_as_stored_text() -> None:
+    """Its name goes on the timeline: a NUL in it is U+2400, which PostgreSQL can store."""
+    from bot.adapters.alertmanager.payload import parse_delivery
+
+    body = with_starts("9999-12-31T00:00:00Z")
+    body["alerts"][0]["labels"]["alertname"] = "a\x00b"
+    parsed = parse_delivery(json.dumps(body).encode(), now=Clock()())
+    assert [(a.index, a.name) for a in parsed.set_aside] == [(0, "a\u2400b")]
+    assert len(parsed.alerts) == 1
