@@ -177,6 +177,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
                 return error(400, "malformed_json", f"the body is not JSON: {not_json[0]['msg']}")
             metrics.webhook_requests.labels("invalid").inc()
             return error(422, "invalid_payload", validation_detail(exc))
+        if delivery.set_aside:
+            metrics.ingested["set_aside"].inc(len(delivery.set_aside))
         if delivery.set_aside and not delivery.alerts:  # nothing to store: Alertmanager drops a 4xx
             metrics.webhook_requests.labels("invalid").inc()
             return error(422, "invalid_payload", [

@@ -44,7 +44,8 @@ class Metrics:
         )
         self.alerts_ingested = Counter(
             "backout_alerts_ingested_total",
-            "Alerts recorded, by what they did (new, resolved, duplicate).",
+            "Alerts received, by what became of them (new, resolved, duplicate; set_aside: not stored, "
+            "its start time out of range).",
             ["result"],
             registry=self.registry,
         )
@@ -55,7 +56,7 @@ class Metrics:
             registry=self.registry,
         )
         # Bound once: a labels() lookup per webhook costs as much as the counting.
-        self.ingested = {result: self.alerts_ingested.labels(result) for result in ("new", "resolved", "duplicate")}
+        self.ingested = {result: self.alerts_ingested.labels(result) for result in ("new", "resolved", "duplicate", "set_aside")}
         self.opened = {how: self.incidents_opened.labels(how) for how in ("new", "reopened")}
         self.webhook_accepted = self.webhook_requests.labels("accepted")
         self.request_latency = Histogram(

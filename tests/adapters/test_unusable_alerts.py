@@ -75,6 +75,7 @@ def test_a_delivery_of_only_unusable_alerts_is_422_and_stores_nothing(client: Te
     assert before["loc"] == "alerts.1.startsAt"
     assert "0002-01-01T00:00:00Z is more than 365d before" in before["msg"]
     assert client.get("/api/incidents").json()["incidents"] == []
+    assert 'backout_alerts_ingested_total{result="set_aside"} 2.0' in client.get("/metrics").text
 
 
 def test_the_sane_range_is_a_setting(build: Callable[..., bootstrap.App], make_settings: Callable[..., Any],
