@@ -56,7 +56,8 @@ class Metrics:
             registry=self.registry,
         )
         # Bound once: a labels() lookup per webhook costs as much as the counting.
-        self.ingested = {result: self.alerts_ingested.labels(result) for result in ("new", "resolved", "duplicate", "set_aside")}
+        self.ingested = {result: self.alerts_ingested.labels(result)
+                         for result in ("new", "resolved", "duplicate", "set_aside")}
         self.opened = {how: self.incidents_opened.labels(how) for how in ("new", "reopened")}
         self.webhook_accepted = self.webhook_requests.labels("accepted")
         self.request_latency = Histogram(
