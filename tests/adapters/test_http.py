@@ -242,13 +242,18 @@ def test_suspects_endpoint_answers_the_documented_shape(
 
 def test_suspects_are_pending_before_ranking(build: Callable[..., bootstrap.App]) -> None:
     """Until a ranking is stored the answer is `pending`, never an empty "no suspect"."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    idle = ThreadPoolExecutor(max_workers=1)
-    idle.submit(lambda: __import__("time").sleep(0.5))
-    with TestClient(build(work_executor=idle).http) as client:
-        post(client, payload_bytes("01"))
-        answer = client.get("/api/incidents/1/suspects").json()
+    busy, release = ThreadPoolExecutor(max_workers=1), threading.Event()
+    busy.submit(release.wait, 30)  # the ranking waits behind this until the answer is read
+    try:
+        with TestClient(build(work_executor=busy).http) as client:
+            post(client, payload_bytes("01"))
+            answer = client.get("/api/incidents/1/suspects").json()
+            release.set()
+    finally:
+        release.set()
     assert (answer["status"], answer["suspects"]) == ("pending", [])
 
 
