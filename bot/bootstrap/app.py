@@ -63,6 +63,8 @@ class App:
             self.ctx.slack.close()
         self.ctx.ingest_queue.close()
         self.ctx.work_executor.shutdown(wait=True)
+        # A wait on a Git host ends within the git deadlines; closing does not wait for it.
+        self.ctx.git_waits.shutdown(wait=False, cancel_futures=True)
         if self.engine is not None:
             self.engine.dispose()
 
@@ -78,6 +80,7 @@ def build(
     forge: Forge | None = None,
     applied: AppliedTimes | None = None,
     work_executor: Executor | None = None,
+    git_waits: Executor | None = None,
     slack_client: WebClient | None = None,
     metrics_query: MetricsQuery | None = None,
     upgrade_sqlite: bool = True,
@@ -118,6 +121,7 @@ def build(
         ingest_queue=IngestQueue(partial(_record_deliveries, store=store, playbooks=playbooks,
                                          policy=settings.incidents, clock=clock)),
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
+        git_waits=git_waits or ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-wait"),
         links=PageLinks(settings.api.link_secret.get_secret_value().encode() if settings.api.link_secret
                         else secrets.token_bytes(32), settings.api.link_lifetime),
         export=ExportRenderer(settings.export.templates_dir),

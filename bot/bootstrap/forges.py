@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.adapters.embedded import NoAppliedTimes, NoForge
+from bot.adapters.git.host import Deadlines
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
@@ -38,7 +39,10 @@ def build_git(settings: Settings) -> GitMirrors:
         )
         for repo in settings.repos
     }
-    return GitMirrors(specs, mirror_dir=settings.git.mirror_dir)
+    git = settings.git
+    deadlines = Deadlines(connect=git.connect_timeout.total_seconds(), stall=git.stall_timeout.total_seconds(),
+                          pause=git.retry_after.total_seconds())
+    return GitMirrors(specs, mirror_dir=git.mirror_dir, deadlines=deadlines)
 
 
 class AppliedTimesByRepo:

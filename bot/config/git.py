@@ -75,6 +75,16 @@ class GitSettings(Section):
     author_name: str = "Backout"
     author_email: str = "backout@localhost"
     timeout: Duration = timedelta(minutes=2)
+    # Backout's own deadline for a Git host to accept a connection (git has no connect timeout):
+    # one that drops packets fails after this, not after `timeout`.
+    connect_timeout: Duration = timedelta(seconds=10)
+    # A call that receives nothing for this long is abandoned (http.lowSpeedTime, ssh keep-alives).
+    stall_timeout: Duration = timedelta(seconds=30)
+    # After a call timed out, the host is left alone this long ("not answering since"): the mirror serves.
+    retry_after: Duration = timedelta(minutes=1)
+    # How long a new incident's ranking, or a controller's webhook, waits for a fetch before it answers
+    # from the mirror; the fetch goes on, and what it brings is ranked when it lands. 0: never wait.
+    fetch_wait: Duration = timedelta(seconds=2)
     import_window: Duration = timedelta(days=7)
     refresh_every: Duration = timedelta(minutes=1)
 

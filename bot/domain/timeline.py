@@ -27,6 +27,7 @@ class EventKind(StrEnum):
     RANKING_KEPT = "suspects.kept"  # the ranking a reopened incident had at its resolution
     ONSET_FOUND = "suspects.onset"  # when the problem began (timing counts from it), and which source said so
     CHANGES_REFRESH_FAILED = "changes.refresh_failed"
+    CHANGES_FROM_MIRROR = "changes.from_mirror"  # ranked without waiting on a Git host: fetching, or not answering
     ACTION_PROPOSED = "action.proposed"
     ACTION_STARTED = "action.started"
     ACTION_SKIPPED = "action.skipped"

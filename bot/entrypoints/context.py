@@ -100,6 +100,10 @@ class AppContext:
     work_executor: Executor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="work")
     )
+    # Waiting for a fetch that a webhook or an investigation stopped waiting for (never the threads above).
+    git_waits: Executor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-wait")
+    )
     metrics: Metrics = field(default_factory=lambda: Metrics())
     # Without api.link_secret, a key of this process's own: its links stop opening after a restart.
     links: PageLinks = field(default_factory=lambda: PageLinks(secrets.token_bytes(32), timedelta(days=30)))

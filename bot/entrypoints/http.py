@@ -237,9 +237,12 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     def readyz() -> JSONResponse:
         state = ctx.readiness()
         leads = ctx.leader.is_leader()
-        replica = {"replica": ctx.leader.replica, "leader": leads}
+        # A Git host not answering leaves Backout ready: it ranks from its mirrors meanwhile.
+        down = ctx.git.outages()
+        replica = {"replica": ctx.leader.replica, "leader": leads, "git": down}
         if state.ready:
-            return JSONResponse({"status": "ready", "detail": state.detail, **replica})
+            detail = "; ".join([state.detail, *dict.fromkeys(down.values())])
+            return JSONResponse({"status": "ready", "detail": detail, **replica})
         return JSONResponse({"error": "not_ready", "detail": state.detail, **replica}, status_code=503)
 
     @app.get("/metrics")

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from bot.entrypoints.context import AppContext
+from bot.entrypoints.refreshing import refresh_later
 from bot.services.follow_ups import FollowUpWork, follow_up
 from bot.services.ingest import IngestOutcome
 
@@ -56,7 +57,9 @@ def follow_up_work(ctx: AppContext) -> FollowUpWork:
     return FollowUpWork(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
                         import_window=ctx.settings.git.import_window, forge=ctx.forge, applied=ctx.applied,
                         applied_window=ctx.settings.github.applied_window, page_url=ctx.page_url,
-                        metrics=ctx.metrics_query, lease=ctx.settings.scheduler.follow_up_lease)
+                        metrics=ctx.metrics_query, lease=ctx.settings.scheduler.follow_up_lease,
+                        fetch_wait=ctx.settings.git.fetch_wait.total_seconds(), clock=ctx.clock,
+                        later=lambda repos: refresh_later(ctx, repos))
 
 
 def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -62,15 +63,41 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext, *, limit: int) -> No
         except ValidationError as exc:
             return error(422, "invalid_payload", validation_detail(exc))
 
+    def record(controller_event: ControllerEvent, wait: float | None) -> ControllerReport:
+        return record_controller_event(
+            store=ctx.store, git=ctx.git, playbooks=ctx.playbooks, repos=repos, event=controller_event,
+            now=ctx.clock(), import_window=ctx.settings.git.import_window, wait=wait)
+
     async def handle(controller_event: ControllerEvent) -> JSONResponse:
+        """Answered within `git.fetch_wait`: a revision whose fetch takes longer is recorded when it lands."""
         try:
-            report = await run_in_threadpool(lambda: record_controller_event(
-                store=ctx.store, git=ctx.git, playbooks=ctx.playbooks, repos=repos, event=controller_event,
-                now=ctx.clock(), import_window=ctx.settings.git.import_window))
+            report = await run_in_threadpool(
+                lambda: record(controller_event, ctx.settings.git.fetch_wait.total_seconds()))
         except TransientError as exc:
             ctx.metrics.controller_events.labels(controller_event.controller.value, "unavailable").inc()
             log.warning("controller_event.storage_unavailable", error=str(exc))
             return error(503, "unavailable", "storage is unavailable; retry later")
+        if report.fetching is not None:
+            ctx.git_waits.submit(record_later, controller_event)
+            log.info("controller_event.waiting_for_fetch", object=controller_event.object_id,
+                     revision=controller_event.revision[:60], detail=report.fetching)
+            return JSONResponse({"status": "fetching", "object": controller_event.object_id,
+                                 "outcome": controller_event.outcome.value, "sha": None, "repo": None, "applied": 0,
+                                 "detail": f"{report.fetching}; recorded when the fetch lands", "incidents": []},
+                                status_code=202)
+        return await answer(controller_event, report)
+
+    def record_later(controller_event: ControllerEvent) -> None:
+        """In a git-wait thread: join the fetch, then record the event as the webhook would have."""
+        async def run() -> None:
+            await answer(controller_event, record(controller_event, None))
+
+        try:
+            asyncio.run(run())  # a loop of this thread's own, for the ingest queue's answers
+        except Exception as exc:  # logged: Flux and Argo CD do not deliver an event twice
+            log.exception("controller_event.record_later_failed", object=controller_event.object_id, error=str(exc))
+
+    async def answer(controller_event: ControllerEvent, report: ControllerReport) -> JSONResponse:
         ctx.metrics.controller_events.labels(
             controller_event.controller.value,
             "duplicate" if report.duplicate else controller_event.outcome.value).inc()

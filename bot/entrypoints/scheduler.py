@@ -18,11 +18,10 @@ from bot.domain.probes import probe_key
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import follow_up_work, schedule_follow_up
+from bot.entrypoints.refreshing import refresh_and_rerank
 from bot.services import lifecycle
 from bot.services.act import push_waiting
-from bot.services.changelog import refresh_changes
 from bot.services.follow_ups import sweep
-from bot.services.investigate import rerank_open_incidents
 from bot.services.plan import advance_plans
 from bot.services.postmortem import PostmortemPolicy, open_postmortems
 from bot.services.pull_requests import follow_pull_requests
@@ -46,22 +45,7 @@ def postmortem_job(ctx: AppContext) -> None:
 
 def refresh_job(ctx: AppContext) -> None:
     """Fetch every watched repository; rank again the open incidents that new changes concern."""
-    repos = [repo.name for repo in ctx.settings.repos]
-    now = ctx.clock()
-    report = refresh_changes(store=ctx.store, git=ctx.git, repos=repos, now=now,
-                             import_window=ctx.settings.git.import_window, applied=ctx.applied,
-                             applied_window=ctx.settings.github.applied_window)
-    for repo, reason in report.failed.items():
-        log.warning("changes.refresh_failed", repo=repo, error=reason)
-    for repo in repos:
-        if repo not in report.failed:
-            ctx.metrics.repo_refreshed.labels(repo).set(now.timestamp())
-    changed = sorted({repo for repo, count in [*report.new.items(), *report.applied.items()] if count})
-    if changed:
-        count = rerank_open_incidents(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks,
-                                      repos=changed, now=now, git=ctx.git, metrics=ctx.metrics_query,
-                                      forge=ctx.forge, page_url=ctx.page_url)
-        log.info("changes.refreshed", new=report.new, reranked=count)
+    refresh_and_rerank(ctx, [repo.name for repo in ctx.settings.repos])
 
 
 def sweep_job(ctx: AppContext) -> None:

@@ -17,6 +17,7 @@ class RefreshReport:
     new: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     applied: dict[str, int] = field(default_factory=dict)  # applied times learned, by repo
+    pending: dict[str, str] = field(default_factory=dict)  # repos read from the mirror only, and why
 
     @property
     def any_new(self) -> bool:
@@ -32,20 +33,25 @@ def refresh_changes(
     import_window: timedelta,
     applied: AppliedTimes | None = None,
     applied_window: timedelta = timedelta(days=1),
+    wait: float | None = None,
 ) -> RefreshReport:
     """Fetch each repository and store the commits added since its last known head.
 
     The cost follows what is new: git fetches only new objects and `git log` reads
     `last_head..new_head`; a new mirror or a rewritten history reads the import window only.
-    One repository failing does not stop the others; its error is reported."""
+    With `wait`, a fetch that takes longer goes on in the background and the mirror's commits
+    are stored meanwhile (`pending` says which repositories, and why). One repository failing
+    does not stop the others; its error is reported."""
     report = RefreshReport()
     for repo in repos:
         since = store.run(partial(_head, repo=repo))
         try:
-            fetched = git.refresh(repo, since_sha=since, not_before=now - import_window)
+            fetched = git.refresh(repo, since_sha=since, not_before=now - import_window, wait=wait)
         except BackoutError as exc:
             report.failed[repo] = str(exc)
             continue
+        if fetched.pending is not None:
+            report.pending[repo] = fetched.pending
         report.new[repo] = store.run(partial(_record, repo=repo, fetched=fetched, now=now))
         if applied is not None and applied.source(repo):
             try:

@@ -49,6 +49,9 @@ class FollowUpWork:
     page_url: Callable[[int], str | None] = lambda _: None
     metrics: MetricsQuery | None = None
     lease: timedelta = LEASE  # how long a claim holds before another replica may take the work
+    fetch_wait: float | None = None  # seconds an investigation waits for a fetch before ranking from the mirror
+    clock: Callable[[], datetime] | None = None  # dates each ranking when it is made
+    later: Callable[[Sequence[str]], object] = lambda _: None  # ranks again when these repositories' fetch lands
 
 
 def follow_up(work: FollowUpWork, *, opened: Sequence[int], resolved: Sequence[int], now: datetime) -> int:
@@ -81,7 +84,8 @@ def run_one(work: FollowUpWork, *, incident_id: int, kind: FollowUpKind, now: da
             investigate(store=work.store, git=work.git, notifier=work.notifier, playbooks=work.playbooks,
                         incident_id=incident_id, now=now, import_window=work.import_window, forge=work.forge,
                         applied=work.applied, applied_window=work.applied_window,
-                        page_url=work.page_url(incident_id), metrics=work.metrics)
+                        page_url=work.page_url(incident_id), metrics=work.metrics, fetch_wait=work.fetch_wait,
+                        clock=work.clock, later=work.later)
         else:
             notify.incident_update(store=work.store, notifier=work.notifier, incident_id=incident_id,
                                    kind="incident.resolved")

@@ -40,6 +40,7 @@ class ControllerReport:
     recovered: list[Failure] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)  # incidents to open or resolve
     note: str = ""
+    fetching: str | None = None  # nothing recorded yet: the revision waits for a fetch still running
 
     @property
     def changed_ranking(self) -> bool:
@@ -55,10 +56,13 @@ def record_controller_event(
     event: ControllerEvent,
     now: datetime,
     import_window: timedelta,
+    wait: float | None = None,
 ) -> ControllerReport:
     """Record one event; see the module docstring. Git work happens outside any transaction; the
     event is marked seen in the same transaction as what it changed, so a failure before that
-    leaves a redelivery to do the work."""
+    leaves a redelivery to do the work. With `wait`, an unknown revision waits that long for a
+    fetch; if it is still running, nothing is recorded and `fetching` says so: record the event
+    again without `wait` (it then joins that fetch)."""
     if store.run(lambda tx: tx.gitops.seen(event.key)):
         return ControllerReport(duplicate=True)
     naming = [p for p in playbooks if p.gitops.names(event)]
@@ -66,10 +70,18 @@ def record_controller_event(
     report = ControllerReport()
     if event.sha is not None:
         try:
-            report.repo, report.sha = _locate(store=store, git=git, sha=event.sha, now=now,
-                                              import_window=import_window, candidates=_candidates(naming, repos, state))
+            report.repo, report.sha, pending = _locate(
+                store=store, git=git, sha=event.sha, now=now, import_window=import_window, wait=wait,
+                candidates=_candidates(naming, repos, state))
         except BackoutError as exc:  # the event still counts for failures and recoveries
             report.note = f"could not look up revision {event.sha[:12]}: {exc}"
+            pending = {}
+        if pending and report.sha is None:
+            down = git.outages()
+            if wait is not None and any(repo not in down for repo in pending):  # a fetch still running
+                report.fetching = f"revision {event.sha[:12]} is not in the mirror yet: {_listed(pending)}"
+                return report
+            report.note = f"revision {event.sha[:12]} is not in the mirror: {_listed(pending)}"
         if report.sha is None and not report.note:
             report.note = (f"revision {event.sha[:12]} is in none of the watched repositories "
                            f"({', '.join(_candidates(naming, repos, state)) or 'none configured'})")
@@ -95,19 +107,26 @@ def _candidates(naming: Sequence[Playbook], repos: Sequence[str], state: ObjectS
 
 
 def _locate(*, store: Store, git: GitRepos, sha: str, candidates: Sequence[str], now: datetime,
-            import_window: timedelta) -> tuple[str | None, str | None]:
+            import_window: timedelta, wait: float | None) -> tuple[str | None, str | None, dict[str, str]]:
     """The repository and full sha of a revision; the controller often sees a commit before
-    Backout's next refresh, so an unknown one refreshes the candidates first."""
+    Backout's next refresh, so an unknown one refreshes the candidates first (waiting at most
+    `wait` seconds). Third: the repositories whose mirror may not have it yet, and why (a fetch
+    still running, a host not answering)."""
     for repo in candidates:
         full = git.resolve(repo, sha)
         if full:
-            return repo, full
-    refresh_changes(store=store, git=git, repos=candidates, now=now, import_window=import_window)
+            return repo, full, {}
+    report = refresh_changes(store=store, git=git, repos=candidates, now=now, import_window=import_window,
+                             wait=wait)
     for repo in candidates:
         full = git.resolve(repo, sha)
         if full:
-            return repo, full
-    return None, None
+            return repo, full, {}
+    return None, None, report.pending
+
+
+def _listed(by_repo: dict[str, str]) -> str:
+    return "; ".join(f"{repo}: {why}" for repo, why in by_repo.items())
 
 
 def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState | None,

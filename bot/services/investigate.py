@@ -168,15 +168,30 @@ def investigate(
     applied_window: timedelta = timedelta(days=1),
     page_url: str | None = None,
     metrics: MetricsQuery | None = None,
+    fetch_wait: float | None = None,
+    clock: Callable[[], datetime] | None = None,
+    later: Callable[[Sequence[str]], object] = lambda _: None,
 ) -> Ranking:
-    """What runs when an incident opens: refresh its repositories, rank, act, announce."""
+    """What runs when an incident opens: refresh its repositories, rank, act, announce.
+
+    A fetch that takes longer than `fetch_wait` seconds (or a Git host not answering) does not
+    hold the ranking: it ranks from the mirror, says so on the timeline, and hands the repositories
+    to `later`, which ranks again when their fetch lands. With a `clock`, the ranking is dated
+    when it is made (the export's time to first suspect), not when the work began."""
     incident = get_incident(store=store, incident_id=incident_id).incident
     playbook = playbook_named(playbooks, incident.playbook)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
     report = refresh_changes(store=store, git=git, repos=repos, now=now, import_window=import_window,
-                             applied=applied, applied_window=applied_window)
+                             applied=applied, applied_window=applied_window, wait=fetch_wait)
+    now = clock() if clock is not None else now
     if report.failed:
-        _record_refresh_failure(store, incident_id, report.failed, now)
+        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_REFRESH_FAILED, key="failed", by_repo=report.failed,
+                    says="Could not refresh the change log ({}); ranked with the changes known so far.")
+    if report.pending:
+        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_FROM_MIRROR, key="pending", by_repo=report.pending,
+                    says="Ranked from the mirror without waiting on Git ({}); ranked again when the fetch "
+                         "brings new commits.")
+        later(sorted(report.pending))
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
     ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
     ranking = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident_id, ranking=ranking)
@@ -228,11 +243,11 @@ def rerank_incident(
     return after
 
 
-def _record_refresh_failure(store: Store, incident_id: int, failed: dict[str, str],
-                            now: datetime) -> None:
-    text = "; ".join(f"{repo}: {reason}" for repo, reason in failed.items())
+def _note_repos(store: Store, incident_id: int, now: datetime, *, kind: EventKind, key: str,
+                by_repo: dict[str, str], says: str) -> None:
+    """A timeline event about some repositories, each with its reason, in `says` ({} for them)."""
+    text = "; ".join(f"{repo}: {reason}" for repo, reason in by_repo.items())
     store.run(lambda tx: tx.timeline.append(event(
-        incident_id=incident_id, at=now, kind=EventKind.CHANGES_REFRESH_FAILED, actor=Actor.BACKOUT,
-        text=f"Could not refresh the change log ({text}); ranked with the changes known so far.",
-        data={"failed": failed},
+        incident_id=incident_id, at=now, kind=kind, actor=Actor.BACKOUT, text=says.format(text),
+        data={key: by_repo},
     )))

@@ -26,11 +26,17 @@ class FakeGit:
         self.patches: dict[str, str] = {}
         self.tags: dict[str, dict[str, str]] = {}  # repo -> tag -> sha
         self.pushed_files: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.pending: dict[str, str] = {}  # repo -> why its fetch has not landed: answers from "the mirror"
+        self.on_refresh: Callable[[], None] = lambda: None  # runs in each refresh (a slow fetch moves a clock)
 
-    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
+    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime,
+                wait: float | None = None) -> FetchedChanges:
         self.refreshes += 1
+        self.on_refresh()
         if repo in self.unreachable:
             raise UpstreamError(f"git fetch failed: could not read from {repo}")
+        if repo in self.pending:
+            return FetchedChanges(head=since_sha or "0" * 40, changes=(), pending=self.pending[repo])
         changes = self.changes.get(repo, [])
         head = changes[0].sha if changes else "0" * 40
         new = []
@@ -39,6 +45,9 @@ class FakeGit:
                 break
             new.append(change)
         return FetchedChanges(head=head, changes=tuple(new))
+
+    def outages(self) -> dict[str, str]:
+        return dict(self.pending)
 
     def branch(self, repo: str) -> str:
         return "main"

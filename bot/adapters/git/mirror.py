@@ -1,4 +1,7 @@
-"""GitMirrors: a bare mirror per watched repository, reverts in temporary worktrees, pushes."""
+"""GitMirrors: a bare mirror per watched repository, reverts in temporary worktrees, pushes.
+
+Calls to a Git host go through its HostGuard (deadlines, circuit) and fetches through the
+FetchGate (one per repository at a time); reading the mirror never waits on the host."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +19,11 @@ from pathlib import Path
 
 import structlog
 
+from bot.adapters.git.fetching import FetchGate
+from bot.adapters.git.host import Deadlines, HostGuard, HostNotAnswering, host_of
 from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS, dry_sha_of, parse_log, parse_reverts
+from bot.adapters.git.pins import pin_revert
 from bot.adapters.git.runner import GitCommandError, GitRunner
-from bot.domain.automation import UPDATER, Pin, ignore_tag, image_aliases, strip_setters, tags_in, write_back_app
 from bot.domain.changes import Change
 from bot.domain.errors import Conflict, InvalidInput, NotFound, TransientError, UpstreamError
 from bot.domain.ports import FetchedChanges, RevertResult
@@ -36,13 +42,25 @@ class RepoSpec:
 
 
 class GitMirrors:
-    """Implements the GitRepos port with the git CLI. One lock per mirror, across threads and
-    processes (flock), so `serve` and a CLI rollback never fetch into the same mirror at once."""
+    """Implements the GitRepos port with the git CLI. One lock per mirror for the work that changes
+    it (reverts, branches), across threads and processes (flock); fetches have their own gate, so
+    `serve` and a CLI rollback never fetch into the same mirror at once. One HostGuard per host:
+    a host that stops answering is left alone for a while, for all the repositories it holds."""
 
-    def __init__(self, repos: Mapping[str, RepoSpec], *, mirror_dir: Path) -> None:
+    def __init__(self, repos: Mapping[str, RepoSpec], *, mirror_dir: Path, deadlines: Deadlines | None = None,
+                 monotonic: Callable[[], float] | None = None) -> None:
         self._repos = dict(repos)
         self._dir = mirror_dir
         self._locks = {name: threading.Lock() for name in repos}
+        guards: dict[str, HostGuard] = {}
+        for name, spec in repos.items():
+            host = host_of(spec.url)
+            if (host or name) not in guards:
+                guards[host or name] = HostGuard(host or spec.url, deadlines or Deadlines(),
+                                                 monotonic=monotonic or time.monotonic)
+        self._hosts = {name: guards[host_of(spec.url) or name] for name, spec in repos.items()}
+        lock_wait = max((spec.runner.timeout for spec in repos.values()), default=120.0)
+        self.fetches = FetchGate(mirror_dir, lock_wait=lock_wait)
 
     def _spec(self, repo: str) -> RepoSpec:
         try:
@@ -67,6 +85,15 @@ class GitMirrors:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def outages(self) -> dict[str, str]:
+        """The repositories whose Git host is not answering, each with since when and why."""
+        found = {repo: guard.outage() for repo, guard in self._hosts.items()}
+        return {repo: str(outage) for repo, outage in found.items() if outage is not None}
+
+    def _fetched(self, spec: RepoSpec) -> str:
+        """Fetch, or join the fetch in flight, and wait for it: the new tip."""
+        return self.fetches.join(spec.name, lambda: self._fetch(spec))
+
     def _fetch(self, spec: RepoSpec) -> str:
         """Create the mirror if need be, fetch the watched branch, return its tip."""
         mirror = self.path(spec.name)
@@ -78,29 +105,52 @@ class GitMirrors:
             spec.runner.run(["config", "remote.origin.url", spec.url], cwd=mirror)
         ref = f"refs/remotes/origin/{spec.branch}"
         # Tags too: image tags of an application repository name its releases.
-        spec.runner.run(["fetch", "--quiet", "--no-tags", "--prune", "origin",
-                         f"+refs/heads/{spec.branch}:{ref}", "+refs/tags/*:refs/tags/*"], cwd=mirror)
+        self._hosts[spec.name].call(spec.runner, ["fetch", "--quiet", "--no-tags", "--prune", "origin",
+                                                  f"+refs/heads/{spec.branch}:{ref}", "+refs/tags/*:refs/tags/*"],
+                                    url=spec.url, cwd=mirror)
         return spec.runner.text(["rev-parse", ref], cwd=mirror)
 
-    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
-        with self._locked(repo) as spec:
-            mirror = self.path(repo)
-            head = self._fetch(spec)
-            if since_sha == head:
-                return FetchedChanges(head=head, changes=())
-            complete = True
-            if since_sha and self._is_ancestor(spec, since_sha, head):
-                selection = [f"{since_sha}..{head}"]
-            else:
-                # A new mirror, or history rewritten by a force-push: read the import window only.
-                complete = since_sha is None
-                selection = [head, f"--since={not_before.isoformat()}"]
-            output = spec.runner.run(["log", *LOG_ARGS, *selection], cwd=mirror).stdout
-            changes = self._with_dry_shas(spec, parse_log(output, repo=repo, blobs=lambda ids: self._blobs(spec, ids)))
-            reverts = parse_reverts(spec.runner.run(["log", *REVERT_LOG_ARGS, *selection], cwd=mirror).stdout,
-                                    repo=repo)
-            log.info("git.refreshed", repo=repo, head=head[:12], new=len(changes), reverts=len(reverts))
-            return FetchedChanges(head=head, changes=tuple(changes), complete=complete, reverts=tuple(reverts))
+    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime,
+                wait: float | None = None) -> FetchedChanges:
+        spec = self._spec(repo)
+        pending: str | None = None
+        try:
+            if wait is None:
+                self._fetched(spec)
+            elif self.fetches.fetch(repo, lambda: self._fetch(spec), wait=wait) is None:
+                pending = (f"the fetch of {repo} is still running after {wait:g}s; it goes on in the background "
+                           "and what it brings is ranked when it lands")
+        except HostNotAnswering as exc:
+            pending = str(exc)
+        head = self._mirror_tip(spec, pending)
+        if since_sha == head:
+            return FetchedChanges(head=head, changes=(), pending=pending)
+        complete = True
+        if since_sha and self._is_ancestor(spec, since_sha, head):
+            selection = [f"{since_sha}..{head}"]
+        else:
+            # A new mirror, or history rewritten by a force-push: read the import window only.
+            complete = since_sha is None
+            selection = [head, f"--since={not_before.isoformat()}"]
+        mirror = self.path(repo)
+        output = spec.runner.run(["log", *LOG_ARGS, *selection], cwd=mirror).stdout
+        changes = self._with_dry_shas(spec, parse_log(output, repo=repo, blobs=lambda ids: self._blobs(spec, ids)))
+        reverts = parse_reverts(spec.runner.run(["log", *REVERT_LOG_ARGS, *selection], cwd=mirror).stdout,
+                                repo=repo)
+        log.info("git.refreshed", repo=repo, head=head[:12], new=len(changes), reverts=len(reverts),
+                 pending=pending)
+        return FetchedChanges(head=head, changes=tuple(changes), complete=complete, reverts=tuple(reverts),
+                              pending=pending)
+
+    def _mirror_tip(self, spec: RepoSpec, pending: str | None) -> str:
+        """The watched branch's tip in the mirror (what the last fetch brought)."""
+        mirror = self.path(spec.name)
+        ref = f"refs/remotes/origin/{spec.branch}"
+        done = spec.runner.run(["rev-parse", "--verify", "--quiet", ref], cwd=mirror, check=False) \
+            if (mirror / "HEAD").exists() else None
+        if done is None or done.returncode != 0:
+            raise TransientError(f"no mirror of {spec.name} yet: {pending or 'its first fetch has not finished'}")
+        return done.stdout.decode().strip()
 
     def _with_dry_shas(self, spec: RepoSpec, changes: list[Change]) -> list[Change]:
         """Argo CD's source hydrator writes `hydrator.metadata` (JSON naming the dry commit) in
@@ -171,7 +221,9 @@ class GitMirrors:
         mirror = self.path(repo)
         cwd = mirror if mirror.exists() else None
         target = "origin" if cwd else spec.url
-        listed = spec.runner.text(["ls-remote", "--heads", target, f"refs/heads/{branch}"], cwd=cwd)
+        done = self._hosts[repo].call(spec.runner, ["ls-remote", "--heads", target, f"refs/heads/{branch}"],
+                                      url=spec.url, cwd=cwd)
+        listed = done.stdout.decode(errors="replace").strip()
         return listed.split()[0] if listed else None
 
     def push_revert(self, repo: str, *, sha: str, branch: str, message: str) -> RevertResult:
@@ -179,7 +231,7 @@ class GitMirrors:
         with self._locked(repo) as spec:
             down: str | None = None
             try:
-                self._fetch(spec)
+                self._fetched(spec)
                 existing = self.remote_branch(repo, branch)
             except (GitCommandError, TransientError) as exc:
                 down = _unreachable(exc.stderr) if isinstance(exc, GitCommandError) else str(exc)
@@ -204,7 +256,7 @@ class GitMirrors:
                 if not spec.runner.text(["diff", "--cached", "--name-only"], cwd=tree):
                     raise Conflict(f"reverting {sha[:7]} changes nothing on {spec.branch}: "
                                    "it may already be reverted")
-                pinned, unpinned = self._pin(spec, tree)
+                pinned, unpinned = pin_revert(spec.runner, tree)
                 if pinned:
                     message += "\n\nPinned against image automation (undo once the fix ships):\n" + "\n".join(
                         f"- {pin.what}" for pin in pinned)
@@ -227,65 +279,10 @@ class GitMirrors:
                                     pinned=pins, unpinned=tuple(unpinned))
             return RevertResult(branch=branch, pushed_sha=new_sha, pinned=pins, unpinned=tuple(unpinned))
 
-    def _pin(self, spec: RepoSpec, tree: Path) -> tuple[list[Pin], list[str]]:
-        """Keep image automation off what the staged revert restores: strip Flux setter markers
-        from the restored lines; add the reverted tag to argocd-image-updater's ignore-tags."""
-        diff = spec.runner.run(["diff", "--cached", "-U0", "--no-color", "--no-ext-diff", "HEAD"], cwd=tree).stdout
-        added, removed = _diff_lines(diff.decode("utf-8", "replace"))
-        pins: list[Pin] = []
-        for path, numbers in added.items():
-            file = tree / path
-            if not file.is_file():
-                continue
-            text, found = strip_setters(file.read_text(encoding="utf-8", errors="replace"), numbers, path=path)
-            if found:
-                file.write_text(text, encoding="utf-8")
-                spec.runner.run(["add", "--", path], cwd=tree)
-                pins += found
-        unpinned: list[str] = []
-        for path in sorted(set(added) | set(removed)):
-            app = write_back_app(path)
-            if app is None:
-                continue
-            tags = [tag for tag in tags_in(removed.get(path, []))]
-            pinned = self._ignore_tags(spec, tree, app, tags) if tags else []
-            pins += pinned
-            if not pinned:
-                unpinned.append(
-                    f"argocd-image-updater writes back {path} for Application {app}, and no Application "
-                    f"manifest with its image-list annotation is in this repository: add the reverted tag "
-                    f"to its ignore-tags in Argo CD before merging, or the updater re-commits it")
-        return pins, unpinned
-
-    def _ignore_tags(self, spec: RepoSpec, tree: Path, app: str,
-                     tags: list[tuple[str | None, str]]) -> list[Pin]:
-        listed = spec.runner.run(["grep", "-l", "-F", f"{UPDATER}/image-list"], cwd=tree, check=False)
-        pins = []
-        for path in listed.stdout.decode().split():
-            file = tree / path
-            text = file.read_text(encoding="utf-8", errors="replace")
-            aliases = image_aliases(text)
-            for image, tag in tags:
-                alias = next((a for a, i in aliases.items() if image and i == image), None)
-                if alias is None and len(aliases) == 1 and image is None:
-                    alias = next(iter(aliases))
-                if alias is None:
-                    continue
-                changed = ignore_tag(text, app=app, alias=alias, tag=tag)
-                if changed is None or changed == text:
-                    continue
-                text = changed
-                file.write_text(text, encoding="utf-8")
-                spec.runner.run(["add", "--", path], cwd=tree)
-                pins.append(Pin(path, 0, (
-                    f"{path}: added {tag} to {UPDATER}/{alias}.ignore-tags of Application {app}, so "
-                    "argocd-image-updater does not write it back; remove it once the fix ships")))
-        return pins
-
     def push_branch(self, repo: str, *, branch: str) -> str:
         _check_branch(branch)
         with self._locked(repo) as spec:
-            head = self._fetch(spec)
+            head = self._fetched(spec)
             existing = self.remote_branch(repo, branch)
             if existing:
                 return existing
@@ -299,7 +296,7 @@ class GitMirrors:
             if not parts or Path(path).is_absolute() or ".." in parts or parts[0] == ".git":
                 raise InvalidInput(f"{path!r} is not a path inside the repository")
         with self._locked(repo) as spec:
-            self._fetch(spec)
+            self._fetched(spec)
             existing = self.remote_branch(repo, branch)
             if existing:
                 return existing
@@ -320,7 +317,8 @@ class GitMirrors:
 
     def _push(self, spec: RepoSpec, cwd: Path, refspec: str, branch: str) -> None:
         try:
-            spec.runner.run(["push", "--quiet", "--porcelain", "origin", refspec], cwd=cwd)
+            self._hosts[spec.name].call(spec.runner, ["push", "--quiet", "--porcelain", "origin", refspec],
+                                        url=spec.url, cwd=cwd)
         except GitCommandError as exc:
             raise UpstreamError(f"the remote of {spec.name} refused branch {branch}: "
                                 f"{_remote_reason(exc.stderr)}") from exc
@@ -337,27 +335,6 @@ class GitMirrors:
             spec.runner.run(["worktree", "remove", "--force", str(tree)], cwd=mirror, check=False)
             shutil.rmtree(tree, ignore_errors=True)
             spec.runner.run(["worktree", "prune"], cwd=mirror, check=False)
-
-
-def _diff_lines(diff: str) -> tuple[dict[str, set[int]], dict[str, list[str]]]:
-    """From a `-U0` diff: the new-side line numbers added, and the lines removed, per file."""
-    added: dict[str, set[int]] = {}
-    removed: dict[str, list[str]] = {}
-    path, number = "", 0
-    for line in diff.splitlines():
-        if line.startswith("+++ "):
-            path = line[6:] if line.startswith("+++ b/") else ""
-        elif line.startswith("--- "):
-            continue
-        elif line.startswith("@@"):
-            match = re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)", line)
-            number = int(match.group(1)) if match else 0
-        elif line.startswith("+") and path:
-            added.setdefault(path, set()).add(number)
-            number += 1
-        elif line.startswith("-") and path:
-            removed.setdefault(path, []).append(line[1:])
-    return added, removed
 
 
 def _check_branch(branch: str) -> None:

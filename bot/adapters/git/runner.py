@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,14 +66,17 @@ class GitRunner:
         return text
 
     def run(self, args: Sequence[str], *, cwd: Path | None = None, check: bool = True,
-            timeout: float | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Run `git ARGS`; raise GitCommandError (or TransientError on a time-out) on failure."""
+            timeout: float | None = None, stdin: bytes | None = None,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run `git ARGS` (with `env` added to the environment); raise GitCommandError (or
+        TransientError on a time-out) on failure."""
+        environment = {**self.env(), **(env or {})}
         try:
             if stdin is None:
-                done = subprocess.run(["git", *args], cwd=cwd, env=self.env(), capture_output=True,
+                done = subprocess.run(["git", *args], cwd=cwd, env=environment, capture_output=True,
                                       timeout=timeout or self.timeout, check=False, stdin=subprocess.DEVNULL)
             else:
-                done = subprocess.run(["git", *args], cwd=cwd, env=self.env(), capture_output=True,
+                done = subprocess.run(["git", *args], cwd=cwd, env=environment, capture_output=True,
                                       timeout=timeout or self.timeout, check=False, input=stdin)
         except subprocess.TimeoutExpired as exc:
             raise TransientError(f"git {args[0]} took longer than {timeout or self.timeout:.0f}s") from exc

@@ -32,8 +32,16 @@ class RevertResult:
 class GitRepos(Protocol):
     """The Git repositories Backout watches: mirrors, reverts and branches on their remotes."""
 
-    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime) -> FetchedChanges:
-        """Fetch the watched branch and return its first-parent commits after `since_sha`."""
+    def refresh(self, repo: str, *, since_sha: str | None, not_before: datetime,
+                wait: float | None = None) -> FetchedChanges:
+        """Fetch the watched branch and return its first-parent commits after `since_sha`. One fetch
+        per repository runs at a time (a caller joins it); `wait` bounds how long to wait for it
+        (seconds; None: until it ends): past that, or while the host is not answering, the answer
+        comes from the mirror with `pending` saying why."""
+        ...
+
+    def outages(self) -> dict[str, str]:
+        """The repositories whose Git host is not answering: since when, and why."""
         ...
 
     def branch(self, repo: str) -> str:
@@ -79,6 +87,7 @@ class FetchedChanges:
     changes: tuple[Change, ...]
     complete: bool = True  # False when the history since the last head was rewritten (force-push)
     reverts: tuple[Revert, ...] = ()  # commits in the fetched range that revert another
+    pending: str | None = None  # why the host's newest commits may be missing: the mirror's answer
 
 
 @dataclass(frozen=True)
