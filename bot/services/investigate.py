@@ -175,9 +175,9 @@ def investigate(
     """What runs when an incident opens: refresh its repositories, rank, act, announce.
 
     A fetch that takes longer than `fetch_wait` seconds (or a Git host not answering) does not
-    hold the ranking: it ranks from the mirror, says so on the timeline, and hands the repositories
-    to `later`, which ranks again when their fetch lands. With a `clock`, the ranking is dated
-    when it is made (the export's time to first suspect), not when the work began."""
+    hold the ranking: it ranks from the mirror, says so on the timeline, and hands those
+    repositories (and any that failed) to `later`, which ranks again when their fetch lands. With
+    a `clock`, the ranking is dated when it is made (the export's time to first suspect)."""
     incident = get_incident(store=store, incident_id=incident_id).incident
     playbook = playbook_named(playbooks, incident.playbook)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
@@ -191,7 +191,8 @@ def investigate(
         _note_repos(store, incident_id, now, kind=EventKind.CHANGES_FROM_MIRROR, key="pending", by_repo=report.pending,
                     says="Ranked from the mirror without waiting on Git ({}); ranked again when the fetch "
                          "brings new commits.")
-        later(sorted(report.pending))
+    if report.pending or report.failed:
+        later(sorted({*report.pending, *report.failed}))
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
     ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
     ranking = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident_id, ranking=ranking)

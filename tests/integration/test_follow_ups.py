@@ -75,7 +75,8 @@ def test_a_kill_after_the_answers_leaves_nothing_uninvestigated_or_unannounced(t
             "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
             "playbooks_dir": str(playbooks),
             "repos": [{"name": "gitops", "url": silent}],
-            "git": {"mirror_dir": str(tmp_path / "mirrors-before"), "timeout": "2m"},
+            # Investigations wait for the fetch (as they did before git.fetch_wait), so the kill finds them all waiting.
+            "git": {"mirror_dir": str(tmp_path / "mirrors-before"), "timeout": "2m", "fetch_wait": "10m"},
             "chat": {"kind": "slack"},
             "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
                       "api_url": f"{slack.base_url}/api/", "channel": "#incidents", "channel_rate": 20},

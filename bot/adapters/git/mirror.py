@@ -118,8 +118,9 @@ class GitMirrors:
             if wait is None:
                 self._fetched(spec)
             elif self.fetches.fetch(repo, lambda: self._fetch(spec), wait=wait) is None:
-                pending = (f"the fetch of {repo} is still running after {wait:g}s; it goes on in the background "
-                           "and what it brings is ranked when it lands")
+                outage = self._hosts[repo].outage()  # trying again after a time-out
+                pending = str(outage) if outage else (
+                    f"the fetch of {repo} is still running after {wait:g}s; it goes on in the background")
         except HostNotAnswering as exc:
             pending = str(exc)
         head = self._mirror_tip(spec, pending)
