@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/slack_lost_answer.py
 	$(BIN)/python bench/probes.py
 	$(BIN)/python bench/controller_events.py
+	$(BIN)/python bench/git_outage.py
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/storm.py
 

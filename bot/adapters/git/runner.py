@@ -71,6 +71,7 @@ class GitRunner:
         """Run `git ARGS` (with `env` added to the environment); raise GitCommandError (or
         TransientError on a time-out) on failure."""
         environment = {**self.env(), **(env or {})}
+        command = _command(args)
         try:
             if stdin is None:
                 done = subprocess.run(["git", *args], cwd=cwd, env=environment, capture_output=True,
@@ -79,16 +80,24 @@ class GitRunner:
                 done = subprocess.run(["git", *args], cwd=cwd, env=environment, capture_output=True,
                                       timeout=timeout or self.timeout, check=False, input=stdin)
         except subprocess.TimeoutExpired as exc:
-            raise TransientError(f"git {args[0]} took longer than {timeout or self.timeout:.0f}s") from exc
+            raise TransientError(f"git {command} took longer than {timeout or self.timeout:.0f}s") from exc
         except FileNotFoundError as exc:
             raise UpstreamError("the git command is not installed") from exc
         if check and done.returncode != 0:
             stderr = self.scrub(done.stderr.decode(errors="replace")).strip()
             brief = next((line for line in stderr.splitlines() if line.startswith(("fatal", "error"))),
                          stderr.splitlines()[-1] if stderr else f"exit {done.returncode}")
-            raise GitCommandError(f"git {args[0]} failed: {brief[:300]}", stderr=stderr,
+            raise GitCommandError(f"git {command} failed: {brief[:300]}", stderr=stderr,
                                   returncode=done.returncode)
         return done
 
     def text(self, args: Sequence[str], *, cwd: Path | None = None) -> str:
         return self.run(args, cwd=cwd).stdout.decode(errors="replace").strip()
+
+
+def _command(args: Sequence[str]) -> str:
+    """The git command in `args`, after any `-c name=value` settings."""
+    at = 0
+    while at < len(args) - 1 and args[at] == "-c":
+        at += 2
+    return args[at] if at < len(args) else "git"
