@@ -4,7 +4,8 @@ Every incident command works either on the configured database or, with `--serve
 running Backout through its HTTP API (as `amtool --alertmanager.url` and `kubectl --server` do).
 Modules are imported inside the commands that need them: `backout --help` and the read commands
 start in a fraction of a second. Exit codes: 0 done, 1 failed, 2 usage or config, 3 the revert
-conflicted and the incident branch was pushed instead.
+conflicted and the incident branch was pushed instead. Every error is one line on stderr: the root
+group (`bot.cli.errors.RootGroup`) turns whatever a command raises into its line and code.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
 
 import typer
 
-from bot.cli.help import PlainGroup
+from bot.cli.errors import EXIT_FAILED as EXIT_FAILED  # the commands take the exit codes from here
+from bot.cli.errors import EXIT_USAGE as EXIT_USAGE
+from bot.cli.errors import RootGroup, flat
 
 if TYPE_CHECKING:
     from bot.config import Settings
 
-EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICTED = 1, 2, 3
+EXIT_CONFLICTED = 3
 
 app = typer.Typer(help="Backout: what changed, and how to back it out.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, cls=PlainGroup)
+                  pretty_exceptions_enable=False, rich_markup_mode=None, cls=RootGroup)
 
 ConfigOption = Annotated[
     Path | None,
@@ -82,7 +85,7 @@ def options(
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    typer.echo(message, err=True)
+    typer.echo(flat(message), err=True)
     raise typer.Exit(code)
 
 
@@ -105,12 +108,10 @@ def target_of(ctx: typer.Context, config: Path | None) -> Target:
 
 
 def settings_or_exit(config: Path | None, *, secrets: bool = True) -> Settings:
-    from bot.config import ConfigError, load_settings
+    """The settings; a ConfigError ends the command at the root group (exit 2, one line)."""
+    from bot.config import load_settings
 
-    try:
-        return load_settings(config, secrets=secrets)
-    except ConfigError as exc:
-        fail(f"configuration error:\n{exc}", EXIT_USAGE)
+    return load_settings(config, secrets=secrets)
 
 
 class Backend(Protocol):
@@ -136,28 +137,22 @@ class Backend(Protocol):
 @contextmanager
 def backend(ctx: typer.Context, config: Path | None, *, secrets: bool = False) -> Iterator[Backend]:
     """The server's API with --server, else the configured database. `secrets`: the command
-    acts (Git, the forge, chat), so the config's secret files must be readable."""
-    from bot.domain.errors import BackoutError
-
+    acts (Git, the forge, chat), so the config's secret files must be readable. Errors end the
+    command at the root group; a missing database is a usage error (exit 2)."""
     target = target_of(ctx, config)
-    try:
-        if target.server:
-            from bot.cli.remote import BackoutClient, read_token
+    if target.server:
+        from bot.cli.remote import BackoutClient, read_token
 
-            chosen: Backend = BackoutClient(target.server, token=read_token(target.token, target.token_file))
-        else:
-            from bot.cli.local import LocalBackend, NoDatabase
+        chosen: Backend = BackoutClient(target.server, token=read_token(target.token, target.token_file))
+    else:
+        from bot.cli.local import LocalBackend, NoDatabase
 
-            try:
-                chosen = LocalBackend(settings_or_exit(target.config, secrets=secrets))
-            except NoDatabase as exc:
-                fail(f"error: {exc}", EXIT_USAGE)
-    except BackoutError as exc:
-        fail(f"error: {exc}")
+        try:
+            chosen = LocalBackend(settings_or_exit(target.config, secrets=secrets))
+        except NoDatabase as exc:
+            fail(f"error: {exc}", EXIT_USAGE)
     try:
         yield chosen
-    except BackoutError as exc:
-        fail(f"error: {exc}")
     finally:
         chosen.close()
 

@@ -12,6 +12,7 @@ import structlog
 import uvicorn
 
 from bot import bootstrap
+from bot.cli.errors import configuration_error, flat
 from bot.config import (
     ConfigError,
     config_warnings,
@@ -48,20 +49,20 @@ def run_server(config: Path | None, *, echo: Callable[[str], None]) -> int:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        echo(f"configuration error:\n{exc}")
+        echo(configuration_error(exc))
         return 2
     label = str(find_config_file(config) or "(defaults)")
     if problems := serve_problems(settings, file=label):
-        echo("refusing to start:\n" + "\n".join(str(p) for p in problems))
+        echo("refusing to start: " + "; ".join(flat(str(p)) for p in problems))
         return 2
     bootstrap.configure_logging(settings.logging)
     try:
         built = bootstrap.build(settings)
     except ConfigError as exc:
-        echo(f"configuration error:\n{exc}")
+        echo(configuration_error(exc))
         return 2
     except BackoutError as exc:
-        echo(f"cannot start: {exc}")
+        echo(f"cannot start: {flat(str(exc))}")
         return 1
     for warning in [*config_warnings(settings, file=label), *playbook_warnings(settings, built.ctx.playbooks,
                                                                                 file=label)]:

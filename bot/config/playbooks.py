@@ -17,7 +17,9 @@ from bot.domain.playbooks import Playbook
 def load_playbooks(directory: Path, *, known_repos: Iterable[str] | None = None) -> list[Playbook]:
     """Every `*.yaml`/`*.yml` in the folder, validated; all problems reported at once."""
     if not directory.is_dir():
-        raise ConfigError([Problem(str(directory), "playbooks_dir", "is not a folder")])
+        raise ConfigError([Problem(str(directory.absolute()), "playbooks_dir",
+                                   "is not a folder: create it, or set playbooks_dir (BACKOUT_PLAYBOOKS_DIR) "
+                                   "to the folder of your playbooks")])
     repos = None if known_repos is None else set(known_repos)
     playbooks: list[Playbook] = []
     problems: list[Problem] = []
