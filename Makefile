@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit bench bench-ranking constraints clean
+.PHONY: install demo test lint unit bench bench-ranking constraints image-test clean
 
 # Installs the versions the tests ran with (constraints.txt), not whatever is newest today.
 $(STAMP): pyproject.toml constraints.txt
@@ -46,6 +46,15 @@ bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py
 	$(BIN)/python bench/ranking/controllers.py
 	$(BIN)/python bench/ranking/replay.py --git-only
+
+# The Docker image as users run it: built from this checkout, then `backout demo` in it without a
+# network (the demo talks to itself over loopback). Needs a Docker daemon, which CI does not have;
+# tests/integration/test_wheel.py checks the same package from the wheel in CI.
+IMAGE ?= backout:image-test
+image-test:
+	docker build --tag $(IMAGE) .
+	docker run --rm --network none $(IMAGE) \
+	  sh -c 'backout demo && test -s demo-output/INC-1.md && test -s demo-output/INC-1.html && test -s demo-output/INC-1.png'
 
 # Re-resolve every dependency from pyproject.toml in a scratch venv and pin the result.
 constraints:
