@@ -2,11 +2,13 @@
 `INC-1.html` and the test reads, through the DevTools protocol, what a person sees: the title,
 the chart image decoded at its full width (the page's CSP allows it), the timeline rows in
 order, and no console error or exception. The screenshot is kept in test-artifacts/. A served
-Backout's pages: a person signs in through the form and opens an incident from the index."""
+Backout's pages: a person signs in through the form and opens an incident from the index, or opens
+the signed link; either way the chart decodes and the header CSP reports no violation."""
 
 from __future__ import annotations
 
 import base64
+import html
 import itertools
 import json
 import os
@@ -99,6 +101,18 @@ class Page:
             self.errors.append(params["entry"].get("text", ""))
 
 
+# A served incident page as a person sees it: where it is, its heading, the chart's decoded width
+# (0 while missing or blocked) and the CSP violations RECORD_VIOLATIONS noted since it loaded.
+SERVED_PAGE = """({
+    path: location.pathname + location.search, heading: document.querySelector('h1').textContent,
+    chart: (() => { const i = document.querySelector('img.chart'); return i && i.complete ? i.naturalWidth : 0 })(),
+    violations: window.cspViolations})"""
+# Added before any page loads (Page.addScriptToEvaluateOnNewDocument): DevTools' scripts are not bound by the CSP.
+RECORD_VIOLATIONS = """window.cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+                          e => window.cspViolations.push(e.violatedDirective + ' blocked ' + e.blockedURI));"""
+
+
 def test_the_demo_page_shows_the_draft_the_chart_and_the_timeline(browser: str, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     made = CliRunner().invoke(cli, ["demo", "--out", str(out)])
@@ -147,6 +161,7 @@ def test_a_person_signs_in_and_opens_an_incident_from_the_index(browser: str, ba
         page = Page(socket)
         for domain in ("Page", "Runtime", "Log", "Network"):
             page.call(f"{domain}.enable")
+        page.call("Page.addScriptToEvaluateOnNewDocument", source=RECORD_VIOLATIONS)
         page.load("Page.navigate", url=f"{backout.url}/incidents")
         asked = page.call("Runtime.evaluate", returnByValue=True, expression=where)["result"]["value"]
         page.load("Runtime.evaluate", expression=f"""
@@ -155,10 +170,7 @@ def test_a_person_signs_in_and_opens_an_incident_from_the_index(browser: str, ba
         index = page.call("Runtime.evaluate", returnByValue=True, expression=where)["result"]["value"]
         [cookie] = page.call("Network.getCookies", urls=[f"{backout.url}/incidents"])["cookies"]
         page.load("Runtime.evaluate", expression="document.querySelector('td a').click()")
-        opened = page.call("Runtime.evaluate", returnByValue=True, expression="""({
-            path: location.pathname + location.search, heading: document.querySelector('h1').textContent,
-            chart: (() => { const i = document.querySelector('img.chart');
-                            return i && i.complete ? i.naturalWidth : 0 })()})""")
+        opened = page.call("Runtime.evaluate", returnByValue=True, expression=SERVED_PAGE)["result"]["value"]
         errors = page.errors
     assert asked == {"path": "/signin?next=%2Fincidents", "title": "Backout: sign in", "cookies": ""}
     assert index["path"] == "/incidents"
@@ -167,7 +179,35 @@ def test_a_person_signs_in_and_opens_an_incident_from_the_index(browser: str, ba
     assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
         "backout_session", True, "Strict", "/incidents")
     assert READ_TOKEN not in cookie["value"]
-    assert opened["result"]["value"]["path"] == "/incidents/INC-1", "the row links plainly: the cookie opens it"
-    assert opened["result"]["value"]["heading"].startswith("INC-1: HighErrorRate on checkout")
-    assert opened["result"]["value"]["chart"] == 1200, "the served page's CSP lets its data: chart load"
+    assert opened["path"] == "/incidents/INC-1", "the row links plainly: the cookie opens it"
+    assert opened["heading"].startswith("INC-1: HighErrorRate on checkout")
+    assert opened["chart"] == 1200, "the served page's CSP lets its data: chart load"
+    assert opened["violations"] == []
+    assert errors == [], errors
+
+
+def test_a_signed_link_opens_the_served_page_with_its_chart(browser: str, backout: BackoutServer) -> None:
+    """The link Slack, the pull request and the index hand out (`?t=`, no sign-in, no token in the
+    browser) opens the page served over loopback: its chart decodes and its CSP reports no violation."""
+    posted = httpx.post(f"{backout.url}/webhooks/alertmanager", content=payload_bytes("01"), headers=AUTH, timeout=10)
+    assert posted.status_code == 200, posted.text
+    index = httpx.get(f"{backout.url}/incidents", headers={"Authorization": f"Bearer {READ_TOKEN}"}, timeout=10)
+    assert index.status_code == 200, index.text
+    [link] = re.findall(r'href="(/incidents/INC-1\?t=[^"]+)"', index.text)
+    served = httpx.get(f"{backout.url}{html.unescape(link)}", timeout=30)
+    assert served.status_code == 200, served.text
+    policy = served.headers["content-security-policy"]
+    target = httpx.put(f"{browser}/json/new?about:blank", timeout=10).json()
+    with connect(target["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024) as socket:
+        page = Page(socket)
+        for domain in ("Page", "Runtime", "Log"):
+            page.call(f"{domain}.enable")
+        page.call("Page.addScriptToEvaluateOnNewDocument", source=RECORD_VIOLATIONS)
+        page.load("Page.navigate", url=f"{backout.url}{html.unescape(link)}")
+        opened = page.call("Runtime.evaluate", returnByValue=True, expression=SERVED_PAGE)["result"]["value"]
+        errors = page.errors
+    assert opened["path"] == html.unescape(link), "the signed link opens the page itself, not the sign-in form"
+    assert opened["heading"].startswith("INC-1: HighErrorRate on checkout")
+    assert opened["chart"] > 0, f"the chart is blocked or missing under {policy!r}"
+    assert opened["violations"] == [], policy
     assert errors == [], errors
