@@ -128,3 +128,29 @@ def test_naive_datetimes_are_refused(store: SqlStore) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
         store.run(lambda tx: tx.incidents.add(naive))
 
+
+
+def test_a_postgres_host_that_never_accepts_fails_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq has no connect deadline of its own: without one a silent host holds the caller forever."""
+    from bot.adapters.storage import engine as engines
+    from tests.fakes.git_host import DeafListener
+
+    monkeypatch.setattr(engines, "CONNECT_TIMEOUT", 1)
+    deaf = DeafListener()
+    try:
+        silent = engines.create_engine(f"postgresql://backout@127.0.0.1:{deaf.port}/backout")
+        result: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                silent.connect().close()
+            except BaseException as exc:  # the outcome is what the test reads
+                result.append(exc)
+
+        caller = threading.Thread(target=connect, daemon=True)
+        caller.start()
+        caller.join(30)  # a generous bound: without a deadline libpq waits minutes
+        assert not caller.is_alive(), "the connection to a silent host was still waiting"
+        assert isinstance(result[0], sa.exc.OperationalError)
+    finally:
+        deaf.close()

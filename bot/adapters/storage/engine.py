@@ -9,6 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
+# Seconds to wait for PostgreSQL to accept a connection (libpq's connect_timeout): a host that
+# drops packets would otherwise hold a request, a job or a CLI command for minutes.
+# A `connect_timeout` in the URL wins.
+CONNECT_TIMEOUT = 10
+
 
 def create_engine(url: str) -> Engine:
     """An engine tuned for the backend the URL names."""
@@ -17,7 +22,8 @@ def create_engine(url: str) -> Engine:
         return _sqlite_engine(url)
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args)
 
 
 def _sqlite_engine(url: str) -> Engine:
