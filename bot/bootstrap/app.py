@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from bot.adapters.console import ConsoleNotifier
 from bot.adapters.export.render import ExportRenderer
+from bot.adapters.pagerduty import PagerDutyPager
 from bot.adapters.prometheus import PrometheusQuery
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
@@ -35,6 +36,7 @@ from bot.domain.ports import (
     GitRepos,
     MetricsQuery,
     Notifier,
+    Pager,
     Store,
 )
 from bot.entrypoints.context import AppContext, Readiness
@@ -83,6 +85,7 @@ def build(
     git_waits: Executor | None = None,
     slack_client: WebClient | None = None,
     metrics_query: MetricsQuery | None = None,
+    pager: Pager | None = None,
     upgrade_sqlite: bool = True,
 ) -> App:
     """Wire the whole app; pass fakes for any part to replace it (tests build it in one line)."""
@@ -130,9 +133,25 @@ def build(
         metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds(),
                                         generators=settings.prometheus.generators)
     ctx.metrics_query = metrics_query
+    closers: list[Callable[[], None]] = []
+    if pager is None and settings.pagerduty.configured:
+        built_pager = _pagerduty(settings)
+        pager = built_pager
+        closers.append(built_pager.close)
+    ctx.pager = pager
     if settings.chat.kind == "slack":
         ctx.slack = build_slack(ctx, client=slack_client)
-    return App(ctx=ctx, http=create_http_app(ctx), engine=engine)
+    return App(ctx=ctx, http=create_http_app(ctx), engine=engine, closers=closers)
+
+
+def _pagerduty(settings: Settings) -> PagerDutyPager:
+    """PagerDuty from its settings: pages and change events with a routing key, the on-call with
+    a REST API key."""
+    pd = settings.pagerduty
+    return PagerDutyPager(routing_key=pd.routing_key.get_secret_value() if pd.routing_key else None,
+                          api_token=pd.api_token.get_secret_value() if pd.api_token else None,
+                          events_url=pd.events_url, api_url=pd.api_url, ca_file=pd.ca_file,
+                          timeout=pd.timeout.total_seconds())
 
 
 def elect_leader(app: App) -> None:

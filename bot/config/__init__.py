@@ -3,11 +3,11 @@ and the playbooks folder, loaded and validated.
 
 The models, one module per section: `server` (server, webhook auth, API, scheduler, logging),
 `storage`, `git` (repositories, mirrors, GitHub, GitLab), `chat` (console, Slack),
-`controllers` (Flux, Argo CD), `prometheus`, `export`; `section` is their base and `settings`
-the root `Settings` that holds them. Paging joins as a `paging` module with its section, added
-to `Settings`. Apart from the models: `loading` (finding the file, YAML, environment, secret
-files, relative paths, problems with file, key and line), `playbooks` (the playbooks folder),
-`checks` (warnings and what stops `serve`) and `problems` (`Problem`, `ConfigError`).
+`controllers` (Flux, Argo CD), `prometheus`, `pagerduty`, `export`; `section` is their base and
+`settings` the root `Settings` that holds them. Apart from the models: `loading` (finding the
+file, YAML, environment, secret files, relative paths, problems with file, key and line),
+`playbooks` (the playbooks folder), `checks` (warnings and what stops `serve`) and `problems`
+(`Problem`, `ConfigError`).
 
 May import `bot.domain` (the models it validates into) and pydantic, pydantic-settings and yaml;
 only `bootstrap`, `cli`, `demo` and `entrypoints` import it.
@@ -19,6 +19,7 @@ from bot.config.controllers import ArgoCDSettings, FluxSettings
 from bot.config.export import ExportSettings, PostmortemSettings
 from bot.config.git import AppliedSettings, GithubSettings, GitlabSettings, GitSettings, RepoSettings
 from bot.config.loading import DEFAULT_CONFIG, find_config_file, load_settings
+from bot.config.pagerduty import PagerDutySettings
 from bot.config.playbooks import load_playbooks
 from bot.config.problems import ConfigError, Problem
 from bot.config.prometheus import PrometheusSettings
@@ -41,6 +42,7 @@ __all__ = [
     "GithubSettings",
     "GitlabSettings",
     "LoggingSettings",
+    "PagerDutySettings",
     "PostmortemSettings",
     "Problem",
     "PrometheusSettings",

@@ -14,6 +14,7 @@ from bot.config.chat import ChatSettings, SlackSettings
 from bot.config.controllers import ArgoCDSettings, FluxSettings
 from bot.config.export import ExportSettings
 from bot.config.git import GithubSettings, GitlabSettings, GitSettings, RepoSettings
+from bot.config.pagerduty import PagerDutySettings
 from bot.config.prometheus import PrometheusSettings
 from bot.config.server import AlertmanagerSettings, ApiSettings, LoggingSettings, SchedulerSettings, ServerSettings
 from bot.config.storage import StorageSettings
@@ -43,6 +44,7 @@ class Settings(BaseSettings):
     github: GithubSettings = GithubSettings()
     gitlab: GitlabSettings = GitlabSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    pagerduty: PagerDutySettings = PagerDutySettings()
     export: ExportSettings = ExportSettings()
     logging: LoggingSettings = LoggingSettings()
 

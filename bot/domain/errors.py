@@ -25,6 +25,14 @@ class TransientError(BackoutError):
     """A failure that may pass: retry later."""
 
 
+class RateLimited(TransientError):
+    """The outside system asked to wait (HTTP 429): `retry_after` seconds when it said how long."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StorageUnavailable(TransientError):
     """The database cannot be reached or is locked for too long."""
 

@@ -74,6 +74,7 @@ class Actor(StrEnum):
     BACKOUT = "backout"
     PROBE = "probe"  # one of Backout's own health probes; actor_id names it
     CONTROLLER = "controller"  # a GitOps controller (Flux, Argo CD); actor_id names the object
+    PAGERDUTY = "pagerduty"  # PagerDuty, or a person acting there; actor_id names them
 
 
 class ReceivedAlert(Frozen):

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from bot.domain.changes import glob_problem
 from bot.domain.durations import Duration
 from bot.domain.gitops import GitOpsPolicy
+from bot.domain.paging import PagerDutyPolicy
 
 
 def _valid_regex(value: str) -> str:
@@ -208,6 +209,7 @@ class Playbook(Strict):
     verify: Verify = Verify()
     reminders: Reminders = Reminders()
     gitops: GitOpsPolicy = GitOpsPolicy()  # the Flux and Argo CD objects that deploy the service
+    pagerduty: PagerDutyPolicy = PagerDutyPolicy()  # its PagerDuty service, on-call and paging
 
     @model_validator(mode="after")
     def _unique_probe_names(self) -> Playbook:

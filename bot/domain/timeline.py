@@ -56,6 +56,9 @@ class EventKind(StrEnum):
     RECONCILE_FAILED = "gitops.reconcile_failed"
     RECONCILE_RECOVERED = "gitops.reconcile_recovered"
     ROLLBACK_FORCED = "rollback.forced"  # a person overrode an excluded change (reverted, ruled out, weak)
+    INCIDENT_PAGED = "incident.paged"  # Backout paged the on-call through PagerDuty (not acknowledged in time)
+    PAGER_INCIDENT = "pagerduty.incident"  # PagerDuty's own incident for it triggered, acknowledged or resolved
+    PAGER_FAILED = "pagerduty.failed"  # PagerDuty refused what Backout sent: it will not be sent again
 
 
 def event(

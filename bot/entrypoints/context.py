@@ -15,7 +15,17 @@ from bot.adapters.export.render import ExportRenderer
 from bot.adapters.slack.delivery import SlackDelivery
 from bot.config import Settings
 from bot.domain.playbooks import Playbook, playbook_named
-from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, LeaderGate, MetricsQuery, Notifier, Store
+from bot.domain.ports import (
+    AppliedTimes,
+    Clock,
+    Forge,
+    GitRepos,
+    LeaderGate,
+    MetricsQuery,
+    Notifier,
+    Pager,
+    Store,
+)
 from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import PageLinks
@@ -95,6 +105,7 @@ class AppContext:
     ingest_queue: IngestQueue
     slack: SlackParts | None = None
     metrics_query: MetricsQuery | None = None
+    pager: Pager | None = None  # PagerDuty, when pagerduty.routing_key or api_token is set
     leader: LeaderGate = field(default_factory=lambda: SingleReplica())
     # Investigations (git fetch, ranking, actions) run here after the webhook has answered.
     work_executor: Executor = field(

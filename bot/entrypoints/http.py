@@ -40,6 +40,7 @@ from bot.entrypoints.http_common import (
     validation_detail,
 )
 from bot.entrypoints.http_gitops import register_gitops_webhooks
+from bot.entrypoints.http_pagerduty import register_pagerduty_webhook
 from bot.entrypoints.http_pages import register_pages
 from bot.entrypoints.http_slack import register_slack_events
 from bot.entrypoints.metrics import Metrics
@@ -213,6 +214,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     if ctx.slack is not None:
         register_slack_events(app, ctx.slack, limit=limit)
     register_gitops_webhooks(app, ctx, limit=limit)
+    register_pagerduty_webhook(app, ctx, limit=limit)
 
     def refused(request: Request, *, page_of: int | None = None) -> JSONResponse | None:
         """None when the request may read; otherwise a 401 that says what is missing and

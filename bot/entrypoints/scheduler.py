@@ -22,6 +22,7 @@ from bot.entrypoints.refreshing import refresh_and_rerank
 from bot.services import lifecycle
 from bot.services.act import push_waiting
 from bot.services.follow_ups import sweep
+from bot.services.paging import run_pager
 from bot.services.plan import advance_plans
 from bot.services.postmortem import PostmortemPolicy, open_postmortems
 from bot.services.pull_requests import follow_pull_requests
@@ -80,6 +81,17 @@ def slack_job(ctx: AppContext) -> None:
     """Deliver the chat outbox (also kicked at once after each new summary)."""
     if ctx.slack is not None:
         ctx.slack.delivery.drain()
+
+
+def pager_job(ctx: AppContext) -> None:
+    """Page the incidents nobody acknowledged in time; send the pager's outbox (PagerDuty)."""
+    if ctx.pager is None:
+        return
+    report = run_pager(store=ctx.store, pager=ctx.pager, playbooks=ctx.playbooks, now=ctx.clock(),
+                       page_url=ctx.page_url)
+    if report.paged or report.sent or report.refused:
+        log.info("pager.delivered", paged=report.paged, sent=report.sent, waiting=report.waiting,
+                 refused=report.refused)
 
 
 def probe_job(ctx: AppContext, playbook: Playbook, probe: Probe) -> None:
@@ -144,6 +156,8 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         add("follow_pull_requests", follow_job, timedelta(seconds=60))
     if ctx.slack is not None:
         add("slack_delivery", slack_job, timedelta(seconds=2), grace=timedelta(seconds=10))
+    if ctx.pager is not None and ctx.pager.sends:
+        add("pagerduty", pager_job, settings.pagerduty.deliver_every, grace=timedelta(seconds=30))
     if ctx.metrics_query is not None:
         for playbook in ctx.playbooks:
             for probe in playbook.probes:

@@ -114,7 +114,8 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
             incident_id=action.incident_id, at=now, kind=EventKind.PR_OPENED, actor=Actor.BACKOUT,
             text=f"{'Draft ' if draft else ''}{ref.called if draft else ref.called.capitalize()} {how} for "
                  f"{action.branch}: {ref.url}",
-            data={"number": ref.number, "url": ref.url, "adopted": ref.adopted, "draft": draft}))
+            data={"number": ref.number, "url": ref.url, "adopted": ref.adopted, "draft": draft,
+                  "action": action.kind.value}))
         lifecycle.request_opened(tx, opened, now=now)
         return opened
 
@@ -181,7 +182,7 @@ def _record_merge(store: Store, action: Action, *, called: str, by: str, now: da
         tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=EventKind.PR_MERGED,
                                  actor=Actor.USER, actor_id=by,
                                  text=f"Revert merged by {by} ({called})",
-                                 data={"url": action.url, "merged_by": by}))
+                                 data={"url": action.url, "merged_by": by, "action": action.kind.value}))
         lifecycle.request_merged(tx, action, now=now)
 
     store.run(work)

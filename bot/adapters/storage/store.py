@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from bot.adapters.storage import tables as t
 from bot.adapters.storage.store_changes import SqlActionRepository, SqlChangeRepository, SqlRankingRepository
 from bot.adapters.storage.store_gitops import SqlGitOpsRepository
+from bot.adapters.storage.store_paging import SqlPagerRepository
 from bot.adapters.storage.store_work import (
     SqlAuthorNoticeRepository,
     SqlChatRepository,
@@ -210,6 +211,7 @@ class SqlTransaction:
         self.author_notices = SqlAuthorNoticeRepository(conn)
         self.follow_ups = SqlFollowUpRepository(conn)
         self.gitops = SqlGitOpsRepository(conn)
+        self.pager = SqlPagerRepository(conn)
 
 
 class SqlStore:

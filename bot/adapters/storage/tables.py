@@ -104,6 +104,7 @@ timeline_events = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("data", json_type(), nullable=False),
     sa.Index("ix_timeline_events_incident", "incident_id", "id"),
+    sa.Index("ix_timeline_events_kind", "kind", "at"),  # the pager's outbox follows a few kinds
 )
 
 # The change log: first-parent commits of each watched branch.
@@ -387,4 +388,28 @@ image_builds = sa.Table(
     sa.Column("repo", sa.String(100), nullable=False),
     sa.Column("sha", sa.String(64), nullable=False),
     sa.Column("at", UtcDateTime, nullable=False),
+)
+
+# The pager's outbox: each timeline event of a kind the pager follows, taken once (event_id), with
+# what to send (none: nothing) and its delivery; and PagerDuty's webhook events, each once.
+pager_outbox = sa.Table(
+    "pager_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("timeline_events.id"), nullable=False, unique=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("payload", json_type()),
+    sa.Column("state", sa.String(20), nullable=False),  # pending, sending, sent, refused, none
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("not_before", UtcDateTime, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_pager_outbox_state", "state", "id"),
+)
+pager_deliveries = sa.Table(
+    "pager_deliveries",
+    metadata,
+    sa.Column("event_id", sa.String(100), primary_key=True),
+    sa.Column("received_at", UtcDateTime, nullable=False),
 )

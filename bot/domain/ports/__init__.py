@@ -2,9 +2,8 @@
 
 `storage` holds the repositories (one Protocol per aggregate), the `Transaction` that groups
 them and the `Store` that runs work in one; `outside` the ports to outside systems: Git,
-chat (`Notifier`), forges, applied times, metrics and alert states, the leader lock, and the
-`Clock`. Tests drive the services through fakes of them (`tests/fakes/`); paging will join
-`outside` as one more small port.
+chat (`Notifier`), forges, applied times, metrics and alert states, the pager (`Pager`), the
+leader lock, and the `Clock`. Tests drive the services through fakes of them (`tests/fakes/`).
 
 Part of the pure core: imports only `bot.domain` and the standard library.
 """
@@ -21,6 +20,7 @@ from bot.domain.ports.outside import (
     MetricsQuery,
     Notice,
     Notifier,
+    Pager,
     PullRequestRef,
     PullRequestStatus,
     RevertResult,
@@ -38,6 +38,8 @@ from bot.domain.ports.storage import (
     FollowUpRepository,
     GitOpsRepository,
     IncidentRepository,
+    PagerRepository,
+    PendingPage,
     PendingSummary,
     RankingRepository,
     Store,
@@ -72,6 +74,9 @@ __all__ = [
     "MetricsQuery",
     "Notice",
     "Notifier",
+    "Pager",
+    "PagerRepository",
+    "PendingPage",
     "PendingSummary",
     "PullRequestRef",
     "PullRequestStatus",

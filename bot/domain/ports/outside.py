@@ -1,5 +1,5 @@
-"""The ports to outside systems: Git, chat, forges, applied times, metrics and the leader lock
-(and the clock the services are given)."""
+"""The ports to outside systems: Git, chat, forges, applied times, metrics, the pager and the
+leader lock (and the clock the services are given)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.changes import Change, Revert
 from bot.domain.models import Alert
+from bot.domain.paging import OnCall, Page
 
 Clock = Callable[[], datetime]
 
@@ -219,3 +220,22 @@ class LeaderGate(Protocol):
     replica: str  # this replica's id, for /readyz and /metrics
 
     def is_leader(self) -> bool: ...
+
+
+class Pager(Protocol):
+    """The paging system (PagerDuty): change events, pages, and who is on call."""
+
+    @property
+    def sends(self) -> bool:
+        """Whether pages and change events can be sent (an integration key is configured)."""
+        ...
+
+    def send(self, page: Page) -> None:
+        """Deliver one page or change event, once, without retrying: RateLimited (with the wait
+        the pager asked for) or TransientError when it may pass, UpstreamError when it was refused."""
+        ...
+
+    def on_call(self, *, service_id: str | None, escalation_policy_id: str | None) -> list[OnCall]:
+        """Who is on call now, first level first, for an escalation policy (or the one of a
+        service). Raises TransientError or UpstreamError when the pager cannot say."""
+        ...

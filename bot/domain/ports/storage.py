@@ -257,6 +257,46 @@ class GitOpsRepository(Protocol):
     def build(self, image: str, tag: str) -> ImageBuild | None: ...
 
 
+@dataclass(frozen=True)
+class PendingPage:
+    id: int
+    incident_id: int
+    payload: dict[str, Any]  # Page.to_json()
+    attempts: int
+
+
+class PagerRepository(Protocol):
+    """The pager's outbox, filled from the timeline, and PagerDuty's webhook deliveries seen."""
+
+    def unsent_events(self, kinds: Sequence[str], *, since: datetime, limit: int = 100) -> list[TimelineEvent]:
+        """Timeline events of these kinds at or after `since` that the outbox has not taken yet,
+        oldest first."""
+        ...
+    def add(self, *, incident_id: int, event_id: int, kind: str, payload: dict[str, Any] | None,
+            at: datetime) -> None:
+        """Take a timeline event into the outbox: a page to send, or None for nothing to send (it
+        is not looked at again). An event already taken is kept as it is."""
+        ...
+    def triggered(self, incident_id: int) -> bool:
+        """Whether a page (trigger) was queued for the incident."""
+        ...
+    def claim(self, now: datetime, *, until: datetime, limit: int = 20) -> list[PendingPage]:
+        """Take due pages until `until`, in order: none of an incident whose earlier page is not
+        sent yet (an acknowledgement never overtakes its trigger)."""
+        ...
+    def finish(self, page_id: int, *, at: datetime) -> None: ...
+    def retry(self, page_id: int, *, until: datetime, error: str) -> None: ...
+    def refuse(self, page_id: int, *, error: str) -> None:
+        """The pager refused it: never sent again."""
+        ...
+    def backlog(self) -> int:
+        """Pages not sent yet."""
+        ...
+    def first_delivery(self, event_id: str, *, at: datetime) -> bool:
+        """Record a PagerDuty webhook event by its id; False when it was recorded before."""
+        ...
+
+
 class Transaction(Protocol):
     """What one unit of work sees; all its writes commit together or not at all."""
 
@@ -284,6 +324,8 @@ class Transaction(Protocol):
     def follow_ups(self) -> FollowUpRepository: ...
     @property
     def gitops(self) -> GitOpsRepository: ...
+    @property
+    def pager(self) -> PagerRepository: ...
 
 
 class Store(Protocol):
