@@ -57,7 +57,7 @@ def register_pagerduty_webhook(app: FastAPI, ctx: AppContext, *, limit: int) -> 
         except TransientError as exc:  # 5xx: PagerDuty delivers it again
             log.warning("pagerduty.webhook_unavailable", error=str(exc))
             return error(503, "unavailable", "storage is unavailable; retry later")
-        log.info("pagerduty.webhook", event=found.kind.value, pagerduty_incident=found.incident_id,
+        log.info("pagerduty.webhook", event_type=found.kind.value, pagerduty_incident=found.incident_id,
                  detail=report.detail)
         return JSONResponse({"status": "duplicate" if duplicate else "accepted", "detail": report.detail,
                              "incidents": sorted(f"INC-{number}" for number in incidents)},

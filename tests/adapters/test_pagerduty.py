@@ -3,17 +3,20 @@ requests, pages when nobody acknowledges in time, 429s and 5xx waited out, the o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.adapters.pagerduty import PagerDutyPager
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
+from bot.config import PagerDutySettings, Settings
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.errors import UpstreamError
 from bot.domain.incidents import IncidentPolicy
@@ -22,10 +25,12 @@ from bot.domain.paging import OnCall
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import PullRequestRef, PullRequestStatus
 from bot.domain.timeline import EventKind
+from bot.entrypoints.scheduler import pager_job
 from bot.services.incidents import change_status, get_timeline
 from bot.services.ingest import ingest_delivery
 from bot.services.paging import run_pager
 from bot.services.pull_requests import open_for_action
+from tests.conftest import AUTH, Clock, payload_bytes
 from tests.fakes.pagerduty import API_TOKEN, ROUTING_KEY, FakePagerDuty
 
 OPENED = datetime(2026, 11, 21, 22, 21, tzinfo=UTC)
@@ -219,3 +224,26 @@ def test_the_on_call_lookup_waits_out_a_429_within_bounds(pager: PagerDutyPager,
         pager.on_call(service_id=None, escalation_policy_id="PEP1")
     with pytest.raises(UpstreamError, match="escalation policy"):
         pager.on_call(service_id=None, escalation_policy_id=None)
+
+
+def test_pagerduty_down_never_holds_up_an_incident(build: Callable[..., bootstrap.App],
+                                                   make_settings: Callable[..., Settings], clock: Clock,
+                                                   fake: FakePagerDuty) -> None:
+    """PagerDuty answering 503 to everything: the alert is taken and ranked as ever, the page waits
+    in the outbox, and goes out once PagerDuty answers again."""
+    settings = make_settings(pagerduty=PagerDutySettings(routing_key=ROUTING_KEY, events_url=fake.base_url,
+                                                         ca_file=fake.ca_file))
+    app = build(settings, playbooks=[playbook(page=True, page_after="1m")])
+    fake.fail("/v2/enqueue", 503, times=1000)
+    with TestClient(app.http) as client:
+        assert client.post("/webhooks/alertmanager", content=payload_bytes("01"), headers=AUTH).status_code == 200
+        assert client.get("/api/incidents/1/suspects").json()["status"] == "ranked"
+        clock.now += timedelta(minutes=2)
+        pager_job(app.ctx)
+        assert fake.events == []
+        assert client.get("/api/incidents/1").json()["status"] == "open"
+        assert app.ctx.store.run(lambda tx: tx.pager.backlog()) == 1
+        fake.faults.clear()
+        clock.now += timedelta(minutes=5)
+        pager_job(app.ctx)
+    assert fake.actions() == [("trigger", "backout:1")]
