@@ -21,7 +21,7 @@ from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.errors import UpstreamError
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert
-from bot.domain.paging import OnCall
+from bot.domain.paging import OnCall, PagerIncidentEvent, PagerIncidentKind
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import PullRequestRef, PullRequestStatus
 from bot.domain.timeline import EventKind
@@ -29,6 +29,7 @@ from bot.entrypoints.scheduler import pager_job
 from bot.services.incidents import change_status, get_timeline
 from bot.services.ingest import ingest_delivery
 from bot.services.paging import run_pager
+from bot.services.paging_inbound import record_pager_event
 from bot.services.pull_requests import open_for_action
 from tests.conftest import AUTH, Clock, payload_bytes
 from tests.fakes.pagerduty import API_TOKEN, ROUTING_KEY, FakePagerDuty
@@ -247,3 +248,23 @@ def test_pagerduty_down_never_holds_up_an_incident(build: Callable[..., bootstra
         clock.now += timedelta(minutes=5)
         pager_job(app.ctx)
     assert fake.actions() == [("trigger", "backout:1")]
+
+
+def test_an_acknowledgement_made_in_pagerduty_is_not_sent_back(store: SqlStore, pager: PagerDutyPager,
+                                                               fake: FakePagerDuty) -> None:
+    """Backout paged; the on-call acknowledged in PagerDuty (webhook): the incident is acknowledged
+    here, and no acknowledge goes back to PagerDuty; resolving here still resolves there."""
+    books = [playbook(page=True, page_after="5m")]
+    number = open_incident(store, books)
+    run_pager(store=store, pager=pager, playbooks=books, now=OPENED + timedelta(minutes=5))
+    acked = OPENED + timedelta(minutes=6)
+    record_pager_event(store=store, notifier=RecordingNotifier(), playbooks=books, event_=PagerIncidentEvent(
+        event_id="E1", kind=PagerIncidentKind.ACKNOWLEDGED, incident_id="Q1", number=7, title="t",
+        service_id="PCHK123", urgency="high", created_at=OPENED, occurred_at=acked,
+        incident_key=f"backout:{number}", agent="Ada Lovelace"))
+    run_pager(store=store, pager=pager, playbooks=books, now=acked)
+    change_status(store=store, incident_id=number, target=IncidentStatus.RESOLVED, actor=Actor.USER,
+                  actor_id="U1", now=acked + timedelta(minutes=1))
+    run_pager(store=store, pager=pager, playbooks=books, now=acked + timedelta(minutes=1))
+    key = f"backout:{number}"
+    assert fake.actions() == [("trigger", key), ("resolve", key)]
