@@ -6,7 +6,7 @@ docs/spec/v1beta3/events.md). Argo CD posts what its template says: Backout ship
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -20,12 +20,10 @@ from bot.domain.gitops import (
     Outcome,
     parse_revision,
 )
+from bot.domain.untrusted import Instant, StoredText
 
-_NAME = Annotated[str, Field(min_length=1, max_length=253)]
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+# Every text field is StoredText and every time an Instant: what a controller sends is untrusted.
+_NAME = Annotated[StoredText, Field(min_length=1, max_length=253)]
 
 
 class FluxObjectRef(BaseModel):
@@ -33,8 +31,8 @@ class FluxObjectRef(BaseModel):
 
     kind: _NAME
     name: _NAME
-    namespace: str = Field(default="", max_length=253)
-    apiVersion: str = Field(default="", max_length=253)  # noqa: N815 - Flux's field name
+    namespace: StoredText = Field(default="", max_length=253)
+    apiVersion: StoredText = Field(default="", max_length=253)  # noqa: N815 - Flux's field name
 
 
 class FluxEvent(BaseModel):
@@ -45,13 +43,13 @@ class FluxEvent(BaseModel):
     involvedObject: FluxObjectRef  # noqa: N815
     relatedObject: FluxObjectRef | None = None  # noqa: N815
     severity: Literal["info", "error", "trace"]
-    timestamp: datetime
-    message: str = Field(default="", max_length=65_536)
-    reason: str = Field(min_length=1, max_length=200)
-    action: str | None = Field(default=None, max_length=200)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=200)
-    reportingController: str = Field(min_length=1, max_length=253)  # noqa: N815
-    reportingInstance: str | None = Field(default=None, max_length=253)  # noqa: N815
+    timestamp: Instant
+    message: StoredText = Field(default="", max_length=65_536)
+    reason: StoredText = Field(min_length=1, max_length=200)
+    action: StoredText | None = Field(default=None, max_length=200)
+    metadata: dict[StoredText, StoredText] = Field(default_factory=dict, max_length=200)
+    reportingController: StoredText = Field(min_length=1, max_length=253)  # noqa: N815
+    reportingInstance: StoredText | None = Field(default=None, max_length=253)  # noqa: N815
 
     def revision(self) -> str:
         """The revision under the controller's API group (`kustomize.toolkit.fluxcd.io/revision`)."""
@@ -71,7 +69,7 @@ class FluxEvent(BaseModel):
         return ControllerEvent(
             controller=Controller.FLUX, kind=self.involvedObject.kind, namespace=self.involvedObject.namespace,
             name=self.involvedObject.name, outcome=outcome, reason=self.reason, message=self.message,
-            revision=revision[:300], sha=parse_revision(revision), at=_aware(self.timestamp))
+            revision=revision[:300], sha=parse_revision(revision), at=self.timestamp)
 
 
 def _blank(value: Any) -> Any:
@@ -89,18 +87,18 @@ class ArgoNotification(BaseModel):
 
     event: Literal["deployed", "sync-failed", "health-degraded"]
     app: _NAME
-    namespace: Annotated[str | None, Blank] = Field(default=None, max_length=253)
-    revision: Annotated[str | None, Blank] = Field(default=None, max_length=300)
-    sync_revision: Annotated[str | None, Blank] = Field(default=None, max_length=300)
-    repo_url: Annotated[str | None, Blank] = Field(default=None, max_length=2000)
-    sync_status: Annotated[str | None, Blank] = Field(default=None, max_length=100)
-    health_status: Annotated[str | None, Blank] = Field(default=None, max_length=100)
-    phase: Annotated[str | None, Blank] = Field(default=None, max_length=100)
-    message: Annotated[str | None, Blank] = Field(default=None, max_length=65_536)
-    finished_at: Annotated[datetime | None, Blank] = None
-    started_at: Annotated[datetime | None, Blank] = None  # the sync operation's start: the rollout's
-    healthy_at: Annotated[datetime | None, Blank] = None  # the app's health lastTransitionTime
-    path: Annotated[str | None, Blank] = Field(default=None, max_length=1000)  # spec.source.path
+    namespace: Annotated[StoredText | None, Blank] = Field(default=None, max_length=253)
+    revision: Annotated[StoredText | None, Blank] = Field(default=None, max_length=300)
+    sync_revision: Annotated[StoredText | None, Blank] = Field(default=None, max_length=300)
+    repo_url: Annotated[StoredText | None, Blank] = Field(default=None, max_length=2000)
+    sync_status: Annotated[StoredText | None, Blank] = Field(default=None, max_length=100)
+    health_status: Annotated[StoredText | None, Blank] = Field(default=None, max_length=100)
+    phase: Annotated[StoredText | None, Blank] = Field(default=None, max_length=100)
+    message: Annotated[StoredText | None, Blank] = Field(default=None, max_length=65_536)
+    finished_at: Annotated[Instant | None, Blank] = None
+    started_at: Annotated[Instant | None, Blank] = None  # the sync operation's start: the rollout's
+    healthy_at: Annotated[Instant | None, Blank] = None  # the app's health lastTransitionTime
+    path: Annotated[StoredText | None, Blank] = Field(default=None, max_length=1000)  # spec.source.path
 
     def to_event(self, *, now: datetime) -> ControllerEvent:
         outcome = Outcome.APPLIED if self.event == "deployed" else Outcome.FAILED
@@ -118,11 +116,11 @@ class ArgoNotification(BaseModel):
             # The rollout started with the sync, not when it finished: it may hurt before it is
             # healthy. `deployed` fires once the app is Healthy: its transition time, else now.
             at = self.started_at or at
-            healthy_at = max(_aware(self.healthy_at or now), _aware(at))
+            healthy_at = max(self.healthy_at or now, at)
         return ControllerEvent(
             controller=Controller.ARGOCD, kind="Application", namespace=self.namespace or "argocd",
             name=self.app, outcome=outcome, reason=reason, message=message, revision=revision,
-            sha=parse_revision(revision), at=_aware(at), healthy_at=healthy_at, path=self.path)
+            sha=parse_revision(revision), at=at, healthy_at=healthy_at, path=self.path)
 
 
 class BuildNotice(BaseModel):
@@ -130,11 +128,11 @@ class BuildNotice(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image: str = Field(min_length=1, max_length=500, pattern=r"^[\w./:@-]+$")
-    tag: str = Field(min_length=1, max_length=128, pattern=r"^[\w][\w.+-]*$")
-    repo: str = Field(min_length=1, max_length=100)
-    sha: str = Field(pattern=r"^[0-9a-fA-F]{7,64}$")
-    at: datetime | None = None
+    image: StoredText = Field(min_length=1, max_length=500, pattern=r"^[\w./:@-]+$")
+    tag: StoredText = Field(min_length=1, max_length=128, pattern=r"^[\w][\w.+-]*$")
+    repo: StoredText = Field(min_length=1, max_length=100)
+    sha: StoredText = Field(pattern=r"^[0-9a-fA-F]{7,64}$")
+    at: Instant | None = None
 
     @field_validator("image")
     @classmethod
@@ -144,4 +142,4 @@ class BuildNotice(BaseModel):
 
     def to_build(self) -> ImageBuild:
         return ImageBuild(image=self.image, tag=self.tag, repo=self.repo, sha=self.sha.lower(),
-                          at=_aware(self.at) if self.at else None)
+                          at=self.at)

@@ -34,7 +34,10 @@ def parse_duration(value: Any) -> timedelta:
     for match in _PART.finditer(text):
         if match.start() != pos:
             break
-        total += int(match.group(1)) * _UNITS[match.group(2)]
+        try:
+            total += int(match.group(1)) * _UNITS[match.group(2)]
+        except OverflowError:
+            raise ValueError(f"{value!r:.40} is longer than any duration Backout can hold") from None
         pos = match.end()
     if not text or pos != len(text):
         raise ValueError(f"{value!r} is not a duration such as 30s, 5m, 6h or 1h30m")

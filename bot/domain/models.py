@@ -173,12 +173,13 @@ class TimelineEvent(Frozen):
 
 
 _REF = re.compile(r"^(?:inc-)?(\d{1,18})$", re.IGNORECASE)
+MAX_INCIDENT_ID = 2**31 - 1  # ids are 32-bit integers in the database: a larger one is no id
 
 
 def parse_incident_ref(text: str | int) -> int:
     """Accept `7`, `INC-7` or `inc-7` and return 7."""
     match = _REF.match(str(text).strip())
-    if not match or int(match.group(1)) == 0:
+    if not match or not 0 < int(match.group(1)) <= MAX_INCIDENT_ID:
         raise InvalidInput(f"not an incident id: {str(text)[:40]!r} (expected 7 or INC-7)")
     return int(match.group(1))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,6 +28,7 @@ from bot.domain.errors import (
 )
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.start_times import StartRange
+from bot.domain.untrusted import StoredText
 from bot.domain.verdicts import VerdictKind
 from bot.entrypoints.charts import chart_uri, incident_chart
 from bot.entrypoints.context import AppContext
@@ -57,6 +58,7 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
+REPORT_SPAN_LIMIT = timedelta(days=36_500)  # `now - since` stays a date
 ERROR_STATUS: list[tuple[type[BackoutError], int, str]] = [
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
@@ -331,11 +333,13 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             span = parse_duration(since)
         except ValueError as exc:
             return error(422, "invalid_request", f"since: {exc}")
+        if span > REPORT_SPAN_LIMIT:
+            return error(422, "invalid_request", f"since: at most {REPORT_SPAN_LIMIT.days}d (a century)")
         now = ctx.clock()
         return now - span, now
 
     @app.get("/api/report")
-    def team_report(request: Request, since: str = "30d", service: str | None = None) -> JSONResponse:
+    def team_report(request: Request, since: str = "30d", service: StoredText | None = None) -> JSONResponse:
         """Incidents, time to acknowledge/mitigate/resolve (median, p90), incidents a change caused,
         reverts opened and merged, ranking accuracy: over `since`, optionally one service."""
         window = report_window(request, since)
@@ -370,8 +374,8 @@ class VerdictBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     verdict: VerdictKind
-    sha: str | None = Field(default=None, max_length=64)
-    by: str | None = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$")
+    sha: StoredText | None = Field(default=None, max_length=64)
+    by: StoredText | None = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$")
 
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
+from bot.domain.untrusted import StoredText
 from bot.entrypoints.context import AppContext
 from bot.services import act
 from bot.services import incidents as incident_service
@@ -28,15 +29,15 @@ class StatusBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str | None = Who
-    note: str = Field(default="", max_length=4000)
+    by: StoredText | None = Who
+    note: StoredText = Field(default="", max_length=4000)
 
 
 class NoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=4000)
-    by: str | None = Who
+    text: StoredText = Field(min_length=1, max_length=4000)
+    by: StoredText | None = Who
 
 
 class RollbackBody(BaseModel):
@@ -45,8 +46,8 @@ class RollbackBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    commit: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$", description="the plan's full sha")
-    by: str | None = Who
+    commit: StoredText = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$", description="the plan's full sha")
+    by: StoredText | None = Who
     force: bool = Field(default=False, description="roll back a change the plan says is `excluded` (reverted, "
                                                    "ruled out, below the evidence floor); the timeline says so")
 
@@ -100,7 +101,7 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
                                              incident_id=parse_incident_ref(ref), now=ctx.clock()))
 
     @app.get("/api/incidents/{ref}/rollback", response_model=None)
-    def rollback_plan(ref: str, request: Request, commit: str | None = None) -> dict[str, Any] | JSONResponse:
+    def rollback_plan(ref: str, request: Request, commit: StoredText | None = None) -> dict[str, Any] | JSONResponse:
         """What a rollback would revert (the best suspect, or `commit`): why, the files, the diff
         (shortened), the revert-safety warnings, the branch and, for a change the ranking
         excluded, why (`excluded`: confirming it needs `"force": true`). Nothing is changed."""

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.domain.untrusted import epoch_seconds
 from bot.entrypoints.context import SlackParts
 from bot.entrypoints.http_common import (
     BodyTooLarge,
@@ -52,16 +53,17 @@ def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> Non
 
     @app.post("/slack/events")
     async def slack_events(request: Request) -> Response:
+        # The headers first: what is refused without the body is refused before reading it.
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if epoch_seconds(timestamp) is None or not signature.startswith("v0="):
+            return error(401, "invalid_signature", "missing or malformed Slack signature headers "
+                         "(X-Slack-Request-Timestamp, X-Slack-Signature)")
         try:
             body = await read_body(request, limit)
         except BodyTooLarge:
             return error(413, "too_large", f"the body is over {limit} bytes")
-        timestamp = request.headers.get("x-slack-request-timestamp", "")
-        signature = request.headers.get("x-slack-signature", "")
-        if not timestamp.isdigit() or not signature.startswith("v0="):
-            return error(401, "invalid_signature", "missing or malformed Slack signature headers "
-                         "(X-Slack-Request-Timestamp, X-Slack-Signature)")
-        if not slack.signing_secret or not verifier.is_valid(body, timestamp, signature):
+        if not slack.signing_secret or not _utf8(body) or not verifier.is_valid(body, timestamp, signature):
             log.warning("slack.bad_signature", timestamp=timestamp[:20])
             return error(401, "invalid_signature", "the request is not signed by Slack, or too old")
         if signatures.check_and_add(signature):
@@ -81,3 +83,12 @@ def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> Non
             return error(400, "bad_request", "the Slack payload could not be read")
         headers = {k: v[0] for k, v in answer.headers.items() if v and k.lower() != "content-length"}
         return Response(answer.body, status_code=answer.status, headers=headers)
+
+
+def _utf8(body: bytes) -> bool:
+    """Slack signs UTF-8 text (its verifier decodes the body): anything else is not from Slack."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

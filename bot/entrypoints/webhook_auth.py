@@ -10,6 +10,7 @@ import hmac
 from datetime import datetime, timedelta
 
 from bot.config import AlertmanagerSettings, ApiSettings
+from bot.domain.untrusted import epoch_seconds
 
 
 class WebhookAuth:
@@ -81,10 +82,11 @@ class PageLinks:
         return f"{expires}.{self._sign(incident_id, expires)}"
 
     def allows(self, incident_id: int, token: str | None, *, now: datetime) -> bool:
-        expires, _, signature = (token or "").partition(".")
-        if not expires.isdigit() or int(expires) < now.timestamp():
+        text, _, signature = (token or "").partition(".")
+        expires = epoch_seconds(text)
+        if expires is None or expires < now.timestamp():
             return False
-        return hmac.compare_digest(signature.encode(), self._sign(incident_id, int(expires)).encode())
+        return hmac.compare_digest(signature.encode(), self._sign(incident_id, expires).encode())
 
     def _sign(self, incident_id: int, expires: int) -> str:
         return hmac.new(self._secret, f"INC-{incident_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:40]
@@ -112,12 +114,13 @@ class PageSessions:
         return f"{expires}.{found}" if given and found else None
 
     def allows(self, value: str | None, *, now: datetime) -> bool:
-        expires, _, signature = (value or "").partition(".")
-        if not expires.isdigit() or int(expires) < now.timestamp() or not signature:
+        text, _, signature = (value or "").partition(".")
+        expires = epoch_seconds(text)
+        if expires is None or expires < now.timestamp() or not signature:
             return False
         matched = False
         for known in self._tokens:
-            matched |= hmac.compare_digest(signature.encode(), self._sign(known, int(expires)).encode())
+            matched |= hmac.compare_digest(signature.encode(), self._sign(known, expires).encode())
         return matched
 
     @staticmethod
