@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/controller_events.py
 	$(BIN)/python bench/git_outage.py
 	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/body_limits.py
 	$(BIN)/python bench/storm.py
 
 bench-ranking: $(STAMP)

@@ -40,6 +40,7 @@ from bot.entrypoints.http_common import (
     schedule_follow_up,
     validation_detail,
 )
+from bot.entrypoints.http_gate import BodyLimits, RequestGate
 from bot.entrypoints.http_gitops import register_gitops_webhooks
 from bot.entrypoints.http_pagerduty import register_pagerduty_webhook
 from bot.entrypoints.http_pages import register_pages
@@ -58,6 +59,8 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
+# The routes that take server.max_body_bytes; every other body is capped far below (http_gate).
+WEBHOOK_PATHS = ["/webhooks/alertmanager", "/webhooks/flux", "/webhooks/argocd", "/slack/events"]
 REPORT_SPAN_LIMIT = timedelta(days=36_500)  # `now - since` stays a date
 ERROR_STATUS: list[tuple[type[BackoutError], int, str]] = [
     (NotFound, 404, "not_found"),
@@ -129,7 +132,6 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     auth = WebhookAuth(ctx.settings.alertmanager)
     api_auth = ApiAuth(ctx.settings.api)
     writer = ctx.ingest_queue
-    limit = ctx.settings.server.max_body_bytes
     starts = StartRange(max_age=ctx.settings.alertmanager.max_start_age,
                         max_ahead=ctx.settings.alertmanager.max_start_ahead)
     metrics = ctx.metrics
@@ -149,7 +151,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
         return error(exc.status_code, code, exc.detail)
 
     @app.exception_handler(Exception)
@@ -167,10 +169,10 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return error(401, "unauthorized", "missing or wrong credentials",
                          {"WWW-Authenticate": auth.challenge})
         try:
-            body = await read_body(request, limit)
-        except BodyTooLarge:
+            body = await read_body(request)
+        except BodyTooLarge as exc:
             metrics.webhook_requests.labels("too_large").inc()
-            return error(413, "too_large", f"the body is over {limit} bytes")
+            return error(413, "too_large", exc.detail)
         try:  # parsed and validated in one pass, from the bytes
             delivery = parse_delivery(body, now=ctx.clock(), window=starts)
         except ValidationError as exc:
@@ -214,9 +216,9 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     direct[("POST", "/webhooks/alertmanager")] = alertmanager_webhook
 
     if ctx.slack is not None:
-        register_slack_events(app, ctx.slack, limit=limit)
-    register_gitops_webhooks(app, ctx, limit=limit)
-    register_pagerduty_webhook(app, ctx, limit=limit)
+        register_slack_events(app, ctx.slack)
+    register_gitops_webhooks(app, ctx)
+    register_pagerduty_webhook(app, ctx)
 
     def refused(request: Request, *, page_of: int | None = None) -> JSONResponse | None:
         """None when the request may read; otherwise a 401 that says what is missing and
@@ -231,7 +233,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
 
     register_incident_actions(app, ctx, refused=refused)
-    register_pages(app, ctx, refused=refused, limit=limit)
+    register_pages(app, ctx, refused=refused)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -365,6 +367,9 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return {"ref": f"INC-{number}", "timeline": [event_dict(event) for event in events]}
 
     app.add_middleware(LatencyMiddleware, metrics=metrics, direct=direct, on_error=on_unexpected)
+    # Added last, so it comes first: around the direct handlers too.
+    app.add_middleware(RequestGate, api_auth=api_auth, limits=BodyLimits.for_webhooks(
+        ctx.settings.server.max_body_bytes, WEBHOOK_PATHS))
     return app
 
 

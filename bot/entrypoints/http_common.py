@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.refreshing import refresh_later
@@ -18,26 +19,21 @@ from bot.services.ingest import IngestOutcome
 log = structlog.get_logger(__name__)
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """A body over its route's limit (`http_gate` raises it from the read). An HTTPException, so
+    FastAPI's own body parsing lets it through to the app's handler, which answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the body is over {limit} bytes")
 
 
 def error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def read_body(request: Request) -> bytes:
+    """The request body, at most its route's limit: BodyTooLarge past it, before it is all read."""
+    return await request.body()
 
 
 def validation_detail(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:

@@ -25,7 +25,7 @@ from bot.services.investigate import rerank_open_incidents
 log = structlog.get_logger(__name__)
 
 
-def register_gitops_webhooks(app: FastAPI, ctx: AppContext, *, limit: int) -> None:
+def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> None:
     flux = ctx.settings.flux
     flux_auth = ControllerAuth(
         hmac_key=flux.hmac_key.get_secret_value() if flux.hmac_key else None,
@@ -45,12 +45,15 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext, *, limit: int) -> No
         return found
 
     async def _parsed(request: Request, auth: ControllerAuth | None, model: type[BaseModel]) -> Any:
+        credentials = {"signature": request.headers.get("x-signature"),
+                       "authorization": request.headers.get("authorization")}
+        if auth is not None and (why := auth.early_refusal(**credentials)):
+            return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
         try:
-            body = await read_body(request, limit)
-        except BodyTooLarge:
-            return error(413, "too_large", f"the body is over {limit} bytes")
-        if auth is not None and (why := auth.refusal(body, signature=request.headers.get("x-signature"),
-                                                    authorization=request.headers.get("authorization"))):
+            body = await read_body(request)
+        except BodyTooLarge as exc:
+            return error(413, "too_large", exc.detail)
+        if auth is not None and (why := auth.refusal(body, **credentials)):
             return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
         try:
             raw = json.loads(body)

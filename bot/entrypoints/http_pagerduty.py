@@ -21,7 +21,7 @@ from bot.services.paging_inbound import record_pager_event
 log = structlog.get_logger(__name__)
 
 
-def register_pagerduty_webhook(app: FastAPI, ctx: AppContext, *, limit: int) -> None:
+def register_pagerduty_webhook(app: FastAPI, ctx: AppContext) -> None:
     secret = ctx.settings.pagerduty.webhook_secret
     signature = WebhookSignature(secret.get_secret_value() if secret else None)
 
@@ -29,9 +29,9 @@ def register_pagerduty_webhook(app: FastAPI, ctx: AppContext, *, limit: int) -> 
     async def pagerduty_webhook(request: Request) -> JSONResponse:
         """A PagerDuty webhook (v3) event; refused (401) before its body is parsed unless signed."""
         try:
-            body = await read_body(request, limit)
-        except BodyTooLarge:
-            return error(413, "too_large", f"the body is over {limit} bytes")
+            body = await read_body(request)
+        except BodyTooLarge as exc:
+            return error(413, "too_large", exc.detail)
         if why := signature.refusal(body, request.headers.get("x-pagerduty-signature")):
             log.warning("pagerduty.webhook_refused", reason=why)
             return error(401, "unauthorized", why)

@@ -39,7 +39,7 @@ PAGE_PATH = re.compile(r"/incidents(/[A-Za-z0-9-]{1,24})?")
 Refusal = Callable[..., JSONResponse | None]
 
 
-def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal, limit: int) -> None:
+def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
     """GET /, /incidents and /incidents/{ref}; GET and POST /signin; POST /signout."""
     sessions = PageSessions(ctx.settings.api)
     secure = (ctx.settings.server.public_url or "").startswith("https://")
@@ -101,9 +101,9 @@ def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal, limit: in
     async def sign_in(request: Request) -> Response:
         """A valid API token: the cookie, and on to the page asked for; otherwise the form again."""
         try:
-            fields = parse_qs((await read_body(request, limit)).decode("utf-8", errors="replace"))
-        except BodyTooLarge:
-            return error(413, "too_large", f"the body is over {limit} bytes")
+            fields = parse_qs((await read_body(request)).decode("utf-8", errors="replace"))
+        except BodyTooLarge as exc:
+            return error(413, "too_large", exc.detail)
         target = _page_path(fields.get("next", ["/incidents"])[0])
         value = sessions.issue(fields.get("token", [""])[0], now=ctx.clock())
         if value is None:

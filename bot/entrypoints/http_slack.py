@@ -43,7 +43,7 @@ class SeenRecently:
             return seen
 
 
-def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> None:
+def register_slack_events(app: FastAPI, slack: SlackParts) -> None:
     """POST /slack/events for HTTP mode. The signature is checked here, before bolt, so a forged
     request runs nothing and its body is never logged; a replay of a valid request within the
     five-minute window is refused too, and Slack's retries of a delivery run once."""
@@ -60,9 +60,9 @@ def register_slack_events(app: FastAPI, slack: SlackParts, *, limit: int) -> Non
             return error(401, "invalid_signature", "missing or malformed Slack signature headers "
                          "(X-Slack-Request-Timestamp, X-Slack-Signature)")
         try:
-            body = await read_body(request, limit)
-        except BodyTooLarge:
-            return error(413, "too_large", f"the body is over {limit} bytes")
+            body = await read_body(request)
+        except BodyTooLarge as exc:
+            return error(413, "too_large", exc.detail)
         if not slack.signing_secret or not _utf8(body) or not verifier.is_valid(body, timestamp, signature):
             log.warning("slack.bad_signature", timestamp=timestamp[:20])
             return error(401, "invalid_signature", "the request is not signed by Slack, or too old")

@@ -143,6 +143,13 @@ class ControllerAuth:
     def configured(self) -> bool:
         return self._key is not None or self._token is not None
 
+    def early_refusal(self, *, signature: str | None, authorization: str | None) -> str | None:
+        """Why the request is refused before its body is read, or None: everything but an HMAC
+        signature is decided by the headers alone."""
+        if self._key is not None and signature:
+            return None  # the body proves it: `refusal` once it is read, at most the route's cap
+        return self.refusal(b"", signature=signature, authorization=authorization)
+
     def refusal(self, body: bytes, *, signature: str | None, authorization: str | None) -> str | None:
         """None when the request is authentic; otherwise why not (naming no secret)."""
         if not self.configured:
