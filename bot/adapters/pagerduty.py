@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import ssl
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -22,6 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from bot.domain.errors import RateLimited, TransientError, UpstreamError
 from bot.domain.paging import SOURCE, OnCall, Page, PageKind, PagerIncidentEvent, PagerIncidentKind
+from bot.domain.untrusted import Instant, StoredText
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -172,28 +172,28 @@ class WebhookSignature:
 
 class _Ref(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str
-    summary: str = ""
+    id: StoredText
+    summary: StoredText = ""
 
 
 class _Incident(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str
+    id: StoredText
     number: int | None = None
-    title: str = ""
-    html_url: str = ""
-    incident_key: str | None = None
-    urgency: str = "high"
-    created_at: datetime
+    title: StoredText = ""
+    html_url: StoredText = ""
+    incident_key: StoredText | None = None
+    urgency: StoredText = "high"
+    created_at: Instant
     service: _Ref
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str
-    event_type: str
-    resource_type: str = "incident"
-    occurred_at: datetime
+    id: StoredText
+    event_type: StoredText
+    resource_type: StoredText = "incident"
+    occurred_at: Instant
     agent: _Ref | None = None
     data: dict[str, Any]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from bot.entrypoints.context import AppContext
@@ -17,6 +18,7 @@ from bot.services.follow_ups import FollowUpWork, follow_up
 from bot.services.ingest import IngestOutcome
 
 log = structlog.get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 
 class BodyTooLarge(HTTPException):
@@ -29,6 +31,21 @@ class BodyTooLarge(HTTPException):
 
 def error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def parse_body(body: bytes, model: type[M]) -> M | JSONResponse:
+    """The body as `model`, or the 400 (not JSON: bad UTF-8, too deep, a number past Python's
+    4,300 digits) or 422 (not the model) that says why."""
+    try:
+        raw = json.loads(body)
+    except RecursionError:
+        return error(400, "malformed_json", "the body is nested too deeply")
+    except (UnicodeDecodeError, ValueError) as exc:
+        return error(400, "malformed_json", f"the body is not JSON: {exc}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        return error(422, "invalid_payload", validation_detail(exc))
 
 
 async def read_body(request: Request) -> bytes:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from bot.adapters.controllers import ArgoNotification, BuildNotice, FluxEvent
 from bot.domain.errors import TransientError
 from bot.domain.gitops import ControllerEvent
 from bot.entrypoints.context import AppContext
-from bot.entrypoints.http_common import BodyTooLarge, error, read_body, schedule_follow_up, validation_detail
+from bot.entrypoints.http_common import BodyTooLarge, error, parse_body, read_body, schedule_follow_up
 from bot.entrypoints.webhook_auth import ApiAuth, ControllerAuth
 from bot.services import lifecycle
 from bot.services.gitops import ControllerReport, describe, record_controller_event
@@ -55,16 +54,7 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> None:
             return error(413, "too_large", exc.detail)
         if auth is not None and (why := auth.refusal(body, **credentials)):
             return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
-        try:
-            raw = json.loads(body)
-        except RecursionError:
-            return error(400, "malformed_json", "the body is nested too deeply")
-        except (UnicodeDecodeError, ValueError) as exc:
-            return error(400, "malformed_json", f"the body is not JSON: {exc}")
-        try:
-            return model.model_validate(raw)
-        except ValidationError as exc:
-            return error(422, "invalid_payload", validation_detail(exc))
+        return parse_body(body, model)
 
     def record(controller_event: ControllerEvent, wait: float | None) -> ControllerReport:
         return record_controller_event(

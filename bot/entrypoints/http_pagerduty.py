@@ -4,8 +4,6 @@ timeline; other event types (`pagey.ping` when the subscription is tested) are a
 
 from __future__ import annotations
 
-import json
-
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -15,7 +13,14 @@ from pydantic import ValidationError
 from bot.adapters.pagerduty import WebhookBody, WebhookSignature
 from bot.domain.errors import TransientError
 from bot.entrypoints.context import AppContext
-from bot.entrypoints.http_common import BodyTooLarge, error, read_body, schedule_follow_up, validation_detail
+from bot.entrypoints.http_common import (
+    BodyTooLarge,
+    error,
+    parse_body,
+    read_body,
+    schedule_follow_up,
+    validation_detail,
+)
 from bot.services.paging_inbound import record_pager_event
 
 log = structlog.get_logger(__name__)
@@ -35,11 +40,11 @@ def register_pagerduty_webhook(app: FastAPI, ctx: AppContext) -> None:
         if why := signature.refusal(body, request.headers.get("x-pagerduty-signature")):
             log.warning("pagerduty.webhook_refused", reason=why)
             return error(401, "unauthorized", why)
+        parsed = parse_body(body, WebhookBody)
+        if isinstance(parsed, JSONResponse):
+            return parsed
         try:
-            parsed = WebhookBody.model_validate(json.loads(body))
             found = parsed.to_event() if parsed.kind == "incident" else None
-        except (RecursionError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return error(400, "malformed_json", f"the body is not JSON: {type(exc).__name__}")
         except ValidationError as exc:
             return error(422, "invalid_payload", validation_detail(exc))
         if found is None:

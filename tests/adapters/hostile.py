@@ -36,6 +36,7 @@ class Credentials:
     flux_key: str
     argocd_token: str
     slack_secret: str
+    pagerduty_secret: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def variants(base: dict[str, Any], paths: list[str], values: list[Any]) -> Itera
 def requests(creds: Credentials) -> list[Hostile]:
     """Every hostile request, authenticated where the route needs it (so it reaches the parser)."""
     return [*_alertmanager(creds), *_flux(creds), *_argocd(creds), *_build(creds), *_api_writes(creds),
-            *_queries(creds), *_slack(creds), *_pages(creds)]
+            *_queries(creds), *_slack(creds), *_pages(creds), *_pagerduty(creds)]
 
 
 def _json(token: str) -> dict[str, str]:
@@ -137,6 +138,23 @@ def _flux(creds: Credentials) -> Iterator[Hostile]:
     for name, body in variants(flux_event(), ["timestamp"], TIMES[:2]):
         yield replace(signed(name, encode(body)), expect=422)
     for name, body in variants(flux_event(), ["timestamp"], TIMES[2:]):
+        yield signed(name, encode(body))
+    for raw in MALFORMED:
+        yield signed(f"body {raw[:12]!r}", raw)
+
+
+def _pagerduty(creds: Credentials) -> Iterator[Hostile]:
+    def signed(name: str, body: bytes) -> Hostile:
+        digest = hmac.new(creds.pagerduty_secret.encode(), body, hashlib.sha256).hexdigest()
+        return Hostile(f"pagerduty {name}", "POST", "/webhooks/pagerduty", body,
+                       {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={digest}"})
+
+    base = json.loads((FIXTURES / "pagerduty" / "incident-triggered.json").read_text())
+    texts = ["event.id", "event.event_type", "event.data.id", "event.data.title", "event.data.service.id",
+             "event.data.service.summary", "event.data.html_url"]
+    for name, body in variants(base, texts, TEXTS):
+        yield signed(name, encode(body))
+    for name, body in variants(base, ["event.occurred_at", "event.data.created_at"], TIMES):
         yield signed(name, encode(body))
     for raw in MALFORMED:
         yield signed(f"body {raw[:12]!r}", raw)

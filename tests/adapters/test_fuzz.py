@@ -21,7 +21,15 @@ from starlette.testclient import TestClient
 
 from bot import bootstrap
 from bot.adapters.alertmanager.payload import parse_delivery
-from bot.config import ApiSettings, ArgoCDSettings, FluxSettings, Settings, SlackSettings, StorageSettings
+from bot.config import (
+    ApiSettings,
+    ArgoCDSettings,
+    FluxSettings,
+    PagerDutySettings,
+    Settings,
+    SlackSettings,
+    StorageSettings,
+)
 from bot.entrypoints.serving import serve_in_thread
 from tests.adapters.hostile import Credentials, Hostile, requests
 from tests.conftest import AUTH, TOKEN, payload_bytes
@@ -30,7 +38,8 @@ from tests.integration.processes import Postgres
 
 API_TOKEN = "fuzz-api-token-0123456789"
 CREDENTIALS = Credentials(api_token=API_TOKEN, alertmanager_token=TOKEN, flux_key="flux-key-0123456789",
-                          argocd_token="argo-token-0123456789", slack_secret="s" * 32)
+                          argocd_token="argo-token-0123456789", slack_secret="s" * 32,
+                          pagerduty_secret="pd-secret-0123456789")
 
 
 @pytest.fixture
@@ -123,6 +132,7 @@ def test_no_hostile_request_gets_a_server_error(
     settings = make_settings(
         storage=storage, api=ApiSettings(tokens=[API_TOKEN]),
         flux=FluxSettings(hmac_key=CREDENTIALS.flux_key), argocd=ArgoCDSettings(token=CREDENTIALS.argocd_token),
+        pagerduty=PagerDutySettings(webhook_secret=CREDENTIALS.pagerduty_secret),
         chat={"kind": "slack"}, slack=SlackSettings(mode="http", bot_token="xoxb-test", channel="#incidents",
                                                     signing_secret=CREDENTIALS.slack_secret,
                                                     api_url=f"{slack.base_url}/api/"))
