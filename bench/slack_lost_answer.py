@@ -25,7 +25,7 @@ from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
-from bot.services import notify
+from bot.services import card, notify
 from bot.services.ingest import ingest_delivery
 from tests.conftest import Clock
 from tests.fakes.slack import AnswerLost, FakeSlack
@@ -44,7 +44,7 @@ def retry_after_lost_post(newer: int, folder: Path) -> tuple[Counter[str], float
 
         def delivery(client: WebClient) -> SlackDelivery:
             return SlackDelivery(store=store, client=client, clock=clock, channel_for=lambda _: CHANNEL,
-                                 describe=lambda n: notify.incident_message(store=store, incident_id=n))
+                                 describe=lambda n: card.incident_message(store=store, incident_id=n))
 
         alert = ReceivedAlert(fingerprint="0" * 16, starts_at=clock(), ends_at=None, status=AlertStatus.FIRING,
                               labels={"alertname": "Down", "service": "checkout"}, annotations={})

@@ -11,9 +11,9 @@ from bot.config import ConfigError, Problem
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext, SlackParts
 from bot.entrypoints.slack_app import build_slack_app
+from bot.services.card import incident_message
 from bot.services.chat import ChatCommands
 from bot.services.incidents import get_incident
-from bot.services.notify import incident_message
 
 
 def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackParts:
@@ -47,7 +47,8 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
     delivery = SlackDelivery(store=ctx.store, client=client, clock=ctx.clock, channel_for=channel_for,
                              links_for=links_for, may_deliver=lambda: ctx.leader.is_leader(), review_files=thread_files,
                              channel_rate=slack.channel_rate, claim=ctx.settings.scheduler.follow_up_lease,
-                             describe=lambda incident_id: incident_message(store=ctx.store, incident_id=incident_id))
+                             describe=lambda incident_id: incident_message(store=ctx.store, incident_id=incident_id,
+                                                                          playbooks=ctx.playbooks, now=ctx.clock()))
     ctx.notifier = SlackNotifier(store=ctx.store, kick=delivery.kick, clock=ctx.clock)
     commands = ChatCommands(
         store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier, playbooks=ctx.playbooks,

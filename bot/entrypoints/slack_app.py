@@ -105,7 +105,8 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
              channel=body.get("channel_id"))
 
     def incident_of(body: dict[str, Any]) -> int:
-        return int(body["actions"][0]["value"])
+        """The incident a button acts on: its value is "7", or "7:<sha>" for the commit it names."""
+        return int(str(body["actions"][0]["value"]).partition(":")[0])
 
     def status_button(action_id: ActionId, target: IncidentStatus) -> None:
         @app.action(action_id)
@@ -143,8 +144,10 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
         if allowed is None:
             return
         _user, number = allowed
+        # The card names the rollback plan's step to take now; a message from before names no commit.
+        sha = str(body["actions"][0]["value"]).partition(":")[2] or None
         try:
-            plan = commands.plan(number, sha=None)
+            plan = commands.plan(number, sha=sha)
         except BackoutError as exc:
             respond(response_type="ephemeral", replace_original=False, text=escape_mrkdwn(str(exc)))
             return

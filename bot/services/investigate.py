@@ -67,9 +67,11 @@ def rank_incident(
                 incident_id=incident_id, at=now, kind=EventKind.SUSPECTS_RANKED, actor=Actor.BACKOUT,
                 text=ranking.reason + ("" if not top else " Top: " + "; ".join(top)),
                 # the first of these events is the answer responders saw: the accuracy report judges it
+                # every suspect listed: the Slack thread posts each one once, with its verdict buttons
                 data={"confident": ranking.confident, "considered": len(changes),
                       "best": best.sha if best else None, "confidence": ranking.confidence,
-                      "suspects": [{"sha": s.sha, "score": s.score} for s in ranking.suspects[:5]]},
+                      "reason": ranking.reason,
+                      "suspects": [{"sha": s.sha, "score": s.score} for s in ranking.suspects]},
             ))
         return ranking
 

@@ -1,11 +1,12 @@
-"""What people are told, built once for every chat: the console now, Slack later."""
+"""What people are told: the incident in sections and lines (the console, the CLI, chat replies) and
+the notices that refresh it; the chat card is `bot.services.card`."""
 
 from __future__ import annotations
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.models import AlertStatus, Incident
 from bot.domain.plan import make_plan, recorded
-from bot.domain.ports import IncidentMessage, Notice, Notifier, Store
+from bot.domain.ports import Notice, Notifier, Store
 from bot.domain.suspects import Ranking, Suspect
 from bot.services.incidents import IncidentView, get_incident
 
@@ -114,28 +115,6 @@ def code_lines(suspect: Suspect, most: int = 5) -> list[str]:
     if len(suspect.code) > most:
         lines.append(f"  · … and {len(suspect.code) - most} more")
     return lines
-
-
-def summary_payload(view: IncidentView) -> dict[str, object]:
-    """The incident's whole current state for a chat message (JSON-safe)."""
-    return {
-        "title": f"{view.incident.ref} {view.incident.title}",
-        "playbook": view.incident.playbook,
-        "status": view.incident.status.value,  # the buttons a state allows: a resolved one offers Reopen
-        "sections": [[heading, list(lines)] for heading, lines in incident_sections(view)],
-        "links": [[a.request_noun.capitalize(), a.url] for a in view.actions if a.url],
-        # the suspects a responder can mark as the culprit or rule out, from the message
-        "suspects": [[s.sha, s.short] for s in view.ranking.suspects[:MAX_SUSPECTS]],
-        # the default rollback target: no "Roll back" button without one
-        "best": [best.sha, best.short] if (best := view.ranking.best) else None,
-    }
-
-
-def incident_message(*, store: Store, incident_id: int) -> IncidentMessage:
-    """The incident's chat message as of now (chat adapters render it; they decide nothing)."""
-    view = get_incident(store=store, incident_id=incident_id)
-    return IncidentMessage(playbook=view.incident.playbook, opened_at=view.incident.opened_at,
-                           payload=summary_payload(view))
 
 
 def incident_update(*, store: Store, notifier: Notifier, incident_id: int, kind: str) -> None:

@@ -13,14 +13,15 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from bot import bootstrap
-from bot.adapters.slack.blocks import ActionId, summary_message
+from bot.adapters.slack.blocks import ActionId
+from bot.adapters.slack.card import card_message
 from bot.cli import app as cli
 from bot.cli.remote import BackoutClient, RemoteError
 from bot.config import ApiSettings, Settings
 from bot.domain.models import IncidentStatus
+from bot.services.card import incident_message
 from bot.services.incidents import get_incident
 from bot.services.ingest import ingest_delivery
-from bot.services.notify import summary_payload
 from tests.conftest import PLAYBOOKS, Clock, delivery
 
 TOKEN = "api-token-for-tests-0123"
@@ -121,19 +122,20 @@ def test_the_cli_reopens_locally_and_through_the_server(served: tuple[bootstrap.
 
 
 def _buttons(app: bootstrap.App) -> list[str]:
-    view = get_incident(store=app.ctx.store, incident_id=1)
-    _, blocks = summary_message(summary_payload(view), incident_id=1)
-    row = next(b for b in blocks if b.get("block_id") == "incident_1")
+    message = incident_message(store=app.ctx.store, incident_id=1, playbooks=app.ctx.playbooks)
+    _, blocks = card_message(message.payload, incident_id=1)
+    row = next((b for b in blocks if b.get("block_id") == "incident_1"), {"elements": []})
     return [e["action_id"] for e in row["elements"]]
 
 
 def test_the_card_offers_what_the_state_allows(served: tuple[bootstrap.App, TestClient]) -> None:
-    """Open: acknowledge and act; mitigated: act, no acknowledge; resolved: Reopen only; closed: nothing."""
+    """Open: acknowledge and act; mitigated: act, no acknowledge; resolved: Reopen only; closed: nothing
+    (tests/adapters/test_slack_card.py checks every state against the real Slack delivery)."""
     app, _ = served
     assert _buttons(app)[0] == ActionId.ACK
     put(app, S.MITIGATED)
     assert (ActionId.ACK in _buttons(app), ActionId.RESOLVE in _buttons(app)) == (False, True)
     put(app, S.RESOLVED)
-    assert _buttons(app) == [ActionId.REOPEN, ActionId.TIMELINE]
+    assert _buttons(app) == [ActionId.REOPEN]
     put(app, S.CLOSED)
-    assert _buttons(app) == [ActionId.TIMELINE]
+    assert _buttons(app) == []

@@ -13,7 +13,7 @@ from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.config import load_playbooks
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, IncidentStatus
-from bot.services import notify
+from bot.services import card, notify
 from bot.services.incidents import change_status
 from bot.services.ingest import ingest_delivery
 from tests.conftest import PLAYBOOKS, Clock, delivery
@@ -38,7 +38,7 @@ def parts(slack: FakeSlack, clock: Clock) -> Iterator[tuple[InMemoryStore, Slack
         return (playbook.chat.channel if playbook and playbook.chat.channel else None) or "#incidents"
 
     deliver = SlackDelivery(store=store, client=client, clock=clock, channel_for=channel_for,
-                            describe=lambda incident_id: notify.incident_message(store=store, incident_id=incident_id))
+                            describe=lambda incident_id: card.incident_message(store=store, incident_id=incident_id))
     # No kick: each test drains by hand, so nothing races with it.
     yield store, deliver, SlackNotifier(store=store, kick=lambda: None, clock=clock)
     deliver.close()
@@ -70,19 +70,21 @@ def test_one_message_per_incident_then_updates_and_a_thread(slack: FakeSlack, pa
     deliver.drain()
     [update] = slack.called("chat.update")
     assert update["ts"] == replies[0]["thread_ts"]
-    assert "acknowledged" in str(update["blocks"])
+    assert "*Acknowledged* · severity critical · service checkout · lead <@U123>" in str(update["blocks"])
     assert "U123" in slack.called("chat.postMessage")[-1]["text"]
 
 
 def test_alert_text_pings_no_one(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
-    """The real fixture's `<!channel>` and `<url|text>` arrive escaped in every message."""
+    """The real fixture's `<!channel>` and `<url|text>` (in an alert's description) never reach Slack
+    as such; the title from its summary arrives escaped."""
     store, deliver, notifier = parts
     open_incident(store, notifier, clock)
     deliver.drain()
     everything = str(slack.calls)
     assert "<!channel>" not in everything
     assert "<https://evil.example|click>" not in everything
-    assert "&lt;!channel&gt;" in everything
+    [post] = [c for c in slack.called("chat.postMessage") if "thread_ts" not in c]
+    assert post["text"] == "INC-1 HighErrorRate on checkout: 5xx &gt; 5% on checkout"
 
 
 def test_a_429_delays_delivery_and_nothing_is_lost(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
@@ -155,7 +157,8 @@ def test_reminders_reach_the_channel(slack: FakeSlack, parts, clock: Clock) -> N
 
 
 def test_any_notice_refreshes_the_message_from_the_store(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
-    """A single-step notice (an action pushed) updates the incident's message with the current state."""
+    """A single-step notice (a revert's pull request opened) updates the incident's message with the
+    current state: the pull request's link."""
     from bot.domain.actions import Action, ActionKind, ActionState
     from bot.domain.ports import Notice
 
@@ -163,13 +166,14 @@ def test_any_notice_refreshes_the_message_from_the_store(slack: FakeSlack, parts
     open_incident(store, notifier, clock)
     deliver.drain()
     store.run(lambda tx: tx.actions.add(Action(
-        incident_id=1, kind=ActionKind.REVERT, repo="gitops", commit_sha="a" * 40, state=ActionState.PUSHED,
-        branch="backout/INC-1/revert-aaaaaaa", created_at=clock.now, updated_at=clock.now)))
-    notifier.notify(Notice(incident_id=1, kind="action.pushed", title="INC-1 revert", lines=("pushed",)))
+        incident_id=1, kind=ActionKind.REVERT, repo="gitops", commit_sha="a" * 40, state=ActionState.PR_OPEN,
+        branch="backout/INC-1/revert-aaaaaaa", created_at=clock.now, updated_at=clock.now,
+        url="https://github.example/acme/gitops/pull/7", detail={"pr_number": 7})))
+    notifier.notify(Notice(incident_id=1, kind="action.pr_open", title="INC-1 revert", lines=("opened",)))
     clock.now += timedelta(seconds=3)
     deliver.drain()
     [update] = slack.called("chat.update")
-    assert "backout/INC-1/revert-aaaaaaa" in str(update["blocks"])
+    assert "<https://github.example/acme/gitops/pull/7|Pull request #7>" in str(update["blocks"])
 
 
 def test_a_post_whose_answer_was_lost_is_found_not_posted_again(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
@@ -210,7 +214,7 @@ def test_only_the_leading_replica_delivers(slack: FakeSlack, parts, clock: Clock
     store, deliver, notifier = parts
     client = WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/")
     follower = SlackDelivery(store=store, client=client, clock=clock, channel_for=lambda _: "#incidents",
-                             describe=lambda i: notify.incident_message(store=store, incident_id=i),
+                             describe=lambda i: card.incident_message(store=store, incident_id=i),
                              may_deliver=lambda: False)
     open_incident(store, notifier, clock)
     assert follower.drain().posted == 0
@@ -254,7 +258,7 @@ def test_the_chart_and_the_draft_go_to_the_thread_when_it_resolves(slack: FakeSl
         return [(f"INC-{incident_id}-chart.png", b"\x89PNG..."), (f"INC-{incident_id}.md", b"# INC-1\n")]
 
     deliver = SlackDelivery(store=store, client=client, clock=clock, channel_for=lambda _: "#incidents",
-                            describe=lambda n: notify.incident_message(store=store, incident_id=n),
+                            describe=lambda n: card.incident_message(store=store, incident_id=n),
                             review_files=review_files)
     notifier = SlackNotifier(store=store, kick=lambda: None, clock=clock)
     try:

@@ -237,9 +237,9 @@ def test_the_branch_button_is_for_owners(client: TestClient, slack: FakeSlack, f
 
 
 def test_suspect_buttons_record_verdicts_with_the_slack_user(client: TestClient, slack: FakeSlack) -> None:
-    """The message offers "Caused it" and "Not" for each suspect and "No change caused it"; a press
-    records the verdict with who pressed it, once, and answers privately."""
-    posted = wait_for(lambda: slack.called("chat.postMessage"))
+    """The thread's suspects post offers "Caused it" and "Not" for each suspect and "No change caused
+    it"; a press records the verdict with who pressed it, once, and answers privately."""
+    posted = wait_for(lambda: [c for c in slack.called("chat.postMessage") if c.get("thread_ts") and c.get("blocks")])
     ids = [e["action_id"] for b in json.loads(json.dumps(posted[0]["blocks"])) if b["type"] == "actions"
            for e in b["elements"]]
     assert {"backout_verdict_culprit_aaaaaaa", "backout_verdict_not_aaaaaaa", "backout_verdict_none"} <= set(ids)

@@ -19,7 +19,7 @@ from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert
-from bot.services import notify
+from bot.services import card, notify
 from bot.services.incidents import change_status
 from bot.services.ingest import ingest_delivery
 from tests.conftest import Clock
@@ -45,7 +45,7 @@ def start(store: SqlStore, slack: FakeSlack, clock: Clock, client: WebClient | N
     """A delivery as a fresh process starts it: nothing in memory but what the store holds."""
     client = client or WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/")
     return SlackDelivery(store=store, client=client, clock=clock, channel_for=lambda _: CHANNEL,
-                         describe=lambda n: notify.incident_message(store=store, incident_id=n))
+                         describe=lambda n: card.incident_message(store=store, incident_id=n))
 
 
 def losing(slack: FakeSlack, *, replies: bool) -> AnswerLost:

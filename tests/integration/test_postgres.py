@@ -175,7 +175,7 @@ def test_two_drainers_of_one_outbox_post_each_incident_once(engines: list[sa.Eng
 
     from bot.adapters.slack.delivery import SlackDelivery
     from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
-    from bot.services import notify
+    from bot.services import card
     from tests.fakes.slack import FakeSlack
 
     stores = [SqlStore(engine) for engine in engines]
@@ -190,7 +190,7 @@ def test_two_drainers_of_one_outbox_post_each_incident_once(engines: list[sa.Eng
         drainers = [SlackDelivery(store=store, client=WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/"),
                                   clock=lambda: datetime.now(UTC), channel_for=lambda _: "#incidents",
                                   channel_rate=10_000,
-                                  describe=lambda i, store=store: notify.incident_message(store=store, incident_id=i))
+                                  describe=lambda i, store=store: card.incident_message(store=store, incident_id=i))
                     for store in stores]
         race(stores, lambda store: drainers[stores.index(store)].drain())
         posted = [c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]

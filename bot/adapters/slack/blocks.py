@@ -1,4 +1,5 @@
-"""Block Kit for Backout's Slack messages, built with slack_sdk.models.blocks. Every string from
+"""Block Kit for Backout's Slack messages (the action ids, thread lines and the rollback modals; the
+incident's card is `card`), built with slack_sdk.models.blocks. Every string from
 an alert, a commit or a person is escaped: it shows literally and pings no one."""
 
 from __future__ import annotations
@@ -9,19 +10,15 @@ from enum import StrEnum
 from typing import Any
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
-    ContextBlock,
     DividerBlock,
-    HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
 )
 from slack_sdk.models.views import View
 
-from bot.domain.chat import MAX_BLOCKS, SECTION_LIMIT, clip, escape_mrkdwn
+from bot.domain.chat import SECTION_LIMIT, clip, escape_mrkdwn
 
 
 class ActionId(StrEnum):
@@ -38,60 +35,6 @@ class ActionId(StrEnum):
     CULPRIT = "backout_verdict_culprit"  # value "<incident>:<sha>"
     NOT_CULPRIT = "backout_verdict_not"  # value "<incident>:<sha>"
     NO_CHANGE = "backout_verdict_none"  # value "<incident>"
-
-
-def summary_message(payload: dict[str, Any], *, incident_id: int,
-                    links: Sequence[tuple[str, str]] = ()) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, blocks) for an incident's main message."""
-    title = str(payload.get("title", f"INC-{incident_id}"))
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=clip(title, 150), emoji=False))]
-    for heading, lines in payload.get("sections", []):
-        body = "\n".join(escape_mrkdwn(str(line)) for line in lines)
-        text = (f"*{escape_mrkdwn(heading)}*\n{body}" if heading else body).strip() or " "
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT))))
-    all_links = [*links, *[tuple(link) for link in payload.get("links", [])]]
-    if all_links:
-        blocks.append(ActionsBlock(elements=[
-            ButtonElement(text=PlainTextObject(text=clip(label, 75)), url=url,
-                          action_id=f"{ActionId.LINK}_{n}")
-            for n, (label, url) in enumerate(all_links[:5])
-        ]))
-    value = str(incident_id)
-    best = payload.get("best")  # [sha, short]: no button to roll back without a best suspect
-    roll_back = [ButtonElement(text=f"Roll back {best[1]}", action_id=ActionId.ROLLBACK, value=value,
-                               style="danger")] if best else []
-    blocks.append(ActionsBlock(block_id=f"incident_{incident_id}", elements=[
-        *_status_buttons(str(payload.get("status", "open")), value=value, roll_back=roll_back),
-        ButtonElement(text="Timeline", action_id=ActionId.TIMELINE, value=value),
-    ]))
-    suspects = [(str(sha), str(short)) for sha, short in payload.get("suspects", [])][:3]
-    if suspects:
-        verdicts: list[ButtonElement] = []
-        for sha, short in suspects:
-            verdicts.append(ButtonElement(text=f"Caused it: {short}", action_id=f"{ActionId.CULPRIT}_{short}",
-                                          value=f"{incident_id}:{sha}"))
-            verdicts.append(ButtonElement(text=f"Not {short}", action_id=f"{ActionId.NOT_CULPRIT}_{short}",
-                                          value=f"{incident_id}:{sha}"))
-        verdicts.append(ButtonElement(text="No change caused it", action_id=ActionId.NO_CHANGE, value=value))
-        blocks.append(ActionsBlock(block_id=f"verdict_{incident_id}", elements=verdicts))
-    if len(blocks) > MAX_BLOCKS:
-        blocks = [*blocks[: MAX_BLOCKS - 2], ContextBlock(elements=[MarkdownTextObject(
-            text="(more in the incident page)")]), blocks[-1]]
-    return clip(escape_mrkdwn(title), 300), [block.to_dict() for block in blocks]
-
-
-def _status_buttons(status: str, *, value: str, roll_back: list[ButtonElement]) -> list[ButtonElement]:
-    """What the incident's state allows (docs/lifecycle.md): acting while it is active; a resolved
-    one is a record, reopened by a person; a closed one offers nothing."""
-    if status == "resolved":
-        return [ButtonElement(text="Reopen", action_id=ActionId.REOPEN, value=value)]
-    if status == "closed":
-        return []
-    acknowledge = [ButtonElement(text="Acknowledge", action_id=ActionId.ACK, value=value, style="primary")
-                   ] if status == "open" else []
-    return [*acknowledge, *roll_back,
-            ButtonElement(text="Open incident branch", action_id=ActionId.BRANCH, value=value),
-            ButtonElement(text="Resolve", action_id=ActionId.RESOLVE, value=value)]
 
 
 def thread_line(*, when: str, kind: str, who: str, text: str) -> str:

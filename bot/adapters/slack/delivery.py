@@ -17,7 +17,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.adapters.slack import lookup
-from bot.adapters.slack.blocks import summary_message, thread_line
+from bot.adapters.slack.blocks import thread_line
+from bot.adapters.slack.card import card_message, suspects_message
 from bot.domain.chat import clip
 from bot.domain.models import TimelineEvent
 from bot.domain.ports import ChatThread, Clock, IncidentMessage, Notice, PendingSummary, Store, Transaction
@@ -25,6 +26,8 @@ from bot.domain.ports import ChatThread, Clock, IncidentMessage, Notice, Pending
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
 LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered"})  # also shown in the channel
+SUSPECTS_KIND = "suspects.ranked"  # a post of its own: the suspects new to the thread, with their verdict buttons
+ALONE_KINDS = LOUD_KINDS | {SUSPECTS_KIND}
 UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incident (alert storms)
 # A drainer holds the summaries it took this long; if it dies, another takes them over and finds
 # a post that went out (its metadata) instead of posting again.
@@ -148,8 +151,8 @@ class SlackDelivery:
             self._delay(summary.id, now + timedelta(seconds=1 / self._rate), "")
             report.paced += 1
             return True
-        text, blocks = summary_message(message.payload, incident_id=summary.incident_id,
-                                       links=self._links_for(summary.incident_id))
+        text, blocks = card_message(message.payload, incident_id=summary.incident_id,
+                                    links=self._links_for(summary.incident_id))
         try:
             if thread is None:
                 marker = lookup.message_marker(summary.incident_id, message.opened_at)
@@ -235,7 +238,7 @@ class SlackDelivery:
             last = index == len(events) - 1
             loud = event.kind in LOUD_KINDS
             nxt = events[index + 1] if not last else None
-            if not (last or loud or (nxt is not None and nxt.kind in LOUD_KINDS)):
+            if not (last or event.kind in ALONE_KINDS or (nxt is not None and nxt.kind in ALONE_KINDS)):
                 continue
             if batch:
                 if not self._spend(thread.channel, now):
@@ -248,6 +251,7 @@ class SlackDelivery:
                 try:
                     self._client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, unfurl_links=False,
                                                   reply_broadcast=loud, text=clip("\n".join(lines), 3900),
+                                                  blocks=self._suspects_blocks(thread.incident_id, batch),
                                                   metadata={"event_type": lookup.REPLY_METADATA_TYPE,
                                                             "event_payload": marker})
                     report.replies += 1
@@ -263,6 +267,14 @@ class SlackDelivery:
             batch = []
             self._save_thread(replace(thread, last_event_id=cursor, reply_unconfirmed=False))
         return True
+
+    def _suspects_blocks(self, incident_id: int, batch: list[TimelineEvent]) -> list[dict[str, Any]] | None:
+        """A ranking's post: the suspects it lists for the first time, with their reasons and verdict
+        buttons, as the notify service decided; None for any other reply (plain lines)."""
+        if len(batch) != 1 or batch[0].kind != SUSPECTS_KIND:
+            return None
+        post = self._describe(incident_id).payload.get("suspect_posts", {}).get(str(batch[0].id))
+        return suspects_message(post, incident_id=incident_id) if post is not None else None
 
     def _recover_reply(self, thread: ChatThread) -> ChatThread:
         """After a reply whose answer was lost: if the thread shows it (its metadata), the cursor
