@@ -11,8 +11,6 @@ Usage: python bench/slack_ack.py [--rate R] [--seconds S]
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import statistics
 import sys
@@ -27,24 +25,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.slack_app import OWNER, service_playbooks, signed, slack_settings
 from bot import bootstrap
-from bot.config import LoggingSettings, Settings
-from bot.domain.playbooks import Playbook
+from bot.config import LoggingSettings
 from bot.entrypoints.serving import serve_in_thread
 from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import FakeSlack
 from tests.gitrepos import Remote
 
-SECRET = "bench-signing-secret"
-OWNER = "U0OWNER01"
 INCIDENTS = 12
-
-
-def signed(body: str) -> dict[str, str]:
-    timestamp = str(int(time.time()))
-    digest = hmac.new(SECRET.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}",
-            "Content-Type": "application/x-www-form-urlencoded"}
 
 
 def requests_for(n: int, slack: FakeSlack, shas: dict[int, str]) -> str:
@@ -83,22 +72,8 @@ def main() -> None:
         remote.push()
         with FakeGitHub(remote.bare).serving() as github, FakeSlack().serving() as slack:
             github.fail("POST", r"/pulls$", 0, delay=10.0, times=1000)
-            settings = Settings.model_validate({
-                "storage": {"url": f"sqlite:///{root / 'bench.db'}"},
-                "alertmanager": {"auth": "none"},
-                "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github",
-                           "github_repo": "acme/gitops"}],
-                "git": {"mirror_dir": str(root / "mirrors"), "import_window": "30d"},
-                "github": {"api_url": github.base_url, "token": "ghs_bench", "throttle": False},
-                "chat": {"kind": "slack"},
-                "slack": {"mode": "http", "bot_token": "xoxb-bench", "signing_secret": SECRET,
-                          "api_url": f"{slack.base_url}/api/", "channel": "#incidents"},
-            })
-            playbooks = [Playbook.model_validate({
-                "name": f"svc{n}", "service": f"svc{n}", "match": {"service": f"svc{n}"},
-                "repos": [{"repo": "gitops", "paths": [f"apps/svc{n}/**"]}],
-                "suspects": {"lookback": "30d"}, "actions": {"on_open": "off"},
-                "owners": {"slack_users": [OWNER]}}) for n in range(1, INCIDENTS + 1)]
+            settings = slack_settings(root, remote=remote.bare, github_url=github.base_url, slack_url=slack.base_url)
+            playbooks = service_playbooks(INCIDENTS)
             app = bootstrap.build(settings, playbooks=playbooks)
             with serve_in_thread(app.http) as base, httpx.Client(base_url=base, timeout=30) as client:
                 for n in range(1, INCIDENTS + 1):
