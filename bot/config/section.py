@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import (
     BaseModel,
     ConfigDict,
+    PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -27,6 +28,9 @@ class Section(BaseModel):
     """A settings section: unknown keys are refused; `X_file` fills the secret `X`."""
 
     model_config = ConfigDict(extra="forbid")
+    # Each secret read from a file, byte for byte, where stripping changed it: a peer that signs
+    # with the file as stored (Flux with a Secret made `--from-file`) keeps its trailing newline.
+    _as_stored: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -56,9 +60,20 @@ class Section(BaseModel):
             if getattr(self, target) is not None:
                 raise ValueError(f"set either {target} or {name}, not both")
             try:  # readable unless not needed here: _secret_file_readable said so at the key
-                secret = Path(path).read_text(encoding="utf-8").strip()
-            except OSError:
+                stored = Path(path).read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError):
                 continue
-            if secret:
+            if secret := stored.strip():
                 setattr(self, target, SecretStr(secret))
+                if stored != secret:
+                    self._as_stored[target] = SecretStr(stored)
         return self
+
+    def secret_forms(self, name: str) -> list[str]:
+        """The secret `name` as Backout uses it (stripped) and, when it came from a file that held
+        more (a trailing newline), as stored: empty when it is unset."""
+        value = getattr(self, name)
+        if not isinstance(value, SecretStr):
+            return []
+        stored = self._as_stored.get(name)
+        return [value.get_secret_value(), *([stored.get_secret_value()] if stored is not None else [])]

@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> None:
     flux = ctx.settings.flux
     flux_auth = ControllerAuth(
-        hmac_key=flux.hmac_key.get_secret_value() if flux.hmac_key else None,
+        hmac_keys=flux.secret_forms("hmac_key"),
         token=flux.token.get_secret_value() if flux.token else None, name="Flux")
     argo = ctx.settings.argocd
     argo_auth = ControllerAuth(token=argo.token.get_secret_value() if argo.token else None, name="Argo CD")

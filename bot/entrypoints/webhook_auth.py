@@ -7,6 +7,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot.config import AlertmanagerSettings, ApiSettings
@@ -134,14 +135,16 @@ class ControllerAuth:
     body with the shared key) and/or a bearer token (Flux `generic` with an Authorization header,
     Argo CD's webhook service)."""
 
-    def __init__(self, *, hmac_key: str | None = None, token: str | None = None, name: str) -> None:
-        self._key = hmac_key.encode() if hmac_key else None
+    def __init__(self, *, hmac_keys: Sequence[str] = (), token: str | None = None, name: str) -> None:
+        # Every form of the key (as stored in its file, and stripped): the controller signs with
+        # whichever its own Secret holds.
+        self._keys = [key.encode() for key in dict.fromkeys(hmac_keys) if key]
         self._token = token.encode() if token else None
         self.name = name
 
     @property
     def configured(self) -> bool:
-        return self._key is not None or self._token is not None
+        return bool(self._keys) or self._token is not None
 
     def early_refusal(self, *, signature: str | None, authorization: str | None) -> str | None:
         """Why the request is refused before its body is read, or None: everything but an HMAC
@@ -154,15 +157,17 @@ class ControllerAuth:
         """None when the request is authentic; otherwise why not (naming no secret)."""
         if not self.configured:
             return f"the {self.name} webhook has no credentials configured"
-        if self._key is not None and signature:
+        if self._keys and signature:
             algorithm, _, given = signature.strip().partition("=")
             digest = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}.get(
                 algorithm.lower())
             if digest is None:
                 return f"X-Signature uses {algorithm[:20]!r}; expected sha256=<hex>"
-            expected = hmac.new(self._key, body, digest).hexdigest()
-            return None if hmac.compare_digest(given.strip().lower().encode(), expected.encode()) else \
-                "X-Signature does not match the body"
+            matched = False
+            for key in self._keys:  # each form is compared, so timing says nothing of which matched
+                expected = hmac.new(key, body, digest).hexdigest()
+                matched |= hmac.compare_digest(given.strip().lower().encode(), expected.encode())
+            return None if matched else "X-Signature does not match the body"
         if self._token is not None:
             scheme, _, credentials = (authorization or "").strip().partition(" ")
             given_token = credentials.strip().encode() if scheme.lower() == "bearer" else b""
