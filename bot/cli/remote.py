@@ -21,18 +21,20 @@ class RemoteError(BackoutError):
 
 
 def read_token(token: str | None, token_file: Path | None) -> str | None:
-    """`--token`, else the first line of `--token-file`."""
+    """`--token`, else the first token of `--token-file`: its first line that is not a comment,
+    the token alone or `name: token` (the server's api.token_file form)."""
     if token:
         return token.strip()
     if token_file is None:
         return None
     try:
-        lines = token_file.read_text(encoding="utf-8").split()
+        lines = token_file.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise RemoteError(f"--token-file {token_file}: cannot read: {exc.strerror}") from None
-    if not lines:
-        raise RemoteError(f"--token-file {token_file}: the file is empty")
-    return lines[0]
+    first = next((line.split() for line in lines if line.strip() and not line.lstrip().startswith("#")), None)
+    if first is None:
+        raise RemoteError(f"--token-file {token_file}: the file holds no token")
+    return first[-1] if len(first) == 2 and first[0].endswith(":") else first[0]
 
 
 class BackoutClient:

@@ -69,8 +69,8 @@ def incident_text(view: dict[str, Any], *, colour: bool = False) -> str:
         lines.extend(f"    {action_line(action)}" for action in view["actions"])
     lines.append("  timeline:")
     for event in view["timeline"]:
-        who = event["actor_id"] or event["actor"]
-        lines.append(f"    {when(event['at'])}  {event['kind']:<24} {safe(who, 30):<14} {safe(event['text'])}")
+        who = event.get("who") or event["actor_id"] or event["actor"]  # a server before `who`: the actor alone
+        lines.append(f"    {when(event['at'])}  {event['kind']:<24} {safe(who, 60):<14} {safe(event['text'])}")
     return "\n".join(lines)
 
 

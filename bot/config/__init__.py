@@ -24,7 +24,14 @@ from bot.config.playbooks import load_playbooks
 from bot.config.problems import ConfigError, Problem
 from bot.config.prometheus import PrometheusSettings
 from bot.config.section import Section
-from bot.config.server import AlertmanagerSettings, ApiSettings, LoggingSettings, SchedulerSettings, ServerSettings
+from bot.config.server import (
+    AlertmanagerSettings,
+    ApiSettings,
+    ApiToken,
+    LoggingSettings,
+    SchedulerSettings,
+    ServerSettings,
+)
 from bot.config.settings import Settings
 from bot.config.storage import StorageSettings
 
@@ -32,6 +39,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "AlertmanagerSettings",
     "ApiSettings",
+    "ApiToken",
     "AppliedSettings",
     "ArgoCDSettings",
     "ChatSettings",

@@ -3,13 +3,15 @@ the scheduler's intervals and the logs."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     Field,
     SecretStr,
+    field_validator,
     model_validator,
 )
 
@@ -56,34 +58,58 @@ class AlertmanagerSettings(Section):
         return []
 
 
+TOKEN_NAME = r"^[A-Za-z0-9][\w.@+-]{0,63}$"  # noqa: S105 (a pattern for names, not a secret)
+# A token file's line: `name: token`; any other line is a token alone (the old, unnamed form).
+_NAMED_LINE = re.compile(r"([A-Za-z0-9][\w.@+-]{0,63}):\s+(\S+)")
+_UNNAMED = re.compile(r"token-(\d+)")
+
+
+class ApiToken(Section):
+    """One API token and the name that stands for whoever holds it: the timeline records writes
+    made with it under this name."""
+
+    name: str = Field(pattern=TOKEN_NAME, description="who holds the token, as the timeline names them")
+    token: SecretStr
+
+
 class ApiSettings(Section):
     """Who may read the API and the incident pages (alerts, timelines, authors' emails) and use
     its writes: bearer tokens compared in constant time. `/healthz` and `/readyz` stay open."""
 
     auth: Literal["bearer", "none"] = "bearer"
-    tokens: list[SecretStr] = Field(default_factory=list)
-    token_file: Path | None = None  # one token a line
+    # `{name, token}` entries; a plain string is the old unnamed form, named token-1, token-2, ...
+    tokens: list[ApiToken] = Field(default_factory=list)
+    token_file: Path | None = None  # `name: token` a line (a bare token a line: token-N)
     metrics_public: bool = True  # /metrics without a token (Prometheus scrapes it)
-    # Links Backout posts (Slack, pull requests) to /incidents/{id} carry a token signed with this
-    # key that expires: a person opens them in a browser without a bearer header.
+    # Links Backout posts to chat and the CLI prints (to /incidents/{id}) carry a token signed with
+    # this key that expires: a person opens them in a browser without a bearer header. Unset, a
+    # key made once and kept in the database signs them, the same on every replica.
     link_secret: SecretStr | None = None
     link_secret_file: Path | None = None
     link_lifetime: Duration = timedelta(days=30)
     # How long signing in on /signin opens the pages in that browser (a cookie; reads only).
     session_lifetime: Duration = timedelta(hours=12)
 
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _name_unnamed(cls, value: Any) -> Any:
+        """Plain strings (the old form) become `{name: token-N, token: ...}`, numbered in order."""
+        if not isinstance(value, list):
+            return value
+        count = 0
+        named = []
+        for item in value:
+            if isinstance(item, str | SecretStr):
+                count += 1
+                item = {"name": f"token-{count}", "token": item}
+            named.append(item)
+        return named
+
     @model_validator(mode="after")
     def _read_token_file(self) -> ApiSettings:
-        if self.token_file is None:
-            return self
-        try:
-            lines = Path(self.token_file).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return self  # not needed here, or refused at api.token_file already
-        found = [SecretStr(line.strip()) for line in lines if line.strip() and not line.startswith("#")]
-        if not found:
-            raise ValueError(f"token_file: {self.token_file} holds no token")
-        self.tokens = [*self.tokens, *found]
+        if self.token_file is not None:
+            self.tokens = _merged(self.tokens, _file_tokens(self.token_file, self.tokens))
+        _refuse_ambiguous(self.tokens)
         return self
 
     def warnings(self) -> list[tuple[str, str]]:
@@ -92,9 +118,50 @@ class ApiSettings(Section):
         if self.auth == "bearer" and not self.tokens:
             found.append(("api.tokens", "no API token: every read of /api and the incident pages is refused "
                                         "(set api.tokens or api.token_file, or api.auth: none on a private network)"))
-        if self.link_secret is None:
-            found.append(("api.link_secret", "not set: the page links Backout posts stop opening after a restart"))
         return found
+
+
+def _file_tokens(path: Path, before: list[ApiToken]) -> list[ApiToken]:
+    """The tokens of a token file, unnamed lines numbered after the unnamed ones already listed."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []  # not needed here, or refused at api.token_file already
+    count = max((int(m.group(1)) for t in before if (m := _UNNAMED.fullmatch(t.name))), default=0)
+    found = []
+    for line in (line.strip() for line in lines):
+        if not line or line.startswith("#"):
+            continue
+        if named := _NAMED_LINE.fullmatch(line):
+            found.append(ApiToken(name=named.group(1), token=SecretStr(named.group(2))))
+        else:
+            count += 1
+            found.append(ApiToken(name=f"token-{count}", token=SecretStr(line)))
+    if not found:
+        raise ValueError(f"token_file: {path} holds no token")
+    return found
+
+
+def _merged(listed: list[ApiToken], read: list[ApiToken]) -> list[ApiToken]:
+    """The listed tokens and the file's; a file token already listed (the settings validated
+    again) is not added twice."""
+    seen = {(t.name, t.token.get_secret_value()) for t in listed}
+    return [*listed, *(t for t in read if (t.name, t.token.get_secret_value()) not in seen)]
+
+
+def _refuse_ambiguous(tokens: list[ApiToken]) -> None:
+    """Each name stands for one holder and each token for one name: the timeline says who wrote."""
+    names: set[str] = set()
+    holders: dict[str, str] = {}
+    for token in tokens:
+        if token.name in names:
+            raise ValueError(f"tokens: two tokens are named {token.name!r}: give each holder a name of its own")
+        secret = token.token.get_secret_value()
+        if secret in holders:
+            raise ValueError(f"tokens: {holders[secret]!r} and {token.name!r} are the same token: "
+                             "give each holder a token of its own")
+        names.add(token.name)
+        holders[secret] = token.name
 
 
 class SchedulerSettings(Section):

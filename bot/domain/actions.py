@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.domain.models import format_incident_ref
+from bot.domain.models import acting, format_incident_ref
 
 
 class ActionKind(StrEnum):
@@ -56,6 +56,11 @@ class Action(BaseModel):
         """Its pull (merge) request as the forge's users say it: "pull request #12", "merge request !12"."""
         name = self.detail.get("pr_name")
         return name if isinstance(name, str) and name else f"pull request #{self.detail.get('pr_number')}"
+
+    @property
+    def who(self) -> str:
+        """Who made it, and whom they said they acted for."""
+        return acting(self.actor_id, str(self.detail.get("on_behalf_of") or ""))
 
     @property
     def request_noun(self) -> str:

@@ -171,6 +171,16 @@ class TimelineEvent(Frozen):
     text: str
     data: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def who(self) -> str:
+        """Who did it, as people read it: `ci-bot on behalf of the-cto` when a caller acted for someone."""
+        return acting(self.actor_id or self.actor.value, str(self.data.get("on_behalf_of") or ""))
+
+
+def acting(actor_id: str, on_behalf_of: str = "") -> str:
+    """The actor, and whom they said they acted for (their word: only the actor is authenticated)."""
+    return f"{actor_id} on behalf of {on_behalf_of}" if on_behalf_of else actor_id
+
 
 _REF = re.compile(r"^(?:inc-)?(\d{1,18})$", re.IGNORECASE)
 MAX_INCIDENT_ID = 2**31 - 1  # ids are 32-bit integers in the database: a larger one is no id

@@ -70,8 +70,9 @@ def event(
     text: str,
     actor_id: str = "",
     data: dict[str, Any] | None = None,
+    on_behalf_of: str = "",
 ) -> TimelineEvent:
-    """A new timeline event (not yet stored)."""
+    """A new timeline event (not yet stored); `on_behalf_of`: whom the actor said it acted for."""
     return TimelineEvent(
         incident_id=incident_id,
         at=at,
@@ -79,5 +80,5 @@ def event(
         actor=actor,
         actor_id=actor_id,
         text=text,
-        data=data or {},
+        data={**(data or {}), **({"on_behalf_of": on_behalf_of} if on_behalf_of else {})},
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.domain.models import Actor
+from bot.domain.models import Actor, acting
 from bot.domain.suspects import Ranking
 
 
@@ -31,7 +31,12 @@ class Verdict(BaseModel):
     sha: str | None = None
     actor: Actor
     actor_id: str = ""
+    on_behalf_of: str = ""  # whom the actor said it acted for (an API caller's `by`)
     at: datetime
+
+    @property
+    def who(self) -> str:
+        return acting(self.actor_id or self.actor.value, self.on_behalf_of)
 
 
 @dataclass(frozen=True)

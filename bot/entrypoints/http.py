@@ -232,7 +232,11 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             why = "the link's token is not valid or has expired: ask for a new link, or send an API token"
         return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
 
-    register_incident_actions(app, ctx, refused=refused)
+    def caller(request: Request) -> str:
+        """Who writes: the name of the API token the request carries (after `refused` let it in)."""
+        return api_auth.caller(request.headers.get("authorization"))
+
+    register_incident_actions(app, ctx, refused=refused, caller=caller)
     register_pages(app, ctx, refused=refused)
 
     @app.get("/healthz")
@@ -320,7 +324,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             return denied
         found = verdict_service.record_verdict(
             store=ctx.store, playbooks=ctx.playbooks, incident_id=parse_incident_ref(ref), kind=body.verdict,
-            sha=body.sha, actor=Actor.USER, actor_id=f"api:{body.by}" if body.by else "api", now=ctx.clock(),
+            sha=body.sha, actor=Actor.USER, actor_id=caller(request), on_behalf_of=body.by or "", now=ctx.clock(),
             notifier=ctx.notifier, metrics=ctx.metrics_query)
         ctx.work_executor.submit(lambda: notify_authors(
             store=ctx.store, forge=ctx.forge, playbooks=ctx.playbooks, incident_id=found.incident_id,
@@ -380,7 +384,8 @@ class VerdictBody(BaseModel):
 
     verdict: VerdictKind
     sha: StoredText | None = Field(default=None, max_length=64)
-    by: StoredText | None = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$")
+    by: StoredText | None = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$",
+                                  description="whom the token's holder acts for (shown as `on behalf of`)")
 
 
 

@@ -21,7 +21,10 @@ from bot.services.plan import incident_plan
 from bot.services.presenters import event_dict, plan_dict, rollback_dict, status_dict, steps_plan_dict
 
 Refusal = Callable[[Request], JSONResponse | None]
-Who = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$", description="who asks, for the timeline")
+Caller = Callable[[Request], str]  # the name of the API token the request carries
+# The caller is the token's name; `by` is only whom it says it acts for ("on behalf of"), unverified.
+Who = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$",
+            description="whom the token's holder acts for: the timeline says `<token name> on behalf of <by>`")
 
 
 class StatusBody(BaseModel):
@@ -52,16 +55,14 @@ class RollbackBody(BaseModel):
                                                    "ruled out, below the evidence floor); the timeline says so")
 
 
-def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
-    def actor_id(by: str | None) -> str:
-        return f"api:{by}" if by else "api"
-
+def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal, caller: Caller) -> None:
     def change(ref: str, request: Request, body: StatusBody, target: IncidentStatus) -> JSONResponse:
         if denied := refused(request):
             return denied
         number = parse_incident_ref(ref)
         result = incident_service.change_status(store=ctx.store, incident_id=number, target=target, actor=Actor.USER,
-                                                actor_id=actor_id(body.by), now=ctx.clock(), note=body.note)
+                                                actor_id=caller(request), on_behalf_of=body.by or "",
+                                                now=ctx.clock(), note=body.note)
         if result.changed:
             incident_update(store=ctx.store, notifier=ctx.notifier, incident_id=number, kind=target.value)
         return JSONResponse(status_dict(result))
@@ -88,7 +89,8 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
         if denied := refused(request):
             return denied
         added = incident_service.add_note(store=ctx.store, incident_id=parse_incident_ref(ref), text=body.text,
-                                          actor=Actor.USER, actor_id=actor_id(body.by), now=ctx.clock())
+                                          actor=Actor.USER, actor_id=caller(request), on_behalf_of=body.by or "",
+                                          now=ctx.clock())
         return JSONResponse(event_dict(added), status_code=201)
 
     @app.get("/api/incidents/{ref}/plan", response_model=None)
@@ -121,6 +123,6 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
         number = parse_incident_ref(ref)
         result = act.confirmed_rollback(store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge,
                                         playbooks=ctx.playbooks, incident_id=number, sha=body.commit,
-                                        actor=Actor.USER, actor_id=actor_id(body.by), now=ctx.clock(),
-                                        page_url=ctx.page_url(number), force=body.force)
+                                        actor=Actor.USER, actor_id=caller(request), on_behalf_of=body.by or "",
+                                        now=ctx.clock(), page_url=ctx.page_url(number), force=body.force)
         return JSONResponse(rollback_dict(result))

@@ -48,11 +48,14 @@ class WebhookAuth:
 
 
 class ApiAuth:
-    """Checks a bearer token against the API's tokens, each compared in constant time."""
+    """Checks a bearer token against the API's tokens, each compared in constant time, and says
+    whose it is: the token's name is who the caller is (a `by` in a body is only whom they act for)."""
+
+    ANONYMOUS = "api"  # the caller with api.auth none and no valid token
 
     def __init__(self, settings: ApiSettings) -> None:
         self.scheme = settings.auth
-        self._tokens = [token.get_secret_value().encode() for token in settings.tokens]
+        self._tokens = [(token.name, token.token.get_secret_value().encode()) for token in settings.tokens]
 
     def refusal(self, authorization: str | None) -> str | None:
         """None when the request may go on; otherwise what is missing, and nothing else."""
@@ -63,11 +66,22 @@ class ApiAuth:
         scheme, _, credentials = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             return "send an API token as 'Authorization: Bearer <token>'"
+        return None if self._holder(credentials) else "the API token is not valid"
+
+    def caller(self, authorization: str | None) -> str:
+        """The name of the token the request carries; `api` when none is needed and none is valid.
+        Only for a request `refusal` let through."""
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        found = self._holder(credentials) if scheme.lower() == "bearer" else None
+        return found or self.ANONYMOUS
+
+    def _holder(self, credentials: str) -> str | None:
         given = credentials.strip().encode()
-        matched = False
-        for token in self._tokens:  # every token is compared, so timing says nothing of which
-            matched |= hmac.compare_digest(given, token)
-        return None if matched else "the API token is not valid"
+        found = None
+        for name, token in self._tokens:  # every token is compared, so timing says nothing of which
+            if hmac.compare_digest(given, token):
+                found = name
+        return found if given else None
 
 
 class PageLinks:
@@ -100,7 +114,7 @@ class PageSessions:
     `api.tokens`. The routes that honour it are the pages' reads, nothing else."""
 
     def __init__(self, settings: ApiSettings) -> None:
-        self._tokens = [token.get_secret_value().encode() for token in settings.tokens]
+        self._tokens = [token.token.get_secret_value().encode() for token in settings.tokens]
         self.lifetime = settings.session_lifetime
 
     def issue(self, token: str, *, now: datetime) -> str | None:

@@ -81,16 +81,17 @@ def rollback(
     forge: Forge | None = None,
     reviewers: Sequence[str] = (),
     page_url: str | None = None,
+    on_behalf_of: str = "",
 ) -> ActionResult:
     """Push `backout/INC-n/revert-<sha7>` with a real `git revert` and, on a forge, open its pull
     request; on a conflict, push the incident branch (with a draft PR) instead. Recorded as
     `started` before the push, so a crash at any point is finished by the next attempt, which
-    adopts the branch and the pull request it finds."""
+    adopts the branch and the pull request it finds. `on_behalf_of`: whom the actor acts for."""
     branch = revert_branch(incident_id, change.sha)
     warnings = revert_safety(git, change)
     started = record_started(store, incident_id=incident_id, kind=ActionKind.REVERT, repo=change.repo,
                              sha=change.sha, branch=branch, actor=actor, actor_id=actor_id, now=now, auto=auto,
-                             warnings=warnings)
+                             warnings=warnings, on_behalf_of=on_behalf_of)
     incident = store.run(lambda tx: require(tx, incident_id))
     if started.state in FINISHED:
         current, branch_action, message = started, None, f"already done: {started.state.value} {branch}"
@@ -99,7 +100,7 @@ def rollback(
     else:
         current, branch_action, message = _push_revert(
             store=store, git=git, notifier=notifier, incident=incident, change=change, action=started,
-            actor=actor, actor_id=actor_id, now=now)
+            actor=actor, actor_id=actor_id, now=now, on_behalf_of=on_behalf_of)
     if forge is None or not forge.handles(change.repo):
         return ActionResult(current, message, branch_action)
     current = _cross_check(store=store, forge=forge, branch=git.branch(change.repo), change=change, action=current,
@@ -213,21 +214,22 @@ def plan_rollback(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
 
 def confirmed_rollback(*, store: Store, git: GitRepos, notifier: Notifier, forge: Forge | None,
                        playbooks: Sequence[Playbook], incident_id: int, sha: str, actor: Actor, actor_id: str,
-                       now: datetime, page_url: str | None, force: bool = False) -> ActionResult:
+                       now: datetime, page_url: str | None, force: bool = False,
+                       on_behalf_of: str = "") -> ActionResult:
     """The rollback a person confirmed (chat button, CLI prompt, API): the commit they saw, with
     the playbook's reviewers on the pull request. A change the ranking excluded needs `force`."""
     view = get_incident(store=store, incident_id=incident_id)
     playbook = playbook_named(playbooks, view.incident.playbook)
     change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=sha)
     store.run(lambda tx: require_override(tx, incident_id=incident_id, change=change, force=force, actor=actor,
-                                          actor_id=actor_id, now=now))
+                                          actor_id=actor_id, now=now, on_behalf_of=on_behalf_of))
     return rollback(store=store, git=git, notifier=notifier, incident_id=incident_id, change=change, actor=actor,
                     actor_id=actor_id, now=now, forge=forge, page_url=page_url,
-                    reviewers=playbook.actions.reviewers if playbook else ())
+                    reviewers=playbook.actions.reviewers if playbook else (), on_behalf_of=on_behalf_of)
 
 
 def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: Incident, change: Change,
-                 action: Action, actor: Actor, actor_id: str, now: datetime,
+                 action: Action, actor: Actor, actor_id: str, now: datetime, on_behalf_of: str = "",
                  ) -> tuple[Action, Action | None, str]:
     try:
         result = git.push_revert(change.repo, sha=change.sha, branch=action.branch, message=revert_message(
@@ -248,7 +250,7 @@ def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: I
             detail={"conflicts": list(result.conflicts)})
         branch_action = open_incident_branch(store=store, git=git, notifier=notifier,
                                              incident_id=incident.id or 0, repo=change.repo, actor=actor,
-                                             actor_id=actor_id, now=now)
+                                             actor_id=actor_id, now=now, on_behalf_of=on_behalf_of)
         notify.action_update(notifier=notifier, incident=incident, action=conflicted,
                              text=f"conflicts in {files}")
         return conflicted, branch_action, (f"revert conflicts in {files}; incident branch "
@@ -280,12 +282,13 @@ def _push_revert(*, store: Store, git: GitRepos, notifier: Notifier, incident: I
 
 def open_incident_branch(
     *, store: Store, git: GitRepos, notifier: Notifier, incident_id: int, repo: str, actor: Actor,
-    actor_id: str, now: datetime,
+    actor_id: str, now: datetime, on_behalf_of: str = "",
 ) -> Action:
     """Cut `backout/INC-n/incident` from the watched branch (or adopt it)."""
     branch = incident_branch(incident_id)
     started = record_started(store, incident_id=incident_id, kind=ActionKind.INCIDENT_BRANCH, repo=repo, sha="",
-                             branch=branch, actor=actor, actor_id=actor_id, now=now, auto=False)
+                             branch=branch, actor=actor, actor_id=actor_id, now=now, auto=False,
+                             on_behalf_of=on_behalf_of)
     if started.state in FINISHED:
         return started
     try:

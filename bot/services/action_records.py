@@ -44,8 +44,9 @@ def record_proposed(store: Store, *, incident_id: int, change: Change, score: fl
 
 def record_started(store: Store, *, incident_id: int, kind: ActionKind, repo: str, sha: str, branch: str,
            actor: Actor, actor_id: str, now: datetime, auto: bool,
-           warnings: Sequence[str] = ()) -> Action:
-    """Record the action as started (or return it if already finished), with a timeline event."""
+           warnings: Sequence[str] = (), on_behalf_of: str = "") -> Action:
+    """Record the action as started (or return it if already finished), with a timeline event;
+    `on_behalf_of` (whom the actor acts for) is kept in its detail."""
 
     def work(tx: Transaction) -> Action:
         incident: Incident = require(tx, incident_id)
@@ -57,21 +58,27 @@ def record_started(store: Store, *, incident_id: int, kind: ActionKind, repo: st
             action = tx.actions.add(Action(
                 incident_id=incident_id, kind=kind, repo=repo, commit_sha=sha, state=ActionState.STARTED,
                 branch=branch, auto=auto, actor_id=actor_id, created_at=now, updated_at=now,
-                detail={"warnings": list(warnings)} if warnings else {}))
+                detail=({"warnings": list(warnings)} if warnings else {}) | _for(on_behalf_of)))
         else:
             # whoever makes it owns it: a person running a proposed revert makes it theirs, not automatic
+            kept = {key: value for key, value in existing.detail.items() if key != "on_behalf_of"}
+            mine = {"actor_id": actor_id, "detail": kept | _for(on_behalf_of)} if actor_id else {}
             action = existing.model_copy(update={"state": ActionState.STARTED, "updated_at": now, "auto": auto,
-                                                 "actor_id": actor_id or existing.actor_id})
+                                                 **mine})
             tx.actions.save(action)
         what = f"revert of {sha[:7]}" if kind is ActionKind.REVERT else "incident branch"
         caution = f". Revert safety: {'; '.join(warnings)}" if warnings else ""
         tx.timeline.append(event(
             incident_id=incident.id or incident_id, at=now, kind=EventKind.ACTION_STARTED, actor=actor,
-            actor_id=actor_id, text=f"Started the {what} on {repo} as {branch}{caution}",
+            actor_id=actor_id, on_behalf_of=on_behalf_of, text=f"Started the {what} on {repo} as {branch}{caution}",
             data={"kind": kind.value, "sha": sha, "branch": branch, "warnings": list(warnings)}))
         return action
 
     return store.run(work)
+
+
+def _for(on_behalf_of: str) -> dict[str, object]:
+    return {"on_behalf_of": on_behalf_of} if on_behalf_of else {}
 
 
 def record_finished(store: Store, action: Action, *, state: ActionState, now: datetime, kind: EventKind,

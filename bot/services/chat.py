@@ -178,7 +178,7 @@ class ChatCommands:
 
     def timeline(self, number: int) -> str:
         events = incident_service.get_timeline(store=self.store, incident_id=number)
-        lines = [f"`{when(e.at)}` {e.kind} · {e.actor_id or e.actor.value}: {e.text}" for e in events[-30:]]
+        lines = [f"`{when(e.at)}` {e.kind} · {e.who}: {e.text}" for e in events[-30:]]
         return f"INC-{number} timeline (last {len(lines)}):\n" + "\n".join(lines)
 
     def _status(self, number: int, target: IncidentStatus, user: str, now: datetime, note: str = "") -> Reply:

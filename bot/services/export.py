@@ -106,13 +106,13 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
             "culprit": found.culprit, "no_change": found.no_change, "ruled_out": sorted(found.ruled_out)},
         "verdicts": [
             {"at": _iso(v.at), "verdict": v.kind.value, "repo": v.repo, "sha": v.sha, "actor": v.actor.value,
-             "actor_id": v.actor_id}
+             "actor_id": v.actor_id, "on_behalf_of": v.on_behalf_of or None, "who": v.who}
             for v in view.verdicts
         ],
         "actions": [
             {"kind": a.kind.value, "repo": a.repo, "commit": a.commit_sha or None, "state": a.state.value,
              "branch": a.branch, "url": a.url, "url_is": a.request_noun if a.url else None,
-             "auto": a.auto, "actor": a.actor_id,
+             "auto": a.auto, "actor": a.who,
              "commit_url": links.commit(a.repo, a.commit_sha) if a.commit_sha else None,
              "branch_url": links.branch(a.repo, a.branch),
              "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at),
@@ -121,7 +121,7 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
         ],
         "timeline": [
             {"at": _iso(e.at), "kind": e.kind, "actor": e.actor.value, "actor_id": e.actor_id,
-             "text": e.text}
+             "on_behalf_of": e.data.get("on_behalf_of"), "who": e.who, "text": e.text}
             for e in view.timeline
         ],
     }

@@ -11,7 +11,7 @@ from bot.domain.actions import Action
 from bot.domain.changes import Change
 from bot.domain.errors import Conflict, NotFound
 from bot.domain.incidents import EVENT_FOR, person_transition
-from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, TimelineEvent
+from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, TimelineEvent, acting
 from bot.domain.ports import Store, Transaction
 from bot.domain.suspects import Ranking, Suspect, pending
 from bot.domain.timeline import EventKind, event
@@ -107,9 +107,11 @@ def change_status(
     actor_id: str,
     now: datetime,
     note: str = "",
+    on_behalf_of: str = "",
 ) -> CommandResult:
     """Acknowledge, resolve, reopen or close, as a person asks (the states Backout drives are
-    not theirs to set). Asking for the status it already has is a no-op."""
+    not theirs to set). Asking for the status it already has is a no-op. `on_behalf_of`: whom
+    the actor says it acts for."""
 
     def work(tx: Transaction) -> CommandResult:
         incident = require(tx, incident_id)
@@ -117,7 +119,7 @@ def change_status(
             return CommandResult(incident, False, f"{incident.ref} is already {target.value}")
         updated = person_transition(incident, target, now=now)
         tx.incidents.save(updated)
-        who = actor_id or actor.value
+        who = acting(actor_id or actor.value, on_behalf_of)
         verb = "Reopened" if target is IncidentStatus.OPEN else target.value.capitalize()
         text = f"{verb} by {who}" + (f": {note}" if note else "")
         data: dict[str, object] = {"note": note} if note else {}
@@ -125,7 +127,7 @@ def change_status(
             data["by"] = who
         tx.timeline.append(event(
             incident_id=incident_id, at=now, kind=EVENT_FOR[target], actor=actor,
-            actor_id=actor_id, text=text, data=data,
+            actor_id=actor_id, text=text, data=data, on_behalf_of=on_behalf_of,
         ))
         if target is IncidentStatus.OPEN:
             kept = ranking_kept(tx, incident_id, now=now)
@@ -151,7 +153,8 @@ def ranking_kept(tx: Transaction, incident_id: int, *, now: datetime) -> Timelin
 
 
 def add_note(
-    *, store: Store, incident_id: int, text: str, actor: Actor, actor_id: str, now: datetime
+    *, store: Store, incident_id: int, text: str, actor: Actor, actor_id: str, now: datetime,
+    on_behalf_of: str = "",
 ) -> TimelineEvent:
     """Append a free-text note to the timeline."""
     if not text.strip():
@@ -161,7 +164,7 @@ def add_note(
         require(tx, incident_id)
         return tx.timeline.append(event(
             incident_id=incident_id, at=now, kind=EventKind.NOTE, actor=actor,
-            actor_id=actor_id, text=text.strip()[:4000],
+            actor_id=actor_id, text=text.strip()[:4000], on_behalf_of=on_behalf_of,
         ))
 
     return store.run(work)

@@ -103,8 +103,7 @@ def ruled_out(tx: Transaction, incident_id: int) -> dict[str, str]:
     said: dict[str, str] = {}
     for verdict in sorted(verdicts, key=lambda v: v.at):
         if verdict.sha in found.ruled_out:
-            who = verdict.actor_id or verdict.actor.value
-            said[verdict.sha] = f"ruled out by {who} at {verdict.at:%H:%M} UTC"
+            said[verdict.sha] = f"ruled out by {verdict.who} at {verdict.at:%H:%M} UTC"
     return said
 
 

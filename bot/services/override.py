@@ -7,7 +7,7 @@ from datetime import datetime
 
 from bot.domain.changes import Change
 from bot.domain.errors import Conflict
-from bot.domain.models import Actor
+from bot.domain.models import Actor, acting
 from bot.domain.ports import Transaction
 from bot.domain.suspects import Ranking, Suspect
 from bot.domain.timeline import EventKind, event
@@ -39,7 +39,7 @@ def excluded(tx: Transaction, incident_id: int, sha: str) -> str | None:
 
 
 def require_override(tx: Transaction, *, incident_id: int, change: Change, force: bool, actor: Actor,
-                     actor_id: str, now: datetime) -> None:
+                     actor_id: str, now: datetime, on_behalf_of: str = "") -> None:
     """Refuse an excluded change without `force`; with it, the timeline says it was forced and why."""
     why = excluded(tx, incident_id, change.sha)
     if why is None:
@@ -48,6 +48,7 @@ def require_override(tx: Transaction, *, incident_id: int, change: Change, force
         raise Conflict(f"{change.short} is not a rollback target: {why}; {OVERRIDE_HINT}")
     tx.timeline.append(event(
         incident_id=incident_id, at=now, kind=EventKind.ROLLBACK_FORCED, actor=actor, actor_id=actor_id,
-        text=f"{actor_id or actor.value} forced the rollback of {change.short}, which was no rollback "
-             f"target: {why}",
+        on_behalf_of=on_behalf_of,
+        text=f"{acting(actor_id or actor.value, on_behalf_of)} forced the rollback of {change.short}, which was "
+             f"no rollback target: {why}",
         data={"sha": change.sha, "repo": change.repo, "excluded": why}))

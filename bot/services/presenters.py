@@ -21,7 +21,8 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
 
 
 def event_dict(event: TimelineEvent) -> dict[str, Any]:
-    return event.model_dump(mode="json", exclude={"incident_id"})
+    """The event as stored, and `who` as people read it ("ci-bot on behalf of the-cto")."""
+    return event.model_dump(mode="json", exclude={"incident_id"}) | {"who": event.who}
 
 
 def ranking_dict(ranking: Ranking) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def steps_plan_dict(plan: Plan) -> dict[str, Any]:
 
 
 def action_dict(action: Action) -> dict[str, Any]:
-    return action.model_dump(mode="json", exclude={"incident_id"})
+    return action.model_dump(mode="json", exclude={"incident_id"}) | {"who": action.who}
 
 
 def incident_view_dict(view: IncidentView) -> dict[str, Any]:

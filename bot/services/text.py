@@ -42,6 +42,6 @@ def render_incident(view: IncidentView) -> str:
         lines.append(f"    [{alert.status.value}] {safe(alert.name, 80)} {{{safe(labels, 200)}}}")
     lines.append("  timeline:")
     for event in view.timeline:
-        who = event.actor_id or event.actor.value
-        lines.append(f"    {when(event.at)}  {event.kind:<24} {safe(who, 30):<14} {safe(event.text)}")
+        who = event.who
+        lines.append(f"    {when(event.at)}  {event.kind:<24} {safe(who, 60):<14} {safe(event.text)}")
     return "\n".join(lines)

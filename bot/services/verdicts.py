@@ -23,7 +23,7 @@ _SHA = re.compile(r"^[0-9a-f]{4,64}$")
 def record_verdict(
     *, store: Store, playbooks: Sequence[Playbook], incident_id: int, kind: VerdictKind, sha: str | None,
     actor: Actor, actor_id: str, now: datetime, notifier: Notifier | None = None,
-    metrics: MetricsQuery | None = None,
+    metrics: MetricsQuery | None = None, on_behalf_of: str = "",
 ) -> Verdict:
     """Store a responder's verdict on the timeline. A change is named by a unique sha prefix of
     a suspect or of a change in the incident's repositories; "no change" names none. An active
@@ -39,14 +39,14 @@ def record_verdict(
         else:
             repo, full = _resolve(tx, playbook_named(playbooks, incident.playbook), incident_id, sha)
         verdict = Verdict(incident_id=incident_id, kind=kind, repo=repo, sha=full, actor=actor,
-                          actor_id=actor_id, at=now)
+                          actor_id=actor_id, on_behalf_of=on_behalf_of, at=now)
         tx.verdicts.add(verdict)
-        who = actor_id or actor.value
+        who = verdict.who
         text = {VerdictKind.CULPRIT: f"{who} marked {str(full)[:7]} as the change that caused it",
                 VerdictKind.NOT_CULPRIT: f"{who} ruled out {str(full)[:7]}: not the cause",
                 VerdictKind.NO_CHANGE: f"{who} marked it as caused by no change"}[kind]
         tx.timeline.append(event(incident_id=incident_id, at=now, kind=EventKind.VERDICT, actor=actor,
-                                 actor_id=actor_id, text=text,
+                                 actor_id=actor_id, text=text, on_behalf_of=on_behalf_of,
                                  data={"verdict": kind.value, "repo": repo, "sha": full}))
         return verdict, incident.active
 

@@ -55,7 +55,8 @@ def test_a_person_reopens_a_resolved_incident_through_the_api(served: tuple[boot
     assert answer.status_code == 200
     assert (answer.json()["status"], answer.json()["changed"]) == ("open", True)
     timeline = client.get("/api/incidents/INC-1/timeline", headers=BEARER).json()["timeline"]
-    assert (timeline[-1]["kind"], timeline[-1]["text"]) == ("incident.reopened", "Reopened by api:alice: errors again")
+    assert (timeline[-1]["kind"], timeline[-1]["text"]) == ("incident.reopened",
+                                                            "Reopened by token-1 on behalf of alice: errors again")
     again = client.post("/api/incidents/INC-1/reopen", json={}, headers=BEARER)
     assert (again.status_code, again.json()["changed"]) == (200, False)
     put(served[0], S.MITIGATED)

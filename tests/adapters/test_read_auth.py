@@ -113,7 +113,8 @@ def test_a_rollback_is_confirmed_with_the_full_sha_the_plan_showed(app: bootstra
         assert acked.json()["changed"] is True
         assert client.post("/api/incidents/INC-1/ack", headers=headers).json()["changed"] is False
         last = client.get("/api/incidents/1/timeline", headers=headers).json()["timeline"][-1]
-        assert (last["kind"], last["actor_id"]) == ("incident.acknowledged", "api:cli:alice")
+        assert (last["kind"], last["actor_id"], last["who"]) == ("incident.acknowledged", "token-1",
+                                                     "token-1 on behalf of cli:alice")
 
 
 def test_the_index_lists_incidents_with_links_that_open_their_pages(app: bootstrap.App) -> None:

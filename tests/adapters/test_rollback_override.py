@@ -30,7 +30,7 @@ def test_a_ruled_out_change_is_a_409_without_force_and_forced_with_it(
     suspects = client.get("/api/incidents/INC-1/suspects", headers=BEARER).json()
     assert suspects["best"] is None
     why = suspects["suspects"][0]["excluded"]
-    assert why.startswith("ruled out by api:alice at ")
+    assert why.startswith("ruled out by token-1 on behalf of alice at ")
     default = client.get("/api/incidents/INC-1/rollback", headers=BEARER)
     assert default.status_code == 409
     assert default.json()["detail"].startswith(f"INC-1 has no rollback target: aaaaaaa {why}")
@@ -47,5 +47,6 @@ def test_a_ruled_out_change_is_a_409_without_force_and_forced_with_it(
     assert forced.json()["action"]["state"] == "pushed"
     timeline = client.get("/api/incidents/INC-1/timeline", headers=BEARER).json()["timeline"]
     [event] = [e for e in timeline if e["kind"] == "rollback.forced"]
-    assert event["text"] == f"api:bob forced the rollback of aaaaaaa, which was no rollback target: {why}"
+    assert event["text"] == f"token-1 on behalf of bob forced the rollback of aaaaaaa, which was no rollback target: " \
+                            f"{why}"
     assert event["data"]["excluded"] == why

@@ -54,10 +54,10 @@ def test_a_verdict_needs_an_api_token_and_lands_on_the_timeline_and_export(
     assert (wrong.status_code, wrong.json()["detail"]) == (401, "the API token is not valid")
     done = client.post("/api/incidents/INC-1/verdict", json=body, headers=BEARER)
     assert done.status_code == 201
-    assert (done.json()["sha"], done.json()["actor_id"]) == ("a" * 40, "api:alice")
+    assert (done.json()["sha"], done.json()["actor_id"], done.json()["on_behalf_of"]) == ("a" * 40, "token-1", "alice")
     timeline = client.get("/api/incidents/INC-1/timeline", headers=BEARER).json()["timeline"]
     assert timeline[-1]["kind"] == "verdict.recorded"
-    assert timeline[-1]["text"] == "api:alice marked aaaaaaa as the change that caused it"
+    assert timeline[-1]["text"] == "token-1 on behalf of alice marked aaaaaaa as the change that caused it"
     exported = client.get("/api/incidents/INC-1/export", headers=BEARER).json()
     assert exported["verdict"] == {"culprit": "a" * 40, "no_change": False, "ruled_out": []}
     assert exported["suspects"]["items"][0]["verdict"] == "culprit"

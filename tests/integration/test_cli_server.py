@@ -46,7 +46,7 @@ def world(tmp_path: Path) -> tuple[BackoutServer, Remote, str, str]:
         "playbooks_dir": str(tmp_path / "playbooks"),
         "repos": [{"name": "gitops", "url": str(remote.bare), "branch": "main"}],
         "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "90d"},
-        "api": {"tokens": [READ_TOKEN]},
+        "api": {"tokens": [{"name": "laptop", "token": READ_TOKEN}]},
     }
     (tmp_path / "seed.yaml").write_text(yaml.safe_dump(config))
     app = bootstrap.build(load_settings(tmp_path / "seed.yaml"), notifier=RecordingNotifier())
@@ -122,8 +122,9 @@ def test_ack_note_resolve_through_the_server_are_on_the_timeline(world: tuple[Ba
     resolved = remote_json(server, tmp_path, "resolve", "INC-1", "--note", "reverted")
     assert resolved["status"] == "resolved"
     timeline = server.api("/api/incidents/1/timeline")["timeline"]
-    mine = [(e["kind"], e["actor_id"]) for e in timeline if e["actor_id"].startswith("api:cli")]
-    assert [kind for kind, _ in mine] == ["incident.acknowledged", "note", "incident.resolved"]
+    mine = [e["kind"] for e in timeline
+            if e["actor_id"] == "laptop" and e["who"].startswith("laptop on behalf of cli:")]
+    assert mine == ["incident.acknowledged", "note", "incident.resolved"], "the token's name, for the CLI's user"
 
 
 def test_a_rollback_through_the_server_shows_the_plan_asks_and_pushes(
@@ -181,14 +182,14 @@ def test_a_ruled_out_change_through_the_server_needs_force(
     assert backout(*token, "verdict", "INC-1", bad[:7], "--not", cwd=tmp_path).returncode == 0
     refused = backout(*token, "rollback", "INC-1", "--commit", bad[:7], "--yes", cwd=tmp_path)
     assert refused.returncode == 1
-    assert f"error: {bad[:7]} is not a rollback target: ruled out by api:cli" in refused.stderr
+    assert f"error: {bad[:7]} is not a rollback target: ruled out by laptop on behalf of cli:" in refused.stderr
     assert "add --force to roll it back anyway" in refused.stderr
     assert remote.branches() == ["main"]
     done = backout(*token, "rollback", "INC-1", "--commit", bad[:7], "--yes", "--force", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert remote.branches() == [f"backout/INC-1/revert-{bad[:7]}", "main"]
     timeline = server.api("/api/incidents/1/timeline")["timeline"]
-    assert next(e["actor_id"] for e in timeline if e["kind"] == "rollback.forced").startswith("api:cli")
+    assert next(e["who"] for e in timeline if e["kind"] == "rollback.forced").startswith("laptop on behalf of cli:")
 
 
 def test_a_dry_run_shows_the_change_being_undone_and_pushes_nothing(

@@ -244,7 +244,7 @@ class SlackDelivery:
                 if not self._spend(thread.channel, now):
                     report.paced += 1
                     return True  # the rest waits for the next drain, with what arrives meanwhile
-                lines = [thread_line(when=e.at.strftime("%H:%M:%S"), kind=e.kind, who=e.actor_id or e.actor.value,
+                lines = [thread_line(when=e.at.strftime("%H:%M:%S"), kind=e.kind, who=e.who,
                                      text=e.text) for e in batch]
                 marker = lookup.reply_marker(thread.incident_id, after=cursor, through=event.id or cursor)
                 self._save_thread(replace(thread, last_event_id=cursor, reply_unconfirmed=True))

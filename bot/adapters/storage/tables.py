@@ -244,7 +244,18 @@ verdicts = sa.Table(
     sa.Column("actor", sa.String(40), nullable=False),
     sa.Column("actor_id", sa.String(200)),
     sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("on_behalf_of", sa.String(100), nullable=False, server_default=""),  # an API caller's `by`
     sa.Index("ix_verdicts_incident", "incident_id", "id"),
+)
+
+# Keys Backout makes for itself once and every replica shares (the page links' signing key when
+# api.link_secret is unset): the first replica to commit one wins, the others read it.
+server_keys = sa.Table(
+    "server_keys",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
 )
 
 actions = sa.Table(
