@@ -3,7 +3,6 @@ any part), and the database set-up `serve` and `db upgrade` need."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,11 +38,10 @@ from bot.domain.ports import (
     Pager,
     Store,
 )
-from bot.entrypoints.context import AppContext, Readiness
+from bot.entrypoints.context import AppContext, Readiness, page_links
 from bot.entrypoints.http import create_http_app
 from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
-from bot.entrypoints.webhook_auth import PageLinks
 from bot.services.ingest import IngestOutcome, ingest_deliveries
 
 
@@ -125,8 +123,7 @@ def build(
                                          policy=settings.incidents, clock=clock)),
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
         git_waits=git_waits or ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-wait"),
-        links=PageLinks(settings.api.link_secret.get_secret_value().encode() if settings.api.link_secret
-                        else secrets.token_bytes(32), settings.api.link_lifetime),
+        links=page_links(settings, store=store, clock=clock),
         export=ExportRenderer(settings.export.templates_dir),
     )
     if metrics_query is None and settings.prometheus.url:

@@ -35,7 +35,7 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
         incident = ctx.store.run(lambda tx: tx.incidents.get(incident_id))
         found = by_name.get(incident.playbook or "") if incident else None
         links = [("Runbook", found.runbook)] if found and found.runbook else []
-        page = ctx.page_url(incident_id)
+        page = ctx.signed_page_url(incident_id)  # a person opens it now: signed, fresh at each post
         return links + ([("Incident page", page)] if page else [])
 
     def thread_files(incident_id: int) -> list[tuple[str, bytes]]:

@@ -6,6 +6,7 @@ Neither creates a database: a read run from the wrong folder says so instead of 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,10 +79,16 @@ class LocalBackend:
         return {"incidents": [incident_dict(incident) for incident in found]}
 
     def incident(self, ref: str) -> dict[str, Any]:
+        """The incident as the API shows it, with its page signed as a server would (api.link_secret,
+        or the key the database keeps for every replica)."""
+        from bot.entrypoints.context import page_links, signed_page
         from bot.services import incidents
         from bot.services.presenters import incident_view_dict
 
-        return incident_view_dict(incidents.get_incident(store=self.store, incident_id=parse_incident_ref(ref)))
+        number = parse_incident_ref(ref)
+        view = incident_view_dict(incidents.get_incident(store=self.store, incident_id=number))
+        links = page_links(self.settings, store=self.store, clock=lambda: datetime.now(UTC))
+        return view | {"page_url": signed_page(self.settings, links, number, now=datetime.now(UTC))}
 
     def suspects(self, ref: str) -> dict[str, Any]:
         from bot.services import incidents
@@ -120,7 +127,7 @@ class LocalBackend:
         from bot.adapters.prometheus import PrometheusQuery
         from bot.config import load_playbooks
         from bot.entrypoints.charts import chart_png, chart_uri
-        from bot.entrypoints.context import export_links
+        from bot.entrypoints.context import export_links, incident_page
         from bot.services import incidents
         from bot.services.export import ExportFormat, build_export
 
@@ -133,7 +140,8 @@ class LocalBackend:
             png = chart_png(view, playbooks=load_playbooks(settings.playbooks_dir), metrics=metrics, now=now)
             if format == ExportFormat.PNG:
                 return png
-        document = build_export(view, generated_at=now, links=export_links(settings, page=lambda _: None))
+        page = partial(incident_page, settings)  # plain: an export outlives any token
+        document = build_export(view, generated_at=now, links=export_links(settings, page=page))
         renderer = ExportRenderer(settings.export.templates_dir)
         if format == ExportFormat.MARKDOWN:
             return renderer.markdown(document)

@@ -56,6 +56,7 @@ def incident_text(view: dict[str, Any], *, colour: bool = False) -> str:
         f"  status {paint(status, STATUS_COLOUR.get(status), on=colour)}, severity {view['severity']}, "
         f"service {safe(view['service'])}, playbook {safe(view['playbook'] or '(none)')}",
         f"  started {when(view['started_at'])}, opened {when(view['opened_at'])}, resolved {when(view['resolved_at'])}",
+        *([f"  page {view['page_url']}"] if view.get("page_url") else []),  # signed: opens in a browser
         f"  alerts ({len(view['alerts'])}):",
     ]
     for alert in view["alerts"]:

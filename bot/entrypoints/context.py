@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_bolt import App
 
@@ -30,6 +30,30 @@ from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import PageLinks
 from bot.services.export import ExportLinks
+from bot.services.keys import LINK_KEY, shared_key
+
+
+def page_links(settings: Settings, *, store: Store, clock: Clock) -> PageLinks:
+    """What signs the page links: api.link_secret, else the key every replica shares, made at the
+    first start and kept in the database (read when a link is first signed or checked)."""
+    secret = settings.api.link_secret
+    if secret is not None:
+        return PageLinks(secret.get_secret_value().encode(), settings.api.link_lifetime)
+    return PageLinks(lambda: shared_key(store=store, name=LINK_KEY, now=clock()), settings.api.link_lifetime)
+
+
+def incident_page(settings: Settings, incident_id: int) -> str | None:
+    """The incident's page under server.public_url, with no token: what text that outlives any
+    token carries (pull requests, drafts, exports); a signed-in browser opens it."""
+    base = settings.server.public_url
+    return f"{base.rstrip('/')}/incidents/INC-{incident_id}" if base else None
+
+
+def signed_page(settings: Settings, links: PageLinks, incident_id: int, *, now: datetime) -> str | None:
+    """The incident's page with a fresh signed token that opens it without signing in, until it
+    expires: what chat and the CLI hand to a person."""
+    page = incident_page(settings, incident_id)
+    return f"{page}?t={links.token(incident_id, now=now)}" if page else None
 
 
 def export_links(settings: Settings, *, page: Callable[[int], str | None]) -> ExportLinks:
@@ -116,7 +140,7 @@ class AppContext:
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-wait")
     )
     metrics: Metrics = field(default_factory=lambda: Metrics())
-    # Without api.link_secret, a key of this process's own: its links stop opening after a restart.
+    # bootstrap gives the shared one (`page_links`); this default, a key of this process's own, is for tests.
     links: PageLinks = field(default_factory=lambda: PageLinks(secrets.token_bytes(32), timedelta(days=30)))
     # The export's templates: the shipped ones, each replaced by export.templates_dir's of that name.
     export: ExportRenderer = field(default_factory=ExportRenderer)
@@ -126,13 +150,13 @@ class AppContext:
         return export_links(self.settings, page=self.page_url)
 
     def page_url(self, incident_id: int) -> str | None:
-        """The incident's page, when the server's public URL is configured, with a signed token
-        that opens it without an API token until it expires."""
-        base = self.settings.server.public_url
-        if not base:
-            return None
-        return (f"{base.rstrip('/')}/incidents/INC-{incident_id}"
-                f"?t={self.links.token(incident_id, now=self.clock())}")
+        """The incident's page, when the server's public URL is configured, with no token: for
+        pull requests, drafts and exports, which outlive any token (a signed-in browser opens it)."""
+        return incident_page(self.settings, incident_id)
+
+    def signed_page_url(self, incident_id: int) -> str | None:
+        """The page with a fresh signed token that opens it without signing in: for chat and the CLI."""
+        return signed_page(self.settings, self.links, incident_id, now=self.clock())
 
     def reviewers(self, playbook_name: str | None) -> tuple[str, ...]:
         playbook = playbook_named(self.playbooks, playbook_name)

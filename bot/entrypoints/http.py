@@ -283,10 +283,12 @@ def create_http_app(ctx: AppContext) -> FastAPI:
 
     @app.get("/api/incidents/{ref}", response_model=None)
     def show_incident(ref: str, request: Request) -> dict[str, Any] | JSONResponse:
+        """The incident, and `page_url`: its page with a fresh signed token, to open in a browser."""
         if denied := refused(request):
             return denied
-        view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
-        return incident_view_dict(view)
+        number = parse_incident_ref(ref)
+        view = incident_service.get_incident(store=ctx.store, incident_id=number)
+        return incident_view_dict(view) | {"page_url": ctx.signed_page_url(number)}
 
     @app.get("/api/incidents/{ref}/suspects", response_model=None)
     def show_suspects(ref: str, request: Request) -> dict[str, Any] | JSONResponse:

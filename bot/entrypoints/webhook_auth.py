@@ -7,7 +7,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.config import AlertmanagerSettings, ApiSettings
@@ -85,12 +86,23 @@ class ApiAuth:
 
 
 class PageLinks:
-    """Signed, expiring tokens for the incident-page links Backout posts: HMAC-SHA256 of the
-    incident and the expiry with a server key, so a link opens one incident's page and no more."""
+    """Signed, expiring tokens for the incident-page links Backout hands out (chat, the CLI):
+    HMAC-SHA256 of the incident and the expiry with a server key, so a link opens one incident's
+    page and no more. The key is given, or read when first needed (from the database, where every
+    replica finds the same one)."""
 
-    def __init__(self, secret: bytes, lifetime: timedelta) -> None:
-        self._secret = secret
+    def __init__(self, secret: bytes | Callable[[], bytes], lifetime: timedelta) -> None:
+        self._secret = secret if isinstance(secret, bytes) else None
+        self._load = secret if callable(secret) else None
+        self._lock = threading.Lock()
         self._lifetime = lifetime
+
+    def _key(self) -> bytes:
+        with self._lock:  # read once; a failure (the database down) is tried again next time
+            if self._secret is None and self._load is not None:
+                self._secret = self._load()
+            assert self._secret is not None
+            return self._secret
 
     def token(self, incident_id: int, *, now: datetime) -> str:
         expires = int((now + self._lifetime).timestamp())
@@ -104,7 +116,7 @@ class PageLinks:
         return hmac.compare_digest(signature.encode(), self._sign(incident_id, expires).encode())
 
     def _sign(self, incident_id: int, expires: int) -> str:
-        return hmac.new(self._secret, f"INC-{incident_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+        return hmac.new(self._key(), f"INC-{incident_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 class PageSessions:

@@ -59,7 +59,7 @@ def test_metrics_can_be_closed(build: Callable[..., bootstrap.App], make_setting
 
 def test_posted_links_open_their_page_until_they_expire(app: bootstrap.App, clock: Clock) -> None:
     """The page link carries a signed token: it opens that incident's page only, and only for 30 days."""
-    link = app.ctx.page_url(1)
+    link = app.ctx.signed_page_url(1)
     assert link is not None
     assert link.startswith("https://backout.example/incidents/INC-1?t=")
     query = link.split("/incidents/INC-1", 1)[1]

@@ -46,6 +46,7 @@ class _State:
     failures: list[Failure] = field(default_factory=list)
     builds: dict[tuple[str, str], ImageBuild] = field(default_factory=dict)
     applied: dict[tuple[str, str, str], AppliedRevision] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -337,6 +338,14 @@ class _Verdicts:
         return [v for v in self._s.verdicts if self._s.incidents[v.incident_id].opened_at >= at][:limit]
 
 
+class _Keys:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def get_or_add(self, name: str, value: str, *, at: datetime) -> str:
+        return self._s.keys.setdefault(name, value)
+
+
 class _Notices:
     def __init__(self, state: _State) -> None:
         self._s = state
@@ -467,6 +476,7 @@ class _Tx:
         self.author_notices = _Notices(state)
         self.follow_ups = _FollowUps(state)
         self.gitops = _GitOps(state)
+        self.keys = _Keys(state)
 
 
 class InMemoryStore:

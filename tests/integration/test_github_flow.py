@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
 from bot.domain.models import Actor, IncidentStatus
 from bot.services import lifecycle
@@ -68,6 +69,24 @@ def test_the_revert_becomes_one_pull_request_that_explains_itself(
     again = roll_back(app)
     assert again.message.startswith("already done")
     assert len(fake.pulls) == 1
+    app.close()
+
+
+def test_a_rollback_through_the_api_links_the_page_without_a_token(
+    world: tuple[Path, Remote, FakeGitHub, str],
+) -> None:
+    """The pull request outlives any signed token: its body links the plain page (a signed-in
+    browser opens it), while the API hands the caller a fresh signed link."""
+    config, remote, fake, bad = world
+    config.write_text(yaml.safe_dump(yaml.safe_load(config.read_text()) | {"api": {"auth": "none"}}))
+    app = open_incident(config, remote, summary=EVIL)
+    with TestClient(app.http) as client:
+        assert client.post("/api/incidents/INC-1/rollback", json={"commit": bad}).status_code == 200
+        shown = client.get("/api/incidents/INC-1").json()
+    [pull] = fake.pulls.values()
+    assert "Incident page: https://backout.example.com/incidents/INC-1\n" in pull["body"]
+    assert "?t=" not in pull["body"]
+    assert shown["page_url"].startswith("https://backout.example.com/incidents/INC-1?t=")
     app.close()
 
 

@@ -44,6 +44,7 @@ def world(tmp_path: Path, clock: Clock, github: FakeGitHub | None, remote: Remot
     repo: dict[str, Any] = {"name": "gitops", "url": str(remote.bare)}
     config: dict[str, Any] = {
         "storage": {"url": f"sqlite:///{tmp_path / 'b.db'}"}, "alertmanager": {"auth": "none"},
+        "server": {"public_url": "https://backout.example.com"},
         "playbooks_dir": str(PLAYBOOKS), "git": {"mirror_dir": str(tmp_path / "m")},
         "repos": [repo], "export": {"postmortem": {"repo": "gitops", "path": "docs/postmortems"}},
     }
@@ -74,6 +75,8 @@ def test_a_resolved_incident_gets_one_postmortem_pull_request(tmp_path: Path, cl
             draft = git("show", f"{branch}:docs/postmortems/{day}-INC-1.md", cwd=remote.bare)
             assert draft.startswith("# INC-1")
             assert f"]({day}-INC-1.png)" in draft, "the draft shows the chart committed beside it"
+            assert "(<https://backout.example.com/incidents/INC-1>)" in draft, "the page, for signed-in browsers"
+            assert "?t=" not in draft, "a draft in Git outlives any signed token"
             assert len(github.pulls) == 1
             [pull] = github.pulls.values()
             assert pull["head"]["ref"] == branch

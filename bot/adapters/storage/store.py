@@ -23,6 +23,7 @@ from bot.adapters.storage.store_work import (
     SqlAuthorNoticeRepository,
     SqlChatRepository,
     SqlFollowUpRepository,
+    SqlKeyRepository,
     SqlVerdictRepository,
     SqlWatchRepository,
 )
@@ -212,6 +213,7 @@ class SqlTransaction:
         self.follow_ups = SqlFollowUpRepository(conn)
         self.gitops = SqlGitOpsRepository(conn)
         self.pager = SqlPagerRepository(conn)
+        self.keys = SqlKeyRepository(conn)
 
 
 class SqlStore:

@@ -1,5 +1,6 @@
 """Repositories for the work around an incident: chat summaries and threads, probe and verification
-state, author notices, follow-up work and verdicts (the storage port, continued)."""
+state, author notices, follow-up work, verdicts and the keys Backout keeps for itself (the storage
+port, continued)."""
 
 from __future__ import annotations
 
@@ -216,3 +217,16 @@ class SqlVerdictRepository:
 
 def _verdict(row: Any) -> Verdict:
     return Verdict.model_validate({key: value for key, value in row.items() if key != "id"})
+
+
+class SqlKeyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get_or_add(self, name: str, value: str, *, at: datetime) -> str:
+        # ON CONFLICT DO NOTHING waits for a replica inserting the same name to commit, then the
+        # SELECT (a new snapshot under READ COMMITTED; SQLite has one writer) reads the winner.
+        insert = _insert(self._conn)(t.server_keys).values(name=name, value=value, created_at=at)
+        self._conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
+        kept = self._conn.execute(sa.select(t.server_keys.c.value).where(t.server_keys.c.name == name))
+        return str(kept.scalar_one())

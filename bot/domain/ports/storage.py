@@ -221,6 +221,13 @@ class VerdictRepository(Protocol):
         ...
 
 
+class KeyRepository(Protocol):
+    def get_or_add(self, name: str, value: str, *, at: datetime) -> str:
+        """The value kept under `name`, keeping `value` first when there is none. Replicas that
+        ask at once agree: the first to commit wins and the others read what it kept."""
+        ...
+
+
 class GitOpsRepository(Protocol):
     def seen(self, key: str) -> bool: ...
     def record(self, event: ControllerEvent, *, now: datetime) -> bool:
@@ -326,6 +333,8 @@ class Transaction(Protocol):
     def gitops(self) -> GitOpsRepository: ...
     @property
     def pager(self) -> PagerRepository: ...
+    @property
+    def keys(self) -> KeyRepository: ...
 
 
 class Store(Protocol):
