@@ -38,9 +38,10 @@ from bot.domain.ports import (
     Pager,
     Store,
 )
-from bot.entrypoints.context import AppContext, Readiness, page_links
+from bot.entrypoints.context import AppContext, Readiness
 from bot.entrypoints.http import create_http_app
 from bot.entrypoints.ingest_queue import IngestQueue
+from bot.entrypoints.links import page_links
 from bot.entrypoints.metrics import Metrics
 from bot.services.ingest import IngestOutcome, ingest_deliveries
 

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from slack_bolt import App
 
@@ -27,33 +27,9 @@ from bot.domain.ports import (
     Store,
 )
 from bot.entrypoints.ingest_queue import IngestQueue
+from bot.entrypoints.links import PageLinks, incident_page, signed_page
 from bot.entrypoints.metrics import Metrics
-from bot.entrypoints.webhook_auth import PageLinks
 from bot.services.export import ExportLinks
-from bot.services.keys import LINK_KEY, shared_key
-
-
-def page_links(settings: Settings, *, store: Store, clock: Clock) -> PageLinks:
-    """What signs the page links: api.link_secret, else the key every replica shares, made at the
-    first start and kept in the database (read when a link is first signed or checked)."""
-    secret = settings.api.link_secret
-    if secret is not None:
-        return PageLinks(secret.get_secret_value().encode(), settings.api.link_lifetime)
-    return PageLinks(lambda: shared_key(store=store, name=LINK_KEY, now=clock()), settings.api.link_lifetime)
-
-
-def incident_page(settings: Settings, incident_id: int) -> str | None:
-    """The incident's page under server.public_url, with no token: what text that outlives any
-    token carries (pull requests, drafts, exports); a signed-in browser opens it."""
-    base = settings.server.public_url
-    return f"{base.rstrip('/')}/incidents/INC-{incident_id}" if base else None
-
-
-def signed_page(settings: Settings, links: PageLinks, incident_id: int, *, now: datetime) -> str | None:
-    """The incident's page with a fresh signed token that opens it without signing in, until it
-    expires: what chat and the CLI hand to a person."""
-    page = incident_page(settings, incident_id)
-    return f"{page}?t={links.token(incident_id, now=now)}" if page else None
 
 
 def export_links(settings: Settings, *, page: Callable[[int], str | None]) -> ExportLinks:

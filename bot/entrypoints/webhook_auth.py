@@ -7,9 +7,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-import threading
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 
 from bot.config import AlertmanagerSettings, ApiSettings
 from bot.domain.untrusted import epoch_seconds
@@ -83,40 +82,6 @@ class ApiAuth:
             if hmac.compare_digest(given, token):
                 found = name
         return found if given else None
-
-
-class PageLinks:
-    """Signed, expiring tokens for the incident-page links Backout hands out (chat, the CLI):
-    HMAC-SHA256 of the incident and the expiry with a server key, so a link opens one incident's
-    page and no more. The key is given, or read when first needed (from the database, where every
-    replica finds the same one)."""
-
-    def __init__(self, secret: bytes | Callable[[], bytes], lifetime: timedelta) -> None:
-        self._secret = secret if isinstance(secret, bytes) else None
-        self._load = secret if callable(secret) else None
-        self._lock = threading.Lock()
-        self._lifetime = lifetime
-
-    def _key(self) -> bytes:
-        with self._lock:  # read once; a failure (the database down) is tried again next time
-            if self._secret is None and self._load is not None:
-                self._secret = self._load()
-            assert self._secret is not None
-            return self._secret
-
-    def token(self, incident_id: int, *, now: datetime) -> str:
-        expires = int((now + self._lifetime).timestamp())
-        return f"{expires}.{self._sign(incident_id, expires)}"
-
-    def allows(self, incident_id: int, token: str | None, *, now: datetime) -> bool:
-        text, _, signature = (token or "").partition(".")
-        expires = epoch_seconds(text)
-        if expires is None or expires < now.timestamp():
-            return False
-        return hmac.compare_digest(signature.encode(), self._sign(incident_id, expires).encode())
-
-    def _sign(self, incident_id: int, expires: int) -> str:
-        return hmac.new(self._key(), f"INC-{incident_id}.{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 class PageSessions:
