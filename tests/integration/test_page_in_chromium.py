@@ -187,7 +187,7 @@ def test_a_person_signs_in_and_opens_an_incident_from_the_index(browser: str, ba
 
 
 def test_a_signed_link_opens_the_served_page_with_its_chart(browser: str, backout: BackoutServer) -> None:
-    """The link Slack, the pull request and the index hand out (`?t=`, no sign-in, no token in the
+    """The link Slack, the CLI and the index hand out (`?t=`, no sign-in, no token in the
     browser) opens the page served over loopback: its chart decodes and its CSP reports no violation."""
     posted = httpx.post(f"{backout.url}/webhooks/alertmanager", content=payload_bytes("01"), headers=AUTH, timeout=10)
     assert posted.status_code == 200, posted.text
