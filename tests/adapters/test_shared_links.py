@@ -113,3 +113,24 @@ def test_the_cli_prints_a_signed_link_that_the_server_opens(
     assert as_json["page_url"].startswith("https://b.example/incidents/INC-1?t=")
     with TestClient(server.http) as client:
         assert client.get(link.removeprefix("https://b.example")).status_code == 200
+
+
+def test_the_cli_shows_the_incident_without_a_link_on_a_schema_before_the_key(
+    build: Callable[..., bootstrap.App], make_settings: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    """A database not yet upgraded (no server_keys table): `incidents show` still shows the
+    incident, without a page link, rather than failing."""
+    server = replica(build, make_settings)
+    with TestClient(server.http) as client:
+        client.post("/webhooks/alertmanager", content=payload_bytes("01"), headers=AUTH)
+    assert server.engine is not None
+    with server.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE server_keys")
+    config = tmp_path / "cli.yaml"
+    config.write_text(yaml.safe_dump({
+        "storage": {"url": server.ctx.settings.storage.url}, "server": {"public_url": "https://b.example"},
+        "alertmanager": {"auth": "none"}, "playbooks_dir": str(PLAYBOOKS)}))
+    shown = CliRunner().invoke(cli, ["incidents", "show", "INC-1", "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert "HighErrorRate" in shown.output
+    assert "  page " not in shown.output
