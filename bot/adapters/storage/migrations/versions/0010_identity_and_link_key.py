@@ -1,8 +1,8 @@
 """Who acted for whom: a verdict keeps the `by` an API caller gave ("on behalf of"); and the key
 that signs page links when api.link_secret is unset, made once and shared by every replica.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 from bot.adapters.storage.tables import UtcDateTime
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
