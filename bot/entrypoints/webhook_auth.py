@@ -140,7 +140,7 @@ class ControllerAuth:
     def early_refusal(self, *, signature: str | None, authorization: str | None) -> str | None:
         """Why the request is refused before its body is read, or None: everything but an HMAC
         signature is decided by the headers alone."""
-        if self._key is not None and signature:
+        if self._keys and signature:
             return None  # the body proves it: `refusal` once it is read, at most the route's cap
         return self.refusal(b"", signature=signature, authorization=authorization)
 

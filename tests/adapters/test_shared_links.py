@@ -71,7 +71,7 @@ def test_durable_text_links_carry_no_token(
 def test_slack_hands_out_a_signed_link_that_any_replica_opens(
     build: Callable[..., bootstrap.App], make_settings: Callable[..., Settings],
 ) -> None:
-    """The incident message's "Incident page" button carries a fresh signed link; another replica
+    """The incident card's "Incident page" link carries a fresh signed link; another replica
     on the same database opens it."""
     with FakeSlack().serving() as slack:
         settings = make_settings(
@@ -84,10 +84,9 @@ def test_slack_hands_out_a_signed_link_that_any_replica_opens(
         assert app.ctx.slack is not None
         app.ctx.slack.delivery.drain()
         posts = slack.called("chat.postMessage")
-    blocks = [block for posted in posts for block in posted.get("blocks") or []]
-    buttons = [element for block in blocks if block["type"] == "actions"
-               for element in block["elements"] if element.get("url")]
-    [page] = [button["url"] for button in buttons if button["text"]["text"] == "Incident page"]
+    text = " ".join(element["text"] for posted in posts for block in posted.get("blocks") or []
+                    if block["type"] == "context" for element in block["elements"])
+    [page] = re.findall(r"<(https://b\.example/incidents/INC-1\?t=[^|>]+)\|Incident page>", text)
     assert page.startswith("https://b.example/incidents/INC-1?t=")
     with TestClient(replica(build, make_settings).http) as other:
         assert other.get(page.removeprefix("https://b.example")).status_code == 200
