@@ -240,8 +240,10 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     register_pages(app, ctx, refused=refused)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        """Liveness, answered on the event loop: no database, no lock, no worker thread (a sync
+        route would queue behind every busy one, and the probe would restart a healthy pod)."""
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
