@@ -25,6 +25,7 @@ from bot.bootstrap.forges import build_forge, build_git
 from bot.bootstrap.slack import build_slack
 from bot.config import Settings, load_playbooks
 from bot.domain.errors import StorageUnavailable
+from bot.domain.gitops import ControllerEvent
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Delivery
 from bot.domain.playbooks import Playbook
@@ -38,12 +39,17 @@ from bot.domain.ports import (
     Pager,
     Store,
 )
+from bot.entrypoints.batch_queue import ControllerQueue, IngestQueue
 from bot.entrypoints.context import AppContext, Readiness
 from bot.entrypoints.http import create_http_app
-from bot.entrypoints.ingest_queue import IngestQueue
 from bot.entrypoints.links import page_links
 from bot.entrypoints.metrics import Metrics
+from bot.services.gitops import ControllerReport, record_controller_events
 from bot.services.ingest import IngestOutcome, ingest_deliveries
+
+# Controller events written in one transaction at most: under 1,000 a second a batch is a few
+# hundred milliseconds of work, so an event waits well under a second.
+CONTROLLER_BATCH = 200
 
 
 def utc_now() -> datetime:
@@ -63,6 +69,7 @@ class App:
         if self.ctx.slack is not None:
             self.ctx.slack.close()
         self.ctx.ingest_queue.close()
+        self.ctx.controller_queue.close()
         self.ctx.work_executor.shutdown(wait=True)
         # A wait on a Git host ends within the git deadlines; closing does not wait for it.
         self.ctx.git_waits.shutdown(wait=False, cancel_futures=True)
@@ -109,19 +116,23 @@ def build(
     if forge is None or applied is None:
         built_forge, built_applied = build_forge(settings, metrics)
         forge, applied = forge or built_forge, applied or built_applied
+    git = git or build_git(settings)
     ctx = AppContext(
         settings=settings,
         store=store,
         playbooks=playbooks,
         clock=clock,
         readiness=readiness,
-        git=git or build_git(settings),
+        git=git,
         notifier=notifier or ConsoleNotifier(as_json=settings.logging.format == "json"),
         forge=forge,
         applied=applied,
         metrics=metrics,
         ingest_queue=IngestQueue(partial(_record_deliveries, store=store, playbooks=playbooks,
                                          policy=settings.incidents, clock=clock)),
+        controller_queue=ControllerQueue(partial(_record_controller_events, store=store, git=git, playbooks=playbooks,
+                                                 settings=settings, clock=clock),
+                                         max_batch=CONTROLLER_BATCH, name="controller-writer"),
         work_executor=work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="work"),
         git_waits=git_waits or ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-wait"),
         links=page_links(settings, store=store, clock=clock),
@@ -165,6 +176,14 @@ def elect_leader(app: App) -> None:
 def _record_deliveries(deliveries: Sequence[Delivery], *, store: Store, playbooks: Sequence[Playbook],
                        policy: IncidentPolicy, clock: Clock) -> list[IngestOutcome]:
     return ingest_deliveries(store=store, deliveries=deliveries, playbooks=playbooks, policy=policy, now=clock())
+
+
+def _record_controller_events(events: Sequence[ControllerEvent], *, store: Store, git: GitRepos,
+                              playbooks: Sequence[Playbook], settings: Settings,
+                              clock: Clock) -> list[ControllerReport]:
+    return record_controller_events(store=store, git=git, playbooks=playbooks, repos=[r.name for r in settings.repos],
+                                    events=events, now=clock(), import_window=settings.git.import_window,
+                                    wait=settings.git.fetch_wait.total_seconds())
 
 
 def _sql_readiness(store: SqlStore, engine: Engine) -> Callable[[], Readiness]:

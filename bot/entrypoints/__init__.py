@@ -2,7 +2,7 @@
 
 The HTTP server (`http` and its route groups `http_actions`, `http_gitops`, `http_pages`,
 `http_slack`, with `http_common` and `webhook_auth`), the Slack listeners (`slack_app`), the
-scheduler (`scheduler`), the webhook group commit (`ingest_queue`), Prometheus metrics
+scheduler (`scheduler`), the webhooks' group commit (`batch_queue`), Prometheus metrics
 (`metrics`), serving on a thread (`serving`), charts (`charts`), the incident pages' links, plain
 and signed (`links`), and the `AppContext` that `bootstrap.build()` hands them (`context`).
 

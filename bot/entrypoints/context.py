@@ -26,7 +26,7 @@ from bot.domain.ports import (
     Pager,
     Store,
 )
-from bot.entrypoints.ingest_queue import IngestQueue
+from bot.entrypoints.batch_queue import ControllerQueue, IngestQueue
 from bot.entrypoints.links import PageLinks, incident_page, signed_page
 from bot.entrypoints.metrics import Metrics
 from bot.services.export import ExportLinks
@@ -103,6 +103,8 @@ class AppContext:
     applied: AppliedTimes
     # Webhook writes, off the event loop: one writer thread that commits waiting deliveries together.
     ingest_queue: IngestQueue
+    # Flux and Argo CD events, the same way: a storm of them is written in batches, in order.
+    controller_queue: ControllerQueue
     slack: SlackParts | None = None
     metrics_query: MetricsQuery | None = None
     pager: Pager | None = None  # PagerDuty, when pagerduty.routing_key or api_token is set

@@ -261,6 +261,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     def metrics_endpoint(request: Request) -> Response:
         if not ctx.settings.api.metrics_public and (denied := refused(request)):
             return denied
+        metrics.write_queue.labels("ingest").set(ctx.ingest_queue.waiting)
+        metrics.write_queue.labels("controller_events").set(ctx.controller_queue.waiting)
         metrics.leader.clear()
         metrics.leader.labels(ctx.leader.replica).set(1 if ctx.leader.is_leader() else 0)
         try:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
 from typing import Any
 
 import structlog
@@ -33,6 +37,7 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> None:
     argo_auth = ControllerAuth(token=argo.token.get_secret_value() if argo.token else None, name="Argo CD")
     api_auth = ApiAuth(ctx.settings.api)
     repos = [repo.name for repo in ctx.settings.repos]
+    follow_ups = Coalescing(ctx.work_executor)
 
     async def parsed(request: Request, auth: ControllerAuth | None, model: type[BaseModel]) -> Any:
         """The body as `model`, or the JSONResponse that refuses it (counted by status)."""
@@ -62,10 +67,10 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> None:
             now=ctx.clock(), import_window=ctx.settings.git.import_window, wait=wait)
 
     async def handle(controller_event: ControllerEvent) -> JSONResponse:
-        """Answered within `git.fetch_wait`: a revision whose fetch takes longer is recorded when it lands."""
+        """Answered within `git.fetch_wait`, once recorded with the events waiting beside it: a
+        revision whose fetch takes longer is recorded when it lands."""
         try:
-            report = await run_in_threadpool(
-                lambda: record(controller_event, ctx.settings.git.fetch_wait.total_seconds()))
+            report = await ctx.controller_queue.submit(controller_event)
         except TransientError as exc:
             ctx.metrics.controller_events.labels(controller_event.controller.value, "unavailable").inc()
             log.warning("controller_event.storage_unavailable", error=str(exc))
@@ -96,9 +101,9 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> None:
             "duplicate" if report.duplicate else controller_event.outcome.value).inc()
         incidents = await _deliver(report)
         if report.changed_ranking and report.repo is not None:
-            _rerank(report.repo)
+            follow_ups.submit(f"rerank:{report.repo}", partial(_rerank, report.repo))
         if report.applied:  # perhaps a revert: its incident is mitigated
-            ctx.work_executor.submit(_advance)
+            follow_ups.submit("advance", _advance)
         log.info("controller_event.recorded", object=controller_event.object_id, outcome=controller_event.outcome,
                  reason=controller_event.reason, revision=controller_event.revision[:60], result=describe(report))
         return JSONResponse({"status": "duplicate" if report.duplicate else "accepted",
@@ -116,15 +121,12 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> None:
         return sorted(f"INC-{number}" for number in touched)
 
     def _rerank(repo: str) -> None:
-        def run() -> None:
-            try:
-                rerank_open_incidents(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, repos=[repo],
-                                      now=ctx.clock(), git=ctx.git, metrics=ctx.metrics_query, forge=ctx.forge,
-                                      page_url=ctx.page_url)
-            except Exception as exc:  # logged; the next refresh ranks again
-                log.exception("controller_event.rerank_failed", repo=repo, error=str(exc))
-
-        ctx.work_executor.submit(run)
+        try:
+            rerank_open_incidents(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, repos=[repo],
+                                  now=ctx.clock(), git=ctx.git, metrics=ctx.metrics_query, forge=ctx.forge,
+                                  page_url=ctx.page_url)
+        except Exception as exc:  # logged; the next refresh ranks again
+            log.exception("controller_event.rerank_failed", repo=repo, error=str(exc))
 
     def _advance() -> None:
         try:
@@ -162,3 +164,26 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> None:
             return error(503, "unavailable", "storage is unavailable; retry later")
         return JSONResponse({"status": "accepted", "image": build.image, "tag": build.tag, "sha": build.sha},
                             status_code=202)
+
+
+class Coalescing:
+    """Runs follow-up work on the executor once per key however often it is asked for while it
+    waits to start: a storm of events asks for the same re-ranking a thousand times a second."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._waiting: set[str] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, key: str, work: Callable[[], None]) -> None:
+        with self._lock:
+            if key in self._waiting:
+                return
+            self._waiting.add(key)
+
+        def run() -> None:
+            with self._lock:  # from here a new request runs again: it may need what changed meanwhile
+                self._waiting.discard(key)
+            work()
+
+        self._executor.submit(run)

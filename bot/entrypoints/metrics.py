@@ -68,6 +68,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.write_queue = Gauge(
+            "backout_write_queue", "Webhook items accepted and waiting for their batch to be committed "
+            "(ingest: Alertmanager deliveries; controller_events: Flux and Argo CD).", ["queue"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "backout_leader", "1 on the replica that runs the scheduled jobs, else 0.", ["replica"],
             registry=self.registry,

@@ -10,7 +10,7 @@ event counts once, however often it is delivered."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -58,15 +58,55 @@ def record_controller_event(
     import_window: timedelta,
     wait: float | None = None,
 ) -> ControllerReport:
-    """Record one event; see the module docstring. Git work happens outside any transaction; the
-    event is marked seen in the same transaction as what it changed, so a failure before that
-    leaves a redelivery to do the work. With `wait`, an unknown revision waits that long for a
-    fetch; if it is still running, nothing is recorded and `fetching` says so: record the event
-    again without `wait` (it then joins that fetch)."""
-    if store.run(lambda tx: tx.gitops.seen(event.key)):
-        return ControllerReport(duplicate=True)
+    """Record one event; see the module docstring and `record_controller_events`."""
+    return record_controller_events(store=store, git=git, playbooks=playbooks, repos=repos, events=[event],
+                                    now=now, import_window=import_window, wait=wait)[0]
+
+
+def record_controller_events(
+    *,
+    store: Store,
+    git: GitRepos,
+    playbooks: Sequence[Playbook],
+    repos: Sequence[str],
+    events: Sequence[ControllerEvent],
+    now: datetime,
+    import_window: timedelta,
+    wait: float | None = None,
+) -> list[ControllerReport]:
+    """Record events in their order, one report each. Git work happens outside any transaction;
+    the events are marked seen in one transaction with what they changed, so a failure before
+    that leaves a redelivery to do the work. Each event is planned from the object's state as the
+    events before it in the batch leave it."""
+    keys = list(dict.fromkeys(e.key for e in events))
+    objects = list(dict.fromkeys(e.object_id for e in events))
+    seen, states = store.run(lambda tx: ({k for k in keys if tx.gitops.seen(k)},
+                                         {o: tx.gitops.object(o) for o in objects}))
+    reports: list[ControllerReport] = []
+    writes: list[Write] = []
+    for ev in events:
+        if ev.key in seen:
+            reports.append(ControllerReport(duplicate=True))
+            continue
+        seen.add(ev.key)
+        report, write, states[ev.object_id] = _plan(store=store, git=git, playbooks=playbooks, repos=repos,
+                                                    event=ev, state=states[ev.object_id], now=now,
+                                                    import_window=import_window, wait=wait)
+        reports.append(report)
+        writes.append(write)
+    if writes:
+        store.run(lambda tx: [write(tx) for write in writes])
+    return reports
+
+
+Write = Callable[[Transaction], ControllerReport]
+
+
+def _plan(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], repos: Sequence[str],
+          event: ControllerEvent, state: ObjectState | None, now: datetime,
+          import_window: timedelta, wait: float | None) -> tuple[ControllerReport, Write, ObjectState | None]:
+    """The event's git work; the write that records it; the object's state after it."""
     naming = [p for p in playbooks if p.gitops.names(event)]
-    state = store.run(lambda tx: tx.gitops.object(event.object_id))
     report = ControllerReport()
     if event.sha is not None:
         try:
@@ -80,7 +120,7 @@ def record_controller_event(
             down = git.outages()
             if wait is not None and any(repo not in down for repo in pending):  # a fetch still running
                 report.fetching = f"revision {event.sha[:12]} is not in the mirror yet: {_listed(pending)}"
-                return report
+                return report, lambda _tx: report, state
             report.note = f"revision {event.sha[:12]} is not in the mirror: {_listed(pending)}"
         if report.sha is None and not report.note:
             report.note = (f"revision {event.sha[:12]} is in none of the watched repositories "
@@ -88,12 +128,16 @@ def record_controller_event(
     elif event.outcome is not Outcome.OTHER:
         report.note = f"revision {event.revision!r} names no Git commit (a chart version or an OCI digest)"
     if event.outcome is Outcome.APPLIED:
-        return _applied(store, git, event, state, report, naming, now)
+        return _applied(git, event, state, report, naming, now)
     if event.outcome is Outcome.FAILED:
-        return _failed(store, git, event, state, report, naming, now)
-    if not store.run(lambda tx: tx.gitops.record(event, now=now)):
-        report.duplicate = True
-    return report
+        return _failed(git, event, state, report, naming, now)
+
+    def record(tx: Transaction) -> ControllerReport:
+        if not tx.gitops.record(event, now=now):
+            report.duplicate = True
+        return report
+
+    return report, record, state
 
 
 def _candidates(naming: Sequence[Playbook], repos: Sequence[str], state: ObjectState | None) -> list[str]:
@@ -129,8 +173,8 @@ def _listed(by_repo: dict[str, str]) -> str:
     return "; ".join(f"{repo}: {why}" for repo, why in by_repo.items())
 
 
-def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState | None,
-             report: ControllerReport, naming: Sequence[Playbook], now: datetime) -> ControllerReport:
+def _applied(git: GitRepos, ev: ControllerEvent, state: ObjectState | None, report: ControllerReport,
+             naming: Sequence[Playbook], now: datetime) -> tuple[ControllerReport, Write, ObjectState | None]:
     repo, sha = report.repo, report.sha
     known = state is not None and state.repo == repo and state.applied_sha is not None
     stale = state is not None and state.applied_at is not None and ev.at < state.applied_at
@@ -148,6 +192,13 @@ def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectStat
     healthy = ev.reason not in _PARTIAL
     revisions = [AppliedRevision(object_id=ev.object_id, label=ev.label, repo=repo, sha=s, applied_at=ev.at)
                  for s in applied] if repo is not None else []
+    saved = None
+    if not stale:
+        previous = state or ObjectState(object_id=ev.object_id, label=ev.label)
+        saved = previous.model_copy(update={
+            "label": ev.label, "repo": repo or previous.repo,
+            "applied_sha": sha or previous.applied_sha, "applied_at": ev.at, "path": ev.path or previous.path,
+            "good_sha": (sha or previous.good_sha) if healthy else previous.good_sha})
 
     def work(tx: Transaction) -> ControllerReport:
         if not tx.gitops.record(ev, now=now):
@@ -160,12 +211,8 @@ def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectStat
         if healthy:
             # A healthy object runs healthy everything it applied by then: the rollout is over.
             tx.gitops.set_healthy(ev.object_id, at=ev.healthy_at or ev.at)
-        if not stale:
-            previous = state or ObjectState(object_id=ev.object_id, label=ev.label)
-            tx.gitops.save_object(previous.model_copy(update={
-                "label": ev.label, "repo": repo or previous.repo,
-                "applied_sha": sha or previous.applied_sha, "applied_at": ev.at, "path": ev.path or previous.path,
-                "good_sha": (sha or previous.good_sha) if healthy else previous.good_sha}))
+        if saved is not None:
+            tx.gitops.save_object(saved)
         if healthy:
             report.recovered = tx.gitops.resolve_failures(ev.object_id, at=ev.at)
         if report.recovered:
@@ -177,11 +224,11 @@ def _applied(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectStat
                                  if RECONCILE_FAILED in p.gitops.open_on]
         return report
 
-    return store.run(work)
+    return report, work, saved or state
 
 
-def _failed(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState | None,
-            report: ControllerReport, naming: Sequence[Playbook], now: datetime) -> ControllerReport:
+def _failed(git: GitRepos, ev: ControllerEvent, state: ObjectState | None, report: ControllerReport,
+            naming: Sequence[Playbook], now: datetime) -> tuple[ControllerReport, Write, ObjectState | None]:
     repo, sha = report.repo, report.sha
     shas: list[str] = []
     if repo is not None and sha is not None:
@@ -190,6 +237,10 @@ def _failed(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState
         shas = shas or [sha]  # applied, then unhealthy at the same revision: that revision
     failure = Failure(object_id=ev.object_id, label=ev.label, repo=repo, revision=sha or ev.revision,
                       shas=tuple(shas), reason=ev.reason, message=ev.message[:4000], at=ev.at)
+    saved = None
+    if state is None or state.repo is None:
+        saved = (state or ObjectState(object_id=ev.object_id, label=ev.label)).model_copy(
+            update={"label": ev.label, "repo": repo})
 
     def work(tx: Transaction) -> ControllerReport:
         if not tx.gitops.record(ev, now=now):
@@ -201,14 +252,13 @@ def _failed(store: Store, git: GitRepos, ev: ControllerEvent, state: ObjectState
         else:
             report.failure = tx.gitops.add_failure(failure)
             _note_on_incidents(tx, naming, ev, now, EventKind.RECONCILE_FAILED, failure.describe())
-        if state is None or state.repo is None:
-            tx.gitops.save_object((state or ObjectState(object_id=ev.object_id, label=ev.label))
-                                  .model_copy(update={"label": ev.label, "repo": repo}))
+        if saved is not None:
+            tx.gitops.save_object(saved)
         first = current if current is not None else report.failure
         report.deliveries = [_delivery(p, ev, first) for p in naming if RECONCILE_FAILED in p.gitops.open_on]
         return report
 
-    return store.run(work)
+    return report, work, saved or state
 
 
 def _range(git: GitRepos, report: ControllerReport, repo: str, *, new: str, old: str | None,

@@ -8,13 +8,18 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -24,11 +29,13 @@ from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.config import load_settings
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+from bot.entrypoints.serving import serve_in_thread
 from bot.services.ingest import ingest_delivery
 from bot.services.investigate import investigate
 from tests.conftest import Clock
 from tests.fakes.argocd import render, template_body
 from tests.fakes.git import InlineExecutor
+from tests.fakes.store import GatedStore
 from tests.gitrepos import Remote
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -360,3 +367,61 @@ def test_an_unreachable_repository_still_gets_the_event_counted(
     assert answer.status_code == 202
     assert answer.json()["outcome"] == "failed"
     assert "none of the watched repositories" in answer.json()["detail"]
+
+
+class Deferred(Executor):
+    """Keeps the work it is given without running it."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Callable[[], Any]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.jobs.append(fn)
+        done: Future[Any] = Future()
+        done.set_result(None)
+        return done
+
+
+def test_a_burst_of_flux_events_is_recorded_whole_in_a_few_transactions(world: World) -> None:
+    """Events that arrive while one is written are recorded together: every event of the burst is
+    stored and answered, each object ends at its newest revision, in far fewer transactions, and
+    the re-ranking they ask for is queued once, not once an event."""
+    shas = [world.remote.commit(f"checkout 1.{n}", {"apps/checkout/deploy.yaml": DEPLOY.format(tag=f"1.{n}",
+                                                                                              replicas=2)})
+            for n in range(1, 7)]
+    start = world.remote.clock
+    bodies = [flux_body("kustomization-succeeded", sha=sha, at=start + timedelta(minutes=n),
+                        involvedObject={"kind": "Kustomization", "namespace": "flux-system", "name": f"apps-{o}"})
+              for n, sha in enumerate(shas) for o in range(5)]
+    ctx = world.app.ctx
+    store = GatedStore(ctx.store)
+    later = Deferred()
+    app = bootstrap.build(ctx.settings, store=store, clock=world.clock, notifier=RecordingNotifier(),
+                          work_executor=later)
+    answers: list[int] = []
+    with serve_in_thread(app.http) as base:
+        def send(body: bytes) -> None:
+            signature = "sha256=" + hmac.new(KEY.encode(), body, hashlib.sha256).hexdigest()
+            answers.append(httpx.post(f"{base}/webhooks/flux", content=body, timeout=60, headers={
+                "Content-Type": "application/json", "X-Signature": signature}).status_code)
+
+        senders = [threading.Thread(target=send, args=(body,)) for body in bodies]
+        for sender in senders:
+            sender.start()
+        store.wait_for(1)  # the writer holds the first batch at the gate; the others queue behind it
+        deadline = time.monotonic() + 60
+        while app.ctx.controller_queue.waiting < len(bodies) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        store.gate.set()
+        for sender in senders:
+            sender.join()
+    app.close()
+    assert answers == [202] * len(bodies)
+    assert store.calls < len(bodies) / 2  # one transaction an event would be 2 x 30
+    assert len(later.jobs) == 2  # one re-ranking of the repository, one lifecycle pass
+    objects = ctx.store.run(lambda tx: [tx.gitops.object(f"flux:Kustomization/flux-system/apps-{o}")
+                                        for o in range(5)])
+    assert [state.applied_sha if state else None for state in objects] == [shas[-1]] * 5
+    assert world.app.engine is not None
+    with world.app.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM controller_events")).scalar() == len(bodies)

@@ -4,42 +4,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from bot import bootstrap
-from bot.domain.ports import Store, Transaction
 from bot.entrypoints.serving import serve_in_thread
+from tests.fakes.store import GatedStore
 
-T = TypeVar("T")
 THREADS = 40  # anyio's default thread limiter: the pool the sync routes run on
-
-
-class BlockingStore:
-    """A store whose transactions wait until the test lets them go, counting the waiters."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner, self.release, self.waiting = inner, threading.Event(), 0
-        self._count = threading.Condition()
-
-    def run(self, work: Callable[[Transaction], T]) -> T:
-        with self._count:
-            self.waiting += 1
-            self._count.notify_all()
-        self.release.wait(timeout=60)
-        return self.inner.run(work)
-
-    def wait_for(self, n: int) -> None:
-        with self._count:
-            assert self._count.wait_for(lambda: self.waiting >= n, timeout=60), f"{self.waiting} of {n} waiting"
 
 
 def test_healthz_answers_while_the_thread_pool_is_saturated(build: Callable[..., bootstrap.App]) -> None:
     """Every worker thread stuck on the database: /healthz still answers (a liveness probe must
     not restart a pod that is only busy)."""
     plain = build()
-    store = BlockingStore(plain.ctx.store)
+    store = GatedStore(plain.ctx.store)
     app = build(plain.ctx.settings, store=store)
     answers: list[Any] = []
     with serve_in_thread(app.http) as base:
@@ -53,7 +33,7 @@ def test_healthz_answers_while_the_thread_pool_is_saturated(build: Callable[...,
             store.wait_for(THREADS)
             health = httpx.get(f"{base}/healthz", timeout=10)
         finally:
-            store.release.set()
+            store.gate.set()
             for reader in readers:
                 reader.join()
     assert health.json() == {"status": "ok"}

@@ -497,3 +497,23 @@ class InMemoryStore:
             result = work(_Tx(draft))
             self.state = draft
             return result
+
+
+class GatedStore:
+    """Wraps a store: every transaction waits until the test opens the gate; counts them."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.gate, self.calls = inner, threading.Event(), 0
+        self._count = threading.Condition()
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        with self._count:
+            self.calls += 1
+            self._count.notify_all()
+        self.gate.wait(timeout=60)
+        return self.inner.run(work)
+
+    def wait_for(self, calls: int) -> None:
+        """Until `calls` transactions have begun (and wait at the gate, while it is closed)."""
+        with self._count:
+            assert self._count.wait_for(lambda: self.calls >= calls, timeout=60), f"{self.calls} of {calls} began"

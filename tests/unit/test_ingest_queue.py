@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from bot.domain.models import AlertStatus, Delivery
-from bot.entrypoints.ingest_queue import IngestQueue
+from bot.entrypoints.batch_queue import IngestQueue
 from bot.services.ingest import IngestOutcome
 
 

@@ -21,6 +21,7 @@ import structlog
 
 from bot.adapters.git.fetching import FetchGate
 from bot.adapters.git.host import Deadlines, HostGuard, HostNotAnswering, host_of
+from bot.adapters.git.memo import Memo, is_full_sha
 from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS, dry_sha_of, parse_log, parse_reverts
 from bot.adapters.git.pins import pin_revert
 from bot.adapters.git.runner import GitCommandError, GitRunner
@@ -61,6 +62,9 @@ class GitMirrors:
         self._hosts = {name: guards[host_of(spec.url) or name] for name, spec in repos.items()}
         lock_wait = max((spec.runner.timeout for spec in repos.values()), default=120.0)
         self.fetches = FetchGate(mirror_dir, lock_wait=lock_wait)
+        # A controller storm asks the same questions hundreds of times a second: a process each is too slow.
+        self._commits: Memo[tuple[str, str], str | None] = Memo()
+        self._histories: Memo[tuple[str, str, str | None, int], list[str]] = Memo()
 
     def _spec(self, repo: str) -> RepoSpec:
         try:
@@ -193,6 +197,11 @@ class GitMirrors:
         return done.returncode == 0
 
     def resolve(self, repo: str, rev: str) -> str | None:
+        if is_full_sha(rev):  # found once, there for good; not found may be fetched later
+            return self._commits.get((repo, rev), lambda: self._resolve(repo, rev), keep=bool)
+        return self._resolve(repo, rev)
+
+    def _resolve(self, repo: str, rev: str) -> str | None:
         spec = self._spec(repo)
         mirror = self.path(repo)
         if not re.fullmatch(r"[A-Za-z0-9._/+-]{1,250}", rev) or rev.startswith("-") or not (mirror / "HEAD").exists():
@@ -202,6 +211,12 @@ class GitMirrors:
         return found if done.returncode == 0 and found else None
 
     def first_parent(self, repo: str, *, new: str, old: str | None = None, limit: int = 500) -> list[str]:
+        if is_full_sha(new) and (old is None or is_full_sha(old)):
+            return list(self._histories.get((repo, new, old, limit),
+                                            lambda: self._first_parent(repo, new=new, old=old, limit=limit)))
+        return self._first_parent(repo, new=new, old=old, limit=limit)
+
+    def _first_parent(self, repo: str, *, new: str, old: str | None, limit: int) -> list[str]:
         spec = self._spec(repo)
         mirror = self.path(repo)
         if old is not None and not self._is_ancestor(spec, old, new):
