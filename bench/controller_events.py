@@ -53,10 +53,10 @@ def commit(work: Path, n: int, when: datetime) -> str:
     return git("rev-parse", "HEAD", cwd=work)
 
 
-def event(sha: str, at: datetime, *, failed: bool = False) -> bytes:
+def event(sha: str, at: datetime, *, failed: bool = False, name: str = "apps") -> bytes:
     return json.dumps({
         "involvedObject": {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-                           "name": "apps", "namespace": "flux-system"},
+                           "name": name, "namespace": "flux-system"},
         "metadata": {"kustomize.toolkit.fluxcd.io/revision": f"main@sha1:{sha}"},
         "severity": "error" if failed else "info",
         "reason": "ValidationFailed" if failed else "ReconciliationSucceeded",
@@ -65,10 +65,15 @@ def event(sha: str, at: datetime, *, failed: bool = False) -> bytes:
     }).encode()
 
 
+def signed(body: bytes) -> dict[str, str]:
+    """The headers of a Flux generic-hmac Provider's POST."""
+    return {"Content-Type": "application/json",
+            "X-Signature": "sha256=" + hmac.new(KEY.encode(), body, hashlib.sha256).hexdigest()}
+
+
 def post(client: httpx.Client, url: str, body: bytes) -> tuple[float, dict[str, object]]:
-    signature = "sha256=" + hmac.new(KEY.encode(), body, hashlib.sha256).hexdigest()
     began = time.perf_counter()
-    answer = client.post(url, content=body, headers={"Content-Type": "application/json", "X-Signature": signature})
+    answer = client.post(url, content=body, headers=signed(body))
     took = (time.perf_counter() - began) * 1000
     if answer.status_code not in (200, 202):
         raise SystemExit(f"{answer.status_code}: {answer.text}")

@@ -35,6 +35,7 @@ from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_actions import register_incident_actions
 from bot.entrypoints.http_common import (
     BodyTooLarge,
+    Handler,
     error,
     read_body,
     schedule_follow_up,
@@ -56,7 +57,6 @@ from bot.services.ingest import IngestOutcome
 from bot.services.presenters import event_dict, incident_dict, incident_view_dict, ranking_dict
 
 log = structlog.get_logger(__name__)
-Handler = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 # The routes that take server.max_body_bytes; every other body is capped far below (http_gate).
@@ -74,8 +74,9 @@ ERROR_STATUS: list[tuple[type[BackoutError], int, str]] = [
 
 class LatencyMiddleware:
     """Request latency by route template (plain ASGI: BaseHTTPMiddleware costs a task per
-    request), and the routes that take load (the Alertmanager webhook) called directly:
-    FastAPI's routing, dependency solving and exception middleware cost as much as the handler.
+    request), and the routes that take load (the webhooks of Alertmanager, Flux and Argo CD, the
+    liveness probe) called directly: FastAPI's routing, dependency solving and exception
+    middleware cost as much as the handler.
     Those handlers stay declared on the app for the OpenAPI document; an unexpected error in
     one is answered as the app's catch-all answers it."""
 
@@ -217,7 +218,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
 
     if ctx.slack is not None:
         register_slack_events(app, ctx.slack)
-    register_gitops_webhooks(app, ctx)
+    direct.update(register_gitops_webhooks(app, ctx))
     register_pagerduty_webhook(app, ctx)
 
     def refused(request: Request, *, page_of: int | None = None) -> JSONResponse | None:
@@ -240,10 +241,12 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     register_pages(app, ctx, refused=refused)
 
     @app.get("/healthz")
-    async def healthz() -> JSONResponse:
+    async def healthz(_request: Request) -> JSONResponse:
         """Liveness, answered on the event loop: no database, no lock, no worker thread (a sync
         route would queue behind every busy one, and the probe would restart a healthy pod)."""
         return JSONResponse({"status": "ok"})
+
+    direct[("GET", "/healthz")] = healthz
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:

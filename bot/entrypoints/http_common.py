@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from bot.entrypoints.context import AppContext
@@ -19,6 +20,8 @@ from bot.services.ingest import IngestOutcome
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
+# A route the app calls directly, past FastAPI's routing: those that take load.
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class BodyTooLarge(HTTPException):

@@ -76,37 +76,68 @@ def record_controller_events(
 ) -> list[ControllerReport]:
     """Record events in their order, one report each. Git work happens outside any transaction;
     the events are marked seen in one transaction with what they changed, so a failure before
-    that leaves a redelivery to do the work. Each event is planned from the object's state as the
-    events before it in the batch leave it."""
+    that leaves a redelivery to do the work. Each event is planned from what the events before it
+    in the batch leave, and writes only what it changes: an object reconciling the revision it
+    already runs (most of a storm) costs its row in `controller_events` and its object's state."""
     keys = list(dict.fromkeys(e.key for e in events))
     objects = list(dict.fromkeys(e.object_id for e in events))
-    seen, states = store.run(lambda tx: ({k for k in keys if tx.gitops.seen(k)},
-                                         {o: tx.gitops.object(o) for o in objects}))
+    seen, states, failing = store.run(lambda tx: (tx.gitops.seen(keys), tx.gitops.objects_by_id(objects),
+                                                  tx.gitops.failing(objects)))
+    batch = _Batch(states=states, failing=failing, all_healthy={
+        o for o, s in states.items() if s.applied_sha is not None and s.good_sha == s.applied_sha})
     reports: list[ControllerReport] = []
-    writes: list[Write] = []
+    planned: list[tuple[ControllerEvent, ControllerReport, Write]] = []
     for ev in events:
         if ev.key in seen:
             reports.append(ControllerReport(duplicate=True))
             continue
         seen.add(ev.key)
-        report, write, states[ev.object_id] = _plan(store=store, git=git, playbooks=playbooks, repos=repos,
-                                                    event=ev, state=states[ev.object_id], now=now,
-                                                    import_window=import_window, wait=wait)
+        # Once one revision waits for a fetch, the batch waits no longer: the others are recorded when it lands.
+        report, write = _plan(store=store, git=git, playbooks=playbooks, repos=repos, event=ev, batch=batch,
+                              now=now, import_window=import_window, wait=0.0 if batch.fetching else wait)
         reports.append(report)
-        writes.append(write)
-    if writes:
-        store.run(lambda tx: [write(tx) for write in writes])
+        if report.fetching is None:  # one that waits for a fetch is recorded when it lands
+            planned.append((ev, report, write))
+        else:
+            batch.fetching = True
+    if planned:
+        store.run(lambda tx: _write(tx, planned, batch, now=now))
     return reports
 
 
-Write = Callable[[Transaction], ControllerReport]
+Write = Callable[[Transaction], None]
+
+
+@dataclass
+class _Batch:
+    """What the events planned so far leave behind, for the next one."""
+
+    states: dict[str, ObjectState]  # each object's state after them
+    failing: set[str]  # objects that may have a failure open
+    all_healthy: set[str]  # objects whose applied revisions are all marked healthy
+    changed: dict[str, ObjectState] = field(default_factory=dict)  # the states to save
+    fetching: bool = False  # a revision of the batch waits for a fetch still running
+
+    def save(self, state: ObjectState) -> None:
+        self.states[state.object_id] = self.changed[state.object_id] = state
+
+
+def _write(tx: Transaction, planned: Sequence[tuple[ControllerEvent, ControllerReport, Write]], batch: _Batch,
+           *, now: datetime) -> None:
+    new = tx.gitops.record([ev for ev, _, _ in planned], now=now)
+    for ev, report, write in planned:
+        report.duplicate = ev.key not in new  # another replica recorded it since it was read
+        if not report.duplicate:
+            write(tx)
+    tx.gitops.save_objects(list(batch.changed.values()))
 
 
 def _plan(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], repos: Sequence[str],
-          event: ControllerEvent, state: ObjectState | None, now: datetime,
-          import_window: timedelta, wait: float | None) -> tuple[ControllerReport, Write, ObjectState | None]:
-    """The event's git work; the write that records it; the object's state after it."""
+          event: ControllerEvent, batch: _Batch, now: datetime, import_window: timedelta,
+          wait: float | None) -> tuple[ControllerReport, Write]:
+    """The event's git work and the write that records what it changed."""
     naming = [p for p in playbooks if p.gitops.names(event)]
+    state = batch.states.get(event.object_id)
     report = ControllerReport()
     if event.sha is not None:
         try:
@@ -120,7 +151,7 @@ def _plan(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], repos: 
             down = git.outages()
             if wait is not None and any(repo not in down for repo in pending):  # a fetch still running
                 report.fetching = f"revision {event.sha[:12]} is not in the mirror yet: {_listed(pending)}"
-                return report, lambda _tx: report, state
+                return report, lambda _tx: None
             report.note = f"revision {event.sha[:12]} is not in the mirror: {_listed(pending)}"
         if report.sha is None and not report.note:
             report.note = (f"revision {event.sha[:12]} is in none of the watched repositories "
@@ -128,16 +159,10 @@ def _plan(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], repos: 
     elif event.outcome is not Outcome.OTHER:
         report.note = f"revision {event.revision!r} names no Git commit (a chart version or an OCI digest)"
     if event.outcome is Outcome.APPLIED:
-        return _applied(git, event, state, report, naming, now)
+        return report, _applied(git, event, batch, report, naming, now)
     if event.outcome is Outcome.FAILED:
-        return _failed(git, event, state, report, naming, now)
-
-    def record(tx: Transaction) -> ControllerReport:
-        if not tx.gitops.record(event, now=now):
-            report.duplicate = True
-        return report
-
-    return report, record, state
+        return report, _failed(git, event, batch, report, naming, now)
+    return report, lambda _tx: None
 
 
 def _candidates(naming: Sequence[Playbook], repos: Sequence[str], state: ObjectState | None) -> list[str]:
@@ -173,14 +198,18 @@ def _listed(by_repo: dict[str, str]) -> str:
     return "; ".join(f"{repo}: {why}" for repo, why in by_repo.items())
 
 
-def _applied(git: GitRepos, ev: ControllerEvent, state: ObjectState | None, report: ControllerReport,
-             naming: Sequence[Playbook], now: datetime) -> tuple[ControllerReport, Write, ObjectState | None]:
+def _applied(git: GitRepos, ev: ControllerEvent, batch: _Batch, report: ControllerReport,
+             naming: Sequence[Playbook], now: datetime) -> Write:
+    state = batch.states.get(ev.object_id)
     repo, sha = report.repo, report.sha
     known = state is not None and state.repo == repo and state.applied_sha is not None
     stale = state is not None and state.applied_at is not None and ev.at < state.applied_at
+    # The revision the object already runs, again (a periodic reconciliation): its changes have
+    # an earlier time from this object already, which stays.
+    again = known and not stale and sha is not None and sha == state.applied_sha  # type: ignore[union-attr]
     applied: list[str] = []
     only_later: list[str] = []
-    if repo is not None and sha is not None:
+    if repo is not None and sha is not None and not again:
         if known and not stale:
             applied = _range(git, report, repo, new=sha, old=state.applied_sha, limit=RANGE_LIMIT)  # type: ignore[union-attr]
         else:
@@ -190,31 +219,31 @@ def _applied(git: GitRepos, ev: ControllerEvent, state: ObjectState | None, repo
             applied, only_later = [sha], history[1:]
     source = AppliedSource.FLUX if ev.controller is Controller.FLUX else AppliedSource.ARGOCD
     healthy = ev.reason not in _PARTIAL
+    healthy_at = ev.healthy_at or ev.at
     revisions = [AppliedRevision(object_id=ev.object_id, label=ev.label, repo=repo, sha=s, applied_at=ev.at)
                  for s in applied] if repo is not None else []
-    saved = None
+    mark_healthy = healthy and not (again and ev.object_id in batch.all_healthy)
+    resolve = healthy and ev.object_id in batch.failing
+    if mark_healthy and healthy_at >= ev.at:
+        batch.all_healthy.add(ev.object_id)
+    elif revisions or only_later:
+        batch.all_healthy.discard(ev.object_id)
     if not stale:
         previous = state or ObjectState(object_id=ev.object_id, label=ev.label)
-        saved = previous.model_copy(update={
+        batch.save(previous.model_copy(update={
             "label": ev.label, "repo": repo or previous.repo,
             "applied_sha": sha or previous.applied_sha, "applied_at": ev.at, "path": ev.path or previous.path,
-            "good_sha": (sha or previous.good_sha) if healthy else previous.good_sha})
+            "good_sha": (sha or previous.good_sha) if healthy else previous.good_sha}))
 
-    def work(tx: Transaction) -> ControllerReport:
-        if not tx.gitops.record(ev, now=now):
-            report.duplicate = True
-            return report
-        if repo is not None:
+    def work(tx: Transaction) -> None:
+        if repo is not None and (applied or only_later):
             report.applied = tx.changes.set_applied_by(repo, applied, at=ev.at, source=source, by=ev.label,
                                                        only_later=only_later)
             tx.gitops.add_applied(revisions, only_later=only_later)
-        if healthy:
+        if mark_healthy:
             # A healthy object runs healthy everything it applied by then: the rollout is over.
-            tx.gitops.set_healthy(ev.object_id, at=ev.healthy_at or ev.at)
-        if saved is not None:
-            tx.gitops.save_object(saved)
-        if healthy:
-            report.recovered = tx.gitops.resolve_failures(ev.object_id, at=ev.at)
+            tx.gitops.set_healthy(ev.object_id, at=healthy_at)
+        report.recovered = tx.gitops.resolve_failures(ev.object_id, at=ev.at) if resolve else []
         if report.recovered:
             first = report.recovered[0]
             _note_on_incidents(tx, naming, ev, now, EventKind.RECONCILE_RECOVERED,
@@ -222,13 +251,13 @@ def _applied(git: GitRepos, ev: ControllerEvent, state: ObjectState | None, repo
                                f"{first.revision[:7]} is over")
             report.deliveries = [_delivery(p, ev, first, resolved_at=ev.at) for p in naming
                                  if RECONCILE_FAILED in p.gitops.open_on]
-        return report
 
-    return report, work, saved or state
+    return work
 
 
-def _failed(git: GitRepos, ev: ControllerEvent, state: ObjectState | None, report: ControllerReport,
-            naming: Sequence[Playbook], now: datetime) -> tuple[ControllerReport, Write, ObjectState | None]:
+def _failed(git: GitRepos, ev: ControllerEvent, batch: _Batch, report: ControllerReport,
+            naming: Sequence[Playbook], now: datetime) -> Write:
+    state = batch.states.get(ev.object_id)
     repo, sha = report.repo, report.sha
     shas: list[str] = []
     if repo is not None and sha is not None:
@@ -237,28 +266,22 @@ def _failed(git: GitRepos, ev: ControllerEvent, state: ObjectState | None, repor
         shas = shas or [sha]  # applied, then unhealthy at the same revision: that revision
     failure = Failure(object_id=ev.object_id, label=ev.label, repo=repo, revision=sha or ev.revision,
                       shas=tuple(shas), reason=ev.reason, message=ev.message[:4000], at=ev.at)
-    saved = None
     if state is None or state.repo is None:
-        saved = (state or ObjectState(object_id=ev.object_id, label=ev.label)).model_copy(
-            update={"label": ev.label, "repo": repo})
+        batch.save((state or ObjectState(object_id=ev.object_id, label=ev.label)).model_copy(
+            update={"label": ev.label, "repo": repo}))
+    batch.failing.add(ev.object_id)
 
-    def work(tx: Transaction) -> ControllerReport:
-        if not tx.gitops.record(ev, now=now):
-            report.duplicate = True
-            return report
+    def work(tx: Transaction) -> None:
         current = tx.gitops.open_failure(ev.object_id)
         if current is not None and current.revision == failure.revision:
             report.failure = current  # the same failure again (a retry, another message)
         else:
             report.failure = tx.gitops.add_failure(failure)
             _note_on_incidents(tx, naming, ev, now, EventKind.RECONCILE_FAILED, failure.describe())
-        if saved is not None:
-            tx.gitops.save_object(saved)
         first = current if current is not None else report.failure
         report.deliveries = [_delivery(p, ev, first) for p in naming if RECONCILE_FAILED in p.gitops.open_on]
-        return report
 
-    return report, work, saved or state
+    return work
 
 
 def _range(git: GitRepos, report: ControllerReport, repo: str, *, new: str, old: str | None,

@@ -396,20 +396,29 @@ class _GitOps:
     def __init__(self, state: _State) -> None:
         self._s = state
 
-    def seen(self, key: str) -> bool:
-        return key in self._s.controller_events
+    def seen(self, keys: Sequence[str]) -> set[str]:
+        return set(keys) & self._s.controller_events
 
-    def record(self, event: ControllerEvent, *, now: datetime) -> bool:
-        if event.key in self._s.controller_events:
-            return False
-        self._s.controller_events.add(event.key)
-        return True
+    def record(self, events: Sequence[ControllerEvent], *, now: datetime) -> set[str]:
+        new = {e.key for e in events} - self._s.controller_events
+        self._s.controller_events |= new
+        return new
 
     def object(self, object_id: str) -> ObjectState | None:
         return self._s.objects.get(object_id)
 
+    def objects_by_id(self, object_ids: Sequence[str]) -> dict[str, ObjectState]:
+        return {o: self._s.objects[o] for o in object_ids if o in self._s.objects}
+
     def save_object(self, state: ObjectState) -> None:
         self._s.objects[state.object_id] = state
+
+    def save_objects(self, states: Sequence[ObjectState]) -> None:
+        for state in states:
+            self.save_object(state)
+
+    def failing(self, object_ids: Sequence[str]) -> set[str]:
+        return {f.object_id for f in self._s.failures if f.object_id in object_ids and f.resolved_at is None}
 
     def objects(self, repos: Sequence[str]) -> list[ObjectState]:
         return [o for o in self._s.objects.values() if o.repo in repos]

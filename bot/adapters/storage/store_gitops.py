@@ -14,30 +14,53 @@ from bot.adapters.storage import tables as t
 from bot.adapters.storage.store_changes import _insert, _upsert
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 
+CHUNK = 500  # keys in one IN (...): well under SQLite's limit on bound parameters
+
 
 class SqlGitOpsRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def seen(self, key: str) -> bool:
-        return self._conn.execute(sa.select(t.controller_events.c.key).where(
-            t.controller_events.c.key == key)).first() is not None
+    def seen(self, keys: Sequence[str]) -> set[str]:
+        c = t.controller_events.c
+        return {row[0] for i in range(0, len(keys), CHUNK)
+                for row in self._conn.execute(sa.select(c.key).where(c.key.in_(list(keys[i:i + CHUNK]))))}
 
-    def record(self, event: ControllerEvent, *, now: datetime) -> bool:
+    def record(self, events: Sequence[ControllerEvent], *, now: datetime) -> set[str]:
+        if not events:
+            return set()
         statement = _insert(self._conn)(t.controller_events).on_conflict_do_nothing(index_elements=["key"])
-        result = self._conn.execute(statement.values(
-            key=event.key, object_id=event.object_id[:600], outcome=event.outcome.value,
-            reason=event.reason[:100], revision=event.revision[:300], at=event.at, received_at=now))
-        return bool(result.rowcount)
+        rows = [{"key": e.key, "object_id": e.object_id[:600], "outcome": e.outcome.value, "reason": e.reason[:100],
+                 "revision": e.revision[:300], "at": e.at, "received_at": now} for e in events]
+        # One statement for the batch; RETURNING names the rows inserted, not those already there.
+        return set(self._conn.execute(statement.returning(t.controller_events.c.key), rows).scalars())
 
     def object(self, object_id: str) -> ObjectState | None:
-        row = self._conn.execute(sa.select(t.gitops_objects).where(
-            t.gitops_objects.c.object_id == object_id)).mappings().first()
-        return ObjectState.model_validate(dict(row)) if row else None
+        return self.objects_by_id([object_id]).get(object_id)
+
+    def objects_by_id(self, object_ids: Sequence[str]) -> dict[str, ObjectState]:
+        c = t.gitops_objects.c
+        return {row["object_id"]: ObjectState.model_validate(dict(row)) for i in range(0, len(object_ids), CHUNK)
+                for row in self._conn.execute(sa.select(t.gitops_objects).where(
+                    c.object_id.in_(list(object_ids[i:i + CHUNK])))).mappings()}
 
     def save_object(self, state: ObjectState) -> None:
-        values = state.model_dump(exclude={"object_id"})
-        _upsert(self._conn, t.gitops_objects, {"object_id": state.object_id}, values)
+        self.save_objects([state])
+
+    def save_objects(self, states: Sequence[ObjectState]) -> None:
+        if not states:
+            return
+        statement = _insert(self._conn)(t.gitops_objects)
+        columns = [c.name for c in t.gitops_objects.columns if c.name != "object_id"]
+        statement = statement.on_conflict_do_update(index_elements=["object_id"],
+                                                    set_={name: statement.excluded[name] for name in columns})
+        self._conn.execute(statement, [state.model_dump() for state in states])
+
+    def failing(self, object_ids: Sequence[str]) -> set[str]:
+        c = t.reconcile_failures.c
+        return {row[0] for i in range(0, len(object_ids), CHUNK) for row in self._conn.execute(
+            sa.select(c.object_id).distinct().where(c.object_id.in_(list(object_ids[i:i + CHUNK])),
+                                                    c.resolved_at.is_(None)))}
 
     def objects(self, repos: Sequence[str]) -> list[ObjectState]:
         rows = self._conn.execute(sa.select(t.gitops_objects).where(
