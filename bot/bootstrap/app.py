@@ -70,6 +70,7 @@ class App:
             self.ctx.slack.close()
         self.ctx.ingest_queue.close()
         self.ctx.controller_queue.close()
+        self.ctx.chart_workers.close()
         self.ctx.work_executor.shutdown(wait=True)
         # A wait on a Git host ends within the git deadlines; closing does not wait for it.
         self.ctx.git_waits.shutdown(wait=False, cancel_futures=True)

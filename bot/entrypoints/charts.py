@@ -1,15 +1,19 @@
-"""The incident chart for the HTTP API, the CLI and the demo: the data from the services, the
-PNG from the export adapter."""
+"""The incident chart and page for the HTTP API, the CLI and the demo: the data from the services,
+the PNG from the export adapter. Over HTTP both are rendered off the event loop and kept per
+incident version (`renderings`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
+from fastapi.concurrency import run_in_threadpool
+
 from bot.adapters.export.chart import data_uri, render_png
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import MetricsQuery
 from bot.entrypoints.context import AppContext
+from bot.entrypoints.renderings import slot
 from bot.services.chart import chart_data
 from bot.services.export import build_export
 from bot.services.incidents import IncidentView
@@ -35,3 +39,26 @@ def review_files(ctx: AppContext, view: IncidentView, chart_name: str) -> tuple[
     and the post-mortem pull request."""
     document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
     return ctx.export.markdown(document, chart=chart_name).encode(), incident_chart(ctx, view)
+
+
+async def page_chart(ctx: AppContext, view: IncidentView) -> bytes:
+    """The chart of this version of the incident, drawn once per time slot."""
+    at = slot(view, ctx.clock())
+
+    async def make() -> bytes:
+        data = await run_in_threadpool(chart_data, view, playbooks=ctx.playbooks, metrics=ctx.metrics_query, now=at)
+        return await ctx.chart_workers.render(data)
+
+    return await ctx.renderings.get(("chart", view.incident.id, view.version(), at), make)
+
+
+async def page_html(ctx: AppContext, view: IncidentView) -> str:
+    """The incident's review page, with its chart, rendered once per version and time slot."""
+    at = slot(view, ctx.clock())
+
+    async def make() -> str:
+        png = await page_chart(ctx, view)
+        document = build_export(view, generated_at=at, links=ctx.export_links())
+        return await run_in_threadpool(ctx.export.html, document, chart=chart_uri(png))
+
+    return await ctx.renderings.get(("page", view.incident.id, view.version(), at), make)

@@ -29,6 +29,7 @@ from bot.domain.ports import (
 from bot.entrypoints.batch_queue import ControllerQueue, IngestQueue
 from bot.entrypoints.links import PageLinks, incident_page, signed_page
 from bot.entrypoints.metrics import Metrics
+from bot.entrypoints.renderings import ChartWorkers, Renderings
 from bot.services.export import ExportLinks
 
 
@@ -122,6 +123,9 @@ class AppContext:
     links: PageLinks = field(default_factory=lambda: PageLinks(secrets.token_bytes(32), timedelta(days=30)))
     # The export's templates: the shipped ones, each replaced by export.templates_dir's of that name.
     export: ExportRenderer = field(default_factory=ExportRenderer)
+    # The incident pages and charts served over HTTP: drawn in worker processes, kept per version.
+    chart_workers: ChartWorkers = field(default_factory=ChartWorkers)
+    renderings: Renderings = field(default_factory=Renderings)
 
     def export_links(self) -> ExportLinks:
         """Links for the export: commits and branches on GitHub, the incident's page."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,7 +31,7 @@ from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.start_times import StartRange
 from bot.domain.untrusted import StoredText
 from bot.domain.verdicts import VerdictKind
-from bot.entrypoints.charts import chart_uri, incident_chart
+from bot.entrypoints.charts import page_chart, page_html
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_actions import register_incident_actions
 from bot.entrypoints.http_common import (
@@ -305,26 +306,29 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return ranking_dict(ranking)
 
     @app.get("/api/incidents/{ref}/export")
-    def export(ref: str, request: Request, format: ExportFormat = ExportFormat.JSON) -> Response:
+    async def export(ref: str, request: Request, format: ExportFormat = ExportFormat.JSON) -> Response:
         if denied := refused(request):
             return denied
-        view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
-        document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
+        view = await run_in_threadpool(incident_service.get_incident, store=ctx.store,
+                                       incident_id=parse_incident_ref(ref))
         if format is ExportFormat.PNG:
-            return Response(incident_chart(ctx, view), media_type="image/png")
-        if format is ExportFormat.MARKDOWN:
-            return Response(ctx.export.markdown(document), media_type="text/markdown; charset=utf-8")
+            return Response(await page_chart(ctx, view), media_type="image/png")
         if format is ExportFormat.HTML:
-            return HTMLResponse(ctx.export.html(document, chart=chart_uri(incident_chart(ctx, view))))
+            return HTMLResponse(await page_html(ctx, view))
+        document = await run_in_threadpool(build_export, view, generated_at=ctx.clock(), links=ctx.export_links())
+        if format is ExportFormat.MARKDOWN:
+            return Response(await run_in_threadpool(ctx.export.markdown, document),
+                            media_type="text/markdown; charset=utf-8")
         return JSONResponse(document)
 
     @app.get("/api/incidents/{ref}/chart.png")
-    def chart(ref: str, request: Request) -> Response:
+    async def chart(ref: str, request: Request) -> Response:
         """The key metric over the incident with the changes, alerts and actions marked."""
         if denied := refused(request):
             return denied
-        view = incident_service.get_incident(store=ctx.store, incident_id=parse_incident_ref(ref))
-        return Response(incident_chart(ctx, view), media_type="image/png")
+        view = await run_in_threadpool(incident_service.get_incident, store=ctx.store,
+                                       incident_id=parse_incident_ref(ref))
+        return Response(await page_chart(ctx, view), media_type="image/png")
 
     @app.post("/api/incidents/{ref}/verdict")
     def post_verdict(ref: str, body: VerdictBody, request: Request) -> JSONResponse:

@@ -15,15 +15,15 @@ from html import escape
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from bot.domain.models import parse_incident_ref
-from bot.entrypoints.charts import chart_uri, incident_chart
+from bot.entrypoints.charts import page_html
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import BodyTooLarge, error, read_body
 from bot.entrypoints.webhook_auth import PageSessions
 from bot.services import incidents as incident_service
-from bot.services.export import build_export
 from bot.services.presenters import incident_dict
 
 SESSION_COOKIE = "backout_session"
@@ -80,15 +80,14 @@ def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
         return HTMLResponse(ctx.export.index(rows, signed_in=by_cookie), headers=PAGE_HEADERS)
 
     @app.get("/incidents/{ref}", response_model=None)
-    def incident_page(ref: str, request: Request) -> Response:
-        """The review page: people open it from Slack, the pull request, the export or the index."""
+    async def incident_page(ref: str, request: Request) -> Response:
+        """The review page: people open it from Slack, the pull request, the export or the index.
+        Read on a worker thread, drawn in a worker process, kept per incident version."""
         number = parse_incident_ref(ref)
         if denied := page_refusal(request, page_of=number):
             return denied
-        view = incident_service.get_incident(store=ctx.store, incident_id=number)
-        document = build_export(view, generated_at=ctx.clock(), links=ctx.export_links())
-        return HTMLResponse(ctx.export.html(document, chart=chart_uri(incident_chart(ctx, view))),
-                            headers=INCIDENT_HEADERS)
+        view = await run_in_threadpool(incident_service.get_incident, store=ctx.store, incident_id=number)
+        return HTMLResponse(await page_html(ctx, view), headers=INCIDENT_HEADERS)
 
     @app.get("/signin", include_in_schema=False)
     def sign_in_form(next: str = "/incidents") -> Response:

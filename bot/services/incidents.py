@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,16 @@ class IncidentView:
     ranking: Ranking
     actions: list[Action]
     verdicts: list[Verdict] = field(default_factory=list)
+
+    def version(self) -> str:
+        """A digest of everything shown of the incident: its state, alerts, timeline, suspects,
+        actions and verdicts. It changes when any of them does, whichever code path wrote it, so
+        a page or chart rendered from the view can be kept per version."""
+        digest = hashlib.sha256(f"{len(self.alerts)},{len(self.timeline)},{len(self.actions)},"
+                                f"{len(self.verdicts)}".encode())
+        for part in (self.incident, self.ranking, *self.alerts, *self.timeline, *self.actions, *self.verdicts):
+            digest.update(b"\x1e" + part.model_dump_json().encode())
+        return digest.hexdigest()[:32]
 
 
 def list_incidents(

@@ -1,11 +1,14 @@
 """The incident chart as a PNG (matplotlib, Agg: no display, no outside asset): the key metric as
-a line, a vertical marker for each event, labelled; legible at 1200 px wide."""
+a line, a vertical marker for each event, labelled; legible at 1200 px wide.
+
+Drawn with matplotlib's object API (a `Figure` and its own `FigureCanvasAgg` per call), never
+pyplot, whose state is global: so charts draw on any thread, or in worker processes, at once,
+with no lock."""
 
 from __future__ import annotations
 
 import base64
 import io
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -23,14 +26,10 @@ WIDTH, HEIGHT, DPI = 12.0, 4.8, 100  # 1200 x 480 px
 # Alert and query text is drawn as written: `$...$` would be mathtext (which raises on an unknown
 # command) and TeX would run an outside program. Every text from data is drawn with these.
 PLAIN: dict[str, Any] = {"parse_math": False, "usetex": False}
-_LOCK = threading.Lock()  # pyplot's state is global; one figure at a time
 
 
 def figure(data: ChartData) -> Any:
     """The matplotlib Figure (the tests read its artists back)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -118,11 +117,16 @@ def _x(at: datetime) -> float:
 
 
 def render_png(data: ChartData) -> bytes:
-    with _LOCK:
-        fig = figure(data)
-        out = io.BytesIO()
-        fig.savefig(out, format="png")
+    out = io.BytesIO()
+    figure(data).savefig(out, format="png")
     return out.getvalue()
+
+
+def warm() -> None:
+    """Import what drawing needs (a worker process does it once, before its first chart)."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.dates
+    import matplotlib.figure  # noqa: F401
 
 
 def data_uri(png: bytes) -> str:
