@@ -90,7 +90,8 @@ async def _open_loop(host: str, port: int, requests: Sequence[bytes], *, rate: f
     wall = time.perf_counter() - began
     while not pool.empty():
         pool.get_nowait()[1].close()
-    return {"latencies": latencies, "lags": lags, "statuses": statuses, "wall": wall, "cpu": _cpu() - cpu}
+    return {"latencies": latencies, "lags": lags, "statuses": statuses, "wall": wall, "cpu": _cpu() - cpu,
+            "began": began}  # perf_counter is the system's monotonic clock: comparable across processes
 
 
 def closed_loop(host: str, port: int, requests: Sequence[bytes], *, concurrency: int,

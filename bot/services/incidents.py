@@ -47,7 +47,7 @@ def list_incidents(
     *, store: Store, status: IncidentStatus | None = None, limit: int = 100
 ) -> list[Incident]:
     """Newest first, optionally only one status."""
-    return store.run(lambda tx: tx.incidents.list(status=status, limit=limit))
+    return store.read(lambda tx: tx.incidents.list(status=status, limit=limit))
 
 
 def get_incident(*, store: Store, incident_id: int) -> IncidentView:
@@ -64,7 +64,7 @@ def get_incident(*, store: Store, incident_id: int) -> IncidentView:
             verdicts=tx.verdicts.for_incident(incident_id),
         )
 
-    return store.run(work)
+    return store.read(work)
 
 
 def get_ranking(*, store: Store, incident_id: int) -> Ranking:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from bot.adapters.alertmanager.payload import AmPayload, parse_delivery, to_delivery
-from bot.domain.models import AlertStatus
-from tests.conftest import delivery, payload, payload_names
+from bot.adapters.alertmanager.payload import AmPayload, parse_delivery, parse_large_delivery, to_delivery
+from bot.domain.models import AlertStatus, Delivery
+from tests.conftest import delivery, payload, payload_bytes, payload_names
 
 
 @pytest.mark.parametrize("name", payload_names())
@@ -72,3 +74,30 @@ def test_a_lone_surrogate_is_not_json(text: str) -> None:
     with pytest.raises(ValidationError) as caught:
         parse_delivery(body)
     assert caught.value.errors()[0]["type"] == "json_invalid"
+
+
+LARGE_CASES = [
+    *[payload_bytes(name[:2]) for name in payload_names()],
+    b'{"version": "4", "groupKey": "g", "status": "firing", "alerts": []}',
+    b'{"version": "4", "groupKey": "g", "status": "firing", "alerts": "no"}',
+    b'{"version": "4", "groupKey": "g", "status": "firing"}',
+    b'{"version": "4", "groupKey": "g", "status": "firing", "alerts": [], }',
+    b'{"version": "4", "groupKey": "g", "status": "firing", "alerts": [{"status": "firing"}]}',
+    b'{"version": "4", "groupKey": "g", "status": "firing", "alerts": [NaN]}',
+    b'{"version": "4", "groupKey": "g\\ud800", "status": "firing", "alerts": []}',
+    b'{"version": "4", "groupKey": "g", "status": "firing", "alerts": []} x',
+    b'[1, 2]',
+    b'',
+]
+
+
+@pytest.mark.parametrize("body", LARGE_CASES)
+def test_a_large_body_parses_as_a_small_one_does(body: bytes) -> None:
+    """Alert by alert or in one call: the same delivery, or the same error."""
+    def outcome(parse: Callable[[bytes], Delivery]) -> Any:
+        try:
+            return parse(body)
+        except ValidationError as exc:
+            return [(e["type"], e["loc"]) for e in exc.errors()]
+
+    assert outcome(parse_large_delivery) == outcome(parse_delivery)

@@ -111,6 +111,30 @@ def test_body_over_the_limit_is_413(
         assert post(client, payload_bytes("01")).status_code == 200
 
 
+def huge_delivery(count: int) -> bytes:
+    """One group of `count` firing alerts (a fleet-wide alert), as Alertmanager sends it."""
+    body = payload("01")
+    template = body["alerts"][0]
+    body["alerts"] = [{**template, "fingerprint": f"{n:016x}", "labels": {**template["labels"], "pod": f"p-{n}"}}
+                      for n in range(count)]
+    return json.dumps(body).encode()
+
+
+def test_a_delivery_of_twelve_thousand_alerts_is_recorded_whole(
+    make_settings: Callable[..., Settings], build: Callable[..., bootstrap.App]
+) -> None:
+    """Past ten thousand alerts (the body limit raised for it), a delivery is accepted and every
+    alert stored in one incident, however it is parsed and written inside."""
+    body = huge_delivery(12_000)
+    app = build(make_settings(server=ServerSettings(max_body_bytes=len(body) + 1)))
+    with TestClient(app.http) as client:
+        answer = post(client, body)
+        assert answer.status_code == 200, answer.text[:300]
+        assert (answer.json()["new"], answer.json()["incidents"]) == (12_000, ["INC-1"])
+        assert post(client, body).json()["duplicates"] == 12_000
+    assert app.ctx.store.run(lambda tx: tx.alerts.count_firing(1)) == 12_000
+
+
 @pytest.mark.parametrize("headers", [
     {}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
     {"Authorization": "Bearer"}, {"Authorization": f"bearer {TOKEN}x"},

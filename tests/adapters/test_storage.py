@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -154,3 +155,24 @@ def test_a_postgres_host_that_never_accepts_fails_the_connection(monkeypatch: py
         assert isinstance(result[0], sa.exc.OperationalError)
     finally:
         deaf.close()
+
+
+def test_a_read_runs_beside_a_write_in_progress(store: SqlStore) -> None:
+    """While a writer holds its transaction open, a read answers from the last committed state
+    instead of queueing behind it; the write is seen once committed."""
+    writing, done = threading.Event(), threading.Event()
+
+    def write(tx: Any) -> None:
+        tx.incidents.add(_incident("g1"))
+        writing.set()
+        assert done.wait(30)
+
+    writer = threading.Thread(target=store.run, args=(write,))
+    writer.start()
+    try:
+        assert writing.wait(30)
+        assert store.read(lambda tx: tx.incidents.list()) == []
+    finally:
+        done.set()
+        writer.join()
+    assert [i.group_key for i in store.read(lambda tx: tx.incidents.list())] == ["g1"]

@@ -497,6 +497,9 @@ class InMemoryStore:
         self.runs = 0
         self._lock = threading.Lock()
 
+    def read(self, work: Callable[[_Tx], T]) -> T:
+        return self.run(work)
+
     def run(self, work: Callable[[_Tx], T]) -> T:
         if self.down:
             raise StorageUnavailable("the fake store is down")
@@ -521,6 +524,9 @@ class GatedStore:
             self._count.notify_all()
         self.gate.wait(timeout=60)
         return self.inner.run(work)
+
+    def read(self, work: Callable[[Any], T]) -> T:
+        return self.run(work)
 
     def wait_for(self, calls: int) -> None:
         """Until `calls` transactions have begun (and wait at the gate, while it is closed)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -16,6 +18,13 @@ _ZERO_TIME_YEAR = 1
 STATUS_MAP: dict[str, AlertStatus] = {"firing": AlertStatus.FIRING, "resolved": AlertStatus.RESOLVED}
 NUL_SHOWN = "\u2400"  # SYMBOL FOR NULL: PostgreSQL text cannot hold NUL; both databases store this
 NUL_ESCAPE = b"\\u0000"  # how JSON writes NUL (a raw NUL byte inside a string is not JSON)
+# Alerts in one delivery. Alertmanager sends a whole group unless its webhook's max_alerts says
+# otherwise; server.max_body_bytes is the limit that matters (about 1 KB an alert).
+MAX_ALERTS = 100_000
+# Bodies past this are parsed alert by alert on a worker thread (`parse_large_delivery`).
+LARGE_BODY = 1 << 20
+# A surrogate escape: the one JSON text the standard library reads that pydantic refuses as not text.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class AmAlert(BaseModel):
@@ -44,7 +53,7 @@ class AmPayload(BaseModel):
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
     common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
     external_url: str = Field(default="", alias="externalURL")
-    alerts: list[AmAlert] = Field(max_length=10_000)
+    alerts: list[AmAlert] = Field(max_length=MAX_ALERTS)
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
 
 
@@ -73,6 +82,82 @@ def parse_delivery(body: bytes, *, now: datetime | None = None, window: StartRan
     surrogate included: it is not text), field errors for what is JSON but not a payload."""
     delivery = to_delivery(AmPayload.model_validate_json(body), now=now, window=window)
     return _nul_shown(delivery) if NUL_ESCAPE in body else delivery
+
+
+def parse_large_delivery(body: bytes, *, now: datetime | None = None, window: StartRange | None = None) -> Delivery:
+    """What `parse_delivery` returns, for a body of thousands of alerts, in many short steps (one
+    alert each) instead of one long call: run on a worker thread, it leaves the interpreter lock
+    to the event loop between steps, so small deliveries keep being answered meanwhile. A body
+    that is not a valid payload is parsed again by `parse_delivery`, for the very same error."""
+    try:
+        if _SURROGATE.search(body):
+            raise ValueError("a surrogate escape: left to pydantic, which refuses a lone one")
+        envelope, alerts = _split(body.decode("utf-8"))
+        payload = AmPayload.model_validate({**envelope, "alerts": []})
+        if len(alerts) > MAX_ALERTS:
+            raise ValueError("too many alerts")
+        parsed = [AmAlert.model_validate(alert) for alert in alerts]
+    except (ValueError, TypeError, RecursionError):  # pydantic's ValidationError is a ValueError
+        return parse_delivery(body, now=now, window=window)
+    delivery = to_delivery(payload.model_copy(update={"alerts": parsed}), now=now, window=window)
+    return _nul_shown(delivery) if NUL_ESCAPE in body else delivery
+
+
+def _split(text: str) -> tuple[dict[str, object], list[object]]:
+    """The top-level object's members but `alerts`, and the alerts one by one (ValueError when
+    the text is not a JSON object whose `alerts` is an array)."""
+    decoder = json.JSONDecoder(parse_constant=_refuse)
+    envelope: dict[str, object] = {}
+    alerts: list[object] | None = None
+    at = _expect(text, 0, "{")
+    while text[at] != "}":
+        key, at = decoder.raw_decode(text, at)
+        at = _expect(text, _expect(text, at, ":"), "")
+        if key == "alerts":
+            if text[at] != "[" or alerts is not None:
+                raise ValueError("alerts is not one array")
+            alerts = []
+            at = _expect(text, at + 1, "")
+            while text[at] != "]":
+                alert, at = decoder.raw_decode(text, at)
+                alerts.append(alert)
+                at = _after_item(text, at, "]")
+            at += 1
+        else:
+            envelope[str(key)], at = decoder.raw_decode(text, at)
+        at = _after_item(text, _expect(text, at, ""), "}")
+    if text[at + 1:].strip() or alerts is None:
+        raise ValueError("text after the object, or no alerts")
+    return envelope, alerts
+
+
+def _expect(text: str, at: int, char: str) -> int:
+    """Past whitespace and then `char` (none when empty)."""
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    if char:
+        if at >= len(text) or text[at] != char:
+            raise ValueError(f"expected {char!r} at {at}")
+        return _expect(text, at + 1, "")
+    if at >= len(text):
+        raise ValueError("unexpected end")
+    return at
+
+
+def _after_item(text: str, at: int, end: str) -> int:
+    at = _expect(text, at, "")
+    if text[at] == ",":
+        at = _expect(text, at + 1, "")
+        if text[at] == end:
+            raise ValueError("a trailing comma")
+        return at
+    if text[at] != end:
+        raise ValueError(f"expected ',' or {end!r} at {at}")
+    return at
+
+
+def _refuse(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _nul_shown(delivery: Delivery) -> Delivery:

@@ -48,6 +48,8 @@ def _sqlite_engine(url: str) -> Engine:
         # Take the write lock up front: a deferred transaction that later writes can fail
         # with SQLITE_BUSY at once instead of waiting for the busy timeout. Sent on the driver
         # connection directly: through SQLAlchemy's execution path it costs a query's overhead.
-        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        # A read (SqlStore.read) begins deferred: it takes no write lock and reads a WAL snapshot.
+        read_only = connection.get_execution_options().get("backout_read_only", False)
+        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

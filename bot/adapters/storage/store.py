@@ -216,6 +216,9 @@ class SqlTransaction:
         self.keys = SqlKeyRepository(conn)
 
 
+READ_ONLY = "backout_read_only"  # the execution option `engine` begins a read-only transaction for
+
+
 class SqlStore:
     """Runs units of work; maps database failures to domain errors."""
 
@@ -242,6 +245,13 @@ class SqlStore:
             except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
                 raise StorageUnavailable(_brief(exc)) from exc
         raise AssertionError("unreachable")
+
+    def read(self, work: Callable[[SqlTransaction], T]) -> T:
+        try:  # on SQLite a deferred transaction: a WAL snapshot, without the writers' lock
+            with self.engine.connect() as conn, conn.execution_options(**{READ_ONLY: True}).begin():
+                return work(SqlTransaction(conn))
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            raise StorageUnavailable(_brief(exc)) from exc
 
     def ping(self) -> None:
         try:

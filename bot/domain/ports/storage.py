@@ -349,3 +349,7 @@ class Store(Protocol):
     def run(self, work: Callable[[Transaction], T]) -> T:
         """Run `work` in one transaction and commit. A `WriteConflict` re-runs it a few times."""
         ...
+    def read(self, work: Callable[[Transaction], T]) -> T:
+        """Run `work`, which only reads, in one consistent snapshot: beside the writers, not
+        queued behind them (a page read while a storm is written)."""
+        ...
