@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/probes.py
 	$(BIN)/python bench/controller_events.py
 	$(BIN)/python bench/git_outage.py
+	$(BIN)/python bench/controller_storm.py
+	$(BIN)/python bench/ingest_mixed.py
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/body_limits.py
 	$(BIN)/python bench/storm.py
