@@ -74,6 +74,18 @@ def start(command: list[str], port: int, workdir: Path) -> subprocess.Popen[byte
     raise SystemExit(f"server on port {port} did not start")
 
 
+def cpu_wait_seconds(pid: int) -> float:
+    """How long the process's threads, together, have waited for a CPU while runnable (Linux
+    schedstat): on a busy machine, the time other processes took from it."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
