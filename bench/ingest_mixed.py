@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import TOKEN, cpu_seconds, free_port, start
+from ingest import TOKEN, cpu_seconds, cpu_wait_seconds, free_port, start
 from openloop import http_request, in_process, open_loop, percentile
 
 HOST = "127.0.0.1"
@@ -96,13 +96,14 @@ def main() -> int:
                               "-o", str(Path(os.environ.get("BENCH_PYSPY_OUT", "pyspy.txt")).resolve()), "-r", "100"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            cpu = cpu_seconds(server.pid)
+            cpu, waited = cpu_seconds(server.pid), cpu_wait_seconds(server.pid)
             load = in_process(open_loop, HOST, port, smalls, rate=args.rate, connections=32)
             sender = threading.Thread(target=post_huge)
             sender.start()
             found = load.result()
             sender.join()
             server_cpu = cpu_seconds(server.pid) - cpu
+            server_waited = cpu_wait_seconds(server.pid) - waited
         finally:
             server.terminate()
             server.wait(30)
@@ -111,7 +112,8 @@ def main() -> int:
               <= huge_answer["began"] + huge_answer["took"]]
     bad = sum(1 for s in found["statuses"] if s != 200)
     print(f"machine: {os.cpu_count()} cores (shared: figures are indicative); SQLite; server CPU "
-          f"{server_cpu / found['wall']:.2f} of a core over the run")
+          f"{server_cpu / found['wall']:.2f} of a core over the run, {server_cpu:.1f} s in all; its threads waited "
+          f"{server_waited / found['wall']:.2f} s a second for a CPU other processes held")
     print(f"huge delivery    {args.alerts:,} alerts, {len(huge) / 1e6:.1f} MB: answered {huge_answer['status']} in "
           f"{huge_answer['took']:.2f} s, {huge_answer['stored']:,} alerts stored (target <= 2 s)")
     print(f"single alerts    n {len(lat):>5}  p50 {statistics.median(lat):6.1f} ms  p99 {percentile(lat, 0.99):6.1f} ms"

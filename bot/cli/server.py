@@ -76,6 +76,7 @@ def run_server(config: Path | None, *, echo: Callable[[str], None]) -> int:
              repos=[repo.name for repo in settings.repos], chat=settings.chat.kind,
              slack_mode=settings.slack.mode if settings.chat.kind == "slack" else None,
              replica=built.ctx.leader.replica)
+    built.ctx.chart_workers.start()
     scheduler = start_scheduler(built.ctx)
     socket_mode = None
     if built.ctx.slack is not None and settings.slack.mode == "socket" and settings.slack.app_token:

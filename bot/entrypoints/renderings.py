@@ -34,13 +34,23 @@ class ChartWorkers:
         self._workers = workers or min(2, os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
 
+    def start(self) -> None:
+        """Start the processes now, in the background (`serve` does): the first page opened then
+        does not wait for them to start and import matplotlib, a second or two."""
+        pool = self._started()
+        for _ in range(self._workers):
+            pool.submit(warm)
+
     async def render(self, data: ChartData) -> bytes:
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(self._started(), render_png, data), RENDER_TIMEOUT)
+
+    def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a fork would copy this process's threads' locks in whatever state they are
             self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=warm)
-        loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self._pool, render_png, data), RENDER_TIMEOUT)
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
