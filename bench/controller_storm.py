@@ -44,7 +44,7 @@ from ingest import ROOT, cpu_seconds, cpu_wait_seconds, free_port, start
 from openloop import closed_loop, http_request, in_process, open_loop, percentile, probe
 
 sys.path.insert(0, str(ROOT))
-from bot.entrypoints.webhook_auth import PageLinks
+from bot.entrypoints.links import PageLinks
 
 API_TOKEN = "bench-api-token-0123456789"
 LINK_SECRET = "bench-link-secret-0123456789"
