@@ -7,12 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from slack_sdk import WebClient
 
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
+from bot.adapters.slack.marks import SlackMessages
 from bot.config import ConfigError, Problem
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext, SlackParts
 from bot.entrypoints.slack_app import build_slack_app
 from bot.services.card import incident_message
 from bot.services.chat import ChatCommands
+from bot.services.chat_timeline import ChatTimeline
 from bot.services.incidents import get_incident
 
 
@@ -58,6 +60,8 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
     secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
     listeners = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-listener")
     slow = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-work")
+    timeline = ChatTimeline(store=ctx.store, messages=SlackMessages(client), clock=ctx.clock)
     app = build_slack_app(commands=commands, client=client, signing_secret=secret or "unused-in-socket-mode",
-                          slash=slack.command, listeners=listeners, slow=slow)
+                          slash=slack.command, listeners=listeners, slow=slow, timeline=timeline,
+                          timeline_emoji=slack.timeline_emoji)
     return SlackParts(app=app, delivery=delivery, signing_secret=secret, listeners=listeners, slow=slow)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import (
     Field,
     SecretStr,
+    field_validator,
 )
 
 from bot.config.section import Section
@@ -32,6 +33,17 @@ class SlackSettings(Section):
     workers: int = Field(default=16, ge=2, le=128)  # threads for work after the ack
     # Messages a second per channel (Slack allows about one, with short bursts of about ten).
     channel_rate: float = Field(default=1.0, gt=0, le=100)
+    # Reactions that put a message of the incident's channel on its timeline (as a pin does).
+    timeline_emoji: list[str] = Field(default_factory=lambda: ["pushpin"])
+
+    @field_validator("timeline_emoji", mode="before")
+    @classmethod
+    def _emoji_names(cls, value: object) -> object:
+        """`pushpin`, `:pushpin:` or a list of them; Slack names reactions without the colons."""
+        names = [value] if isinstance(value, str) else value
+        if isinstance(names, list):
+            return [str(name).strip().strip(":") for name in names if str(name).strip().strip(":")]
+        return value
 
     def problems(self) -> list[tuple[str, str]]:
         """What chat.kind slack cannot run without."""

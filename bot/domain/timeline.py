@@ -51,6 +51,9 @@ class EventKind(StrEnum):
     PLAN_STEP_RECOVERED = "plan.step_recovered"
     PLAN_STEP_NOT_RECOVERED = "plan.step_not_recovered"
     CHAT_REFUSED = "chat.refused"
+    CHAT_PINNED = "chat.pinned"  # a message marked in the incident's channel, at its own time
+    CHAT_UNPINNED = "chat.unpinned"  # its last mark removed: the correction that hides that entry
+    CHAT_REPINNED = "chat.repinned"  # marked again after that: the entry shows again
     VERDICT = "verdict.recorded"
     AUTHOR_NOTIFIED = "author.notified"
     RECONCILE_FAILED = "gitops.reconcile_failed"

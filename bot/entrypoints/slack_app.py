@@ -23,7 +23,9 @@ from bot.domain.chat import escape_mrkdwn, parse_command, usage
 from bot.domain.errors import BackoutError, InvalidInput
 from bot.domain.models import IncidentStatus
 from bot.domain.verdicts import VerdictKind
+from bot.entrypoints.slack_marks import register_marks
 from bot.services.chat import ChatCommands, Reply
+from bot.services.chat_timeline import ChatTimeline
 
 Respond = Callable[..., Any]
 
@@ -73,7 +75,8 @@ class Clicks:
 
 
 def build_slack_app(*, commands: ChatCommands, client: WebClient, signing_secret: str, slash: str,
-                    listeners: ThreadPoolExecutor, slow: Executor) -> App:
+                    listeners: ThreadPoolExecutor, slow: Executor, timeline: ChatTimeline,
+                    timeline_emoji: Collection[str] = ("pushpin",)) -> App:
     """The bolt App with every listener registered (the one place they are)."""
     logger = logging.getLogger("bot.slack")
     app = App(
@@ -82,6 +85,7 @@ def build_slack_app(*, commands: ChatCommands, client: WebClient, signing_secret
         listener_executor=listeners,
     )
     register(app, commands=commands, groups=GroupMembership(client), slash=slash, slow=slow)
+    register_marks(app, timeline=timeline, emoji=timeline_emoji)
     return app
 
 

@@ -2,8 +2,11 @@
 answers like Slack's documentation, and can answer 429 with Retry-After or `ok: false`.
 
 As Slack does, `chat.postMessage` takes a channel's name or ID and answers with the ID; the
-methods that read or change a channel (history, replies, updates, reactions, ...) take only the
-ID and answer `channel_not_found` to a name. History and replies page by cursor."""
+methods that read or change a channel (history, replies, updates, pins, reactions, permalinks)
+take only the ID and answer `channel_not_found` to a name. History and replies page by cursor.
+People's side: `say` posts as a person, `pin` and `react` mark a message and return the event
+Slack sends for it (also kept in `events`); `apps.connections.open` takes only an app-level token
+and answers with the Socket Mode server's URL (tests/fakes/slack_socket.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from bot.entrypoints.serving import serve_in_thread
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")  # C123ABC; a name is lowercase (#inc-checkout)
 TAKES_NAMES = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage"})
 CHANNEL_ARGS = ("channel", "channel_id")
+MARKING = frozenset({"pins.add", "pins.remove", "pins.list", "reactions.add", "reactions.remove", "reactions.get"})
 
 
 class FakeSlack:
@@ -43,6 +47,10 @@ class FakeSlack:
         self.channels: dict[str, str] = {}  # name (without '#') -> ID, made by the first post there
         self.history: dict[str, list[dict[str, Any]]] = {}  # channel ID -> its messages, newest first
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (ID, parent ts) -> replies, oldest first
+        self.pins: dict[str, list[str]] = {}  # channel ID -> pinned messages' ts
+        self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}  # (ID, ts) -> emoji -> users
+        self.events: list[dict[str, Any]] = []  # the events Slack would send the app, oldest first
+        self.socket_url: Callable[[], str] | None = None  # apps.connections.open's answer (FakeSocketMode.url)
         self.lock = threading.Lock()
         self.counter = 0
         self.app = self._build()
@@ -87,6 +95,7 @@ class FakeSlack:
                 args: dict[str, Any] = json.loads(raw or b"{}")
             else:
                 args = dict(parse_qsl(raw.decode())) | dict(request.query_params)
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
             with self.lock:
                 self.calls.append((method, args))
                 for index, (name, times, body, headers) in enumerate(self.faults):
@@ -98,6 +107,10 @@ class FakeSlack:
             if method not in TAKES_NAMES and any(
                     isinstance(args.get(key), str) and not CHANNEL_ID.fullmatch(args[key]) for key in CHANNEL_ARGS):
                 return JSONResponse({"ok": False, "error": "channel_not_found"})
+            if method == "apps.connections.open":
+                return JSONResponse(self._connections_open(token))
+            if method in MARKING:
+                return JSONResponse(self._marking(method, args))
             return JSONResponse(self._answer(method, args))
 
         return app
@@ -110,11 +123,17 @@ class FakeSlack:
             return self._post(args)
         if method == "conversations.history":
             return self._page(self.history.get(args["channel"], []), args)
-        if method == "conversations.replies":
-            parent = next((m for m in self.history.get(args["channel"], []) if m["ts"] == args.get("ts")), None)
+        if method == "conversations.replies":  # `ts`: the parent's, or a reply's (its thread is read)
+            found = self.message(args["channel"], str(args.get("ts")))
+            parent = found and self.message(args["channel"], found.get("thread_ts") or found["ts"])
             if parent is None:
                 return {"ok": False, "error": "thread_not_found"}
             return self._page([parent, *self.threads.get((args["channel"], parent["ts"]), [])], args)
+        if method == "chat.getPermalink":
+            found = self.message(args["channel"], str(args.get("message_ts")))
+            if found is None:
+                return {"ok": False, "error": "message_not_found"}
+            return {"ok": True, "channel": args["channel"], "permalink": self.permalink(args["channel"], found)}
         if method == "conversations.list":
             listed = [{"id": cid, "name": name, "is_channel": True} for name, cid in self.channels.items()]
             return self._page(listed, args, key="channels")
@@ -149,6 +168,102 @@ class FakeSlack:
             if not parent or str(args.get("reply_broadcast")).lower() in ("1", "true"):
                 self.history.setdefault(channel, []).insert(0, message)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def say(self, channel: str, text: str, *, user: str, thread_ts: str | None = None) -> str:
+        """A person's message in the channel (by ID), or in a thread there: its ts."""
+        ts = self._ts()
+        message: dict[str, Any] = {"type": "message", "ts": ts, "text": text, "user": user}
+        with self.lock:
+            if thread_ts:
+                message["thread_ts"] = thread_ts
+                self.threads.setdefault((channel, thread_ts), []).append(message)
+            else:
+                self.history.setdefault(channel, []).insert(0, message)
+        return ts
+
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message `ts` of a channel: in its history or in one of its threads."""
+        with self.lock:
+            found = [m for m in self.history.get(channel, []) if m["ts"] == ts]
+            found += [m for (where, _), replies in self.threads.items() if where == channel
+                      for m in replies if m["ts"] == ts]
+        return found[0] if found else None
+
+    def permalink(self, channel: str, message: dict[str, Any]) -> str:
+        link = f"https://acme.slack.com/archives/{channel}/p{message['ts'].replace('.', '')}"
+        thread = message.get("thread_ts")
+        return link + (f"?thread_ts={thread}&cid={channel}" if thread and thread != message["ts"] else "")
+
+    def pin(self, channel: str, ts: str, *, user: str, add: bool = True) -> dict[str, Any]:
+        """A person pins (or unpins) a message: what Slack records, and the event it sends."""
+        answer = self._marking("pins.add" if add else "pins.remove", {"channel": channel, "timestamp": ts}, user=user)
+        assert answer["ok"], answer
+        return self.events[-1]
+
+    def react(self, channel: str, ts: str, *, user: str, name: str = "pushpin", add: bool = True) -> dict[str, Any]:
+        """A person adds (or removes) a reaction: what Slack records, and the event it sends."""
+        answer = self._marking("reactions.add" if add else "reactions.remove",
+                               {"channel": channel, "timestamp": ts, "name": name}, user=user)
+        assert answer["ok"], answer
+        return self.events[-1]
+
+    def _marking(self, method: str, args: dict[str, Any], *, user: str = "UBOT") -> dict[str, Any]:
+        """pins.add/remove/list and reactions.add/remove/get, with the events Slack sends for them."""
+        channel, ts = str(args.get("channel")), str(args.get("timestamp", ""))
+        if method == "pins.list":
+            return {"ok": True, "items": [{"type": "message", "channel": channel, "message": self.message(channel, t)}
+                                          for t in self.pins.get(channel, [])]}
+        found = self.message(channel, ts)
+        if found is None:
+            return {"ok": False, "error": "message_not_found"}
+        if method == "reactions.get":
+            return {"ok": True, "type": "message", "channel": channel, "message": {**found, "reactions": [
+                {"name": name, "users": users, "count": len(users)}
+                for name, users in self.reactions.get((channel, ts), {}).items() if users]}}
+        if method.startswith("pins."):
+            return self._pin(method == "pins.add", channel, found, user)
+        return self._react(method == "reactions.add", channel, found, str(args.get("name", "")), user)
+
+    def _pin(self, add: bool, channel: str, found: dict[str, Any], user: str) -> dict[str, Any]:
+        with self.lock:
+            pinned = self.pins.setdefault(channel, [])
+            if add == (found["ts"] in pinned):
+                return {"ok": False, "error": "already_pinned" if add else "no_pin"}
+            pinned.append(found["ts"]) if add else pinned.remove(found["ts"])
+            message = {k: v for k, v in found.items() if k != "metadata"}
+            self.events.append({"type": "pin_added" if add else "pin_removed", "user": user, "channel_id": channel,
+                                "item": {"type": "message", "channel": channel, "created": int(time.time()),
+                                         "created_by": user, "message": message},
+                                "item_user": found.get("user", ""), "pin_count": str(len(pinned)),
+                                "event_ts": f"{time.time():.6f}"})
+        return {"ok": True}
+
+    def _react(self, add: bool, channel: str, found: dict[str, Any], name: str, user: str) -> dict[str, Any]:
+        with self.lock:
+            users = self.reactions.setdefault((channel, found["ts"]), {}).setdefault(name, [])
+            if add == (user in users):
+                return {"ok": False, "error": "already_reacted" if add else "no_reaction"}
+            users.append(user) if add else users.remove(user)
+            self.events.append({"type": "reaction_added" if add else "reaction_removed", "user": user,
+                                "reaction": name, "item_user": found.get("user", ""),
+                                "item": {"type": "message", "channel": channel, "ts": found["ts"]},
+                                "event_ts": f"{time.time():.6f}"})
+        return {"ok": True}
+
+    def _connections_open(self, token: str) -> dict[str, Any]:
+        """Socket Mode: only an app-level token opens a connection; the answer is a one-time URL."""
+        if not token.startswith("xapp-"):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if self.socket_url is None:
+            return {"ok": False, "error": "internal_error"}
+        return {"ok": True, "url": self.socket_url()}
+
+    @staticmethod
+    def event_callback(event: dict[str, Any]) -> dict[str, Any]:
+        """An event as the Events API wraps it (the body in HTTP mode, the payload in Socket Mode)."""
+        return {"token": "legacy", "team_id": "T1", "api_app_id": "A1", "event": event, "type": "event_callback",
+                "event_id": f"Ev{abs(hash(json.dumps(event, sort_keys=True))):012d}", "event_time": int(time.time()),
+                "authorizations": [{"team_id": "T1", "user_id": "UBOT", "is_bot": True}]}
 
     @staticmethod
     def _page(items: list[dict[str, Any]], args: dict[str, Any], key: str = "messages") -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import CONTROLLER_SOURCES, AppliedSource, Change, Revert
+from bot.domain.chat_marks import MarkedMessage
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import ACTIVE_STATUSES, Alert, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
@@ -39,6 +40,8 @@ class _State:
     outbox: dict[int, dict[str, Any]] = field(default_factory=dict)
     threads: dict[int, ChatThread] = field(default_factory=dict)
     channel_ids: dict[str, str] = field(default_factory=dict)
+    marks: dict[tuple[str, str], MarkedMessage] = field(default_factory=dict)
+    hidden: set[int] = field(default_factory=set)  # timeline entries hidden by a correction
     probes: dict[str, ProbeState] = field(default_factory=dict)
     verifications: dict[int, Verification] = field(default_factory=dict)
     controller_events: set[str] = field(default_factory=set)
@@ -143,10 +146,16 @@ class _Timeline:
             self.append(event)
 
     def for_incident(self, incident_id: int) -> list[TimelineEvent]:
-        return [e for e in self._s.events.values() if e.incident_id == incident_id]
+        return [e for e in self._s.events.values() if e.incident_id == incident_id and e.id not in self._s.hidden]
 
     def after(self, incident_id: int, event_id: int, limit: int = 50) -> list[TimelineEvent]:
         return [e for e in self.for_incident(incident_id) if (e.id or 0) > event_id][:limit]
+
+    def hide(self, event_id: int, *, hidden: bool = True) -> None:
+        if hidden:
+            self._s.hidden.add(event_id)
+        else:
+            self._s.hidden.discard(event_id)
 
 
 class _Changes:
@@ -302,6 +311,28 @@ class _Chat:
 
     def save_channel_id(self, name: str, channel_id: str) -> None:
         self._s.channel_ids[name] = channel_id
+
+    def incident_by_message(self, channel: str, ts: str) -> int | None:
+        return next((t.incident_id for t in self._s.threads.values() if (t.channel, t.ts) == (channel, ts)), None)
+
+    def has_messages_in(self, channel: str) -> bool:
+        return any(t.channel == channel for t in self._s.threads.values())
+
+
+class _ChatMarks:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def get(self, channel: str, ts: str) -> MarkedMessage | None:
+        return self._s.marks.get((channel, ts))
+
+    def add(self, mark: MarkedMessage) -> None:
+        if (mark.channel, mark.ts) in self._s.marks:
+            raise WriteConflict("this message is marked already")
+        self._s.marks[(mark.channel, mark.ts)] = mark
+
+    def save(self, mark: MarkedMessage) -> None:
+        self._s.marks[(mark.channel, mark.ts)] = mark
 
 
 class _Watch:
@@ -486,6 +517,7 @@ class _Tx:
         self.follow_ups = _FollowUps(state)
         self.gitops = _GitOps(state)
         self.keys = _Keys(state)
+        self.chat_marks = _ChatMarks(state)
 
 
 class InMemoryStore:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from bot.adapters.storage import tables as t
 from bot.adapters.storage.store_changes import SqlActionRepository, SqlChangeRepository, SqlRankingRepository
 from bot.adapters.storage.store_gitops import SqlGitOpsRepository
+from bot.adapters.storage.store_marks import SqlChatMarkRepository
 from bot.adapters.storage.store_paging import SqlPagerRepository
 from bot.adapters.storage.store_work import (
     SqlAuthorNoticeRepository,
@@ -82,9 +83,10 @@ _INCIDENT_ALERTS = (
     sa.select(t.alerts).where(t.alerts.c.incident_id == bindparam("incident_id")).order_by(t.alerts.c.id)
 )
 _INSERT_EVENT = t.timeline_events.insert()
+_SHOWN_EVENTS = sa.select(*[c for c in t.timeline_events.c if c.name != "hidden"]).where(
+    t.timeline_events.c.hidden == sa.false())  # a hidden entry stays stored, out of every reading
 _INCIDENT_EVENTS = (
-    sa.select(t.timeline_events)
-    .where(t.timeline_events.c.incident_id == bindparam("incident_id"))
+    _SHOWN_EVENTS.where(t.timeline_events.c.incident_id == bindparam("incident_id"))
     .order_by(t.timeline_events.c.id)
 )
 
@@ -188,10 +190,12 @@ class SqlTimelineRepository:
 
     def after(self, incident_id: int, event_id: int, limit: int = 50) -> list[TimelineEvent]:
         rows = self._conn.execute(
-            sa.select(t.timeline_events).where(t.timeline_events.c.incident_id == incident_id,
-                                               t.timeline_events.c.id > event_id)
+            _SHOWN_EVENTS.where(t.timeline_events.c.incident_id == incident_id, t.timeline_events.c.id > event_id)
             .order_by(t.timeline_events.c.id).limit(limit)).mappings()
         return [TimelineEvent.model_validate(dict(row)) for row in rows]
+
+    def hide(self, event_id: int, *, hidden: bool = True) -> None:
+        self._conn.execute(t.timeline_events.update().where(t.timeline_events.c.id == event_id).values(hidden=hidden))
 
     def for_incident(self, incident_id: int) -> list[TimelineEvent]:
         rows = self._conn.execute(_INCIDENT_EVENTS, {"incident_id": incident_id}).mappings()
@@ -214,6 +218,7 @@ class SqlTransaction:
         self.gitops = SqlGitOpsRepository(conn)
         self.pager = SqlPagerRepository(conn)
         self.keys = SqlKeyRepository(conn)
+        self.chat_marks = SqlChatMarkRepository(conn)
 
 
 READ_ONLY = "backout_read_only"  # the execution option `engine` begins a read-only transaction for

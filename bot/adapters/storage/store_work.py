@@ -101,6 +101,15 @@ class SqlChatRepository:
     def save_channel_id(self, name: str, channel_id: str) -> None:
         _upsert(self._conn, t.chat_channels, {"name": name}, {"channel_id": channel_id})
 
+    def incident_by_message(self, channel: str, ts: str) -> int | None:
+        c = t.chat_threads.c
+        found = self._conn.execute(sa.select(c.incident_id).where(c.channel == channel, c.ts == ts)).scalar()
+        return int(found) if found is not None else None
+
+    def has_messages_in(self, channel: str) -> bool:
+        c = t.chat_threads.c
+        return self._conn.execute(sa.select(c.incident_id).where(c.channel == channel).limit(1)).first() is not None
+
 
 class SqlWatchRepository:
     def __init__(self, conn: Connection) -> None:

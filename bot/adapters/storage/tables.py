@@ -103,6 +103,8 @@ timeline_events = sa.Table(
     sa.Column("actor_id", sa.String(200), nullable=False, default=""),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("data", json_type(), nullable=False),
+    # Hidden by a later correction (an unpinned message): left out of every reading, never deleted.
+    sa.Column("hidden", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_timeline_events_incident", "incident_id", "id"),
     sa.Index("ix_timeline_events_kind", "kind", "at"),  # the pager's outbox follows a few kinds
 )
@@ -304,6 +306,7 @@ chat_threads = sa.Table(
     # A reply after last_event_id was sent and its answer not recorded (a time-out, a crash): the
     # thread is read before that reply is sent again.
     sa.Column("reply_unconfirmed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Index("ix_chat_threads_channel", "channel", "ts"),  # which incident a marked message belongs to
 )
 
 # Each channel's ID by the name the settings give, from Slack's answer to a post there: the
@@ -313,6 +316,19 @@ chat_channels = sa.Table(
     metadata,
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("channel_id", sa.String(40), nullable=False),
+)
+
+# Messages marked in chat (a pin, a reaction with the timeline emoji): one timeline entry per
+# message, whichever mark came first; the marks it still has, and whether its entry is hidden.
+chat_marks = sa.Table(
+    "chat_marks",
+    metadata,
+    sa.Column("channel", sa.String(40), primary_key=True),
+    sa.Column("ts", sa.String(40), primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("timeline_events.id"), nullable=False),
+    sa.Column("markers", json_type(), nullable=False),
+    sa.Column("hidden", sa.Boolean, nullable=False),
 )
 
 # Probe states, so a probe's `for` and its firing alert survive a restart.

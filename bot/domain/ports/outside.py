@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.changes import Change, Revert
+from bot.domain.chat_marks import ChatMessage
 from bot.domain.models import Alert
 from bot.domain.paging import OnCall, Page
 
@@ -114,6 +115,18 @@ class Notice:
 
 class Notifier(Protocol):
     def notify(self, notice: Notice) -> None: ...
+
+
+class ChatMessages(Protocol):
+    """Reading one message of a channel, for the timeline (by the channel's ID, never its name)."""
+
+    def message(self, channel: str, ts: str) -> ChatMessage | None:
+        """The message, in the channel or in a thread; None when it is gone or cannot be read."""
+        ...
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to the message; None when it cannot be had (the entry is kept without one)."""
+        ...
 
 
 @dataclass(frozen=True)

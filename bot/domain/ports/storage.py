@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
+from bot.domain.chat_marks import MarkedMessage
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import Alert, AlertState, Incident, IncidentStatus, TimelineEvent
 from bot.domain.probes import ProbeState
@@ -56,6 +57,10 @@ class TimelineRepository(Protocol):
     def append_many(self, events: Sequence[TimelineEvent]) -> None: ...
     def for_incident(self, incident_id: int) -> list[TimelineEvent]: ...
     def after(self, incident_id: int, event_id: int, limit: int = 50) -> list[TimelineEvent]: ...
+    def hide(self, event_id: int, *, hidden: bool = True) -> None:
+        """Hide an entry from every reading of the timeline (or show it again); it stays stored.
+        `for_incident` and `after` leave hidden entries out."""
+        ...
 
 
 class ChangeRepository(Protocol):
@@ -140,6 +145,22 @@ class ChatRepository(Protocol):
         """The ID Slack gave for the channel of this name, if it ever answered a post there."""
         ...
     def save_channel_id(self, name: str, channel_id: str) -> None: ...
+    def incident_by_message(self, channel: str, ts: str) -> int | None:
+        """The incident whose message (its card, the start of its thread) is `ts` in `channel` (an ID)."""
+        ...
+    def has_messages_in(self, channel: str) -> bool:
+        """Whether any incident's message is in this channel (by ID)."""
+        ...
+
+
+class ChatMarkRepository(Protocol):
+    """Messages marked in chat (pinned, or a reaction) and the timeline entry each became."""
+
+    def get(self, channel: str, ts: str) -> MarkedMessage | None: ...
+    def add(self, mark: MarkedMessage) -> None:
+        """Record a newly marked message; one per (channel, ts): a second add conflicts."""
+        ...
+    def save(self, mark: MarkedMessage) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -343,6 +364,8 @@ class Transaction(Protocol):
     def pager(self) -> PagerRepository: ...
     @property
     def keys(self) -> KeyRepository: ...
+    @property
+    def chat_marks(self) -> ChatMarkRepository: ...
 
 
 class Store(Protocol):
