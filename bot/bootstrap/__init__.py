@@ -12,7 +12,7 @@ Only the command line (`bot.cli`) and the demo (`bot.demo`) import it.
 from bot.bootstrap.app import App, build, describe_storage, elect_leader, upgrade_database, utc_now
 from bot.bootstrap.forges import build_forge, build_git
 from bot.bootstrap.logs import configure_logging
-from bot.bootstrap.slack import build_slack
+from bot.bootstrap.slack import build_slack, socket_mode
 
 __all__ = [
     "App",
@@ -23,6 +23,7 @@ __all__ = [
     "configure_logging",
     "describe_storage",
     "elect_leader",
+    "socket_mode",
     "upgrade_database",
     "utc_now",
 ]

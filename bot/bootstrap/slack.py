@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
@@ -16,6 +17,9 @@ from bot.services.card import incident_message
 from bot.services.chat import ChatCommands
 from bot.services.chat_timeline import ChatTimeline
 from bot.services.incidents import get_incident
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 
 def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackParts:
@@ -65,3 +69,13 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
                           slash=slack.command, listeners=listeners, slow=slow, timeline=timeline,
                           timeline_emoji=slack.timeline_emoji)
     return SlackParts(app=app, delivery=delivery, signing_secret=secret, listeners=listeners, slow=slow)
+
+
+def socket_mode(slack: SlackParts, app_token: str) -> SocketModeHandler:
+    """Slack in Socket Mode (not connected yet): slack_sdk's built-in client, over the app's own
+    WebClient, so `apps.connections.open` goes where the settings send every call (slack.api_url).
+    Each envelope is acknowledged by its envelope_id; on Slack's `disconnect` it opens a new
+    connection before closing the old one."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler  # only `serve` in Socket Mode needs it
+
+    return SocketModeHandler(slack.app, app_token, web_client=slack.app.client)

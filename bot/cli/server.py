@@ -80,9 +80,7 @@ def run_server(config: Path | None, *, echo: Callable[[str], None]) -> int:
     scheduler = start_scheduler(built.ctx)
     socket_mode = None
     if built.ctx.slack is not None and settings.slack.mode == "socket" and settings.slack.app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        socket_mode = SocketModeHandler(built.ctx.slack.app, settings.slack.app_token.get_secret_value())
+        socket_mode = bootstrap.socket_mode(built.ctx.slack, settings.slack.app_token.get_secret_value())
         socket_mode.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
     server = GracefulServer(uvicorn.Config(built.http, host=settings.server.host, port=settings.server.port,
                                            log_level=settings.logging.level, access_log=False,

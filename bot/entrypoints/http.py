@@ -220,7 +220,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
 
     direct[("POST", "/webhooks/alertmanager")] = alertmanager_webhook
 
-    if ctx.slack is not None:
+    if ctx.slack is not None and ctx.slack.signing_secret:  # HTTP mode; Socket Mode may have no secret
         register_slack_events(app, ctx.slack)
     direct.update(register_gitops_webhooks(app, ctx))
     register_pagerduty_webhook(app, ctx)

@@ -35,6 +35,15 @@ def signed(body: str, *, secret: str = SECRET, age: float = 0) -> dict[str, str]
             "Content-Type": "application/x-www-form-urlencoded"}
 
 
+def seed_suspect(fake_git: FakeGit, clock: Clock) -> None:
+    """One change twelve minutes before the alert: the incident's best suspect, a rollback target."""
+    fake_git.changes["gitops"] = [Change(
+        repo="gitops", sha="a" * 40, parents=("b" * 40,), author="Dev <d@example.com>",
+        committed_at=clock.now - timedelta(minutes=12), subject="checkout: bump <!channel>",
+        files=(FileChange(path="apps/checkout/migrations/001.sql", status="A"),), additions=3,
+        deletions=0, image_bump=True)]
+
+
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack().serving() as fake:
@@ -44,11 +53,7 @@ def slack() -> Iterator[FakeSlack]:
 @pytest.fixture
 def client(slack: FakeSlack, build: Callable[..., bootstrap.App], make_settings: Callable[..., Settings],
            fake_git: FakeGit, clock: Clock) -> Iterator[TestClient]:
-    fake_git.changes["gitops"] = [Change(
-        repo="gitops", sha="a" * 40, parents=("b" * 40,), author="Dev <d@example.com>",
-        committed_at=clock.now - timedelta(minutes=12), subject="checkout: bump <!channel>",
-        files=(FileChange(path="apps/checkout/migrations/001.sql", status="A"),), additions=3,
-        deletions=0, image_bump=True)]
+    seed_suspect(fake_git, clock)
     settings = make_settings(
         chat={"kind": "slack"},
         slack=SlackSettings(mode="http", bot_token="xoxb-test", signing_secret=SECRET,
