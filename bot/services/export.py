@@ -122,7 +122,7 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
         "timeline": [
             {"at": _iso(e.at), "kind": e.kind, "actor": e.actor.value, "actor_id": e.actor_id,
              "on_behalf_of": e.data.get("on_behalf_of"), "who": e.who, "text": e.text}
-            for e in view.timeline
+            for e in sorted(view.timeline, key=lambda e: e.at)  # stable: events of one instant keep their order
         ],
     }
 

@@ -10,10 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from slack_sdk import WebClient
 
 from bot import bootstrap
+from bot.adapters.slack.marks import SlackMessages, pin_mark, reaction_mark, slack_text
 from bot.adapters.storage import tables as t
 from bot.config import Settings
+from bot.domain.chat_marks import Mark, reaction_marker
 from bot.domain.ports import ChatThread
 from tests.adapters import test_slack_delivery
 from tests.adapters.slack_room import OTHER, PERSON, Timeline, open_incident, post_event, slack_settings
@@ -40,13 +43,16 @@ def room(slack: FakeSlack, build: Callable[..., bootstrap.App],
 
 def test_a_pin_in_the_thread_is_on_the_timeline_at_the_message_time_with_author_and_link(
         room: tuple[bootstrap.App, TestClient, ChatThread], slack: FakeSlack, clock: Clock) -> None:
-    """Pinned ten minutes after it was said: on the timeline at the message's own time, by its
-    author, with its permalink (chat.getPermalink by the channel's ID), once; a 📌 on it later
-    and the same pin delivered again add nothing."""
+    """Pinned ten minutes after it was said: on the timeline at the message's own time (before a
+    note made meanwhile, in the export), by its author, with its permalink (chat.getPermalink by
+    the channel's ID), once; a 📌 on it later and the same pin delivered again add nothing."""
     app, client, thread = room
     said_at = clock.now
     ts = slack.say(thread.channel, "rolled back the canary by hand", user=PERSON, thread_ts=thread.ts)
-    clock.now += timedelta(minutes=10)
+    clock.now += timedelta(minutes=5)
+    post_command(client, slack, "note INC-1 checking the canary")
+    wait_for(lambda: slack.responses)
+    clock.now += timedelta(minutes=5)
     pinned = slack.pin(thread.channel, ts, user=OTHER)
     post_event(client, pinned)
     [entry] = Timeline(client).wait(1)
@@ -56,6 +62,8 @@ def test_a_pin_in_the_thread_is_on_the_timeline_at_the_message_time_with_author_
     assert entry["data"]["permalink"] == slack.permalink(thread.channel, slack.message(thread.channel, ts) or {})
     assert entry["data"]["marked_by"] == OTHER
     assert slack.called("chat.getPermalink") == [{"channel": thread.channel, "message_ts": ts}]
+    exported = [e["kind"] for e in client.get("/api/incidents/1/export").json()["timeline"]]
+    assert exported.index("chat.pinned") < exported.index("note"), "the page and the draft read in time order"
     post_event(client, pinned | {"event_ts": "1.000001"})  # the same pin delivered again
     post_event(client, slack.react(thread.channel, ts, user=PERSON))
     wait_for(lambda: _markers(app, thread.channel, ts) == {"pin", f"reaction:pushpin:{PERSON}"})
@@ -149,6 +157,39 @@ def test_message_text_shows_literally_everywhere(
     post_command(client, slack, "timeline INC-1")
     [answer] = wait_for(lambda: slack.responses)
     assert "&lt;!channel&gt; *bold* &lt;script&gt;alert(1)&lt;/script&gt;" in answer["text"]
+
+
+def test_slack_events_are_parsed_at_the_border() -> None:
+    """A pin of a file is no mark; a reaction's skin tone is the same emoji; Slack's entities are
+    read back as typed, its own markup kept as text."""
+    channel, ts = "C0INCIDENTS", "1795299700.000100"
+    assert pin_mark({"type": "pin_added", "user": "U2", "channel_id": channel,
+                     "item": {"type": "file", "channel": channel}}) is None
+    assert pin_mark({"type": "pin_added", "item": "not an object"}) is None
+    on_message = {"type": "message", "channel": channel, "ts": ts}
+    mark = reaction_mark({"type": "reaction_added", "user": "U2", "reaction": "memo::skin-tone-3",
+                          "item": on_message}, frozenset({"memo"}))
+    assert mark == Mark(channel=channel, ts=ts, marker=reaction_marker("memo", "U2"), by="U2")
+    assert reaction_mark({"type": "reaction_added", "user": "U2", "reaction": "thumbsup", "item": on_message},
+                         frozenset({"memo"})) is None
+    assert slack_text("&lt;@U1&gt; said <@U1> &amp;lt; <!here>") == "<@U1> said <@U1> &lt; <!here>"
+
+
+def test_reads_take_ids_wait_out_a_short_rate_limit_and_give_up_on_a_long_one(slack: FakeSlack) -> None:
+    """By name Slack finds no channel (nothing read); a 429 with Retry-After: 1 is waited out and
+    read again; one with Retry-After: 60 gives up at once rather than hold a listener thread."""
+    messages = SlackMessages(WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/"))
+    channel = slack.channel_id("#incidents")
+    ts = slack.say(channel, "hello", user=PERSON)
+    assert messages.message("#incidents", ts) is None
+    slack.fail("conversations.history", status=429, retry_after=1)
+    found = messages.message(channel, ts)
+    assert found is not None
+    assert (found.text, found.author) == ("hello", PERSON)
+    assert len(slack.called("conversations.history")) == 3
+    slack.fail("chat.getPermalink", status=429, retry_after=60)
+    assert messages.permalink(channel, ts) is None
+    assert len(slack.called("chat.getPermalink")) == 1
 
 
 def _markers(app: bootstrap.App, channel: str, ts: str) -> frozenset[str]:
