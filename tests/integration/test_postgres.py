@@ -199,3 +199,47 @@ def test_two_drainers_of_one_outbox_post_each_incident_once(engines: list[sa.Eng
     assert len(posted) == 40
     with engines[0].connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM chat_outbox WHERE state <> 'sent'")).scalar() == 0
+
+
+def test_replicas_marking_one_message_at_once_add_one_entry(engines: list[sa.Engine]) -> None:
+    """Eight pins and 📌s of one message reach two replicas at the same moment: one timeline entry
+    with every mark (the second insert of (channel, ts) conflicts; its transaction, entry and all,
+    runs again and finds the first); all removed: one correction, the entry hidden."""
+    from bot.domain.chat_marks import ChatMessage, Mark, reaction_marker
+    from bot.domain.ports import ChatThread
+    from bot.services.chat_timeline import ChatTimeline
+
+    class Messages:
+        def message(self, channel: str, ts: str) -> ChatMessage:
+            return ChatMessage(channel=channel, ts=ts, author="U1", text="failover done", thread_ts="1.000001")
+
+        def permalink(self, channel: str, ts: str) -> str:
+            return f"https://acme.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+    stores = [SqlStore(engine) for engine in engines]
+    ingest_delivery(store=stores[0], delivery=delivery("01"), playbooks=load_playbooks(PLAYBOOKS),
+                    policy=IncidentPolicy(), now=NOW)
+    stores[0].run(lambda tx: tx.chat.save_thread(ChatThread(incident_id=1, channel="C1", ts="1.000001",
+                                                            last_event_id=0)))
+    marks = iter([Mark(channel="C1", ts="2.000001", marker=reaction_marker("pushpin", f"U{n}"), by=f"U{n}")
+                  for n in range(8)])
+    lock = threading.Lock()
+
+    def mark_once(store: SqlStore) -> None:
+        with lock:
+            mark = next(marks)
+        ChatTimeline(store=store, messages=Messages(), clock=lambda: NOW).marked(mark)
+
+    race(stores, mark_once)
+    with engines[0].connect() as conn:
+        kinds = [row[0] for row in conn.execute(sa.text("SELECT kind FROM timeline_events ORDER BY id"))]
+    assert kinds.count("chat.pinned") == 1
+    found = stores[0].run(lambda tx: tx.chat_marks.get("C1", "2.000001"))
+    assert found is not None
+    assert len(found.markers) == 8
+    for n in range(8):
+        ChatTimeline(store=stores[n % 2], messages=Messages(), clock=lambda: NOW).unmarked(
+            Mark(channel="C1", ts="2.000001", marker=reaction_marker("pushpin", f"U{n}"), by=f"U{n}"))
+    shown = [e.kind for e in stores[1].run(lambda tx: tx.timeline.for_incident(1))]
+    assert "chat.pinned" not in shown
+    assert shown.count("chat.unpinned") == 1

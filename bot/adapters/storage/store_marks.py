@@ -18,7 +18,10 @@ class SqlChatMarkRepository:
 
     def get(self, channel: str, ts: str) -> MarkedMessage | None:
         c = t.chat_marks.c
-        row = self._conn.execute(sa.select(t.chat_marks).where(c.channel == channel, c.ts == ts)).mappings().first()
+        # Locked until the transaction ends: the marks are read, changed and written back, and two
+        # replicas marking one message at once must not each write their own set over the other's.
+        row = self._conn.execute(sa.select(t.chat_marks).where(c.channel == channel, c.ts == ts)
+                                 .with_for_update()).mappings().first()
         if row is None:
             return None
         return MarkedMessage(incident_id=row["incident_id"], channel=row["channel"], ts=row["ts"],

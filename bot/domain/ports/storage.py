@@ -156,7 +156,9 @@ class ChatRepository(Protocol):
 class ChatMarkRepository(Protocol):
     """Messages marked in chat (pinned, or a reaction) and the timeline entry each became."""
 
-    def get(self, channel: str, ts: str) -> MarkedMessage | None: ...
+    def get(self, channel: str, ts: str) -> MarkedMessage | None:
+        """The marked message, held for this transaction (its marks are about to change)."""
+        ...
     def add(self, mark: MarkedMessage) -> None:
         """Record a newly marked message; one per (channel, ts): a second add conflicts."""
         ...
