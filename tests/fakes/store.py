@@ -300,7 +300,7 @@ class _Chat:
 
     def threads_behind(self, limit: int = 20) -> list[ChatThread]:
         return [t for t in self._s.threads.values()
-                if any(e.incident_id == t.incident_id and (e.id or 0) > t.last_event_id
+                if any(e.incident_id == t.incident_id and (e.id or 0) > t.last_event_id and e.id not in self._s.hidden
                        for e in self._s.events.values())][:limit]
 
     def save_thread(self, thread: ChatThread) -> None:

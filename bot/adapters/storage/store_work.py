@@ -85,7 +85,8 @@ class SqlChatRepository:
 
     def threads_behind(self, limit: int = 20) -> list[ChatThread]:
         newer = sa.exists().where(t.timeline_events.c.incident_id == t.chat_threads.c.incident_id,
-                                  t.timeline_events.c.id > t.chat_threads.c.last_event_id)
+                                  t.timeline_events.c.id > t.chat_threads.c.last_event_id,
+                                  t.timeline_events.c.hidden == sa.false())
         rows = self._conn.execute(sa.select(t.chat_threads).where(newer).limit(limit)).mappings()
         return [ChatThread(**row) for row in rows]
 
