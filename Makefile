@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/slack_ack.py
 	$(BIN)/python bench/slack_lost_answer.py
 	$(BIN)/python bench/slack_calls.py
+	$(BIN)/python bench/slack_marks.py
 	$(BIN)/python bench/probes.py
 	$(BIN)/python bench/controller_events.py
 	$(BIN)/python bench/git_outage.py
