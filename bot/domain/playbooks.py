@@ -207,6 +207,8 @@ class Playbook(Strict):
     key_query: PromQL | None = None
     probes: tuple[Probe, ...] = ()
     verify: Verify = Verify()
+    # A revision counts as last known good once it ran this long with no incident open (bot/domain/good.py).
+    good_after: Duration = timedelta(minutes=30)
     reminders: Reminders = Reminders()
     gitops: GitOpsPolicy = GitOpsPolicy()  # the Flux and Argo CD objects that deploy the service
     pagerduty: PagerDutyPolicy = PagerDutyPolicy()  # its PagerDuty service, on-call and paging

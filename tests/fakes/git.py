@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from datetime import datetime
 from typing import Any, TypeVar
@@ -64,6 +64,10 @@ class FakeGit:
             return RevertResult(branch=branch, pushed_sha=None, conflicts=self.conflicts)
         self.branches[(repo, branch)] = "f" * 40
         return RevertResult(branch=branch, pushed_sha="f" * 40)
+
+    def push_restore(self, repo: str, *, good_sha: str, paths: Sequence[str], exclude: Sequence[str],
+                     branch: str, message: str) -> RevertResult:
+        return self.push_revert(repo, sha=good_sha, branch=branch, message=message)
 
     def push_files(self, repo: str, *, branch: str, files: Mapping[str, bytes], message: str) -> str:
         if repo in self.unreachable:

@@ -165,3 +165,32 @@ class HostGuard:
 def _brief(stderr: str) -> str:
     line = next((ln for ln in stderr.splitlines() if _TIMED_OUT.search(ln)), stderr)
     return line.strip().removeprefix("fatal: ")[:200]
+
+
+_UNREACHABLE = re.compile(
+    r"Could not resolve host|Connection refused|Connection timed out|Operation timed out|timed out after"
+    r"|Network is unreachable|No route to host|Could not read from remote repository|unable to access"
+    r"|does not appear to be a git repository|The requested URL returned error: 50[0234]|early EOF"
+    r"|Connection reset|SSL_ERROR_SYSCALL|gnutls_handshake|Temporary failure in name resolution", re.IGNORECASE)
+
+
+def unreachable(stderr: str) -> str | None:
+    """Why the Git host did not answer (down, unreachable, 5xx), or None for any other failure
+    (a refused push, bad credentials: those are not retried by waiting)."""
+    if re.search(r"Authentication failed|Permission denied|403|401|rejected", stderr):
+        return None
+    match = _UNREACHABLE.search(stderr)
+    if match is None:
+        return None
+    line = next((ln for ln in stderr.splitlines() if match.group(0) in ln), match.group(0))
+    return line.strip().removeprefix("fatal: ")[:200]
+
+
+def remote_reason(stderr: str) -> str:
+    """The remote's own words (hook output, protection rules), without git's noise."""
+    lines = [line.removeprefix("remote: ").strip() for line in stderr.splitlines()
+             if line.startswith("remote:") and line.removeprefix("remote:").strip()]
+    if lines:
+        return " / ".join(lines)[:300]
+    return next((line for line in stderr.splitlines() if "rejected" in line or "error" in line),
+                stderr[:300] or "no reason given")

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +20,11 @@ from pathlib import Path
 import structlog
 
 from bot.adapters.git.fetching import FetchGate
-from bot.adapters.git.host import Deadlines, HostGuard, HostNotAnswering, host_of
+from bot.adapters.git.host import Deadlines, HostGuard, HostNotAnswering, host_of, remote_reason, unreachable
 from bot.adapters.git.memo import Memo, is_full_sha
 from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS, dry_sha_of, parse_log, parse_reverts
 from bot.adapters.git.pins import pin_revert
+from bot.adapters.git.restore import stage_restore
 from bot.adapters.git.runner import GitCommandError, GitRunner
 from bot.domain.changes import Change
 from bot.domain.errors import Conflict, InvalidInput, NotFound, TransientError, UpstreamError
@@ -243,6 +244,40 @@ class GitMirrors:
         return listed.split()[0] if listed else None
 
     def push_revert(self, repo: str, *, sha: str, branch: str, message: str) -> RevertResult:
+        def stage(spec: RepoSpec, tree: Path) -> tuple[str, ...]:
+            parents = spec.runner.text(["rev-list", "--parents", "-n", "1", sha], cwd=self.path(repo)).split()[1:]
+            mainline = ["-m", "1"] if len(parents) > 1 else []
+            done = spec.runner.run(["revert", "--no-commit", *mainline, sha], cwd=tree, check=False)
+            if done.returncode == 0:
+                if not spec.runner.text(["diff", "--cached", "--name-only"], cwd=tree):
+                    raise Conflict(f"reverting {sha[:7]} changes nothing on {spec.branch}: "
+                                   "it may already be reverted")
+                return ()
+            conflicts = spec.runner.text(["diff", "--name-only", "--diff-filter=U"], cwd=tree)
+            if not conflicts:
+                raise GitCommandError(f"git revert of {sha[:7]} failed: "
+                                      f"{spec.runner.scrub(done.stderr.decode()).strip()[:300]}")
+            spec.runner.run(["revert", "--abort"], cwd=tree, check=False)
+            return tuple(conflicts.splitlines())
+
+        return self._commit_and_push(repo, branch=branch, message=message, stage=stage)
+
+    def push_restore(self, repo: str, *, good_sha: str, paths: Sequence[str], exclude: Sequence[str],
+                     branch: str, message: str) -> RevertResult:
+        def stage(spec: RepoSpec, tree: Path) -> tuple[str, ...]:
+            if not stage_restore(spec.runner, tree, good=good_sha, paths=tuple(paths), exclude=tuple(exclude)):
+                raise Conflict(f"the paths {', '.join(paths)} are on {spec.branch} as they were at {good_sha[:7]}: "
+                               "there is nothing to restore")
+            return ()
+
+        return self._commit_and_push(repo, branch=branch, message=message, stage=stage)
+
+    def _commit_and_push(self, repo: str, *, branch: str, message: str,
+                         stage: Callable[[RepoSpec, Path], tuple[str, ...]]) -> RevertResult:
+        """Cut `branch` from the watched branch's tip, `stage` the change in a temporary worktree
+        (it returns the conflicting files, or raises), pin it against image automation, commit and
+        push. A branch already on the remote is adopted as it is; while the host is down the commit
+        is prepared on the mirror's last known tip and `waiting` says why."""
         _check_branch(branch)
         with self._locked(repo) as spec:
             down: str | None = None
@@ -250,28 +285,16 @@ class GitMirrors:
                 self._fetched(spec)
                 existing = self.remote_branch(repo, branch)
             except (GitCommandError, TransientError) as exc:
-                down = _unreachable(exc.stderr) if isinstance(exc, GitCommandError) else str(exc)
+                down = unreachable(exc.stderr) if isinstance(exc, GitCommandError) else str(exc)
                 if down is None or not (self.path(repo) / "HEAD").exists():
                     raise
                 existing = None  # the host is down: prepare on the mirror's last known tip
             if existing:
                 return RevertResult(branch=branch, pushed_sha=existing, adopted=True)
-            mirror = self.path(repo)
-            parents = spec.runner.text(["rev-list", "--parents", "-n", "1", sha], cwd=mirror).split()[1:]
             with self._worktree(spec) as tree:
-                mainline = ["-m", "1"] if len(parents) > 1 else []
-                done = spec.runner.run(["revert", "--no-commit", *mainline, sha], cwd=tree, check=False)
-                if done.returncode != 0:
-                    conflicts = spec.runner.text(["diff", "--name-only", "--diff-filter=U"], cwd=tree)
-                    if not conflicts:
-                        raise GitCommandError(f"git revert of {sha[:7]} failed: "
-                                              f"{spec.runner.scrub(done.stderr.decode()).strip()[:300]}")
-                    spec.runner.run(["revert", "--abort"], cwd=tree, check=False)
-                    return RevertResult(branch=branch, pushed_sha=None,
-                                        conflicts=tuple(conflicts.splitlines()))
-                if not spec.runner.text(["diff", "--cached", "--name-only"], cwd=tree):
-                    raise Conflict(f"reverting {sha[:7]} changes nothing on {spec.branch}: "
-                                   "it may already be reverted")
+                conflicts = stage(spec, tree)
+                if conflicts:
+                    return RevertResult(branch=branch, pushed_sha=None, conflicts=conflicts)
                 pinned, unpinned = pin_revert(spec.runner, tree)
                 if pinned:
                     message += "\n\nPinned against image automation (undo once the fix ships):\n" + "\n".join(
@@ -279,21 +302,27 @@ class GitMirrors:
                 spec.runner.run(["commit", "--quiet", "--no-verify", "-m", message], cwd=tree)
                 new_sha = spec.runner.text(["rev-parse", "HEAD"], cwd=tree)
                 if down is None:
-                    try:
-                        self._push(spec, tree, f"HEAD:refs/heads/{branch}", branch)
-                    except TransientError as exc:  # the push hung
-                        down = str(exc)
-                    except UpstreamError as exc:
-                        stderr = exc.__cause__.stderr if isinstance(exc.__cause__, GitCommandError) else ""
-                        down = _unreachable(stderr)
-                        if down is None:
-                            raise
+                    down = self._push_or_down(spec, tree, branch)
             pins = tuple(p.what for p in pinned)
             if down is not None:
                 log.warning("git.host_unreachable", repo=repo, branch=branch, reason=down)
                 return RevertResult(branch=branch, pushed_sha=None, waiting=down, prepared_sha=new_sha,
                                     pinned=pins, unpinned=tuple(unpinned))
             return RevertResult(branch=branch, pushed_sha=new_sha, pinned=pins, unpinned=tuple(unpinned))
+
+    def _push_or_down(self, spec: RepoSpec, tree: Path, branch: str) -> str | None:
+        """Push HEAD as `branch`: None when pushed, why when the host does not answer; a refusal raises."""
+        try:
+            self._push(spec, tree, f"HEAD:refs/heads/{branch}", branch)
+        except TransientError as exc:  # the push hung
+            return str(exc)
+        except UpstreamError as exc:
+            stderr = exc.__cause__.stderr if isinstance(exc.__cause__, GitCommandError) else ""
+            down = unreachable(stderr)
+            if down is None:
+                raise
+            return down
+        return None
 
     def push_branch(self, repo: str, *, branch: str) -> str:
         _check_branch(branch)
@@ -337,7 +366,7 @@ class GitMirrors:
                                         url=spec.url, cwd=cwd)
         except GitCommandError as exc:
             raise UpstreamError(f"the remote of {spec.name} refused branch {branch}: "
-                                f"{_remote_reason(exc.stderr)}") from exc
+                                f"{remote_reason(exc.stderr)}") from exc
 
     @contextmanager
     def _worktree(self, spec: RepoSpec) -> Iterator[Path]:
@@ -356,32 +385,3 @@ class GitMirrors:
 def _check_branch(branch: str) -> None:
     if not _BRANCH.match(branch) or ".." in branch or branch.endswith((".lock", "/")):
         raise UpstreamError(f"not a safe branch name: {branch!r}")
-
-
-_UNREACHABLE = re.compile(
-    r"Could not resolve host|Connection refused|Connection timed out|Operation timed out|timed out after"
-    r"|Network is unreachable|No route to host|Could not read from remote repository|unable to access"
-    r"|does not appear to be a git repository|The requested URL returned error: 50[0234]|early EOF"
-    r"|Connection reset|SSL_ERROR_SYSCALL|gnutls_handshake|Temporary failure in name resolution", re.IGNORECASE)
-
-
-def _unreachable(stderr: str) -> str | None:
-    """Why the Git host did not answer (down, unreachable, 5xx), or None for any other failure
-    (a refused push, bad credentials: those are not retried by waiting)."""
-    if re.search(r"Authentication failed|Permission denied|403|401|rejected", stderr):
-        return None
-    match = _UNREACHABLE.search(stderr)
-    if match is None:
-        return None
-    line = next((ln for ln in stderr.splitlines() if match.group(0) in ln), match.group(0))
-    return line.strip().removeprefix("fatal: ")[:200]
-
-
-def _remote_reason(stderr: str) -> str:
-    """The remote's own words (hook output, protection rules), without git's noise."""
-    lines = [line.removeprefix("remote: ").strip() for line in stderr.splitlines()
-             if line.startswith("remote:") and line.removeprefix("remote:").strip()]
-    if lines:
-        return " / ".join(lines)[:300]
-    return next((line for line in stderr.splitlines() if "rejected" in line or "error" in line),
-                stderr[:300] or "no reason given")

@@ -56,6 +56,14 @@ class GitRepos(Protocol):
 
     def push_revert(self, repo: str, *, sha: str, branch: str, message: str) -> RevertResult: ...
 
+    def push_restore(self, repo: str, *, good_sha: str, paths: Sequence[str], exclude: Sequence[str],
+                     branch: str, message: str) -> RevertResult:
+        """Push `branch`: one commit on the watched branch's tip that puts every file under `paths`
+        (globs; none under `exclude`) back to its content at `good_sha`, files added since removed,
+        pinned against image automation as a revert is. Adopts a branch already there; Conflict
+        when the paths already are as at `good_sha`; `waiting` while the host does not answer."""
+        ...
+
     def push_branch(self, repo: str, *, branch: str) -> str:
         """Cut `branch` from the watched branch's tip on the remote (or find it); return its sha."""
         ...
