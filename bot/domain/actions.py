@@ -1,4 +1,5 @@
-"""Actions: a revert branch or an incident branch, idempotent on (incident, kind, commit)."""
+"""Actions: a revert, a restore or an incident branch, idempotent on (incident, kind, commit): the
+reverted commit, the good revision restored, empty for the incident branch."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bot.domain.models import acting, format_incident_ref
 
 class ActionKind(StrEnum):
     REVERT = "revert"
+    RESTORE = "restore"  # the service's paths put back to their last known good revision
     INCIDENT_BRANCH = "incident_branch"
     POSTMORTEM = "postmortem"  # the post-mortem draft proposed to a repository
 
@@ -41,7 +43,7 @@ class Action(BaseModel):
     incident_id: int
     kind: ActionKind
     repo: str
-    commit_sha: str = ""  # the reverted commit; empty for an incident branch
+    commit_sha: str = ""  # the reverted commit, the good revision restored; empty for an incident branch
     state: ActionState
     branch: str
     url: str | None = None
@@ -72,6 +74,11 @@ def revert_branch(incident_id: int, sha: str) -> str:
     return f"backout/{format_incident_ref(incident_id)}/revert-{sha[:7]}"
 
 
+def restore_branch(incident_id: int, good_sha: str) -> str:
+    """`backout/INC-7/restore-abc1234`: the good revision the service's paths go back to."""
+    return f"backout/{format_incident_ref(incident_id)}/restore-{good_sha[:7]}"
+
+
 def incident_branch(incident_id: int) -> str:
     """`backout/INC-7/incident` (git cannot hold both `backout/INC-7` and refs below it)."""
     return f"backout/{format_incident_ref(incident_id)}/incident"
@@ -85,3 +92,18 @@ def revert_message(*, incident_ref: str, incident_title: str, sha: str, subject:
         f"Backout-Incident: {incident_ref}\n"
         f"Backout-Reverts: {sha}\n"
     )
+
+
+def restore_message(*, incident_ref: str, service: str, good_sha: str, paths: list[str],
+                    undone: list[tuple[str, str, str]]) -> str:
+    """The restore commit's message: the paths, the good revision, every commit it undoes
+    (sha, author, subject), with trailers."""
+    lines = [f"Restore {service} to {good_sha[:7]} ({incident_ref})", "",
+             f"Puts {', '.join(paths)} back to their content at {good_sha}, the last known good",
+             f"revision of {service}, for {incident_ref}.", ""]
+    if undone:
+        lines.append(f"Undoes {len(undone)} commit{'s' if len(undone) != 1 else ''} on these paths:")
+        lines += [f"- {sha[:7]} {subject} ({author})" for sha, author, subject in undone]
+        lines.append("")
+    lines += [f"Backout-Incident: {incident_ref}", f"Backout-Restores: {good_sha}"]
+    return "\n".join(lines) + "\n"

@@ -35,6 +35,8 @@ class EventKind(StrEnum):
     REVERT_PUSHED = "revert.pushed"
     REVERT_WAITING = "revert.waiting"
     REVERT_CONFLICTED = "revert.conflicted"
+    RESTORE_PUSHED = "restore.pushed"  # the service's paths put back to last known good, on a branch
+    RESTORE_WAITING = "restore.waiting"
     BRANCH_PUSHED = "branch.pushed"
     POSTMORTEM_PUSHED = "postmortem.pushed"
     PR_OPENED = "pr.opened"

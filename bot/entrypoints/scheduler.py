@@ -26,6 +26,7 @@ from bot.services.paging import run_pager
 from bot.services.plan import advance_plans
 from bot.services.postmortem import PostmortemPolicy, open_postmortems
 from bot.services.pull_requests import follow_pull_requests
+from bot.services.restore import push_waiting_restores
 from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
 
 log = structlog.get_logger(__name__)
@@ -70,11 +71,13 @@ def lifecycle_job(ctx: AppContext) -> None:
 
 
 def push_waiting_job(ctx: AppContext) -> None:
-    """Push the reverts prepared while a Git host was down, once it answers."""
+    """Push the reverts and restores prepared while a Git host was down, once it answers."""
     done = push_waiting(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
                         now=ctx.clock(), forge=ctx.forge, page_url=ctx.page_url)
-    if done:
-        log.info("reverts.pushed_after_outage", done=done)
+    restored = push_waiting_restores(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks,
+                                     now=ctx.clock(), forge=ctx.forge, page_url=ctx.page_url)
+    if done or restored:
+        log.info("reverts.pushed_after_outage", done=done, restores=restored)
 
 
 def slack_job(ctx: AppContext) -> None:

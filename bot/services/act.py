@@ -341,6 +341,8 @@ def push_waiting(*, store: Store, git: GitRepos, notifier: Notifier, playbooks: 
     reverts on the current tip, pushes and opens the pull request, or waits once more)."""
     done = 0
     for action in store.run(lambda tx: tx.actions.with_state(ActionState.WAITING)):
+        if action.kind is not ActionKind.REVERT:
+            continue  # a restore has its own retry (bot/services/restore.py)
         found = find_changes(store, action.repo, action.commit_sha)
         if not found:
             continue

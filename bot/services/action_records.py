@@ -20,6 +20,8 @@ from bot.domain.ports import Store, Transaction
 from bot.domain.timeline import EventKind, event
 from bot.services.incidents import require
 
+_REFUSED = {ActionKind.REVERT: "be rolled back", ActionKind.RESTORE: "be restored"}
+
 
 def record_proposed(store: Store, *, incident_id: int, change: Change, score: float, now: datetime) -> Action:
     """Record a revert the open policy proposes (once per change), with its timeline event."""
@@ -50,7 +52,7 @@ def record_started(store: Store, *, incident_id: int, kind: ActionKind, repo: st
 
     def work(tx: Transaction) -> Action:
         incident: Incident = require(tx, incident_id)
-        refuse(incident, "be rolled back" if kind is ActionKind.REVERT else "get an incident branch")
+        refuse(incident, _REFUSED.get(kind, "get an incident branch"))
         existing = tx.actions.get(incident_id, kind, sha)
         if existing is not None and existing.state in FINISHED:
             return existing
@@ -66,7 +68,8 @@ def record_started(store: Store, *, incident_id: int, kind: ActionKind, repo: st
             action = existing.model_copy(update={"state": ActionState.STARTED, "updated_at": now, "auto": auto,
                                                  **mine})
             tx.actions.save(action)
-        what = f"revert of {sha[:7]}" if kind is ActionKind.REVERT else "incident branch"
+        what = {ActionKind.REVERT: f"revert of {sha[:7]}", ActionKind.RESTORE: f"restore to {sha[:7]}"}.get(
+            kind, "incident branch")
         caution = f". Revert safety: {'; '.join(warnings)}" if warnings else ""
         tx.timeline.append(event(
             incident_id=incident.id or incident_id, at=now, kind=EventKind.ACTION_STARTED, actor=actor,

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from bot.domain.changes import AppliedSource, Change
 from bot.domain.durations import format_duration
 from bot.domain.errors import NotFound
-from bot.domain.good import Deployed, IncidentSpan, LastGood, last_good
 from bot.domain.gitops import AppliedRevision
+from bot.domain.good import Deployed, IncidentSpan, LastGood, last_good
 from bot.domain.playbooks import Playbook, RepoRole
 from bot.domain.ports import Store, Transaction
 from bot.services.applied import deploying_objects

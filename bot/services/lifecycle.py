@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import CONTROLLER_SOURCES, reverted_by
@@ -24,6 +24,7 @@ from bot.services.watching import ALERT_EXPR
 S = IncidentStatus
 # Reverts whose pull request may yet be merged, or already was.
 UNDER_WAY = frozenset({ActionState.PR_OPEN, ActionState.MERGED, ActionState.PUSHED})
+CHANGING = frozenset({ActionKind.REVERT, ActionKind.RESTORE})  # the actions whose merge mitigates
 
 
 def move(tx: Transaction, incident: Incident, target: IncidentStatus, *, now: datetime, text: str,
@@ -41,9 +42,11 @@ def move(tx: Transaction, incident: Incident, target: IncidentStatus, *, now: da
 def request_opened(tx: Transaction, action: Action, *, now: datetime) -> None:
     """A revert's pull request is open: the incident is being mitigated."""
     incident = tx.incidents.get(action.incident_id)
-    if action.kind is ActionKind.REVERT and incident is not None and incident.status in (S.OPEN, S.ACKNOWLEDGED):
+    if action.kind in CHANGING and incident is not None and incident.status in (S.OPEN, S.ACKNOWLEDGED):
+        what = (f"the restore to last known good {action.commit_sha[:7]}" if action.kind is ActionKind.RESTORE
+                else f"the revert of {action.commit_sha[:7]}")
         move(tx, incident, S.MITIGATING, now=now, data={"url": action.url},
-             text=f"Mitigating: the revert of {action.commit_sha[:7]} is proposed in {action.request_name}")
+             text=f"Mitigating: {what} is proposed in {action.request_name}")
 
 
 def request_merged(tx: Transaction, action: Action, *, now: datetime) -> None:
@@ -51,7 +54,7 @@ def request_merged(tx: Transaction, action: Action, *, now: datetime) -> None:
     incident = tx.incidents.get(action.incident_id)
     if incident is not None and incident.status in (S.OPEN, S.ACKNOWLEDGED):
         move(tx, incident, S.MITIGATING, now=now, data={"url": action.url},
-             text=f"Mitigating: the revert in {action.request_name} is merged and will be applied")
+             text=f"Mitigating: the {action.kind.value} in {action.request_name} is merged and will be applied")
 
 
 def request_closed(tx: Transaction, action: Action, *, now: datetime) -> None:
@@ -61,7 +64,7 @@ def request_closed(tx: Transaction, action: Action, *, now: datetime) -> None:
     if incident is None or incident.status is not S.MITIGATING:
         return
     others = [a for a in tx.actions.for_incident(action.incident_id)
-              if a.id != action.id and a.kind is ActionKind.REVERT and a.state in UNDER_WAY]
+              if a.id != action.id and a.kind in CHANGING and a.state in UNDER_WAY]
     if not others:
         move(tx, incident, S.ACKNOWLEDGED, now=now,
              text=f"Acknowledged again: {action.request_name} was closed without merging; nothing is mitigating")
@@ -83,6 +86,10 @@ def applied(tx: Transaction, incident: Incident, playbook: Playbook | None, *, n
     neither is so."""
     delay = playbook.suspects.sync_delay if playbook else None
     for action in tx.actions.for_incident(incident.id or 0):
+        if action.kind is ActionKind.RESTORE and action.state is ActionState.MERGED:
+            found = _restore_applied(tx, playbook, action, delay=delay, now=now)
+            if found is not None:
+                return found
         if action.kind is not ActionKind.REVERT or not action.commit_sha:
             continue
         revert = reverted_by(action.commit_sha, tx.changes.reverts([action.repo], until=now))
@@ -97,6 +104,25 @@ def applied(tx: Transaction, incident: Incident, playbook: Playbook | None, *, n
                            f"({format_duration(delay)}) has passed; no controller reports on {action.repo}",
                            "sync_delay")
     return None
+
+
+def _restore_applied(tx: Transaction, playbook: Playbook | None, action: Action, *, delay: timedelta | None,
+                     now: datetime) -> Applied | None:
+    """A merged restore took effect when an object that deploys the service applied a revision
+    after the merge (the merge's own commit, or a later one that holds it); without controller
+    events, at its merge plus the playbook's `sync_delay`."""
+    merged = action.updated_at
+    chosen = deploying_objects(tx, playbook) if playbook is not None else None
+    after = [r for r in tx.gitops.applied([action.repo], since=merged, until=now)
+             if r.applied_at >= merged and (chosen is None or r.object_id in chosen)]
+    if after:
+        first = min(after, key=lambda r: r.applied_at)
+        return Applied(first.applied_at, f"{first.label} applied {first.sha[:7]}, the first revision after the "
+                       f"restore to {action.commit_sha[:7]} merged", first.object_id.partition(":")[0])
+    if delay is None or _controlled(tx, playbook, now=now) or now < merged + delay:
+        return None
+    return Applied(merged + delay, f"the restore merged at {merged:%H:%M} UTC and the sync delay "
+                   f"({format_duration(delay)}) has passed; no controller reports on {action.repo}", "sync_delay")
 
 
 def _by_controller(tx: Transaction, playbook: Playbook | None, repo: str, sha: str, *,

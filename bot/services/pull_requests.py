@@ -16,6 +16,7 @@ from bot.services import lifecycle, notify
 from bot.services.incidents import IncidentView, get_incident
 
 LABELS = ("backout", "incident", "revert")
+CHANGING = frozenset({ActionKind.REVERT, ActionKind.RESTORE})  # their pull requests change production
 MAX_ALERTS = 10
 
 
@@ -103,7 +104,7 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
         store.run(record_failure)
         raise
     opened = action.model_copy(update={
-        "state": ActionState.PR_OPEN if action.kind is ActionKind.REVERT else action.state,
+        "state": ActionState.PR_OPEN if action.kind in CHANGING else action.state,
         "url": ref.url, "updated_at": now,
         "detail": {**action.detail, "pr_number": ref.number, "pr_name": ref.called, "pr_error": None}})
     how = "adopted (it already existed)" if ref.adopted else "opened"
@@ -181,7 +182,7 @@ def _record_merge(store: Store, action: Action, *, called: str, by: str, now: da
         tx.actions.save(action.model_copy(update={"state": ActionState.MERGED, "updated_at": now}))
         tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=EventKind.PR_MERGED,
                                  actor=Actor.USER, actor_id=by,
-                                 text=f"Revert merged by {by} ({called})",
+                                 text=f"{action.kind.value.capitalize()} merged by {by} ({called})",
                                  data={"url": action.url, "merged_by": by, "action": action.kind.value}))
         lifecycle.request_merged(tx, action, now=now)
 

@@ -64,7 +64,8 @@ def test_the_restore_puts_the_service_paths_back_byte_for_byte_and_nothing_else(
     result = mirrors(tmp_path, {"gitops": remote}).push_restore(
         "gitops", good_sha=good, paths=SERVICE, exclude=SHARED, branch="backout/INC-1/restore-" + good[:7],
         message="Restore checkout")
-    assert result.pushed_sha is not None and not result.adopted
+    assert result.pushed_sha is not None
+    assert not result.adopted
     branch = "backout/INC-1/restore-" + good[:7]
     assert git("rev-parse", f"{branch}^", cwd=remote.bare) == git("rev-parse", "main", cwd=remote.bare)
     assert ls_tree(remote, branch, "apps/checkout/") == ls_tree(remote, good, "apps/checkout/")
@@ -94,9 +95,11 @@ def test_a_restore_is_pinned_against_flux_image_automation(tmp_path: Path) -> No
     remote.commit("checkout 1.1 (automation)", {"apps/checkout/deploy.yaml": FLUX_DEPLOY.format(tag="1.1")})
     result = mirrors(tmp_path, {"gitops": remote}).push_restore(
         "gitops", good_sha=good, paths=SERVICE, exclude=(), branch="backout/INC-2/restore-x", message="r")
-    assert result.pinned and "imagepolicy" in result.pinned[0]
+    assert result.pinned
+    assert "imagepolicy" in result.pinned[0]
     restored = git("show", "backout/INC-2/restore-x:apps/checkout/deploy.yaml", cwd=remote.bare)
-    assert "checkout:1.0" in restored and "$imagepolicy" not in restored
+    assert "checkout:1.0" in restored
+    assert "$imagepolicy" not in restored
     assert "Pinned against image automation" in git("log", "-1", "--format=%B", "backout/INC-2/restore-x",
                                                     cwd=remote.bare)
 
@@ -109,7 +112,8 @@ def test_a_restore_run_again_adopts_its_branch(tmp_path: Path, argo: tuple[Remot
                                message="r")
     again = repos.push_restore("gitops", good_sha=good, paths=SERVICE, exclude=SHARED, branch="backout/INC-1/restore-c",
                                message="r")
-    assert again.adopted and again.pushed_sha == first.pushed_sha
+    assert again.adopted
+    assert again.pushed_sha == first.pushed_sha
     assert remote.branches() == ["backout/INC-1/restore-c", "main"]
 
 
