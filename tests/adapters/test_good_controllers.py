@@ -1,0 +1,91 @@
+"""Last known good from controller events, against real Git, SQLite and Flux's webhook: a revision
+counts once Flux reported it applied and healthy, it stayed good_after with no incident open, and,
+where a verification ran while it was in place, the key metric recovered."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.domain.good import LastGood
+from bot.domain.models import IncidentStatus
+from bot.domain.ports import Verification
+from bot.services.good import last_known_good
+from tests.adapters import test_controllers
+from tests.adapters.test_controllers import DEPLOY, World, flux_body, open_alert, post_flux, rank
+
+world = test_controllers.world  # a GitOps remote, Backout on SQLite, Flux's webhook with its key
+
+
+def flux(world: World, name: str, sha: str, at: datetime) -> None:
+    answer = post_flux(world, flux_body(name, sha=sha, at=at))
+    assert answer.status_code == 202, answer.text
+
+
+def good_now(world: World, now: datetime) -> LastGood:
+    [answer] = last_known_good(store=world.app.ctx.store, playbook=world.app.ctx.playbooks[0], now=now)
+    return answer
+
+
+def incident_under(world: World, *, bad: str, applied: datetime) -> tuple[datetime, datetime]:
+    """INC-1 opens five minutes after `bad` was applied; its rollback's revision is applied half an
+    hour later and its verification starts then; it resolves ten minutes after. Returns both times."""
+    flux(world, "kustomization-succeeded", bad, applied)
+    opened = applied + timedelta(minutes=5)
+    open_alert(world, opened)
+    rank(world, opened)
+    fixed_at = applied + timedelta(minutes=35)
+    resolved = fixed_at + timedelta(minutes=10)
+    store = world.app.ctx.store
+    store.run(lambda tx: tx.incidents.save(tx.incidents.get(1).model_copy(  # type: ignore[union-attr]
+        update={"status": IncidentStatus.RESOLVED, "resolved_at": resolved})))
+    return fixed_at, resolved
+
+
+def test_a_revision_counts_once_flux_reported_it_healthy_and_it_ran_good_after(world: World) -> None:
+    """Applied but only progressing: not good; healthy, in place 30 min with no incident: good, with
+    Flux named in why; the revision INC-1 started under never is."""
+    start = world.remote.clock
+    flux(world, "kustomization-succeeded", world.init, start + timedelta(minutes=1))
+    tuned = world.remote.commit("checkout: 3 replicas",
+                                {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0", replicas=3)}, minutes=60)
+    applied = world.remote.clock + timedelta(minutes=1)
+    flux(world, "kustomization-progressing", tuned, applied)
+    assert good_now(world, applied + timedelta(hours=2)).good.sha == world.init  # type: ignore[union-attr]
+    flux(world, "kustomization-succeeded", tuned, applied + timedelta(minutes=3))
+    assert good_now(world, applied + timedelta(minutes=20)).good.sha == world.init  # type: ignore[union-attr]
+    answer = good_now(world, applied + timedelta(minutes=40))
+    assert answer.good is not None
+    assert answer.good.sha == tuned
+    assert answer.good.reasons[0].startswith(f"applied and healthy at {applied + timedelta(minutes=3):%Y-%m-%d %H:%M}")
+    assert "Flux Kustomization flux-system/apps" in answer.good.reasons[0]
+    bad = world.remote.commit("checkout 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1", replicas=3)},
+                              minutes=120)
+    incident_under(world, bad=bad, applied=world.remote.clock + timedelta(minutes=1))
+    later = good_now(world, world.remote.clock + timedelta(hours=1))
+    assert later.current == bad
+    assert later.good is not None
+    assert later.good.sha == tuned
+
+
+def test_the_rollback_revision_counts_when_the_key_metric_recovered(world: World) -> None:
+    """The revision applied while INC-1 was open counts from INC-1's resolution, with its recovered
+    verification among the reasons; a verification that did not recover rules it out."""
+    start = world.remote.clock
+    flux(world, "kustomization-succeeded", world.init, start + timedelta(minutes=1))
+    bad = world.remote.commit("checkout 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1", replicas=2)},
+                              minutes=120)
+    fix = world.remote.commit("Revert checkout 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0",
+                                                                                                 replicas=2)})
+    fixed_at, resolved = incident_under(world, bad=bad, applied=world.remote.clock - timedelta(minutes=9))
+    flux(world, "kustomization-succeeded", fix, fixed_at)
+    store = world.app.ctx.store
+    store.run(lambda tx: tx.watch.save_verification(Verification(
+        incident_id=1, query="errors", started_at=fixed_at + timedelta(minutes=1), outcome="recovered")))
+    assert good_now(world, resolved + timedelta(minutes=20)).good.sha == world.init  # type: ignore[union-attr]
+    answer = good_now(world, resolved + timedelta(minutes=31))
+    assert answer.good is not None
+    assert answer.good.sha == fix
+    assert "INC-1's key metric recovered while it was in place" in answer.good.reasons[-1]
+    store.run(lambda tx: tx.watch.save_verification(Verification(
+        incident_id=1, query="errors", started_at=fixed_at + timedelta(minutes=1), outcome="not_recovered")))
+    assert good_now(world, resolved + timedelta(hours=3)).good.sha == world.init  # type: ignore[union-attr]
