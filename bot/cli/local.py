@@ -5,6 +5,7 @@ Neither creates a database: a read run from the wrong folder says so instead of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.domain.verdicts import VerdictKind
 if TYPE_CHECKING:
     from bot.bootstrap import App
     from bot.domain.ports import Store
+    from bot.services.restore import RestorePlan
 
 
 class NoDatabase(BackoutError):
@@ -173,24 +175,68 @@ class LocalBackend:
                                              actor=Actor.USER, actor_id=by, now=ctx.clock()))
 
     def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]:
-        from bot.domain.playbooks import playbook_named
-        from bot.services import act, incidents
-        from bot.services.changelog import refresh_changes
+        from bot.services import act
         from bot.services.presenters import plan_dict
 
         ctx = self.app.ctx
         number = parse_incident_ref(ref)
-        playbook = playbook_named(ctx.playbooks, incidents.get_incident(store=ctx.store, incident_id=number)
-                                  .incident.playbook)
-        warnings: list[str] = []
-        if playbook is not None:  # the newest history first: the plan must show what is there now
-            report = refresh_changes(store=ctx.store, git=ctx.git, repos=[r.repo for r in playbook.repos],
-                                     now=ctx.clock(), import_window=ctx.settings.git.import_window,
-                                     applied=ctx.applied)
-            warnings = [f"could not refresh {repo}: {reason}" for repo, reason in report.failed.items()]
+        warnings = self._refresh(number)
         plan = plan_dict(act.plan_rollback(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks,
                                            incident_id=number, sha=commit))
         return {**plan, "refresh_warnings": warnings}
+
+    def _refresh(self, number: int) -> list[str]:
+        """Fetch the incident's repositories first: a plan must show what is there now. Returns
+        what could not be refreshed."""
+        from bot.domain.playbooks import playbook_named
+        from bot.services import incidents
+        from bot.services.changelog import refresh_changes
+
+        ctx = self.app.ctx
+        playbook = playbook_named(ctx.playbooks, incidents.get_incident(store=ctx.store, incident_id=number)
+                                  .incident.playbook)
+        if playbook is None:
+            return []
+        report = refresh_changes(store=ctx.store, git=ctx.git, repos=[r.repo for r in playbook.repos],
+                                 now=ctx.clock(), import_window=ctx.settings.git.import_window, applied=ctx.applied)
+        return [f"could not refresh {repo}: {reason}" for repo, reason in report.failed.items()]
+
+    def good(self, service: str, *, repo: str | None) -> dict[str, Any]:
+        from bot.config.playbooks import load_playbooks
+        from bot.services.good import last_known_good, service_playbook
+        from bot.services.presenters import good_dict
+
+        playbook = service_playbook(load_playbooks(self.settings.playbooks_dir), service)
+        answers = last_known_good(store=self.store, playbook=playbook, now=datetime.now(UTC), repo=repo)
+        return {"service": playbook.service, "repos": [good_dict(a) for a in answers]}
+
+    def restore_plan(self, ref: str, *, include: Sequence[str], repo: str | None) -> dict[str, Any]:
+        from bot.services.presenters import restore_plan_dict
+
+        number = parse_incident_ref(ref)
+        warnings = self._refresh(number)
+        return {**restore_plan_dict(self._restore_plan(number, include, repo)), "refresh_warnings": warnings}
+
+    def _restore_plan(self, number: int, include: Sequence[str], repo: str | None) -> RestorePlan:
+        from bot.services.restore import plan_restore
+
+        ctx = self.app.ctx
+        return plan_restore(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks, incident_id=number,
+                            now=ctx.clock(), include=include, repo=repo)
+
+    def restore(self, ref: str, *, good: str, include: Sequence[str], repo: str | None, by: str) -> dict[str, Any]:
+        from bot.domain.errors import Conflict
+        from bot.services.presenters import rollback_dict
+        from bot.services.restore import restore
+
+        ctx = self.app.ctx
+        number = parse_incident_ref(ref)
+        plan = self._restore_plan(number, include, repo)
+        if plan.good.sha != good:
+            raise Conflict(f"the last known good is now {plan.good.short}, not {good[:7]}: look at the plan again")
+        return rollback_dict(restore(store=ctx.store, git=ctx.git, notifier=ctx.notifier, plan=plan, actor=Actor.USER,
+                                     actor_id=by, now=ctx.clock(), forge=ctx.forge,
+                                     reviewers=ctx.reviewers(plan.playbook), page_url=ctx.page_url(number)))
 
     def rollback(self, ref: str, *, commit: str, by: str, force: bool = False) -> dict[str, Any]:
         from bot.services import act

@@ -4,8 +4,10 @@ nor the database's credentials, only the URL and an API token."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -84,6 +86,19 @@ class BackoutClient:
 
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/verdict", json={"verdict": verdict, "sha": sha, "by": by})
+
+    def good(self, service: str, *, repo: str | None) -> dict[str, Any]:
+        return self._json("GET", f"/api/services/{quote(service, safe='')}/good",
+                          params={"repo": repo} if repo else None)
+
+    def restore_plan(self, ref: str, *, include: Sequence[str], repo: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"include": list(include)} if include else {}
+        return self._json("GET", f"/api/incidents/{ref}/restore", params={**params, **({"repo": repo} if repo else {})})
+
+    def restore(self, ref: str, *, good: str, include: Sequence[str], repo: str | None, by: str) -> dict[str, Any]:
+        optional: dict[str, Any] = {"include": list(include)} if include else {}
+        optional |= {"repo": repo} if repo else {}
+        return self._json("POST", f"/api/incidents/{ref}/restore", json={"good": good, "by": by, **optional})
 
     def report(self, *, since: str, service: str | None) -> dict[str, Any]:
         return self._json("GET", "/api/report", params={"since": since, **({"service": service} if service else {})})

@@ -149,6 +149,42 @@ def plan_text(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def good_text(answer: dict[str, Any]) -> str:
+    """A service's last known good per repository, with why it counts (or why none does)."""
+    lines = []
+    for repo in answer["repos"]:
+        good = repo["good"]
+        head = f"{safe(answer['service'], 100)} in {safe(repo['repo'], 60)}"
+        if good is None:
+            lines.append(f"{head}: no last known good: {safe(repo['reason'], 800)}")
+            continue
+        lines.append(f"{head}: last known good {good['short']} {safe(good['subject'], 200)} "
+                     f"({safe(good['author'], 80)})")
+        lines.extend(f"  - {safe(reason, 500)}" for reason in good["reasons"])
+        if repo.get("current"):
+            lines.append(f"  applied now: {repo['current'][:7]}")
+    return "\n".join(lines) or f"{safe(answer['service'], 100)}: the playbook names no GitOps repository"
+
+
+def restore_text(plan: dict[str, Any]) -> str:
+    """What the restore confirmation shows: the good revision, why, the paths, the commits undone."""
+    lines = [f"Restore {safe(plan['service'], 100)} on {safe(plan['repo'], 60)} to last known good "
+             f"{plan['short']}: {safe(plan['subject'], 200)} ({safe(plan['author'], 80)})", "  why it counts:"]
+    lines.extend(f"    - {safe(reason, 500)}" for reason in plan["reasons"])
+    lines.append(f"  paths restored: {safe(', '.join(plan['paths']), 500)}")
+    if plan["shared_left_alone"]:
+        lines.append(f"  shared paths left as at head (--include to restore): "
+                     f"{safe(', '.join(plan['shared_left_alone']), 500)}")
+    lines.append(f"  commits undone ({len(plan['undone'])}):")
+    for undone in plan["undone"]:
+        lines.append(f"    {undone['short']} {safe(undone['subject'], 200)} ({safe(undone['author'], 80)})")
+        lines.extend(f"      ! revert safety: {safe(w, 500)}" for w in undone["warnings"])
+    lines.append("  ! the service's paths at the good revision beside everything else at head may be a "
+                 "combination that never ran")
+    lines.append(f"  branch: {safe(plan['branch'], 200)}")
+    return "\n".join(lines)
+
+
 def report_text(report: dict[str, Any], *, since: str, markdown: bool = False) -> str:
     """The team report as aligned text, or as a Markdown table for a review document."""
     from bot.domain.durations import human_duration

@@ -77,3 +77,74 @@ def rollback(
         raise typer.Exit(EXIT_CONFLICTED)
 
 
+
+
+@app.command(cls=PlainCommand)
+def good(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="the service (or its playbook's name)")],
+    repo: Annotated[str | None, typer.Option(metavar="NAME", help="one of its GitOps repositories only")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the service's last known good revision in each of its GitOps repositories and why it
+    counts: applied and healthy (from controller events, else commit time plus sync_delay), in
+    place for the playbook's good_after with no incident open, and its key metric recovered where
+    a verification ran. Nothing is changed."""
+    from bot.cli.render import good_text
+
+    with backend(ctx, config) as chosen:
+        answer = chosen.good(service, repo=repo)
+    if as_json:
+        echo_json(answer)
+    else:
+        typer.echo(good_text(answer))
+
+
+@app.command(cls=PlainCommand)
+def restore(
+    ctx: typer.Context,
+    incident: IdArgument,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", metavar="PATH", help="a shared path of the playbook to restore too (repeatable); shared paths "
+                                          "are left as they are at head otherwise")] = None,
+    repo: Annotated[str | None, typer.Option(metavar="NAME", help="the GitOps repository (default: the "
+                                                                   "playbook's first)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be restored and stop")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Restore the incident's service to its last known good revision: one commit on a new branch
+    `backout/INC-n/restore-<sha7>` that puts the service's own paths back to their content then,
+    pushed and, on a forge, opened as a pull request (never merged by Backout). Shows the good
+    revision, why it counts and every commit it undoes, and asks first."""
+    from bot.cli.render import restore_text
+    from bot.domain.text import safe
+
+    ref = incident_ref(incident)
+    with backend(ctx, config, secrets=True) as chosen:
+        plan = chosen.restore_plan(ref, include=include or [], repo=repo)
+        for warning in plan.get("refresh_warnings", []):
+            typer.echo(f"warning: {safe(warning, 500)}", err=True)
+        typer.echo(restore_text(plan), err=as_json)
+        if dry_run:
+            if as_json:
+                echo_json({key: value for key, value in plan.items() if key != "refresh_warnings"})
+            else:
+                typer.echo("dry run: nothing was pushed")
+            return
+        if not yes:
+            if not sys.stdin.isatty() and not as_json:
+                typer.echo("(no terminal to confirm on: pass --yes to push without asking)", err=True)
+            if not typer.confirm("Push this restore branch?", default=False, err=as_json):
+                fail("restore cancelled: nothing was pushed")
+        result = chosen.restore(ref, good=plan["good"], include=include or [], repo=repo, by=operator())
+    if as_json:
+        echo_json(result)
+        return
+    typer.echo(result["message"])
+    action = result["action"]
+    if action and action.get("state") == "pushed" and not action.get("url"):
+        typer.echo(f"next: open a pull request from {action['branch']} on {action['repo']} and have it reviewed; "
+                   "your GitOps controller applies the restore once it is merged")

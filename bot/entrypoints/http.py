@@ -46,6 +46,7 @@ from bot.entrypoints.http_gate import BodyLimits, RequestGate
 from bot.entrypoints.http_gitops import register_gitops_webhooks
 from bot.entrypoints.http_pagerduty import register_pagerduty_webhook
 from bot.entrypoints.http_pages import register_pages
+from bot.entrypoints.http_restore import register_restore
 from bot.entrypoints.http_slack import register_slack_events
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.webhook_auth import ApiAuth, WebhookAuth
@@ -242,6 +243,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return api_auth.caller(request.headers.get("authorization"))
 
     register_incident_actions(app, ctx, refused=refused, caller=caller)
+    register_restore(app, ctx, refused=refused)
     register_pages(app, ctx, refused=refused)
 
     @app.get("/healthz")

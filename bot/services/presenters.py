@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.actions import Action, ActionState
+from bot.domain.durations import format_duration
+from bot.domain.good import LastGood
 from bot.domain.models import Alert, Incident, TimelineEvent
 from bot.domain.plan import Plan
 from bot.domain.suspects import Ranking
 from bot.services.act import ActionResult, RollbackPlan
 from bot.services.incidents import CommandResult, IncidentView
+from bot.services.restore import RestorePlan
 
 
 def incident_dict(incident: Incident) -> dict[str, Any]:
@@ -103,3 +106,29 @@ def rollback_dict(result: ActionResult) -> dict[str, Any]:
 def status_dict(result: CommandResult) -> dict[str, Any]:
     return {"ref": result.incident.ref, "status": result.incident.status.value, "changed": result.changed,
             "message": result.message}
+
+
+def good_dict(answer: LastGood) -> dict[str, Any]:
+    """A service's last known good in one repository: the revision and why it counts, or why there is none."""
+    good = answer.good
+    return {
+        "service": answer.service, "repo": answer.repo, "good_after": format_duration(answer.good_after),
+        "current": answer.current, "reason": answer.reason,
+        "good": None if good is None else {
+            "sha": good.sha, "short": good.short, "subject": good.subject, "author": good.author,
+            "since": good.since.isoformat(), "until": good.until.isoformat() if good.until else None,
+            "reasons": list(good.reasons)},
+    }
+
+
+def restore_plan_dict(plan: RestorePlan) -> dict[str, Any]:
+    """What a restore will do: the API's answer before the confirmation (POST it back with `good`)."""
+    good = plan.good
+    return {
+        "incident": plan.incident_ref, "service": plan.service, "repo": plan.repo, "branch": plan.branch,
+        "good": good.sha, "short": good.short, "subject": good.subject, "author": good.author,
+        "reasons": list(good.reasons), "paths": list(plan.paths), "shared_left_alone": list(plan.exclude),
+        "included": list(plan.included),
+        "undone": [{"sha": u.sha, "short": u.sha[:7], "author": u.author, "subject": u.subject,
+                    "warnings": list(u.warnings)} for u in plan.undone],
+    }

@@ -36,6 +36,7 @@ class RestorePlan:
 
     incident_id: int
     incident_ref: str
+    playbook: str
     service: str
     repo: str
     good: GoodRevision
@@ -68,7 +69,8 @@ def plan_restore(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], 
     paths = (*entry.paths, *included)
     exclude = tuple(p for p in entry.shared_paths if p not in included)
     return RestorePlan(
-        incident_id=incident_id, incident_ref=view.incident.ref, service=playbook.service, repo=entry.repo,
+        incident_id=incident_id, incident_ref=view.incident.ref, playbook=playbook.name, service=playbook.service,
+        repo=entry.repo,
         good=answer.good, branch=restore_branch(incident_id, answer.good.sha), paths=paths, exclude=exclude,
         included=included, undone=tuple(_undone(store, git, repo=entry.repo, good=answer.good.sha, paths=paths,
                                                 exclude=exclude)))
