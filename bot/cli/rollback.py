@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,17 +53,8 @@ def rollback(
         if plan.get("excluded") and not force:
             fail(f"error: {plan['short']} is not a rollback target: {safe(plan['excluded'], 500)}; add --force to "
                  "roll it back anyway")
-        if dry_run:
-            if as_json:
-                echo_json({key: value for key, value in plan.items() if key != "refresh_warnings"})
-            else:
-                typer.echo("dry run: nothing was pushed")
+        if not confirmed(plan, what="revert", dry_run=dry_run, yes=yes, as_json=as_json):
             return
-        if not yes:
-            if not sys.stdin.isatty() and not as_json:
-                typer.echo("(no terminal to confirm on: pass --yes to push without asking)", err=True)
-            if not typer.confirm("Push this revert branch?", default=False, err=as_json):
-                fail("rollback cancelled: nothing was pushed")
         result = chosen.rollback(ref, commit=plan["sha"], by=operator(), force=force)
     if as_json:
         echo_json(result)
@@ -128,17 +119,8 @@ def restore(
         for warning in plan.get("refresh_warnings", []):
             typer.echo(f"warning: {safe(warning, 500)}", err=True)
         typer.echo(restore_text(plan), err=as_json)
-        if dry_run:
-            if as_json:
-                echo_json({key: value for key, value in plan.items() if key != "refresh_warnings"})
-            else:
-                typer.echo("dry run: nothing was pushed")
+        if not confirmed(plan, what="restore", dry_run=dry_run, yes=yes, as_json=as_json):
             return
-        if not yes:
-            if not sys.stdin.isatty() and not as_json:
-                typer.echo("(no terminal to confirm on: pass --yes to push without asking)", err=True)
-            if not typer.confirm("Push this restore branch?", default=False, err=as_json):
-                fail("restore cancelled: nothing was pushed")
         result = chosen.restore(ref, good=plan["good"], include=include or [], repo=repo, by=operator())
     if as_json:
         echo_json(result)
@@ -148,3 +130,20 @@ def restore(
     if action and action.get("state") == "pushed" and not action.get("url"):
         typer.echo(f"next: open a pull request from {action['branch']} on {action['repo']} and have it reviewed; "
                    "your GitOps controller applies the restore once it is merged")
+
+
+def confirmed(plan: dict[str, Any], *, what: str, dry_run: bool, yes: bool, as_json: bool) -> bool:
+    """After the plan is shown: False for a dry run (the plan printed with --json), else ask
+    unless --yes; a "no" ends the command with nothing pushed."""
+    if dry_run:
+        if as_json:
+            echo_json({key: value for key, value in plan.items() if key != "refresh_warnings"})
+        else:
+            typer.echo("dry run: nothing was pushed")
+        return False
+    if not yes:
+        if not sys.stdin.isatty() and not as_json:
+            typer.echo("(no terminal to confirm on: pass --yes to push without asking)", err=True)
+        if not typer.confirm(f"Push this {what} branch?", default=False, err=as_json):
+            fail(f"{'rollback' if what == 'revert' else what} cancelled: nothing was pushed")
+    return True
