@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
 from bot.adapters.export.chart import data_uri, render_png
-from bot.domain.playbooks import Playbook
+from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import MetricsQuery
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.renderings import slot
 from bot.services.chart import chart_data
 from bot.services.export import build_export
+from bot.services.good import last_known_good
 from bot.services.incidents import IncidentView
+from bot.services.presenters import good_dict
 
 
 def incident_chart(ctx: AppContext, view: IncidentView) -> bytes:
@@ -59,6 +62,21 @@ async def page_html(ctx: AppContext, view: IncidentView) -> str:
     async def make() -> str:
         png = await page_chart(ctx, view)
         document = build_export(view, generated_at=at, links=ctx.export_links())
+        document["last_good"] = await run_in_threadpool(last_good_rows, ctx, view.incident.playbook, now=at)
         return await run_in_threadpool(ctx.export.html, document, chart=chart_uri(png))
 
     return await ctx.renderings.get(("page", view.incident.id, view.version(), at), make)
+
+
+def last_good_rows(ctx: AppContext, playbook_name: str | None, *, now: datetime) -> list[dict[str, Any]]:
+    """The service's last known good per GitOps repository, with links, for the page (not the
+    JSON export: it is the service's state now, not the incident's record)."""
+    playbook = playbook_named(ctx.playbooks, playbook_name)
+    if playbook is None:
+        return []
+    links = ctx.export_links()
+    answers = [good_dict(a) for a in last_known_good(store=ctx.store, playbook=playbook, now=now)]
+    for answer in answers:
+        if answer["good"] is not None:
+            answer["good"]["url"] = links.commit(answer["repo"], answer["good"]["sha"])
+    return answers

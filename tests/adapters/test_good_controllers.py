@@ -89,3 +89,29 @@ def test_the_rollback_revision_counts_when_the_key_metric_recovered(world: World
     store.run(lambda tx: tx.watch.save_verification(Verification(
         incident_id=1, query="errors", started_at=fixed_at + timedelta(minutes=1), outcome="not_recovered")))
     assert good_now(world, resolved + timedelta(hours=3)).good.sha == world.init  # type: ignore[union-attr]
+
+
+def test_the_incident_page_and_the_api_show_the_last_known_good(world: World) -> None:
+    """The page names the good revision with why it counts and how to restore to it; the API
+    answers the same revision."""
+    start = world.remote.clock
+    flux(world, "kustomization-succeeded", world.init, start + timedelta(minutes=1))
+    bad = world.remote.commit("checkout 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1", replicas=2)},
+                              minutes=120)
+    opened = world.remote.clock + timedelta(minutes=5)
+    flux(world, "kustomization-succeeded", bad, opened - timedelta(minutes=4))
+    open_alert(world, opened)
+    rank(world, opened)
+    world.clock.now = opened + timedelta(minutes=10)
+    page = world.client.get("/incidents/INC-1")
+    assert page.status_code == 200, page.text
+    assert "Last known good" in page.text
+    assert f"{world.init[:7]}</code> init by Dev One" in page.text
+    assert "reported it applied and healthy" in page.text
+    assert "backout restore INC-1" in page.text
+    answer = world.client.get("/api/services/checkout/good").json()
+    assert answer["repos"][0]["good"]["sha"] == world.init
+    assert answer["repos"][0]["current"] == bad
+    missing = world.client.get("/api/services/nosuch/good")
+    assert missing.status_code == 404
+    assert "no playbook for service 'nosuch'" in missing.json()["detail"]
