@@ -19,6 +19,7 @@ COMMANDS = {
     "ack": "ack ID",
     "rollback": "rollback ID [SHA]",
     "branch": "branch ID",
+    "restore": "restore ID [GOOD-SHA] [SHARED-PATH...]",
     "resolve": "resolve ID [note]",
     "reopen": "reopen ID [note]",
     "note": "note ID text",
@@ -74,6 +75,6 @@ def usage() -> str:
 
 def may_roll_back(*, user: str, user_groups: Collection[str], owners_users: Collection[str],
                   owners_groups: Collection[str], responders: Collection[str]) -> bool:
-    """Rollback and branch: the playbook's owners (users or groups) or the global responders."""
+    """Rollback, restore and branch: the playbook's owners (users or groups) or the global responders."""
     allowed = set(owners_users) | set(owners_groups) | set(responders)
     return user in allowed or bool(set(user_groups) & allowed)

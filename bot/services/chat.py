@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.chat import Command, may_roll_back, usage
+from bot.domain.chat import Command, escape_mrkdwn, may_roll_back, usage
 from bot.domain.errors import BackoutError, Conflict
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.playbooks import Playbook, playbook_named
@@ -23,7 +24,11 @@ from bot.services.authors import notify_authors
 from bot.services.export import ExportLinks, build_export
 from bot.services.investigate import investigate
 from bot.services.notify import incident_lines, incident_update
+from bot.services.restore import plan_restore, restore
+from bot.services.restore_body import restore_summary
 from bot.services.text import render_incident_list, when
+
+_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
 
 
 @dataclass(frozen=True)
@@ -96,12 +101,14 @@ class ChatCommands:
                        else json.dumps(document, indent=2))
             return Reply(f"Export of INC-{number}", file=(f"INC-{number}.{'md' if fmt == 'markdown' else 'json'}",
                                                           content))
-        if command.name in ("rollback", "branch"):
+        if command.name in ("rollback", "branch", "restore"):
             refusal = self.refuse(number, user=user, groups=groups, what=command.name)
             if refusal is not None:
                 return refusal
             if command.name == "branch":
                 return self.branch(number, user=user)
+            if command.name == "restore":
+                return self.restore(number, args=command.args, user=user)
             return Reply("Confirm the rollback.", confirm=self.plan(number, sha=(command.args or (None,))[0]))
         return Reply(usage())
 
@@ -152,6 +159,21 @@ class ChatCommands:
                                           incident_id=number, repo=playbook.repos[0].repo, actor=Actor.USER,
                                           actor_id=user, now=self.clock())
         return Reply(f"Incident branch {action.branch} is on {action.repo}.", private=False)
+
+    def restore(self, number: int, *, args: Sequence[str], user: str) -> Reply:
+        """`restore ID` shows what a restore to last known good would do and how to confirm it;
+        `restore ID <good sha> [shared paths]`, naming the revision shown, makes it."""
+        confirm, include = (args[0], tuple(args[1:])) if args and _SHA.match(args[0]) else (None, tuple(args))
+        plan = plan_restore(store=self.store, git=self.git, playbooks=self.playbooks, incident_id=number,
+                            now=self.clock(), include=include)
+        if confirm is None or not plan.good.sha.startswith(confirm.lower()):
+            again = " ".join((f"INC-{number}", plan.good.short, *include))
+            return Reply(escape_mrkdwn(restore_summary(plan)) + f"\nTo make it: `/incident restore {again}`")
+        playbook = playbook_named(self.playbooks, plan.playbook)
+        result = restore(store=self.store, git=self.git, notifier=self.notifier, plan=plan, actor=Actor.USER,
+                         actor_id=user, now=self.clock(), forge=self.forge, page_url=self.page_url(number),
+                         reviewers=playbook.actions.reviewers if playbook else ())
+        return Reply(escape_mrkdwn(result.message), private=False)
 
     def status(self, number: int, target: IncidentStatus, user: str) -> Reply:
         """A status button: a state that does not allow it is answered privately, naming the state."""

@@ -69,3 +69,18 @@ def restore_body(view: IncidentView, *, plan: RestorePlan, pinned: Sequence[str]
 
 def _paths(paths: Sequence[str]) -> str:
     return ", ".join(f"`{md(p)}`" for p in paths)
+
+
+def restore_summary(plan: RestorePlan) -> str:
+    """A few plain lines for chat: the good revision and why, the paths, the commits it undoes."""
+    good = plan.good
+    lines = [f"Restore {plan.service} on {plan.repo} to last known good {good.short} ({good.subject}, "
+             f"{good.author}): {'; '.join(good.reasons)}.", f"Paths: {', '.join(plan.paths)}"
+             + (f" (shared, left as at head: {', '.join(plan.exclude)})" if plan.exclude else "")]
+    lines += [f"Undoes {u.sha[:7]} {u.subject} ({u.author})" + (f" ⚠️ {'; '.join(u.warnings)}" if u.warnings else "")
+              for u in plan.undone[:10]]
+    if len(plan.undone) > 10:
+        lines.append(f"… and {len(plan.undone) - 10} more")
+    lines.append("The service's paths at the good revision beside everything else at head may be a combination "
+                 "that never ran.")
+    return "\n".join(lines)

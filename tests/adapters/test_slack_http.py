@@ -301,3 +301,18 @@ def test_a_ruled_out_change_takes_a_second_confirmation_naming_why(client: TestC
     [forced] = [e for e in timeline if e["kind"] == "rollback.forced"]
     assert forced["actor_id"] == OWNER
     assert "which was no rollback target: ruled out by" in forced["text"]
+
+
+def test_restore_is_for_owners_and_shows_the_plan_or_why_there_is_none(client: TestClient, slack: FakeSlack) -> None:
+    """`/incident restore INC-1`: a stranger is refused and audited; for an owner, a private answer
+    (here: no revision counts as good yet, and why), nothing pushed."""
+    post_command(client, slack, "restore INC-1", user=STRANGER)
+    refused = wait_for(lambda: slack.responses)[0]
+    assert refused["response_type"] == "ephemeral"
+    assert "You may not restore INC-1" in refused["text"]
+    post_command(client, slack, "restore INC-1")
+    answer = wait_for(lambda: len(slack.responses) >= 2 and slack.responses)[1]
+    assert answer["response_type"] == "ephemeral"
+    assert "no last known good revision of checkout in gitops" in answer["text"]
+    timeline = client.get("/api/incidents/1/timeline").json()["timeline"]
+    assert not [e for e in timeline if e["kind"] == "action.started"]
