@@ -90,6 +90,12 @@ class Plan(BaseModel):
     proposed_at: datetime | None = None  # when "plan proposed" was recorded; None: not yet, or confident
 
     @property
+    def restore_next(self) -> bool:
+        """The most recent change was rolled back and did not recover: restoring the service's
+        paths to their last known good revision is a step now (`backout restore`), beside the next revert."""
+        return bool(self.steps) and self.steps[0].state is StepState.NOT_RECOVERED
+
+    @property
     def current(self) -> PlanStep | None:
         """The step under way or to take now; None when the plan is done or used up."""
         return next((s for s in self.steps if s.state not in DONE), None)
@@ -110,6 +116,8 @@ class Plan(BaseModel):
                 parts.extend(f"then {s.short}" for s in self.steps if s.number > current.number)
         elif self.steps:
             parts.append("no step left: look again at the suspects")
+        if self.restore_next and (current is None or current.state is not StepState.VERIFIED):
+            parts.append("or restore to last known good")
         return "plan: " + ", ".join(parts) if parts else "plan: none"
 
 

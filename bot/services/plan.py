@@ -137,10 +137,13 @@ def _next_text(view: IncidentView, plan: Plan, step: PlanStep) -> str:
     took = format_duration(plan.check.within)
     head = f"Step {step.number} of the plan (revert of {step.short}) did not recover within {took}: "
     following = _next(plan, step)
+    restore = (f" Or restore the service's paths to their last known good revision: "
+               f"`backout restore {view.incident.ref}` (`/incident restore {view.incident.ref}`)."
+               if step.number == 1 else "")
     if following is None:
-        return head + "no step left in the plan. Look again at the suspects."
+        return head + "no step left in the plan. Look again at the suspects." + restore
     return (head + f"next step: roll back {following.short} ({following.subject[:60]}): "
-            f"`backout rollback {view.incident.ref} --commit {following.short}`.")
+            f"`backout rollback {view.incident.ref} --commit {following.short}`." + restore)
 
 
 def _record_once(store: Store, *, incident_id: int, kind: EventKind, sha: str, now: datetime, text: str,

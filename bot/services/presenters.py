@@ -60,6 +60,7 @@ def steps_plan_dict(plan: Plan) -> dict[str, Any]:
         "confident": plan.confident, "reason": plan.reason, "line": plan.line(),
         "proposed_at": plan.proposed_at.isoformat() if plan.proposed_at else None,
         "current": current.number if current else None,
+        "restore_next": plan.restore_next,  # the most recent change did not recover: restoring is a step now
         "verify": {"query": plan.check.query, "healthy": plan.check.healthy,
                    "stay_seconds": plan.check.stay.total_seconds(),
                    "within_seconds": plan.check.within.total_seconds(), "text": plan.check.describe()},

@@ -109,7 +109,10 @@ def test_steps_move_from_proposed_to_reverting_to_applied_to_the_next() -> None:
                    text="", data={"sha": "b" * 40})
     moved = plan(found, actions=merged, timeline=(failed,), minutes=28)
     assert [s.state for s in moved.steps] == [StepState.NOT_RECOVERED, StepState.PROPOSED]
-    assert moved.line() == "plan: bbbbbbb rolled back, not recovered, roll back aaaaaaa next"
+    assert moved.line() == ("plan: bbbbbbb rolled back, not recovered, roll back aaaaaaa next, "
+                            "or restore to last known good")
+    assert moved.restore_next  # the most recent change did not recover: restoring is a step now
+    assert not plan(found, actions=merged, minutes=13).restore_next
 
 
 def test_a_proposed_plan_keeps_its_steps_when_the_ranking_changes() -> None:

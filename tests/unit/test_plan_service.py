@@ -92,6 +92,8 @@ def test_the_next_step_is_proposed_after_within_without_recovery_once() -> None:
                 if e.kind == "plan.step_not_recovered"]
     assert failed.text.startswith("Step 1 of the plan (revert of bbbbbbb) did not recover within 15m: next step: "
                                   "roll back aaaaaaa")
+    assert failed.text.endswith("Or restore the service's paths to their last known good revision: "
+                                f"`backout restore INC-{number}` (`/incident restore INC-{number}`).")
     plan = incident_plan(store=store, playbooks=[BOOK], incident_id=number, now=at(28))
     assert [s.state for s in plan.steps] == [StepState.NOT_RECOVERED, StepState.PROPOSED]
 
