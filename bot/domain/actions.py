@@ -19,6 +19,10 @@ class ActionKind(StrEnum):
     POSTMORTEM = "postmortem"  # the post-mortem draft proposed to a repository
 
 
+# The actions whose pull request changes production: its opening mitigates, its merge is applied.
+CHANGING = frozenset({ActionKind.REVERT, ActionKind.RESTORE})
+
+
 class ActionState(StrEnum):
     PROPOSED = "proposed"      # shown to people, nothing made yet
     STARTED = "started"        # recorded before any outside call: a crash leaves this behind

@@ -96,7 +96,8 @@ def _markers(view: IncidentView) -> list[Marker]:
     for action in view.actions:
         if action.kind is ActionKind.POSTMORTEM:
             continue  # after the fact: not part of the incident's story on the chart
-        what = f"revert {action.commit_sha[:7]}" if action.kind is ActionKind.REVERT else "incident branch"
+        what = {ActionKind.REVERT: f"revert {action.commit_sha[:7]}",
+                ActionKind.RESTORE: f"restore to {action.commit_sha[:7]}"}.get(action.kind, "incident branch")
         if action.state in (ActionState.PUSHED, ActionState.PR_OPEN, ActionState.MERGED, ActionState.CONFLICTED):
             found.append(Marker(action.created_at, "action", f"{what} pushed"))
         if action.state is ActionState.MERGED:

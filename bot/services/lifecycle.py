@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.actions import CHANGING, Action, ActionKind, ActionState
 from bot.domain.changes import CONTROLLER_SOURCES, reverted_by
 from bot.domain.durations import format_duration
 from bot.domain.incidents import EVENT_FOR, can_transition, transition
@@ -24,7 +24,6 @@ from bot.services.watching import ALERT_EXPR
 S = IncidentStatus
 # Reverts whose pull request may yet be merged, or already was.
 UNDER_WAY = frozenset({ActionState.PR_OPEN, ActionState.MERGED, ActionState.PUSHED})
-CHANGING = frozenset({ActionKind.REVERT, ActionKind.RESTORE})  # the actions whose merge mitigates
 
 
 def move(tx: Transaction, incident: Incident, target: IncidentStatus, *, now: datetime, text: str,

@@ -78,6 +78,7 @@ def incident_lines(view: IncidentView) -> tuple[str, ...]:
 
 def describe_action(action: Action) -> str:
     what = (f"revert {action.commit_sha[:7]}" if action.kind is ActionKind.REVERT
+            else f"restore to last known good {action.commit_sha[:7]}" if action.kind is ActionKind.RESTORE
             else "post-mortem draft" if action.kind is ActionKind.POSTMORTEM else "incident branch")
     state = {
         ActionState.PROPOSED: f"proposed (branch {action.branch} when made)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.actions import CHANGING, Action, ActionState
 from bot.domain.changes import Change
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, AlertStatus
@@ -16,7 +16,6 @@ from bot.services import lifecycle, notify
 from bot.services.incidents import IncidentView, get_incident
 
 LABELS = ("backout", "incident", "revert")
-CHANGING = frozenset({ActionKind.REVERT, ActionKind.RESTORE})  # their pull requests change production
 MAX_ALERTS = 10
 
 

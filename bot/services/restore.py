@@ -45,6 +45,7 @@ class RestorePlan:
     exclude: tuple[str, ...]  # shared paths left as they are at head
     included: tuple[str, ...]  # shared paths the responder named, restored too
     undone: tuple[Undone, ...]
+    undone_more: bool = False  # more commits after the good revision than UNDONE_LIMIT: the list is cut
 
 
 def plan_restore(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], incident_id: int, now: datetime,
@@ -68,12 +69,12 @@ def plan_restore(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], 
                            f"not shared: {', '.join(unknown)}")
     paths = (*entry.paths, *included)
     exclude = tuple(p for p in entry.shared_paths if p not in included)
+    undone, more = _undone(store, git, repo=entry.repo, good=answer.good.sha, paths=paths, exclude=exclude)
     return RestorePlan(
         incident_id=incident_id, incident_ref=view.incident.ref, playbook=playbook.name, service=playbook.service,
         repo=entry.repo,
         good=answer.good, branch=restore_branch(incident_id, answer.good.sha), paths=paths, exclude=exclude,
-        included=included, undone=tuple(_undone(store, git, repo=entry.repo, good=answer.good.sha, paths=paths,
-                                                exclude=exclude)))
+        included=included, undone=tuple(undone), undone_more=more)
 
 
 def _entry(playbook: Playbook, repo: str | None) -> PlaybookRepo:
@@ -87,14 +88,15 @@ def _entry(playbook: Playbook, repo: str | None) -> PlaybookRepo:
 
 
 def _undone(store: Store, git: GitRepos, *, repo: str, good: str, paths: tuple[str, ...],
-            exclude: tuple[str, ...]) -> list[Undone]:
-    """The commits after `good` on the watched branch that touched the restored paths, newest first."""
+            exclude: tuple[str, ...]) -> tuple[list[Undone], bool]:
+    """The commits after `good` up to the watched branch's last fetched head that touched the
+    restored paths, newest first; True when there were more than UNDONE_LIMIT commits to read."""
     head = store.run(lambda tx: tx.changes.head(repo))
     if head is None or head == good:
-        return []
-    changes = git.log_between(repo, old=good, new=head, limit=UNDONE_LIMIT)
-    return [Undone(sha=c.sha, author=c.author, subject=c.subject, warnings=revert_safety(git, c))
-            for c in changes if _touches(c, paths, exclude)]
+        return [], False
+    changes = git.log_between(repo, old=good, new=head, limit=UNDONE_LIMIT + 1)
+    return ([Undone(sha=c.sha, author=c.author, subject=c.subject, warnings=revert_safety(git, c))
+             for c in changes[:UNDONE_LIMIT] if _touches(c, paths, exclude)], len(changes) > UNDONE_LIMIT)
 
 
 def _touches(change: Change, paths: tuple[str, ...], exclude: tuple[str, ...]) -> bool:

@@ -41,6 +41,8 @@ def restore_body(view: IncidentView, *, plan: RestorePlan, pinned: Sequence[str]
         flags = "; ".join(md(w) for w in undone.warnings)
         lines.append(f"- {undone.sha[:7]} {md(undone.subject)} by {md(undone.author)}"
                      + (f": ⚠️ {flags}" if flags else ""))
+    if plan.undone_more:
+        lines.append(f"- … and older ones: only the newest commits after {good.short} were read; the diff has them all")
     if not plan.undone:
         lines.append("None known on these paths since the last refresh: check the diff.")
     if pinned or unpinned:

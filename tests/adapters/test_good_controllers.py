@@ -11,7 +11,7 @@ from bot.domain.models import IncidentStatus
 from bot.domain.ports import Verification
 from bot.services.good import last_known_good
 from tests.adapters import test_controllers
-from tests.adapters.test_controllers import DEPLOY, World, flux_body, open_alert, post_flux, rank
+from tests.adapters.test_controllers import DEPLOY, World, argo_body, flux_body, open_alert, post_argo, post_flux, rank
 
 world = test_controllers.world  # a GitOps remote, Backout on SQLite, Flux's webhook with its key
 
@@ -115,3 +115,23 @@ def test_the_incident_page_and_the_api_show_the_last_known_good(world: World) ->
     missing = world.client.get("/api/services/nosuch/good")
     assert missing.status_code == 404
     assert "no playbook for service 'nosuch'" in missing.json()["detail"]
+
+
+def test_argo_cd_deployed_notifications_give_the_last_known_good(world: World) -> None:
+    """Argo CD's on-deployed (synced and healthy): the revision counts after good_after, named by
+    its Application; a newer one still inside good_after does not yet."""
+    start = world.remote.clock
+    first = post_argo(world, argo_body("deployed", "application-synced", sha=world.init,
+                                           at=start + timedelta(minutes=1)))
+    assert first.status_code == 202, first.text
+    bump = world.remote.commit("checkout 1.2", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2", replicas=2)},
+                               minutes=60)
+    deployed = world.remote.clock + timedelta(minutes=3)
+    assert post_argo(world, argo_body("deployed", "application-synced", sha=bump, at=deployed)).status_code == 202
+    early = good_now(world, deployed + timedelta(minutes=10))
+    assert early.good is not None
+    assert early.good.sha == world.init
+    answer = good_now(world, deployed + timedelta(minutes=45))
+    assert answer.good is not None
+    assert answer.good.sha == bump
+    assert "Argo CD Application argocd/checkout reported it applied and healthy" in answer.good.reasons[0]
