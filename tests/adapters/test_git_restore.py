@@ -23,6 +23,20 @@ spec:
 """
 FLUX_DEPLOY = ("spec:\n  containers:\n  - name: checkout\n"
                '    image: registry.example.com/checkout:{tag} # {{"$imagepolicy": "flux-system:checkout"}}\n')
+UPDATED_APP = """apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: checkout
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: app=registry.example.com/checkout:~1
+    argocd-image-updater.argoproj.io/write-back-method: git
+spec:
+  project: default
+  source: {path: apps/checkout}
+  syncPolicy: {automated: {prune: true}}
+"""
+WRITE_BACK = "kustomize:\n  images:\n  - registry.example.com/checkout:{tag}\n"
 SERVICE = ("apps/checkout/**",)
 SHARED = ("infrastructure/**",)
 
@@ -138,3 +152,20 @@ def test_a_restore_refused_by_branch_protection_says_which_rule(tmp_path: Path, 
     with pytest.raises(UpstreamError, match="Protected branch rule backout/\\*\\* requires signed commits"):
         mirrors(tmp_path, {"gitops": remote}).push_restore(
             "gitops", good_sha=good, paths=SERVICE, exclude=(), branch="backout/INC-1/restore-e", message="r")
+
+
+def test_a_restore_is_pinned_against_argocd_image_updater(tmp_path: Path) -> None:
+    """The write-back file goes back to the good tag; the tag it undoes joins the Application's
+    ignore-tags, so argocd-image-updater does not write it back; the rest is the good tree."""
+    remote = Remote(tmp_path / "gitops")
+    good = remote.commit("checkout 1.0", {"apps/checkout/application.yaml": UPDATED_APP,
+                                          "apps/checkout/.argocd-source-checkout.yaml": WRITE_BACK.format(tag="1.0")})
+    remote.commit("build: automatic update of checkout",
+                  {"apps/checkout/.argocd-source-checkout.yaml": WRITE_BACK.format(tag="1.1")})
+    result = mirrors(tmp_path, {"gitops": remote}).push_restore(
+        "gitops", good_sha=good, paths=SERVICE, exclude=(), branch="backout/INC-3/restore-y", message="r")
+    assert any("1.1" in pin and "ignore-tags" in pin for pin in result.pinned), result
+    branch = "backout/INC-3/restore-y"
+    assert git("show", f"{branch}:apps/checkout/.argocd-source-checkout.yaml", cwd=remote.bare) == \
+        WRITE_BACK.format(tag="1.0").strip()
+    assert "ignore-tags" in git("show", f"{branch}:apps/checkout/application.yaml", cwd=remote.bare)
