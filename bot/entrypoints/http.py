@@ -243,7 +243,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         return api_auth.caller(request.headers.get("authorization"))
 
     register_incident_actions(app, ctx, refused=refused, caller=caller)
-    register_restore(app, ctx, refused=refused)
+    register_restore(app, ctx, refused=refused, caller=caller)
     register_pages(app, ctx, refused=refused)
 
     @app.get("/healthz")

@@ -13,12 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.domain.errors import Conflict
 from bot.domain.models import Actor, parse_incident_ref
+from bot.domain.untrusted import StoredText
 from bot.entrypoints.context import AppContext
+from bot.entrypoints.http_actions import Who
 from bot.services.good import last_known_good, service_playbook
 from bot.services.presenters import good_dict, restore_plan_dict, rollback_dict
 from bot.services.restore import RestorePlan, plan_restore, restore
 
 Refusal = Callable[[Request], JSONResponse | None]
+Caller = Callable[[Request], str]  # the name of the API token the request carries
 Shared = Field(default=(), max_length=20, description="shared paths of the playbook to restore too")
 
 
@@ -29,12 +32,12 @@ class RestoreBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     good: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$", description="the plan's good revision")
-    include: tuple[str, ...] = Shared
-    repo: str | None = Field(default=None, max_length=100)
-    by: str | None = Field(default=None, max_length=100, pattern=r"^[\w.@:+-]+$")
+    include: tuple[StoredText, ...] = Shared
+    repo: StoredText | None = Field(default=None, max_length=100)
+    by: StoredText | None = Who
 
 
-def register_restore(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
+def register_restore(app: FastAPI, ctx: AppContext, *, refused: Refusal, caller: Caller) -> None:
     def planned(ref: str, include: tuple[str, ...], repo: str | None) -> RestorePlan:
         return plan_restore(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks, incident_id=parse_incident_ref(ref),
                             now=ctx.clock(), include=include, repo=repo)
@@ -70,6 +73,6 @@ def register_restore(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None
             raise Conflict(f"the last known good is now {plan.good.short}, not {body.good[:7]}: look at the plan again")
         number = parse_incident_ref(ref)
         result = restore(store=ctx.store, git=ctx.git, notifier=ctx.notifier, plan=plan, actor=Actor.USER,
-                         actor_id=f"api:{body.by}" if body.by else "api", now=ctx.clock(), forge=ctx.forge,
+                         actor_id=caller(request), on_behalf_of=body.by or "", now=ctx.clock(), forge=ctx.forge,
                          reviewers=ctx.reviewers(plan.playbook), page_url=ctx.page_url(number))
         return JSONResponse(rollback_dict(result))

@@ -105,12 +105,13 @@ def _touches(change: Change, paths: tuple[str, ...], exclude: tuple[str, ...]) -
 
 def restore(*, store: Store, git: GitRepos, notifier: Notifier, plan: RestorePlan, actor: Actor, actor_id: str,
             now: datetime, forge: Forge | None = None, reviewers: Sequence[str] = (),
-            page_url: str | None = None) -> ActionResult:
-    """Push the restore branch and, on a forge, open its pull request (or adopt what a crash left)."""
+            page_url: str | None = None, on_behalf_of: str = "") -> ActionResult:
+    """Push the restore branch and, on a forge, open its pull request (or adopt what a crash left).
+    `on_behalf_of`: whom the actor (an API token's name) acts for."""
     warnings = tuple(sorted({w for u in plan.undone for w in u.warnings}))
     started = record_started(store, incident_id=plan.incident_id, kind=ActionKind.RESTORE, repo=plan.repo,
                              sha=plan.good.sha, branch=plan.branch, actor=actor, actor_id=actor_id, now=now,
-                             auto=False, warnings=warnings)
+                             auto=False, warnings=warnings, on_behalf_of=on_behalf_of)
     if started.state in FINISHED:
         current, message = started, f"already done: {started.state.value} {plan.branch}"
     else:

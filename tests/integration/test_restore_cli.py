@@ -76,7 +76,7 @@ def test_good_and_restore_through_the_server_answer_as_the_api(seeded: tuple[Wor
         assert git("rev-parse", f"backout/INC-1/restore-{world.good[:7]}^", cwd=world.remote.bare) == world.sidecar
         timeline = server.api("/api/incidents/1/timeline")["timeline"]
         started = next(e for e in timeline if e["kind"] == "action.started")
-        assert started["actor_id"].startswith("api:cli")
+        assert " on behalf of cli:" in started["who"]  # the token's name, acting for the person
         assert started["data"]["kind"] == "restore"
         unknown = backout(*remote, "good", "nosuch", cwd=tmp_path)
         assert unknown.returncode != 0
