@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.adapters.slack.marks import SlackMessages
+from bot.adapters.slack.rooms import SlackRooms
 from bot.config import ConfigError, Problem
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext, SlackParts
@@ -17,6 +18,7 @@ from bot.services.card import incident_message
 from bot.services.chat import ChatCommands
 from bot.services.chat_timeline import ChatTimeline
 from bot.services.incidents import get_incident
+from bot.services.rooms import declare_due, invitees
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -50,17 +52,23 @@ def build_slack(ctx: AppContext, *, client: WebClient | None = None) -> SlackPar
         markdown, chart = review_files(ctx, view, f"{view.incident.ref}.png")
         return [(f"{view.incident.ref}.png", chart), (f"{view.incident.ref}.md", markdown)]
 
+    rooms = SlackRooms(
+        store=ctx.store, client=client, template=slack.channel_name, archive_after=slack.archive_after,
+        alerts_channel=channel_for, declare=lambda now: declare_due(store=ctx.store, playbooks=ctx.playbooks, now=now),
+        invitees=lambda incident_id: invitees(store=ctx.store, playbooks=ctx.playbooks, incident_id=incident_id,
+                                              pager=ctx.pager))
     delivery = SlackDelivery(store=ctx.store, client=client, clock=ctx.clock, channel_for=channel_for,
                              links_for=links_for, may_deliver=lambda: ctx.leader.is_leader(), review_files=thread_files,
                              channel_rate=slack.channel_rate, claim=ctx.settings.scheduler.follow_up_lease,
                              describe=lambda incident_id: incident_message(store=ctx.store, incident_id=incident_id,
-                                                                          playbooks=ctx.playbooks, now=ctx.clock()))
+                                                                          playbooks=ctx.playbooks, now=ctx.clock()),
+                             rooms=rooms)
     ctx.notifier = SlackNotifier(store=ctx.store, kick=delivery.kick, clock=ctx.clock)
     commands = ChatCommands(
         store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier, playbooks=ctx.playbooks,
         clock=ctx.clock, responders=tuple(slack.responders), applied=ctx.applied,
         import_window=ctx.settings.git.import_window, page_url=ctx.page_url, metrics=ctx.metrics_query,
-        markdown=ctx.export.markdown, export_links=ctx.export_links)
+        markdown=ctx.export.markdown, export_links=ctx.export_links, rooms=True)
     secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
     listeners = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-listener")
     slow = ThreadPoolExecutor(max_workers=slack.workers, thread_name_prefix="slack-work")

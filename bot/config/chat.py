@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     SecretStr,
     field_validator,
 )
 
 from bot.config.section import Section
+from bot.domain.durations import Duration
+from bot.domain.rooms import DEFAULT_TEMPLATE, check_template
 
 
 class ChatSettings(Section):
@@ -33,6 +37,11 @@ class SlackSettings(Section):
     workers: int = Field(default=16, ge=2, le=128)  # threads for work after the ack
     # Messages a second per channel (Slack allows about one, with short bursts of about ten).
     channel_rate: float = Field(default=1.0, gt=0, le=100)
+    # A channel per declared incident (`/incident open`, a playbook's room.declare_at): its name
+    # ({id}, {service}; made lowercase, at most 80 characters), and when it is archived after the
+    # resolution (null: never).
+    channel_name: Annotated[str, AfterValidator(check_template)] = Field(default=DEFAULT_TEMPLATE, max_length=80)
+    archive_after: Duration | None = timedelta(days=1)
     # Reactions that put a message of the incident's channel on its timeline (as a pin does).
     timeline_emoji: list[str] = Field(default_factory=lambda: ["pushpin"])
 

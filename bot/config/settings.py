@@ -19,6 +19,7 @@ from bot.config.prometheus import PrometheusSettings
 from bot.config.server import AlertmanagerSettings, ApiSettings, LoggingSettings, SchedulerSettings, ServerSettings
 from bot.config.storage import StorageSettings
 from bot.domain.incidents import IncidentPolicy
+from bot.domain.rooms import UpdateReminders
 
 
 class Settings(BaseSettings):
@@ -35,6 +36,7 @@ class Settings(BaseSettings):
     flux: FluxSettings = FluxSettings()
     argocd: ArgoCDSettings = ArgoCDSettings()
     incidents: IncidentPolicy = IncidentPolicy()
+    reminders: UpdateReminders = UpdateReminders()  # status updates overdue, by severity
     playbooks_dir: Path = Path("playbooks")
     repos: list[RepoSettings] = Field(default_factory=list)
     git: GitSettings = GitSettings()

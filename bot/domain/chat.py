@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ COMMANDS = {
     "list": "list",
     "show": "show ID",
     "suspects": "suspects ID",
+    "plan": "plan ID",
     "ack": "ack ID",
     "rollback": "rollback ID [SHA]",
     "branch": "branch ID",
@@ -23,10 +25,16 @@ COMMANDS = {
     "resolve": "resolve ID [note]",
     "reopen": "reopen ID [note]",
     "note": "note ID text",
+    "update": "update ID text",
+    "role": "role ID ROLE @user",
+    "severity": "severity ID LEVEL",
     "timeline": "timeline ID",
     "export": "export ID [markdown|json]",
     "open": 'open "title" [service]',
 }
+# How many words each command needs after the incident id (its usage says which).
+NEEDS = {"note": 1, "update": 1, "role": 2, "severity": 1}
+_REF = re.compile(r"^(?:inc-)?\d{1,18}$", re.IGNORECASE)
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -62,15 +70,16 @@ def parse_command(text: str) -> Command:
         if not rest:
             raise InvalidInput('open needs a title: open "title" [service]')
         return Command(name, None, tuple(rest[:2]))
-    if not rest:
-        raise InvalidInput(f"{name} needs an incident id: {COMMANDS[name]}")
-    if name == "note" and len(rest) < 2:
-        raise InvalidInput("note needs some text: note ID text")
-    return Command(name, rest[0], tuple(rest[1:]))
+    # In an incident's own channel the id may be left out: the channel says which incident.
+    incident, args = (rest[0], rest[1:]) if rest and _REF.match(rest[0]) else (None, rest)
+    if len(args) < NEEDS.get(name, 0):
+        raise InvalidInput(f"{name} needs more: {COMMANDS[name]} (ID may be left out in the incident's channel)")
+    return Command(name, incident, tuple(args))
 
 
 def usage() -> str:
-    return "Usage: " + " · ".join(f"`{COMMANDS[name]}`" for name in COMMANDS)
+    return ("Usage: " + " · ".join(f"`{COMMANDS[name]}`" for name in COMMANDS)
+            + ". In an incident's channel, ID may be left out.")
 
 
 def may_roll_back(*, user: str, user_groups: Collection[str], owners_users: Collection[str],

@@ -15,6 +15,7 @@ from bot.domain.changes import glob_problem
 from bot.domain.durations import Duration
 from bot.domain.gitops import GitOpsPolicy
 from bot.domain.paging import PagerDutyPolicy
+from bot.domain.rooms import RoomPolicy
 
 
 def _valid_regex(value: str) -> str:
@@ -210,6 +211,7 @@ class Playbook(Strict):
     # A revision counts as last known good once it ran this long with no incident open (bot/domain/good.py).
     good_after: Duration = timedelta(minutes=30)
     reminders: Reminders = Reminders()
+    room: RoomPolicy = RoomPolicy()  # a channel per declared incident: when, private, who, roles
     gitops: GitOpsPolicy = GitOpsPolicy()  # the Flux and Argo CD objects that deploy the service
     pagerduty: PagerDutyPolicy = PagerDutyPolicy()  # its PagerDuty service, on-call and paging
 

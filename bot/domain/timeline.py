@@ -19,6 +19,15 @@ class EventKind(StrEnum):
     INCIDENT_RESOLVED = "incident.resolved"
     INCIDENT_CLOSED = "incident.closed"
     SEVERITY_RAISED = "incident.severity_raised"
+    SEVERITY_LOWERED = "incident.severity_lowered"
+    ROLE_ASSIGNED = "incident.role"  # the lead, or a playbook's role, given to someone
+    STATUS_UPDATE = "incident.update"  # a status update for the channel (a `note` stays on the timeline)
+    UPDATE_REMINDER = "incident.update_reminder"  # no status update for the `reminders` interval
+    ROOM_DECLARED = "room.declared"  # a channel of its own is wanted: by a person, or by severity
+    ROOM_CREATED = "room.created"
+    ROOM_INVITED = "room.invited"
+    ROOM_FAILED = "room.failed"  # Slack refused a step (a missing scope, say): what to fix
+    ROOM_ARCHIVED = "room.archived"
     ALERT_FIRING = "alert.firing"
     ALERT_RESOLVED = "alert.resolved"
     ALERT_SET_ASIDE = "alert.set_aside"  # an alert of the delivery not stored: its start time is out of range

@@ -22,11 +22,13 @@ from bot.entrypoints.refreshing import refresh_and_rerank
 from bot.services import lifecycle
 from bot.services.act import push_waiting
 from bot.services.follow_ups import sweep
+from bot.services.notify import incident_update
 from bot.services.paging import run_pager
 from bot.services.plan import advance_plans
 from bot.services.postmortem import PostmortemPolicy, open_postmortems
 from bot.services.pull_requests import follow_pull_requests
 from bot.services.restore import push_waiting_restores
+from bot.services.roles import remind_updates
 from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
 
 log = structlog.get_logger(__name__)
@@ -128,7 +130,11 @@ def plan_job(ctx: AppContext) -> None:
 
 
 def reminders_job(ctx: AppContext) -> None:
+    """Remind the channel of incidents nobody acknowledged, and of those with a status update overdue."""
     send_reminders(store=ctx.store, notifier=ctx.notifier, playbooks=ctx.playbooks, now=ctx.clock())
+    for incident_id in remind_updates(store=ctx.store, policy=ctx.settings.reminders, now=ctx.clock()):
+        incident_update(store=ctx.store, notifier=ctx.notifier, incident_id=incident_id,
+                        kind="incident.update_reminder")
 
 
 def resolve_job(ctx: AppContext) -> None:

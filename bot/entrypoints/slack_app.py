@@ -104,7 +104,7 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
         except InvalidInput as exc:
             respond(response_type="ephemeral", text=escape_mrkdwn(f"{exc}\n{usage()}"))
             return
-        reply = commands.run(command, user=user, groups=groups.of(user))
+        reply = commands.run(command, user=user, groups=groups.of(user), channel=body.get("channel_id"))
         send(reply, respond=respond, client=client, trigger_id=body.get("trigger_id"),
              channel=body.get("channel_id"))
 

@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.chat import Command, escape_mrkdwn, may_roll_back, usage
-from bot.domain.errors import BackoutError, Conflict
+from bot.domain.chat import COMMANDS, Command, escape_mrkdwn, may_roll_back, usage
+from bot.domain.errors import BackoutError, Conflict, InvalidInput
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
+from bot.domain.rooms import LEAD, mentioned_user
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import VerdictKind
-from bot.services import act, override
+from bot.services import act, override, roles
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.act import RollbackPlan
@@ -24,11 +25,14 @@ from bot.services.authors import notify_authors
 from bot.services.export import ExportLinks, build_export
 from bot.services.investigate import investigate
 from bot.services.notify import incident_lines, incident_update
+from bot.services.plan import incident_plan
 from bot.services.restore import plan_restore, restore
 from bot.services.restore_body import restore_summary
+from bot.services.rooms import declare_due, declare_room
 from bot.services.text import render_incident_list, when
 
 _SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+ROOM_COMMANDS = frozenset({"update", "role", "severity"})
 
 
 @dataclass(frozen=True)
@@ -54,17 +58,21 @@ class ChatCommands:
     metrics: MetricsQuery | None = None
     markdown: Callable[[dict[str, Any]], str] | None = None  # the export renderer's Markdown
     export_links: Callable[[], ExportLinks] = field(default=ExportLinks)
+    rooms: bool = False  # a channel per declared incident (Slack)
 
-    def run(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]]) -> Reply:
+    def run(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]],
+            channel: str | None = None) -> Reply:
         """Run a parsed command for a Slack user; `groups(candidates)` says which of those
-        user groups the user is in. Errors come back as a private reply."""
+        user groups the user is in; `channel`: where it was typed (an incident's own channel names
+        the incident when the command does not). Errors come back as a private reply."""
         try:
-            reply = self._run(command, user=user, groups=groups)
+            reply = self._run(command, user=user, groups=groups, channel=channel)
         except BackoutError as exc:
             return Reply(f"{exc}")
         return reply
 
-    def _run(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]]) -> Reply:
+    def _run(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]],
+             channel: str | None) -> Reply:
         now = self.clock()
         if command.name == "help":
             return Reply(usage())
@@ -74,11 +82,16 @@ class ChatCommands:
             return Reply("```" + render_incident_list(active) + "```")
         if command.name == "open":
             return self._open(command, user=user, now=now)
-        number = parse_incident_ref(command.incident or "")
+        number = self._incident(command, channel)
         self._audit(number, user, f"/incident {command.name} {' '.join(command.args)}".strip(), now)
+        if command.name in ROOM_COMMANDS:
+            return self._room_command(command, number, user=user, groups=groups, now=now)
         if command.name in ("show", "suspects"):
             view = incident_service.get_incident(store=self.store, incident_id=number)
             return Reply(f"{view.incident.ref} {view.incident.title}\n" + "\n".join(incident_lines(view)))
+        if command.name == "plan":
+            plan = incident_plan(store=self.store, playbooks=self.playbooks, incident_id=number, now=now)
+            return Reply(f"INC-{number} rollback plan: {plan.reason}\n{plan.line()}")
         if command.name == "timeline":
             return Reply(self.timeline(number))
         if command.name == "ack":
@@ -92,15 +105,7 @@ class ChatCommands:
                                       actor=Actor.USER, actor_id=user, now=now)
             return Reply(f"Noted on INC-{number}.", private=False)
         if command.name == "export":
-            fmt = (command.args or ("markdown" if self.markdown else "json",))[0].lower()
-            if fmt not in ("markdown", "json") or (fmt == "markdown" and self.markdown is None):
-                return Reply("export takes markdown or json")
-            view = incident_service.get_incident(store=self.store, incident_id=number)
-            document = build_export(view, generated_at=now, links=self.export_links())
-            content = (self.markdown(document) if fmt == "markdown" and self.markdown
-                       else json.dumps(document, indent=2))
-            return Reply(f"Export of INC-{number}", file=(f"INC-{number}.{'md' if fmt == 'markdown' else 'json'}",
-                                                          content))
+            return self._export(command, number, now)
         if command.name in ("rollback", "branch", "restore"):
             refusal = self.refuse(number, user=user, groups=groups, what=command.name)
             if refusal is not None:
@@ -112,25 +117,77 @@ class ChatCommands:
             return Reply("Confirm the rollback.", confirm=self.plan(number, sha=(command.args or (None,))[0]))
         return Reply(usage())
 
+    def _room_command(self, command: Command, number: int, *, user: str,
+                      groups: Callable[[Collection[str]], set[str]], now: datetime) -> Reply:
+        """update (anyone), role and severity (the lead, the playbook's owners, the responders)."""
+        if command.name == "update":
+            said = roles.post_update(store=self.store, incident_id=number, text=" ".join(command.args),
+                                     actor_id=user, now=now)
+            incident_update(store=self.store, notifier=self.notifier, incident_id=number, kind="incident.update")
+            return Reply(said, private=False)
+        lead = self.store.run(lambda tx: tx.roles.for_incident(number).get(LEAD))
+        what = "hand over roles of" if command.name == "role" else "change the severity of"
+        refusal = self.refuse(number, user=user, groups=groups, what=what, lead=lead)
+        if refusal is not None:
+            return refusal
+        if command.name == "role":
+            said = roles.assign_role(store=self.store, playbooks=self.playbooks, incident_id=number,
+                                     role=command.args[0], user=mentioned_user(command.args[1]), actor_id=user,
+                                     now=now)
+            incident_update(store=self.store, notifier=self.notifier, incident_id=number, kind="incident.role")
+            return Reply(said, private=False)
+        incident, changed = roles.set_severity(store=self.store, incident_id=number, level=command.args[0],
+                                               actor_id=user, now=now)
+        if not changed:
+            return Reply(f"{incident.ref} is already {incident.severity.value}")
+        incident_update(store=self.store, notifier=self.notifier, incident_id=number, kind="incident.severity")
+        if self.rooms:  # raised to the playbook's threshold: its channel now
+            declare_due(store=self.store, playbooks=self.playbooks, now=now)
+        return Reply(f"{incident.ref} severity is now {incident.severity.value} (by {user})", private=False)
+
+    def _incident(self, command: Command, channel: str | None) -> int:
+        """The incident the command names, else the one whose own channel it was typed in."""
+        if command.incident is not None:
+            return parse_incident_ref(command.incident)
+        room = self.store.run(lambda tx: tx.rooms.by_channel(channel)) if channel else None
+        if room is None:
+            raise InvalidInput(f"which incident? {COMMANDS[command.name]} (ID may be left out only in an "
+                               "incident's own channel)")
+        return room.incident_id
+
+    def _export(self, command: Command, number: int, now: datetime) -> Reply:
+        fmt = (command.args or ("markdown" if self.markdown else "json",))[0].lower()
+        if fmt not in ("markdown", "json") or (fmt == "markdown" and self.markdown is None):
+            return Reply("export takes markdown or json")
+        view = incident_service.get_incident(store=self.store, incident_id=number)
+        document = build_export(view, generated_at=now, links=self.export_links())
+        content = (self.markdown(document) if fmt == "markdown" and self.markdown
+                   else json.dumps(document, indent=2))
+        return Reply(f"Export of INC-{number}", file=(f"INC-{number}.{'md' if fmt == 'markdown' else 'json'}",
+                                                      content))
+
     # ---- pieces the buttons use too ----
     def refuse(self, number: int, *, user: str, groups: Callable[[Collection[str]], set[str]],
-               what: str) -> Reply | None:
-        """None when the user may roll back; otherwise a private refusal, audited."""
+               what: str, lead: str | None = None) -> Reply | None:
+        """None when the user may (the playbook's owners, the responders, and `lead` when given);
+        otherwise a private refusal, audited."""
         incident = incident_service.get_incident(store=self.store, incident_id=number).incident
         playbook = playbook_named(self.playbooks, incident.playbook)
         owners_users = playbook.owners.slack_users if playbook else ()
         owners_groups = playbook.owners.slack_groups if playbook else ()
         candidates = {g for g in (*owners_groups, *self.responders) if g.startswith("S")}
-        if may_roll_back(user=user, user_groups=groups(candidates) if candidates else set(),
-                         owners_users=owners_users, owners_groups=owners_groups, responders=self.responders):
+        if user == lead or may_roll_back(user=user, user_groups=groups(candidates) if candidates else set(),
+                                         owners_users=owners_users, owners_groups=owners_groups,
+                                         responders=self.responders):
             return None
         now = self.clock()
         self.store.run(lambda tx: tx.timeline.append(event(
             incident_id=number, at=now, kind=EventKind.CHAT_REFUSED, actor=Actor.USER, actor_id=user,
             text=f"Refused {what} for {user}: not an owner of playbook "
-                 f"{incident.playbook or '(none)'} nor a responder")))
+                 f"{incident.playbook or '(none)'} nor a responder{' nor the lead' if lead else ''}")))
         names = ", ".join([*owners_users, *owners_groups, *self.responders]) or "nobody is named"
-        return Reply(f"You may not {what} INC-{number}: only the playbook's owners and the responders "
+        who = f"its lead ({lead}), " if lead else ""
+        return Reply(f"You may not {what} INC-{number}: only {who}the playbook's owners and the responders "
                      f"may ({names}). Ask one of them, or an admin to add you to the playbook's owners.")
 
     def plan(self, number: int, *, sha: str | None) -> RollbackPlan:
@@ -217,6 +274,9 @@ class ChatCommands:
         incident = incident_service.open_manually(store=self.store, title=title, service=service,
                                                   playbook=playbook.name if playbook else None,
                                                   actor_id=user, now=now)
+        if self.rooms:  # declared before the first message, so the card goes to its channel
+            declare_room(store=self.store, playbooks=self.playbooks, incident_id=incident.id or 0,
+                         actor=Actor.USER, actor_id=user, now=now, reason=f"opened by {user}")
         investigate(store=self.store, git=self.git, notifier=self.notifier, playbooks=self.playbooks,
                     incident_id=incident.id or 0, now=now, import_window=self.import_window,
                     forge=self.forge, applied=self.applied, page_url=self.page_url(incident.id or 0),

@@ -14,6 +14,7 @@ from bot.domain.errors import Conflict, NotFound
 from bot.domain.incidents import EVENT_FOR, person_transition
 from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, TimelineEvent, acting
 from bot.domain.ports import Store, Transaction
+from bot.domain.rooms import LEAD
 from bot.domain.suspects import Ranking, Suspect, pending
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import Verdict
@@ -31,6 +32,7 @@ class IncidentView:
     ranking: Ranking
     actions: list[Action]
     verdicts: list[Verdict] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)  # role -> who holds it (the lead first)
 
     def version(self) -> str:
         """A digest of everything shown of the incident: its state, alerts, timeline, suspects,
@@ -62,9 +64,14 @@ def get_incident(*, store: Store, incident_id: int) -> IncidentView:
             ranking=tx.rankings.get(incident_id) or pending(),
             actions=tx.actions.for_incident(incident_id),
             verdicts=tx.verdicts.for_incident(incident_id),
+            roles=_lead_first(tx.roles.for_incident(incident_id)),
         )
 
     return store.read(work)
+
+
+def _lead_first(roles: dict[str, str]) -> dict[str, str]:
+    return dict(sorted(roles.items(), key=lambda item: (item[0] != LEAD, item[0])))
 
 
 def get_ranking(*, store: Store, incident_id: int) -> Ranking:
@@ -140,6 +147,8 @@ def change_status(
             incident_id=incident_id, at=now, kind=EVENT_FOR[target], actor=actor,
             actor_id=actor_id, text=text, data=data, on_behalf_of=on_behalf_of,
         ))
+        if target is IncidentStatus.ACKNOWLEDGED and actor is Actor.USER:
+            _first_lead(tx, incident_id, user=actor_id, now=now)
         if target is IncidentStatus.OPEN:
             kept = ranking_kept(tx, incident_id, now=now)
             if kept is not None:
@@ -148,6 +157,17 @@ def change_status(
         return CommandResult(updated, True, f"{updated.ref} is now {target.value}")
 
     return store.run(work)
+
+
+def _first_lead(tx: Transaction, incident_id: int, *, user: str, now: datetime) -> None:
+    """The first person to acknowledge leads, unless someone was made lead before."""
+    if not user or LEAD in tx.roles.for_incident(incident_id):
+        return
+    tx.roles.assign(incident_id, LEAD, user, at=now, by=user)
+    tx.timeline.append(event(incident_id=incident_id, at=now, kind=EventKind.ROLE_ASSIGNED, actor=Actor.USER,
+                             actor_id=user, text=f"{LEAD}: {user}, the first to acknowledge",
+                             data={"role": LEAD, "user": user, "was": None}))
+    tx.rooms.request_invites(incident_id)  # the lead belongs in the channel
 
 
 def ranking_kept(tx: Transaction, incident_id: int, *, now: datetime) -> TimelineEvent | None:

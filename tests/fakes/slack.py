@@ -6,7 +6,9 @@ methods that read or change a channel (history, replies, updates, pins, reaction
 take only the ID and answer `channel_not_found` to a name. History and replies page by cursor.
 People's side: `say` posts as a person, `pin` and `react` mark a message and return the event
 Slack sends for it (also kept in `events`); `apps.connections.open` takes only an app-level token
-and answers with the Socket Mode server's URL (tests/fakes/slack_socket.py)."""
+and answers with the Socket Mode server's URL (tests/fakes/slack_socket.py).
+Channels are made by `conversations.create` (`name_taken` when the name exists), people invited,
+channels archived, users found by email (`users.lookupByEmail`, `users_not_found`)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")  # C123ABC; a name is lowercase (#
 TAKES_NAMES = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage"})
 CHANNEL_ARGS = ("channel", "channel_id")
 MARKING = frozenset({"pins.add", "pins.remove", "pins.list", "reactions.add", "reactions.remove", "reactions.get"})
+ROOM_METHODS = frozenset({"conversations.create", "conversations.invite", "conversations.archive",
+                          "users.lookupByEmail"})
 
 
 class FakeSlack:
@@ -51,6 +55,10 @@ class FakeSlack:
         self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}  # (ID, ts) -> emoji -> users
         self.events: list[dict[str, Any]] = []  # the events Slack would send the app, oldest first
         self.socket_url: Callable[[], str] | None = None  # apps.connections.open's answer (FakeSocketMode.url)
+        self.made: dict[str, dict[str, Any]] = {}  # channel ID -> what conversations.create recorded
+        self.members: dict[str, set[str]] = {}  # channel ID -> users invited
+        self.archived: set[str] = set()
+        self.emails: dict[str, str] = {}  # email -> user ID, for users.lookupByEmail
         self.lock = threading.Lock()
         self.counter = 0
         self.app = self._build()
@@ -111,6 +119,8 @@ class FakeSlack:
                 return JSONResponse(self._connections_open(token))
             if method in MARKING:
                 return JSONResponse(self._marking(method, args))
+            if method.startswith("chat.") and args.get("channel") in self.archived:
+                return JSONResponse({"ok": False, "error": "is_archived"})
             return JSONResponse(self._answer(method, args))
 
         return app
@@ -135,8 +145,11 @@ class FakeSlack:
                 return {"ok": False, "error": "message_not_found"}
             return {"ok": True, "channel": args["channel"], "permalink": self.permalink(args["channel"], found)}
         if method == "conversations.list":
-            listed = [{"id": cid, "name": name, "is_channel": True} for name, cid in self.channels.items()]
+            listed = [{"id": cid, "name": name, "is_channel": True, **self.made.get(cid, {})}
+                      for name, cid in self.channels.items() if cid not in self.archived]
             return self._page(listed, args, key="channels")
+        if method in ROOM_METHODS:
+            return self._room(method, args)
         if method in ("chat.update", "chat.postEphemeral"):
             return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts") or self._ts()}
         if method == "views.open":
@@ -150,6 +163,38 @@ class FakeSlack:
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")}
                                           for f in json.loads(args.get("files", "[]"))]}
         return {"ok": False, "error": "unknown_method"}
+
+    def _room(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Making, joining and archiving channels, and finding people by email, as Slack answers."""
+        if method == "users.lookupByEmail":
+            user = self.emails.get(str(args.get("email", "")).lower())
+            return {"ok": True, "user": {"id": user}} if user else {"ok": False, "error": "users_not_found"}
+        if method == "conversations.create":
+            name = str(args.get("name", ""))
+            if not re.fullmatch(r"[a-z0-9_-]{1,80}", name):
+                return {"ok": False, "error": "invalid_name_specials"}
+            with self.lock:
+                if name in self.channels:
+                    return {"ok": False, "error": "name_taken"}
+                cid = self.channels[name] = f"C{len(self.channels) + 1:08d}"
+                created = int(self.clock().timestamp() if self.clock else time.time())
+                private = str(args.get("is_private", "")).lower() in ("1", "true")
+                self.made[cid] = {"creator": "UBOT", "created": created, "is_private": private}
+            return {"ok": True, "channel": {"id": cid, "name": name, "is_private": private, "created": created}}
+        channel = str(args.get("channel"))
+        if channel not in self.channels.values():
+            return {"ok": False, "error": "channel_not_found"}
+        if channel in self.archived:
+            return {"ok": False, "error": "already_archived" if method == "conversations.archive" else "is_archived"}
+        if method == "conversations.archive":
+            self.archived.add(channel)
+            return {"ok": True}
+        users = [u for u in str(args.get("users", "")).split(",") if u]
+        members = self.members.setdefault(channel, set())
+        if users and all(u in members for u in users):
+            return {"ok": False, "error": "already_in_channel"}
+        members.update(users)
+        return {"ok": True, "channel": {"id": channel}}
 
     def _post(self, args: dict[str, Any]) -> dict[str, Any]:
         """A message in the channel, or a reply in a thread (also in the channel when broadcast)."""

@@ -15,10 +15,11 @@ from bot.domain.chat_marks import MarkedMessage
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import ACTIVE_STATUSES, Alert, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
-from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
+from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Room, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
 from bot.domain.verdicts import Verdict
+from tests.fakes.store_rooms import FakeRoles, FakeRooms
 
 T = TypeVar("T")
 
@@ -50,6 +51,8 @@ class _State:
     builds: dict[tuple[str, str], ImageBuild] = field(default_factory=dict)
     applied: dict[tuple[str, str, str], AppliedRevision] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    rooms: dict[int, Room] = field(default_factory=dict)
+    roles: dict[tuple[int, str], str] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -518,6 +521,8 @@ class _Tx:
         self.gitops = _GitOps(state)
         self.keys = _Keys(state)
         self.chat_marks = _ChatMarks(state)
+        self.rooms = FakeRooms(state)
+        self.roles = FakeRoles(state)
 
 
 class InMemoryStore:

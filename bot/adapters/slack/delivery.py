@@ -19,15 +19,19 @@ from slack_sdk.errors import SlackApiError
 from bot.adapters.slack import lookup
 from bot.adapters.slack.blocks import thread_line
 from bot.adapters.slack.card import card_message, suspects_message
+from bot.adapters.slack.rooms import Placement, SlackRooms
 from bot.domain.chat import clip
 from bot.domain.models import TimelineEvent
 from bot.domain.ports import ChatThread, Clock, IncidentMessage, Notice, PendingSummary, Store, Transaction
 
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
-LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered"})  # also shown in the channel
+# Also shown in the channel: reminders, a failed recovery, a person's status update.
+LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered", "incident.update", "incident.update_reminder"})
 SUSPECTS_KIND = "suspects.ranked"  # a post of its own: the suspects new to the thread, with their verdict buttons
 ALONE_KINDS = LOUD_KINDS | {SUSPECTS_KIND}
+INVITE_KINDS = frozenset({"incident.opened", "suspects.changed"})  # who belongs in the room may have changed
+ROOM_WAIT = timedelta(seconds=1)  # a message waiting for its incident's channel to be made
 UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incident (alert storms)
 # A drainer holds the summaries it took this long; if it dies, another takes them over and finds
 # a post that went out (its metadata) instead of posting again.
@@ -56,9 +60,11 @@ class SlackDelivery:
                  may_deliver: Callable[[], bool] = lambda: True, channel_rate: float = CHANNEL_RATE,
                  claim: timedelta = CLAIM,
                  links_for: Callable[[int], list[tuple[str, str]]] = lambda _: [],
-                 review_files: Callable[[int], list[tuple[str, bytes]]] = lambda _: []) -> None:
+                 review_files: Callable[[int], list[tuple[str, bytes]]] = lambda _: [],
+                 rooms: SlackRooms | None = None) -> None:
         """`review_files`: what goes in the thread when the incident resolves (the chart and the
-        post-mortem draft), as (file name, content)."""
+        post-mortem draft), as (file name, content); `rooms`: a channel per declared incident."""
+        self._rooms = rooms
         self._store = store
         self._review_files = review_files
         self._describe = describe  # what the message says is decided by the notify service
@@ -111,6 +117,8 @@ class SlackDelivery:
             report.paused_until = self._paused_until
             return report
         self._paused_until = None
+        if self._rooms is not None:  # first: a message waits for its room, and then goes there
+            self._rooms.drain(now, spend=lambda channel, at: self._spend(self._known_id(channel) or channel, at))
         claimed = self._store.run(lambda tx: tx.chat.claim_summaries(now, until=now + self._claim))
         for index, summary in enumerate(claimed):
             if not self._deliver(summary, report, now):
@@ -143,6 +151,15 @@ class SlackDelivery:
         thread = self._thread(summary.incident_id)
         message = self._describe(summary.incident_id)
         channel = thread.channel if thread else self._channel_for(message.playbook)
+        place = self._rooms.place(summary.incident_id) if self._rooms is not None else Placement()
+        if place.hold:
+            self._delay(summary.id, now + ROOM_WAIT, "")
+            return True
+        if place.drop:  # its channel is archived
+            self._finish(summary.id)
+            return True
+        if place.channel is not None and place.channel != channel:  # it moves to the incident's channel
+            channel, thread = place.channel, None
         if channel is None:
             self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
             report.errors.append(f"INC-{summary.incident_id}: no channel")
@@ -371,5 +388,11 @@ class SlackNotifier:
         shows the latest state, and several notices in a row become one update. Single steps
         reach the thread through the timeline."""
         marker = {"kind": notice.kind}
-        self._store.run(lambda tx: tx.chat.put_summary(notice.incident_id, None, marker, at=self._clock()))
+
+        def work(tx: Transaction) -> None:
+            tx.chat.put_summary(notice.incident_id, None, marker, at=self._clock())
+            if notice.kind in INVITE_KINDS:
+                tx.rooms.request_invites(notice.incident_id)
+
+        self._store.run(work)
         self._kick()

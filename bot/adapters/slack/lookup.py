@@ -35,12 +35,13 @@ def reply_marker(incident_id: int, *, after: int, through: int) -> dict[str, Any
     return {"incident": incident_id, "after": after, "through": through}
 
 
-def find_message(client: WebClient, channel_id: str, marker: dict[str, Any], *, since: datetime) -> str | None:
+def find_message(client: WebClient, channel_id: str, marker: dict[str, Any], *, since: datetime,
+                 event_type: str = METADATA_TYPE) -> str | None:
     """The ts of the message carrying `marker`, read back through the history to `since` (a
     minute's margin); None when there is none or the history cannot be read (then it is posted)."""
     found = _first(_pages(lambda: client.conversations_history(
         channel=channel_id, oldest=f"{since.timestamp() - 60:.6f}", limit=PAGE, include_all_metadata=True),
-        "messages", channel=channel_id), METADATA_TYPE, marker)
+        "messages", channel=channel_id), event_type, marker)
     return str(found["ts"]) if found else None
 
 
@@ -60,10 +61,16 @@ def find_reply(client: WebClient, channel_id: str, thread_ts: str, *, incident_i
 def channel_id_by_name(client: WebClient, name: str) -> str | None:
     """The channel's ID from the workspace's list (scopes channels:read, groups:read), for when
     no answer of Slack's has named it yet; None when it is not there or cannot be listed."""
+    found = channel_by_name(client, name)
+    return str(found["id"]) if found else None
+
+
+def channel_by_name(client: WebClient, name: str) -> dict[str, Any] | None:
+    """The channel of this name as the workspace's list gives it (`id`, `creator`, `created`, ...)."""
     wanted = name.removeprefix("#")
     channels = _pages(lambda: client.conversations_list(
         types="public_channel,private_channel", exclude_archived=True, limit=PAGE), "channels", channel=name)
-    return next((str(c["id"]) for c in channels if c.get("name") == wanted), None)
+    return next((c for c in channels if c.get("name") == wanted), None)
 
 
 def _first(messages: Iterable[dict[str, Any]], event_type: str, payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from bot.adapters.storage.store_changes import SqlActionRepository, SqlChangeRep
 from bot.adapters.storage.store_gitops import SqlGitOpsRepository
 from bot.adapters.storage.store_marks import SqlChatMarkRepository
 from bot.adapters.storage.store_paging import SqlPagerRepository
+from bot.adapters.storage.store_rooms import SqlRoleRepository, SqlRoomRepository
 from bot.adapters.storage.store_work import (
     SqlAuthorNoticeRepository,
     SqlChatRepository,
@@ -219,6 +220,8 @@ class SqlTransaction:
         self.pager = SqlPagerRepository(conn)
         self.keys = SqlKeyRepository(conn)
         self.chat_marks = SqlChatMarkRepository(conn)
+        self.rooms = SqlRoomRepository(conn)
+        self.roles = SqlRoleRepository(conn)
 
 
 READ_ONLY = "backout_read_only"  # the execution option `engine` begins a read-only transaction for

@@ -331,6 +331,38 @@ chat_marks = sa.Table(
     sa.Column("hidden", sa.Boolean, nullable=False),
 )
 
+# An incident's own channel, and the steps the chat outbox still has to take for it.
+chat_rooms = sa.Table(
+    "chat_rooms",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("private", sa.Boolean, nullable=False),
+    sa.Column("requested_at", UtcDateTime, nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(80)),
+    sa.Column("channel_id", sa.String(40)),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("invites_due", sa.Boolean, nullable=False),
+    sa.Column("invited", json_type(), nullable=False),
+    sa.Column("pointer_ts", sa.String(40)),
+    sa.Column("not_before", UtcDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_chat_rooms_state", "state"),
+    sa.Index("ix_chat_rooms_channel_id", "channel_id"),
+)
+
+# Who holds each role of an incident (the lead, and the roles a playbook lists).
+incident_roles = sa.Table(
+    "incident_roles",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("role", sa.String(30), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("assigned_at", UtcDateTime, nullable=False),
+    sa.Column("assigned_by", sa.String(200), nullable=False),
+)
+
 # Probe states, so a probe's `for` and its firing alert survive a restart.
 probe_states = sa.Table(
     "probe_states",

@@ -166,6 +166,52 @@ class ChatMarkRepository(Protocol):
 
 
 @dataclass(frozen=True)
+class Room:
+    """An incident's own channel, as the chat outbox drives it: asked for (`channel_id` None), made,
+    people invited (`invites_due` when the ranking or the on-call may add some), a pointer in the
+    alerts channel, archived a while after the resolution."""
+
+    incident_id: int
+    private: bool
+    requested_at: datetime
+    requested_by: str
+    name: str | None = None  # the name being tried or taken (set before the create call)
+    channel_id: str | None = None
+    state: str = "pending"  # pending (to create), open, archived
+    invites_due: bool = True
+    invited: tuple[str, ...] = ()  # Slack users invited, and emails looked up (named when no match)
+    pointer_ts: str | None = None
+    not_before: datetime | None = None  # paced or failed: not before then
+    attempts: int = 0
+    error: str | None = None
+
+
+class RoomRepository(Protocol):
+    def get(self, incident_id: int) -> Room | None: ...
+    def by_channel(self, channel_id: str) -> Room | None: ...
+    def add(self, room: Room) -> bool:
+        """Record the room unless the incident has one; True when added."""
+        ...
+    def save(self, room: Room) -> None: ...
+    def due(self, now: datetime, *, resolved_before: datetime | None, limit: int = 20) -> list[Room]:
+        """Rooms with a step to take now: to create, to invite into, to point to, or (when
+        `resolved_before` is given) open with their incident resolved or closed before it."""
+        ...
+    def request_invites(self, incident_id: int) -> None:
+        """Someone new may belong in the room (a ranking, the on-call): look again. No room: nothing."""
+        ...
+
+
+class RoleRepository(Protocol):
+    def for_incident(self, incident_id: int) -> dict[str, str]:
+        """Each role given on the incident and who holds it."""
+        ...
+    def assign(self, incident_id: int, role: str, user: str, *, at: datetime, by: str) -> str | None:
+        """Give the role to `user`; returns who held it before (None: nobody)."""
+        ...
+
+
+@dataclass(frozen=True)
 class Verification:
     """Watching the key metric after a rollback."""
 
@@ -368,6 +414,10 @@ class Transaction(Protocol):
     def keys(self) -> KeyRepository: ...
     @property
     def chat_marks(self) -> ChatMarkRepository: ...
+    @property
+    def rooms(self) -> RoomRepository: ...
+    @property
+    def roles(self) -> RoleRepository: ...
 
 
 class Store(Protocol):
