@@ -18,6 +18,7 @@ from bot.domain.models import AlertStatus, TimelineEvent
 from bot.domain.plan import Plan, StepState
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import IncidentMessage, Store
+from bot.domain.rooms import LEAD
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.domain.timeline import EventKind
 from bot.services.incidents import IncidentView, get_incident
@@ -55,6 +56,7 @@ def card_payload(view: IncidentView, plan: Plan) -> dict[str, Any]:
         "severity": incident.severity.value,
         "service": incident.service,
         "lead": lead_of(view),
+        "roles": dict(view.roles),  # role -> who holds it (`role` and the first acknowledgement), the lead first
         "firing": sum(a.status is AlertStatus.FIRING for a in view.alerts),
         "answer": answer_line(view.ranking, plan),
         "links": [[a.request_name[:1].upper() + a.request_name[1:], a.url] for a in view.actions if a.url][:MOST_LINKS],
@@ -66,8 +68,10 @@ def card_payload(view: IncidentView, plan: Plan) -> dict[str, Any]:
 
 
 def lead_of(view: IncidentView) -> str | None:
-    """Who leads the incident: the first to acknowledge it; None before anyone has. (The incident
-    lead role of issue 24, `role lead @user`, takes precedence here once it is recorded.)"""
+    """Who leads the incident: its `lead` role (handed over with `role lead @user`, else given to
+    the first to acknowledge); before roles were recorded, the first to acknowledge; else None."""
+    if LEAD in view.roles:
+        return view.roles[LEAD]
     acknowledged = next((e for e in view.timeline
                          if e.kind == EventKind.INCIDENT_ACKNOWLEDGED.value and e.actor_id), None)
     return acknowledged.actor_id if acknowledged is not None else None

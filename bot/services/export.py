@@ -64,6 +64,7 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
             "verified_at": _iso(incident.verified_at),
             "resolved_at": _iso(incident.resolved_at),
             "follows": format_incident_ref(incident.follows) if incident.follows else None,
+            "roles": dict(view.roles),  # role -> who holds it, the lead first
             "page_url": links.page(incident.id or 0),
             "runbook_url": next((a.annotations["runbook_url"] for a in view.alerts
                                  if a.annotations.get("runbook_url")), None),

@@ -75,6 +75,7 @@ def action_dict(action: Action) -> dict[str, Any]:
 def incident_view_dict(view: IncidentView) -> dict[str, Any]:
     return {
         **incident_dict(view.incident),
+        "roles": dict(view.roles),  # role -> who holds it, the lead first
         "alerts": [alert_dict(alert) for alert in view.alerts],
         "suspects": ranking_dict(view.ranking),
         "actions": [action_dict(action) for action in view.actions],
