@@ -14,6 +14,7 @@ from bot.domain.playbooks import Playbook
 from bot.domain.ports import Store, Transaction
 from bot.domain.rooms import LEAD, UpdateReminders, check_role
 from bot.domain.timeline import EventKind, event
+from bot.domain.untrusted import storable
 from bot.services.incidents import require
 from bot.services.rooms import role_names
 
@@ -42,7 +43,10 @@ def assign_role(*, store: Store, playbooks: Sequence[Playbook], incident_id: int
 
 def post_update(*, store: Store, incident_id: int, text: str, actor_id: str, now: datetime) -> str:
     """A status update: on the timeline, and in the channel (the thread broadcasts it)."""
-    words = " ".join(text.split())
+    try:
+        words = storable(" ".join(text.split()))
+    except ValueError as exc:
+        raise InvalidInput(f"the update {exc}") from None
     if not words:
         raise InvalidInput("an update needs some text: update ID text")
 
