@@ -1,5 +1,5 @@
 """Reading and acting on incidents: `incidents list|show`, `suspects`, `plan`, `ack`, `resolve`,
-`reopen`, `note` and `verdict`."""
+`reopen`, `note`, `update`, `role`, `severity` and `verdict`."""
 
 from __future__ import annotations
 
@@ -161,6 +161,35 @@ def note(ctx: typer.Context, incident: IdArgument,
     else:
         typer.echo(f"noted on {incident_ref(incident)}")
 
+
+@app.command(cls=PlainCommand)
+def update(ctx: typer.Context, incident: IdArgument,
+           text: Annotated[str, typer.Argument(help="the status update")],
+           config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Post a status update: on the timeline and in the incident's channel."""
+    if not text.strip():
+        fail("error: an update needs some text", EXIT_USAGE)
+    with backend(ctx, config, secrets=True) as chosen:
+        _said(chosen.update(incident_ref(incident), by=operator(), text=text), as_json)
+
+
+@app.command(cls=PlainCommand)
+def role(ctx: typer.Context, incident: IdArgument,
+         name: Annotated[str, typer.Argument(metavar="ROLE", help="lead, or a role the playbook's room.roles lists")],
+         user: Annotated[str, typer.Argument(metavar="USER", help="who takes it (a Slack user id, U0123ABCD)")],
+         config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Give a role of an incident to someone; `role ID lead USER` hands the lead over."""
+    with backend(ctx, config, secrets=True) as chosen:
+        _said(chosen.role(incident_ref(incident), by=operator(), role=name, user=user), as_json)
+
+
+@app.command(cls=PlainCommand)
+def severity(ctx: typer.Context, incident: IdArgument,
+             level: Annotated[str, typer.Argument(metavar="LEVEL", help="info, warning, error or critical")],
+             config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Raise or lower an incident's severity."""
+    with backend(ctx, config, secrets=True) as chosen:
+        _said(chosen.severity(incident_ref(incident), by=operator(), level=level), as_json)
 
 
 @app.command(cls=PlainCommand)

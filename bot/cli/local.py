@@ -174,6 +174,30 @@ class LocalBackend:
         return event_dict(incidents.add_note(store=ctx.store, incident_id=parse_incident_ref(ref), text=text,
                                              actor=Actor.USER, actor_id=by, now=ctx.clock()))
 
+    def update(self, ref: str, *, by: str, text: str) -> dict[str, Any]:
+        from bot.services import roles
+
+        ctx = self.app.ctx
+        return {"ref": ref, "message": roles.post_update(store=ctx.store, incident_id=parse_incident_ref(ref),
+                                                         text=text, actor_id=by, now=ctx.clock())}
+
+    def role(self, ref: str, *, by: str, role: str, user: str) -> dict[str, Any]:
+        from bot.services import roles
+
+        ctx = self.app.ctx
+        return {"ref": ref, "message": roles.assign_role(store=ctx.store, playbooks=ctx.playbooks, role=role,
+                                                         incident_id=parse_incident_ref(ref), user=user,
+                                                         actor_id=by, now=ctx.clock())}
+
+    def severity(self, ref: str, *, by: str, level: str) -> dict[str, Any]:
+        from bot.services import roles
+
+        ctx = self.app.ctx
+        incident, changed = roles.set_severity(store=ctx.store, incident_id=parse_incident_ref(ref), level=level,
+                                               actor_id=by, now=ctx.clock())
+        return {"ref": incident.ref, "severity": incident.severity.value, "changed": changed,
+                "message": f"{incident.ref} severity is {incident.severity.value}"}
+
     def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]:
         from bot.services import act
         from bot.services.presenters import plan_dict

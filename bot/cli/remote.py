@@ -77,6 +77,15 @@ class BackoutClient:
     def note(self, ref: str, *, by: str, text: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/notes", json={"by": by, "text": text})
 
+    def update(self, ref: str, *, by: str, text: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/updates", json={"by": by, "text": text})
+
+    def role(self, ref: str, *, by: str, role: str, user: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/roles", json={"by": by, "role": role, "user": user})
+
+    def severity(self, ref: str, *, by: str, level: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/severity", json={"by": by, "severity": level})
+
     def rollback_plan(self, ref: str, *, commit: str | None) -> dict[str, Any]:
         return self._json("GET", f"/api/incidents/{ref}/rollback", params={"commit": commit} if commit else None)
 

@@ -1,4 +1,5 @@
-"""The API's writes on an incident: acknowledge, resolve, reopen, note, and the rollback in two steps
+"""The API's writes on an incident: acknowledge, resolve, reopen, note, status update, role, severity,
+and the rollback in two steps
 (GET the plan, POST it back with the full sha it showed). What the CLI uses with `--server`;
 behind the same bearer token as the reads."""
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.untrusted import StoredText
 from bot.entrypoints.context import AppContext
-from bot.services import act
+from bot.services import act, roles
 from bot.services import incidents as incident_service
 from bot.services.notify import incident_update
 from bot.services.plan import incident_plan
@@ -40,6 +41,25 @@ class NoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: StoredText = Field(min_length=1, max_length=4000)
+    by: StoredText | None = Who
+
+
+class UpdateBody(NoteBody):
+    """A status update: `{"text": ..., "by": ...}`."""
+
+
+class RoleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,29}$", description="lead, or a role the playbook lists")
+    user: StoredText = Field(min_length=1, max_length=200, pattern=r"^[\w.@:+-]+$", description="who takes it")
+    by: StoredText | None = Who
+
+
+class SeverityBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    severity: str = Field(max_length=20, description="info, warning, error or critical")
     by: StoredText | None = Who
 
 
@@ -92,6 +112,43 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
                                           actor=Actor.USER, actor_id=caller(request), on_behalf_of=body.by or "",
                                           now=ctx.clock())
         return JSONResponse(event_dict(added), status_code=201)
+
+    @app.post("/api/incidents/{ref}/updates")
+    def status_update(ref: str, request: Request, body: UpdateBody) -> JSONResponse:
+        """A status update: on the timeline and in the incident's channel. 409 once resolved."""
+        if denied := refused(request):
+            return denied
+        number = parse_incident_ref(ref)
+        said = roles.post_update(store=ctx.store, incident_id=number, text=body.text, actor_id=caller(request),
+                                 on_behalf_of=body.by or "", now=ctx.clock())
+        incident_update(store=ctx.store, notifier=ctx.notifier, incident_id=number, kind="incident.update")
+        return JSONResponse({"ref": f"INC-{number}", "message": said}, status_code=201)
+
+    @app.post("/api/incidents/{ref}/roles")
+    def role(ref: str, request: Request, body: RoleBody) -> JSONResponse:
+        """Give a role (`lead`, or one of the playbook's `room.roles`) to someone."""
+        if denied := refused(request):
+            return denied
+        number = parse_incident_ref(ref)
+        said = roles.assign_role(store=ctx.store, playbooks=ctx.playbooks, incident_id=number, role=body.role,
+                                 user=body.user, actor_id=caller(request), on_behalf_of=body.by or "",
+                                 now=ctx.clock())
+        incident_update(store=ctx.store, notifier=ctx.notifier, incident_id=number, kind="incident.role")
+        return JSONResponse({"ref": f"INC-{number}", "message": said})
+
+    @app.post("/api/incidents/{ref}/severity")
+    def severity(ref: str, request: Request, body: SeverityBody) -> JSONResponse:
+        """Raise or lower the severity; `changed: false` when it already was."""
+        if denied := refused(request):
+            return denied
+        number = parse_incident_ref(ref)
+        incident, changed = roles.set_severity(store=ctx.store, incident_id=number, level=body.severity,
+                                               actor_id=caller(request), on_behalf_of=body.by or "",
+                                               now=ctx.clock())
+        if changed:
+            incident_update(store=ctx.store, notifier=ctx.notifier, incident_id=number, kind="incident.severity")
+        return JSONResponse({"ref": incident.ref, "severity": incident.severity.value, "changed": changed,
+                             "message": f"{incident.ref} severity is {incident.severity.value}"})
 
     @app.get("/api/incidents/{ref}/plan", response_model=None)
     def rollback_steps(ref: str, request: Request) -> dict[str, Any] | JSONResponse:

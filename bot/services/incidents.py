@@ -147,8 +147,9 @@ def change_status(
             incident_id=incident_id, at=now, kind=EVENT_FOR[target], actor=actor,
             actor_id=actor_id, text=text, data=data, on_behalf_of=on_behalf_of,
         ))
-        if target is IncidentStatus.ACKNOWLEDGED and actor is Actor.USER:
-            _first_lead(tx, incident_id, user=actor_id, now=now)
+        if target is IncidentStatus.ACKNOWLEDGED and actor is Actor.USER:  # the person leads, not the token
+            _first_lead(tx, incident_id, user=on_behalf_of or actor_id, actor_id=actor_id, now=now,
+                        on_behalf_of=on_behalf_of)
         if target is IncidentStatus.OPEN:
             kept = ranking_kept(tx, incident_id, now=now)
             if kept is not None:
@@ -159,13 +160,15 @@ def change_status(
     return store.run(work)
 
 
-def _first_lead(tx: Transaction, incident_id: int, *, user: str, now: datetime) -> None:
+def _first_lead(tx: Transaction, incident_id: int, *, user: str, actor_id: str, now: datetime,
+                on_behalf_of: str) -> None:
     """The first person to acknowledge leads, unless someone was made lead before."""
     if not user or LEAD in tx.roles.for_incident(incident_id):
         return
-    tx.roles.assign(incident_id, LEAD, user, at=now, by=user)
+    tx.roles.assign(incident_id, LEAD, user, at=now, by=acting(actor_id, on_behalf_of))
     tx.timeline.append(event(incident_id=incident_id, at=now, kind=EventKind.ROLE_ASSIGNED, actor=Actor.USER,
-                             actor_id=user, text=f"{LEAD}: {user}, the first to acknowledge",
+                             actor_id=actor_id, on_behalf_of=on_behalf_of,
+                             text=f"{LEAD}: {user}, the first to acknowledge",
                              data={"role": LEAD, "user": user, "was": None}))
     tx.rooms.request_invites(incident_id)  # the lead belongs in the channel
 

@@ -9,7 +9,7 @@ from functools import partial
 
 from bot.domain.errors import InvalidInput
 from bot.domain.incidents import refuse
-from bot.domain.models import Actor, Incident, Severity
+from bot.domain.models import Actor, Incident, Severity, acting
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import Store, Transaction
 from bot.domain.rooms import LEAD, UpdateReminders, check_role
@@ -22,26 +22,30 @@ UPDATE_LIMIT = 3000  # characters of a status update (a Slack section holds 3000
 
 
 def assign_role(*, store: Store, playbooks: Sequence[Playbook], incident_id: int, role: str, user: str,
-                actor_id: str, now: datetime) -> str:
-    """Give a role to someone (the lead is handed over this way); what changed, in words."""
+                actor_id: str, now: datetime, on_behalf_of: str = "") -> str:
+    """Give a role to someone (the lead is handed over this way); what changed, in words.
+    `on_behalf_of`: whom the actor says it acts for (the API's `by`)."""
+    who = acting(actor_id, on_behalf_of)
 
     def work(tx: Transaction) -> str:
         incident = require(tx, incident_id)
         refuse(incident, "change its roles")
         name = check_role(role, role_names(playbooks, incident.playbook))
-        before = tx.roles.assign(incident_id, name, user, at=now, by=actor_id)
+        before = tx.roles.assign(incident_id, name, user, at=now, by=who)
         if before == user:
             return f"{user} is already the {name} of {incident.ref}"
-        said = f"{name}: {user}" + (f" (was {before})" if before else "") + f", set by {actor_id}"
+        said = f"{name}: {user}" + (f" (was {before})" if before else "") + f", set by {who}"
         tx.timeline.append(event(incident_id=incident_id, at=now, kind=EventKind.ROLE_ASSIGNED, actor=Actor.USER,
-                                 actor_id=actor_id, text=said, data={"role": name, "user": user, "was": before}))
+                                 actor_id=actor_id, on_behalf_of=on_behalf_of, text=said,
+                                 data={"role": name, "user": user, "was": before}))
         tx.rooms.request_invites(incident_id)  # the new holder belongs in the channel
         return f"{incident.ref} {said}"
 
     return store.run(work)
 
 
-def post_update(*, store: Store, incident_id: int, text: str, actor_id: str, now: datetime) -> str:
+def post_update(*, store: Store, incident_id: int, text: str, actor_id: str, now: datetime,
+                on_behalf_of: str = "") -> str:
     """A status update: on the timeline, and in the channel (the thread broadcasts it)."""
     try:
         words = storable(" ".join(text.split()))
@@ -54,14 +58,14 @@ def post_update(*, store: Store, incident_id: int, text: str, actor_id: str, now
         incident = require(tx, incident_id)
         refuse(incident, "take a status update (use `note` for the record)")
         tx.timeline.append(event(incident_id=incident_id, at=now, kind=EventKind.STATUS_UPDATE, actor=Actor.USER,
-                                 actor_id=actor_id, text=words[:UPDATE_LIMIT]))
+                                 actor_id=actor_id, on_behalf_of=on_behalf_of, text=words[:UPDATE_LIMIT]))
         return f"Status update posted on {incident.ref}."
 
     return store.run(work)
 
 
-def set_severity(*, store: Store, incident_id: int, level: str, actor_id: str,
-                 now: datetime) -> tuple[Incident, bool]:
+def set_severity(*, store: Store, incident_id: int, level: str, actor_id: str, now: datetime,
+                 on_behalf_of: str = "") -> tuple[Incident, bool]:
     """Raise or lower the severity by hand; (the incident, whether it changed)."""
     choices = [s.value for s in Severity if s is not Severity.NONE]
     if level.strip().lower() not in choices:
@@ -79,8 +83,9 @@ def set_severity(*, store: Store, incident_id: int, level: str, actor_id: str,
         verb = "raised" if raised else "lowered"
         tx.timeline.append(event(
             incident_id=incident_id, at=now, kind=EventKind.SEVERITY_RAISED if raised else EventKind.SEVERITY_LOWERED,
-            actor=Actor.USER, actor_id=actor_id,
-            text=f"Severity {verb} from {incident.severity.value} to {target.value} by {actor_id}",
+            actor=Actor.USER, actor_id=actor_id, on_behalf_of=on_behalf_of,
+            text=f"Severity {verb} from {incident.severity.value} to {target.value} by "
+                 f"{acting(actor_id, on_behalf_of)}",
             data={"from": incident.severity.value, "to": target.value}))
         return updated, True
 

@@ -223,3 +223,20 @@ def test_report_prints_the_team_numbers_and_accuracy_stays_a_subcommand(config: 
     assert json.loads(payments)["incidents"] == 1
     assert invoke("-c", str(config), "report", "-f", "markdown").startswith("## Incidents")
     assert json.loads(invoke("-c", str(config), "report", "accuracy", "--json"))["overall"]["incidents"] == 0
+
+
+def test_update_role_and_severity_from_the_command_line(config: Path) -> None:
+    """`update`, `role` and `severity` act as the operator; a resolved incident refuses them (exit 1)."""
+    assert "Status update posted on INC-1" in invoke("update", "INC-1", "rolling back", "--config", str(config))
+    assert "INC-1 lead: U0BOB" in invoke("role", "INC-1", "lead", "U0BOB", "--config", str(config))
+    changed = json.loads(invoke("severity", "INC-1", "warning", "--json", "--config", str(config)))
+    assert (changed["severity"], changed["changed"]) == ("warning", True)
+    data = json.loads(invoke("incidents", "show", "1", "--json", "--config", str(config)))
+    assert data["roles"] == {"lead": "U0BOB"}
+    assert [e["kind"] for e in data["timeline"]][-3:] == [
+        "incident.update", "incident.role", "incident.severity_lowered"]
+    refused = runner.invoke(cli, ["role", "INC-1", "chef", "U0BOB", "--config", str(config)])
+    assert (refused.exit_code, "the roles are lead" in refused.output) == (1, True)
+    invoke("resolve", "1", "--config", str(config))
+    refused = runner.invoke(cli, ["update", "INC-1", "done", "--config", str(config)])
+    assert (refused.exit_code, "INC-1 is resolved" in refused.output) == (1, True)

@@ -112,9 +112,10 @@ def test_a_rollback_is_confirmed_with_the_full_sha_the_plan_showed(app: bootstra
         acked = client.post("/api/incidents/INC-1/ack", json={"by": "cli:alice"}, headers=headers)
         assert acked.json()["changed"] is True
         assert client.post("/api/incidents/INC-1/ack", headers=headers).json()["changed"] is False
-        last = client.get("/api/incidents/1/timeline", headers=headers).json()["timeline"][-1]
-        assert (last["kind"], last["actor_id"], last["who"]) == ("incident.acknowledged", "token-1",
-                                                     "token-1 on behalf of cli:alice")
+        acked_event, lead = client.get("/api/incidents/1/timeline", headers=headers).json()["timeline"][-2:]
+        assert (acked_event["kind"], acked_event["actor_id"], acked_event["who"]) == (
+            "incident.acknowledged", "token-1", "token-1 on behalf of cli:alice")
+        assert (lead["kind"], lead["text"]) == ("incident.role", "lead: cli:alice, the first to acknowledge")
 
 
 def test_the_index_lists_incidents_with_links_that_open_their_pages(app: bootstrap.App) -> None:

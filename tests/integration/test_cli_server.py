@@ -124,7 +124,18 @@ def test_ack_note_resolve_through_the_server_are_on_the_timeline(world: tuple[Ba
     timeline = server.api("/api/incidents/1/timeline")["timeline"]
     mine = [e["kind"] for e in timeline
             if e["actor_id"] == "laptop" and e["who"].startswith("laptop on behalf of cli:")]
-    assert mine == ["incident.acknowledged", "note", "incident.resolved"], "the token's name, for the CLI's user"
+    assert mine == ["incident.acknowledged", "incident.role", "note",
+                    "incident.resolved"], "the token's name, for the CLI's user"
+
+
+def test_update_role_and_severity_through_the_server(world: tuple[BackoutServer, Remote, str, str],
+                                                    tmp_path: Path) -> None:
+    """The new verbs go through the API (`POST .../updates`, `.../roles`, `.../severity`)."""
+    server, *_ = world
+    assert "Status update posted" in remote_json(server, tmp_path, "update", "INC-1", "rolling back")["message"]
+    assert "lead: U0BOB" in remote_json(server, tmp_path, "role", "INC-1", "lead", "U0BOB")["message"]
+    assert remote_json(server, tmp_path, "severity", "INC-1", "warning")["changed"] is True
+    assert server.api("/api/incidents/1")["roles"] == {"lead": "U0BOB"}
 
 
 def test_a_rollback_through_the_server_shows_the_plan_asks_and_pushes(

@@ -243,3 +243,40 @@ def test_replicas_marking_one_message_at_once_add_one_entry(engines: list[sa.Eng
     shown = [e.kind for e in stores[1].run(lambda tx: tx.timeline.for_incident(1))]
     assert "chat.pinned" not in shown
     assert shown.count("chat.unpinned") == 1
+
+
+def test_rooms_and_roles_on_postgresql(engines: list[sa.Engine]) -> None:
+    """A room declared once (two replicas asking at once add one), found due, by its channel once
+    made, archived when its incident resolved long enough ago; roles handed over."""
+    import dataclasses
+    from datetime import timedelta
+
+    from bot.domain.models import Actor, IncidentStatus
+    from bot.services.incidents import change_status
+    from bot.services.roles import assign_role
+    from bot.services.rooms import declare_room
+
+    playbooks = load_playbooks(PLAYBOOKS)
+    stores = [SqlStore(engine) for engine in engines]
+    opened = ingest_delivery(store=stores[0], delivery=delivery("01"), playbooks=playbooks, policy=IncidentPolicy(),
+                             now=NOW).opened[0].id or 0
+    added = [declare_room(store=store, playbooks=playbooks, incident_id=opened, actor=Actor.USER, actor_id="U0X",
+                          now=NOW, reason="test") for store in stores]
+    assert sorted(added) == [False, True]
+    [room] = stores[1].run(lambda tx: tx.rooms.due(NOW, resolved_before=None))
+    stores[1].run(lambda tx: tx.rooms.save(dataclasses.replace(room, channel_id="C0ROOM", state="open",
+                                                               invites_due=False, pointer_ts="1.2",
+                                                               invited=("U0X", "a@example.com"))))
+    assert stores[0].run(lambda tx: tx.rooms.due(NOW, resolved_before=NOW)) == []
+    assert stores[0].run(lambda tx: tx.rooms.by_channel("C0ROOM")).invited == ("U0X", "a@example.com")
+    assign_role(store=stores[0], playbooks=playbooks, incident_id=opened, role="lead", user="U0A", actor_id="U0X",
+                now=NOW)
+    assign_role(store=stores[1], playbooks=playbooks, incident_id=opened, role="lead", user="U0B", actor_id="U0A",
+                now=NOW)
+    assert stores[0].run(lambda tx: tx.roles.for_incident(opened)) == {"lead": "U0B"}
+    change_status(store=stores[0], incident_id=opened, target=IncidentStatus.RESOLVED, actor=Actor.USER,
+                  actor_id="U0B", now=NOW)
+    later = NOW + timedelta(days=1)
+    assert [r.incident_id for r in stores[1].run(lambda tx: tx.rooms.due(later, resolved_before=NOW))] == [opened]
+    stores[1].run(lambda tx: tx.rooms.request_invites(opened))
+    assert stores[1].run(lambda tx: tx.rooms.get(opened)).invites_due is True

@@ -35,8 +35,10 @@ class SqlRoomRepository:
 
     def add(self, room: Room) -> bool:
         statement = _insert(self._conn)(t.chat_rooms).values(**_values(room), incident_id=room.incident_id)
-        added = self._conn.execute(statement.on_conflict_do_nothing(index_elements=["incident_id"]))
-        return added.rowcount == 1
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT.
+        added = self._conn.execute(statement.on_conflict_do_nothing(index_elements=["incident_id"])
+                                   .returning(t.chat_rooms.c.incident_id))
+        return added.first() is not None
 
     def save(self, room: Room) -> None:
         _upsert(self._conn, t.chat_rooms, {"incident_id": room.incident_id}, _values(room))
