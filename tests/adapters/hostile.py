@@ -189,6 +189,9 @@ def _api_writes(creds: Credentials) -> Iterator[Hostile]:
     headers = _json(creds.api_token)
     writes: list[tuple[str, dict[str, Any], list[str]]] = [
         ("/api/incidents/INC-1/notes", {"text": "a note", "by": "ana"}, ["text", "by"]),
+        ("/api/incidents/INC-1/updates", {"text": "rolling back", "by": "ana"}, ["text", "by"]),
+        ("/api/incidents/INC-1/roles", {"role": "lead", "user": "U0BOB", "by": "ana"}, ["role", "user", "by"]),
+        ("/api/incidents/INC-1/severity", {"severity": "warning", "by": "ana"}, ["severity", "by"]),
         ("/api/incidents/INC-1/ack", {"by": "ana", "note": "on it"}, ["note", "by"]),
         ("/api/incidents/INC-1/resolve", {"by": "ana", "note": "done"}, ["note", "by"]),
         ("/api/incidents/INC-1/reopen", {"by": "ana", "note": "again"}, ["note", "by"]),
