@@ -7,7 +7,10 @@ request merged and followed; Resolve; then quiet until delivery has sent everyth
 Slack Web API calls per incident by method (goal: at most 20 with an incident channel; the
 channel's calls, conversations.*, are counted when the app makes them), the time from the
 webhook to the card posted (p50, max) and the card's length as a person reads it.
-Usage: python bench/slack_calls.py [--incidents N]
+With `--channel`, each incident is critical at its playbook's `room.declare_at`: it gets a channel
+of its own (created, people invited, a pointer in the alerts channel, archived at once after the
+resolution with `slack.archive_after: 0s`, so the archive is counted too).
+Usage: python bench/slack_calls.py [--incidents N] [--channel]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bot import bootstrap
 from bot.adapters.slack.card import visible_text
 from bot.adapters.slack.lookup import METADATA_TYPE
 from bot.config import LoggingSettings
+from bot.domain.rooms import RoomPolicy
 from bot.entrypoints.serving import serve_in_thread
 from bot.services.pull_requests import follow_pull_requests
 from tests.adapters.test_slack_http import wait_for
@@ -109,6 +113,7 @@ def main() -> None:
     bootstrap.configure_logging(LoggingSettings(level="warning"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=5)
+    parser.add_argument("--channel", action="store_true", help="a channel per incident (room.declare_at: critical)")
     args = parser.parse_args()
     count = args.incidents
     with tempfile.TemporaryDirectory(prefix="backout-bench-") as tmp:
@@ -120,6 +125,10 @@ def main() -> None:
         with FakeGitHub(remote.bare).serving() as github, FakeSlack().serving() as slack:
             settings = slack_settings(root, remote=remote.bare, github_url=github.base_url, slack_url=slack.base_url)
             playbooks = service_playbooks(count)
+            if args.channel:
+                playbooks = [p.model_copy(update={"room": RoomPolicy(declare_at="critical")}) for p in playbooks]
+                settings = settings.model_copy(update={"slack": settings.slack.model_copy(
+                    update={"archive_after": timedelta(0)})})
             app = bootstrap.build(settings, playbooks=playbooks)
             results = []
             with serve_in_thread(app.http) as base, httpx.Client(base_url=base, timeout=30) as client:

@@ -26,7 +26,7 @@ from bot.domain.ports import Pager
 from bot.domain.rooms import RoomPolicy
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.services import card, notify
-from bot.services.incidents import change_status, open_manually
+from bot.services.incidents import add_note, change_status, open_manually
 from bot.services.ingest import ingest_delivery
 from bot.services.rooms import declare_due, declare_room, invitees
 from tests.conftest import PLAYBOOKS, Clock, delivery
@@ -205,6 +205,29 @@ def test_the_channel_is_archived_the_configured_time_after_the_resolution(slack:
     parts.deliver.drain()
     assert [c["channel"] for c in slack.called("conversations.archive")] == [slack.channels["inc-1-checkout"]]
     assert "room.archived" in kinds(parts)
+
+
+def test_the_archive_waits_for_the_thread_and_nothing_is_sent_there_after(slack: FakeSlack, clock: Clock) -> None:
+    """Due at once (`archive_after: 0s`): the thread first carries the resolution, then the channel
+    is archived; a later note stays on the timeline and nothing more goes to the archived channel."""
+    parts = build(slack, clock, archive_after=timedelta(0))
+    open_incident(parts, clock)
+    parts.deliver.drain()
+    change_status(store=parts.store, incident_id=1, target=IncidentStatus.RESOLVED, actor=Actor.USER,
+                  actor_id=OWNER, now=clock())
+    for _ in range(3):
+        clock.now += timedelta(seconds=6)
+        parts.deliver.drain()
+    room = slack.channels["inc-1-checkout"]
+    archived = next(i for i, (name, _) in enumerate(slack.calls) if name == "conversations.archive")
+    resolved = next(i for i, (name, args) in enumerate(slack.calls)
+                    if name == "chat.postMessage" and "incident.resolved" in str(args.get("text")))
+    assert resolved < archived
+    add_note(store=parts.store, incident_id=1, text="review on Monday", actor=Actor.USER, actor_id=OWNER,
+             now=clock())
+    clock.now += timedelta(seconds=6)
+    parts.deliver.drain()
+    assert [name for name, args in slack.calls[archived + 1:] if args.get("channel") == room] == []
 
 
 class CreateAnswerLost(WebClient):

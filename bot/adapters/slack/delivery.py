@@ -247,6 +247,10 @@ class SlackDelivery:
             except Exception as exc:
                 return not self._failed(exc, report, now, retry=lambda _until, _error: None)
         events = self._store.run(lambda tx: tx.timeline.after(thread.incident_id, thread.last_event_id, 20))
+        if events and self._rooms is not None and self._rooms.place(thread.incident_id).drop:
+            # Its channel is archived and takes no replies: the events stay on the timeline only.
+            self._save_thread(replace(thread, last_event_id=events[-1].id or thread.last_event_id))
+            return True
         cursor = thread.last_event_id
         batch: list[TimelineEvent] = []
         for index, event in enumerate(events):

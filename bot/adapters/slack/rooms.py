@@ -36,6 +36,7 @@ TIERS = {"conversations.create": TIER_2, "conversations.archive": TIER_2, "conve
 MAX_SUFFIX = 20  # inc-7-checkout, inc-7-checkout-1, ...: past that, someone is squatting the names
 SERVER_ERROR_RETRY = timedelta(seconds=10)
 UNREACHABLE_RETRY = timedelta(seconds=30)
+THREAD_CATCH_UP = timedelta(seconds=5)  # an archive waits for the thread to carry the last events
 REFUSED_RETRY = timedelta(hours=1)  # an error of ours (a scope, a permission): tried again hourly
 POINTER_TYPE = "backout_room_pointer"
 NO_POINTER = "-"  # nowhere to point from (no alerts channel, or it is the room itself)
@@ -264,6 +265,13 @@ class SlackRooms:
         return self._save(replace(room, pointer_ts=str(answer["ts"])))
 
     def _archive(self, room: Room, now: datetime, after: timedelta) -> None:
+        """Archived once its thread has carried every event; the thread then stops there (an
+        archived channel takes no more replies)."""
+        thread = self._store.run(lambda tx: tx.chat.thread(room.incident_id))
+        here = thread is not None and thread.channel == room.channel_id
+        if here and thread is not None and self._store.run(
+                lambda tx: tx.timeline.after(room.incident_id, thread.last_event_id, 1)):
+            raise Paced(now + THREAD_CATCH_UP)
         try:
             self._call("conversations.archive", now,
                        lambda: self._client.conversations_archive(channel=room.channel_id or ""))
@@ -273,10 +281,13 @@ class SlackRooms:
 
         def work(tx: Transaction) -> None:
             tx.rooms.save(replace(room, state="archived"))
-            tx.timeline.append(event(incident_id=room.incident_id, at=now, kind=EventKind.ROOM_ARCHIVED,
-                                     actor=Actor.SCHEDULER,
-                                     text=f"Channel #{room.name} archived, {format_duration(after)} after the "
-                                          "resolution", data={"channel": room.channel_id}))
+            archived = tx.timeline.append(event(
+                incident_id=room.incident_id, at=now, kind=EventKind.ROOM_ARCHIVED, actor=Actor.SCHEDULER,
+                text=f"Channel #{room.name} archived, {format_duration(after)} after the resolution",
+                data={"channel": room.channel_id}))
+            if here and thread is not None:
+                tx.chat.save_thread(replace(thread, last_event_id=archived.id or thread.last_event_id,
+                                            reply_unconfirmed=False))
 
         self._store.run(work)
 
