@@ -77,6 +77,9 @@ class FakeGit:
             self.pushed_files[(repo, branch)] = dict(files)
         return self.branches[(repo, branch)]
 
+    def manifests(self, repo: str) -> dict[str, str]:
+        return {}
+
     def patch(self, repo: str, sha: str) -> str:
         return self.patches.get(sha, "")
 

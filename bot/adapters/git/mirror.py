@@ -33,6 +33,8 @@ from bot.domain.ports import FetchedChanges, RevertResult
 log = structlog.get_logger(__name__)
 
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
+MANIFEST_FILES = 5000  # a GitOps repository's YAML, read whole for a freeze
+MANIFEST_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -353,6 +355,22 @@ class GitMirrors:
                 spec.runner.run(["commit", "--quiet", "--no-verify", "-m", message], cwd=tree)
                 self._push(spec, tree, f"HEAD:refs/heads/{branch}", branch)
                 return spec.runner.text(["rev-parse", "HEAD"], cwd=tree)
+
+    def manifests(self, repo: str) -> dict[str, str]:
+        with self._locked(repo) as spec:
+            tip = self._fetched(spec)
+            listed = spec.runner.run(["ls-tree", "-r", "-l", "-z", tip], cwd=self.path(repo)).stdout
+            ids: dict[str, str] = {}
+            for entry in listed.decode("utf-8", "replace").split("\0"):
+                meta, _, path = entry.partition("\t")
+                parts = meta.split()
+                if (len(parts) == 4 and parts[1] == "blob" and path.endswith((".yaml", ".yml"))
+                        and parts[3].isdigit() and int(parts[3]) <= MANIFEST_BYTES):
+                    ids[parts[2]] = path
+                if len(ids) >= MANIFEST_FILES:
+                    break
+            blobs = self._blobs(spec, ids)
+        return {ids[oid]: content.decode("utf-8", "replace") for oid, content in blobs.items()}
 
     def patch(self, repo: str, sha: str) -> str:
         with self._locked(repo) as spec:
