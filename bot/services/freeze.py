@@ -4,6 +4,7 @@ and after the push like a revert, so a crash or a refused push is finished by ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from datetime import datetime
 from bot.domain.actions import FINISHED, Action, ActionKind, ActionState, freeze_branch
 from bot.domain.errors import BackoutError, Conflict, InvalidInput, NotFound
 from bot.domain.freeze import Edit, Scope, Stamp, plan_freeze, plan_unfreeze
-from bot.domain.models import Actor, Incident, IncidentStatus
+from bot.domain.models import Actor, Incident, IncidentStatus, parse_incident_ref
 from bot.domain.playbooks import Playbook, RepoRole, playbook_named
 from bot.domain.ports import Forge, GitRepos, Notifier, Store
 from bot.domain.timeline import EventKind
@@ -22,6 +23,7 @@ from bot.services.incidents import get_incident
 from bot.services.pull_requests import open_for_action
 
 LABELS = ("backout", "incident", "freeze")
+_REF = re.compile(r"^(?:INC-)?\d+$", re.IGNORECASE)
 # A revert or restore still to be applied: Flux's reconcile: disabled would keep it from the cluster.
 _PENDING = frozenset({ActionState.STARTED, ActionState.PUSHED, ActionState.WAITING, ActionState.PR_OPEN})
 
@@ -48,6 +50,17 @@ class _Request:
     now: datetime
     page_url: str | None
     on_behalf_of: str
+
+
+def incident_for(store: Store, target: str) -> int:
+    """The incident a freeze is for: `INC-7`, `7`, or a service's newest active incident."""
+    if _REF.match(target.strip()):
+        return parse_incident_ref(target)
+    found = [i for i in store.run(lambda tx: tx.incidents.list(active=True, limit=500)) if i.service == target]
+    if not found:
+        raise NotFound(f"no active incident of service {target[:100]!r}: a freeze belongs to an incident "
+                       "(its branch is backout/INC-n/freeze); name the incident (INC-7)")
+    return max(found, key=lambda i: i.opened_at).id or 0
 
 
 def freeze(*, store: Store, git: GitRepos, notifier: Notifier, forge: Forge | None, playbooks: Sequence[Playbook],

@@ -5,16 +5,20 @@ rerun adopts what is there, and the unfreeze gives back the files as they were, 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
 from bot import bootstrap
 from bot.domain.errors import Conflict, TransientError, UpstreamError
 from bot.domain.models import Actor, IncidentStatus
+from bot.domain.ports import Transaction
 from bot.services.freeze import FreezeResult, freeze, unfreeze
+from bot.services.freeze_follow import follow_freezes, list_freezes
 from bot.services.incidents import get_incident
 from bot.services.pull_requests import follow_pull_requests
 from tests.fakes.github import FakeGitHub
@@ -56,7 +60,7 @@ def github(tmp_path: Path) -> Iterator[World]:
     with FakeGitHub(remote.bare).serving() as fake:
         config = configure(tmp_path, remote, repo={"forge": "github", "github_repo": "acme/gitops"},
                            github={"api_url": fake.base_url, "token": "ghs_fake", "throttle": False,
-                                   "max_wait": "2s"})
+                                   "max_wait": "2s"}, api={"auth": "none"})
         app = open_incident(config, remote)
         try:
             yield app, remote, fake
@@ -174,3 +178,59 @@ def test_on_gitlab_a_crash_after_the_push_is_finished_by_a_rerun(tmp_path: Path)
             assert result.actions[0].request_name == "merge request !1"
         finally:
             app.close()
+
+
+def follow(app: bootstrap.App, now: datetime) -> int:
+    ctx = app.ctx
+    return follow_freezes(store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge,
+                          playbooks=ctx.playbooks, now=now, page_url=ctx.page_url)
+
+
+def test_once_verified_the_unfreeze_opens_by_itself_reminds_and_an_expiry_is_reported(github: World) -> None:
+    """Merged freeze, incident verified: one unfreeze pull request; a reminder per reminders.every
+    while it is open; past the playbook's 12h expiry, one report on the timeline and in the list."""
+    app, remote, fake = github
+    now = app.ctx.clock()
+    run(app)
+    merge(remote, "backout/INC-1/freeze")
+    fake.merge(1)
+    follow_pull_requests(store=app.ctx.store, forge=app.ctx.forge, notifier=app.ctx.notifier, now=now)
+    assert follow(app, now) == 0, "not verified yet: the freeze stays"
+
+    def verified(tx: Transaction) -> None:
+        incident = tx.incidents.get(1)
+        assert incident is not None
+        tx.incidents.save(incident.model_copy(update={"status": IncidentStatus.VERIFIED, "verified_at": now}))
+
+    app.ctx.store.run(verified)
+    follow(app, now)
+    follow(app, now)
+    assert [p["head"]["ref"] for p in fake.pulls.values()] == ["backout/INC-1/freeze", "backout/INC-1/unfreeze"]
+    notices = app.ctx.notifier.notices  # type: ignore[attr-defined]
+    assert follow(app, now + timedelta(minutes=11)) == 1
+    assert [n.kind for n in notices].count("freeze.reminder") == 1
+    later = now + timedelta(hours=13)
+    assert [row.expired for row in list_freezes(store=app.ctx.store, now=later)] == [True]
+    follow(app, later)
+    follow(app, later)
+    expired = [e for e in get_incident(store=app.ctx.store, incident_id=1).timeline if e.kind == "freeze.expired"]
+    assert len(expired) == 1
+    assert "still paused: merge the unfreeze" in expired[0].text
+
+
+def test_the_api_freezes_by_service_lists_and_refuses_what_would_block_a_revert(github: World) -> None:
+    """POST .../checkout/freeze freezes INC-1 (the service's active incident), twice is one pull request;
+    GET /api/freezes lists it; an unknown service is a 404 saying what to name."""
+    app, _, fake = github
+    with TestClient(app.http) as client:
+        first = client.post("/api/incidents/checkout/freeze", json={"by": "alice"})
+        again = client.post("/api/incidents/INC-1/freeze")
+        listed = client.get("/api/freezes").json()["freezes"]
+        unknown = client.post("/api/incidents/payments/freeze")
+    assert first.status_code == again.status_code == 200, first.text
+    [action] = first.json()["actions"]
+    assert (action["kind"], action["branch"], action["state"]) == ("freeze", "backout/INC-1/freeze", "pr_open")
+    assert len(fake.pulls) == 1
+    assert [(r["incident_ref"], r["repo"], r["expired"]) for r in listed] == [("INC-1", "gitops", False)]
+    assert unknown.status_code == 404
+    assert "no active incident of service 'payments'" in unknown.json()["detail"]
