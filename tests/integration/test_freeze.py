@@ -4,6 +4,7 @@ rerun adopts what is there, and the unfreeze gives back the files as they were, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from bot import bootstrap
+from bot.cli import app as cli
 from bot.domain.errors import Conflict, TransientError, UpstreamError
 from bot.domain.models import Actor, IncidentStatus
 from bot.domain.ports import Transaction
@@ -234,3 +237,22 @@ def test_the_api_freezes_by_service_lists_and_refuses_what_would_block_a_revert(
     assert [(r["incident_ref"], r["repo"], r["expired"]) for r in listed] == [("INC-1", "gitops", False)]
     assert unknown.status_code == 404
     assert "no active incident of service 'payments'" in unknown.json()["detail"]
+
+
+def test_the_cli_freezes_lists_and_unfreezes(github: World, tmp_path: Path) -> None:
+    """`backout freeze checkout`, `backout freeze --list`, `backout unfreeze INC-1` on the config's database."""
+    _, remote, fake = github
+    config = str(tmp_path / "config.yaml")
+    runner = CliRunner()
+    frozen = runner.invoke(cli, ["freeze", "checkout", "--config", config])
+    assert frozen.exit_code == 0, frozen.output
+    assert "\nfreeze of gitops: pr_open, https://github.example/acme/gitops/pull/1\n" in frozen.output
+    listed = runner.invoke(cli, ["freeze", "--list", "--json", "--config", config])
+    assert [row["state"] for row in json.loads(listed.output)["freezes"]] == ["pr_open"]
+    early = runner.invoke(cli, ["unfreeze", "INC-1", "--config", config])
+    assert early.exit_code != 0
+    assert "is not merged" in early.output and "close its pull request instead" in early.output
+    merge(remote, "backout/INC-1/freeze")
+    fake.merge(1)
+    assert runner.invoke(cli, ["unfreeze", "INC-1", "--config", config]).exit_code != 0, "not yet seen merged"
+    assert len(fake.pulls) == 1
