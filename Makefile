@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/body_limits.py
 	$(BIN)/python bench/storm.py
+	$(BIN)/python bench/freeze.py
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py

@@ -208,3 +208,13 @@ def test_the_token_travels_in_the_environment_not_the_arguments() -> None:
     assert env["GIT_CONFIG_VALUE_0"].startswith("Authorization: Basic ")
     assert runner.scrub(f"fatal: auth failed for tok-abc {env['GIT_CONFIG_VALUE_0'][21:]}") == (
         "fatal: auth failed for *** ***")
+
+
+def test_manifests_reads_every_yaml_file_of_the_tip_even_alike_ones(tmp_path: Path, remote: Remote) -> None:
+    """Two YAML files with the same content (one blob) are both read; files of other kinds are not."""
+    remote.commit("twins", {"apps/a/deploy.yaml": "kind: X\n", "apps/b/deploy.yml": "kind: X\n",
+                            "apps/c/notes.txt": "kind: X\n"})
+    found = mirrors(tmp_path, {"gitops": remote}).manifests("gitops")
+    assert found["apps/a/deploy.yaml"] == found["apps/b/deploy.yml"] == "kind: X\n"
+    assert set(found) == {"apps/a/deploy.yaml", "apps/b/deploy.yml", "apps/checkout/deploy.yaml",
+                          "apps/payments/deploy.yaml"}

@@ -360,17 +360,17 @@ class GitMirrors:
         with self._locked(repo) as spec:
             tip = self._fetched(spec)
             listed = spec.runner.run(["ls-tree", "-r", "-l", "-z", tip], cwd=self.path(repo)).stdout
-            ids: dict[str, str] = {}
+            paths: dict[str, str] = {}  # path -> blob id (files alike share one blob)
             for entry in listed.decode("utf-8", "replace").split("\0"):
                 meta, _, path = entry.partition("\t")
                 parts = meta.split()
                 if (len(parts) == 4 and parts[1] == "blob" and path.endswith((".yaml", ".yml"))
                         and parts[3].isdigit() and int(parts[3]) <= MANIFEST_BYTES):
-                    ids[parts[2]] = path
-                if len(ids) >= MANIFEST_FILES:
+                    paths[path] = parts[2]
+                if len(paths) >= MANIFEST_FILES:
                     break
-            blobs = self._blobs(spec, ids)
-        return {ids[oid]: content.decode("utf-8", "replace") for oid, content in blobs.items()}
+            blobs = self._blobs(spec, set(paths.values()))
+        return {path: blobs[oid].decode("utf-8", "replace") for path, oid in paths.items() if oid in blobs}
 
     def patch(self, repo: str, sha: str) -> str:
         with self._locked(repo) as spec:
