@@ -33,7 +33,7 @@ from bot.domain.ports import FetchedChanges, RevertResult
 log = structlog.get_logger(__name__)
 
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
-MANIFEST_FILES = 5000  # a GitOps repository's YAML, read whole for a freeze
+MANIFEST_FILES = 20_000  # a GitOps repository's YAML, read whole for a freeze (4,400 files: 0.04 s)
 MANIFEST_BYTES = 1_000_000
 
 
@@ -368,6 +368,8 @@ class GitMirrors:
                         and parts[3].isdigit() and int(parts[3]) <= MANIFEST_BYTES):
                     paths[path] = parts[2]
                 if len(paths) >= MANIFEST_FILES:
+                    log.warning("git.manifests_truncated", repo=repo, files=MANIFEST_FILES,
+                                detail="a freeze sees only the first files of this repository")
                     break
             blobs = self._blobs(spec, set(paths.values()))
         return {path: blobs[oid].decode("utf-8", "replace") for path, oid in paths.items() if oid in blobs}
