@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.git.listing import MANIFEST_BYTES, MANIFEST_FILES, yaml_blobs
 from bot.adapters.git.runner import GitCommandError, GitRunner
 from bot.domain.errors import Conflict, UpstreamError
 from tests.gitrepos import BASE, Remote, git, mirrors
@@ -218,3 +219,14 @@ def test_manifests_reads_every_yaml_file_of_the_tip_even_alike_ones(tmp_path: Pa
     assert found["apps/a/deploy.yaml"] == found["apps/b/deploy.yml"] == "kind: X\n"
     assert set(found) == {"apps/a/deploy.yaml", "apps/b/deploy.yml", "apps/checkout/deploy.yaml",
                           "apps/payments/deploy.yaml"}
+
+
+def test_a_listing_past_the_bound_says_it_was_cut() -> None:
+    """More YAML files than MANIFEST_FILES: the first ones, and `truncated`; a big file is left out."""
+    entries = [f"100644 blob {i:040x}     12\tapps/f{i}.yaml" for i in range(MANIFEST_FILES + 1)]
+    entries.append(f"100644 blob {'b' * 40} {MANIFEST_BYTES + 1}\tapps/big.yaml")
+    paths, truncated = yaml_blobs("\0".join(entries).encode())
+    assert truncated
+    assert len(paths) == MANIFEST_FILES
+    assert "apps/big.yaml" not in paths
+    assert yaml_blobs("\0".join(entries[:3]).encode()) == ({f"apps/f{i}.yaml": f"{i:040x}" for i in range(3)}, False)

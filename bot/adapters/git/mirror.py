@@ -21,6 +21,7 @@ import structlog
 
 from bot.adapters.git.fetching import FetchGate
 from bot.adapters.git.host import Deadlines, HostGuard, HostNotAnswering, host_of, remote_reason, unreachable
+from bot.adapters.git.listing import yaml_blobs
 from bot.adapters.git.memo import Memo, is_full_sha
 from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS, dry_sha_of, parse_log, parse_reverts
 from bot.adapters.git.pins import pin_revert
@@ -33,8 +34,6 @@ from bot.domain.ports import FetchedChanges, RevertResult
 log = structlog.get_logger(__name__)
 
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
-MANIFEST_FILES = 20_000  # a GitOps repository's YAML, read whole for a freeze (4,400 files: 0.04 s)
-MANIFEST_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -360,17 +359,10 @@ class GitMirrors:
         with self._locked(repo) as spec:
             tip = self._fetched(spec)
             listed = spec.runner.run(["ls-tree", "-r", "-l", "-z", tip], cwd=self.path(repo)).stdout
-            paths: dict[str, str] = {}  # path -> blob id (files alike share one blob)
-            for entry in listed.decode("utf-8", "replace").split("\0"):
-                meta, _, path = entry.partition("\t")
-                parts = meta.split()
-                if (len(parts) == 4 and parts[1] == "blob" and path.endswith((".yaml", ".yml"))
-                        and parts[3].isdigit() and int(parts[3]) <= MANIFEST_BYTES):
-                    paths[path] = parts[2]
-                if len(paths) >= MANIFEST_FILES:
-                    log.warning("git.manifests_truncated", repo=repo, files=MANIFEST_FILES,
-                                detail="a freeze sees only the first files of this repository")
-                    break
+            paths, truncated = yaml_blobs(listed)
+            if truncated:
+                log.warning("git.manifests_truncated", repo=repo, files=len(paths),
+                            detail="a freeze sees only the first YAML files of this repository")
             blobs = self._blobs(spec, set(paths.values()))
         return {path: blobs[oid].decode("utf-8", "replace") for path, oid in paths.items() if oid in blobs}
 
