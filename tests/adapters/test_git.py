@@ -224,9 +224,9 @@ def test_manifests_reads_every_yaml_file_of_the_tip_even_alike_ones(tmp_path: Pa
 def test_a_listing_past_the_bound_says_it_was_cut() -> None:
     """More YAML files than MANIFEST_FILES: the first ones, and `truncated`; a big file is left out."""
     entries = [f"100644 blob {i:040x}     12\tapps/f{i}.yaml" for i in range(MANIFEST_FILES + 1)]
-    entries.append(f"100644 blob {'b' * 40} {MANIFEST_BYTES + 1}\tapps/big.yaml")
+    entries.insert(0, f"100644 blob {'b' * 40} {MANIFEST_BYTES + 1}\tapps/big.yaml")
     paths, truncated = yaml_blobs("\0".join(entries).encode())
     assert truncated
     assert len(paths) == MANIFEST_FILES
     assert "apps/big.yaml" not in paths
-    assert yaml_blobs("\0".join(entries[:3]).encode()) == ({f"apps/f{i}.yaml": f"{i:040x}" for i in range(3)}, False)
+    assert yaml_blobs("\0".join(entries[:4]).encode()) == ({f"apps/f{i}.yaml": f"{i:040x}" for i in range(3)}, False)
