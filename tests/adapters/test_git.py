@@ -230,3 +230,28 @@ def test_a_listing_past_the_bound_says_it_was_cut() -> None:
     assert len(paths) == MANIFEST_FILES
     assert "apps/big.yaml" not in paths
     assert yaml_blobs("\0".join(entries[:4]).encode()) == ({f"apps/f{i}.yaml": f"{i:040x}" for i in range(3)}, False)
+
+
+def test_a_commit_patch_is_read_from_git_once(tmp_path: Path, remote: Remote) -> None:
+    """A commit never changes: its patch, asked for by thousands of incidents after a restart, runs
+    `git show` once; a branch name, which moves, is read each time."""
+    bump = remote.commit("checkout: bump to 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1")})
+    git_repos = mirrors(tmp_path, {"gitops": remote})
+    git_repos.refresh("gitops", since_sha=None, not_before=EARLY)
+    shows: list[str] = []
+
+    class Counting(GitRunner):
+        def run(self, args, **kwargs):  # type: ignore[no-untyped-def,override]
+            if args[0] == "show":
+                shows.append(args[-1])
+            return super().run(args, **kwargs)
+
+    spec = git_repos._repos["gitops"]
+    git_repos._repos["gitops"] = type(spec)(name=spec.name, url=spec.url, branch=spec.branch,
+                                            runner=Counting(timeout=30))
+    patches = [git_repos.patch("gitops", bump) for _ in range(3)]
+    assert len(set(patches)) == 1
+    assert "+image: registry.example.com/checkout:1.1" in patches[0]
+    git_repos.patch("gitops", "origin/main")
+    git_repos.patch("gitops", "origin/main")
+    assert shows == [bump, "origin/main", "origin/main"]

@@ -33,6 +33,7 @@ from bot.domain.ports import FetchedChanges, RevertResult
 
 log = structlog.get_logger(__name__)
 
+KEPT_PATCH = 64 * 1024  # characters: 256 kept patches stay within 16 MiB
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
 
 
@@ -67,6 +68,8 @@ class GitMirrors:
         # A controller storm asks the same questions hundreds of times a second: a process each is too slow.
         self._commits: Memo[tuple[str, str], str | None] = Memo()
         self._histories: Memo[tuple[str, str, str | None, int], list[str]] = Memo()
+        # Every incident that ranks a change asks for its patch (revert safety): kept, if small.
+        self._patches: Memo[tuple[str, str], str] = Memo(size=256)
 
     def _spec(self, repo: str) -> RepoSpec:
         try:
@@ -367,6 +370,12 @@ class GitMirrors:
         return {path: blobs[oid].decode("utf-8", "replace") for path, oid in paths.items() if oid in blobs}
 
     def patch(self, repo: str, sha: str) -> str:
+        if not is_full_sha(sha):
+            return self._read_patch(repo, sha)
+        return self._patches.get((repo, sha), lambda: self._read_patch(repo, sha),
+                                 keep=lambda text: len(text) <= KEPT_PATCH)
+
+    def _read_patch(self, repo: str, sha: str) -> str:
         with self._locked(repo) as spec:
             output = spec.runner.run(["show", "--first-parent", "--diff-merges=first-parent", "--format=",
                                       "--no-color", "--unified=3", sha], cwd=self.path(repo)).stdout
