@@ -53,7 +53,7 @@ def refresh_job(ctx: AppContext) -> None:
 
 def sweep_job(ctx: AppContext) -> None:
     """Finish follow-up work a crash or a failure left pending (investigations, announcements)."""
-    sweep(follow_up_work(ctx), now=ctx.clock())
+    sweep(follow_up_work(ctx), clock=ctx.clock, keep_going=ctx.leader.is_leader)
 
 
 def follow_job(ctx: AppContext) -> None:

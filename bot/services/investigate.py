@@ -17,7 +17,7 @@ from bot.services import notify
 from bot.services.act import apply_open_policy, revert_safety
 from bot.services.applied import deploying_objects, service_changes
 from bot.services.authors import notify_authors
-from bot.services.changelog import refresh_changes
+from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.code_changes import annotate_code
 from bot.services.incidents import find_changes, get_incident, get_ranking, require, save_suspects
 from bot.services.onset import onset_of, record_onset
@@ -172,28 +172,34 @@ def investigate(
     fetch_wait: float | None = None,
     clock: Callable[[], datetime] | None = None,
     later: Callable[[Sequence[str]], object] = lambda _: None,
+    refreshed: RefreshReport | None = None,
 ) -> Ranking:
     """What runs when an incident opens: refresh its repositories, rank, act, announce.
 
     A fetch that takes longer than `fetch_wait` seconds (or a Git host not answering) does not
     hold the ranking: it ranks from the mirror, says so on the timeline, and hands those
     repositories (and any that failed) to `later`, which ranks again when their fetch lands. With
-    a `clock`, the ranking is dated when it is made (the export's time to first suspect)."""
+    a `clock`, the ranking is dated when it is made (the export's time to first suspect).
+    `refreshed`: the repositories were just refreshed for a batch of incidents (the sweep): not
+    fetched again, and what is pending is the batch's to hand to `later`, once."""
     incident = get_incident(store=store, incident_id=incident_id).incident
     playbook = playbook_named(playbooks, incident.playbook)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
-    report = refresh_changes(store=store, git=git, repos=repos, now=now, import_window=import_window,
-                             applied=applied, applied_window=applied_window, wait=fetch_wait)
+    report = refreshed if refreshed is not None else refresh_changes(
+        store=store, git=git, repos=repos, now=now, import_window=import_window, applied=applied,
+        applied_window=applied_window, wait=fetch_wait)
     now = clock() if clock is not None else now
-    if report.failed:
-        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_REFRESH_FAILED, key="failed", by_repo=report.failed,
+    failed = {repo: reason for repo, reason in report.failed.items() if repo in repos}
+    pending = {repo: reason for repo, reason in report.pending.items() if repo in repos}
+    if failed:
+        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_REFRESH_FAILED, key="failed", by_repo=failed,
                     says="Could not refresh the change log ({}); ranked with the changes known so far.")
-    if report.pending:
-        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_FROM_MIRROR, key="pending", by_repo=report.pending,
+    if pending:
+        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_FROM_MIRROR, key="pending", by_repo=pending,
                     says="Ranked from the mirror without waiting on Git ({}); ranked again when the fetch "
                          "brings new commits.")
-    if report.pending or report.failed:
-        later(sorted({*report.pending, *report.failed}))
+    if (pending or failed) and refreshed is None:
+        later(sorted({*pending, *failed}))
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
     ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
     ranking = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident_id, ranking=ranking)
