@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.domain.gitops import Failure
-from bot.domain.models import Actor
+from bot.domain.models import Actor, Incident
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.ranking import rank_changes
@@ -219,9 +219,10 @@ def rerank_open_incidents(
     now: datetime, git: GitRepos | None = None, metrics: MetricsQuery | None = None,
     forge: Forge | None = None, page_url: Callable[[int], str | None] = lambda _: None,
 ) -> int:
-    """After new changes arrived: rank again every active incident whose playbook watches them."""
+    """After new changes arrived: rank again every active incident whose playbook watches them. One
+    never ranked yet is left to its pending investigation (after a restart, thousands may wait)."""
     count = 0
-    for incident in store.run(lambda tx: tx.incidents.list(active=True, limit=1000)):
+    for incident in store.run(_ranked_active):
         playbook = playbook_named(playbooks, incident.playbook)
         if playbook is None or not {e.repo for e in playbook.repos} & set(repos) or incident.id is None:
             continue
@@ -231,6 +232,11 @@ def rerank_open_incidents(
                             page_url=page_url(number)))
         count += 1
     return count
+
+
+def _ranked_active(tx: Transaction) -> list[Incident]:
+    return [incident for incident in tx.incidents.list(active=True, limit=1000)
+            if incident.id is not None and tx.rankings.get(incident.id) is not None]
 
 
 def rerank_incident(

@@ -13,6 +13,7 @@ from bot.domain.playbooks import Playbook
 from bot.services.follow_ups import RETRY_AFTER, FollowUpKind, FollowUpWork, follow_up, run_one, sweep
 from bot.services.incidents import get_ranking
 from bot.services.ingest import ingest_delivery
+from bot.services.investigate import rerank_open_incidents
 from tests.fakes.git import FakeGit
 from tests.fakes.store import InMemoryStore
 
@@ -113,3 +114,20 @@ def test_a_sweep_stops_when_told() -> None:
     job, notes = work(store)
     assert sweep(job, clock=lambda: NOW, keep_going=lambda: False) == 0
     assert notes.notices == []
+
+
+def test_new_changes_rank_again_only_what_was_ranked_before() -> None:
+    """New commits after a restart: the incidents whose investigation is still pending are left to
+    it (ranking them here too doubled the work of a crash's backlog); ranked ones are ranked again."""
+    store = InMemoryStore()
+    opened(store)
+    alert = ReceivedAlert(fingerprint="g", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
+                          labels={"alertname": "Latency", "service": "checkout"}, annotations={})
+    ingest_delivery(store=store, delivery=Delivery(group_key="h", status=AlertStatus.FIRING, alerts=(alert,)),
+                    playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
+    job, _ = work(store)
+    assert run_one(job, incident_id=1, kind=FollowUpKind.INVESTIGATE, now=NOW)
+    reranked = rerank_open_incidents(store=store, notifier=RecordingNotifier(), playbooks=PLAYBOOKS,
+                                     repos=["gitops"], now=NOW + timedelta(minutes=1))
+    assert reranked == 1
+    assert get_ranking(store=store, incident_id=2).status.value == "pending", "left to its investigation"
