@@ -19,7 +19,7 @@ from bot.services.applied import deploying_objects, service_changes
 from bot.services.authors import notify_authors
 from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.code_changes import annotate_code
-from bot.services.incidents import find_changes, get_incident, get_ranking, require, save_suspects
+from bot.services.incidents import find_changes, get_ranking, require, save_suspects
 from bot.services.onset import onset_of, record_onset
 
 
@@ -31,13 +31,15 @@ def rank_incident(
     recorded on the timeline. With Prometheus, timing counts from the key metric's onset
     (found once, outside any transaction, then kept with the ranking). A resolved or closed
     incident keeps the ranking it has."""
-    onset = _onset(store, playbooks, incident_id, metrics, now)
+    # Without Prometheus the onset is only what an earlier ranking kept: read in the same transaction.
+    sought = _onset(store, playbooks, incident_id, metrics, now) if metrics is not None else None
 
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
         kept = tx.rankings.get(incident_id)
         if kept is not None and not incident.active:
             return kept  # a resolved incident is a record: its suspects stay as people saw them
+        onset = sought if metrics is not None else kept.onset_at if kept is not None else None
         playbook = playbook_named(playbooks, incident.playbook)
         changes, reverts, failures = [], [], []
         if playbook is not None and playbook.repos:
@@ -57,10 +59,9 @@ def rank_incident(
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
                                started_at=incident.started_at, now=now, reverts=reverts, onset=onset,
                                failures=failures, dry=dry, ruled_out=ruled_out(tx, incident_id))
-        previous = tx.rankings.get(incident_id)
-        ranking = _annotated_as_before(ranking, previous)
+        ranking = _annotated_as_before(ranking, kept)
         tx.rankings.save(incident_id, ranking)
-        if previous is None or _answer(previous) != _answer(ranking):
+        if kept is None or _answer(kept) != _answer(ranking):
             top = [f"{s.short} {s.score:.2f} {s.subject[:80]}" for s in ranking.suspects[:3]]
             best = ranking.best
             tx.timeline.append(event(
@@ -182,7 +183,7 @@ def investigate(
     a `clock`, the ranking is dated when it is made (the export's time to first suspect).
     `refreshed`: the repositories were just refreshed for a batch of incidents (the sweep): not
     fetched again, and what is pending is the batch's to hand to `later`, once."""
-    incident = get_incident(store=store, incident_id=incident_id).incident
+    incident = store.run(lambda tx: require(tx, incident_id))
     playbook = playbook_named(playbooks, incident.playbook)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
     report = refreshed if refreshed is not None else refresh_changes(
