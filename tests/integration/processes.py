@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -194,6 +195,7 @@ class Postgres:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
 
     def start(self) -> Postgres:
+        atexit.register(self.stop)  # however the run ends (an error, Ctrl-C, a SIGTERM made an interrupt)
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres", "postgres")
         self._run(self.initdb, "-D", str(self.datadir), "-U", "backout", "--auth=trust",
@@ -218,6 +220,7 @@ class Postgres:
                   "start")
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if (self.datadir / "postmaster.pid").exists():
             self._run(self.pg_ctl, "-D", str(self.datadir), "-m", "immediate", "stop")
         shutil.rmtree(self.workdir, ignore_errors=True)
