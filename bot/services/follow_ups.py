@@ -10,9 +10,11 @@ expired while its holder was still busy costs time, not a double announcement.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 
 import structlog
 
@@ -55,6 +57,7 @@ class FollowUpWork:
     fetch_wait: float | None = None  # seconds an investigation waits for a fetch before ranking from the mirror
     clock: Callable[[], datetime] | None = None  # dates each ranking when it is made
     later: Callable[[Sequence[str]], object] = lambda _: None  # ranks again when these repositories' fetch lands
+    workers: int = 1  # the sweep's investigations at a time (on PostgreSQL they mostly wait on the database)
 
 
 def follow_up(work: FollowUpWork, *, opened: Sequence[int], resolved: Sequence[int], now: datetime) -> int:
@@ -74,20 +77,25 @@ def sweep(work: FollowUpWork, *, clock: Callable[[], datetime], batch: int = BAT
     repositories are refreshed once for all its investigations: after a crash, thousands of
     incidents wait on the same few repositories."""
     done = 0
-    while keep_going():
-        now = clock()
-        due = _due(work.store, now=now, limit=batch)
-        if not due:
-            break
-        refreshed = _refresh_for(work, [item.incident_id for item in due if item.kind == INVESTIGATE], now)
-        ran = [run_one(work, incident_id=item.incident_id, kind=FollowUpKind(item.kind), now=clock(),
-                       refreshed=refreshed) for item in due]
-        done += sum(ran)
-        if not any(ran):
-            break  # all of it held by others or failed: nothing more to do before it is due again
+    with ThreadPoolExecutor(max_workers=work.workers, thread_name_prefix="sweep") as pool:
+        while keep_going():
+            now = clock()
+            due = _due(work.store, now=now, limit=batch)
+            if not due:
+                break
+            refreshed = _refresh_for(work, [item.incident_id for item in due if item.kind == INVESTIGATE], now)
+            ran = list(pool.map(partial(_run_due, work, clock=clock, refreshed=refreshed), due))
+            done += sum(ran)
+            if not any(ran):
+                break  # all of it held by others or failed: nothing more to do before it is due again
     if done:
         log.info("follow_ups.swept", done=done)
     return done
+
+
+def _run_due(work: FollowUpWork, item: FollowUp, *, clock: Callable[[], datetime],
+             refreshed: RefreshReport | None) -> bool:
+    return run_one(work, incident_id=item.incident_id, kind=FollowUpKind(item.kind), now=clock(), refreshed=refreshed)
 
 
 def _due(store: Store, *, now: datetime, limit: int) -> list[FollowUp]:
