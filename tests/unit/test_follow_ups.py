@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -89,9 +90,11 @@ def test_a_resolution_is_announced_through_the_same_work(status: AlertStatus) ->
     assert sorted(n.kind for n in notes.notices) == ["incident.opened", "incident.resolved"]
 
 
-def test_a_sweep_runs_the_whole_backlog_and_fetches_each_repository_once() -> None:
-    """60 incidents left pending by a crash: one sweep ranks and announces them all, batch after
-    batch, and fetches their playbook's repository once a batch, not once an incident."""
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_sweep_runs_the_whole_backlog_and_fetches_each_repository_once(workers: int) -> None:
+    """60 incidents left pending by a crash: one sweep ranks and announces them all (each once, with
+    one worker or several), batch after batch, and fetches their playbook's repository once a
+    batch, not once an incident."""
     store = InMemoryStore()
     for n in range(60):
         alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
@@ -100,10 +103,11 @@ def test_a_sweep_runs_the_whole_backlog_and_fetches_each_repository_once() -> No
                         playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
     git = FakeGit()
     job, notes = work(store, git)
+    job = dataclasses.replace(job, workers=workers)
     assert sweep(job, clock=lambda: NOW, batch=25) == 60
     assert store.run(lambda tx: tx.follow_ups.backlog()) == 0
     assert {get_ranking(store=store, incident_id=n).status.value for n in range(1, 61)} == {"ranked"}
-    assert len(notes.notices) == 60
+    assert sorted(n.incident_id for n in notes.notices) == list(range(1, 61))
     assert git.refreshes == 3  # batches of 25, 25 and 10
 
 
