@@ -19,7 +19,7 @@ from bot.services.applied import deploying_objects, service_changes
 from bot.services.authors import notify_authors
 from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.code_changes import annotate_code
-from bot.services.incidents import find_changes, get_ranking, require, save_suspects
+from bot.services.incidents import find_suspects, get_ranking, require, save_suspects
 from bot.services.onset import onset_of, record_onset
 
 
@@ -142,12 +142,10 @@ def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: R
     follows the scores, so a reverted or ruled-out change may come between them), so people see
     them before they roll back. Git work happens outside any transaction."""
     suspects = list(ranking.suspects)
-    for index in ranking.candidate_indexes(top):
-        suspect = suspects[index]
-        found = find_changes(store, suspect.repo, suspect.sha)
-        if not found:
-            continue
-        suspects[index] = suspect.model_copy(update={"warnings": revert_safety(git, found[0])})
+    indexes = ranking.candidate_indexes(top)
+    for index, change in zip(indexes, find_suspects(store, [suspects[i] for i in indexes]), strict=True):
+        if change is not None:
+            suspects[index] = suspects[index].model_copy(update={"warnings": revert_safety(git, change)})
     return save_suspects(store=store, incident_id=incident_id, ranking=ranking, suspects=suspects)
 
 
