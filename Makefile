@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/body_limits.py
 	$(BIN)/python bench/storm.py
 	$(BIN)/python bench/freeze.py
+	$(BIN)/python bench/crash_recovery.py
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py
