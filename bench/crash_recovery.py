@@ -33,8 +33,7 @@ from bot.adapters.storage import migrate  # noqa: E402
 from bot.adapters.storage.engine import create_engine  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.gitrepos import Remote  # noqa: E402
-from tests.integration.processes import BackoutServer, Postgres  # noqa: E402
-from tests.integration.test_follow_ups import silent_git_host  # noqa: E402
+from tests.integration.processes import BackoutServer, Postgres, silent_git_host  # noqa: E402
 
 TOKEN = "crash-token"
 DONE = """SELECT (SELECT count(*) FROM follow_ups WHERE done_at IS NULL),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import http.server
 import os
 import shutil
 import signal
@@ -12,7 +13,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,29 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, every: f
             pass
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def silent_git_host() -> Iterator[str]:
+    """A Git host that takes connections and never answers: investigations wait on it."""
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            released.wait(120)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    released = threading.Event()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/gitops.git"
+    finally:
+        released.set()
+        httpd.shutdown()
+        httpd.server_close()
 
 
 READ_TOKEN = "integration-read-token-0123456789"

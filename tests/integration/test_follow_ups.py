@@ -3,11 +3,7 @@ announced, once, by the restarted server's sweep."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,7 @@ from bot.adapters.storage.engine import create_engine
 from tests.conftest import TOKEN
 from tests.fakes.slack import FakeSlack
 from tests.gitrepos import Remote
-from tests.integration.processes import BackoutServer, wait_until
+from tests.integration.processes import BackoutServer, silent_git_host, wait_until
 
 pytestmark = pytest.mark.integration
 INCIDENTS = 40
@@ -34,29 +30,6 @@ def delivery(n: int, at: datetime) -> dict[str, Any]:
                                                "severity": "critical"},
                 "annotations": {}, "startsAt": at.isoformat(), "endsAt": "0001-01-01T00:00:00Z",
                 "fingerprint": f"{n:016x}"}]}
-
-
-@contextmanager
-def silent_git_host() -> Iterator[str]:
-    """A Git host that takes connections and never answers: investigations wait on it."""
-    class Silent(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            released.wait(120)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    released = threading.Event()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/gitops.git"
-    finally:
-        released.set()
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.mark.parametrize("storage", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
