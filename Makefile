@@ -46,6 +46,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/body_limits.py
 	$(BIN)/python bench/storm.py
+	$(BIN)/python bench/freeze.py
+	$(BIN)/python bench/crash_recovery.py
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py

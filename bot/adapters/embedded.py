@@ -47,7 +47,8 @@ class NoAppliedTimes:
 class SingleReplica:
     """The leader gate for one process: it always leads. (PostgreSQL replicas use an advisory lock.)"""
 
-    replica = "single"
+    def __init__(self, replica: str = "single") -> None:
+        self.replica = replica
 
     def is_leader(self) -> bool:
         return True

@@ -9,7 +9,15 @@ May import everything below it: `entrypoints`, `adapters`, `services`, `domain` 
 Only the command line (`bot.cli`) and the demo (`bot.demo`) import it.
 """
 
-from bot.bootstrap.app import App, build, describe_storage, elect_leader, upgrade_database, utc_now
+from bot.bootstrap.app import (
+    App,
+    build,
+    describe_storage,
+    elect_leader,
+    start_replica,
+    upgrade_database,
+    utc_now,
+)
 from bot.bootstrap.forges import build_forge, build_git
 from bot.bootstrap.logs import configure_logging
 from bot.bootstrap.slack import build_slack, socket_mode
@@ -24,6 +32,7 @@ __all__ = [
     "describe_storage",
     "elect_leader",
     "socket_mode",
+    "start_replica",
     "upgrade_database",
     "utc_now",
 ]

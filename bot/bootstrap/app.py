@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
+import structlog
 from fastapi import FastAPI
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine, make_url
 
 from bot.adapters.console import ConsoleNotifier
+from bot.adapters.embedded import SingleReplica
 from bot.adapters.export.render import ExportRenderer
 from bot.adapters.pagerduty import PagerDutyPager
 from bot.adapters.prometheus import PrometheusQuery
+from bot.adapters.replica import take_name
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.leader import PostgresLeader
@@ -47,6 +50,7 @@ from bot.entrypoints.metrics import Metrics
 from bot.services.gitops import ControllerReport, record_controller_events
 from bot.services.ingest import IngestOutcome, ingest_deliveries
 
+log = structlog.get_logger(__name__)
 # Controller events written in one transaction at most: under 1,000 a second a batch is a few
 # hundred milliseconds of work, so an event waits well under a second.
 CONTROLLER_BATCH = 200
@@ -164,12 +168,28 @@ def _pagerduty(settings: Settings) -> PagerDutyPager:
                           timeout=pd.timeout.total_seconds())
 
 
+def start_replica(app: App) -> None:
+    """For `serve`: take this process's replica name (kept beside `git.mirror_dir`, in the replica's
+    own data folder: `.backout/replica` by default) and the name's next epoch, and free at once what
+    the name's previous run held when it died (follow-up work, chat summaries being sent). Claims of
+    other replicas lapse after their lease."""
+    name = take_name(app.ctx.settings.git.mirror_dir.parent)
+    app.closers.append(name.close)
+    app.ctx.leader = SingleReplica(name.name)
+    if not isinstance(app.ctx.store, SqlStore):
+        return
+    holder, released = app.ctx.store.start_replica(name.name, at=app.ctx.clock())
+    log.info("replica.started", replica=holder.name, epoch=holder.epoch, name_kept=name.kept,
+             released_follow_ups=released.follow_ups, released_summaries=released.summaries)
+
+
 def elect_leader(app: App) -> None:
     """For `serve`: on PostgreSQL, replicas elect the one that runs the scheduled jobs with an
     advisory lock; on SQLite the one process leads. (Commands other than `serve` never take part.)"""
     if app.engine is None or app.engine.dialect.name != "postgresql":
         return
-    leader = PostgresLeader(app.engine, interval=app.ctx.settings.scheduler.leader_interval).start()
+    leader = PostgresLeader(app.engine, interval=app.ctx.settings.scheduler.leader_interval,
+                            replica=app.ctx.leader.replica).start()
     app.ctx.leader = leader
     app.closers.append(leader.close)
 

@@ -286,6 +286,33 @@ class LocalBackend:
                        now=ctx.clock(), page_url=ctx.page_url(number))
         return found.model_dump(mode="json")
 
+    def freeze(self, target: str, *, by: str, reconcile_disabled: bool) -> dict[str, Any]:
+        from bot.services.freeze import freeze, incident_for
+        from bot.services.presenters import freeze_dict
+
+        ctx = self.app.ctx
+        number = incident_for(ctx.store, target)
+        return freeze_dict(freeze(store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge,
+                                  playbooks=ctx.playbooks, incident_id=number, actor=Actor.USER, actor_id=by,
+                                  now=ctx.clock(), reconcile_disabled=reconcile_disabled,
+                                  page_url=ctx.page_url(number)))
+
+    def unfreeze(self, target: str, *, by: str) -> dict[str, Any]:
+        from bot.services.freeze import incident_for, unfreeze
+        from bot.services.presenters import freeze_dict
+
+        ctx = self.app.ctx
+        number = incident_for(ctx.store, target)
+        return freeze_dict(unfreeze(store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge,
+                                    playbooks=ctx.playbooks, incident_id=number, actor=Actor.USER, actor_id=by,
+                                    now=ctx.clock(), page_url=ctx.page_url(number)))
+
+    def freezes(self) -> dict[str, Any]:
+        from bot.services.freeze_follow import list_freezes
+        from bot.services.presenters import freeze_rows_dict
+
+        return freeze_rows_dict(list_freezes(store=self.store, now=datetime.now(UTC)))
+
     def _status(self, ref: str, target: IncidentStatus, *, by: str, note: str = "") -> dict[str, Any]:
         from bot.services import incidents
         from bot.services.notify import incident_update

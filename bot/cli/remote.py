@@ -109,6 +109,16 @@ class BackoutClient:
         optional |= {"repo": repo} if repo else {}
         return self._json("POST", f"/api/incidents/{ref}/restore", json={"good": good, "by": by, **optional})
 
+    def freeze(self, target: str, *, by: str, reconcile_disabled: bool) -> dict[str, Any]:
+        asked = {"reconcile_disabled": True} if reconcile_disabled else {}
+        return self._json("POST", f"/api/incidents/{quote(target, safe='')}/freeze", json={"by": by, **asked})
+
+    def unfreeze(self, target: str, *, by: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{quote(target, safe='')}/unfreeze", json={"by": by})
+
+    def freezes(self) -> dict[str, Any]:
+        return self._json("GET", "/api/freezes")
+
     def report(self, *, since: str, service: str | None) -> dict[str, Any]:
         return self._json("GET", "/api/report", params={"since": since, **({"service": service} if service else {})})
 

@@ -67,6 +67,7 @@ def run_server(config: Path | None, *, echo: Callable[[str], None]) -> int:
     for warning in [*config_warnings(settings, file=label), *playbook_warnings(settings, built.ctx.playbooks,
                                                                                 file=label)]:
         log.warning("config.warning", key=warning.key, reason=warning.reason)
+    bootstrap.start_replica(built)
     bootstrap.elect_leader(built)
     log.info("serve.starting", config=label, listen=f"{settings.server.host}:{settings.server.port}",
              storage=bootstrap.describe_storage(settings),

@@ -1,5 +1,6 @@
-"""Actions: a revert, a restore or an incident branch, idempotent on (incident, kind, commit): the
-reverted commit, the good revision restored, empty for the incident branch."""
+"""Actions: a revert, a restore, an incident branch, a freeze or unfreeze of automation, idempotent on
+(incident, kind, commit): the reverted commit, the good revision restored, the repository frozen,
+empty for the incident branch."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class ActionKind(StrEnum):
     RESTORE = "restore"  # the service's paths put back to their last known good revision
     INCIDENT_BRANCH = "incident_branch"
     POSTMORTEM = "postmortem"  # the post-mortem draft proposed to a repository
+    FREEZE = "freeze"  # automation paused in Git for the service (commit_sha: the repository)
+    UNFREEZE = "unfreeze"  # exactly what a freeze added, taken out again (commit_sha: the repository)
 
 
 # The actions whose pull request changes production: its opening mitigates, its merge is applied.
@@ -34,6 +37,12 @@ class ActionState(StrEnum):
     MERGED = "merged"          # the pull request was merged (by a person: Backout never merges)
     CLOSED = "closed"          # the pull request was closed without merging
 
+
+# Kinds that pause or resume automation and change no deployed code: their pull requests never
+# move the incident's life.
+AUTOMATION = frozenset({ActionKind.FREEZE, ActionKind.UNFREEZE})
+# Kinds whose pull request Backout follows until it merges or closes.
+FOLLOWED = CHANGING | AUTOMATION
 
 # The branch exists: pushing again is never needed.
 FINISHED = frozenset({ActionState.PUSHED, ActionState.CONFLICTED, ActionState.PR_OPEN,
@@ -69,6 +78,17 @@ class Action(BaseModel):
         return acting(self.actor_id, str(self.detail.get("on_behalf_of") or ""))
 
     @property
+    def label(self) -> str:
+        """What it is, for people: "revert abc1234", "freeze of gitops"."""
+        if self.kind is ActionKind.REVERT:
+            return f"revert {self.commit_sha[:7]}"
+        if self.kind is ActionKind.RESTORE:
+            return f"restore to last known good {self.commit_sha[:7]}"
+        if self.kind in AUTOMATION:
+            return f"{self.kind.value} of {self.repo}"
+        return "post-mortem draft" if self.kind is ActionKind.POSTMORTEM else "incident branch"
+
+    @property
     def request_noun(self) -> str:
         return "merge request" if self.request_name.startswith("merge request") else "pull request"
 
@@ -86,6 +106,11 @@ def restore_branch(incident_id: int, good_sha: str) -> str:
 def incident_branch(incident_id: int) -> str:
     """`backout/INC-7/incident` (git cannot hold both `backout/INC-7` and refs below it)."""
     return f"backout/{format_incident_ref(incident_id)}/incident"
+
+
+def freeze_branch(incident_id: int, kind: ActionKind = ActionKind.FREEZE) -> str:
+    """`backout/INC-7/freeze` (or `.../unfreeze`): one per incident, as the incident branch."""
+    return f"backout/{format_incident_ref(incident_id)}/{kind.value}"
 
 
 def revert_message(*, incident_ref: str, incident_title: str, sha: str, subject: str) -> str:

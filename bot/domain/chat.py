@@ -22,6 +22,8 @@ COMMANDS = {
     "rollback": "rollback ID [SHA]",
     "branch": "branch ID",
     "restore": "restore ID [GOOD-SHA] [SHARED-PATH...]",
+    "freeze": "freeze ID|SERVICE [reconcile-disabled]",
+    "unfreeze": "unfreeze ID|SERVICE",
     "resolve": "resolve ID [note]",
     "reopen": "reopen ID [note]",
     "note": "note ID text",

@@ -89,7 +89,7 @@ CHANGE_EVENTS: dict[EventKind, str] = {
     EventKind.VERIFY_RECOVERED: "verified: recovered",
     EventKind.VERIFY_FAILED: "verified: not recovered",
 }
-CHANGE_ACTIONS = frozenset({"revert", "restore"})  # the pull requests that change production
+CHANGE_ACTIONS = frozenset({"revert", "restore", "freeze", "unfreeze"})  # pull requests that change production
 PAGED_KINDS = frozenset({EventKind.INCIDENT_PAGED, EventKind.INCIDENT_ACKNOWLEDGED, EventKind.INCIDENT_RESOLVED})
 WATCHED_KINDS = frozenset({*CHANGE_EVENTS, *PAGED_KINDS})  # what the outbox follows on the timeline
 

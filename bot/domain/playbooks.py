@@ -134,6 +134,12 @@ class ActionPolicy(Strict):
     reviewers: tuple[str, ...] = ()
 
 
+class FreezePolicy(Strict):
+    """`backout freeze`: how long a freeze of automation may stay before it is reported expired."""
+
+    expires_after: Duration = timedelta(hours=24)
+
+
 class Owners(Strict):
     slack_users: tuple[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")], ...] = ()
     slack_groups: tuple[Annotated[str, Field(pattern=r"^S[A-Z0-9]{2,}$")], ...] = ()
@@ -212,6 +218,7 @@ class Playbook(Strict):
     good_after: Duration = timedelta(minutes=30)
     reminders: Reminders = Reminders()
     room: RoomPolicy = RoomPolicy()  # a channel per declared incident: when, private, who, roles
+    freeze: FreezePolicy = FreezePolicy()
     gitops: GitOpsPolicy = GitOpsPolicy()  # the Flux and Argo CD objects that deploy the service
     pagerduty: PagerDutyPolicy = PagerDutyPolicy()  # its PagerDuty service, on-call and paging
 

@@ -48,6 +48,9 @@ class EventKind(StrEnum):
     RESTORE_WAITING = "restore.waiting"
     BRANCH_PUSHED = "branch.pushed"
     POSTMORTEM_PUSHED = "postmortem.pushed"
+    FREEZE_PUSHED = "freeze.pushed"  # automation paused in Git for the service, on a branch
+    UNFREEZE_PUSHED = "unfreeze.pushed"  # what the freeze added, taken out again, on a branch
+    FREEZE_EXPIRED = "freeze.expired"  # a merged freeze past its expiry, its unfreeze not merged
     PR_OPENED = "pr.opened"
     PR_MERGED = "pr.merged"
     PR_CLOSED = "pr.closed"

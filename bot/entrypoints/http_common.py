@@ -75,7 +75,7 @@ def follow_up_work(ctx: AppContext) -> FollowUpWork:
                         applied_window=ctx.settings.github.applied_window, page_url=ctx.page_url,
                         metrics=ctx.metrics_query, lease=ctx.settings.scheduler.follow_up_lease,
                         fetch_wait=ctx.settings.git.fetch_wait.total_seconds(), clock=ctx.clock,
-                        later=lambda repos: refresh_later(ctx, repos))
+                        later=lambda repos: refresh_later(ctx, repos), workers=ctx.settings.scheduler.sweep_workers)
 
 
 def schedule_follow_up(ctx: AppContext, outcome: IngestOutcome) -> None:

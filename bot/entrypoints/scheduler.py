@@ -22,6 +22,7 @@ from bot.entrypoints.refreshing import refresh_and_rerank
 from bot.services import lifecycle
 from bot.services.act import push_waiting
 from bot.services.follow_ups import sweep
+from bot.services.freeze_follow import follow_freezes
 from bot.services.notify import incident_update
 from bot.services.paging import run_pager
 from bot.services.plan import advance_plans
@@ -54,7 +55,7 @@ def refresh_job(ctx: AppContext) -> None:
 
 def sweep_job(ctx: AppContext) -> None:
     """Finish follow-up work a crash or a failure left pending (investigations, announcements)."""
-    sweep(follow_up_work(ctx), now=ctx.clock())
+    sweep(follow_up_work(ctx), clock=ctx.clock, keep_going=ctx.leader.is_leader)
 
 
 def follow_job(ctx: AppContext) -> None:
@@ -62,6 +63,14 @@ def follow_job(ctx: AppContext) -> None:
     changed = follow_pull_requests(store=ctx.store, forge=ctx.forge, notifier=ctx.notifier, now=ctx.clock())
     if changed:
         log.info("pull_requests.followed", changed=changed)
+
+
+def freeze_job(ctx: AppContext) -> None:
+    """Open the unfreeze once the fix is verified, remind while it is open, report expired freezes."""
+    changed = follow_freezes(store=ctx.store, git=ctx.git, notifier=ctx.notifier, forge=ctx.forge,
+                             playbooks=ctx.playbooks, now=ctx.clock(), page_url=ctx.page_url)
+    if changed:
+        log.info("freezes.followed", changed=changed)
 
 
 def lifecycle_job(ctx: AppContext) -> None:
@@ -159,6 +168,7 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         # At start too: mirrors are cloned and warm before the first incident, not during it.
         add("refresh_changes", refresh_job, settings.git.refresh_every, at_start=True)
         add("push_waiting", push_waiting_job, settings.scheduler.push_retry_every)
+        add("follow_freezes", freeze_job, timedelta(seconds=60))
     if settings.export.postmortem is not None:
         add("open_postmortems", postmortem_job, timedelta(seconds=60))
     if any(repo.forge in ("github", "gitlab") for repo in settings.repos):

@@ -20,7 +20,7 @@ from bot.domain.ports import Store, Transaction
 from bot.domain.timeline import EventKind, event
 from bot.services.incidents import require
 
-_REFUSED = {ActionKind.REVERT: "be rolled back", ActionKind.RESTORE: "be restored"}
+_REFUSED = {ActionKind.REVERT: "be rolled back", ActionKind.RESTORE: "be restored", ActionKind.FREEZE: "be frozen"}
 
 
 def record_proposed(store: Store, *, incident_id: int, change: Change, score: float, now: datetime) -> Action:
@@ -46,13 +46,15 @@ def record_proposed(store: Store, *, incident_id: int, change: Change, score: fl
 
 def record_started(store: Store, *, incident_id: int, kind: ActionKind, repo: str, sha: str, branch: str,
            actor: Actor, actor_id: str, now: datetime, auto: bool,
-           warnings: Sequence[str] = (), on_behalf_of: str = "") -> Action:
+           warnings: Sequence[str] = (), on_behalf_of: str = "", any_state: bool = False) -> Action:
     """Record the action as started (or return it if already finished), with a timeline event;
-    `on_behalf_of` (whom the actor acts for) is kept in its detail."""
+    `on_behalf_of` (whom the actor acts for) is kept in its detail. `any_state`: allowed on a
+    resolved incident too (an unfreeze cleans up after it)."""
 
     def work(tx: Transaction) -> Action:
         incident: Incident = require(tx, incident_id)
-        refuse(incident, _REFUSED.get(kind, "get an incident branch"))
+        if not any_state:
+            refuse(incident, _REFUSED.get(kind, "get an incident branch"))
         existing = tx.actions.get(incident_id, kind, sha)
         if existing is not None and existing.state in FINISHED:
             return existing
@@ -68,7 +70,8 @@ def record_started(store: Store, *, incident_id: int, kind: ActionKind, repo: st
             action = existing.model_copy(update={"state": ActionState.STARTED, "updated_at": now, "auto": auto,
                                                  **mine})
             tx.actions.save(action)
-        what = {ActionKind.REVERT: f"revert of {sha[:7]}", ActionKind.RESTORE: f"restore to {sha[:7]}"}.get(
+        what = {ActionKind.REVERT: f"revert of {sha[:7]}", ActionKind.RESTORE: f"restore to {sha[:7]}",
+                ActionKind.FREEZE: "freeze of automation", ActionKind.UNFREEZE: "unfreeze of automation"}.get(
             kind, "incident branch")
         caution = f". Revert safety: {'; '.join(warnings)}" if warnings else ""
         tx.timeline.append(event(

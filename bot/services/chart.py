@@ -97,7 +97,7 @@ def _markers(view: IncidentView) -> list[Marker]:
         if action.kind is ActionKind.POSTMORTEM:
             continue  # after the fact: not part of the incident's story on the chart
         what = {ActionKind.REVERT: f"revert {action.commit_sha[:7]}",
-                ActionKind.RESTORE: f"restore to {action.commit_sha[:7]}"}.get(action.kind, "incident branch")
+                ActionKind.RESTORE: f"restore to {action.commit_sha[:7]}"}.get(action.kind, action.label)
         if action.state in (ActionState.PUSHED, ActionState.PR_OPEN, ActionState.MERGED, ActionState.CONFLICTED):
             found.append(Marker(action.created_at, "action", f"{what} pushed"))
         if action.state is ActionState.MERGED:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from bot.domain.chat import COMMANDS, Command, escape_mrkdwn, may_roll_back, usage
@@ -23,6 +24,7 @@ from bot.services import verdicts as verdict_service
 from bot.services.act import RollbackPlan
 from bot.services.authors import notify_authors
 from bot.services.export import ExportLinks, build_export
+from bot.services.freeze import freeze, incident_for, unfreeze
 from bot.services.investigate import investigate
 from bot.services.notify import incident_lines, incident_update
 from bot.services.plan import incident_plan
@@ -82,6 +84,8 @@ class ChatCommands:
             return Reply("```" + render_incident_list(active) + "```")
         if command.name == "open":
             return self._open(command, user=user, now=now)
+        if command.name in ("freeze", "unfreeze"):
+            return self.freeze(command, user=user, groups=groups, now=now)
         number = self._incident(command, channel)
         self._audit(number, user, f"/incident {command.name} {' '.join(command.args)}".strip(), now)
         if command.name in ROOM_COMMANDS:
@@ -231,6 +235,21 @@ class ChatCommands:
                          actor_id=user, now=self.clock(), forge=self.forge, page_url=self.page_url(number),
                          reviewers=playbook.actions.reviewers if playbook else ())
         return Reply(escape_mrkdwn(result.message), private=False)
+
+    def freeze(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]],
+               now: datetime) -> Reply:
+        """`freeze INC-7|checkout [reconcile-disabled]`, `unfreeze ...`: who may roll back may freeze."""
+        number = incident_for(self.store, command.incident or "")
+        self._audit(number, user, f"/incident {command.name} {command.incident} {' '.join(command.args)}".strip(), now)
+        refusal = self.refuse(number, user=user, groups=groups, what=command.name)
+        if refusal is not None:
+            return refusal
+        act_on = partial(freeze if command.name == "freeze" else unfreeze, store=self.store, git=self.git,
+                         notifier=self.notifier, forge=self.forge, playbooks=self.playbooks, incident_id=number,
+                         actor=Actor.USER, actor_id=user, now=now, page_url=self.page_url(number))
+        result = (act_on(reconcile_disabled="reconcile-disabled" in command.args) if command.name == "freeze"
+                  else act_on())
+        return Reply(f"INC-{number} {command.name}: {result.message}", private=False)
 
     def status(self, number: int, target: IncidentStatus, user: str) -> Reply:
         """A status button: a state that does not allow it is answered privately, naming the state."""

@@ -12,7 +12,7 @@ from bot.domain.errors import BackoutError
 from bot.domain.playbooks import Playbook, PlaybookRepo, RepoRole, playbook_named
 from bot.domain.ports import GitRepos, Store
 from bot.domain.suspects import CodeChange, Ranking
-from bot.services.incidents import find_changes, require, save_suspects
+from bot.services.incidents import find_suspects, require, save_suspects
 
 MOST_COMMITS = 50
 _SHA_TAG = re.compile(r"(?:^|[-_.])(?:g|sha-?)?([0-9a-f]{7,40})$")
@@ -28,10 +28,10 @@ def annotate_code(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
         return ranking
     apps = [entry for entry in playbook.repos if entry.role is RepoRole.APP]
     suspects = list(ranking.suspects)
-    for index in ranking.candidate_indexes(top):
+    indexes = ranking.candidate_indexes(top)
+    for index, change in zip(indexes, find_suspects(store, [suspects[i] for i in indexes]), strict=True):
         suspect = suspects[index]
-        found = find_changes(store, suspect.repo, suspect.sha)
-        bumps = [bump for file in (found[0].files if found else ()) for bump in file.bumps]
+        bumps = [bump for file in (change.files if change else ()) for bump in file.bumps]
         if not bumps:
             continue
         code, note = app_commits(store=store, git=git, apps=apps, bumps=bumps, service=playbook.service)

@@ -10,15 +10,18 @@ expired while its holder was still busy costs time, not a double announcement.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 
 import structlog
 
-from bot.domain.playbooks import Playbook
-from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store
+from bot.domain.playbooks import Playbook, playbook_named
+from bot.domain.ports import AppliedTimes, FollowUp, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.services import notify
+from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.incidents import ANNOUNCE_RESOLVED, INVESTIGATE
 from bot.services.investigate import investigate
 
@@ -27,6 +30,8 @@ log = structlog.get_logger(__name__)
 # A claim holds this long: work is taken over this soon after its runner died or lost the database.
 LEASE = timedelta(minutes=2)
 RETRY_AFTER = timedelta(seconds=30)
+# Due work the sweep takes at a time: one refresh of the repositories serves the whole batch.
+BATCH = 500
 
 
 class FollowUpKind(StrEnum):
@@ -52,6 +57,7 @@ class FollowUpWork:
     fetch_wait: float | None = None  # seconds an investigation waits for a fetch before ranking from the mirror
     clock: Callable[[], datetime] | None = None  # dates each ranking when it is made
     later: Callable[[Sequence[str]], object] = lambda _: None  # ranks again when these repositories' fetch lands
+    workers: int = 1  # the sweep's investigations at a time (on PostgreSQL they mostly wait on the database)
 
 
 def follow_up(work: FollowUpWork, *, opened: Sequence[int], resolved: Sequence[int], now: datetime) -> int:
@@ -64,18 +70,68 @@ def follow_up(work: FollowUpWork, *, opened: Sequence[int], resolved: Sequence[i
     return done
 
 
-def sweep(work: FollowUpWork, *, now: datetime, limit: int = 50) -> int:
-    """Run pending work nobody holds (left by a crash, or failed and due again)."""
+def sweep(work: FollowUpWork, *, clock: Callable[[], datetime], batch: int = BATCH,
+          keep_going: Callable[[], bool] = lambda: True) -> int:
+    """Run pending work nobody holds (left by a crash, or failed and due again), a batch at a time,
+    until none is due or `keep_going` says stop (this replica no longer leads). A batch's
+    repositories are refreshed once for all its investigations: after a crash, thousands of
+    incidents wait on the same few repositories."""
     done = 0
-    for item in work.store.run(lambda tx: tx.follow_ups.due(now=now, limit=limit)):
-        done += run_one(work, incident_id=item.incident_id, kind=FollowUpKind(item.kind), now=now)
+    with ThreadPoolExecutor(max_workers=work.workers, thread_name_prefix="sweep") as pool:
+        while keep_going():
+            now = clock()
+            due = _due(work.store, now=now, limit=batch)
+            if not due:
+                break
+            refreshed = _refresh_for(work, [item.incident_id for item in due if item.kind == INVESTIGATE], now)
+            ran = list(pool.map(partial(_run_due, work, clock=clock, refreshed=refreshed), due))
+            done += sum(ran)
+            if not any(ran):
+                break  # all of it held by others or failed: nothing more to do before it is due again
     if done:
         log.info("follow_ups.swept", done=done)
     return done
 
 
-def run_one(work: FollowUpWork, *, incident_id: int, kind: FollowUpKind, now: datetime) -> bool:
-    """Claim the work, do it, mark it done; False when someone else holds it or it is done."""
+def _run_due(work: FollowUpWork, item: FollowUp, *, clock: Callable[[], datetime],
+             refreshed: RefreshReport | None) -> bool:
+    return run_one(work, incident_id=item.incident_id, kind=FollowUpKind(item.kind), now=clock(), refreshed=refreshed)
+
+
+def _due(store: Store, *, now: datetime, limit: int) -> list[FollowUp]:
+    return store.run(lambda tx: tx.follow_ups.due(now=now, limit=limit))
+
+
+def _refresh_for(work: FollowUpWork, incident_ids: Sequence[int], now: datetime) -> RefreshReport | None:
+    """Fetch once the repositories these incidents' playbooks watch (waiting `fetch_wait` at most,
+    as one investigation does), and hand what is still fetching or failed to `later` once for the
+    batch; None when there are none or the refresh itself broke (each investigation then refreshes,
+    and fails, on its own)."""
+    if not incident_ids:
+        return None
+
+    def playbooks(tx: Transaction) -> set[str]:
+        incidents = [tx.incidents.get(incident_id) for incident_id in incident_ids]
+        return {incident.playbook for incident in incidents if incident is not None and incident.playbook}
+
+    watched = [playbook_named(work.playbooks, name) for name in work.store.run(playbooks)]
+    repos = sorted({entry.repo for playbook in watched if playbook is not None for entry in playbook.repos})
+    try:
+        report = refresh_changes(store=work.store, git=work.git, repos=repos, now=now,
+                                 import_window=work.import_window, applied=work.applied,
+                                 applied_window=work.applied_window, wait=work.fetch_wait)
+    except Exception as exc:
+        log.exception("follow_ups.refresh_failed", repos=repos, error=str(exc))
+        return None
+    if report.pending or report.failed:
+        work.later(sorted({*report.pending, *report.failed}))
+    return report
+
+
+def run_one(work: FollowUpWork, *, incident_id: int, kind: FollowUpKind, now: datetime,
+            refreshed: RefreshReport | None = None) -> bool:
+    """Claim the work, do it, mark it done; False when someone else holds it or it is done.
+    `refreshed`: the repositories were just fetched for a batch (see `investigate`)."""
     claimed = work.store.run(lambda tx: tx.follow_ups.claim(incident_id, kind.value, now=now, until=now + work.lease))
     if not claimed:
         return False
@@ -85,7 +141,7 @@ def run_one(work: FollowUpWork, *, incident_id: int, kind: FollowUpKind, now: da
                         incident_id=incident_id, now=now, import_window=work.import_window, forge=work.forge,
                         applied=work.applied, applied_window=work.applied_window,
                         page_url=work.page_url(incident_id), metrics=work.metrics, fetch_wait=work.fetch_wait,
-                        clock=work.clock, later=work.later)
+                        clock=work.clock, later=work.later, refreshed=refreshed)
         else:
             notify.incident_update(store=work.store, notifier=work.notifier, incident_id=incident_id,
                                    kind="incident.resolved")

@@ -99,6 +99,14 @@ def find_changes(store: Store, repo: str | None, sha: str) -> list[Change]:
     return store.run(lambda tx: tx.changes.find(repo, sha))
 
 
+def find_suspects(store: Store, suspects: Sequence[Suspect]) -> list[Change | None]:
+    """Each suspect's stored change (None if gone), in one transaction."""
+    def work(tx: Transaction) -> list[Change | None]:
+        return [next(iter(tx.changes.find(s.repo, s.sha)), None) for s in suspects]
+
+    return store.run(work)
+
+
 def get_timeline(*, store: Store, incident_id: int) -> list[TimelineEvent]:
     """The incident's timeline in order."""
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.domain.gitops import Failure
-from bot.domain.models import Actor
+from bot.domain.models import Actor, Incident
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.ranking import rank_changes
@@ -17,9 +17,9 @@ from bot.services import notify
 from bot.services.act import apply_open_policy, revert_safety
 from bot.services.applied import deploying_objects, service_changes
 from bot.services.authors import notify_authors
-from bot.services.changelog import refresh_changes
+from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.code_changes import annotate_code
-from bot.services.incidents import find_changes, get_incident, get_ranking, require, save_suspects
+from bot.services.incidents import find_suspects, get_ranking, require, save_suspects
 from bot.services.onset import onset_of, record_onset
 
 
@@ -31,13 +31,15 @@ def rank_incident(
     recorded on the timeline. With Prometheus, timing counts from the key metric's onset
     (found once, outside any transaction, then kept with the ranking). A resolved or closed
     incident keeps the ranking it has."""
-    onset = _onset(store, playbooks, incident_id, metrics, now)
+    # Without Prometheus the onset is only what an earlier ranking kept: read in the same transaction.
+    sought = _onset(store, playbooks, incident_id, metrics, now) if metrics is not None else None
 
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
         kept = tx.rankings.get(incident_id)
         if kept is not None and not incident.active:
             return kept  # a resolved incident is a record: its suspects stay as people saw them
+        onset = sought if metrics is not None else kept.onset_at if kept is not None else None
         playbook = playbook_named(playbooks, incident.playbook)
         changes, reverts, failures = [], [], []
         if playbook is not None and playbook.repos:
@@ -57,10 +59,9 @@ def rank_incident(
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
                                started_at=incident.started_at, now=now, reverts=reverts, onset=onset,
                                failures=failures, dry=dry, ruled_out=ruled_out(tx, incident_id))
-        previous = tx.rankings.get(incident_id)
-        ranking = _annotated_as_before(ranking, previous)
+        ranking = _annotated_as_before(ranking, kept)
         tx.rankings.save(incident_id, ranking)
-        if previous is None or _answer(previous) != _answer(ranking):
+        if kept is None or _answer(kept) != _answer(ranking):
             top = [f"{s.short} {s.score:.2f} {s.subject[:80]}" for s in ranking.suspects[:3]]
             best = ranking.best
             tx.timeline.append(event(
@@ -141,12 +142,10 @@ def annotate_safety(*, store: Store, git: GitRepos, incident_id: int, ranking: R
     follows the scores, so a reverted or ruled-out change may come between them), so people see
     them before they roll back. Git work happens outside any transaction."""
     suspects = list(ranking.suspects)
-    for index in ranking.candidate_indexes(top):
-        suspect = suspects[index]
-        found = find_changes(store, suspect.repo, suspect.sha)
-        if not found:
-            continue
-        suspects[index] = suspect.model_copy(update={"warnings": revert_safety(git, found[0])})
+    indexes = ranking.candidate_indexes(top)
+    for index, change in zip(indexes, find_suspects(store, [suspects[i] for i in indexes]), strict=True):
+        if change is not None:
+            suspects[index] = suspects[index].model_copy(update={"warnings": revert_safety(git, change)})
     return save_suspects(store=store, incident_id=incident_id, ranking=ranking, suspects=suspects)
 
 
@@ -172,28 +171,34 @@ def investigate(
     fetch_wait: float | None = None,
     clock: Callable[[], datetime] | None = None,
     later: Callable[[Sequence[str]], object] = lambda _: None,
+    refreshed: RefreshReport | None = None,
 ) -> Ranking:
     """What runs when an incident opens: refresh its repositories, rank, act, announce.
 
     A fetch that takes longer than `fetch_wait` seconds (or a Git host not answering) does not
     hold the ranking: it ranks from the mirror, says so on the timeline, and hands those
     repositories (and any that failed) to `later`, which ranks again when their fetch lands. With
-    a `clock`, the ranking is dated when it is made (the export's time to first suspect)."""
-    incident = get_incident(store=store, incident_id=incident_id).incident
+    a `clock`, the ranking is dated when it is made (the export's time to first suspect).
+    `refreshed`: the repositories were just refreshed for a batch of incidents (the sweep): not
+    fetched again, and what is pending is the batch's to hand to `later`, once."""
+    incident = store.run(lambda tx: require(tx, incident_id))
     playbook = playbook_named(playbooks, incident.playbook)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
-    report = refresh_changes(store=store, git=git, repos=repos, now=now, import_window=import_window,
-                             applied=applied, applied_window=applied_window, wait=fetch_wait)
+    report = refreshed if refreshed is not None else refresh_changes(
+        store=store, git=git, repos=repos, now=now, import_window=import_window, applied=applied,
+        applied_window=applied_window, wait=fetch_wait)
     now = clock() if clock is not None else now
-    if report.failed:
-        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_REFRESH_FAILED, key="failed", by_repo=report.failed,
+    failed = {repo: reason for repo, reason in report.failed.items() if repo in repos}
+    pending = {repo: reason for repo, reason in report.pending.items() if repo in repos}
+    if failed:
+        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_REFRESH_FAILED, key="failed", by_repo=failed,
                     says="Could not refresh the change log ({}); ranked with the changes known so far.")
-    if report.pending:
-        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_FROM_MIRROR, key="pending", by_repo=report.pending,
+    if pending:
+        _note_repos(store, incident_id, now, kind=EventKind.CHANGES_FROM_MIRROR, key="pending", by_repo=pending,
                     says="Ranked from the mirror without waiting on Git ({}); ranked again when the fetch "
                          "brings new commits.")
-    if report.pending or report.failed:
-        later(sorted({*report.pending, *report.failed}))
+    if (pending or failed) and refreshed is None:
+        later(sorted({*pending, *failed}))
     ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
     ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
     ranking = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident_id, ranking=ranking)
@@ -213,9 +218,10 @@ def rerank_open_incidents(
     now: datetime, git: GitRepos | None = None, metrics: MetricsQuery | None = None,
     forge: Forge | None = None, page_url: Callable[[int], str | None] = lambda _: None,
 ) -> int:
-    """After new changes arrived: rank again every active incident whose playbook watches them."""
+    """After new changes arrived: rank again every active incident whose playbook watches them. One
+    never ranked yet is left to its pending investigation (after a restart, thousands may wait)."""
     count = 0
-    for incident in store.run(lambda tx: tx.incidents.list(active=True, limit=1000)):
+    for incident in store.run(_ranked_active):
         playbook = playbook_named(playbooks, incident.playbook)
         if playbook is None or not {e.repo for e in playbook.repos} & set(repos) or incident.id is None:
             continue
@@ -225,6 +231,11 @@ def rerank_open_incidents(
                             page_url=page_url(number)))
         count += 1
     return count
+
+
+def _ranked_active(tx: Transaction) -> list[Incident]:
+    return [incident for incident in tx.incidents.list(active=True, limit=1000)
+            if incident.id is not None and tx.rankings.get(incident.id) is not None]
 
 
 def rerank_incident(

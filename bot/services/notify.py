@@ -3,7 +3,7 @@ the notices that refresh it; the chat card is `bot.services.card`."""
 
 from __future__ import annotations
 
-from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.actions import Action, ActionState
 from bot.domain.models import AlertStatus, Incident
 from bot.domain.plan import make_plan, recorded
 from bot.domain.ports import Notice, Notifier, Store
@@ -77,9 +77,7 @@ def incident_lines(view: IncidentView) -> tuple[str, ...]:
 
 
 def describe_action(action: Action) -> str:
-    what = (f"revert {action.commit_sha[:7]}" if action.kind is ActionKind.REVERT
-            else f"restore to last known good {action.commit_sha[:7]}" if action.kind is ActionKind.RESTORE
-            else "post-mortem draft" if action.kind is ActionKind.POSTMORTEM else "incident branch")
+    what = action.label
     state = {
         ActionState.PROPOSED: f"proposed (branch {action.branch} when made)",
         ActionState.STARTED: f"under way on {action.branch}",

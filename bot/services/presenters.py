@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from bot.domain.actions import Action, ActionState
@@ -11,6 +13,8 @@ from bot.domain.models import Alert, Incident, TimelineEvent
 from bot.domain.plan import Plan
 from bot.domain.suspects import Ranking
 from bot.services.act import ActionResult, RollbackPlan
+from bot.services.freeze import FreezeResult
+from bot.services.freeze_follow import FreezeRow
 from bot.services.incidents import CommandResult, IncidentView
 from bot.services.restore import RestorePlan
 
@@ -134,3 +138,15 @@ def restore_plan_dict(plan: RestorePlan) -> dict[str, Any]:
         "undone": [{"sha": u.sha, "short": u.sha[:7], "author": u.author, "subject": u.subject,
                     "warnings": list(u.warnings)} for u in plan.undone],
     }
+
+
+def freeze_dict(result: FreezeResult) -> dict[str, Any]:
+    """What a freeze or unfreeze did: its actions (one per repository) and what it did not do, and why."""
+    return {"message": result.message, "actions": [action_dict(a) for a in result.actions],
+            "notes": list(result.notes)}
+
+
+def freeze_rows_dict(rows: Sequence[FreezeRow]) -> dict[str, Any]:
+    """`backout freeze --list`, `GET /api/freezes`: every freeze and whether it is past its expiry."""
+    return {"freezes": [{**asdict(row), "expires_at": row.expires_at.isoformat() if row.expires_at else None}
+                        for row in rows]}

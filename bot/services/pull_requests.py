@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bot.domain.actions import CHANGING, Action, ActionState
+from bot.domain.actions import AUTOMATION, FOLLOWED, Action, ActionState
 from bot.domain.changes import Change
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, AlertStatus
@@ -78,12 +78,12 @@ def branch_body(view: IncidentView, *, change: Change, conflicts: Sequence[str],
 
 def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: Action, base: str,
                     title: str, body: str, draft: bool, reviewers: Sequence[str], now: datetime,
-                    announce_failure: bool = True) -> Action:
+                    announce_failure: bool = True, labels: Sequence[str] = LABELS) -> Action:
     """Open (or adopt) the PR for an action's branch and record it; failures are recorded too
     (on the timeline unless `announce_failure` is off: a caller that retries says it once)."""
     try:
         ref = forge.open_pull_request(action.repo, head=action.branch, base=base, title=title, body=body,
-                                      draft=draft, labels=LABELS, reviewers=reviewers)
+                                      draft=draft, labels=labels, reviewers=reviewers)
     except BackoutError as exc:
         reason = str(exc)
         failed = action.model_copy(update={"updated_at": now,
@@ -103,7 +103,7 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
         store.run(record_failure)
         raise
     opened = action.model_copy(update={
-        "state": ActionState.PR_OPEN if action.kind in CHANGING else action.state,
+        "state": ActionState.PR_OPEN if action.kind in FOLLOWED else action.state,
         "url": ref.url, "updated_at": now,
         "detail": {**action.detail, "pr_number": ref.number, "pr_name": ref.called, "pr_error": None}})
     how = "adopted (it already existed)" if ref.adopted else "opened"
@@ -116,7 +116,8 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
                  f"{action.branch}: {ref.url}",
             data={"number": ref.number, "url": ref.url, "adopted": ref.adopted, "draft": draft,
                   "action": action.kind.value}))
-        lifecycle.request_opened(tx, opened, now=now)
+        if opened.kind not in AUTOMATION:
+            lifecycle.request_opened(tx, opened, now=now)
         return opened
 
     result = store.run(record)
@@ -149,7 +150,7 @@ def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now:
         elif status.state == "closed":
             _record(store, action.model_copy(update={"state": ActionState.CLOSED, "updated_at": now}),
                     EventKind.PR_CLOSED, f"{called.capitalize()} was closed without merging", now,
-                    then=lifecycle.request_closed)
+                    then=None if action.kind in AUTOMATION else lifecycle.request_closed)
         elif status.checks != action.detail.get("checks") and status.checks in ("failure", "success"):
             updated = action.model_copy(update={"detail": {**action.detail, "checks": status.checks},
                                                 "updated_at": now})
@@ -183,6 +184,7 @@ def _record_merge(store: Store, action: Action, *, called: str, by: str, now: da
                                  actor=Actor.USER, actor_id=by,
                                  text=f"{action.kind.value.capitalize()} merged by {by} ({called})",
                                  data={"url": action.url, "merged_by": by, "action": action.kind.value}))
-        lifecycle.request_merged(tx, action, now=now)
+        if action.kind not in AUTOMATION:
+            lifecycle.request_merged(tx, action, now=now)
 
     store.run(work)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.git.listing import MANIFEST_BYTES, MANIFEST_FILES, yaml_blobs
 from bot.adapters.git.runner import GitCommandError, GitRunner
 from bot.domain.errors import Conflict, UpstreamError
 from tests.gitrepos import BASE, Remote, git, mirrors
@@ -208,3 +209,49 @@ def test_the_token_travels_in_the_environment_not_the_arguments() -> None:
     assert env["GIT_CONFIG_VALUE_0"].startswith("Authorization: Basic ")
     assert runner.scrub(f"fatal: auth failed for tok-abc {env['GIT_CONFIG_VALUE_0'][21:]}") == (
         "fatal: auth failed for *** ***")
+
+
+def test_manifests_reads_every_yaml_file_of_the_tip_even_alike_ones(tmp_path: Path, remote: Remote) -> None:
+    """Two YAML files with the same content (one blob) are both read; files of other kinds are not."""
+    remote.commit("twins", {"apps/a/deploy.yaml": "kind: X\n", "apps/b/deploy.yml": "kind: X\n",
+                            "apps/c/notes.txt": "kind: X\n"})
+    found = mirrors(tmp_path, {"gitops": remote}).manifests("gitops")
+    assert found["apps/a/deploy.yaml"] == found["apps/b/deploy.yml"] == "kind: X\n"
+    assert set(found) == {"apps/a/deploy.yaml", "apps/b/deploy.yml", "apps/checkout/deploy.yaml",
+                          "apps/payments/deploy.yaml"}
+
+
+def test_a_listing_past_the_bound_says_it_was_cut() -> None:
+    """More YAML files than MANIFEST_FILES: the first ones, and `truncated`; a big file is left out."""
+    entries = [f"100644 blob {i:040x}     12\tapps/f{i}.yaml" for i in range(MANIFEST_FILES + 1)]
+    entries.insert(0, f"100644 blob {'b' * 40} {MANIFEST_BYTES + 1}\tapps/big.yaml")
+    paths, truncated = yaml_blobs("\0".join(entries).encode())
+    assert truncated
+    assert len(paths) == MANIFEST_FILES
+    assert "apps/big.yaml" not in paths
+    assert yaml_blobs("\0".join(entries[:4]).encode()) == ({f"apps/f{i}.yaml": f"{i:040x}" for i in range(3)}, False)
+
+
+def test_a_commit_patch_is_read_from_git_once(tmp_path: Path, remote: Remote) -> None:
+    """A commit never changes: its patch, asked for by thousands of incidents after a restart, runs
+    `git show` once; a branch name, which moves, is read each time."""
+    bump = remote.commit("checkout: bump to 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1")})
+    git_repos = mirrors(tmp_path, {"gitops": remote})
+    git_repos.refresh("gitops", since_sha=None, not_before=EARLY)
+    shows: list[str] = []
+
+    class Counting(GitRunner):
+        def run(self, args, **kwargs):  # type: ignore[no-untyped-def,override]
+            if args[0] == "show":
+                shows.append(args[-1])
+            return super().run(args, **kwargs)
+
+    spec = git_repos._repos["gitops"]
+    git_repos._repos["gitops"] = type(spec)(name=spec.name, url=spec.url, branch=spec.branch,
+                                            runner=Counting(timeout=30))
+    patches = [git_repos.patch("gitops", bump) for _ in range(3)]
+    assert len(set(patches)) == 1
+    assert "+image: registry.example.com/checkout:1.1" in patches[0]
+    git_repos.patch("gitops", "origin/main")
+    git_repos.patch("gitops", "origin/main")
+    assert shows == [bump, "origin/main", "origin/main"]

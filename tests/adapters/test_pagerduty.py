@@ -119,6 +119,14 @@ def test_an_incident_branch_pull_request_is_no_change(store: SqlStore, pager: Pa
     assert fake.changes == []
 
 
+def test_a_freeze_pull_request_is_a_change(store: SqlStore, pager: PagerDutyPager, fake: FakePagerDuty) -> None:
+    """A freeze of automation changes what production does next: its pull request is sent."""
+    number = open_incident(store, [playbook()])
+    open_revert(store, number, kind=ActionKind.FREEZE)
+    run_pager(store=store, pager=pager, playbooks=[playbook()], now=OPENED + timedelta(minutes=3))
+    assert len(fake.changes) == 1
+
+
 def test_an_unacknowledged_incident_pages_then_acknowledgement_and_resolution_follow(
         store: SqlStore, pager: PagerDutyPager, fake: FakePagerDuty) -> None:
     """Not acknowledged within page_after: triggered with dedup key backout:<id>; acknowledged and

@@ -12,7 +12,8 @@ from slack_sdk import WebClient
 from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
 from bot.config import load_playbooks
 from bot.domain.incidents import IncidentPolicy
-from bot.domain.models import Actor, IncidentStatus
+from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert
+from bot.domain.ports import IncidentMessage
 from bot.services import card, notify
 from bot.services.incidents import change_status
 from bot.services.ingest import ingest_delivery
@@ -48,6 +49,16 @@ def open_incident(store: InMemoryStore, notifier: SlackNotifier, clock: Clock) -
     ingest_delivery(store=store, delivery=delivery("01"), playbooks=load_playbooks(PLAYBOOKS),
                     policy=IncidentPolicy(), now=clock())
     notify.incident_update(store=store, notifier=notifier, incident_id=1, kind="incident.opened")
+
+
+def open_incidents(store: InMemoryStore, notifier: SlackNotifier, clock: Clock, count: int) -> None:
+    """`count` incidents of no playbook, each announced (its summary queued)."""
+    for n in range(count):
+        alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=clock(), ends_at=None, status=AlertStatus.FIRING,
+                              labels={"alertname": "Down", "service": f"svc{n}"}, annotations={})
+        ingest_delivery(store=store, playbooks=[], policy=IncidentPolicy(), now=clock(),
+                        delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)))
+        notify.incident_update(store=store, notifier=notifier, incident_id=n + 1, kind="incident.opened")
 
 
 def test_one_message_per_incident_then_updates_and_a_thread(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
@@ -226,15 +237,8 @@ def test_only_the_leading_replica_delivers(slack: FakeSlack, parts, clock: Clock
 def test_a_storm_stays_within_the_channel_rate_and_loses_nothing(slack: FakeSlack, parts, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     """30 incidents in one channel at once: a burst of 10 calls, then about one a second as time
     passes; in the end each incident posted once, its events on its thread."""
-    from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
-
     store, deliver, notifier = parts
-    for n in range(30):
-        alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=clock(), ends_at=None, status=AlertStatus.FIRING,
-                              labels={"alertname": "Down", "service": f"svc{n}"}, annotations={})
-        ingest_delivery(store=store, playbooks=[], policy=IncidentPolicy(), now=clock(),
-                        delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)))
-        notify.incident_update(store=store, notifier=notifier, incident_id=n + 1, kind="incident.opened")
+    open_incidents(store, notifier, clock, 30)
     first = deliver.drain()
     assert (first.posted, first.replies) == (10, 0)
     assert first.paced > 0
@@ -278,5 +282,37 @@ def test_the_chart_and_the_draft_go_to_the_thread_when_it_resolves(slack: FakeSl
         clock.now += timedelta(seconds=3)
         deliver.drain()
         assert len(slack.called("files.completeUploadExternal")) == 1, "once"
+    finally:
+        deliver.close()
+
+
+def test_a_backlog_in_one_channel_builds_a_message_only_when_one_can_go(slack: FakeSlack, clock: Clock) -> None:
+    """60 incidents queued in one channel (a restart's backlog): once the burst is spent, drains
+    at the same instant (one per new summary) build no message and touch no summary, and as time
+    passes each drain builds about what it posts, at the channel's rate."""
+    store = InMemoryStore()
+    built: list[int] = []
+
+    def describe(incident_id: int) -> IncidentMessage:
+        built.append(incident_id)
+        return card.incident_message(store=store, incident_id=incident_id)
+
+    deliver = SlackDelivery(store=store, client=WebClient(token="xoxb-test", base_url=f"{slack.base_url}/api/"),
+                            clock=clock, channel_for=lambda _: "#incidents", describe=describe, channel_rate=2)
+    notifier = SlackNotifier(store=store, kick=lambda: None, clock=clock)
+    open_incidents(store, notifier, clock, 60)
+    try:
+        assert deliver.drain().posted == 10  # the burst
+        built.clear()
+        runs = store.runs
+        for _ in range(50):
+            deliver.drain()
+        assert (built, store.runs - runs) == ([], 0), "a spent channel's backlog was churned"
+        posted = 0
+        for _ in range(20):
+            clock.now += timedelta(seconds=1)
+            posted += deliver.drain().posted
+        assert posted == 40  # two a second
+        assert len(built) <= posted + 20  # at most one message built and given back per drain
     finally:
         deliver.close()

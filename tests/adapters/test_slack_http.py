@@ -22,6 +22,7 @@ from bot.domain.ports import RevertResult
 from tests.conftest import AUTH, Clock, payload_bytes
 from tests.fakes.git import FakeGit
 from tests.fakes.slack import FakeSlack
+from tests.layouts import CHECKOUT
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 OWNER, STRANGER = "U0123ABCD", "U0STRANGER"
@@ -239,6 +240,22 @@ def test_the_branch_button_is_for_owners(client: TestClient, slack: FakeSlack, f
     wait_for(lambda: fake_git.branches)
     assert list(fake_git.branches) == [("gitops", "backout/INC-1/incident")]
     assert "backout/INC-1/incident" in wait_for(lambda: len(slack.responses) > 1 and slack.responses)[1]["text"]
+
+
+def test_freeze_by_service_is_for_owners_and_pushes_the_freeze_branch(client: TestClient, slack: FakeSlack,
+                                                                      fake_git: FakeGit) -> None:
+    """`/incident freeze checkout`: refused for a stranger; for an owner, the freeze branch of INC-1
+    with the marker taken off checkout's line, said in the channel."""
+    fake_git.manifest_files["gitops"] = {"apps/checkout/deploy.yaml": CHECKOUT}
+    post_command(client, slack, "freeze checkout", user=STRANGER)
+    assert "may not freeze INC-1" in wait_for(lambda: slack.responses)[0]["text"]
+    post_command(client, slack, "freeze checkout")
+    answer = wait_for(lambda: len(slack.responses) > 1 and slack.responses)[1]
+    assert answer["response_type"] == "in_channel"
+    assert answer["text"].startswith("INC-1 freeze: freeze of gitops: backout/INC-1/freeze (pushed)")
+    pushed = fake_git.pushed_files[("gitops", "backout/INC-1/freeze")]["apps/checkout/deploy.yaml"].decode()
+    assert "$imagepolicy" not in pushed
+    assert "# backout-freeze INC-1:" in pushed
 
 
 def test_suspect_buttons_record_verdicts_with_the_slack_user(client: TestClient, slack: FakeSlack) -> None:

@@ -26,6 +26,7 @@ class FakeGit:
         self.patches: dict[str, str] = {}
         self.tags: dict[str, dict[str, str]] = {}  # repo -> tag -> sha
         self.pushed_files: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.manifest_files: dict[str, dict[str, str]] = {}  # repo -> the YAML files on its watched branch
         self.pending: dict[str, str] = {}  # repo -> why its fetch has not landed: answers from "the mirror"
         self.on_refresh: Callable[[], None] = lambda: None  # runs in each refresh (a slow fetch moves a clock)
 
@@ -76,6 +77,9 @@ class FakeGit:
             self.branches[(repo, branch)] = "e" * 40
             self.pushed_files[(repo, branch)] = dict(files)
         return self.branches[(repo, branch)]
+
+    def manifests(self, repo: str) -> dict[str, str]:
+        return dict(self.manifest_files.get(repo, {}))
 
     def patch(self, repo: str, sha: str) -> str:
         return self.patches.get(sha, "")

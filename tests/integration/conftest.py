@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -31,6 +35,30 @@ def backout(tmp_path: Path) -> Iterator[BackoutServer]:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    server = Postgres().start()
-    yield server
-    server.stop()
+    """One server for the session. SIGTERM (an interrupted `make test`, a cancelled CI job) ends the
+    run as Ctrl-C does, so this teardown runs; an atexit hook stops the server if anything else
+    skips it."""
+    with sigterm_interrupts():
+        server = Postgres().start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Python's default SIGTERM ends the process at once: no fixture teardown, no atexit. Raise
+    KeyboardInterrupt instead, while the block runs (signals can be set from the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import http.server
 import os
 import shutil
 import signal
@@ -11,7 +13,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,29 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, every: f
             pass
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def silent_git_host() -> Iterator[str]:
+    """A Git host that takes connections and never answers: investigations wait on it."""
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            released.wait(120)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    released = threading.Event()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/gitops.git"
+    finally:
+        released.set()
+        httpd.shutdown()
+        httpd.server_close()
 
 
 READ_TOKEN = "integration-read-token-0123456789"
@@ -194,6 +220,7 @@ class Postgres:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
 
     def start(self) -> Postgres:
+        atexit.register(self.stop)  # however the run ends (an error, Ctrl-C, a SIGTERM made an interrupt)
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres", "postgres")
         self._run(self.initdb, "-D", str(self.datadir), "-U", "backout", "--auth=trust",
@@ -218,6 +245,7 @@ class Postgres:
                   "start")
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if (self.datadir / "postmaster.pid").exists():
             self._run(self.pg_ctl, "-D", str(self.datadir), "-m", "immediate", "stop")
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -22,6 +22,7 @@ from bot.services.ingest import ingest_delivery
 from bot.services.investigate import investigate
 from tests.fakes.github import FakeGitHub
 from tests.gitrepos import Remote, git
+from tests.layouts import ARGO_APP as APPLICATION
 
 pytestmark = pytest.mark.integration
 MARKER = '# {"$imagepolicy": "flux-system:checkout"}'
@@ -29,17 +30,6 @@ FLUX_DEPLOY = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: checko
                "    spec:\n      containers:\n      - name: checkout\n"
                "        image: registry.example.com/checkout:{tag} " + MARKER.replace("{", "{{").replace("}", "}}")
                + "\n")
-APPLICATION = """apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: checkout
-  namespace: argocd
-  annotations:
-    argocd-image-updater.argoproj.io/image-list: app=registry.example.com/checkout:~1
-    argocd-image-updater.argoproj.io/write-back-method: git
-spec:
-  project: default
-"""
 WRITE_BACK = "kustomize:\n  images:\n  - registry.example.com/checkout:{tag}\n"
 
 

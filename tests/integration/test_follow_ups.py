@@ -3,24 +3,21 @@ announced, once, by the restarted server's sweep."""
 
 from __future__ import annotations
 
-import http.server
-import sqlite3
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 
+from bot.adapters.storage.engine import create_engine
 from tests.conftest import TOKEN
 from tests.fakes.slack import FakeSlack
 from tests.gitrepos import Remote
-from tests.integration.processes import BackoutServer, wait_until
+from tests.integration.processes import BackoutServer, silent_git_host, wait_until
 
 pytestmark = pytest.mark.integration
 INCIDENTS = 40
@@ -35,32 +32,22 @@ def delivery(n: int, at: datetime) -> dict[str, Any]:
                 "fingerprint": f"{n:016x}"}]}
 
 
-@contextmanager
-def silent_git_host() -> Iterator[str]:
-    """A Git host that takes connections and never answers: investigations wait on it."""
-    class Silent(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            released.wait(120)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    released = threading.Event()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/gitops.git"
-    finally:
-        released.set()
-        httpd.shutdown()
-        httpd.server_close()
-
-
-def test_a_kill_after_the_answers_leaves_nothing_uninvestigated_or_unannounced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("storage", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_kill_after_the_answers_leaves_nothing_uninvestigated_or_unannounced(
+    tmp_path: Path, storage: str, request: pytest.FixtureRequest,
+) -> None:
     """40 incidents answered 200 while their investigations wait on a Git host that does not
-    answer; SIGKILL; restart with the host back: each is ranked and posted to Slack exactly once."""
+    answer; SIGKILL; restart with the host back: each is ranked and posted to Slack exactly once.
+    The work the killed process held is its own again at once on restart (it keeps its replica
+    name; a new epoch frees the old one's claims), not after the 10-minute lease, on SQLite and on
+    PostgreSQL alike."""
+    url = f"sqlite:///{tmp_path / 'backout.db'}"
+    if storage == "postgresql":
+        from tests.integration.test_replicas import fresh_database
+
+        postgres = request.getfixturevalue("postgres")
+        fresh_database(postgres).dispose()
+        url = postgres.url
     now = datetime.now(UTC)
     remote = Remote(tmp_path / "gitops", start=now - timedelta(minutes=30))
     remote.commit("checkout: bump", {"apps/checkout/deploy.yaml": "image: checkout:2\n"})
@@ -71,7 +58,7 @@ def test_a_kill_after_the_answers_leaves_nothing_uninvestigated_or_unannounced(t
         "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}], "actions": {"on_open": "propose"}}))
     with FakeSlack().serving() as slack, silent_git_host() as silent:
         config = {
-            "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"},
+            "storage": {"url": url},
             "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
             "playbooks_dir": str(playbooks),
             "repos": [{"name": "gitops", "url": silent}],
@@ -80,7 +67,7 @@ def test_a_kill_after_the_answers_leaves_nothing_uninvestigated_or_unannounced(t
             "chat": {"kind": "slack"},
             "slack": {"mode": "http", "bot_token": "xoxb-test", "signing_secret": "s" * 32,
                       "api_url": f"{slack.base_url}/api/", "channel": "#incidents", "channel_rate": 20},
-            "scheduler": {"sweep_every": "1s"},
+            "scheduler": {"sweep_every": "1s", "follow_up_lease": "10m"},
             "logging": {"format": "json"},
         }
         server = BackoutServer(tmp_path / "backout", config).start()
@@ -89,7 +76,8 @@ def test_a_kill_after_the_answers_leaves_nothing_uninvestigated_or_unannounced(t
             for n in range(INCIDENTS):
                 assert client.post("/webhooks/alertmanager", json=delivery(n, now)).status_code == 200
         server.kill()
-        assert pending(tmp_path) == INCIDENTS, "every investigation was still waiting on the Git host"
+        assert pending(url) == INCIDENTS, "every investigation was still waiting on the Git host"
+        assert held(url) > 0, "the killed process held some of the work"
 
         # The host is back (here: the real remote, in a fresh mirror folder).
         config["repos"] = [{"name": "gitops", "url": str(remote.bare)}]
@@ -104,7 +92,7 @@ def test_a_kill_after_the_answers_leaves_nothing_uninvestigated_or_unannounced(t
                 posted = [c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]
                 return len(incidents) == INCIDENTS and set(ranked) == {"ranked"} and len(posted) >= INCIDENTS
             wait_until(settled, timeout=60, what="every incident ranked and posted")
-            wait_until(lambda: not pending(tmp_path), timeout=30, what="no work left")
+            wait_until(lambda: not pending(url), timeout=30, what="no work left")
             top = [c for c in slack.called("chat.postMessage") if not c.get("thread_ts")]
             per_incident = Counter(str(c.get("text", "")).split(" ")[0] for c in top)
             assert len(per_incident) == INCIDENTS
@@ -113,7 +101,18 @@ def test_a_kill_after_the_answers_leaves_nothing_uninvestigated_or_unannounced(t
             server.stop()
 
 
-def pending(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "backout.db") as db:
-        [(left,)] = db.execute("SELECT count(*) FROM follow_ups WHERE done_at IS NULL").fetchall()
-    return int(left)
+def pending(url: str) -> int:
+    return count(url, "SELECT count(*) FROM follow_ups WHERE done_at IS NULL")
+
+
+def held(url: str) -> int:
+    return count(url, "SELECT count(*) FROM follow_ups WHERE done_at IS NULL AND claimed_until IS NOT NULL")
+
+
+def count(url: str, query: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(query)).scalar_one())
+    finally:
+        engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from bot.domain.playbooks import Playbook
 from bot.services.follow_ups import RETRY_AFTER, FollowUpKind, FollowUpWork, follow_up, run_one, sweep
 from bot.services.incidents import get_ranking
 from bot.services.ingest import ingest_delivery
+from bot.services.investigate import rerank_open_incidents
 from tests.fakes.git import FakeGit
 from tests.fakes.store import InMemoryStore
 
@@ -44,7 +46,7 @@ def test_the_delivery_records_the_work_and_running_it_once_finishes_it() -> None
     assert get_ranking(store=store, incident_id=1).status.value == "ranked"
     assert [n.kind for n in notes.notices] == ["incident.opened"]
     assert follow_up(job, opened=[1], resolved=[], now=NOW) == 0, "done work is not done again"
-    assert sweep(job, now=NOW) == 0
+    assert sweep(job, clock=lambda: NOW) == 0
 
 
 def test_work_held_by_another_runner_is_left_to_it_until_its_claim_runs_out() -> None:
@@ -53,8 +55,8 @@ def test_work_held_by_another_runner_is_left_to_it_until_its_claim_runs_out() ->
     opened(store)
     store.run(lambda tx: tx.follow_ups.claim(1, "investigate", now=NOW, until=NOW + timedelta(minutes=5)))
     job, notes = work(store)
-    assert sweep(job, now=NOW + timedelta(minutes=1)) == 0
-    assert sweep(job, now=NOW + timedelta(minutes=6)) == 1
+    assert sweep(job, clock=lambda: NOW + timedelta(minutes=1)) == 0
+    assert sweep(job, clock=lambda: NOW + timedelta(minutes=6)) == 1
     assert [n.kind for n in notes.notices] == ["incident.opened"]
 
 
@@ -69,9 +71,9 @@ def test_a_failure_is_retried_later_not_lost() -> None:
 
     job, _ = work(store, BrokenGit())
     assert run_one(job, incident_id=1, kind=FollowUpKind.INVESTIGATE, now=NOW) is False
-    assert sweep(job, now=NOW + timedelta(seconds=1)) == 0
+    assert sweep(job, clock=lambda: NOW + timedelta(seconds=1)) == 0
     fixed, notes = work(store)
-    assert sweep(fixed, now=NOW + RETRY_AFTER + timedelta(seconds=1)) == 1
+    assert sweep(fixed, clock=lambda: NOW + RETRY_AFTER + timedelta(seconds=1)) == 1
     assert [n.kind for n in notes.notices] == ["incident.opened"]
 
 
@@ -84,5 +86,52 @@ def test_a_resolution_is_announced_through_the_same_work(status: AlertStatus) ->
     kinds = sorted(f.kind for f in store.run(lambda tx: tx.follow_ups.due(now=NOW)))
     assert kinds == ["announce_resolved", "investigate"]
     job, notes = work(store)
-    assert sweep(job, now=NOW) == 2
+    assert sweep(job, clock=lambda: NOW) == 2
     assert sorted(n.kind for n in notes.notices) == ["incident.opened", "incident.resolved"]
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_sweep_runs_the_whole_backlog_and_fetches_each_repository_once(workers: int) -> None:
+    """60 incidents left pending by a crash: one sweep ranks and announces them all (each once, with
+    one worker or several), batch after batch, and fetches their playbook's repository once a
+    batch, not once an incident."""
+    store = InMemoryStore()
+    for n in range(60):
+        alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
+                              labels={"alertname": f"Errors{n}", "service": "checkout"}, annotations={})
+        ingest_delivery(store=store, delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)),
+                        playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
+    git = FakeGit()
+    job, notes = work(store, git)
+    job = dataclasses.replace(job, workers=workers)
+    assert sweep(job, clock=lambda: NOW, batch=25) == 60
+    assert store.run(lambda tx: tx.follow_ups.backlog()) == 0
+    assert {get_ranking(store=store, incident_id=n).status.value for n in range(1, 61)} == {"ranked"}
+    assert sorted(n.incident_id for n in notes.notices) == list(range(1, 61))
+    assert git.refreshes == 3  # batches of 25, 25 and 10
+
+
+def test_a_sweep_stops_when_told() -> None:
+    """A replica that stops leading mid-sweep leaves the rest to the new leader."""
+    store = InMemoryStore()
+    opened(store)
+    job, notes = work(store)
+    assert sweep(job, clock=lambda: NOW, keep_going=lambda: False) == 0
+    assert notes.notices == []
+
+
+def test_new_changes_rank_again_only_what_was_ranked_before() -> None:
+    """New commits after a restart: the incidents whose investigation is still pending are left to
+    it (ranking them here too doubled the work of a crash's backlog); ranked ones are ranked again."""
+    store = InMemoryStore()
+    opened(store)
+    alert = ReceivedAlert(fingerprint="g", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
+                          labels={"alertname": "Latency", "service": "checkout"}, annotations={})
+    ingest_delivery(store=store, delivery=Delivery(group_key="h", status=AlertStatus.FIRING, alerts=(alert,)),
+                    playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
+    job, _ = work(store)
+    assert run_one(job, incident_id=1, kind=FollowUpKind.INVESTIGATE, now=NOW)
+    reranked = rerank_open_incidents(store=store, notifier=RecordingNotifier(), playbooks=PLAYBOOKS,
+                                     repos=["gitops"], now=NOW + timedelta(minutes=1))
+    assert reranked == 1
+    assert get_ranking(store=store, incident_id=2).status.value == "pending", "left to its investigation"

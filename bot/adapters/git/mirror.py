@@ -21,6 +21,7 @@ import structlog
 
 from bot.adapters.git.fetching import FetchGate
 from bot.adapters.git.host import Deadlines, HostGuard, HostNotAnswering, host_of, remote_reason, unreachable
+from bot.adapters.git.listing import yaml_blobs
 from bot.adapters.git.memo import Memo, is_full_sha
 from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS, dry_sha_of, parse_log, parse_reverts
 from bot.adapters.git.pins import pin_revert
@@ -32,6 +33,7 @@ from bot.domain.ports import FetchedChanges, RevertResult
 
 log = structlog.get_logger(__name__)
 
+KEPT_PATCH = 64 * 1024  # characters: 256 kept patches stay within 16 MiB
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
 
 
@@ -66,6 +68,8 @@ class GitMirrors:
         # A controller storm asks the same questions hundreds of times a second: a process each is too slow.
         self._commits: Memo[tuple[str, str], str | None] = Memo()
         self._histories: Memo[tuple[str, str, str | None, int], list[str]] = Memo()
+        # Every incident that ranks a change asks for its patch (revert safety): kept, if small.
+        self._patches: Memo[tuple[str, str], str] = Memo(size=256)
 
     def _spec(self, repo: str) -> RepoSpec:
         try:
@@ -354,7 +358,24 @@ class GitMirrors:
                 self._push(spec, tree, f"HEAD:refs/heads/{branch}", branch)
                 return spec.runner.text(["rev-parse", "HEAD"], cwd=tree)
 
+    def manifests(self, repo: str) -> dict[str, str]:
+        with self._locked(repo) as spec:
+            tip = self._fetched(spec)
+            listed = spec.runner.run(["ls-tree", "-r", "-l", "-z", tip], cwd=self.path(repo)).stdout
+            paths, truncated = yaml_blobs(listed)
+            if truncated:
+                log.warning("git.manifests_truncated", repo=repo, files=len(paths),
+                            detail="a freeze sees only the first YAML files of this repository")
+            blobs = self._blobs(spec, set(paths.values()))
+        return {path: blobs[oid].decode("utf-8", "replace") for path, oid in paths.items() if oid in blobs}
+
     def patch(self, repo: str, sha: str) -> str:
+        if not is_full_sha(sha):
+            return self._read_patch(repo, sha)
+        return self._patches.get((repo, sha), lambda: self._read_patch(repo, sha),
+                                 keep=lambda text: len(text) <= KEPT_PATCH)
+
+    def _read_patch(self, repo: str, sha: str) -> str:
         with self._locked(repo) as spec:
             output = spec.runner.run(["show", "--first-parent", "--diff-merges=first-parent", "--format=",
                                       "--no-color", "--unified=3", sha], cwd=self.path(repo)).stdout

@@ -37,6 +37,7 @@ UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incide
 # a post that went out (its metadata) instead of posting again.
 CLAIM = timedelta(minutes=2)
 CHANNEL_RATE, CHANNEL_BURST = 1.0, 10  # messages a second per channel, and the burst allowed
+CLAIM_BATCH = 20  # summaries taken by one drain, at most
 SERVER_ERROR_RETRY = timedelta(seconds=10)  # after a 5xx from Slack
 
 
@@ -119,7 +120,11 @@ class SlackDelivery:
         self._paused_until = None
         if self._rooms is not None:  # first: a message waits for its room, and then goes there
             self._rooms.drain(now, spend=lambda channel, at: self._spend(self._known_id(channel) or channel, at))
-        claimed = self._store.run(lambda tx: tx.chat.claim_summaries(now, until=now + self._claim))
+        if self._spent(now):
+            report.paced += 1  # a backlog waits in the outbox, untouched, for the channel's next token
+            return report
+        limit = self._claimable(now)
+        claimed = self._store.run(lambda tx: tx.chat.claim_summaries(now, until=now + self._claim, limit=limit))
         for index, summary in enumerate(claimed):
             if not self._deliver(summary, report, now):
                 for rest in claimed[index + 1:]:  # paused: give the others back at once
@@ -130,11 +135,29 @@ class SlackDelivery:
                 return report
         return report
 
+    def _tokens(self, channel: str, now: datetime) -> float:
+        left, since = self._budget.get(channel, (float(CHANNEL_BURST), now))
+        return min(float(CHANNEL_BURST), left + (now - since).total_seconds() * self._rate)
+
+    def _next_token(self, channel: str, now: datetime) -> datetime:
+        return now + timedelta(seconds=max(0.0, 1 - self._tokens(channel, now)) / self._rate)
+
+    def _spent(self, now: datetime) -> bool:
+        """Every channel in use is out of tokens: nothing could go now (a channel not used yet
+        waits for one of them, at most a token's time)."""
+        return bool(self._budget) and all(self._tokens(channel, now) < 1 for channel in self._budget)
+
+    def _claimable(self, now: datetime) -> int:
+        """How many summaries to take: what the channels in use can send now, and one more (for a
+        channel not used yet); claiming more would only build messages to give back."""
+        if not self._budget:
+            return CLAIM_BATCH
+        return min(CLAIM_BATCH, 1 + sum(int(self._tokens(channel, now)) for channel in self._budget))
+
     def _spend(self, channel: str, now: datetime) -> bool:
         """Slack allows about one message a second per channel, with short bursts: a token bucket
         per channel keeps an alert storm inside that instead of into 429s. False: not now."""
-        left, since = self._budget.get(channel, (float(CHANNEL_BURST), now))
-        left = min(float(CHANNEL_BURST), left + (now - since).total_seconds() * self._rate)
+        left = self._tokens(channel, now)
         if left < 1:
             self._budget[channel] = (left, now)
             return False
@@ -164,8 +187,9 @@ class SlackDelivery:
             self._delay(summary.id, now + timedelta(hours=1), "no channel: set slack.channel")
             report.errors.append(f"INC-{summary.incident_id}: no channel")
             return True
-        if not self._spend(self._known_id(channel) or channel, now):
-            self._delay(summary.id, now + timedelta(seconds=1 / self._rate), "")
+        bucket = self._known_id(channel) or channel
+        if not self._spend(bucket, now):
+            self._delay(summary.id, self._next_token(bucket, now), "")
             report.paced += 1
             return True
         text, blocks = card_message(message.payload, incident_id=summary.incident_id,

@@ -33,7 +33,9 @@ class PostgresLeader:
                  replica: str | None = None) -> None:
         self.replica = replica or uuid.uuid4().hex[:12]
         # A connection of its own, outside the pool: closing it must end the session (and the lock).
-        self._engine = create_engine(engine.url, poolclass=NullPool)
+        # Its connection attempts are bounded too: the first heartbeat runs in `start`.
+        self._engine = create_engine(engine.url, poolclass=NullPool,
+                                     connect_args={"connect_timeout": max(int(interval.total_seconds()), 1)})
         self._interval = interval.total_seconds()
         self._conn: Connection | None = None
         self._held = False
@@ -43,6 +45,9 @@ class PostgresLeader:
         self._thread = threading.Thread(target=self._run, name="leader-heartbeat", daemon=True)
 
     def start(self) -> PostgresLeader:
+        """The first heartbeat at once: a replica that can lead knows it before its scheduler's first
+        jobs (the sweep after a restart) ask."""
+        self.heartbeat()
         self._thread.start()
         return self
 

@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from bot.adapters.storage import tables as t
+from bot.adapters.storage.replicas import Holder, Released, next_epoch, release_earlier
 from bot.adapters.storage.store_changes import SqlActionRepository, SqlChangeRepository, SqlRankingRepository
 from bot.adapters.storage.store_gitops import SqlGitOpsRepository
 from bot.adapters.storage.store_marks import SqlChatMarkRepository
@@ -204,18 +205,19 @@ class SqlTimelineRepository:
 
 
 class SqlTransaction:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, holder: Holder | None = None) -> None:
+        self.conn = conn  # for the adapter's own statements (start_replica)
         self.incidents = SqlIncidentRepository(conn)
         self.alerts = SqlAlertRepository(conn)
         self.timeline = SqlTimelineRepository(conn)
         self.changes = SqlChangeRepository(conn)
         self.rankings = SqlRankingRepository(conn)
         self.actions = SqlActionRepository(conn)
-        self.chat = SqlChatRepository(conn)
+        self.chat = SqlChatRepository(conn, holder)
         self.watch = SqlWatchRepository(conn)
         self.verdicts = SqlVerdictRepository(conn)
         self.author_notices = SqlAuthorNoticeRepository(conn)
-        self.follow_ups = SqlFollowUpRepository(conn)
+        self.follow_ups = SqlFollowUpRepository(conn, holder)
         self.gitops = SqlGitOpsRepository(conn)
         self.pager = SqlPagerRepository(conn)
         self.keys = SqlKeyRepository(conn)
@@ -233,6 +235,7 @@ class SqlStore:
     def __init__(self, engine: Engine, *, conflict_attempts: int = 5) -> None:
         self.engine = engine
         self._attempts = conflict_attempts
+        self.holder: Holder | None = None  # set by start_replica (`serve`): who this process's claims name
         # SQLite has one writer at a time. Queueing our own threads on a lock is fair and
         # immediate; leaving them to SQLite's busy handler makes them sleep and retry.
         self._lock: AbstractContextManager[Any] = (
@@ -243,7 +246,7 @@ class SqlStore:
         for attempt in range(1, self._attempts + 1):
             try:
                 with self._lock, self.engine.begin() as conn:
-                    return work(SqlTransaction(conn))
+                    return work(SqlTransaction(conn, self.holder))
             except sa_exc.IntegrityError as exc:
                 # Another writer inserted the same alert or incident first: run again and
                 # find its row. Bounded, so a real bug surfaces as an error.
@@ -260,6 +263,18 @@ class SqlStore:
                 return work(SqlTransaction(conn))
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
             raise StorageUnavailable(_brief(exc)) from exc
+
+    def start_replica(self, name: str, *, at: datetime) -> tuple[Holder, Released]:
+        """This process starts as replica `name`: take the name's next epoch, free what its earlier
+        runs held (they are dead: the caller keeps the name to one live process), and name this run
+        on every claim from now on."""
+        def work(tx: SqlTransaction) -> tuple[Holder, Released]:
+            holder = next_epoch(tx.conn, name, at=at)
+            return holder, release_earlier(tx.conn, holder, now=at)
+
+        holder, released = self.run(work)
+        self.holder = holder
+        return holder, released
 
     def ping(self) -> None:
         try:

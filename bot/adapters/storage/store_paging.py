@@ -25,8 +25,10 @@ class SqlPagerRepository:
     def unsent_events(self, kinds: Sequence[str], *, since: datetime, limit: int = 100) -> list[TimelineEvent]:
         e, o = t.timeline_events.c, t.pager_outbox.c
         taken = sa.exists().where(o.event_id == e.id)
-        rows = self._conn.execute(sa.select(t.timeline_events).where(
-            e.kind.in_(list(kinds)), e.at >= since, ~taken).order_by(e.id).limit(limit)).mappings()
+        shown = [c for c in t.timeline_events.c if c.name != "hidden"]  # a hidden entry is out of every reading
+        rows = self._conn.execute(sa.select(*shown).where(
+            e.kind.in_(list(kinds)), e.at >= since, ~taken, e.hidden == sa.false(),
+        ).order_by(e.id).limit(limit)).mappings()
         return [TimelineEvent.model_validate(dict(row)) for row in rows]
 
     def add(self, *, incident_id: int, event_id: int, kind: str, payload: dict[str, Any] | None,

@@ -226,6 +226,8 @@ follow_ups = sa.Table(
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("claimed_until", UtcDateTime),
+    sa.Column("claimed_by", sa.String(100)),  # the holder's replica name and epoch (see `replicas`)
+    sa.Column("claimed_epoch", sa.Integer),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
     sa.Column("done_at", UtcDateTime),
@@ -292,7 +294,19 @@ chat_outbox = sa.Table(
     sa.Column("not_before", UtcDateTime, nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_by", sa.String(100)),  # while `sending`: the drainer's replica name and epoch
+    sa.Column("claimed_epoch", sa.Integer),
     sa.Index("ix_chat_outbox_state", "state", "id"),
+)
+
+# Each serving process's stable name and how many times it has started (its epoch). Claims carry
+# both: a process starting again frees at once what its previous run held when it died.
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
 )
 
 # Each incident's message in chat, and how far its thread has followed the timeline.

@@ -73,6 +73,11 @@ class GitRepos(Protocol):
         watched branch and push it; the branch's sha. A branch already there is adopted as it is."""
         ...
 
+    def manifests(self, repo: str) -> dict[str, str]:
+        """The YAML files on the watched branch's tip, freshly fetched: path -> text (bounded in
+        count and size; a file past the bound is left out)."""
+        ...
+
     def patch(self, repo: str, sha: str) -> str:
         """The commit's diff against its first parent (bounded), for revert-safety checks."""
         ...

@@ -1,8 +1,8 @@
 """Incident rooms and roles: a channel per declared incident (the steps the chat outbox still has
 to take for it) and who holds each role of an incident.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 from bot.adapters.storage.tables import UtcDateTime, json_type
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
