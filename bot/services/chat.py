@@ -85,7 +85,7 @@ class ChatCommands:
         if command.name == "open":
             return self._open(command, user=user, now=now)
         if command.name in ("freeze", "unfreeze"):
-            return self.freeze(command, user=user, groups=groups, now=now)
+            return self.freeze(command, user=user, groups=groups, now=now, channel=channel)
         number = self._incident(command, channel)
         self._audit(number, user, f"/incident {command.name} {' '.join(command.args)}".strip(), now)
         if command.name in ROOM_COMMANDS:
@@ -237,10 +237,13 @@ class ChatCommands:
         return Reply(escape_mrkdwn(result.message), private=False)
 
     def freeze(self, command: Command, *, user: str, groups: Callable[[Collection[str]], set[str]],
-               now: datetime) -> Reply:
-        """`freeze INC-7|checkout [reconcile-disabled]`, `unfreeze ...`: who may roll back may freeze."""
-        number = incident_for(self.store, command.incident or "")
-        self._audit(number, user, f"/incident {command.name} {command.incident} {' '.join(command.args)}".strip(), now)
+               now: datetime, channel: str | None = None) -> Reply:
+        """`freeze INC-7|checkout [reconcile-disabled]`, `unfreeze ...`: who may roll back may freeze.
+        In an incident's own channel the incident may be left out."""
+        named = [word for word in command.args if word != "reconcile-disabled"]
+        target = command.incident or (named[0] if named else None)
+        number = incident_for(self.store, target) if target else self._incident(command, channel)
+        self._audit(number, user, f"/incident {command.name} {target or ''} {' '.join(command.args)}".strip(), now)
         refusal = self.refuse(number, user=user, groups=groups, what=command.name)
         if refusal is not None:
             return refusal
