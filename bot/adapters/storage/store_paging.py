@@ -77,9 +77,11 @@ class SqlPagerRepository:
             t.pager_outbox.c.state.in_(UNFINISHED))).scalar() or 0)
 
     def first_delivery(self, event_id: str, *, at: datetime) -> bool:
+        d = t.pager_deliveries.c
         statement = _insert(self._conn)(t.pager_deliveries).values(event_id=event_id, received_at=at)
-        done = self._conn.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]))
-        return bool(done.rowcount)
+        # RETURNING, not rowcount: a driver may report -1 for an INSERT ... ON CONFLICT.
+        inserted = statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(d.event_id)
+        return self._conn.execute(inserted).first() is not None
 
     def _set(self, page_id: int, **values: Any) -> None:
         self._conn.execute(t.pager_outbox.update().where(t.pager_outbox.c.id == page_id).values(**values))
