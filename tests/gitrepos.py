@@ -70,6 +70,20 @@ class Remote:
         return out.splitlines()
 
 
+def merge_in_bare(bare: Path, *, head: str, base: str, message: str) -> str | None:
+    """Merge branch `head` into `base` in a bare repository as a forge does (a merge commit, made
+    with real git); the merge commit's sha, or None when the branches conflict."""
+    base_sha = git("rev-parse", f"refs/heads/{base}", cwd=bare)
+    head_sha = git("rev-parse", f"refs/heads/{head}", cwd=bare)
+    try:
+        tree = git("merge-tree", "--write-tree", base_sha, head_sha, cwd=bare).splitlines()[0]
+    except AssertionError:
+        return None  # conflicts
+    merged = git("commit-tree", tree, "-p", base_sha, "-p", head_sha, "-m", message, cwd=bare)
+    git("update-ref", f"refs/heads/{base}", merged, base_sha, cwd=bare)
+    return merged
+
+
 def mirrors(tmp: Path, remotes: dict[str, Remote], *, token: str | None = None) -> GitMirrors:
     specs = {name: RepoSpec(name=name, url=str(remote.bare), branch=remote.branch,
                             runner=GitRunner(token=token, timeout=30))

@@ -21,8 +21,8 @@ from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from bot.domain.errors import TransientError, UpstreamError
-from bot.domain.ports import PullRequestRef, PullRequestStatus
+from bot.domain.errors import BackoutError, TransientError, UpstreamError
+from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -146,6 +146,27 @@ class GitHubForge:
         states = [] if not status or not status.get("total_count") else [str(status["state"])]
         states += [_check_run_state(run) for run in runs.get("check_runs", [])]
         return PullRequestStatus(state="open", checks=_combine(states))
+
+    def merge_state(self, repo: str, number: int) -> MergeState:
+        pull = self._call("pulls.get", lambda: _completed(self._gh.get_repo(self._repos[repo]).get_pull(number)))
+        if pull.merged:
+            return MergeState(state="merged", clean=False, why="merged", head_sha=pull.head.sha,
+                              merged_by=pull.merged_by.login if pull.merged_by else None)
+        state = pull.mergeable_state or "unknown"  # "unknown" while GitHub is still computing it
+        return MergeState(state=pull.state, clean=pull.state == "open" and state == "clean",
+                          why=f"mergeable_state {state}", head_sha=pull.head.sha)
+
+    def merge(self, repo: str, number: int, *, sha: str, message: str) -> MergeState:
+        pull = self._gh.get_repo(self._repos[repo]).get_pull(number)
+        try:
+            self._call("pulls.merge", lambda: pull.merge(commit_message=message[:60000], merge_method="merge",
+                                                         sha=sha))
+        except BackoutError:
+            after = self.merge_state(repo, number)  # a retried PUT after a lost answer: "not mergeable"
+            if after.state == "merged":
+                return after
+            raise
+        return self.merge_state(repo, number)
 
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
         base = f"/repos/{self._repos[repo]}/issues"
@@ -273,6 +294,12 @@ class GitHubForge:
     def _remaining(self) -> int | None:
         remaining = self._gh.requester.rate_limiting[0]
         return remaining if remaining >= 0 else None
+
+
+def _completed(pull: PullRequest) -> PullRequest:
+    """A lazy pull request read now, inside the retried call (its first attribute fetches it)."""
+    _ = pull.mergeable_state
+    return pull
 
 
 def _check_run_state(run: dict[str, Any]) -> str:

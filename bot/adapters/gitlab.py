@@ -23,8 +23,8 @@ import structlog
 from gitlab.exceptions import GitlabError, GitlabHttpError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from bot.domain.errors import TransientError, UpstreamError
-from bot.domain.ports import PullRequestRef, PullRequestStatus
+from bot.domain.errors import BackoutError, TransientError, UpstreamError
+from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -186,6 +186,27 @@ class GitLabForge:
         if pipeline is None:
             return PullRequestStatus(state="open")
         return PullRequestStatus(state="open", checks=_PIPELINE_STATES.get(str(pipeline.get("status")), "none"))
+
+    def merge_state(self, repo: str, number: int) -> MergeState:
+        found = self._call("merge_requests.get", lambda: self._request(
+            "get", f"{self._project(repo)}/merge_requests/{number}"))
+        state, status = str(found.get("state")), str(found.get("detailed_merge_status") or "unknown")
+        user = found.get("merge_user") or found.get("merged_by") or {}
+        return MergeState(state={"opened": "open", "locked": "closed"}.get(state, state),
+                          clean=state == "opened" and status == "mergeable", why=f"detailed_merge_status {status}",
+                          head_sha=str(found.get("sha") or ""), merged_by=user.get("username"))
+
+    def merge(self, repo: str, number: int, *, sha: str, message: str) -> MergeState:
+        path = f"{self._project(repo)}/merge_requests/{number}/merge"
+        data = {"sha": sha, "merge_commit_message": message, "should_remove_source_branch": False}
+        try:
+            self._call("merge_requests.merge", lambda: self._request("put", path, data=data))
+        except BackoutError:
+            after = self.merge_state(repo, number)  # a retried PUT after a lost answer is refused (405)
+            if after.state == "merged":
+                return after
+            raise
+        return self.merge_state(repo, number)
 
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
         notes = f"{self._project(repo)}/merge_requests/{number}/notes"

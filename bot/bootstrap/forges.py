@@ -14,9 +14,12 @@ from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
 from bot.adapters.prometheus import PrometheusRevisions, RevisionQuery
 from bot.config import ConfigError, Problem, Settings
+from bot.domain.errors import UpstreamError
 from bot.domain.ports import (
     AppliedTimes,
     Forge,
+    MergeState,
+    Merging,
     PullRequestRef,
     PullRequestStatus,
 )
@@ -97,6 +100,18 @@ class ForgesByRepo:
 
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
         return self._for(repo).revert_dry_run(repo, sha, branch=branch)
+
+    def merge_state(self, repo: str, number: int) -> MergeState:
+        return self._merging(repo).merge_state(repo, number)
+
+    def merge(self, repo: str, number: int, *, sha: str, message: str) -> MergeState:
+        return self._merging(repo).merge(repo, number, sha=sha, message=message)
+
+    def _merging(self, repo: str) -> Merging:
+        forge = self._for(repo)
+        if not isinstance(forge, Merging):
+            raise UpstreamError(f"{repo} is on no forge Backout can merge on (GitHub or GitLab)")
+        return forge
 
 
 def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTimes]:

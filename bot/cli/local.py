@@ -273,6 +273,14 @@ class LocalBackend:
             incident_id=number, sha=commit, actor=Actor.USER, actor_id=by, now=ctx.clock(),
             page_url=ctx.page_url(number), force=force))
 
+    def hold(self, ref: str, *, by: str) -> dict[str, Any]:
+        from bot.services import automerge
+
+        ctx = self.app.ctx
+        result = automerge.hold(store=ctx.store, notifier=ctx.notifier, incident_id=parse_incident_ref(ref),
+                                actor=Actor.USER, actor_id=by, now=ctx.clock())
+        return {"message": result.message, "changed": result.changed}
+
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
         from bot.services import verdicts
         from bot.services.authors import notify_authors

@@ -93,6 +93,9 @@ class BackoutClient:
         override = {"force": True} if force else {}  # sent only when meant: a server before it refuses unknown keys
         return self._json("POST", f"/api/incidents/{ref}/rollback", json={"commit": commit, "by": by, **override})
 
+    def hold(self, ref: str, *, by: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/hold", json={"by": by})
+
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/verdict", json={"verdict": verdict, "sha": sha, "by": by})
 

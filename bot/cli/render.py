@@ -203,7 +203,8 @@ def report_text(report: dict[str, Any], *, since: str, markdown: bool = False) -
                                        f"{changes['unconfirmed']} unconfirmed (a confident suspect, no verdict, "
                                        "not reverted: not counted), "
                                        f"{changes['no_change']} no change, {changes['unknown']} unknown"))
-    rows.append(("reverts", f"{reverts['opened']} opened, {reverts['merged']} merged"))
+    rows.append(("reverts", f"{reverts['opened']} opened, {reverts['merged']} merged "
+                            f"({reverts.get('merged_by_backout', 0)} merged by Backout by itself)"))
     precision = accuracy.get("precision_at_1")
     recall = accuracy.get("recall_at_3")
     rows.append(("first suspect right", "no verdicts yet" if not accuracy.get("incidents") else

@@ -1,4 +1,5 @@
-"""`backout rollback`: revert a suspect on a branch of its own, after showing the diff being undone."""
+"""`backout rollback`: revert a suspect on a branch of its own, after showing the diff being undone;
+`backout hold`: stop the automatic merge of one (docs/automerge.md)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,18 @@ from bot.cli.root import (
     incident_ref,
     operator,
 )
+
+
+@app.command(cls=PlainCommand)
+def hold(ctx: typer.Context, incident: IdArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Stop the automatic merge Backout announced for this incident (a playbook's `actions.merge:
+    confident`): it will not merge; people review and merge by hand. Exit 1 when none is waiting."""
+    with backend(ctx, config, secrets=True) as chosen:
+        result = chosen.hold(incident_ref(incident), by=operator())
+    if as_json:
+        echo_json(result)
+    else:
+        typer.echo(result["message"])
 
 
 @app.command(cls=PlainCommand)

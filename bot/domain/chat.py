@@ -24,6 +24,7 @@ COMMANDS = {
     "restore": "restore ID [GOOD-SHA] [SHARED-PATH...]",
     "freeze": "freeze ID|SERVICE [reconcile-disabled]",
     "unfreeze": "unfreeze ID|SERVICE",
+    "hold": "hold ID",
     "resolve": "resolve ID [note]",
     "reopen": "reopen ID [note]",
     "note": "note ID text",
@@ -86,6 +87,7 @@ def usage() -> str:
 
 def may_roll_back(*, user: str, user_groups: Collection[str], owners_users: Collection[str],
                   owners_groups: Collection[str], responders: Collection[str]) -> bool:
-    """Rollback, restore and branch: the playbook's owners (users or groups) or the global responders."""
+    """Rollback, restore, branch and hold (an automatic merge): the playbook's owners (users or groups)
+    or the global responders."""
     allowed = set(owners_users) | set(owners_groups) | set(responders)
     return user in allowed or bool(set(user_groups) & allowed)

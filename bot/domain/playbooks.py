@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import promql_parser
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from bot.domain.automerge import MergeMode
 from bot.domain.changes import glob_problem
 from bot.domain.durations import Duration
 from bot.domain.gitops import GitOpsPolicy
@@ -121,6 +122,10 @@ def _yaml_off(value: object) -> object:
     return ActionMode.OFF if value is False else value
 
 
+def _merge_off(value: object) -> object:
+    return MergeMode.OFF if value is False else value
+
+
 class PlanPolicy(StrEnum):
     CONFIDENT_ONLY = "confident_only"  # `on_open` acts only on a confident suspect
     FIRST_STEP = "first_step"  # and, with none, on the rollback plan's first step (docs: playbooks/README.md)
@@ -132,6 +137,15 @@ class ActionPolicy(Strict):
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     max_per_hour: int = Field(default=2, ge=0, le=100)
     reviewers: tuple[str, ...] = ()
+    # The one exception to "Backout never merges" (docs/automerge.md): off unless a playbook opts in.
+    merge: Annotated[MergeMode, BeforeValidator(_merge_off)] = MergeMode.OFF
+    merge_after: Duration = timedelta(minutes=5)  # the veto window announced before merging
+
+    @model_validator(mode="after")
+    def _window_long_enough(self) -> ActionPolicy:
+        if self.merge_after < timedelta(minutes=1):
+            raise ValueError("`merge_after` must be at least 1m: people need time to press Hold")
+        return self
 
 
 class FreezePolicy(Strict):

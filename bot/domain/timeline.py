@@ -55,6 +55,10 @@ class EventKind(StrEnum):
     PR_MERGED = "pr.merged"
     PR_CLOSED = "pr.closed"
     PR_CHECKS = "pr.checks"
+    AUTOMERGE_ANNOUNCED = "automerge.announced"  # the veto window opened: when Backout merges, how to hold
+    AUTOMERGE_HELD = "automerge.held"  # someone who may roll back pressed Hold: Backout will not merge
+    AUTOMERGE_DECLINED = "automerge.declined"  # not merged by Backout (not eligible, or the forge said no)
+    AUTOMERGE_RETRY = "automerge.retry"  # the forge did not answer the merge: the next run reads it again
     CHAT_COMMAND = "chat.command"
     INCIDENT_REMINDER = "incident.reminder"
     PROBE_UNKNOWN = "probe.unknown"

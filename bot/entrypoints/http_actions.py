@@ -1,5 +1,5 @@
 """The API's writes on an incident: acknowledge, resolve, reopen, note, status update, role, severity,
-and the rollback in two steps
+hold an automatic merge, and the rollback in two steps
 (GET the plan, POST it back with the full sha it showed). What the CLI uses with `--server`;
 behind the same bearer token as the reads."""
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.untrusted import StoredText
 from bot.entrypoints.context import AppContext
-from bot.services import act, roles
+from bot.services import act, automerge, roles
 from bot.services import incidents as incident_service
 from bot.services.notify import incident_update
 from bot.services.plan import incident_plan
@@ -35,6 +35,12 @@ class StatusBody(BaseModel):
 
     by: StoredText | None = Who
     note: StoredText = Field(default="", max_length=4000)
+
+
+class HoldBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: StoredText | None = Who
 
 
 class NoteBody(BaseModel):
@@ -102,6 +108,18 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
         """Reopen a resolved incident, with an optional note; its earlier ranking stays on the timeline.
         409 naming the state when it is not resolved."""
         return change(ref, request, body or StatusBody(), IncidentStatus.OPEN)
+
+    @app.post("/api/incidents/{ref}/hold")
+    def hold(ref: str, request: Request, body: HoldBody | None = None) -> JSONResponse:
+        """Hold the automatic merge announced for this incident (`actions.merge: confident`): Backout
+        will not merge it. 409 when none is waiting (or it is already under way); again: `changed: false`."""
+        if denied := refused(request):
+            return denied
+        number = parse_incident_ref(ref)
+        result = automerge.hold(store=ctx.store, notifier=ctx.notifier, incident_id=number, actor=Actor.USER,
+                                actor_id=caller(request), on_behalf_of=(body or HoldBody()).by or "",
+                                now=ctx.clock())
+        return JSONResponse({"message": result.message, "changed": result.changed})
 
     @app.post("/api/incidents/{ref}/notes")
     def note(ref: str, request: Request, body: NoteBody) -> JSONResponse:

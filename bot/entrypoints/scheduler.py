@@ -13,7 +13,9 @@ from functools import partial
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.domain.automerge import MergeMode
 from bot.domain.playbooks import Playbook, Probe
+from bot.domain.ports import Merging
 from bot.domain.probes import probe_key
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext
@@ -21,6 +23,7 @@ from bot.entrypoints.http_common import follow_up_work, schedule_follow_up
 from bot.entrypoints.refreshing import refresh_and_rerank
 from bot.services import lifecycle
 from bot.services.act import push_waiting
+from bot.services.automerge import follow_automatic_merges
 from bot.services.follow_ups import sweep
 from bot.services.freeze_follow import follow_freezes
 from bot.services.notify import incident_update
@@ -71,6 +74,16 @@ def freeze_job(ctx: AppContext) -> None:
                              playbooks=ctx.playbooks, now=ctx.clock(), page_url=ctx.page_url)
     if changed:
         log.info("freezes.followed", changed=changed)
+
+
+def automerge_job(ctx: AppContext) -> None:
+    """Announce the veto window of pull requests Backout may merge itself, and merge those due
+    (a playbook's `actions.merge: confident`; docs/automerge.md)."""
+    merging = ctx.forge if isinstance(ctx.forge, Merging) else None
+    moved = follow_automatic_merges(store=ctx.store, forge=ctx.forge, merging=merging, notifier=ctx.notifier,
+                                    playbooks=ctx.playbooks, now=ctx.clock())
+    if moved:
+        log.info("automatic_merges.moved", moved=moved)
 
 
 def lifecycle_job(ctx: AppContext) -> None:
@@ -173,6 +186,9 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         add("open_postmortems", postmortem_job, timedelta(seconds=60))
     if any(repo.forge in ("github", "gitlab") for repo in settings.repos):
         add("follow_pull_requests", follow_job, timedelta(seconds=60))
+        if any(playbook.actions.merge is not MergeMode.OFF for playbook in ctx.playbooks):
+            # The due times are stored: a late or missed run (a restart) merges at the next one.
+            add("automatic_merges", automerge_job, timedelta(seconds=15), grace=timedelta(seconds=60))
     if ctx.slack is not None:
         add("slack_delivery", slack_job, timedelta(seconds=2), grace=timedelta(seconds=10))
     if ctx.pager is not None and ctx.pager.sends:

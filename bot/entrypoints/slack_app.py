@@ -174,6 +174,18 @@ def register(app: App, *, commands: ChatCommands, groups: GroupMembership, slash
 
         slow.submit(_quietly, branch)
 
+    @app.action(ActionId.HOLD)
+    def on_hold(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        allowed = owner_click(body, respond, ActionId.HOLD, "hold")
+        if allowed is None:
+            return
+        user, number = allowed
+        try:
+            reply(respond, commands.hold(number, user=user), private_only=True)
+        except BackoutError as exc:
+            respond(response_type="ephemeral", replace_original=False, text=escape_mrkdwn(str(exc)))
+
     def verdict_button(pattern: str, kind: VerdictKind) -> None:
         @app.action(re.compile(f"^{pattern}"))
         def on_verdict(ack: Callable[..., None], body: dict[str, Any], respond: Respond) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.actions import FINISHED, ActionKind, ActionState
+from bot.domain.automerge import holdable
 from bot.domain.chat import clip
 from bot.domain.models import AlertStatus, TimelineEvent
 from bot.domain.plan import Plan, StepState
@@ -63,6 +64,8 @@ def card_payload(view: IncidentView, plan: Plan) -> dict[str, Any]:
         # the plan's step to take now: no "Roll back" button while none is (or its revert is under way)
         "rollback": [target.sha, target.short] if target is not None else None,
         "branch": not any(a.kind is ActionKind.INCIDENT_BRANCH and a.state in _BRANCH_MADE for a in view.actions),
+        # during the veto window of an automatic merge (actions.merge: confident): the Hold button
+        "hold": any(holdable(a) for a in view.actions),
         "suspect_posts": suspect_posts(view),
     }
 

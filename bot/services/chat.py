@@ -18,7 +18,7 @@ from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery,
 from bot.domain.rooms import LEAD, mentioned_user
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import VerdictKind
-from bot.services import act, override, roles
+from bot.services import act, automerge, override, roles
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.act import RollbackPlan
@@ -110,10 +110,12 @@ class ChatCommands:
             return Reply(f"Noted on INC-{number}.", private=False)
         if command.name == "export":
             return self._export(command, number, now)
-        if command.name in ("rollback", "branch", "restore"):
+        if command.name in ("rollback", "branch", "restore", "hold"):
             refusal = self.refuse(number, user=user, groups=groups, what=command.name)
             if refusal is not None:
                 return refusal
+            if command.name == "hold":
+                return self.hold(number, user=user)
             if command.name == "branch":
                 return self.branch(number, user=user)
             if command.name == "restore":
@@ -253,6 +255,12 @@ class ChatCommands:
         result = (act_on(reconcile_disabled="reconcile-disabled" in command.args) if command.name == "freeze"
                   else act_on())
         return Reply(f"INC-{number} {command.name}: {result.message}", private=False)
+
+    def hold(self, number: int, *, user: str) -> Reply:
+        """Hold the automatic merge announced for the incident (the caller checked the permission)."""
+        result = automerge.hold(store=self.store, notifier=self.notifier, incident_id=number, actor=Actor.USER,
+                                actor_id=user, now=self.clock())
+        return Reply(result.message, private=not result.changed)
 
     def status(self, number: int, target: IncidentStatus, user: str) -> Reply:
         """A status button: a state that does not allow it is answered privately, naming the state."""

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from bot.domain.actions import AUTOMATION, FOLLOWED, Action, ActionState
+from bot.domain.automerge import window_state
 from bot.domain.changes import Change
 from bot.domain.errors import BackoutError
 from bot.domain.models import Actor, AlertStatus
@@ -134,8 +135,8 @@ def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now:
     changed = 0
     for action in open_actions:
         number = action.detail.get("pr_number")
-        if not isinstance(number, int) or not forge.handles(action.repo):
-            continue
+        if not isinstance(number, int) or not forge.handles(action.repo) or window_state(action) == "merging":
+            continue  # a merge Backout is making is recorded by bot/services/automerge.py, with its rule
         called = action.request_name
         try:
             status = forge.pull_request_status(action.repo, number)

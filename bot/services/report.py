@@ -1,6 +1,7 @@
 """Numbers across incidents for the team's review: how many, how fast (to acknowledge, mitigate
 and resolve: median and 90th percentile), how many a change caused (the change-failure signal),
-the reverts Backout opened and how many were merged, and how often the first suspect was right."""
+the reverts Backout opened and how many were merged (and how many Backout merged by itself), and how
+often the first suspect was right."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.automerge import window_state
 from bot.domain.models import Incident
 from bot.domain.ports import Store, Transaction
 from bot.domain.suspects import Ranking
@@ -29,6 +31,7 @@ class _Case:
     changed: str  # confirmed | reverted | unconfirmed | no_change | unknown
     reverts: int
     merged: int
+    merged_by_backout: int  # reverts and restores Backout merged by itself (actions.merge: confident)
 
 
 def team_report(*, store: Store, since: datetime, now: datetime, service: str | None = None) -> dict[str, Any]:
@@ -43,10 +46,12 @@ def team_report(*, store: Store, since: datetime, now: datetime, service: str | 
             if incident.opened_at < since or (service and incident.service != service) or incident.id is None:
                 continue
             found = finding(tx.verdicts.for_incident(incident.id))
-            reverts = [a for a in tx.actions.for_incident(incident.id) if a.kind is ActionKind.REVERT]
+            actions = tx.actions.for_incident(incident.id)
+            reverts = [a for a in actions if a.kind is ActionKind.REVERT]
             changed = _changed(found, tx.rankings.get(incident.id), reverts)
             cases.append(_Case(incident, changed, sum(a.state in OPENED for a in reverts),
-                               sum(a.state is ActionState.MERGED for a in reverts)))
+                               sum(a.state is ActionState.MERGED for a in reverts),
+                               sum(window_state(a) == "merged" for a in actions)))
         return cases
 
     cases = store.run(work)
@@ -69,7 +74,8 @@ def team_report(*, store: Store, since: datetime, now: datetime, service: str | 
             "unknown": sum(c.changed == "unknown" for c in cases),
             "share": round(sum(c.changed in CAUSED for c in cases) / len(cases), 3) if cases else None,
         },
-        "reverts": {"opened": sum(c.reverts for c in cases), "merged": sum(c.merged for c in cases)},
+        "reverts": {"opened": sum(c.reverts for c in cases), "merged": sum(c.merged for c in cases),
+                    "merged_by_backout": sum(c.merged_by_backout for c in cases)},
         "by_service": _count(c.incident.service for c in cases),
         "accuracy": accuracy["overall"],
     }

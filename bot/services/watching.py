@@ -10,6 +10,7 @@ from datetime import datetime
 from urllib.parse import parse_qs, urlparse
 
 from bot.domain.actions import ActionState
+from bot.domain.automerge import window_state
 from bot.domain.durations import format_duration
 from bot.domain.errors import BackoutError
 from bot.domain.incidents import IncidentPolicy, transition
@@ -177,9 +178,12 @@ def _record_verification(store: Store, notifier: Notifier, v: Verification, *, n
                 tx.incidents.save(incident.model_copy(update={"mitigated_at": v.healthy_since}))
             return True
         if v.outcome == "not_recovered":
+            automatic = any(window_state(a) == "merged" for a in tx.actions.for_incident(v.incident_id))
             tx.timeline.append(event(
                 incident_id=v.incident_id, at=now, kind=EventKind.VERIFY_FAILED, actor=Actor.SCHEDULER,
-                text=f"Not recovered {now - v.started_at} after the rollback: look again at the suspects"))
+                text=f"Not recovered {now - v.started_at} after the rollback: look again at the suspects"
+                     + (". Backout merged it by itself and does nothing more by itself: the next step is yours"
+                        if automatic else ""), data={"automatic": automatic}))
             return True
         return False
 

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 
 from bot.entrypoints.serving import serve_in_thread
 from tests.fakes.faults import FaultyApi
+from tests.gitrepos import merge_in_bare
 
 
 def _now() -> str:
@@ -47,6 +48,7 @@ class FakeGitHub(FaultyApi):
         self.permissions: dict[str, bool] | None = {"admin": False, "maintain": False, "push": True,
                                                      "triage": True, "pull": True}
         self.counter = 0
+        self.merges = 0  # merges made through the API (PUT .../merge), each a real merge commit
         self.app = self._build()
 
     # ---- helpers for tests ----
@@ -57,6 +59,28 @@ class FakeGitHub(FaultyApi):
 
     def close(self, number: int) -> None:
         self.pulls[number].update(state="closed", closed_at=_now(), updated_at=_now())
+
+    def set_mergeable(self, number: int, state: str) -> None:
+        """What GitHub computes: clean, dirty (conflicts), blocked (protection), unstable, unknown, ..."""
+        self.pulls[number].update(mergeable_state=state, mergeable={"unknown": None, "dirty": False}.get(state, True),
+                                  updated_at=_now())
+
+    def _merge(self, number: int, data: dict[str, Any]) -> JSONResponse:
+        """PUT .../merge as GitHub answers it: 405 when it cannot merge, 409 when the head moved."""
+        pull = self.pulls[number]
+        if pull["merged"] or pull["state"] != "open" or pull["mergeable_state"] in ("dirty", "blocked", "unknown"):
+            return JSONResponse({"message": "Pull Request is not mergeable"}, status_code=405)
+        if data.get("sha") and data["sha"] != self._sha(pull["head"]["ref"]):
+            return JSONResponse({"message": "Head branch was modified. Review and try the merge again."},
+                                status_code=409)
+        merged = merge_in_bare(self.bare, head=pull["head"]["ref"], base=pull["base"]["ref"],
+                               message=data.get("commit_message") or f"Merge pull request #{number}")
+        if merged is None:
+            return JSONResponse({"message": "Merge conflict"}, status_code=405)
+        self.merges += 1
+        self.merge(number, by="backout[bot]")
+        pull["merge_commit_sha"] = merged
+        return JSONResponse({"sha": merged, "merged": True, "message": "Pull Request successfully merged"})
 
     def set_status(self, sha: str, state: str, context: str = "ci/test") -> None:
         self.statuses.setdefault(sha, []).insert(0, {
@@ -163,6 +187,7 @@ class FakeGitHub(FaultyApi):
                     "created_at": _now(), "updated_at": _now(), "labels": [],
                     "user": {"login": "backout[bot]", "id": 2, "type": "Bot"},
                     "requested_reviewers": [], "requested_teams": [],
+                    "mergeable": True, "mergeable_state": "clean", "merge_commit_sha": None,
                 }
             return JSONResponse(self.pulls[number], status_code=201)
 
@@ -180,6 +205,14 @@ class FakeGitHub(FaultyApi):
             if number not in self.pulls:
                 return JSONResponse({"message": "Not Found"}, status_code=404)
             return cached(request, self.pulls[number])
+
+        @app.put(repo + "/pulls/{number}/merge")
+        async def merge_pull(owner: str, name: str, number: int, request: Request) -> Response:
+            if number not in self.pulls:
+                return JSONResponse({"message": "Not Found"}, status_code=404)
+            data = await request.json()
+            with self.lock:
+                return self._merge(number, data)
 
         @app.post(repo + "/issues/{number}/labels")
         async def add_labels(owner: str, name: str, number: int, request: Request) -> Response:

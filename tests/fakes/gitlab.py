@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 
 from bot.entrypoints.serving import serve_in_thread
 from tests.fakes.faults import FaultyApi
+from tests.gitrepos import merge_in_bare
 
 API = "/api/v4"
 
@@ -52,6 +53,7 @@ class FakeGitLab(FaultyApi):
         self.dry_runs: list[tuple[str, str]] = []  # (sha, branch)
         self.rate_remaining = 2000
         self.not_modified = 0  # 304 answers
+        self.merges = 0  # merges made through the API (PUT .../merge), each a real merge commit
         self.app = self._build()
 
     # ---- helpers for tests ----
@@ -62,6 +64,27 @@ class FakeGitLab(FaultyApi):
 
     def close(self, iid: int) -> None:
         self.merge_requests[iid].update(state="closed", closed_at=_stamp(), updated_at=_stamp())
+
+    def set_merge_status(self, iid: int, status: str) -> None:
+        """GitLab's `detailed_merge_status`: mergeable, conflict, not_approved, ci_must_pass, checking, ..."""
+        self.merge_requests[iid].update(detailed_merge_status=status, updated_at=_stamp())
+
+    def _merge(self, iid: int, data: dict[str, Any]) -> JSONResponse:
+        """PUT .../merge as GitLab answers it: 405 when it cannot merge, 409 when the head moved."""
+        merge_request = self.merge_requests[iid]
+        if merge_request["state"] != "opened" or merge_request["detailed_merge_status"] != "mergeable":
+            return JSONResponse({"message": "405 Method Not Allowed"}, status_code=405)
+        if data.get("sha") and data["sha"] != self._branch_sha(merge_request["source_branch"]):
+            return JSONResponse({"message": "SHA does not match HEAD of source branch"}, status_code=409)
+        head = merge_request["source_branch"]
+        merged = merge_in_bare(self.bare, head=head, base=merge_request["target_branch"],
+                               message=data.get("merge_commit_message") or f"Merge branch '{head}'")
+        if merged is None:
+            return JSONResponse({"message": "Branch cannot be merged"}, status_code=422)
+        self.merges += 1
+        self.merge(iid, by="project_42_bot_1a2b")
+        merge_request["merge_commit_sha"] = merged
+        return JSONResponse(merge_request)
 
     def set_pipeline(self, iid: int, status: str) -> None:
         merge_request = self.merge_requests[iid]
@@ -184,6 +207,14 @@ class FakeGitLab(FaultyApi):
                 return missing("Merge Request")
             return cached(request, self.merge_requests[iid])
 
+        @app.put(API + "/projects/{ident:path}/merge_requests/{iid}/merge")
+        async def merge_merge_request(ident: str, iid: int, request: Request) -> Response:
+            if iid not in self.merge_requests:
+                return missing("Merge Request")
+            data = await request.json()
+            with self.lock:
+                return self._merge(iid, data)
+
         @app.put(API + "/projects/{ident:path}/merge_requests/{iid}")
         async def update_merge_request(ident: str, iid: int, request: Request) -> Response:
             if iid not in self.merge_requests:
@@ -235,6 +266,7 @@ class FakeGitLab(FaultyApi):
                     "author": {"id": 99, "username": "project_42_bot_1a2b"},
                     "merge_user": None, "merged_by": None, "merged_at": None, "closed_at": None,
                     "head_pipeline": None, "created_at": _stamp(), "updated_at": _stamp(),
+                    "detailed_merge_status": "mergeable", "merge_commit_sha": None,
                     "web_url": f"https://gitlab.example/{self.project}/-/merge_requests/{iid}",
                     "references": {"short": f"!{iid}", "full": f"{self.project}!{iid}"},
                 }

@@ -52,7 +52,7 @@ def test_the_report_counts_times_changes_and_reverts(clock: Clock) -> None:
     assert report["durations_seconds"]["to_mitigate"]["count"] == 0
     assert report["changes"] == {"confirmed": 1, "reverted": 0, "unconfirmed": 0, "no_change": 1, "unknown": 1,
                                  "share": 0.333}
-    assert report["reverts"] == {"opened": 1, "merged": 1}
+    assert report["reverts"] == {"opened": 1, "merged": 1, "merged_by_backout": 0}
 
     only = team_report(store=store, since=opened_at - timedelta(days=1), now=clock(), service="checkout")
     assert (only["incidents"], only["reverts"]["merged"]) == (1, 1)

@@ -27,6 +27,7 @@ class ActionId(StrEnum):
     ACK = "backout_ack"
     ROLLBACK = "backout_rollback"
     BRANCH = "backout_branch"
+    HOLD = "backout_hold"  # stop the automatic merge during its veto window (actions.merge: confident)
     RESOLVE = "backout_resolve"
     REOPEN = "backout_reopen"  # on a resolved incident's message
     TIMELINE = "backout_timeline"

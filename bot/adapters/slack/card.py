@@ -58,7 +58,8 @@ def card_message(payload: Mapping[str, Any], *, incident_id: int,
 
 
 def card_buttons(payload: Mapping[str, Any], *, incident_id: int) -> list[ButtonElement]:
-    """What the state allows (docs/lifecycle.md): acknowledge while open; roll back the plan's step
+    """What the state allows (docs/lifecycle.md): acknowledge while open; hold during an automatic
+    merge's veto window; roll back the plan's step
     to take now (none while its revert is under way or done); an incident branch until one exists;
     resolve while active. A resolved incident is a record, reopened by a person; a closed one offers nothing."""
     status, value = str(payload.get("status", "open")), str(incident_id)
@@ -69,6 +70,9 @@ def card_buttons(payload: Mapping[str, Any], *, incident_id: int) -> list[Button
     buttons = []
     if status == "open":
         buttons.append(ButtonElement(text="Acknowledge", action_id=ActionId.ACK, value=value, style="primary"))
+    if payload.get("hold"):  # before the rest: it is the one button with a deadline
+        buttons.append(ButtonElement(text="Hold automatic merge", action_id=ActionId.HOLD, value=value,
+                                     style="danger"))
     rollback = payload.get("rollback")  # [sha, short]
     if rollback:
         buttons.append(ButtonElement(text=f"Roll back {rollback[1]}", action_id=ActionId.ROLLBACK,

@@ -193,6 +193,33 @@ class Forge(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class MergeState:
+    """What the forge says of merging a pull request as it is, read right before merging."""
+
+    state: str  # open, closed, merged
+    clean: bool  # GitHub `mergeable_state` clean, GitLab `detailed_merge_status` mergeable
+    why: str  # the forge's own words: "mergeable_state dirty", "detailed_merge_status not_approved"
+    head_sha: str = ""
+    merged_by: str | None = None
+
+
+@runtime_checkable
+class Merging(Protocol):
+    """Merging Backout's own revert or restore pull request: only for a playbook's guarded automatic
+    recovery (`actions.merge: confident`, docs/automerge.md). GitHub and GitLab implement it."""
+
+    def merge_state(self, repo: str, number: int) -> MergeState:
+        """Read fresh (never a cached answer): the state the merge is decided on."""
+        ...
+
+    def merge(self, repo: str, number: int, *, sha: str, message: str) -> MergeState:
+        """Merge it if its head is still `sha`. A merge already done (an answer lost, a retry) is
+        found and returned as merged, never made twice. UpstreamError with the forge's reason
+        (branch protection names its rule) when it refuses."""
+        ...
+
+
 class AppliedTimes(Protocol):
     """When changes were really applied, from a deployment system, a status or a metric."""
 
