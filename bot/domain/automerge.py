@@ -85,9 +85,10 @@ def announcement(*, request: str, what: str, due: datetime, incident_ref: str) -
             f"`/incident hold {incident_ref}` or `backout hold {incident_ref}`.")
 
 
-def started(action: Action, *, now: datetime, wait: timedelta, playbook: str) -> dict[str, Any]:
-    return {"state": "waiting", "announced_at": now.isoformat(), "due_at": (now + wait).isoformat(),
-            "rule": rule(playbook, wait), "attempts": 0}
+def started(*, now: datetime, wait: timedelta, playbook: str) -> dict[str, Any]:
+    """A new window's fields (beside its `waiting` state)."""
+    return {"announced_at": now.isoformat(), "due_at": (now + wait).isoformat(), "rule": rule(playbook, wait),
+            "attempts": 0}
 
 
 def moved(action: Action, state: str, **fields: Any) -> dict[str, Any]:

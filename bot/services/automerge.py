@@ -10,9 +10,10 @@ after a person's merge, and Backout does nothing more by itself when the metric 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.domain.actions import Action, ActionState
 from bot.domain.automerge import (
@@ -62,6 +63,9 @@ def follow_automatic_merges(*, store: Store, forge: Forge, merging: Merging | No
         elif state == "merging" or (state in ACTIVE and due is not None and now >= due):
             moved_count += _merge_due(store=store, notifier=notifier, playbooks=playbooks, action=action,
                                       merging=merging, now=now)
+    for action in store.run(lambda tx: tx.actions.with_state(ActionState.PR_OPEN)):
+        if window_state(action) and window_state(action) != window(action).get("told"):
+            _tell_pull_request(store, forge, action)
     return moved_count
 
 
@@ -74,7 +78,8 @@ def hold(*, store: Store, notifier: Notifier, incident_id: int, actor: Actor, ac
 
     def work(tx: Transaction) -> HoldResult:
         require(tx, incident_id)
-        windows = [a for a in tx.actions.for_incident(incident_id) if window_state(a) not in ("", "declined")]
+        windows = [tx.actions.locked(a.id or 0) or a for a in tx.actions.for_incident(incident_id)
+                   if window_state(a) not in ("", "declined")]
         waiting = [a for a in windows if holdable(a)]
         if not waiting:
             held = next((a for a in windows if window_state(a) == "held"), None)
@@ -98,6 +103,30 @@ def hold(*, store: Store, notifier: Notifier, incident_id: int, actor: Actor, ac
     if result.changed:
         notify.incident_update(store=store, notifier=notifier, incident_id=incident_id, kind="automerge.held")
     return result
+
+
+Then = Callable[[Transaction, Action], None]
+
+
+def _move(store: Store, action: Action, *, expect: Collection[str], state: str, now: datetime | None,
+          then: Then | None = None, **fields: Any) -> Action | None:
+    """Move the action's window from one of the `expect`ed states to `state` (with `fields`), its row
+    locked: None, and nothing written, when a Hold or another run moved it first."""
+
+    def work(tx: Transaction) -> Action | None:
+        current = tx.actions.locked(action.id or 0)
+        if current is None or current.state is not ActionState.PR_OPEN or window_state(current) not in expect:
+            return None
+        changes: dict[str, Any] = {"detail": moved(current, state, **fields)}
+        if now is not None:
+            changes["updated_at"] = now
+        updated = current.model_copy(update=changes)
+        tx.actions.save(updated)
+        if then is not None:
+            then(tx, updated)
+        return updated
+
+    return store.run(work)
 
 
 def _context(store: Store, playbooks: Sequence[Playbook], action: Action,
@@ -125,21 +154,20 @@ def _open_window(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbo
     if reason is None and merging is None:
         reason = f"the forge of {current.repo} offers no merge Backout can make"
     if reason is not None:
-        return _decline(store, notifier, current, now=now, state="declined", reason=reason)
+        return _decline(store, notifier, current, now=now, state="declined", reason=reason, expect=("",))
     wait = playbook.actions.merge_after
-    opened = started(current, now=now, wait=wait, playbook=playbook.name)
-    ref = format_incident_ref(current.incident_id)
+    opened = started(now=now, wait=wait, playbook=playbook.name)
     what = f"the {current.kind.value} of {current.commit_sha[:7]}"
-    text = announcement(request=current.request_name, what=what, due=now + wait, incident_ref=ref)
+    text = announcement(request=current.request_name, what=what, due=now + wait,
+                        incident_ref=format_incident_ref(current.incident_id))
 
-    def work(tx: Transaction) -> None:
-        tx.actions.save(current.model_copy(update={"updated_at": now,
-                                                   "detail": {**current.detail, "auto_merge": opened}}))
-        tx.timeline.append(event(incident_id=current.incident_id, at=now, kind=EventKind.AUTOMERGE_ANNOUNCED,
+    def announce(tx: Transaction, updated: Action) -> None:
+        tx.timeline.append(event(incident_id=updated.incident_id, at=now, kind=EventKind.AUTOMERGE_ANNOUNCED,
                                  actor=Actor.BACKOUT, actor_id=BY, text=text,
-                                 data={"due_at": opened["due_at"], "rule": opened["rule"], "url": current.url}))
+                                 data={"due_at": opened["due_at"], "rule": opened["rule"], "url": updated.url}))
 
-    store.run(work)
+    if _move(store, current, expect=("",), state="waiting", now=now, then=announce, **opened) is None:
+        return 0
     notify.incident_update(store=store, notifier=notifier, incident_id=current.incident_id,
                            kind="automerge.announced")
     return 1
@@ -167,8 +195,11 @@ def _merge_due(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbook
     if refusal := _not_mergeable(current, forge_says):
         return _decline(store, notifier, current, now=now, state="refused", reason=refusal)
     attempts = int(window(current).get("attempts") or 0) + 1
-    calling = current.model_copy(update={"updated_at": now, "detail": moved(current, "merging", attempts=attempts)})
-    store.run(lambda tx: tx.actions.save(calling))  # before the call: a crash after it is read back, not repeated
+    # Recorded before the call, under the row lock: a Hold that came first wins, and a crash after
+    # the call is read back from the forge at the next run, never repeated blindly.
+    calling = _move(store, current, expect=ACTIVE, state="merging", now=now, attempts=attempts)
+    if calling is None:
+        return 0
     try:
         merged = merging.merge(current.repo, number, sha=forge_says.head_sha, message=_message(calling))
     except TransientError as exc:
@@ -180,6 +211,30 @@ def _merge_due(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbook
         return _decline(store, notifier, calling, now=now, state="refused",
                         reason=f"the forge did not merge it ({merged.why})")
     return _record_merged(store, notifier, calling, forge_says, now=now)
+
+
+def _tell_pull_request(store: Store, forge: Forge, action: Action) -> None:
+    """Keep Backout's comment on the pull request saying what it will do by itself (a forge that
+    does not answer is asked again at the next run; the timeline and chat have it meanwhile)."""
+    record, number = window(action), action.detail.get("pr_number")
+    if not isinstance(number, int):
+        return
+    ref = format_incident_ref(action.incident_id)
+    state, due = window_state(action), due_at(action)
+    if state in ACTIVE and due is not None:
+        text = announcement(request=f"this {action.request_noun}", what=f"the {action.kind.value} of "
+                            f"{action.commit_sha[:7]}", due=due, incident_ref=ref)
+    elif state == "held":
+        text = f"Held by {record.get('held_by')}: Backout will not merge this {action.request_noun} by itself."
+    else:
+        text = f"Backout will not merge this {action.request_noun} by itself: {record.get('reason')}."
+    marker = f"<!-- backout {ref} automatic merge -->"
+    try:
+        comment_id = forge.comment(action.repo, number, body=f"{text}\n\n{marker}", marker=marker,
+                                   comment_id=record.get("comment_id"))
+    except BackoutError:
+        return
+    _move(store, action, expect=(state,), state=state, now=None, told=state, comment_id=comment_id)
 
 
 def _not_mergeable(action: Action, forge_says: MergeState) -> str | None:
@@ -203,9 +258,9 @@ def _record_merged(store: Store, notifier: Notifier, action: Action, forge_says:
     rule = str(window(action).get("rule"))
 
     def work(tx: Transaction) -> int:
-        current = next((a for a in tx.actions.for_incident(action.incident_id) if a.id == action.id), action)
-        if current.state is ActionState.MERGED:
-            return 0  # recorded already (the pull request follower, or another run)
+        current = tx.actions.locked(action.id or 0)
+        if current is None or current.state is not ActionState.PR_OPEN or window_state(current) != "merging":
+            return 0  # recorded already (another run), or a person's merge the follower recorded
         merged = current.model_copy(update={"state": ActionState.MERGED, "updated_at": now, "detail": moved(
             current, "merged", merged_at=now.isoformat())})
         tx.actions.save(merged)
@@ -225,19 +280,20 @@ def _record_merged(store: Store, notifier: Notifier, action: Action, forge_says:
     return done
 
 
-def _decline(store: Store, notifier: Notifier, action: Action, *, now: datetime, state: str, reason: str) -> int:
+def _decline(store: Store, notifier: Notifier, action: Action, *, now: datetime, state: str, reason: str,
+             expect: Collection[str] = ACTIVE) -> int:
     text = (f"Backout will not merge {action.request_name} by itself: {reason}. Review it and merge by hand "
             "when you agree." if state == "declined" else
             f"Backout did not merge {action.request_name} by itself: {reason}. It does nothing more by itself: "
             "review it and merge by hand when you agree.")
 
-    def work(tx: Transaction) -> None:
-        tx.actions.save(action.model_copy(update={"updated_at": now, "detail": moved(action, state, reason=reason)}))
-        tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=EventKind.AUTOMERGE_DECLINED,
+    def say(tx: Transaction, updated: Action) -> None:
+        tx.timeline.append(event(incident_id=updated.incident_id, at=now, kind=EventKind.AUTOMERGE_DECLINED,
                                  actor=Actor.BACKOUT, actor_id=BY, text=text,
-                                 data={"reason": reason, "url": action.url, "state": state}))
+                                 data={"reason": reason, "url": updated.url, "state": state}))
 
-    store.run(work)
+    if _move(store, action, expect=expect, state=state, now=now, then=say, reason=reason) is None:
+        return 0
     notify.incident_update(store=store, notifier=notifier, incident_id=action.incident_id, kind=f"automerge.{state}")
     return 1
 
@@ -249,15 +305,14 @@ def _retry(store: Store, notifier: Notifier, action: Action, *, now: datetime, e
         return _decline(store, notifier, action, now=now, state="refused",
                         reason=f"the forge did not answer {failures} times ({error})")
 
-    def work(tx: Transaction) -> None:
-        tx.actions.save(action.model_copy(update={"updated_at": now, "detail": moved(
-            action, window_state(action), failures=failures)}))
+    def say_once(tx: Transaction, updated: Action) -> None:
         if failures == 1:
             tx.timeline.append(event(
-                incident_id=action.incident_id, at=now, kind=EventKind.AUTOMERGE_RETRY, actor=Actor.BACKOUT,
+                incident_id=updated.incident_id, at=now, kind=EventKind.AUTOMERGE_RETRY, actor=Actor.BACKOUT,
                 actor_id=BY, data={"error": error},
-                text=f"The forge did not answer about {action.request_name} ({error}); Backout reads it again at "
+                text=f"The forge did not answer about {updated.request_name} ({error}); Backout reads it again at "
                      "its next run before merging, and never merges twice."))
 
-    store.run(work)
+    _move(store, action, expect=(window_state(action),), state=window_state(action), now=now, then=say_once,
+          failures=failures)
     return 0

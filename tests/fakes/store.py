@@ -254,6 +254,9 @@ class _Actions:
     def with_state(self, state: ActionState) -> list[Action]:
         return [a for a in self._s.actions.values() if a.state is state]
 
+    def locked(self, action_id: int) -> Action | None:
+        return self._s.actions.get(action_id)
+
     def count_auto_since(self, playbook: str, since: datetime) -> int:
         return sum(1 for a in self._s.actions.values()
                    if a.auto and a.created_at >= since and a.state.value != "proposed"

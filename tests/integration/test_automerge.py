@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +20,22 @@ from fastapi.testclient import TestClient
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.config import load_settings
-from bot.domain.automerge import window_state
+from bot.domain.actions import ActionState
+from bot.domain.automerge import ineligible, window_state
 from bot.domain.chat import Command
-from bot.domain.models import IncidentStatus
+from bot.domain.models import Actor, IncidentStatus
 from bot.domain.playbooks import ActionPolicy, MergeMode
 from bot.domain.ports import Merging
 from bot.domain.timeline import EventKind
-from bot.services.automerge import follow_automatic_merges
+from bot.services.automerge import follow_automatic_merges, hold
+from bot.services.card import incident_message
 from bot.services.chat import ChatCommands
 from bot.services.incidents import get_incident
 from bot.services.report import team_report
+from bot.services.watching import verify_rollbacks
 from tests.fakes.github import FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.metrics import FakeMetrics
 from tests.gitrepos import Remote, git
 from tests.integration.flows import open_incident, roll_back, write_config
 
@@ -310,4 +315,74 @@ def test_the_default_playbook_never_merges(make: Make) -> None:
     assert run(app, start + timedelta(days=1)) == 0
     assert world.fake.merges == 0
     assert not events(app, EventKind.AUTOMERGE_ANNOUNCED)
+    app.close()
+
+
+class HoldWhileReading:
+    """The forge's merge state read while someone presses Hold: the race the row lock settles."""
+
+    def __init__(self, inner: Merging, press: Callable[[], object]) -> None:
+        self.inner, self.press = inner, press
+
+    def merge_state(self, repo: str, number: int) -> Any:
+        self.press()
+        return self.inner.merge_state(repo, number)
+
+    def merge(self, repo: str, number: int, *, sha: str, message: str) -> Any:
+        return self.inner.merge(repo, number, sha=sha, message=message)
+
+
+def test_a_hold_pressed_while_the_merge_is_being_decided_wins(world: World) -> None:
+    """Hold lands between the job's read of the window and its merge call: no merge."""
+    app, start = opened(world)
+    ctx = app.ctx
+    assert isinstance(ctx.forge, Merging)
+    press = partial(hold, store=ctx.store, notifier=ctx.notifier, incident_id=1, actor=Actor.USER,
+                    actor_id=OWNER, now=start + WAIT)
+    assert follow_automatic_merges(store=ctx.store, forge=ctx.forge, merging=HoldWhileReading(ctx.forge, press),
+                                   notifier=ctx.notifier, playbooks=ctx.playbooks, now=start + WAIT) == 0
+    assert world.fake.merges == 0
+    assert window_state(get_incident(store=ctx.store, incident_id=1).actions[0]) == "held"
+    app.close()
+
+
+def test_the_card_and_the_pull_request_say_it_while_the_window_is_open(world: World) -> None:
+    """The card offers Hold during the window (and no more once held); the pull request's comment
+    says when Backout merges, then that it was held (edited, not a second comment)."""
+    app, start = opened(world)
+    ctx = app.ctx
+    payload = incident_message(store=ctx.store, incident_id=1, playbooks=ctx.playbooks).payload
+    assert payload["hold"] is True
+    comments = world.fake.comments if world.forge == "github" else world.fake.notes
+    [comment] = comments
+    assert f"by itself at {start + WAIT:%H:%M} UTC" in comment["body"]
+    hold(store=ctx.store, notifier=ctx.notifier, incident_id=1, actor=Actor.USER, actor_id=OWNER, now=start)
+    assert incident_message(store=ctx.store, incident_id=1, playbooks=ctx.playbooks).payload["hold"] is False
+    run(app, start + timedelta(seconds=15))
+    [comment] = comments
+    assert comment["body"].startswith(f"Held by {OWNER}: Backout will not merge this")
+    app.close()
+
+
+def test_when_the_metric_does_not_recover_backout_says_so_and_stops(make: Make) -> None:
+    """After its own merge, verification runs as after a person's; not recovered in time: said, and
+    nothing more is done by itself (no window for another pull request of the incident)."""
+    query = 'sum(rate(errors{service="checkout"}[5m]))'
+    world = make("github", playbook={"key_query": query, "verify": {"below": 1, "within": "10m"}})
+    app, start = opened(world)
+    run(app, start + WAIT)
+    metrics = FakeMetrics()
+    metrics.values[query] = 5.0
+    ctx = app.ctx
+    verify_rollbacks(store=ctx.store, metrics=metrics, notifier=ctx.notifier, playbooks=ctx.playbooks,
+                     now=start + WAIT)
+    verify_rollbacks(store=ctx.store, metrics=metrics, notifier=ctx.notifier, playbooks=ctx.playbooks,
+                     now=start + WAIT + timedelta(minutes=11))
+    [failed] = events(app, EventKind.VERIFY_FAILED)
+    assert "Backout merged it by itself and does nothing more by itself" in failed.text
+    [action] = get_incident(store=ctx.store, incident_id=1).actions
+    merged_before = action.model_copy(update={"id": None, "commit_sha": "f" * 40, "state": ActionState.PR_OPEN,
+                                              "detail": {"pr_number": 1}})
+    assert ineligible(merged_before, get_incident(store=ctx.store, incident_id=1).ranking, merged_before=True) \
+        == "Backout already merged one pull request of this incident by itself; the next step is for people"
     app.close()

@@ -187,6 +187,13 @@ class SqlActionRepository:
         ).mappings()
         return [Action.model_validate(dict(row)) for row in rows]
 
+    def locked(self, action_id: int) -> Action | None:
+        query = sa.select(t.actions).where(t.actions.c.id == action_id)
+        if self._conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = self._conn.execute(query).mappings().first()
+        return Action.model_validate(dict(row)) if row else None
+
     def count_auto_since(self, playbook: str, since: datetime) -> int:
         query = (
             sa.select(sa.func.count())

@@ -105,6 +105,11 @@ class ActionRepository(Protocol):
     def count_auto_since(self, playbook: str, since: datetime) -> int: ...
     def with_state(self, state: ActionState) -> list[Action]: ...
 
+    def locked(self, action_id: int) -> Action | None:
+        """The action as stored, its row locked until the transaction ends (PostgreSQL FOR UPDATE;
+        SQLite's write transactions run one at a time): for compare-and-set on its state."""
+        ...
+
 
 @dataclass(frozen=True)
 class ChatThread:
