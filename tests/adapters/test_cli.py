@@ -240,3 +240,25 @@ def test_update_role_and_severity_from_the_command_line(config: Path) -> None:
     invoke("resolve", "1", "--config", str(config))
     refused = runner.invoke(cli, ["update", "INC-1", "done", "--config", str(config)])
     assert (refused.exit_code, "INC-1 is resolved" in refused.output) == (1, True)
+
+
+def test_hold_stops_an_automatic_merge_and_says_when_none_waits(config: Path, clock: Clock) -> None:
+    """`backout hold INC-1` holds the merge waiting in its veto window (by the operator), once; with
+    none waiting it fails (1) saying so."""
+    from bot.config import load_settings
+    from bot.domain.actions import Action, ActionKind, ActionState
+
+    built = bootstrap.build(load_settings(config), clock=clock)
+    built.ctx.store.run(lambda tx: tx.actions.add(Action(
+        incident_id=1, kind=ActionKind.REVERT, repo="gitops", commit_sha="a" * 40, state=ActionState.PR_OPEN,
+        branch="backout/INC-1/revert-aaaaaaa", created_at=clock(), updated_at=clock(),
+        detail={"pr_number": 3, "auto_merge": {"state": "waiting", "due_at": clock().isoformat()}})))
+    built.close()
+    assert "INC-1: held; Backout will not merge pull request #3 by itself." in invoke("hold", "INC-1", "--config",
+                                                                                       str(config))
+    again = json.loads(invoke("hold", "1", "--json", "--config", str(config)))
+    assert again["changed"] is False
+    assert again["message"].startswith("INC-1: already held by cli")
+    result = runner.invoke(cli, ["hold", "INC-2", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "INC-2 has no automatic merge waiting" in result.output

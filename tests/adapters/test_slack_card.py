@@ -16,21 +16,22 @@ from fastapi.testclient import TestClient
 from bot import bootstrap
 from bot.config import Settings, SlackSettings
 from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.automerge import window_state
 from bot.domain.changes import AppliedSource, Change, FileChange
 from bot.domain.models import Actor, IncidentStatus
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.incidents import get_incident
-from tests.adapters.test_slack_http import OWNER, SECRET, button, interaction, wait_for
+from tests.adapters.test_slack_http import OWNER, SECRET, STRANGER, button, interaction, wait_for
 from tests.conftest import AUTH, Clock, payload_bytes
 from tests.fakes.git import FakeGit
 from tests.fakes.slack import FakeSlack
 
 A, B = "a" * 40, "c" * 40  # two changes to checkout: A the older, B applied after it
 LONG = "x" * 400 + " <!channel>"
-ACK, ROLL, BRANCH, RESOLVE, REOPEN = ("backout_ack", "backout_rollback", "backout_branch", "backout_resolve",
-                                      "backout_reopen")
+ACK, ROLL, BRANCH, RESOLVE, REOPEN, HOLD = ("backout_ack", "backout_rollback", "backout_branch",
+                                            "backout_resolve", "backout_reopen", "backout_hold")
 
 
 @pytest.fixture
@@ -264,3 +265,32 @@ def test_a_verdict_button_in_the_thread_is_recorded(app: tuple[bootstrap.App, Te
     wait_for(lambda: slack.responses)
     timeline = client.get("/api/incidents/1/timeline").json()["timeline"]
     assert [e["actor_id"] for e in timeline if e["kind"] == "verdict.recorded"] == [OWNER]
+
+
+def test_during_an_automatic_merge_window_the_card_offers_hold(app: tuple[bootstrap.App, TestClient],
+                                                               slack: FakeSlack, clock: Clock) -> None:
+    """Hold comes first after Acknowledge, within five buttons, while Backout's merge waits; a stranger's
+    press is refused privately with the reason; an owner's holds it, and the button goes."""
+    built, client = app
+    rank(built, clock, Ranking(status=RankingStatus.RANKED, confident=True, reason="aaaaaaa it is.", floor=0.2,
+                               ranked_at=clock.now, suspects=(suspect(A, score=0.9, minutes=12, clock=clock),)))
+    revert(built, clock, ActionState.PR_OPEN)
+
+    def window_open(tx: Any) -> None:
+        action = tx.actions.get(1, ActionKind.REVERT, A)
+        tx.actions.save(action.model_copy(update={"detail": {**action.detail, "auto_merge": {
+            "state": "waiting", "due_at": (clock.now + timedelta(minutes=5)).isoformat()}}}))
+
+    built.ctx.store.run(window_open)
+    put(built, IncidentStatus.OPEN)
+    drain(built, clock)
+    shown = buttons(card(slack))
+    assert shown[:2] == [ACK, HOLD]
+    assert len(shown) <= 5
+    assert interaction(client, button(slack, HOLD, user=STRANGER)).status_code == 200
+    answer = wait_for(lambda: slack.responses)[0]
+    assert "You may not hold INC-1" in answer["text"]
+    assert interaction(client, button(slack, HOLD)).status_code == 200
+    wait_for(lambda: window_state(get_incident(store=built.ctx.store, incident_id=1).actions[0]) == "held")
+    drain(built, clock)
+    assert HOLD not in buttons(card(slack))

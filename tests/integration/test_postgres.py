@@ -280,3 +280,52 @@ def test_rooms_and_roles_on_postgresql(engines: list[sa.Engine]) -> None:
     assert [r.incident_id for r in stores[1].run(lambda tx: tx.rooms.due(later, resolved_before=NOW))] == [opened]
     stores[1].run(lambda tx: tx.rooms.request_invites(opened))
     assert stores[1].run(lambda tx: tx.rooms.get(opened)).invites_due is True
+
+
+def test_a_hold_waits_for_the_merge_decision_that_locked_the_action_first(engines: list[sa.Engine]) -> None:
+    """Backout moves an automatic merge's window under the action's row lock (FOR UPDATE): a Hold
+    pressed meanwhile on another replica waits for it, then finds it too late, never a lost hold."""
+    import time
+
+    from bot.adapters.console import RecordingNotifier
+    from bot.domain.actions import Action, ActionKind, ActionState
+    from bot.domain.automerge import moved
+    from bot.domain.errors import Conflict
+    from bot.domain.models import Actor
+    from bot.domain.ports import Transaction
+    from bot.services.automerge import hold
+
+    backout, replica = SqlStore(engines[0]), SqlStore(engines[1])
+    ingest_delivery(store=backout, delivery=delivery("01"), playbooks=load_playbooks(PLAYBOOKS),
+                    policy=IncidentPolicy(), now=NOW)
+    action = backout.run(lambda tx: tx.actions.add(Action(
+        incident_id=1, kind=ActionKind.REVERT, repo="gitops", commit_sha="a" * 40, state=ActionState.PR_OPEN,
+        branch="backout/INC-1/revert-aaaaaaa", created_at=NOW, updated_at=NOW,
+        detail={"pr_number": 1, "auto_merge": {"state": "waiting", "due_at": NOW.isoformat()}})))
+    outcome: list[object] = []
+
+    def press() -> None:
+        try:
+            outcome.append(hold(store=replica, notifier=RecordingNotifier(), incident_id=1, actor=Actor.USER,
+                                actor_id="U1", now=NOW))
+        except Conflict as exc:
+            outcome.append(exc)
+
+    presser = threading.Thread(target=press)
+
+    def decide(tx: Transaction) -> None:
+        current = tx.actions.locked(action.id or 0)
+        assert current is not None
+        tx.actions.save(current.model_copy(update={"detail": moved(current, "merging")}))
+        presser.start()
+        deadline = time.monotonic() + 30
+        with engines[0].connect() as watcher:  # until the Hold waits on the lock (bounded, not a timing)
+            while time.monotonic() < deadline and not watcher.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).scalar():
+                time.sleep(0.02)
+
+    backout.run(decide)
+    presser.join()
+    [result] = outcome
+    assert isinstance(result, Conflict)
+    assert "too late to hold: Backout's merge is merging" in str(result)
