@@ -55,7 +55,7 @@ def ineligible(action: Action, ranking: Ranking | None, *, merged_before: bool) 
     """Why Backout may not merge this pull request by itself, or None when the rule's own
     conditions hold (the forge's verdict and the veto window are checked when it is due)."""
     if action.kind.value not in MERGEABLE_KINDS:
-        return f"it is a {action.kind.value}, not a revert or restore"
+        return f"Backout merges only its reverts and restores, not its {action.kind.value.replace('_', ' ')}"
     if merged_before:
         return "Backout already merged one pull request of this incident by itself; the next step is for people"
     if ranking is None or not ranking.confident:
