@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.actions import Action
+from bot.domain.actions import CHANGING, Action, ActionKind
 from bot.domain.durations import format_duration
 from bot.domain.suspects import Ranking
 
-# The pull requests Backout may merge itself: its own reverts and restores (by kind value, so a
-# restore counts whatever module defines it).
-MERGEABLE_KINDS = frozenset({"revert", "restore"})
+# The pull requests Backout may merge itself: its own reverts and restores.
+MERGEABLE_KINDS = frozenset(kind.value for kind in CHANGING)
 ACTIVE = frozenset({"waiting", "merging"})
 MAX_ATTEMPTS = 5  # runs in a row the forge may fail the merge call before Backout gives up
 
@@ -62,14 +61,23 @@ def ineligible(action: Action, ranking: Ranking | None, *, merged_before: bool) 
         why = ranking.reason if ranking is not None else "not ranked yet"
         return f"the suspect is not confident ({why})"
     best = ranking.best
-    if action.kind.value == "revert" and (best is None or best.sha != action.commit_sha):
+    if action.kind is ActionKind.REVERT and (best is None or best.sha != action.commit_sha):
         return f"{action.commit_sha[:7]} is not the confident suspect"
+    if action.kind is ActionKind.RESTORE and (best is None or best.sha not in (action.detail.get("undone") or [])):
+        return "the confident suspect is not among the commits the restore undoes"
     flags = [str(w).split(":", 1)[0] for w in action.detail.get("warnings") or []]
     if flags:
         return f"revert-safety flags: {', '.join(flags)}"
     if action.detail.get("unpinned"):
         return "image automation could not be pinned in Git: " + "; ".join(map(str, action.detail["unpinned"]))
     return None
+
+
+def describe(action: Action) -> str:
+    """"the revert of 1a2b3c4", "the restore to last known good 5d6e7f8"."""
+    if action.kind is ActionKind.RESTORE:
+        return f"the restore to last known good {action.commit_sha[:7]}"
+    return f"the {action.kind.value} of {action.commit_sha[:7]}"
 
 
 def rule(playbook: str, wait: timedelta) -> str:

@@ -22,6 +22,7 @@ from bot.domain.automerge import (
     MERGEABLE_KINDS,
     MergeMode,
     announcement,
+    describe,
     due_at,
     holdable,
     ineligible,
@@ -157,8 +158,7 @@ def _open_window(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbo
         return _decline(store, notifier, current, now=now, state="declined", reason=reason, expect=("",))
     wait = playbook.actions.merge_after
     opened = started(now=now, wait=wait, playbook=playbook.name)
-    what = f"the {current.kind.value} of {current.commit_sha[:7]}"
-    text = announcement(request=current.request_name, what=what, due=now + wait,
+    text = announcement(request=current.request_name, what=describe(current), due=now + wait,
                         incident_ref=format_incident_ref(current.incident_id))
 
     def announce(tx: Transaction, updated: Action) -> None:
@@ -222,8 +222,8 @@ def _tell_pull_request(store: Store, forge: Forge, action: Action) -> None:
     ref = format_incident_ref(action.incident_id)
     state, due = window_state(action), due_at(action)
     if state in ACTIVE and due is not None:
-        text = announcement(request=f"this {action.request_noun}", what=f"the {action.kind.value} of "
-                            f"{action.commit_sha[:7]}", due=due, incident_ref=ref)
+        text = announcement(request=f"this {action.request_noun}", what=describe(action), due=due,
+                            incident_ref=ref)
     elif state == "held":
         text = f"Held by {record.get('held_by')}: Backout will not merge this {action.request_noun} by itself."
     else:
@@ -250,7 +250,7 @@ def _not_mergeable(action: Action, forge_says: MergeState) -> str | None:
 
 def _message(action: Action) -> str:
     ref = format_incident_ref(action.incident_id)
-    return (f"Merge {action.branch} ({ref}): the {action.kind.value} of {action.commit_sha[:7]}\n\n"
+    return (f"Merge {action.branch} ({ref}): {describe(action)}\n\n"
             f"Merged by Backout by itself under {window(action).get('rule')}.\n\nBackout-Incident: {ref}\n")
 
 

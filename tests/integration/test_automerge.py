@@ -32,6 +32,7 @@ from bot.services.card import incident_message
 from bot.services.chat import ChatCommands
 from bot.services.incidents import get_incident
 from bot.services.report import team_report
+from bot.services.restore import plan_restore, restore
 from bot.services.watching import verify_rollbacks
 from tests.fakes.github import FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
@@ -64,11 +65,12 @@ class World:
 
 
 def make_world(tmp_path: Path, forge: str, *, files: dict[str, str] | None = None,
-               playbook: dict[str, Any] | None = None) -> Iterator[World]:
+               playbook: dict[str, Any] | None = None, after: float = 10) -> Iterator[World]:
+    """A remote whose bad change came `after` minutes after the first commit, on the fake `forge`."""
     remote = Remote(tmp_path / "gitops")
     remote.commit("init", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0")})
     bad = remote.commit("checkout: bump to 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1"),
-                                                  **(files or {})})
+                                                  **(files or {})}, minutes=after)
     with ExitStack() as stack:
         if forge == "github":
             fake: Any = stack.enter_context(FakeGitHub(remote.bare).serving())
@@ -385,4 +387,26 @@ def test_when_the_metric_does_not_recover_backout_says_so_and_stops(make: Make) 
                                               "detail": {"pr_number": 1}})
     assert ineligible(merged_before, get_incident(store=ctx.store, incident_id=1).ranking, merged_before=True) \
         == "Backout already merged one pull request of this incident by itself; the next step is for people"
+    app.close()
+
+
+def test_a_restore_is_merged_under_the_same_rule(make: Make) -> None:
+    """Backout's own restore to last known good (the confident suspect among what it undoes, no
+    flag): announced, then merged once when due; the watched branch holds the good content."""
+    world = make("gitlab", after=600)
+    app = open_incident(world.config, world.remote)
+    ctx = app.ctx
+    plan = plan_restore(store=ctx.store, git=ctx.git, playbooks=ctx.playbooks, incident_id=1, now=ctx.clock())
+    made = restore(store=ctx.store, git=ctx.git, notifier=ctx.notifier, plan=plan, actor=Actor.USER, actor_id="U1",
+                   now=ctx.clock(), forge=ctx.forge)
+    assert (made.action.kind.value, made.action.state.value) == ("restore", "pr_open")
+    start = ctx.clock()
+    assert run(app, start) == 1
+    [announced] = events(app, EventKind.AUTOMERGE_ANNOUNCED)
+    assert f"the restore to last known good {plan.good.short}" in announced.text
+    assert run(app, start + WAIT) == 1
+    assert world.fake.merges == 1
+    assert git("show", "main:apps/checkout/deploy.yaml", cwd=world.remote.bare) + "\n" == DEPLOY.format(tag="1.0")
+    [merged] = events(app, EventKind.PR_MERGED)
+    assert (merged.data["action"], merged.data["automatic"]) == ("restore", True)
     app.close()
