@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/storm.py
 	$(BIN)/python bench/freeze.py
 	$(BIN)/python bench/crash_recovery.py
+	$(BIN)/python bench/automerge_calls.py
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py

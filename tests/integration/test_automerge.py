@@ -410,3 +410,17 @@ def test_a_restore_is_merged_under_the_same_rule(make: Make) -> None:
     [merged] = events(app, EventKind.PR_MERGED)
     assert (merged.data["action"], merged.data["automatic"]) == ("restore", True)
     app.close()
+
+
+def test_a_merge_refused_by_branch_protection_says_which_rule(world: World) -> None:
+    """The forge refuses the merge call (a protection rule it did not report as blocked): not
+    merged, the forge's words (the rule) on the timeline, nothing more by itself."""
+    app, start = opened(world)
+    world.fake.fail("PUT", world.merge_path(), 405, message='Required status check "ci/e2e" is expected.')
+    assert run(app, start + WAIT) == 1
+    assert world.fake.merges == 0
+    [declined] = events(app, EventKind.AUTOMERGE_DECLINED)
+    assert 'the forge refused the merge' in declined.text
+    assert 'Required status check "ci/e2e" is expected.' in declined.text
+    assert run(app, start + WAIT * 2) == 0
+    app.close()
