@@ -130,28 +130,40 @@ def _move(store: Store, action: Action, *, expect: Collection[str], state: str, 
     return store.run(work)
 
 
-def _context(store: Store, playbooks: Sequence[Playbook], action: Action,
-             ) -> tuple[Playbook | None, Ranking | None, bool, Action]:
-    """The playbook, the ranking, whether Backout already merged one of the incident's pull
-    requests by itself, and the action as stored now."""
+@dataclass(frozen=True)
+class _Seen:
+    """What the rule is judged on, read in one transaction."""
 
-    def work(tx: Transaction) -> tuple[Playbook | None, Ranking | None, bool, Action]:
+    playbook: Playbook | None
+    ranking: Ranking | None
+    merged_before: bool  # Backout already merged one of the incident's pull requests by itself
+    active: bool  # the incident is not resolved or closed
+    action: Action  # as stored now
+
+    def ineligible(self) -> str | None:
+        if not self.active:
+            return "the incident is no longer active"
+        return ineligible(self.action, self.ranking, merged_before=self.merged_before)
+
+
+def _context(store: Store, playbooks: Sequence[Playbook], action: Action) -> _Seen:
+    def work(tx: Transaction) -> _Seen:
         incident = require(tx, action.incident_id)
         actions = tx.actions.for_incident(action.incident_id)
-        current = next((a for a in actions if a.id == action.id), action)
-        merged_before = any(window_state(a) == "merged" for a in actions if a.id != action.id)
-        return (playbook_named(playbooks, incident.playbook), tx.rankings.get(action.incident_id), merged_before,
-                current)
+        return _Seen(playbook=playbook_named(playbooks, incident.playbook), ranking=tx.rankings.get(incident.id or 0),
+                     merged_before=any(window_state(a) == "merged" for a in actions if a.id != action.id),
+                     active=incident.active, action=next((a for a in actions if a.id == action.id), action))
 
     return store.run(work)
 
 
 def _open_window(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbook], action: Action,
                  merging: Merging | None, now: datetime) -> int:
-    playbook, ranking, merged_before, current = _context(store, playbooks, action)
+    seen = _context(store, playbooks, action)
+    playbook, current = seen.playbook, seen.action
     if playbook is None or playbook.actions.merge is MergeMode.OFF or window_state(current):
         return 0
-    reason = ineligible(current, ranking, merged_before=merged_before)
+    reason = seen.ineligible()
     if reason is None and merging is None:
         reason = f"the forge of {current.repo} offers no merge Backout can make"
     if reason is not None:
@@ -175,11 +187,12 @@ def _open_window(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbo
 
 def _merge_due(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbook], action: Action,
                merging: Merging | None, now: datetime) -> int:
-    _playbook, ranking, merged_before, current = _context(store, playbooks, action)
+    seen = _context(store, playbooks, action)
+    current = seen.action
     state = window_state(current)
     if current.state is not ActionState.PR_OPEN or state not in ACTIVE:
         return 0  # held, or finished by another run, since the list was read
-    if state == "waiting" and (reason := ineligible(current, ranking, merged_before=merged_before)):
+    if state == "waiting" and (reason := seen.ineligible()):
         return _decline(store, notifier, current, now=now, state="refused", reason=f"{reason} when it was due")
     number = current.detail.get("pr_number")
     if merging is None or not isinstance(number, int):

@@ -30,7 +30,7 @@ from bot.domain.timeline import EventKind
 from bot.services.automerge import follow_automatic_merges, hold
 from bot.services.card import incident_message
 from bot.services.chat import ChatCommands
-from bot.services.incidents import get_incident
+from bot.services.incidents import change_status, get_incident
 from bot.services.report import team_report
 from bot.services.restore import plan_restore, restore
 from bot.services.watching import verify_rollbacks
@@ -423,4 +423,16 @@ def test_a_merge_refused_by_branch_protection_says_which_rule(world: World) -> N
     assert 'the forge refused the merge' in declined.text
     assert 'Required status check "ci/e2e" is expected.' in declined.text
     assert run(app, start + WAIT * 2) == 0
+    app.close()
+
+
+def test_an_incident_resolved_during_the_window_is_not_merged(world: World) -> None:
+    """Resolved before the window ends: when due, Backout says so and leaves the pull request alone."""
+    app, start = opened(world)
+    change_status(store=app.ctx.store, incident_id=1, target=IncidentStatus.RESOLVED, actor=Actor.USER,
+                  actor_id=OWNER, now=start + timedelta(minutes=1))
+    assert run(app, start + WAIT) == 1
+    assert world.fake.merges == 0
+    [declined] = events(app, EventKind.AUTOMERGE_DECLINED)
+    assert "the incident is no longer active when it was due" in declined.text
     app.close()
