@@ -27,6 +27,7 @@ from bot.domain.models import Actor, IncidentStatus
 from bot.domain.playbooks import ActionPolicy, MergeMode
 from bot.domain.ports import Merging
 from bot.domain.timeline import EventKind
+from bot.entrypoints.scheduler import start_scheduler
 from bot.services.automerge import follow_automatic_merges, hold
 from bot.services.card import incident_message
 from bot.services.chat import ChatCommands
@@ -436,3 +437,21 @@ def test_an_incident_resolved_during_the_window_is_not_merged(world: World) -> N
     [declined] = events(app, EventKind.AUTOMERGE_DECLINED)
     assert "the incident is no longer active when it was due" in declined.text
     app.close()
+
+
+@pytest.mark.parametrize(("playbook", "scheduled"), [(None, True), ({"actions": {"on_open": "off"}}, False)])
+def test_the_job_runs_only_where_a_playbook_opts_in(make: Make, playbook: dict[str, Any] | None,
+                                                    scheduled: bool) -> None:
+    """`automatic_merges` every 15 s (leader only, late runs kept) when a playbook says
+    `actions.merge: confident`; no such job otherwise."""
+    world = make("github", playbook=playbook)
+    app = bootstrap.build(load_settings(world.config), notifier=RecordingNotifier())
+    scheduler = start_scheduler(app.ctx)
+    try:
+        job = scheduler.get_job("automatic_merges")
+        assert (job is not None) is scheduled
+        if job is not None:
+            assert (job.trigger.interval, job.coalesce, job.misfire_grace_time) == (timedelta(seconds=15), True, 60)
+    finally:
+        scheduler.shutdown(wait=True)
+        app.close()
