@@ -197,6 +197,7 @@ def _api_writes(creds: Credentials) -> Iterator[Hostile]:
         ("/api/incidents/INC-1/reopen", {"by": "ana", "note": "again"}, ["note", "by"]),
         ("/api/incidents/INC-1/verdict", {"verdict": "culprit", "sha": "abc1234", "by": "ana"}, ["sha", "by"]),
         ("/api/incidents/INC-1/rollback", {"commit": "a" * 40, "by": "ana"}, ["commit", "by"]),
+        ("/api/incidents/INC-1/hold", {"by": "ana"}, ["by"]),
     ]
     for path, base, texts in writes:
         for name, body in variants(base, texts, TEXTS):
