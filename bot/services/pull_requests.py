@@ -20,6 +20,11 @@ LABELS = ("backout", "incident", "revert")
 MAX_ALERTS = 10
 
 
+# True whatever the playbook says: the one exception (docs/automerge.md) is announced on the pull request.
+MERGE_NOTE = ("Backout merges this by itself only where the service's playbook allows it (`actions.merge: confident`), "
+              "and then only after announcing it here with time to hold it. Review, and merge when you agree.")
+
+
 def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], page_url: str | None,
                 pinned: Sequence[str] = (), unpinned: Sequence[str] = (), noun: str = "pull request") -> str:
     """The revert PR's body: the incident, why this commit, revert safety, the alerts. `noun`:
@@ -55,8 +60,7 @@ def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], 
                      f"{f': {md(summary)}' if summary else ''} [{alert.status.value}]")
     if len(firing) > MAX_ALERTS:
         lines.append(f"- … and {len(firing) - MAX_ALERTS} more")
-    lines += ["", "Backout never merges: review, and merge when you agree.",
-              f"<!-- backout {incident.ref} revert {change.sha} -->"]
+    lines += ["", MERGE_NOTE, f"<!-- backout {incident.ref} revert {change.sha} -->"]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain.text import md
 from bot.services.incidents import IncidentView
+from bot.services.pull_requests import MERGE_NOTE
 
 if TYPE_CHECKING:
     from bot.services.restore import RestorePlan
@@ -64,8 +65,7 @@ def restore_body(view: IncidentView, *, plan: RestorePlan, pinned: Sequence[str]
               "review what the other paths changed since " + good.short + "."]
     if plan.included:
         lines.append(f"Shared paths restored because a responder named them: {_paths(plan.included)}.")
-    lines += ["", "Backout never merges: review, and merge when you agree.",
-              f"<!-- backout {plan.incident_ref} restore {good.sha} -->"]
+    lines += ["", MERGE_NOTE, f"<!-- backout {plan.incident_ref} restore {good.sha} -->"]
     return "\n".join(lines)
 
 
