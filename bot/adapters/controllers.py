@@ -11,8 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from bot.domain.drift import DriftedResource, parse_change_set
 from bot.domain.gitops import (
     FLUX_APPLIED_REASONS,
+    FLUX_DRIFT_REASONS,
     FLUX_FAILED_REASONS,
     Controller,
     ControllerEvent,
@@ -59,17 +61,27 @@ class FluxEvent(BaseModel):
         return next((v for k, v in self.metadata.items() if k.endswith(".fluxcd.io/revision")), "")
 
     def to_event(self) -> ControllerEvent:
-        if self.severity == "error" or self.reason in FLUX_FAILED_REASONS:
+        resources: list[DriftedResource] = []
+        if self.reason in FLUX_DRIFT_REASONS:
+            # Before the severity: helm-controller reports drift as a warning, which Flux sends as error.
+            outcome = Outcome.DRIFTED
+            resources = parse_change_set(self.message, verbs=("changed", "removed", "configured", "created"))
+        elif self.severity == "error" or self.reason in FLUX_FAILED_REASONS:
             outcome = Outcome.FAILED
         elif self.severity == "info" and self.reason in FLUX_APPLIED_REASONS:
             outcome = Outcome.APPLIED
+            # A change set; at the revision the object already runs, it put back an out-of-band edit.
+            resources = parse_change_set(self.message)
         else:
             outcome = Outcome.OTHER
         revision = self.revision()
+        corrected = self.reason == "DriftCorrected"
         return ControllerEvent(
             controller=Controller.FLUX, kind=self.involvedObject.kind, namespace=self.involvedObject.namespace,
             name=self.involvedObject.name, outcome=outcome, reason=self.reason, message=self.message,
-            revision=revision[:300], sha=parse_revision(revision), at=self.timestamp)
+            revision=revision[:300], sha=parse_revision(revision), at=self.timestamp,
+            resources=tuple(resources[:50]), corrected=corrected,
+            correction=f"corrected by Flux at {self.timestamp:%H:%M} UTC" if corrected else "")
 
 
 def _blank(value: Any) -> Any:
@@ -80,12 +92,32 @@ def _blank(value: Any) -> Any:
 Blank = BeforeValidator(_blank)
 
 
+class ArgoResource(BaseModel):
+    """One entry of an Application's `status.resources`: a live object and its sync status."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: _NAME
+    name: _NAME
+    namespace: Annotated[StoredText | None, Blank] = Field(default=None, max_length=253)
+    group: Annotated[StoredText | None, Blank] = Field(default=None, max_length=253)
+    status: Annotated[StoredText | None, Blank] = Field(default=None, max_length=100)  # Synced, OutOfSync
+
+
+class ArgoAutoSync(BaseModel):
+    """`spec.syncPolicy.automated`: present means auto-sync; `selfHeal` syncs back live edits."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    selfHeal: bool | None = None  # noqa: N815 - Argo CD's field name
+
+
 class ArgoNotification(BaseModel):
     """The body of Backout's Argo CD notification templates."""
 
     model_config = ConfigDict(extra="ignore")
 
-    event: Literal["deployed", "sync-failed", "health-degraded"]
+    event: Literal["deployed", "sync-failed", "health-degraded", "drifted"]
     app: _NAME
     namespace: Annotated[StoredText | None, Blank] = Field(default=None, max_length=253)
     revision: Annotated[StoredText | None, Blank] = Field(default=None, max_length=300)
@@ -99,8 +131,14 @@ class ArgoNotification(BaseModel):
     started_at: Annotated[Instant | None, Blank] = None  # the sync operation's start: the rollout's
     healthy_at: Annotated[Instant | None, Blank] = None  # the app's health lastTransitionTime
     path: Annotated[StoredText | None, Blank] = Field(default=None, max_length=1000)  # spec.source.path
+    # `drifted` only: when Argo CD compared last (detection), its auto-sync, the objects it shows
+    reconciled_at: Annotated[Instant | None, Blank] = None
+    auto_sync: Annotated[ArgoAutoSync | None, Blank] = None
+    resources: Annotated[list[ArgoResource] | None, Blank] = Field(default=None, max_length=2000)
 
     def to_event(self, *, now: datetime) -> ControllerEvent:
+        if self.event == "drifted":
+            return self._drift(now)
         outcome = Outcome.APPLIED if self.event == "deployed" else Outcome.FAILED
         # A sync names the revision it ran; degraded health names the one the app is synced to.
         revision = (self.revision or self.sync_revision or "") if self.event != "health-degraded" else (
@@ -121,6 +159,27 @@ class ArgoNotification(BaseModel):
             controller=Controller.ARGOCD, kind="Application", namespace=self.namespace or "argocd",
             name=self.app, outcome=outcome, reason=reason, message=message, revision=revision,
             sha=parse_revision(revision), at=at, healthy_at=healthy_at, path=self.path)
+
+
+    def _drift(self, now: datetime) -> ControllerEvent:
+        """OutOfSync at the revision it last synced: the cluster moved, not Git. (OutOfSync after a new
+        commit is no drift: the sync revision differs; the trigger checks it, and so does this.)"""
+        same = bool(self.revision) and self.revision == self.sync_revision
+        drifted = tuple(DriftedResource(kind=r.kind, namespace=r.namespace or "", name=r.name)
+                        for r in (self.resources or []) if r.status == "OutOfSync")[:50]
+        if self.auto_sync is None:
+            correction = "not corrected: Argo CD auto-sync is off"
+        elif not self.auto_sync.selfHeal:
+            correction = "not corrected: Argo CD self-heal is off"
+        else:
+            correction = "Argo CD self-heal syncs it back"
+        revision = self.revision or ""
+        return ControllerEvent(
+            controller=Controller.ARGOCD, kind="Application", namespace=self.namespace or "argocd",
+            name=self.app, outcome=Outcome.DRIFTED if same else Outcome.OTHER, reason="OutOfSync",
+            message=(self.message or "").strip(), revision=revision, sha=parse_revision(revision),
+            at=self.reconciled_at or now, path=self.path, resources=drifted, correction=correction,
+            since=self.finished_at)
 
 
 class BuildNotice(BaseModel):

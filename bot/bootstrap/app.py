@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine, make_url
 
+from bot.adapters.argocd import ArgoCdClient
 from bot.adapters.console import ConsoleNotifier
 from bot.adapters.embedded import SingleReplica
 from bot.adapters.export.render import ExportRenderer
@@ -34,6 +35,7 @@ from bot.domain.models import Delivery
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import (
     AppliedTimes,
+    ArgoCdApi,
     Clock,
     Forge,
     GitRepos,
@@ -97,6 +99,7 @@ def build(
     slack_client: WebClient | None = None,
     metrics_query: MetricsQuery | None = None,
     pager: Pager | None = None,
+    argo: ArgoCdApi | None = None,
     upgrade_sqlite: bool = True,
 ) -> App:
     """Wire the whole app; pass fakes for any part to replace it (tests build it in one line)."""
@@ -153,6 +156,13 @@ def build(
         pager = built_pager
         closers.append(built_pager.close)
     ctx.pager = pager
+    argocd = settings.argocd
+    if argo is None and argocd.api_configured and argocd.api_url and argocd.api_token:
+        built_argo = ArgoCdClient(argocd.api_url, token=argocd.api_token.get_secret_value(),
+                                  timeout=argocd.api_timeout.total_seconds(), ca_file=argocd.ca_file)
+        argo = built_argo
+        closers.append(built_argo.close)
+    ctx.argo = argo
     if settings.chat.kind == "slack":
         ctx.slack = build_slack(ctx, client=slack_client)
     return App(ctx=ctx, http=create_http_app(ctx), engine=engine, closers=closers)

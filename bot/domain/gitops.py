@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.domain.drift import DriftedResource
+
 
 class Controller(StrEnum):
     FLUX = "flux"
@@ -21,6 +23,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"  # the object reconciled this revision: it is what runs now
     FAILED = "failed"  # the revision did not reconcile, or it did and the result is unhealthy
     OTHER = "other"  # anything else the controller says (kept, changes nothing)
+    DRIFTED = "drifted"  # the live objects left Git's state with no new revision (an out-of-band change)
 
 
 # What Flux's controllers send (kustomize-controller, helm-controller; fluxcd/pkg's meta reasons).
@@ -32,6 +35,9 @@ FLUX_FAILED_REASONS = frozenset({
     "ArtifactFailed", "PruneFailed", "InstallFailed", "UpgradeFailed", "TestFailed", "RollbackFailed",
     "UninstallFailed", "ChartPullFailed", "ChartLoadFailed", "GetLastReleaseFailed",
 })
+# helm-controller's drift detection (`spec.driftDetection`): detected (a warning, so severity error),
+# corrected, or a correction that failed.
+FLUX_DRIFT_REASONS = frozenset({"DriftDetected", "DriftCorrected", "DriftCorrectionFailed"})
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
@@ -74,6 +80,12 @@ class ControllerEvent(BaseModel):
     at: datetime  # for an applied revision: when the rollout started
     healthy_at: datetime | None = None  # when the object was healthy at the revision, if the event says
     path: str | None = None  # the folder the object deploys from, when the event carries it (Argo CD)
+    # Drift: the objects it names (a Flux change set at the revision already applied is one too),
+    # whether the controller put them back, and the last clean reconcile when the event says.
+    resources: tuple[DriftedResource, ...] = ()
+    corrected: bool = False
+    correction: str = ""
+    since: datetime | None = None
 
     @property
     def object_id(self) -> str:

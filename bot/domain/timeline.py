@@ -76,6 +76,7 @@ class EventKind(StrEnum):
     AUTHOR_NOTIFIED = "author.notified"
     RECONCILE_FAILED = "gitops.reconcile_failed"
     RECONCILE_RECOVERED = "gitops.reconcile_recovered"
+    DRIFT_DETECTED = "gitops.drift"  # an out-of-band change (or its correction) to the service's objects
     ROLLBACK_FORCED = "rollback.forced"  # a person overrode an excluded change (reverted, ruled out, weak)
     INCIDENT_PAGED = "incident.paged"  # Backout paged the on-call through PagerDuty (not acknowledged in time)
     PAGER_INCIDENT = "pagerduty.incident"  # PagerDuty's own incident for it triggered, acknowledged or resolved

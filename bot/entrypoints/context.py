@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import (
     AppliedTimes,
+    ArgoCdApi,
     Clock,
     Forge,
     GitRepos,
@@ -109,6 +110,7 @@ class AppContext:
     slack: SlackParts | None = None
     metrics_query: MetricsQuery | None = None
     pager: Pager | None = None  # PagerDuty, when pagerduty.routing_key or api_token is set
+    argo: ArgoCdApi | None = None  # Argo CD's API (outbound), when argocd.api_url and api_token_file are set
     leader: LeaderGate = field(default_factory=lambda: SingleReplica())
     # Investigations (git fetch, ranking, actions) run here after the webhook has answered.
     work_executor: Executor = field(

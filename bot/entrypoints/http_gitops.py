@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from bot.adapters.controllers import ArgoNotification, BuildNotice, FluxEvent
 from bot.domain.errors import TransientError
-from bot.domain.gitops import ControllerEvent
+from bot.domain.gitops import ControllerEvent, Outcome
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import (
     BodyTooLarge,
@@ -29,6 +29,7 @@ from bot.entrypoints.http_common import (
 )
 from bot.entrypoints.webhook_auth import ApiAuth, ControllerAuth
 from bot.services import lifecycle
+from bot.services.drift import with_fields
 from bot.services.gitops import ControllerReport, describe, record_controller_event
 from bot.services.investigate import rerank_open_incidents
 
@@ -78,6 +79,10 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
     async def handle(controller_event: ControllerEvent) -> JSONResponse:
         """Answered within `git.fetch_wait`, once recorded with the events waiting beside it: a
         revision whose fetch takes longer is recorded when it lands."""
+        if ctx.argo is not None and controller_event.outcome is Outcome.DRIFTED:
+            # Argo CD's API names the drifted fields: asked here, never in the batch writer's thread.
+            argo = ctx.argo
+            controller_event = await run_in_threadpool(lambda: with_fields(controller_event, argo))
         try:
             report = await ctx.controller_queue.submit(controller_event)
         except TransientError as exc:
@@ -109,8 +114,8 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
             controller_event.controller.value,
             "duplicate" if report.duplicate else controller_event.outcome.value).inc()
         incidents = await _deliver(report)
-        if report.changed_ranking and report.repo is not None:
-            follow_ups.submit(f"rerank:{report.repo}", partial(_rerank, report.repo))
+        for repo in report.rerank:
+            follow_ups.submit(f"rerank:{repo}", partial(_rerank, repo))
         if report.applied:  # perhaps a revert: its incident is mitigated
             follow_ups.submit("advance", _advance)
         log.info("controller_event.recorded", object=controller_event.object_id, outcome=controller_event.outcome,
@@ -118,7 +123,8 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
         return JSONResponse({"status": "duplicate" if report.duplicate else "accepted",
                              "object": controller_event.object_id, "outcome": controller_event.outcome.value,
                              "sha": report.sha, "repo": report.repo, "applied": report.applied,
-                             "detail": describe(report), "incidents": incidents},
+                             "detail": describe(report), "incidents": incidents,
+                             "drift": report.drift.handle if report.drift is not None else None},
                             status_code=200 if report.duplicate else 202)
 
     async def _deliver(report: ControllerReport) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.domain.changes import AppliedSource
+from bot.domain.drift import Drift
 from bot.domain.errors import BackoutError
 from bot.domain.gitops import AppliedRevision, Controller, ControllerEvent, Failure, ObjectState, Outcome
 from bot.domain.grouping import PLAYBOOK_LABEL
@@ -23,6 +24,7 @@ from bot.domain.playbooks import Playbook, RepoRole
 from bot.domain.ports import GitRepos, Store, Transaction
 from bot.domain.timeline import EventKind, event
 from bot.services.changelog import refresh_changes
+from bot.services.drift import drift_of, is_drift, store_drift
 
 RECONCILE_FAILED = "reconcile_failed"
 RANGE_LIMIT = 500  # changes one event may cover
@@ -41,10 +43,19 @@ class ControllerReport:
     deliveries: list[Delivery] = field(default_factory=list)  # incidents to open or resolve
     note: str = ""
     fetching: str | None = None  # nothing recorded yet: the revision waits for a fetch still running
+    drift: Drift | None = None  # an out-of-band change it reported (or the correction of one)
+    drift_repos: list[str] = field(default_factory=list)  # the repositories of the playbooks it concerns
 
     @property
     def changed_ranking(self) -> bool:
-        return bool(self.applied or self.failure or self.recovered)
+        return bool(self.applied or self.failure or self.recovered or self.drift)
+
+    @property
+    def rerank(self) -> list[str]:
+        """The repositories whose active incidents should be ranked again."""
+        if not self.changed_ranking:
+            return []
+        return list(dict.fromkeys(([self.repo] if self.repo else []) + (self.drift_repos if self.drift else [])))
 
 
 def record_controller_event(
@@ -138,7 +149,9 @@ def _plan(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], repos: 
     """The event's git work and the write that records what it changed."""
     naming = [p for p in playbooks if p.gitops.names(event)]
     state = batch.states.get(event.object_id)
-    report = ControllerReport()
+    report = ControllerReport(drift_repos=[e.repo for p in naming for e in p.repos])
+    if event.outcome is Outcome.DRIFTED:  # Git did not move: no revision to look up
+        return report, _drifted(event, state, report, naming, now)
     if event.sha is not None:
         try:
             report.repo, report.sha, pending = _locate(
@@ -201,6 +214,8 @@ def _listed(by_repo: dict[str, str]) -> str:
 def _applied(git: GitRepos, ev: ControllerEvent, batch: _Batch, report: ControllerReport,
              naming: Sequence[Playbook], now: datetime) -> Write:
     state = batch.states.get(ev.object_id)
+    # A change set at the revision the object already ran: Flux put back an out-of-band edit.
+    drift = drift_of(ev, state, naming) if is_drift(ev, state) else None
     repo, sha = report.repo, report.sha
     known = state is not None and state.repo == repo and state.applied_sha is not None
     stale = state is not None and state.applied_at is not None and ev.at < state.applied_at
@@ -236,6 +251,8 @@ def _applied(git: GitRepos, ev: ControllerEvent, batch: _Batch, report: Controll
             "good_sha": (sha or previous.good_sha) if healthy else previous.good_sha}))
 
     def work(tx: Transaction) -> None:
+        if drift is not None:
+            _note_drift(tx, report, drift, naming, ev, now)
         if repo is not None and (applied or only_later):
             report.applied = tx.changes.set_applied_by(repo, applied, at=ev.at, source=source, by=ev.label,
                                                        only_later=only_later)
@@ -253,6 +270,20 @@ def _applied(git: GitRepos, ev: ControllerEvent, batch: _Batch, report: Controll
                                  if RECONCILE_FAILED in p.gitops.open_on]
 
     return work
+
+
+def _drifted(ev: ControllerEvent, state: ObjectState | None, report: ControllerReport,
+             naming: Sequence[Playbook], now: datetime) -> Write:
+    drift = drift_of(ev, state, naming)
+    return lambda tx: _note_drift(tx, report, drift, naming, ev, now)
+
+
+def _note_drift(tx: Transaction, report: ControllerReport, drift: Drift, naming: Sequence[Playbook],
+                ev: ControllerEvent, now: datetime) -> None:
+    report.drift = store_drift(tx, drift)
+    if report.drift is not None:
+        _note_on_incidents(tx, naming, ev, now, EventKind.DRIFT_DETECTED,
+                           f"{report.drift.describe()} ({report.drift.handle}, reported by {ev.label})")
 
 
 def _failed(git: GitRepos, ev: ControllerEvent, batch: _Batch, report: ControllerReport,
@@ -343,6 +374,8 @@ def describe(report: ControllerReport) -> str:
         parts.append(f"failure of {report.failure.revision[:12]} recorded")
     if report.recovered:
         parts.append("recovered")
+    if report.drift is not None:
+        parts.append(f"{report.drift.handle}: {report.drift.describe()}")
     if report.note:
         parts.append(report.note)
     return "; ".join(parts) or "recorded"

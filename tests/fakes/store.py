@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import CONTROLLER_SOURCES, AppliedSource, Change, Revert
 from bot.domain.chat_marks import MarkedMessage
+from bot.domain.drift import Drift
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import ACTIVE_STATUSES, Alert, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
@@ -53,6 +54,7 @@ class _State:
     keys: dict[str, str] = field(default_factory=dict)
     rooms: dict[int, Room] = field(default_factory=dict)
     roles: dict[tuple[int, str], str] = field(default_factory=dict)
+    drifts: dict[int, Drift] = field(default_factory=dict)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -508,6 +510,35 @@ class _GitOps:
         return self._s.builds.get((image, tag))
 
 
+class _Drifts:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def add(self, drift: Drift) -> Drift | None:
+        if any(d.key == drift.key for d in self._s.drifts.values()):
+            return None
+        stored = drift.model_copy(update={"id": self._s.new_id()})
+        self._s.drifts[stored.id or 0] = stored
+        return stored
+
+    def get(self, drift_id: int) -> Drift | None:
+        return self._s.drifts.get(drift_id)
+
+    def open_for(self, object_id: str) -> Drift | None:
+        found = [d for d in self._s.drifts.values() if d.object_id == object_id and d.corrected_at is None]
+        return max(found, key=lambda d: d.id or 0, default=None)
+
+    def correct(self, drift_id: int, *, at: datetime, correction: str) -> None:
+        drift = self._s.drifts[drift_id]
+        if drift.corrected_at is None:
+            self._s.drifts[drift_id] = drift.model_copy(update={"corrected_at": at, "correction": correction,
+                                                                "sync": None})
+
+    def between(self, *, since: datetime, until: datetime, limit: int = 200) -> list[Drift]:
+        found = [d for d in self._s.drifts.values() if since <= d.detected_at <= until]
+        return sorted(found, key=lambda d: (d.detected_at, d.id or 0), reverse=True)[:limit]
+
+
 class _Tx:
     def __init__(self, state: _State) -> None:
         self.incidents = _Incidents(state)
@@ -526,6 +557,7 @@ class _Tx:
         self.chat_marks = _ChatMarks(state)
         self.rooms = FakeRooms(state)
         self.roles = FakeRoles(state)
+        self.drifts = _Drifts(state)
 
 
 class InMemoryStore:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from bot.adapters.storage import tables as t
 from bot.adapters.storage.replicas import Holder, Released, next_epoch, release_earlier
 from bot.adapters.storage.store_changes import SqlActionRepository, SqlChangeRepository, SqlRankingRepository
+from bot.adapters.storage.store_drift import SqlDriftRepository
 from bot.adapters.storage.store_gitops import SqlGitOpsRepository
 from bot.adapters.storage.store_marks import SqlChatMarkRepository
 from bot.adapters.storage.store_paging import SqlPagerRepository
@@ -224,6 +225,7 @@ class SqlTransaction:
         self.chat_marks = SqlChatMarkRepository(conn)
         self.rooms = SqlRoomRepository(conn)
         self.roles = SqlRoleRepository(conn)
+        self.drifts = SqlDriftRepository(conn)
 
 
 READ_ONLY = "backout_read_only"  # the execution option `engine` begins a read-only transaction for

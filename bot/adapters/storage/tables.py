@@ -462,6 +462,28 @@ image_builds = sa.Table(
     sa.Column("sha", sa.String(64), nullable=False),
     sa.Column("at", UtcDateTime, nullable=False),
 )
+# Out-of-band changes (drift) the controllers reported: each once (the event's key), with the objects
+# and fields they name, the window it happened in, and what became of it.
+drifts = sa.Table(
+    "drifts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False, unique=True),
+    sa.Column("object_id", sa.String(600), nullable=False),
+    sa.Column("label", sa.String(700), nullable=False),
+    sa.Column("controller", sa.String(20), nullable=False),
+    sa.Column("revision", sa.String(300), nullable=False),
+    sa.Column("resources", json_type(), nullable=False),
+    sa.Column("services", json_type(), nullable=False),
+    sa.Column("since", UtcDateTime),
+    sa.Column("detected_at", UtcDateTime, nullable=False),
+    sa.Column("corrected_at", UtcDateTime),
+    sa.Column("correction", sa.String(300), nullable=False),
+    sa.Column("sync", sa.String(500)),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_drifts_detected_at", "detected_at"),
+    sa.Index("ix_drifts_object", "object_id", "id"),
+)
 
 # The pager's outbox: each timeline event of a kind the pager follows, taken once (event_id), with
 # what to send (none: nothing) and its delivery; and PagerDuty's webhook events, each once.

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.changes import Change, Revert
 from bot.domain.chat_marks import ChatMessage
+from bot.domain.drift import DriftedResource
 from bot.domain.models import Alert
 from bot.domain.paging import OnCall, Page
 
@@ -291,4 +292,13 @@ class Pager(Protocol):
     def on_call(self, *, service_id: str | None, escalation_policy_id: str | None) -> list[OnCall]:
         """Who is on call now, first level first, for an escalation policy (or the one of a
         service). Raises TransientError or UpstreamError when the pager cannot say."""
+        ...
+
+
+class ArgoCdApi(Protocol):
+    """Argo CD's API, outbound (`argocd.api_url` with `argocd.api_token_file`): what drifted, field by field."""
+
+    def drifted(self, app: str, *, namespace: str | None = None) -> list[DriftedResource]:
+        """The Application's managed resources whose live state differs from Git's, with the
+        fields; TransientError or UpstreamError when Argo CD cannot say."""
         ...

@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.chat_marks import MarkedMessage
+from bot.domain.drift import Drift
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
 from bot.domain.models import Alert, AlertState, Incident, IncidentStatus, TimelineEvent
 from bot.domain.probes import ProbeState
@@ -386,6 +387,24 @@ class PagerRepository(Protocol):
         ...
 
 
+class DriftRepository(Protocol):
+    """Out-of-band changes the controllers reported."""
+
+    def add(self, drift: Drift) -> Drift | None:
+        """Store it with its id; None when its key (the controller event) was stored before."""
+        ...
+
+    def get(self, drift_id: int) -> Drift | None: ...
+    def open_for(self, object_id: str) -> Drift | None:
+        """The object's latest drift not yet corrected."""
+        ...
+
+    def correct(self, drift_id: int, *, at: datetime, correction: str) -> None: ...
+    def between(self, *, since: datetime, until: datetime, limit: int = 200) -> list[Drift]:
+        """Detected in [since, until], newest first."""
+        ...
+
+
 class Transaction(Protocol):
     """What one unit of work sees; all its writes commit together or not at all."""
 
@@ -423,6 +442,8 @@ class Transaction(Protocol):
     def rooms(self) -> RoomRepository: ...
     @property
     def roles(self) -> RoleRepository: ...
+    @property
+    def drifts(self) -> DriftRepository: ...
 
 
 class Store(Protocol):

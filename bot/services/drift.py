@@ -1,0 +1,96 @@
+"""Out-of-band changes: controller events that say the cluster moved while Git did not, stored as
+drift with its window, the objects and fields it touched and the way back to Git.
+
+Flux: a HelmRelease's drift detection (DriftDetected, then DriftCorrected when its mode corrects),
+and a Kustomization whose change set at the revision it already ran "configured" objects (Flux put
+them back: corrected at that event). Argo CD: an Application OutOfSync at the revision it last
+synced, with the fields from its managed-resources diff where Backout has an Argo CD API token."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import structlog
+
+from bot.domain.drift import Drift
+from bot.domain.errors import BackoutError
+from bot.domain.gitops import Controller, ControllerEvent, ObjectState, Outcome
+from bot.domain.playbooks import Playbook
+from bot.domain.ports import ArgoCdApi, Store, Transaction
+
+log = structlog.get_logger(__name__)
+
+
+def is_drift(event: ControllerEvent, state: ObjectState | None) -> bool:
+    """A drift event, or a Flux change set at the revision the object already ran (and ran before
+    this event: a late or first event proves nothing)."""
+    if event.outcome is Outcome.DRIFTED:
+        return True
+    return (event.controller is Controller.FLUX and event.outcome is Outcome.APPLIED and bool(event.resources)
+            and state is not None and state.applied_sha is not None and event.sha is not None
+            and state.applied_sha.startswith(event.sha) and state.applied_at is not None
+            and event.at > state.applied_at)
+
+
+def with_fields(event: ControllerEvent, argo: ArgoCdApi | None) -> ControllerEvent:
+    """An Argo CD drift with the fields its managed-resources diff gives (outside any transaction,
+    bounded by the adapter); the notification's objects alone when the API is not configured or fails."""
+    if argo is None or event.controller is not Controller.ARGOCD or event.outcome is not Outcome.DRIFTED:
+        return event
+    try:
+        found = argo.drifted(event.name, namespace=event.namespace)
+    except BackoutError as exc:
+        log.warning("drift.argocd_diff_failed", app=event.name, error=str(exc))
+        return event
+    return event.model_copy(update={"resources": tuple(found[:50])}) if found else event
+
+
+def drift_of(event: ControllerEvent, state: ObjectState | None, naming: Sequence[Playbook]) -> Drift:
+    """The drift an event reports; its window starts at the last clean reconcile Backout knows."""
+    corrected = event.corrected or event.outcome is Outcome.APPLIED
+    correction = event.correction or (f"corrected by Flux at {event.at:%H:%M} UTC" if corrected else "")
+    since = event.since or (state.applied_at if state is not None else None)
+    return Drift(
+        key=event.key, object_id=event.object_id, label=event.label, controller=event.controller.value,
+        revision=event.revision, resources=event.resources,
+        services=tuple(dict.fromkeys(p.service for p in naming)),
+        since=since if since is not None and since <= event.at else None, detected_at=event.at,
+        corrected_at=event.at if corrected else None, correction=correction,
+        sync=None if corrected else sync_command(event), message=event.message[:4000])
+
+
+def sync_command(event: ControllerEvent) -> str:
+    """How to put Git's state back: the command to run (Backout never syncs by itself)."""
+    if event.controller is Controller.ARGOCD:
+        where = "" if event.namespace in ("", "argocd") else f" --app-namespace {event.namespace}"
+        return f"argocd app sync {event.name}{where}"
+    if event.kind == "HelmRelease":
+        return f"flux reconcile helmrelease {event.name} -n {event.namespace} --force"
+    return f"flux reconcile kustomization {event.name} -n {event.namespace} --with-source"
+
+
+def store_drift(tx: Transaction, drift: Drift) -> Drift | None:
+    """Store it; a correction closes the object's open drift instead (helm-controller reports the
+    detection, then the correction). None when nothing new was stored."""
+    if drift.corrected_at is not None:
+        current = tx.drifts.open_for(drift.object_id)
+        if current is not None and current.id is not None and current.detected_at <= drift.detected_at:
+            tx.drifts.correct(current.id, at=drift.corrected_at, correction=drift.correction)
+            merged = current.resources if current.resources else drift.resources
+            return current.model_copy(update={"corrected_at": drift.corrected_at, "correction": drift.correction,
+                                              "sync": None, "resources": merged})
+    return tx.drifts.add(drift)
+
+
+def recent_drift(*, store: Store, now: datetime, within: timedelta, service: str | None = None,
+                 limit: int = 200) -> list[Drift]:
+    """Drift detected within `within` before `now`, newest first; of one service when given."""
+    found = store.run(lambda tx: tx.drifts.between(since=now - within, until=now, limit=limit))
+    return [d for d in found if service is None or service in d.services]
+
+
+def drift_near(tx: Transaction, playbook: Playbook, *, since: datetime, until: datetime) -> list[Drift]:
+    """The playbook's service's drift whose window may overlap [since, until]."""
+    return [d for d in tx.drifts.between(since=since, until=until)
+            if playbook.service in d.services or playbook.gitops.names_object(d.object_id)]
