@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,19 +66,21 @@ class World:
     init: str
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+@contextmanager
+def built_world(tmp_path: Path, *, playbook: dict[str, Any] = PLAYBOOK,
+                argocd: dict[str, Any] | None = None) -> Iterator[World]:
+    """The app on SQLite and a real Git repository, with one playbook; `argocd`: more settings."""
     remote = Remote(tmp_path / "gitops")
     init = remote.commit("init", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0", replicas=2),
                                   "apps/checkout/service.yaml": SERVICE.format(kind="ClusterIP"),
                                   "README.md": "x\n"})
     (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump(PLAYBOOK))
+    (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump(playbook))
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"},
         "alertmanager": {"auth": "none"}, "api": {"auth": "none"},
-        "flux": {"hmac_key": KEY}, "argocd": {"token": ARGO_TOKEN},
+        "flux": {"hmac_key": KEY}, "argocd": {"token": ARGO_TOKEN, **(argocd or {})},
         "playbooks_dir": str(tmp_path / "playbooks"),
         "repos": [{"name": "gitops", "url": str(remote.bare), "branch": "main"}],
         "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "30d"},
@@ -88,6 +91,12 @@ def world(tmp_path: Path) -> Iterator[World]:
     with TestClient(app.http) as client:
         yield World(remote, app, client, clock, init)
     app.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with built_world(tmp_path) as built:
+        yield built
 
 
 def flux_body(name: str, *, sha: str, at: datetime, revision: str | None = None, **changes: Any) -> bytes:
