@@ -22,6 +22,7 @@ class AppliedSource(StrEnum):
     COMMIT_STATUS = "commit_status"
     PROMETHEUS = "prometheus"
     COMMIT_TIME = "commit_time"  # commit time on the branch plus the playbook's sync delay
+    DRIFT = "drift"  # no commit: an out-of-band change, timed by its window (last clean reconcile to detection)
 
 
 class Effect(StrEnum):

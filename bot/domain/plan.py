@@ -67,15 +67,17 @@ class PlanStep(BaseModel):
     state: StepState = StepState.PENDING
     reverted_at: datetime | None = None  # when its revert took effect in production
     deadline: datetime | None = None  # not recovered by then: the next step
+    sync: str | None = None  # an out-of-band change (`sha` is its handle): synced from Git, never reverted
 
     @property
     def short(self) -> str:
-        return self.sha[:7]
+        return self.sha if self.sync is not None else self.sha[:7]
 
     def record(self) -> dict[str, Any]:
         """What the timeline keeps of the step when the plan is proposed."""
         return {"number": self.number, "repo": self.repo, "sha": self.sha, "subject": self.subject,
-                "applied_at": self.applied_at.isoformat(), "score": self.score, "why": self.why}
+                "applied_at": self.applied_at.isoformat(), "score": self.score, "why": self.why,
+                **({"sync": self.sync} if self.sync is not None else {})}
 
 
 class Plan(BaseModel):
@@ -111,7 +113,8 @@ class Plan(BaseModel):
                 StepState.REVERTING: f"rolling back {current.short}",
                 StepState.APPLIED: f"{current.short} rolled back, watching the key metric",
                 StepState.VERIFIED: f"{current.short} rolled back: recovered",
-            }.get(current.state, f"roll back {current.short} {first}"))
+            }.get(current.state, f"sync {current.short} from Git {first}" if current.sync is not None
+                  else f"roll back {current.short} {first}"))
             if current.state is not StepState.VERIFIED:
                 parts.extend(f"then {s.short}" for s in self.steps if s.number > current.number)
         elif self.steps:
@@ -137,12 +140,14 @@ def plausible(ranking: Ranking, policy: SuspectPolicy) -> tuple[Suspect, ...]:
     if ranking.status is not RankingStatus.RANKED or best is None:
         return ()
     if ranking.confident:
-        return (best,)
+        return () if best.drift is not None and best.drift.corrected_at is not None else (best,)
     # `tie_ratio` is where the ranking stops telling two changes apart; squared, it admits a change
     # one more tie behind (the runner-up of a runner-up), and no change the evidence clearly clears.
     bar = best.score / policy.tie_ratio ** 2
     # A revert restores a state that ran before: never a step a plan (or `first_step`) takes alone.
-    found = [s for s in ranking.suspects if ranking.excluded(s) is None and s.score >= bar and not s.is_revert]
+    # A drift the controller already corrected leaves nothing to do: no step.
+    found = [s for s in ranking.suspects if ranking.excluded(s) is None and s.score >= bar and not s.is_revert
+             and not (s.drift is not None and s.drift.corrected_at is not None)]
     # The most recent first, as SREs roll back: the newest change is the cheapest to undo (nothing
     # later builds on it, its revert rarely conflicts) and, by the timing evidence, the likelier.
     found.sort(key=lambda s: (s.applied_at, s.score), reverse=True)
@@ -171,7 +176,8 @@ def propose_steps(ranking: Ranking, policy: SuspectPolicy) -> tuple[PlanStep, ..
             place = "the most recent plausible change" if number == 1 else "applied before the step above"
             why = f"{place} ({suspect.applied_at:%H:%M} UTC), score {suspect.score:.2f}, {rank}"
         steps.append(PlanStep(number=number, repo=suspect.repo, sha=suspect.sha, subject=suspect.subject,
-                              applied_at=suspect.applied_at, score=suspect.score, why=why))
+                              applied_at=suspect.applied_at, score=suspect.score, why=why,
+                              sync=suspect.drift.offered() if suspect.drift is not None else None))
     return tuple(steps)
 
 
@@ -182,7 +188,8 @@ def recorded(timeline: Sequence[TimelineEvent]) -> tuple[datetime, tuple[PlanSte
     if proposal is None:
         return None
     steps = tuple(PlanStep(number=s["number"], repo=s["repo"], sha=s["sha"], subject=s["subject"],
-                           applied_at=datetime.fromisoformat(s["applied_at"]), score=s["score"], why=s["why"])
+                           applied_at=datetime.fromisoformat(s["applied_at"]), score=s["score"], why=s["why"],
+                           sync=s.get("sync"))
                   for s in proposal.data.get("steps", []))
     return proposal.at, steps
 

@@ -101,6 +101,7 @@ def rank_changes(
     dry: Sequence[Change] = (),
     ruled_out: Mapping[str, str] = _NONE_RULED_OUT,
     limit: int = 10,
+    drift: Sequence[Suspect] = (),
 ) -> Ranking:
     """Rank the changes applied in the playbook's lookback window before the incident started.
 
@@ -109,7 +110,8 @@ def rank_changes(
     first; the rest follow with the reason they are not.
     Confidence needs evidence (the top candidate's score at the playbook's floor) and a margin
     (`tie_ratio` times the next candidate's score); otherwise the answer says why not.
-    `ruled_out` maps a sha a responder ruled out to the words that say so: never a candidate."""
+    `ruled_out` maps a sha a responder ruled out to the words that say so: never a candidate.
+    `drift`: out-of-band changes already scored (`bot.domain.ranking_drift`), ranked beside the commits."""
     if playbook is None or not playbook.repos:
         return Ranking(status=RankingStatus.RANKED, ranked_at=now, reason=(
             f"No playbook names the repositories that deploy {service}, so no change can be "
@@ -164,6 +166,7 @@ def rank_changes(
             suspects.append(_as_dry(suspect, change, dry))
         else:
             suspects.append(suspect)
+    suspects += [_rule_out(s, ruled_out[s.sha]) if s.sha in ruled_out else s for s in drift]
     # Best first, and the order follows the scores: a failed reconciliation's changes lead (their
     # timing is the controller's word), then every suspect by score, the more recent on a tie.
     suspects.sort(key=lambda s: (not (s.failed is not None and s.candidate(onset)), -s.score,

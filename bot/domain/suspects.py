@@ -13,6 +13,7 @@ from bot.domain.changes import (
     AppliedSource,
     pr_label,
 )
+from bot.domain.drift import DriftAction
 
 ONSET_GRACE = timedelta(minutes=1)  # how far the found onset may be off (a scrape interval or so)
 
@@ -72,10 +73,13 @@ class Suspect(BaseModel):
     code_note: str | None = None  # why `code` is empty, or where it came from
     hydrated: str | None = None  # repo@sha of the hydrated commit this dry source commit rendered to
     ruled_out: str | None = None  # a responder's "not this one", described: never a candidate again
+    # An out-of-band change: `sha` is its handle (`drift-12`), `repo` the controller object that
+    # reported it; never reverted in Git: its action is a sync from Git, or nothing once corrected.
+    drift: DriftAction | None = None
 
     @property
     def short(self) -> str:
-        return self.sha[:7]
+        return self.sha if self.drift is not None else self.sha[:7]
 
     @property
     def request(self) -> str | None:

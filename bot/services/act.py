@@ -17,6 +17,7 @@ from bot.domain.actions import (
     revert_message,
 )
 from bot.domain.changes import Change
+from bot.domain.drift import is_handle
 from bot.domain.errors import BackoutError, InvalidInput, NotFound
 from bot.domain.incidents import refuse
 from bot.domain.models import Actor, Incident
@@ -28,6 +29,7 @@ from bot.domain.suspects import Ranking
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.action_records import record_finished, record_proposed, record_started
+from bot.services.drift import refuse_revert
 from bot.services.incidents import find_changes, get_incident, require
 from bot.services.override import default_target, excluded, require_override
 from bot.services.pull_requests import branch_body, open_for_action, revert_body
@@ -52,8 +54,12 @@ def choose_commit(
         require(tx, incident_id)
         if sha is None:
             best = default_target(tx.rankings.get(incident_id), incident_id)
+            if best.drift is not None:
+                raise refuse_revert(tx, best.sha, best.drift)
             found = tx.changes.find(best.repo, best.sha)
         else:
+            if is_handle(sha):
+                raise refuse_revert(tx, sha.lower())
             if not _SHA.match(sha.lower()):
                 raise InvalidInput(f"not a commit sha: {sha[:40]!r}")
             repos = [entry.repo for entry in playbook.repos] if playbook else []
@@ -315,6 +321,8 @@ def apply_open_policy(
     target = top if ranking.confident else first_step(ranking, playbook)
     if mode is ActionMode.OFF or target is None or target.score < threshold:
         return None  # only a confident suspect (or the plan's first step, opted in) is acted on without a person
+    if target.drift is not None:
+        return None  # an out-of-band change: nothing in Git to revert; people are offered the sync
     change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=target.sha)
     if mode is ActionMode.PROPOSE:
         return record_proposed(store, incident_id=incident_id, change=change, score=target.score, now=now)

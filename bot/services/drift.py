@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from bot.domain.drift import Drift
-from bot.domain.errors import BackoutError
+from bot.domain.drift import DRIFT_PREFIX, Drift, DriftAction
+from bot.domain.errors import BackoutError, Conflict
 from bot.domain.gitops import Controller, ControllerEvent, ObjectState, Outcome
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import ArgoCdApi, Store, Transaction
@@ -94,3 +94,15 @@ def drift_near(tx: Transaction, playbook: Playbook, *, since: datetime, until: d
     """The playbook's service's drift whose window may overlap [since, until]."""
     return [d for d in tx.drifts.between(since=since, until=until)
             if playbook.service in d.services or playbook.gitops.names_object(d.object_id)]
+
+
+def refuse_revert(tx: Transaction, handle: str, action: DriftAction | None = None) -> Conflict:
+    """The refusal to revert a drift, with what to do instead (a sync from Git, or nothing)."""
+    drift = tx.drifts.get(int(handle[len(DRIFT_PREFIX):])) if handle[len(DRIFT_PREFIX):].isdigit() else None
+    if drift is not None:
+        action = DriftAction(id=drift.id or 0, source=drift.label, since=drift.since, detected_at=drift.detected_at,
+                             corrected_at=drift.corrected_at, correction=drift.correction, sync=drift.sync)
+    what = f" ({drift.describe()})" if drift is not None else ""
+    instead = action.offered() if action is not None else "sync its object from Git"
+    return Conflict(f"{handle} is an out-of-band change{what}, not a commit: there is nothing in Git to "
+                    f"revert. Instead, {instead}")

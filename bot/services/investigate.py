@@ -10,6 +10,7 @@ from bot.domain.models import Actor, Incident
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.ranking import rank_changes
+from bot.domain.ranking_drift import drift_suspects
 from bot.domain.suspects import Ranking
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import finding
@@ -19,6 +20,7 @@ from bot.services.applied import deploying_objects, service_changes
 from bot.services.authors import notify_authors
 from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.code_changes import annotate_code
+from bot.services.drift import drift_near
 from bot.services.incidents import find_suspects, get_ranking, require, save_suspects
 from bot.services.onset import onset_of, record_onset
 
@@ -41,7 +43,7 @@ def rank_incident(
             return kept  # a resolved incident is a record: its suspects stay as people saw them
         onset = sought if metrics is not None else kept.onset_at if kept is not None else None
         playbook = playbook_named(playbooks, incident.playbook)
-        changes, reverts, failures = [], [], []
+        changes, reverts, failures, drift = [], [], [], []
         if playbook is not None and playbook.repos:
             policy = playbook.suspects
             repos = [entry.repo for entry in playbook.repos]
@@ -54,11 +56,14 @@ def rank_incident(
             for failure in failures:
                 named.setdefault(failure.repo or "", set()).update(failure.shas)
             changes += [found for repo, shas in named.items() for found in tx.changes.get_many(repo, sorted(shas))]
+            near = drift_near(tx, playbook, since=incident.started_at - policy.lookback, until=now)
+            drift = drift_suspects(near, service=playbook.service, started_at=incident.started_at,
+                                   lookback=policy.lookback, onset=onset)
         dry = [found for sha in sorted({c.dry_sha for c in changes if c.dry_sha})[:50]
                for found in tx.changes.find(None, sha)]
         ranking = rank_changes(changes=changes, playbook=playbook, service=incident.service,
                                started_at=incident.started_at, now=now, reverts=reverts, onset=onset,
-                               failures=failures, dry=dry, ruled_out=ruled_out(tx, incident_id))
+                               failures=failures, dry=dry, ruled_out=ruled_out(tx, incident_id), drift=drift)
         ranking = _annotated_as_before(ranking, kept)
         tx.rankings.save(incident_id, ranking)
         if kept is None or _answer(kept) != _answer(ranking):
