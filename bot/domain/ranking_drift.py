@@ -52,7 +52,8 @@ def score_drift(drift: Drift, *, started_at: datetime, onset: datetime | None) -
     factors.append(("timing", _window_timing(begun, end, reference)))
 
     factors.append(("scope", SCOPE_OWN))
-    reasons.append(f"changed the service's live objects: {', '.join(r.ref for r in drift.resources[:3]) or drift.label}")
+    objects = ", ".join(r.ref for r in drift.resources[:3]) or drift.label
+    reasons.append(f"changed the service's live objects: {objects}")
     effect = drift.effect()
     factors.append(("effect", EFFECT_WEIGHTS.get(effect, EFFECT_WEIGHTS[Effect.OTHER])))
     fields = [f.describe() for r in drift.resources for f in r.fields][:3]

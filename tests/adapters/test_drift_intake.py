@@ -128,7 +128,8 @@ def test_argo_out_of_sync_at_the_synced_revision_with_fields_from_the_api(tmp_pa
                                 "not corrected: Argo CD auto-sync is off")
     assert drift.since == datetime(2026, 11, 30, 12, 3, 7, tzinfo=UTC)
     assert drift.detected_at == datetime(2026, 11, 30, 12, 9, 12, tzinfo=UTC)
-    assert drift.sync is not None and drift.sync.startswith("argocd app sync checkout")
+    assert drift.sync is not None
+    assert drift.sync.startswith("argocd app sync checkout")
 
 
 def test_argo_drift_without_the_api_names_the_objects_the_notification_gives(world: World) -> None:
