@@ -124,6 +124,12 @@ class LocalBackend:
         now = datetime.now(UTC)
         return team_report(store=self.store, since=now - parse_duration(since), now=now, service=service)
 
+    def drift(self, *, since: str, service: str | None) -> dict[str, Any]:
+        from bot.domain.durations import parse_duration
+        from bot.services.drift import drift_report
+
+        return drift_report(store=self.store, now=datetime.now(UTC), within=parse_duration(since), service=service)
+
     def export(self, ref: str, *, format: str) -> str | bytes:
         """The export as text, or the chart as PNG bytes (`format` png): the store, the templates,
         the playbooks and Prometheus, without the app's Git, forge or chat (nor their secrets)."""

@@ -128,6 +128,9 @@ class BackoutClient:
     def accuracy(self, *, since: str) -> dict[str, Any]:
         return self._json("GET", "/api/report/accuracy", params={"since": since})
 
+    def drift(self, *, since: str, service: str | None) -> dict[str, Any]:
+        return self._json("GET", "/api/drift", params={"since": since, **({"service": service} if service else {})})
+
     def export(self, ref: str, *, format: str) -> str | bytes:
         answer = self._call("GET", f"/api/incidents/{ref}/export", params={"format": format})
         return answer.content if format == "png" else answer.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -88,6 +89,26 @@ def recent_drift(*, store: Store, now: datetime, within: timedelta, service: str
     """Drift detected within `within` before `now`, newest first; of one service when given."""
     found = store.run(lambda tx: tx.drifts.between(since=now - within, until=now, limit=limit))
     return [d for d in found if service is None or service in d.services]
+
+
+def drift_dict(drift: Drift) -> dict[str, Any]:
+    """One drift as the API and `backout drift --json` show it."""
+    return {"id": drift.handle, "description": drift.describe(), "source": drift.label, "object": drift.object_id,
+            "controller": drift.controller, "revision": drift.revision, "services": list(drift.services),
+            "since": _iso(drift.since), "detected_at": _iso(drift.detected_at),
+            "corrected_at": _iso(drift.corrected_at), "correction": drift.correction, "sync": drift.sync,
+            "resources": [{"kind": r.kind, "namespace": r.namespace, "name": r.name, "how": r.how,
+                           "fields": [f.model_dump() for f in r.fields]} for r in drift.resources]}
+
+
+def drift_report(*, store: Store, now: datetime, within: timedelta, service: str | None = None) -> dict[str, Any]:
+    """`GET /api/drift`: recent drift, newest first."""
+    found = recent_drift(store=store, now=now, within=within, service=service)
+    return {"since": _iso(now - within), "service": service, "drift": [drift_dict(d) for d in found]}
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
 
 
 def drift_near(tx: Transaction, playbook: Playbook, *, since: datetime, until: datetime) -> list[Drift]:

@@ -140,3 +140,30 @@ def test_argo_drift_without_the_api_names_the_objects_the_notification_gives(wor
     assert drift.describe() == ("out-of-band change to Deployment checkout/checkout, "
                                 "Argo CD self-heal syncs it back")
     assert drift.sync == "argocd app sync checkout"
+
+
+def test_drift_is_listed_by_the_api_and_the_cli(world: World, tmp_path: Path) -> None:
+    """GET /api/drift and `backout drift`, of one service or all; another service's filter is empty."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    detected_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    post_flux(world, helm_event("helmrelease-drift-detected", detected_at))
+    world.clock.now = detected_at + timedelta(minutes=5)
+    listed = world.client.get("/api/drift", params={"service": "checkout"}).json()
+    [entry] = listed["drift"]
+    assert (entry["id"], entry["source"], entry["corrected_at"]) == ("drift-1", "Flux HelmRelease apps/podinfo", None)
+    assert entry["resources"][0] == {"kind": "Deployment", "namespace": "apps", "name": "podinfo", "how": "changed",
+                                     "fields": []}
+    assert world.client.get("/api/drift", params={"service": "payments"}).json()["drift"] == []
+    assert world.client.get("/api/drift", params={"since": "a while"}).status_code == 422
+
+    result = CliRunner().invoke(cli, ["drift", "--service", "checkout", "--config", str(tmp_path / "config.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"drift-1  {detected_at:%Y-%m-%d %H:%M} UTC  out-of-band change to Deployment apps/podinfo; "
+        "Secret apps/podinfo-token (removed)  [Flux HelmRelease apps/podinfo]",
+        "    sync from Git: flux reconcile helmrelease podinfo -n apps --force"]
+    as_json = CliRunner().invoke(cli, ["drift", "--json", "--config", str(tmp_path / "config.yaml")])
+    assert json.loads(as_json.output)["drift"][0]["id"] == "drift-1"
