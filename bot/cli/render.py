@@ -87,7 +87,8 @@ def suspect_lines(ranking: dict[str, Any]) -> list[str]:
     for number, suspect in enumerate(ranking["suspects"][:MAX_SUSPECTS], start=1):
         ref = suspect.get("pr_ref") or (f"#{suspect['pr_number']}" if suspect.get("pr_number") else "")
         pr = f" ({safe(ref, 20)})" if ref and ref not in suspect["subject"] else ""
-        lines.append(f"{number}. {suspect['sha'][:7]} {safe(suspect['subject'], 100)}{pr} by "
+        short = suspect["sha"] if suspect.get("drift") else suspect["sha"][:7]  # drift-12: a drift's handle
+        lines.append(f"{number}. {short} {safe(suspect['subject'], 100)}{pr} by "
                      f"{safe(suspect['author'], 80)} on {safe(suspect['repo'], 60)} — score {suspect['score']:.2f}"
                      + _standing(ranking, suspect))
         lines.extend(f"   - {safe(reason, 500)}" for reason in suspect["reasons"])

@@ -19,6 +19,7 @@ from bot.domain.errors import BackoutError, Conflict
 from bot.domain.gitops import Controller, ControllerEvent, ObjectState, Outcome
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import ArgoCdApi, Store, Transaction
+from bot.domain.suspects import Suspect
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +106,17 @@ def drift_report(*, store: Store, now: datetime, within: timedelta, service: str
     """`GET /api/drift`: recent drift, newest first."""
     found = recent_drift(store=store, now=now, within=within, service=service)
     return {"since": _iso(now - within), "service": service, "drift": [drift_dict(d) for d in found]}
+
+
+def suspect_drift(suspect: Suspect) -> dict[str, Any] | None:
+    """A suspect that is a drift, as the API and the export show it: its window, what became of it
+    and the action offered (never a revert); None for a commit."""
+    drift = suspect.drift
+    if drift is None:
+        return None
+    return {"id": suspect.sha, "source": drift.source, "since": _iso(drift.since),
+            "detected_at": _iso(drift.detected_at), "corrected_at": _iso(drift.corrected_at),
+            "correction": drift.correction or None, "action": drift.offered()}
 
 
 def _iso(at: datetime | None) -> str | None:

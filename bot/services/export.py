@@ -12,6 +12,7 @@ from typing import Any
 from bot.domain.models import format_incident_ref
 from bot.domain.timeline import EventKind
 from bot.domain.verdicts import Finding, finding
+from bot.services.drift import suspect_drift
 from bot.services.incidents import IncidentView
 
 SCHEMA = "https://backout.dev/schemas/incident-export/v1"
@@ -98,8 +99,9 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
                  "warnings": list(s.warnings), "effective": s.effective, "reverted_by": s.reverted_by,
                  "applied_by": s.applied_by, "failed": s.failed,
                  "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
-                 "hydrated": s.hydrated, "verdict": _verdict_on(s.sha, found), "url": links.commit(s.repo, s.sha),
-                 "excluded": view.ranking.excluded(s)}
+                 "hydrated": s.hydrated, "verdict": _verdict_on(s.sha, found),
+                 "url": links.commit(s.repo, s.sha) if s.drift is None else None,
+                 "excluded": view.ranking.excluded(s), "drift": suspect_drift(s)}
                 for rank, s in enumerate(view.ranking.suspects, start=1)
             ],
         },

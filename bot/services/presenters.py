@@ -13,6 +13,7 @@ from bot.domain.models import Alert, Incident, TimelineEvent
 from bot.domain.plan import Plan
 from bot.domain.suspects import Ranking
 from bot.services.act import ActionResult, RollbackPlan
+from bot.services.drift import suspect_drift
 from bot.services.freeze import FreezeResult
 from bot.services.freeze_follow import FreezeRow
 from bot.services.incidents import CommandResult, IncidentView
@@ -50,7 +51,7 @@ def ranking_dict(ranking: Ranking) -> dict[str, Any]:
              "pr_ref": s.request, "warnings": list(s.warnings),
              "applied_by": s.applied_by, "failed": s.failed,
              "code": [c.model_dump(mode="json") for c in s.code], "code_note": s.code_note,
-             "hydrated": s.hydrated, "excluded": ranking.excluded(s)}
+             "hydrated": s.hydrated, "excluded": ranking.excluded(s), "drift": suspect_drift(s)}
             for s in ranking.suspects
         ],
     }

@@ -167,3 +167,34 @@ def test_drift_is_listed_by_the_api_and_the_cli(world: World, tmp_path: Path) ->
         "    sync from Git: flux reconcile helmrelease podinfo -n apps --force"]
     as_json = CliRunner().invoke(cli, ["drift", "--json", "--config", str(tmp_path / "config.yaml")])
     assert json.loads(as_json.output)["drift"][0]["id"] == "drift-1"
+
+
+def test_the_post_mortem_shows_drift_beside_the_commits(tmp_path: Path) -> None:
+    """'What changed' lists the drift with its source and action, no commit link, next to a commit."""
+    from bot.adapters.console import RecordingNotifier
+    from bot.adapters.export.render import ExportRenderer
+    from bot.services.export import ExportLinks, build_export
+    from bot.services.incidents import get_incident
+    from tests.fakes.git import FakeGit
+    from tests.fakes.store import InMemoryStore
+    from tests.unit.test_act import START, commit, open_incident, playbook, run
+    from tests.unit.test_drift import drift
+
+    store, book = InMemoryStore(), playbook("off")
+    store.run(lambda tx: tx.drifts.add(drift(since_min=9, detected_min=2).model_copy(update={"id": None})))
+    number = open_incident(store, book)
+    run(store, FakeGit({"gitops": [commit("b", 40)]}), book, RecordingNotifier(), number)
+    doc = build_export(get_incident(store=store, incident_id=number), generated_at=START,
+                       links=ExportLinks(commit=lambda repo, sha: f"https://git.example.com/{repo}/commit/{sha}"))
+    [first, second] = doc["suspects"]["items"]
+    assert (first["sha"], first["url"], first["drift"]["source"]) == (
+        "drift-1", None, "Flux Kustomization flux-system/apps")
+    assert (second["sha"][:7], second["drift"]) == ("bbbbbbb", None)
+    text = ExportRenderer().markdown(doc)
+    changed = text.split("## What changed", 1)[1]
+    assert ("1. `drift-1` out-of-band change to Deployment checkout/api (spec.replicas 6 -> 1), out of band "
+            "(no commit), seen by Flux Kustomization flux-system/apps") in changed
+    assert "action: sync from Git: flux reconcile kustomization apps -n flux-system --with-source" in changed
+    assert "2. [bbbbbbbbbbbb](<https://git.example.com/gitops/commit/" in changed
+    html = ExportRenderer().html(doc)
+    assert "<code>drift-1</code> out-of-band change to Deployment checkout/api" in html
