@@ -90,6 +90,7 @@ class Drift(BaseModel):
     revision: str = ""  # the revision the object runs, which Git did not move
     resources: tuple[DriftedResource, ...] = ()
     services: tuple[str, ...] = ()  # the playbooks' services whose objects these are
+    playbooks: tuple[str, ...] = ()  # the playbooks that name the object (a service's own scope)
     since: datetime | None = None  # the last clean reconcile: the drift happened after it
     detected_at: datetime
     corrected_at: datetime | None = None  # when the controller put Git's state back

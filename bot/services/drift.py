@@ -56,7 +56,7 @@ def drift_of(event: ControllerEvent, state: ObjectState | None, naming: Sequence
     return Drift(
         key=event.key, object_id=event.object_id, label=event.label, controller=event.controller.value,
         revision=event.revision, resources=event.resources,
-        services=tuple(dict.fromkeys(p.service for p in naming)),
+        services=tuple(dict.fromkeys(p.service for p in naming)), playbooks=tuple(p.name for p in naming),
         since=since if since is not None and since <= event.at else None, detected_at=event.at,
         corrected_at=event.at if corrected else None, correction=correction,
         sync=None if corrected else sync_command(event), message=event.message[:4000])
@@ -124,9 +124,9 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def drift_near(tx: Transaction, playbook: Playbook, *, since: datetime, until: datetime) -> list[Drift]:
-    """The playbook's service's drift whose window may overlap [since, until]."""
+    """The drift of the objects the playbook names, detected in [since, until]."""
     return [d for d in tx.drifts.between(since=since, until=until)
-            if playbook.service in d.services or playbook.gitops.names_object(d.object_id)]
+            if playbook.name in d.playbooks or playbook.gitops.names_object(d.object_id)]
 
 
 def refuse_revert(tx: Transaction, handle: str, action: DriftAction | None = None) -> Conflict:

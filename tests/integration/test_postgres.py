@@ -329,3 +329,20 @@ def test_a_hold_waits_for_the_merge_decision_that_locked_the_action_first(engine
     [result] = outcome
     assert isinstance(result, Conflict)
     assert "too late to hold: Backout's merge is merging" in str(result)
+def test_drift_is_stored_once_and_corrected_on_postgresql(engines: list[sa.Engine]) -> None:
+    """Two replicas store one Flux event's drift once (its key); the correction closes it."""
+    from datetime import timedelta
+
+    from tests.unit.test_drift import drift
+
+    stores = [SqlStore(engine) for engine in engines]
+    one = drift(since_min=9, detected_min=2).model_copy(update={"id": None})
+    race(stores, lambda store: store.run(lambda tx: tx.drifts.add(one)))
+    found = stores[1].run(lambda tx: tx.drifts.between(since=one.detected_at - timedelta(hours=1),
+                                                       until=one.detected_at))
+    assert [(d.key, d.resources, d.playbooks) for d in found] == [(one.key, one.resources, ("checkout",))]
+    stored = found[0].id or 0  # whichever replica's insert won (a losing insert still takes a sequence number)
+    fixed = one.detected_at + timedelta(minutes=1)
+    stores[0].run(lambda tx: tx.drifts.correct(stored, at=fixed, correction="corrected by Flux"))
+    assert stores[1].run(lambda tx: tx.drifts.open_for(one.object_id)) is None
+    assert stores[1].run(lambda tx: tx.drifts.get(stored)).corrected_at == fixed  # type: ignore[union-attr]

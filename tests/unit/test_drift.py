@@ -29,7 +29,7 @@ def drift(*, since_min: float, detected_min: float, corrected_min: float | None 
     corrected = START - timedelta(minutes=corrected_min) if corrected_min is not None else None
     return Drift(id=id, key=f"k{id}", object_id="flux:Kustomization/flux-system/apps",
                  label="Flux Kustomization flux-system/apps", controller="flux", resources=(REPLICAS,),
-                 services=("checkout",), since=START - timedelta(minutes=since_min),
+                 services=("checkout",), playbooks=("checkout",), since=START - timedelta(minutes=since_min),
                  detected_at=START - timedelta(minutes=detected_min), corrected_at=corrected,
                  correction=f"corrected by Flux at {corrected:%H:%M} UTC" if corrected else "",
                  sync=None if corrected else "flux reconcile kustomization apps -n flux-system --with-source")

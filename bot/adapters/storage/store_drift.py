@@ -52,4 +52,5 @@ class SqlDriftRepository:
 
 def _drift(row: Any) -> Drift:
     return Drift.model_validate({**row, "resources": tuple(row["resources"] or ()),
-                                 "services": tuple(row["services"] or ())})
+                                 "services": tuple(row["services"] or ()),
+                                 "playbooks": tuple(row["playbooks"] or ())})

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.String(300), nullable=False),
         sa.Column("resources", json_type(), nullable=False),
         sa.Column("services", json_type(), nullable=False),
+        sa.Column("playbooks", json_type(), nullable=False),
         sa.Column("since", UtcDateTime),
         sa.Column("detected_at", UtcDateTime, nullable=False),
         sa.Column("corrected_at", UtcDateTime),
