@@ -48,7 +48,8 @@ from bot.services.investigate import rank_incident
 TARGETS = {"precision@1": (">=", 0.95), "precision of confidence": (">=", 0.97), "recall@3": (">=", 0.99),
            "abstention (no cause)": (">=", 0.9), "wrong abstention": ("<=", 0.03),
            "confident and wrong": ("<=", 0.03)}
-NEW_FAMILIES = ("dense", "slow_burn", "replay", "replay_close")  # shaped like real histories (docs/ranking.md)
+NEW_FAMILIES = ("dense", "slow_burn", "replay", "replay_close",  # shaped like real histories (docs/ranking.md)
+                "drift", "drift_corrected_before")  # out-of-band changes (bench/ranking/drift.py)
 
 
 def build_repo(bare: Path, writer: Writer, repo: str) -> dict[int, str]:
@@ -247,6 +248,21 @@ def open_incident(store: Any, scenario: Scenario, playbooks: list[Playbook], *, 
     return outcome.opened[0].id or 0
 
 
+def add_drift(store: Any, scenario: Scenario) -> None:
+    """The scenario's out-of-band change, as Backout holds it when it ranks (3 minutes after the start);
+    when no commit is the culprit, it is."""
+    if getattr(scenario, "drift", None) is None:
+        return
+    from bench.ranking.drift import stored_drift
+
+    drift = stored_drift(scenario.drift, number=scenario.number, world=scenario.world,  # type: ignore[arg-type]
+                         service=scenario.service, started_at=scenario.started_at,
+                         now=scenario.started_at + timedelta(minutes=3))
+    stored = store.run(lambda tx: tx.drifts.add(drift)) if drift is not None else None
+    if scenario.culprit is None and FAMILIES[scenario.family] == "culprit":
+        scenario.culprit_sha = stored.handle if stored is not None else "drift-unknown"
+
+
 @contextmanager
 def bench(*, per_family: int, worlds: int, seed: int, replay: bool = True,
           per_repository: int = 60) -> Iterator[Bench]:
@@ -301,6 +317,8 @@ def bench(*, per_family: int, worlds: int, seed: int, replay: bool = True,
         assert not report.failed, report.failed
 
         incidents = [open_incident(store, scenario, playbooks) for scenario in scenarios]
+        for scenario in scenarios:
+            add_drift(store, scenario)
         try:
             yield Bench(scenarios=scenarios, incidents=incidents, store=store, playbooks=playbooks,
                         commits=commits, repos=len(repos), built=built,

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from bench.ranking.drift import FAMILIES as DRIFT_FAMILIES
+from bench.ranking.drift import DriftSpec, corrected_drift, culprit_drift
 from bench.ranking.edits import Edit, Edits
 from bench.ranking.worlds import GITOPS, PLATFORM, World
 
@@ -33,6 +35,7 @@ FAMILIES: dict[str, str] = {
     "slow_burn": "tie",  # a culprit 25-90 minutes old, an innocent effective change after it
     "replay": "culprit",  # real public GitOps histories, incidents laid after real commits (replay.py)
     "replay_close": "tie",  # the same, with another effective change to the service minutes before
+    **DRIFT_FAMILIES,  # out-of-band changes (bench/ranking/drift.py)
 }
 REAL = ("replay", "replay_close")  # not generated here
 
@@ -61,6 +64,7 @@ class Scenario:
     culprit_sha: str | None = None
     culprit_repo: str | None = None
     reverted_shas: list[str] = field(default_factory=list)
+    drift: DriftSpec | None = None  # an out-of-band change in the slot (the culprit when no commit is)
 
 
 class Writer:
@@ -233,6 +237,12 @@ def _slot(writer: Writer, edits: Edits, rng: random.Random, *, family: str, t0: 
         at(culprit_at, second[0], culprit=pick_second)
         culprit_minute = culprit_at if pick_second else culprit_at - gap
         fix_later = False
+    elif family == "drift":  # the culprit is a live edit: no commit
+        scenario.drift = culprit_drift(rng, culprit_at)
+        scenario.variant = scenario.drift.source
+    elif family == "drift_corrected_before":
+        culprit_edit(edits.effective(target))
+        scenario.drift = corrected_drift(rng, culprit_at)
     elif family == "no_cause":
         variant = rng.choice(["quiet", "no_effect", "earlier", "shared_earlier", "elsewhere", "during",
                               "innocent_nearby"])
