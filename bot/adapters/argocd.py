@@ -1,8 +1,10 @@
-"""Argo CD's API, outbound: which managed resources of an Application drifted, field by field.
+"""Argo CD's API, outbound: which managed resources of an Application drifted, field by field, and
+the sync from Git that puts them back.
 
 GET /api/v1/applications/{name}/managed-resources answers each resource with its target state
 (from Git) and live state as JSON strings; the fields Git sets whose live value differs are the
-drift. Bearer token of an Argo CD account with `applications, get`. Bounded: a timeout per call
+drift; POST /api/v1/applications/{name}/sync syncs it from Git. Bearer token of an Argo CD
+account with `applications, get` (and `applications, sync` to sync). Bounded: a timeout per call
 and a few tries on a 5xx, a 429 (its Retry-After, capped) or a connection error."""
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ class ArgoCdClient:
         self._http.close()
 
     def drifted(self, app: str, *, namespace: str | None = None) -> list[DriftedResource]:
-        params = {"appNamespace": namespace} if namespace and namespace != "argocd" else {}
-        body = self._get(f"/api/v1/applications/{quote(app, safe='')}/managed-resources", params)
+        body = self._call("GET", f"/api/v1/applications/{quote(app, safe='')}/managed-resources",
+                          params=_namespaced(namespace))
         try:
             items = ManagedResources.model_validate(body).items or []
         except ValidationError as exc:
@@ -80,17 +82,24 @@ class ArgoCdClient:
                                 f"{exc.error_count()} errors") from exc
         return [found for item in items[:500] if (found := item.drifted()) is not None]
 
-    def _get(self, path: str, params: dict[str, str]) -> Any:
+    def sync(self, app: str, *, namespace: str | None = None) -> str:
+        # A sync twice is harmless (both sync to Git), so a 5xx is tried again like a read.
+        body = self._call("POST", f"/api/v1/applications/{quote(app, safe='')}/sync",
+                          json={"prune": False, **_namespaced(namespace)})
+        state = (body.get("status") or {}).get("operationState") or {} if isinstance(body, dict) else {}
+        return str(state.get("phase") or "requested")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         retrying = Retrying(retry=retry_if_exception_type(TransientError), reraise=True,
                             stop=stop_after_attempt(self._attempts), wait=self._wait)
         for attempt in retrying:
             with attempt:
-                return self._once(path, params)
+                return self._once(method, path, **kwargs)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    def _once(self, path: str, params: dict[str, str]) -> Any:
+    def _once(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise TransientError(f"argocd: no answer from {self._http.base_url} in time") from exc
         except httpx.TransportError as exc:
@@ -101,7 +110,7 @@ class ArgoCdClient:
             raise TransientError(f"argocd: {response.status_code} from {path}")
         if response.status_code in (401, 403):
             raise UpstreamError(f"argocd: {response.status_code}: check argocd.api_token_file (an account "
-                                "token with `applications, get` on this application)")
+                                "token with `applications, get`, and `sync` to sync, on this application)")
         if response.status_code >= 400:
             raise UpstreamError(f"argocd: {response.status_code} from {path}: {response.text[:200]}")
         try:
@@ -114,6 +123,11 @@ class ArgoCdClient:
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return min(error.retry_after, self._max_wait)
         return min(0.2 * 2.0 ** (state.attempt_number - 1), self._max_wait)
+
+
+def _namespaced(namespace: str | None) -> dict[str, str]:
+    """Argo CD's `appNamespace`, for an Application outside Argo CD's own namespace."""
+    return {"appNamespace": namespace} if namespace and namespace != "argocd" else {}
 
 
 def _loaded(text: str | None) -> Any:

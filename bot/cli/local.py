@@ -130,6 +130,13 @@ class LocalBackend:
 
         return drift_report(store=self.store, now=datetime.now(UTC), within=parse_duration(since), service=service)
 
+    def sync_drift(self, ref: str, *, by: str) -> dict[str, Any]:
+        from bot.services.drift import sync_drift
+
+        ctx = self.app.ctx
+        return sync_drift(store=ctx.store, argo=ctx.argo, playbooks=ctx.playbooks, handle=ref, actor_id=by,
+                          now=ctx.clock())
+
     def export(self, ref: str, *, format: str) -> str | bytes:
         """The export as text, or the chart as PNG bytes (`format` png): the store, the templates,
         the playbooks and Prometheus, without the app's Git, forge or chat (nor their secrets)."""

@@ -131,6 +131,9 @@ class BackoutClient:
     def drift(self, *, since: str, service: str | None) -> dict[str, Any]:
         return self._json("GET", "/api/drift", params={"since": since, **({"service": service} if service else {})})
 
+    def sync_drift(self, ref: str, *, by: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/drift/{ref}/sync", json={"by": by})
+
     def export(self, ref: str, *, format: str) -> str | bytes:
         answer = self._call("GET", f"/api/incidents/{ref}/export", params={"format": format})
         return answer.content if format == "png" else answer.text

@@ -77,6 +77,7 @@ class EventKind(StrEnum):
     RECONCILE_FAILED = "gitops.reconcile_failed"
     RECONCILE_RECOVERED = "gitops.reconcile_recovered"
     DRIFT_DETECTED = "gitops.drift"  # an out-of-band change (or its correction) to the service's objects
+    DRIFT_SYNCED = "gitops.drift_synced"  # a person had Backout sync a drift from Git (Argo CD's API)
     ROLLBACK_FORCED = "rollback.forced"  # a person overrode an excluded change (reverted, ruled out, weak)
     INCIDENT_PAGED = "incident.paged"  # Backout paged the on-call through PagerDuty (not acknowledged in time)
     PAGER_INCIDENT = "pagerduty.incident"  # PagerDuty's own incident for it triggered, acknowledged or resolved

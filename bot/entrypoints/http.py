@@ -42,6 +42,7 @@ from bot.entrypoints.http_common import (
     schedule_follow_up,
     validation_detail,
 )
+from bot.entrypoints.http_drift import register_drift_routes
 from bot.entrypoints.http_freeze import register_freeze
 from bot.entrypoints.http_gate import BodyLimits, RequestGate
 from bot.entrypoints.http_gitops import register_gitops_webhooks
@@ -246,6 +247,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     register_incident_actions(app, ctx, refused=refused, caller=caller)
     register_restore(app, ctx, refused=refused, caller=caller)
     register_freeze(app, ctx, refused=refused, caller=caller)
+    register_drift_routes(app, ctx, refused=refused, caller=caller)
     register_pages(app, ctx, refused=refused)
 
     @app.get("/healthz")

@@ -6,7 +6,6 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -17,10 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from bot.adapters.controllers import ArgoNotification, BuildNotice, FluxEvent
-from bot.domain.durations import parse_duration
 from bot.domain.errors import TransientError
 from bot.domain.gitops import ControllerEvent, Outcome
-from bot.domain.untrusted import StoredText
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import (
     BodyTooLarge,
@@ -32,7 +29,7 @@ from bot.entrypoints.http_common import (
 )
 from bot.entrypoints.webhook_auth import ApiAuth, ControllerAuth
 from bot.services import lifecycle
-from bot.services.drift import drift_report, with_fields
+from bot.services.drift import with_fields
 from bot.services.gitops import ControllerReport, describe, record_controller_event
 from bot.services.investigate import rerank_open_incidents
 
@@ -163,20 +160,6 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
         """An Argo CD notification rendered by Backout's template (deploy/argocd/notifications.yaml)."""
         found = await parsed(request, argo_auth, ArgoNotification)
         return found if isinstance(found, JSONResponse) else await handle(found.to_event(now=ctx.clock()))
-
-    @app.get("/api/drift")
-    def recent_drift(request: Request, since: str = "7d", service: StoredText | None = None) -> JSONResponse:
-        """Out-of-band changes the controllers reported within `since` (default 7d), newest first;
-        of one service with `service`."""
-        if why := api_auth.refusal(request.headers.get("authorization")):
-            return error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
-        try:
-            within = parse_duration(since)
-        except ValueError as exc:
-            return error(422, "invalid_request", f"since: {exc}")
-        if within > timedelta(days=366):
-            return error(422, "invalid_request", "since: at most 366d")
-        return JSONResponse(drift_report(store=ctx.store, now=ctx.clock(), within=within, service=service))
 
     @app.post("/webhooks/build")
     async def build_webhook(request: Request) -> JSONResponse:

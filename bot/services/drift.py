@@ -15,11 +15,13 @@ from typing import Any
 import structlog
 
 from bot.domain.drift import DRIFT_PREFIX, Drift, DriftAction
-from bot.domain.errors import BackoutError, Conflict
+from bot.domain.errors import BackoutError, Conflict, InvalidInput, NotFound
 from bot.domain.gitops import Controller, ControllerEvent, ObjectState, Outcome
+from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import ArgoCdApi, Store, Transaction
 from bot.domain.suspects import Suspect
+from bot.domain.timeline import EventKind, event
 
 log = structlog.get_logger(__name__)
 
@@ -131,11 +133,60 @@ def drift_near(tx: Transaction, playbook: Playbook, *, since: datetime, until: d
 
 def refuse_revert(tx: Transaction, handle: str, action: DriftAction | None = None) -> Conflict:
     """The refusal to revert a drift, with what to do instead (a sync from Git, or nothing)."""
-    drift = tx.drifts.get(int(handle[len(DRIFT_PREFIX):])) if handle[len(DRIFT_PREFIX):].isdigit() else None
+    drift = tx.drifts.get(drift_id(handle))
     if drift is not None:
         action = DriftAction(id=drift.id or 0, source=drift.label, since=drift.since, detected_at=drift.detected_at,
                              corrected_at=drift.corrected_at, correction=drift.correction, sync=drift.sync)
     what = f" ({drift.describe()})" if drift is not None else ""
     instead = action.offered() if action is not None else "sync its object from Git"
+    if drift is not None and drift.controller == "argocd" and drift.corrected_at is None:
+        instead += f" (or `backout drift sync {drift.handle}`, through Argo CD's API where argocd.api_url is set)"
     return Conflict(f"{handle} is an out-of-band change{what}, not a commit: there is nothing in Git to "
                     f"revert. Instead, {instead}")
+
+
+def drift_id(handle: str) -> int:
+    """`drift-12` (or `12`) as its id; InvalidInput otherwise."""
+    number = handle.lower().removeprefix(DRIFT_PREFIX)
+    if not number.isdigit() or len(number) > 12:
+        raise InvalidInput(f"not a drift: {handle[:40]!r} (expected drift-<n>, as `backout drift` lists them)")
+    return int(number)
+
+
+def sync_drift(*, store: Store, argo: ArgoCdApi | None, playbooks: Sequence[Playbook], handle: str,
+               actor_id: str, now: datetime) -> dict[str, Any]:
+    """Sync a drift's Argo CD Application from Git through Argo CD's API, recorded on the timeline of
+    the active incidents of its playbooks. Where Backout cannot (a Flux object: Backout has no
+    access to the cluster; Argo CD without `argocd.api_url`), a Conflict that gives the command;
+    nothing to do once the controller corrected it."""
+    number = drift_id(handle)
+    drift = store.run(lambda tx: tx.drifts.get(number))
+    if drift is None:
+        raise NotFound(f"no drift {DRIFT_PREFIX}{number}; `backout drift` lists them")
+    if drift.corrected_at is not None:
+        raise Conflict(f"{drift.handle} needs no sync: {drift.correction or 'already corrected'}")
+    command = drift.sync or "sync its object from Git"
+    if drift.controller != "argocd":
+        raise Conflict(f"{drift.handle}: Backout does not reach the cluster to sync a Flux object; run "
+                       f"`{command}`")
+    if argo is None:
+        raise Conflict(f"{drift.handle}: no Argo CD API configured (argocd.api_url, argocd.api_token_file); "
+                       f"run `{command}`")
+    _, _, rest = drift.object_id.partition(":")
+    _, namespace, app = [*rest.split("/", 2), "", ""][:3]
+    phase = argo.sync(app, namespace=namespace)
+    text = f"Sync from Git of {drift.handle} ({drift.label}) requested through Argo CD's API: {phase}"
+    store.run(lambda tx: _note_sync(tx, drift, playbooks, actor_id=actor_id, now=now, text=text))
+    log.info("drift.synced", drift=drift.handle, app=app, phase=phase)
+    return {"drift": drift.handle, "synced": True, "phase": phase, "detail": text}
+
+
+def _note_sync(tx: Transaction, drift: Drift, playbooks: Sequence[Playbook], *, actor_id: str, now: datetime,
+               text: str) -> None:
+    for playbook in playbooks:
+        if playbook.name not in drift.playbooks:
+            continue
+        incident = tx.incidents.latest_of_playbook(playbook.name, playbook.service)
+        if incident is not None and incident.id is not None and incident.active:
+            tx.timeline.append(event(incident_id=incident.id, at=now, kind=EventKind.DRIFT_SYNCED, actor=Actor.USER,
+                                     actor_id=actor_id, text=text, data={"drift": drift.handle}))

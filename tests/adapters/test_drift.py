@@ -167,6 +167,9 @@ def test_drift_is_listed_by_the_api_and_the_cli(world: World, tmp_path: Path) ->
         "    sync from Git: flux reconcile helmrelease podinfo -n apps --force"]
     as_json = CliRunner().invoke(cli, ["drift", "--json", "--config", str(tmp_path / "config.yaml")])
     assert json.loads(as_json.output)["drift"][0]["id"] == "drift-1"
+    sync = CliRunner().invoke(cli, ["drift", "sync", "drift-1", "--config", str(tmp_path / "config.yaml")])
+    assert sync.exit_code != 0
+    assert "run `flux reconcile helmrelease podinfo -n apps --force`" in sync.output
 
 
 def test_the_post_mortem_shows_drift_beside_the_commits(tmp_path: Path) -> None:
@@ -198,3 +201,44 @@ def test_the_post_mortem_shows_drift_beside_the_commits(tmp_path: Path) -> None:
     assert "2. [bbbbbbbbbbbb](<https://git.example.com/gitops/commit/" in changed
     html = ExportRenderer().html(doc)
     assert "<code>drift-1</code> out-of-band change to Deployment checkout/api" in html
+
+
+def test_a_drift_is_synced_from_git_through_argo_cds_api_and_never_otherwise(tmp_path: Path) -> None:
+    """POST /api/drift/{id}/sync: Argo CD's API syncs the Application (its 429 waited out, the sync
+    on the incident's timeline); a Flux drift or a corrected one gets 409 with what to do instead."""
+    from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+    from bot.services.ingest import ingest_delivery
+
+    with FakeArgoCdApi().serving() as argo:
+        argo.drift("checkout", kind="Deployment", namespace="checkout", name="checkout",
+                   target={"spec": {"replicas": 6}}, live={"spec": {"replicas": 1}})
+        argo.fail(429)
+        with built_world(tmp_path, playbook=DRIFT_PLAYBOOK,
+                         argocd={"api_url": argo.base_url, "api_token": API_TOKEN}) as world:
+            alert = ReceivedAlert(fingerprint="f1", starts_at=world.remote.clock, ends_at=None,
+                                  status=AlertStatus.FIRING, annotations={},
+                                  labels={"alertname": "HighErrorRate", "service": "checkout"})
+            ingest_delivery(store=world.app.ctx.store, playbooks=world.app.ctx.playbooks, now=world.remote.clock,
+                            policy=world.app.ctx.settings.incidents,
+                            delivery=Delivery(group_key="g", status=AlertStatus.FIRING, alerts=(alert,)))
+            assert post_argo(world, drifted_body(world.init)).json()["drift"] == "drift-1"
+            assert post_flux(world, helm_event("helmrelease-drift-detected", world.remote.clock)).json()[
+                "drift"] == "drift-2"
+            synced = world.client.post("/api/drift/drift-1/sync", json={"by": "alice"})
+            assert synced.status_code == 200, synced.text
+            assert (synced.json()["synced"], synced.json()["phase"]) == (True, "Running")
+            timeline = world.client.get("/api/incidents/INC-1/timeline").json()["timeline"]
+            flux = world.client.post("/api/drift/drift-2/sync", json={})
+            assert post_flux(world, helm_event("helmrelease-drift-corrected", world.remote.clock
+                                               + timedelta(minutes=1))).status_code == 202
+            corrected = world.client.post("/api/drift/drift-2/sync")
+            unknown = world.client.post("/api/drift/drift-9/sync")
+            bad = world.client.post("/api/drift/1a2b3c4/sync")
+    assert argo.requests == ["checkout", "checkout"]  # the 429, then the answer
+    assert argo.syncs == [("checkout", {"prune": False})]
+    assert any(e["kind"] == "gitops.drift_synced" and "drift-1" in e["text"] for e in timeline)
+    assert flux.status_code == 409
+    assert "run `flux reconcile helmrelease podinfo -n apps --force`" in flux.json()["detail"]
+    assert corrected.status_code == 409
+    assert "needs no sync: corrected by Flux" in corrected.json()["detail"]
+    assert (unknown.status_code, bad.status_code) == (404, 400)

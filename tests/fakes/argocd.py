@@ -1,6 +1,6 @@
 """Argo CD, as far as Backout needs: render a notification template's webhook body over an
 Application, the way argocd-notifications evaluates `{{toJson .app.<path>}}`; and its API's
-managed-resources over real HTTP (`FakeArgoCdApi`), bearer token checked, with queued faults."""
+managed-resources and sync over real HTTP (`FakeArgoCdApi`), bearer token checked, with queued faults."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ class FakeArgoCdApi:
     base_url: str = ""
     managed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    syncs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (app, request body) accepted
     faults: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,5 +99,13 @@ class FakeArgoCdApi:
                 return JSONResponse({"error": f"applications.argoproj.io \"{name}\" not found", "code": 5},
                                     status_code=404)
             return JSONResponse({"items": self.managed[name]})
+
+        @api.post("/api/v1/applications/{name}/sync")
+        async def sync(name: str, request: Request) -> JSONResponse:
+            if request.headers.get("authorization") != f"Bearer {API_TOKEN}":
+                return JSONResponse({"error": "invalid session", "code": 16}, status_code=401)
+            with self.lock:
+                self.syncs.append((name, await request.json()))
+            return JSONResponse({"metadata": {"name": name}, "status": {"operationState": {"phase": "Running"}}})
 
         return api

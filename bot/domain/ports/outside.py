@@ -302,3 +302,8 @@ class ArgoCdApi(Protocol):
         """The Application's managed resources whose live state differs from Git's, with the
         fields; TransientError or UpstreamError when Argo CD cannot say."""
         ...
+
+    def sync(self, app: str, *, namespace: str | None = None) -> str:
+        """Sync the Application from Git (its target revision); what Argo CD says of the operation
+        started. UpstreamError when it refuses (one already running, no `sync` permission)."""
+        ...
