@@ -17,7 +17,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.adapters.alertmanager.payload import LARGE_BODY, AmPayload, parse_delivery, parse_large_delivery
-from bot.domain.durations import parse_duration
 from bot.domain.errors import (
     BackoutError,
     Conflict,
@@ -40,6 +39,7 @@ from bot.entrypoints.http_common import (
     error,
     read_body,
     schedule_follow_up,
+    span_of,
     validation_detail,
 )
 from bot.entrypoints.http_drift import register_drift_routes
@@ -357,12 +357,9 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         """(since, now) for a report, or the refusal: no token, or `since` not a duration."""
         if denied := refused(request):
             return denied
-        try:
-            span = parse_duration(since)
-        except ValueError as exc:
-            return error(422, "invalid_request", f"since: {exc}")
-        if span > REPORT_SPAN_LIMIT:
-            return error(422, "invalid_request", f"since: at most {REPORT_SPAN_LIMIT.days}d (a century)")
+        span = span_of(since, most=REPORT_SPAN_LIMIT, why=" (a century)")
+        if isinstance(span, JSONResponse):
+            return span
         now = ctx.clock()
         return now - span, now
 

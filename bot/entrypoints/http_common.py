@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
+from bot.domain.durations import parse_duration
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.refreshing import refresh_later
 from bot.services.follow_ups import FollowUpWork, follow_up
@@ -34,6 +36,18 @@ class BodyTooLarge(HTTPException):
 
 def error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def span_of(since: str, *, most: timedelta, why: str = "") -> timedelta | JSONResponse:
+    """A `since` query parameter as a duration, or the 422 that refuses it (not a duration, or
+    past `most`)."""
+    try:
+        span = parse_duration(since)
+    except ValueError as exc:
+        return error(422, "invalid_request", f"since: {exc}")
+    if span > most:
+        return error(422, "invalid_request", f"since: at most {most.days}d{why}")
+    return span
 
 
 def parse_body(body: bytes, model: type[M]) -> M | JSONResponse:

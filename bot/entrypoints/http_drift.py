@@ -9,11 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from bot.domain.durations import parse_duration
 from bot.domain.untrusted import StoredText
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_actions import Caller, Refusal, Who
-from bot.entrypoints.http_common import error
+from bot.entrypoints.http_common import span_of
 from bot.services.drift import drift_report, sync_drift
 
 MOST = timedelta(days=366)
@@ -34,12 +33,9 @@ def register_drift_routes(app: FastAPI, ctx: AppContext, *, refused: Refusal, ca
         newest first; of one service with `service`."""
         if denied := refused(request):
             return denied
-        try:
-            within = parse_duration(since)
-        except ValueError as exc:
-            return error(422, "invalid_request", f"since: {exc}")
-        if within > MOST:
-            return error(422, "invalid_request", f"since: at most {MOST.days}d")
+        within = span_of(since, most=MOST)
+        if isinstance(within, JSONResponse):
+            return within
         return JSONResponse(drift_report(store=ctx.store, now=ctx.clock(), within=within, service=service))
 
     @app.post("/api/drift/{ref}/sync")
