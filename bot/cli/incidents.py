@@ -196,7 +196,7 @@ def severity(ctx: typer.Context, incident: IdArgument,
 def verdict(
     ctx: typer.Context,
     incident: IdArgument,
-    commit: Annotated[str, typer.Argument(help="the change that caused it (a sha prefix), or 'none'")],
+    commit: Annotated[str, typer.Argument(help="the change that caused it (a sha prefix, or drift-<n>), or 'none'")],
     not_it: Annotated[bool, typer.Option("--not", help="rule this change out instead")] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.domain.drift import is_handle
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
@@ -42,8 +43,9 @@ def record_verdict(
                           actor_id=actor_id, on_behalf_of=on_behalf_of, at=now)
         tx.verdicts.add(verdict)
         who = verdict.who
-        text = {VerdictKind.CULPRIT: f"{who} marked {str(full)[:7]} as the change that caused it",
-                VerdictKind.NOT_CULPRIT: f"{who} ruled out {str(full)[:7]}: not the cause",
+        short = str(full) if is_handle(str(full)) else str(full)[:7]
+        text = {VerdictKind.CULPRIT: f"{who} marked {short} as the change that caused it",
+                VerdictKind.NOT_CULPRIT: f"{who} ruled out {short}: not the cause",
                 VerdictKind.NO_CHANGE: f"{who} marked it as caused by no change"}[kind]
         tx.timeline.append(event(incident_id=incident_id, at=now, kind=EventKind.VERDICT, actor=actor,
                                  actor_id=actor_id, text=text, on_behalf_of=on_behalf_of,
@@ -59,9 +61,14 @@ def record_verdict(
 
 def _resolve(tx: Transaction, playbook: Playbook | None, incident_id: int, sha: str | None) -> tuple[str, str]:
     prefix = (sha or "").strip().lower()
-    if not _SHA.match(prefix):
-        raise InvalidInput(f"not a commit sha: {prefix[:40]!r} (give at least 4 hex digits)")
     ranking = tx.rankings.get(incident_id) or pending()
+    if is_handle(prefix):  # an out-of-band change among the suspects (`drift-12`)
+        drift = next((s for s in ranking.suspects if s.sha == prefix), None)
+        if drift is None:
+            raise NotFound(f"{prefix} is not among the incident's suspects (`backout suspects` lists them)")
+        return drift.repo[:100], drift.sha
+    if not _SHA.match(prefix):
+        raise InvalidInput(f"not a commit sha: {prefix[:40]!r} (give at least 4 hex digits, or a drift-<n>)")
     named = {(s.repo, s.sha) for s in ranking.suspects if s.sha.startswith(prefix)}
     if not named:
         repos = {entry.repo for entry in playbook.repos} if playbook else None

@@ -109,3 +109,27 @@ def test_change_sets_and_field_diffs() -> None:
                               {"image": "a:2", "imagePullPolicy": "Always"}]}}}, "status": {"replicas": 1}})
     assert [x.describe() for x in fields] == ["spec.replicas 6 -> 1",
                                               "spec.template.spec.containers[0].image a:1 -> a:2"]
+
+
+def test_a_responder_rules_a_drift_out_or_names_it_the_culprit() -> None:
+    """`verdict ID drift-1`: ruled out, it is no longer the answer; a handle not among the suspects is refused."""
+    from bot.domain.errors import NotFound
+    from bot.domain.models import Actor
+    from bot.domain.verdicts import VerdictKind
+    from bot.services.verdicts import record_verdict
+
+    store, book = InMemoryStore(), playbook("off")
+    store.run(lambda tx: tx.drifts.add(drift(since_min=9, detected_min=2).model_copy(update={"id": None})))
+    number = open_incident(store, book)
+    run(store, FakeGit({"gitops": [commit("b", 40)]}), book, RecordingNotifier(), number)
+    assert get_ranking(store=store, incident_id=number).suspects[0].sha == "drift-1"
+    verdict = record_verdict(store=store, playbooks=[book], incident_id=number, kind=VerdictKind.NOT_CULPRIT,
+                             sha="drift-1", actor=Actor.USER, actor_id="alice", now=START + timedelta(minutes=2))
+    assert (verdict.sha, verdict.repo) == ("drift-1", "Flux Kustomization flux-system/apps")
+    after = get_ranking(store=store, incident_id=number)
+    assert after.best is not None
+    assert after.best.sha.startswith("bbbbbbb")
+    assert any(r.startswith("ruled out by alice") for r in next(s for s in after.suspects if s.sha == "drift-1").reasons)
+    with pytest.raises(NotFound):
+        record_verdict(store=store, playbooks=[book], incident_id=number, kind=VerdictKind.CULPRIT, sha="drift-9",
+                       actor=Actor.USER, actor_id="alice", now=START + timedelta(minutes=3))
