@@ -129,7 +129,8 @@ def test_a_responder_rules_a_drift_out_or_names_it_the_culprit() -> None:
     after = get_ranking(store=store, incident_id=number)
     assert after.best is not None
     assert after.best.sha.startswith("bbbbbbb")
-    assert any(r.startswith("ruled out by alice") for r in next(s for s in after.suspects if s.sha == "drift-1").reasons)
+    ruled = next(s for s in after.suspects if s.sha == "drift-1")
+    assert any(r.startswith("ruled out by alice") for r in ruled.reasons)
     with pytest.raises(NotFound):
         record_verdict(store=store, playbooks=[book], incident_id=number, kind=VerdictKind.CULPRIT, sha="drift-9",
                        actor=Actor.USER, actor_id="alice", now=START + timedelta(minutes=3))
