@@ -61,8 +61,9 @@ def card_payload(view: IncidentView, plan: Plan) -> dict[str, Any]:
         "firing": sum(a.status is AlertStatus.FIRING for a in view.alerts),
         "answer": answer_line(view.ranking, plan),
         "links": [[a.request_name[:1].upper() + a.request_name[1:], a.url] for a in view.actions if a.url][:MOST_LINKS],
-        # the plan's step to take now: no "Roll back" button while none is (or its revert is under way)
-        "rollback": [target.sha, target.short] if target is not None else None,
+        # the plan's step to take now: no "Roll back" button while none is (or its revert is under way),
+        # nor for an out-of-band change, which is synced from Git, never reverted
+        "rollback": [target.sha, target.short] if target is not None and target.sync is None else None,
         "branch": not any(a.kind is ActionKind.INCIDENT_BRANCH and a.state in _BRANCH_MADE for a in view.actions),
         # during the veto window of an automatic merge (actions.merge: confident): the Hold button
         "hold": any(holdable(a) for a in view.actions),

@@ -134,3 +134,16 @@ def test_a_responder_rules_a_drift_out_or_names_it_the_culprit() -> None:
     with pytest.raises(NotFound):
         record_verdict(store=store, playbooks=[book], incident_id=number, kind=VerdictKind.CULPRIT, sha="drift-9",
                        actor=Actor.USER, actor_id="alice", now=START + timedelta(minutes=3))
+
+
+def test_the_chat_card_offers_no_rollback_button_for_a_drift() -> None:
+    """The plan's step is a sync from Git: the card says so in its answer and has no "Roll back"."""
+    from bot.services.card import incident_message
+
+    store, book = InMemoryStore(), playbook("off")
+    store.run(lambda tx: tx.drifts.add(drift(since_min=9, detected_min=2).model_copy(update={"id": None})))
+    number = open_incident(store, book)
+    run(store, FakeGit({"gitops": [commit("a", 300)]}), book, RecordingNotifier(), number)
+    payload = incident_message(store=store, incident_id=number, playbooks=[book]).payload
+    assert payload["rollback"] is None
+    assert "drift-1" in payload["answer"]
