@@ -1,7 +1,7 @@
 """Out-of-band changes (drift) the GitOps controllers reported.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from bot.adapters.storage.tables import UtcDateTime, json_type
 
-revision = "0012"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
