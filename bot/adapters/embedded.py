@@ -33,6 +33,9 @@ class NoForge:
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
         return None
 
+    def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
+        raise UpstreamError(f"{repo} has no forge")
+
 
 class NoAppliedTimes:
     """The AppliedTimes port when no repository names a source: commit time plus sync delay."""

@@ -111,13 +111,24 @@ class GitHubForge:
             adopted = True
         if labels:
             self._call("issues.labels", lambda: pull.add_to_labels(*labels))
+        self._ask(pull, reviewers)
+        self._pulls[(repo, pull.number)] = pull
+        return PullRequestRef(number=pull.number, url=pull.html_url, adopted=adopted)
+
+    def _ask(self, pull: PullRequest, reviewers: Sequence[str]) -> None:
+        """Request reviews: users, and teams as `org/team` (GitHub ignores one already asked)."""
         users = [r for r in reviewers if "/" not in r]
         teams = [r.split("/", 1)[1] for r in reviewers if "/" in r]
         if users or teams:
             self._call("pulls.reviewers", lambda: pull.create_review_request(
                 reviewers=users, team_reviewers=teams))
-        self._pulls[(repo, pull.number)] = pull
-        return PullRequestRef(number=pull.number, url=pull.html_url, adopted=adopted)
+
+    def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
+        # REST cannot undraft a pull request: PyGithub sends GraphQL's markPullRequestReadyForReview.
+        pull = self._call("pulls.get", lambda: self._gh.get_repo(self._repos[repo]).get_pull(number))
+        if self._call("pulls.get", lambda: pull.draft):
+            self._call("graphql.mark_ready", pull.mark_ready_for_review)
+        self._ask(pull, reviewers)
 
     def _find_pull(self, repo: str, head: str) -> PullRequest:
         owner = self._repos[repo].split("/")[0]

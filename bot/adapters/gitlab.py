@@ -9,6 +9,7 @@ send If-None-Match: an unchanged answer is a 304 with no body.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,7 @@ Observe = Callable[[str, str, int | None], None]  # endpoint, outcome, rate-limi
 
 DRY_RUN_SINCE = (13, 3)  # older GitLab ignores `dry_run` and would really commit the revert
 PAGE, MAX_PAGES = 100, 10  # deployments read per request, and at most (a busy environment's day)
+_DRAFT = re.compile(r"^\s*(\[draft\]|\(draft\)|draft:|draft\b)\s*", re.IGNORECASE)  # GitLab's draft prefixes
 DEVELOPER = 30  # the access level that may push branches and open merge requests
 _PIPELINE_STATES = {
     "success": "success", "skipped": "success",
@@ -148,6 +150,22 @@ class GitLabForge:
         iid = int(merge_request["iid"])
         return PullRequestRef(number=iid, url=str(merge_request["web_url"]), adopted=adopted,
                               name=f"merge request !{iid}")
+
+    def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
+        # GitLab's draft is the title's prefix: removing it marks the merge request ready.
+        path = f"{self._project(repo)}/merge_requests/{number}"
+        merge_request = self._call("merge_requests.get", lambda: self._request("get", path))
+        update: dict[str, Any] = {}
+        title = str(merge_request.get("title", ""))
+        ready = _DRAFT.sub("", title)
+        if ready != title:
+            update["title"] = ready
+        present = [int(r["id"]) for r in merge_request.get("reviewers") or []]
+        wanted = sorted({*self._user_ids(reviewers), *present})
+        if wanted != sorted(present):
+            update["reviewer_ids"] = wanted
+        if update:
+            self._call("merge_requests.update", lambda: self._request("put", path, data=update))
 
     def _find_merge_request(self, repo: str, head: str) -> dict[str, Any]:
         found = self._call("merge_requests.list", lambda: self._request(

@@ -113,6 +113,9 @@ class ForgesByRepo:
             raise UpstreamError(f"{repo} is on no forge Backout can merge on (GitHub or GitLab)")
         return forge
 
+    def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
+        self._for(repo).mark_ready(repo, number, reviewers=reviewers)
+
 
 def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTimes]:
     """GitHub for repositories with `forge: github`, GitLab for `forge: gitlab`; Prometheus for

@@ -99,6 +99,10 @@ class GithubSettings(Section):
     throttle: bool = True          # PyGithub's pacing: 0.25 s between requests, 1 s between writes
     max_wait: Duration = timedelta(seconds=60)  # the longest Retry-After or reset Backout waits
     applied_window: Duration = timedelta(days=1)  # how far back applied times are looked up
+    # The secret of the repository webhook (push, pull_request events) that /webhooks/github checks
+    # in X-Hub-Signature-256; unset: the endpoint refuses every delivery and incident branches are polled.
+    webhook_secret: SecretStr | None = None
+    webhook_secret_file: Path | None = None
 
     def problems(self) -> list[tuple[str, str]]:
         """What repositories with `forge: github` cannot run without."""
@@ -114,6 +118,10 @@ class GitlabSettings(Section):
     token_file: Path | None = None
     max_wait: Duration = timedelta(seconds=60)  # the longest Retry-After or RateLimit-Reset Backout waits
     timeout: Duration = timedelta(seconds=15)
+    # The secret token of the project webhook (push, merge request events) that /webhooks/gitlab
+    # compares with X-Gitlab-Token; unset: the endpoint refuses every delivery and incident branches are polled.
+    webhook_token: SecretStr | None = None
+    webhook_token_file: Path | None = None
 
     def problems(self) -> list[tuple[str, str]]:
         """What repositories with `forge: gitlab` cannot run without."""

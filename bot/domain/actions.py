@@ -4,6 +4,7 @@ empty for the incident branch."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -42,7 +43,7 @@ class ActionState(StrEnum):
 # move the incident's life.
 AUTOMATION = frozenset({ActionKind.FREEZE, ActionKind.UNFREEZE})
 # Kinds whose pull request Backout follows until it merges or closes.
-FOLLOWED = CHANGING | AUTOMATION
+FOLLOWED = CHANGING | AUTOMATION | {ActionKind.INCIDENT_BRANCH}
 
 # The branch exists: pushing again is never needed.
 FINISHED = frozenset({ActionState.PUSHED, ActionState.CONFLICTED, ActionState.PR_OPEN,
@@ -111,6 +112,23 @@ def incident_branch(incident_id: int) -> str:
 def freeze_branch(incident_id: int, kind: ActionKind = ActionKind.FREEZE) -> str:
     """`backout/INC-7/freeze` (or `.../unfreeze`): one per incident, as the incident branch."""
     return f"backout/{format_incident_ref(incident_id)}/{kind.value}"
+
+
+_INCIDENT_BRANCH = re.compile(r"^backout/INC-(\d{1,9})/incident$")
+
+
+def incident_of_branch(branch: str) -> int | None:
+    """The incident an incident branch belongs to (`backout/INC-7/incident` -> 7), else None."""
+    found = _INCIDENT_BRANCH.match(branch.removeprefix("refs/heads/"))
+    return int(found.group(1)) if found else None
+
+
+def undoing(action: Action) -> bool:
+    """Whether the action, as it stands, changes what is deployed once applied: a revert or a restore
+    pushed or merged, or an incident branch merged (its fix). Verification watches from then on."""
+    if action.kind in CHANGING:
+        return bool(action.commit_sha) and action.state in (ActionState.PUSHED, ActionState.MERGED)
+    return action.kind is ActionKind.INCIDENT_BRANCH and action.state is ActionState.MERGED
 
 
 def revert_message(*, incident_ref: str, incident_title: str, sha: str, subject: str) -> str:

@@ -25,6 +25,7 @@ COMMANDS = {
     "freeze": "freeze ID|SERVICE [reconcile-disabled]",
     "unfreeze": "unfreeze ID|SERVICE",
     "hold": "hold ID",
+    "ready": "ready ID",
     "resolve": "resolve ID [note]",
     "reopen": "reopen ID [note]",
     "note": "note ID text",

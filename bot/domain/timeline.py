@@ -47,6 +47,9 @@ class EventKind(StrEnum):
     RESTORE_PUSHED = "restore.pushed"  # the service's paths put back to last known good, on a branch
     RESTORE_WAITING = "restore.waiting"
     BRANCH_PUSHED = "branch.pushed"
+    BRANCH_COMMIT = "branch.commit"  # a commit pushed to the incident branch (forge webhook or polling)
+    BRANCH_READY = "branch.ready"  # the incident branch's draft marked ready for review, reviewers asked
+    BRANCH_REMINDER = "branch.reminder"  # resolved while an incident branch is still open
     POSTMORTEM_PUSHED = "postmortem.pushed"
     FREEZE_PUSHED = "freeze.pushed"  # automation paused in Git for the service, on a branch
     UNFREEZE_PUSHED = "unfreeze.pushed"  # what the freeze added, taken out again, on a branch

@@ -43,6 +43,7 @@ from bot.entrypoints.http_common import (
     validation_detail,
 )
 from bot.entrypoints.http_drift import register_drift_routes
+from bot.entrypoints.http_forges import register_forge_webhooks
 from bot.entrypoints.http_freeze import register_freeze
 from bot.entrypoints.http_gate import BodyLimits, RequestGate
 from bot.entrypoints.http_gitops import register_gitops_webhooks
@@ -227,6 +228,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         register_slack_events(app, ctx.slack)
     direct.update(register_gitops_webhooks(app, ctx))
     register_pagerduty_webhook(app, ctx)
+    register_forge_webhooks(app, ctx)
 
     def refused(request: Request, *, page_of: int | None = None) -> JSONResponse | None:
         """None when the request may read; otherwise a 401 that says what is missing and

@@ -24,6 +24,7 @@ from bot.entrypoints.refreshing import refresh_and_rerank
 from bot.services import lifecycle
 from bot.services.act import push_waiting
 from bot.services.automerge import follow_automatic_merges
+from bot.services.branch_pushes import poll_branches
 from bot.services.follow_ups import sweep
 from bot.services.freeze_follow import follow_freezes
 from bot.services.notify import incident_update
@@ -84,6 +85,18 @@ def automerge_job(ctx: AppContext) -> None:
                                     playbooks=ctx.playbooks, now=ctx.clock())
     if moved:
         log.info("automatic_merges.moved", moved=moved)
+
+
+def branches_job(ctx: AppContext) -> None:
+    """Read the open incident branches of repositories whose forge sends no webhook (no secret set)."""
+    settings = ctx.settings
+    hooked = {repo.name for repo in settings.repos
+              if (repo.forge == "github" and settings.github.webhook_secret)
+              or (repo.forge == "gitlab" and settings.gitlab.webhook_token)}
+    added = poll_branches(store=ctx.store, git=ctx.git, notifier=ctx.notifier, now=ctx.clock(),
+                          polled=lambda repo: repo not in hooked)
+    if added:
+        log.info("incident_branches.polled", commits=added)
 
 
 def lifecycle_job(ctx: AppContext) -> None:
@@ -189,6 +202,7 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         if any(playbook.actions.merge is not MergeMode.OFF for playbook in ctx.playbooks):
             # The due times are stored: a late or missed run (a restart) merges at the next one.
             add("automatic_merges", automerge_job, timedelta(seconds=15), grace=timedelta(seconds=60))
+    add("incident_branches", branches_job, timedelta(seconds=60))  # at most once a minute per branch
     if ctx.slack is not None:
         add("slack_delivery", slack_job, timedelta(seconds=2), grace=timedelta(seconds=10))
     if ctx.pager is not None and ctx.pager.sends:

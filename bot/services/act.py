@@ -102,7 +102,8 @@ def rollback(
     if started.state in FINISHED:
         current, branch_action, message = started, None, f"already done: {started.state.value} {branch}"
         if current.state is ActionState.CONFLICTED:
-            branch_action = store.run(lambda tx: tx.actions.get(incident_id, ActionKind.INCIDENT_BRANCH, ""))
+            branch_action = store.run(lambda tx: tx.actions.get(incident_id, ActionKind.INCIDENT_BRANCH, "",
+                                                                repo=change.repo))
     else:
         current, branch_action, message = _push_revert(
             store=store, git=git, notifier=notifier, incident=incident, change=change, action=started,

@@ -55,7 +55,7 @@ def record_started(store: Store, *, incident_id: int, kind: ActionKind, repo: st
         incident: Incident = require(tx, incident_id)
         if not any_state:
             refuse(incident, _REFUSED.get(kind, "get an incident branch"))
-        existing = tx.actions.get(incident_id, kind, sha)
+        existing = tx.actions.get(incident_id, kind, sha, repo=repo)
         if existing is not None and existing.state in FINISHED:
             return existing
         if existing is None:

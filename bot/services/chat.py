@@ -11,14 +11,14 @@ from functools import partial
 from typing import Any
 
 from bot.domain.chat import COMMANDS, Command, escape_mrkdwn, may_roll_back, usage
-from bot.domain.errors import BackoutError, Conflict, InvalidInput
+from bot.domain.errors import BackoutError, InvalidInput
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import AppliedTimes, Clock, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
 from bot.domain.rooms import LEAD, mentioned_user
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import VerdictKind
-from bot.services import act, automerge, override, roles
+from bot.services import act, automerge, incident_branch, override, roles
 from bot.services import incidents as incident_service
 from bot.services import verdicts as verdict_service
 from bot.services.act import RollbackPlan
@@ -110,7 +110,7 @@ class ChatCommands:
             return Reply(f"Noted on INC-{number}.", private=False)
         if command.name == "export":
             return self._export(command, number, now)
-        if command.name in ("rollback", "branch", "restore", "hold"):
+        if command.name in ("rollback", "branch", "restore", "hold", "ready"):
             refusal = self.refuse(number, user=user, groups=groups, what=command.name)
             if refusal is not None:
                 return refusal
@@ -120,6 +120,8 @@ class ChatCommands:
                 return self.branch(number, user=user)
             if command.name == "restore":
                 return self.restore(number, args=command.args, user=user)
+            if command.name == "ready":
+                return self.ready(number, user=user)
             return Reply("Confirm the rollback.", confirm=self.plan(number, sha=(command.args or (None,))[0]))
         return Reply(usage())
 
@@ -214,14 +216,20 @@ class ChatCommands:
         return self.store.run(lambda tx: override.excluded(tx, number, sha))
 
     def branch(self, number: int, *, user: str) -> Reply:
-        view = incident_service.get_incident(store=self.store, incident_id=number)
-        playbook = playbook_named(self.playbooks, view.incident.playbook)
-        if playbook is None or not playbook.repos:
-            raise Conflict(f"INC-{number} has no playbook repository to branch from")
-        action = act.open_incident_branch(store=self.store, git=self.git, notifier=self.notifier,
-                                          incident_id=number, repo=playbook.repos[0].repo, actor=Actor.USER,
+        """The incident branch in every repository of the playbook, each with its draft pull request."""
+        made = incident_branch.open_branches(store=self.store, git=self.git, forge=self.forge,
+                                             notifier=self.notifier, playbooks=self.playbooks, incident_id=number,
+                                             actor=Actor.USER, actor_id=user, now=self.clock(),
+                                             page_url=self.page_url(number))
+        lines = [f"{a.repo}: {a.branch}" + (f" ({a.url})" if a.url else "") for a in made]
+        return Reply(f"Incident branch of INC-{number}:\n" + "\n".join(lines), private=False)
+
+    def ready(self, number: int, *, user: str) -> Reply:
+        """The incident branch's pull requests marked ready for review, the playbook's reviewers asked."""
+        done = incident_branch.mark_ready(store=self.store, forge=self.forge, notifier=self.notifier,
+                                          playbooks=self.playbooks, incident_id=number, actor=Actor.USER,
                                           actor_id=user, now=self.clock())
-        return Reply(f"Incident branch {action.branch} is on {action.repo}.", private=False)
+        return Reply(f"INC-{number}: ready for review: " + ", ".join(a.url or a.repo for a in done), private=False)
 
     def restore(self, number: int, *, args: Sequence[str], user: str) -> Reply:
         """`restore ID` shows what a restore to last known good would do and how to confirm it;

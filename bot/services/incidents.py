@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.domain.actions import Action
+from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import Change
 from bot.domain.errors import Conflict, NotFound
 from bot.domain.incidents import EVENT_FOR, person_transition
@@ -158,6 +158,8 @@ def change_status(
         if target is IncidentStatus.ACKNOWLEDGED and actor is Actor.USER:  # the person leads, not the token
             _first_lead(tx, incident_id, user=on_behalf_of or actor_id, actor_id=actor_id, now=now,
                         on_behalf_of=on_behalf_of)
+        if target is IncidentStatus.RESOLVED:
+            tx.timeline.append_many(open_branch_reminders(tx, incident_id, now=now))
         if target is IncidentStatus.OPEN:
             kept = ranking_kept(tx, incident_id, now=now)
             if kept is not None:
@@ -179,6 +181,21 @@ def _first_lead(tx: Transaction, incident_id: int, *, user: str, actor_id: str, 
                              text=f"{LEAD}: {user}, the first to acknowledge",
                              data={"role": LEAD, "user": user, "was": None}))
     tx.rooms.request_invites(incident_id)  # the lead belongs in the channel
+
+
+def open_branch_reminders(tx: Transaction, incident_id: int, *, now: datetime) -> list[TimelineEvent]:
+    """At resolve: a reminder for each incident branch still open (bot/services/incident_branch.py)."""
+    reminders = []
+    for action in tx.actions.for_incident(incident_id):
+        if action.kind is not ActionKind.INCIDENT_BRANCH or action.state not in (ActionState.PUSHED,
+                                                                                ActionState.PR_OPEN):
+            continue
+        where = action.url or f"{action.branch} on {action.repo}"
+        reminders.append(event(
+            incident_id=incident_id, at=now, kind=EventKind.BRANCH_REMINDER, actor=Actor.BACKOUT,
+            text=f"Resolved while the incident branch is still open: {where}. Merge the fix, or close it so it "
+                 "does not linger.", data={"repo": action.repo, "branch": action.branch, "url": action.url}))
+    return reminders
 
 
 def ranking_kept(tx: Transaction, incident_id: int, *, now: datetime) -> TimelineEvent | None:

@@ -49,11 +49,12 @@ def request_opened(tx: Transaction, action: Action, *, now: datetime) -> None:
 
 
 def request_merged(tx: Transaction, action: Action, *, now: datetime) -> None:
-    """A revert's pull request merged: still mitigating until the revert is applied."""
+    """A revert's (or an incident branch's) pull request merged: still mitigating until it is applied."""
     incident = tx.incidents.get(action.incident_id)
+    what = "incident branch's fix" if action.kind is ActionKind.INCIDENT_BRANCH else action.kind.value
     if incident is not None and incident.status in (S.OPEN, S.ACKNOWLEDGED):
         move(tx, incident, S.MITIGATING, now=now, data={"url": action.url},
-             text=f"Mitigating: the {action.kind.value} in {action.request_name} is merged and will be applied")
+             text=f"Mitigating: the {what} in {action.request_name} is merged and will be applied")
 
 
 def request_closed(tx: Transaction, action: Action, *, now: datetime) -> None:
@@ -85,8 +86,8 @@ def applied(tx: Transaction, incident: Incident, playbook: Playbook | None, *, n
     neither is so."""
     delay = playbook.suspects.sync_delay if playbook else None
     for action in tx.actions.for_incident(incident.id or 0):
-        if action.kind is ActionKind.RESTORE and action.state is ActionState.MERGED:
-            found = _restore_applied(tx, playbook, action, delay=delay, now=now)
+        if action.kind in (ActionKind.RESTORE, ActionKind.INCIDENT_BRANCH) and action.state is ActionState.MERGED:
+            found = _merge_applied(tx, playbook, action, delay=delay, now=now)
             if found is not None:
                 return found
         if action.kind is not ActionKind.REVERT or not action.commit_sha:
@@ -105,22 +106,24 @@ def applied(tx: Transaction, incident: Incident, playbook: Playbook | None, *, n
     return None
 
 
-def _restore_applied(tx: Transaction, playbook: Playbook | None, action: Action, *, delay: timedelta | None,
-                     now: datetime) -> Applied | None:
-    """A merged restore took effect when an object that deploys the service applied a revision
-    after the merge (the merge's own commit, or a later one that holds it); without controller
-    events, at its merge plus the playbook's `sync_delay`."""
+def _merge_applied(tx: Transaction, playbook: Playbook | None, action: Action, *, delay: timedelta | None,
+                   now: datetime) -> Applied | None:
+    """A merged restore (or incident branch) took effect when an object that deploys the service
+    applied a revision after the merge (the merge's own commit, or a later one that holds it);
+    without controller events, at its merge plus the playbook's `sync_delay`."""
+    named = "the restore" if action.kind is ActionKind.RESTORE else "the incident branch"
+    what = f"{named} to {action.commit_sha[:7]}" if action.kind is ActionKind.RESTORE else named
     merged = action.updated_at
     chosen = deploying_objects(tx, playbook) if playbook is not None else None
     after = [r for r in tx.gitops.applied([action.repo], since=merged, until=now)
              if r.applied_at >= merged and (chosen is None or r.object_id in chosen)]
     if after:
         first = min(after, key=lambda r: r.applied_at)
-        return Applied(first.applied_at, f"{first.label} applied {first.sha[:7]}, the first revision after the "
-                       f"restore to {action.commit_sha[:7]} merged", first.object_id.partition(":")[0])
+        return Applied(first.applied_at, f"{first.label} applied {first.sha[:7]}, the first revision after "
+                       f"{what} merged", first.object_id.partition(":")[0])
     if delay is None or _controlled(tx, playbook, now=now) or now < merged + delay:
         return None
-    return Applied(merged + delay, f"the restore merged at {merged:%H:%M} UTC and the sync delay "
+    return Applied(merged + delay, f"{named} merged at {merged:%H:%M} UTC and the sync delay "
                    f"({format_duration(delay)}) has passed; no controller reports on {action.repo}", "sync_delay")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bot.domain.actions import AUTOMATION, FOLLOWED, Action, ActionState
+from bot.domain.actions import AUTOMATION, FOLLOWED, Action, ActionKind, ActionState
 from bot.domain.automerge import window_state
 from bot.domain.changes import Change
 from bot.domain.errors import BackoutError
@@ -151,11 +151,9 @@ def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now:
                                           lines=(notify_text,)))
             continue
         if status.state == "merged":
-            _record_merge(store, action, called=called, by=status.merged_by or "someone", now=now)
+            record_merge(store, action, called=called, by=status.merged_by or "someone", now=now)
         elif status.state == "closed":
-            _record(store, action.model_copy(update={"state": ActionState.CLOSED, "updated_at": now}),
-                    EventKind.PR_CLOSED, f"{called.capitalize()} was closed without merging", now,
-                    then=None if action.kind in AUTOMATION else lifecycle.request_closed)
+            record_closed(store, action, called=called, now=now)
         elif status.checks != action.detail.get("checks") and status.checks in ("failure", "success"):
             updated = action.model_copy(update={"detail": {**action.detail, "checks": status.checks},
                                                 "updated_at": now})
@@ -182,12 +180,23 @@ def _record(store: Store, action: Action, kind: EventKind, text: str, now: datet
     store.run(work)
 
 
-def _record_merge(store: Store, action: Action, *, called: str, by: str, now: datetime) -> None:
+def record_closed(store: Store, action: Action, *, called: str, now: datetime) -> None:
+    """A Backout pull request closed without merging (polled, or a forge webhook)."""
+    _record(store, action.model_copy(update={"state": ActionState.CLOSED, "updated_at": now}),
+            EventKind.PR_CLOSED, f"{called.capitalize()} was closed without merging", now,
+            then=None if action.kind in AUTOMATION else lifecycle.request_closed)
+
+
+def record_merge(store: Store, action: Action, *, called: str, by: str, now: datetime) -> None:
+    """A Backout pull request merged (polled, or a forge webhook): the incident is mitigating until
+    what it merged is applied."""
+    what = "Incident branch" if action.kind is ActionKind.INCIDENT_BRANCH else action.kind.value.capitalize()
+
     def work(tx: Transaction) -> None:
         tx.actions.save(action.model_copy(update={"state": ActionState.MERGED, "updated_at": now}))
         tx.timeline.append(event(incident_id=action.incident_id, at=now, kind=EventKind.PR_MERGED,
                                  actor=Actor.USER, actor_id=by,
-                                 text=f"{action.kind.value.capitalize()} merged by {by} ({called})",
+                                 text=f"{what} merged by {by} ({called})",
                                  data={"url": action.url, "merged_by": by, "action": action.kind.value}))
         if action.kind not in AUTOMATION:
             lifecycle.request_merged(tx, action, now=now)

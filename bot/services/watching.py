@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs, urlparse
 
-from bot.domain.actions import ActionState
+from bot.domain.actions import undoing
 from bot.domain.automerge import window_state
 from bot.domain.durations import format_duration
 from bot.domain.errors import BackoutError
@@ -101,14 +101,12 @@ def verify_rollbacks(*, store: Store, metrics: MetricsQuery, notifier: Notifier,
 
 
 def _start_verifications(store: Store, playbooks: Sequence[Playbook], now: datetime) -> None:
-    done = {ActionState.PUSHED, ActionState.MERGED}
-
     def work(tx: Transaction) -> None:
         for incident in tx.incidents.list(limit=200):
             if incident.id is None or tx.watch.verification(incident.id) is not None:
                 continue
             actions = tx.actions.for_incident(incident.id)
-            if not any(a.state in done and a.commit_sha for a in actions):
+            if not any(undoing(a) for a in actions):
                 continue
             playbook = playbook_named(playbooks, incident.playbook)
             check = playbook.health_check() if playbook else None

@@ -87,6 +87,9 @@ class FakeGit:
     def push_branch(self, repo: str, *, branch: str) -> str:
         return self.branches.setdefault((repo, branch), "e" * 40)
 
+    def branch_log(self, repo: str, branch: str) -> list[Change] | None:
+        return None if (repo, branch) not in self.branches else []
+
     def resolve(self, repo: str, rev: str) -> str | None:
         if rev in self.tags.get(repo, {}):
             return self.tags[repo][rev]

@@ -176,7 +176,8 @@ class FakeGitHub(FaultyApi):
                 self.counter += 1
                 number = self.counter
                 self.pulls[number] = {
-                    "id": 1000 + number, "number": number, "state": "open", "locked": False,
+                    "id": 1000 + number, "node_id": f"PR_kwDO{number:08d}", "number": number, "state": "open",
+                    "locked": False,
                     "title": data["title"], "body": data.get("body", ""), "draft": data.get("draft", False),
                     "url": f"{self.repo_url}/pulls/{number}",
                     "html_url": f"https://github.example/{self.owner}/{self.name}/pull/{number}",
@@ -213,6 +214,17 @@ class FakeGitHub(FaultyApi):
             data = await request.json()
             with self.lock:
                 return self._merge(number, data)
+
+        @app.post("/graphql")
+        async def graphql(request: Request) -> Response:
+            data = await request.json()
+            node = (data.get("variables", {}).get("input") or {}).get("pullRequestId")
+            pull = next((p for p in self.pulls.values() if p["node_id"] == node), None)
+            if "markPullRequestReadyForReview" not in data.get("query", "") or pull is None:
+                return JSONResponse({"data": None, "errors": [{"type": "NOT_FOUND", "message": "no such pull"}]})
+            pull.update(draft=False, updated_at=_now())
+            return JSONResponse({"data": {"markPullRequestReadyForReview": {
+                "clientMutationId": None, "pullRequest": {"isDraft": False}}}})
 
         @app.post(repo + "/issues/{number}/labels")
         async def add_labels(owner: str, name: str, number: int, request: Request) -> Response:

@@ -226,6 +226,10 @@ class FakeGitLab(FaultyApi):
             merge_request["labels"] += [n for n in added if n not in merge_request["labels"]]
             if "reviewer_ids" in data:
                 merge_request["reviewers"] = self._reviewers(data["reviewer_ids"])
+            if "title" in data:  # GitLab's draft is the title's prefix
+                merge_request["title"] = data["title"]
+                merge_request["draft"] = bool(re.match(r"^\s*(\[draft\]|\(draft\)|draft:|draft)", data["title"],
+                                                       re.IGNORECASE))
             merge_request["updated_at"] = _stamp()
             return JSONResponse(merge_request)
 

@@ -236,12 +236,13 @@ class _Actions:
     def __init__(self, state: _State) -> None:
         self._s = state
 
-    def get(self, incident_id: int, kind: ActionKind, commit_sha: str) -> Action | None:
+    def get(self, incident_id: int, kind: ActionKind, commit_sha: str, *, repo: str | None = None) -> Action | None:
         return next((a for a in self._s.actions.values()
-                     if (a.incident_id, a.kind, a.commit_sha) == (incident_id, kind, commit_sha)), None)
+                     if (a.incident_id, a.kind, a.commit_sha) == (incident_id, kind, commit_sha)
+                     and repo in (None, a.repo)), None)
 
     def add(self, action: Action) -> Action:
-        if self.get(action.incident_id, action.kind, action.commit_sha):
+        if self.get(action.incident_id, action.kind, action.commit_sha, repo=action.repo):
             raise WriteConflict("action exists")
         stored = action.model_copy(update={"id": self._s.new_id()})
         self._s.actions[stored.id] = stored  # type: ignore[index]

@@ -50,6 +50,9 @@ class CommentingForge:
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
         return None
 
+    def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
+        raise AssertionError("not used")
+
 
 def playbooks(notify: bool) -> Sequence[Playbook]:
     return [Playbook.model_validate({

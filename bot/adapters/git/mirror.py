@@ -338,6 +338,20 @@ class GitMirrors:
             self._push(spec, self.path(repo), f"{head}:refs/heads/{branch}", branch)
             return head
 
+    def branch_log(self, repo: str, branch: str) -> list[Change] | None:
+        _check_branch(branch)
+        with self._locked(repo) as spec:
+            if branch == spec.branch:
+                raise InvalidInput(f"{branch} is the watched branch of {repo}, not a branch of Backout's")
+            if not (self.path(repo) / "HEAD").exists():
+                self._fetched(spec)
+            if self.remote_branch(repo, branch) is None:
+                return None
+            ref = f"refs/remotes/origin/{branch}"
+            self._hosts[repo].call(spec.runner, ["fetch", "--quiet", "--no-tags", "origin",
+                                                 f"+refs/heads/{branch}:{ref}"], url=spec.url, cwd=self.path(repo))
+        return self.log_between(repo, old=f"refs/remotes/origin/{spec.branch}", new=ref)
+
     def push_files(self, repo: str, *, branch: str, files: Mapping[str, bytes], message: str) -> str:
         _check_branch(branch)
         for path in files:

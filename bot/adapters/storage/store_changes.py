@@ -158,11 +158,14 @@ class SqlActionRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def get(self, incident_id: int, kind: ActionKind, commit_sha: str) -> Action | None:
-        row = self._conn.execute(sa.select(t.actions).where(
+    def get(self, incident_id: int, kind: ActionKind, commit_sha: str, *, repo: str | None = None) -> Action | None:
+        query = sa.select(t.actions).where(
             t.actions.c.incident_id == incident_id, t.actions.c.kind == kind.value,
             t.actions.c.commit_sha == commit_sha,
-        )).mappings().first()
+        )
+        if repo is not None:
+            query = query.where(t.actions.c.repo == repo)
+        row = self._conn.execute(query.order_by(t.actions.c.id)).mappings().first()
         return Action.model_validate(dict(row)) if row else None
 
     def add(self, action: Action) -> Action:

@@ -278,7 +278,8 @@ actions = sa.Table(
     sa.Column("detail", json_type(), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
-    sa.UniqueConstraint("incident_id", "kind", "commit_sha", name="uq_actions_idempotency"),
+    # one incident branch per repository: the repository is part of the key (0012)
+    sa.UniqueConstraint("incident_id", "kind", "repo", "commit_sha", name="uq_actions_idempotency"),
 )
 
 # The chat outbox: one pending summary (the incident's main message) per incident.

@@ -79,6 +79,11 @@ class GitRepos(Protocol):
         count and size; a file past the bound is left out)."""
         ...
 
+    def branch_log(self, repo: str, branch: str) -> list[Change] | None:
+        """Fetch one branch of the remote (never the watched one) and return its commits that the
+        watched branch does not have, newest first; None when the remote has no such branch."""
+        ...
+
     def patch(self, repo: str, sha: str) -> str:
         """The commit's diff against its first parent (bounded), for revert-safety checks."""
         ...
@@ -186,6 +191,11 @@ class Forge(Protocol):
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
         """Post a comment on a pull request, or edit `comment_id`; returns the comment's id. A
         comment already carrying `marker` (a create whose answer was lost) is adopted."""
+        ...
+
+    def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
+        """Mark a draft ready for review and ask these reviewers (users, or `org/team` on GitHub);
+        one already ready, or a reviewer already asked, is left as it is."""
         ...
 
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:

@@ -1,0 +1,216 @@
+"""Forge webhooks at the border: each delivery verified (GitHub's X-Hub-Signature-256, GitLab's
+X-Gitlab-Token, compared in constant time), then parsed once into pydantic models and mapped to
+the domain's ForgeEvents (bot/domain/forge_events.py). Only the fields Backout reads are
+declared; the rest of GitHub's and GitLab's payloads is ignored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.domain.errors import InvalidInput
+from bot.domain.forge_events import BranchPush, Delivery, PushedCommit, RequestChanged
+
+M = TypeVar("M", bound=BaseModel)
+MAX_COMMITS = 100  # GitHub lists at most 20 commits of a push, GitLab 20 (total_commits_count says how many)
+_ZERO = "0" * 40
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# ---- verification ----
+class GitHubSignature:
+    """`X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>` with the webhook's secret."""
+
+    def __init__(self, secret: str | None) -> None:
+        self._secret = secret.encode() if secret else None
+
+    def refusal(self, body: bytes, header: str | None) -> str | None:
+        """None when the body is signed with the secret; otherwise why not (nothing secret)."""
+        if self._secret is None:
+            return "no github.webhook_secret is configured: every delivery is refused"
+        if not header or not header.startswith("sha256="):
+            return "the delivery has no X-Hub-Signature-256 header"
+        expected = "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        return None if hmac.compare_digest(header.strip().encode(), expected.encode()) else \
+            "X-Hub-Signature-256 does not match the body signed with github.webhook_secret"
+
+
+class GitLabToken:
+    """`X-Gitlab-Token`: the webhook's secret token, as configured."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token else None
+
+    def refusal(self, header: str | None) -> str | None:
+        if self._token is None:
+            return "no gitlab.webhook_token is configured: every delivery is refused"
+        if not header:
+            return "the delivery has no X-Gitlab-Token header"
+        return None if hmac.compare_digest(header.encode(), self._token) else \
+            "X-Gitlab-Token is not gitlab.webhook_token"
+
+
+# ---- GitHub ----
+class _GhAuthor(_Loose):
+    name: str = ""
+    username: str | None = None
+
+
+class _GhCommit(_Loose):
+    id: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+    message: str = Field(default="", max_length=100_000)
+    timestamp: datetime | None = None
+    author: _GhAuthor = _GhAuthor()
+    added: list[str] = []
+    modified: list[str] = []
+    removed: list[str] = []
+
+
+class _GhRepository(_Loose):
+    full_name: str = Field(max_length=200)
+
+
+class _GhUser(_Loose):
+    login: str = ""
+
+
+class _GhPush(_Loose):
+    ref: str = Field(max_length=500)
+    deleted: bool = False
+    forced: bool = False
+    repository: _GhRepository
+    sender: _GhUser = _GhUser()
+    commits: list[_GhCommit] = Field(default=[], max_length=2048)
+
+
+class _GhHead(_Loose):
+    ref: str = Field(max_length=500)
+
+
+class _GhPull(_Loose):
+    number: int
+    merged: bool = False
+    merge_commit_sha: str | None = None
+    head: _GhHead
+    merged_by: _GhUser | None = None
+
+
+class _GhPullEvent(_Loose):
+    action: str = Field(max_length=50)
+    repository: _GhRepository
+    sender: _GhUser = _GhUser()
+    pull_request: _GhPull
+
+
+_GH_ACTIONS = {"opened": "opened", "reopened": "opened", "ready_for_review": "ready",
+               "converted_to_draft": "draft"}
+
+
+def github_delivery(event: str, body: bytes) -> Delivery:
+    """A verified GitHub delivery (`X-GitHub-Event`: push, pull_request; others are ignored)."""
+    if event == "push":
+        push = _parse(_GhPush, body)
+        return Delivery(kind="push", push=BranchPush(
+            forge="github", project=push.repository.full_name, branch=push.ref.removeprefix("refs/heads/"),
+            pusher=push.sender.login, forced=push.forced, deleted=push.deleted,
+            commits=tuple(PushedCommit(sha=c.id, author=c.author.username or c.author.name, message=c.message,
+                                       files=(*c.added, *c.modified, *c.removed), at=c.timestamp)
+                          for c in push.commits[:MAX_COMMITS])))
+    if event == "pull_request":
+        found = _parse(_GhPullEvent, body)
+        pull = found.pull_request
+        action = "merged" if found.action == "closed" and pull.merged else \
+            _GH_ACTIONS.get(found.action, "closed" if found.action == "closed" else "other")
+        by = (pull.merged_by.login if pull.merged_by else "") or found.sender.login
+        return Delivery(kind="request", request=RequestChanged(
+            forge="github", project=found.repository.full_name, number=pull.number, action=action,
+            head=pull.head.ref, by=by, merge_sha=pull.merge_commit_sha if action == "merged" else None))
+    return Delivery(kind="ignored", detail=f"github event {event[:50]!r} is not followed")
+
+
+# ---- GitLab ----
+class _GlAuthor(_Loose):
+    name: str = ""
+    email: str = ""
+
+
+class _GlCommit(_Loose):
+    id: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+    message: str = Field(default="", max_length=100_000)
+    timestamp: datetime | None = None
+    author: _GlAuthor = _GlAuthor()
+    added: list[str] = []
+    modified: list[str] = []
+    removed: list[str] = []
+
+
+class _GlProject(_Loose):
+    id: int | None = None
+    path_with_namespace: str = Field(max_length=300)
+
+
+class _GlPush(_Loose):
+    object_kind: str
+    ref: str = Field(max_length=500)
+    after: str = ""
+    user_username: str = ""
+    project: _GlProject
+    commits: list[_GlCommit] = Field(default=[], max_length=2048)
+
+
+class _GlUser(_Loose):
+    username: str = ""
+
+
+class _GlAttributes(_Loose):
+    iid: int
+    action: str = ""
+    state: str = ""
+    source_branch: str = Field(max_length=500)
+    merge_commit_sha: str | None = None
+
+
+class _GlMergeRequest(_Loose):
+    object_kind: str
+    user: _GlUser = _GlUser()
+    project: _GlProject
+    object_attributes: _GlAttributes
+
+
+_GL_ACTIONS = {"open": "opened", "reopen": "opened", "close": "closed", "merge": "merged"}
+
+
+def gitlab_delivery(event: str, body: bytes) -> Delivery:
+    """A verified GitLab delivery (`X-Gitlab-Event`: Push Hook, Merge Request Hook; others ignored)."""
+    if event == "Push Hook":
+        push = _parse(_GlPush, body)
+        return Delivery(kind="push", push=BranchPush(
+            forge="gitlab", project=push.project.path_with_namespace, branch=push.ref.removeprefix("refs/heads/"),
+            pusher=push.user_username, deleted=push.after == _ZERO,
+            commits=tuple(PushedCommit(sha=c.id, author=c.author.name, message=c.message,
+                                       files=(*c.added, *c.modified, *c.removed), at=c.timestamp)
+                          for c in push.commits[:MAX_COMMITS])))
+    if event == "Merge Request Hook":
+        found = _parse(_GlMergeRequest, body)
+        attributes = found.object_attributes
+        action = _GL_ACTIONS.get(attributes.action, "other")
+        return Delivery(kind="request", request=RequestChanged(
+            forge="gitlab", project=found.project.path_with_namespace, number=attributes.iid, action=action,
+            head=attributes.source_branch, by=found.user.username,
+            merge_sha=attributes.merge_commit_sha if action == "merged" else None))
+    return Delivery(kind="ignored", detail=f"gitlab event {event[:50]!r} is not followed")
+
+
+def _parse(model: type[M], body: bytes) -> M:
+    try:
+        return model.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        raise InvalidInput(f"not a webhook payload Backout reads: {str(exc)[:300]}") from exc
