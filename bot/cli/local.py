@@ -294,6 +294,14 @@ class LocalBackend:
                                 actor=Actor.USER, actor_id=by, now=ctx.clock())
         return {"message": result.message, "changed": result.changed}
 
+    def branch(self, ref: str, *, by: str, ready: bool) -> dict[str, Any]:
+        from bot.services.incident_branch import branch_command
+
+        ctx = self.app.ctx
+        return branch_command(store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier,
+                              playbooks=ctx.playbooks, incident_id=parse_incident_ref(ref), ready=ready, actor_id=by,
+                              now=ctx.clock(), page_url=ctx.page_url)
+
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
         from bot.services import verdicts
         from bot.services.authors import notify_authors

@@ -96,6 +96,9 @@ class BackoutClient:
     def hold(self, ref: str, *, by: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/hold", json={"by": by})
 
+    def branch(self, ref: str, *, by: str, ready: bool) -> dict[str, Any]:
+        return self._json("POST", f"/api/incidents/{ref}/branch", json={"by": by, **({"ready": True} if ready else {})})
+
     def verdict(self, ref: str, *, verdict: str, sha: str | None, by: str) -> dict[str, Any]:
         return self._json("POST", f"/api/incidents/{ref}/verdict", json={"verdict": verdict, "sha": sha, "by": by})
 

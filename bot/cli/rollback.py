@@ -160,3 +160,26 @@ def confirmed(plan: dict[str, Any], *, what: str, dry_run: bool, yes: bool, as_j
         if not typer.confirm(f"Push this {what} branch?", default=False, err=as_json):
             fail(f"{'rollback' if what == 'revert' else what} cancelled: nothing was pushed")
     return True
+
+
+@app.command(cls=PlainCommand)
+def branch(
+    ctx: typer.Context,
+    incident: IdArgument,
+    ready: Annotated[bool, typer.Option("--ready", help="mark the incident branch's draft pull requests ready for "
+                                                         "review and ask the playbook's reviewers")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cut the incident branch `backout/INC-n/incident` in every repository of the playbook, from
+    the watched branch with the confident suspect's revert applied where it applies cleanly (else
+    from its head, the conflict said), and open a draft pull request back on a forge. Run again:
+    the branches and pull requests are adopted, never made twice. Commits pushed to it appear on
+    the timeline; its merge is the mitigation. --ready marks the drafts ready for review."""
+    ref = incident_ref(incident)
+    with backend(ctx, config, secrets=True) as chosen:
+        result = chosen.branch(ref, by=operator(), ready=ready)
+    if as_json:
+        echo_json(result)
+    else:
+        typer.echo(result["message"])

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.untrusted import StoredText
 from bot.entrypoints.context import AppContext
-from bot.services import act, automerge, roles
+from bot.services import act, automerge, incident_branch, roles
 from bot.services import incidents as incident_service
 from bot.services.notify import incident_update
 from bot.services.plan import incident_plan
@@ -67,6 +67,15 @@ class SeverityBody(BaseModel):
 
     severity: str = Field(max_length=20, description="info, warning, error or critical")
     by: StoredText | None = Who
+
+
+class BranchBody(BaseModel):
+    """`{"by": "<who>"}` cuts the incident branch; `{"ready": true}` marks its pull requests ready."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: StoredText | None = Who
+    ready: bool = Field(default=False, description="mark the drafts ready for review and ask the playbook's reviewers")
 
 
 class RollbackBody(BaseModel):
@@ -201,3 +210,16 @@ def register_incident_actions(app: FastAPI, ctx: AppContext, *, refused: Refusal
                                         actor=Actor.USER, actor_id=caller(request), on_behalf_of=body.by or "",
                                         now=ctx.clock(), page_url=ctx.page_url(number), force=body.force)
         return JSONResponse(rollback_dict(result))
+
+    @app.post("/api/incidents/{ref}/branch")
+    def branch(ref: str, request: Request, body: BranchBody | None = None) -> JSONResponse:
+        """The incident branch `backout/INC-n/incident` in every repository of the playbook, each with
+        its draft pull request (run again: adopted, never a second one); with `ready`, the drafts are
+        marked ready for review and the playbook's reviewers asked."""
+        if denied := refused(request):
+            return denied
+        chosen = body or BranchBody()
+        return JSONResponse(incident_branch.branch_command(
+            store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier, playbooks=ctx.playbooks,
+            incident_id=parse_incident_ref(ref), ready=chosen.ready, actor_id=caller(request),
+            on_behalf_of=chosen.by or "", now=ctx.clock(), page_url=ctx.page_url))

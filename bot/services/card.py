@@ -67,8 +67,24 @@ def card_payload(view: IncidentView, plan: Plan) -> dict[str, Any]:
         "branch": not any(a.kind is ActionKind.INCIDENT_BRANCH and a.state in _BRANCH_MADE for a in view.actions),
         # during the veto window of an automatic merge (actions.merge: confident): the Hold button
         "hold": any(holdable(a) for a in view.actions),
+        "branches": branch_states(view),
         "suspect_posts": suspect_posts(view),
     }
+
+
+def branch_states(view: IncidentView) -> list[dict[str, Any]]:
+    """The incident branch per repository, for the card to draw: its state (`draft`, `ready`,
+    `merged`, `closed`, `pushed` without a pull request, `failed`), its pull request and how many
+    commits people pushed to it."""
+    states = []
+    for a in view.actions:
+        if a.kind is not ActionKind.INCIDENT_BRANCH:
+            continue
+        state = {ActionState.PR_OPEN: "ready" if a.detail.get("ready") else "draft", ActionState.MERGED: "merged",
+                 ActionState.CLOSED: "closed", ActionState.PUSHED: "pushed"}.get(a.state, a.state.value)
+        states.append({"repo": a.repo, "branch": a.branch, "state": state, "url": a.url,
+                       "commits": len(a.detail.get("commits", []))})
+    return states
 
 
 def lead_of(view: IncidentView) -> str | None:

@@ -119,7 +119,8 @@ def build_export(view: IncidentView, *, generated_at: datetime, links: ExportLin
              "commit_url": links.commit(a.repo, a.commit_sha) if a.commit_sha else None,
              "branch_url": links.branch(a.repo, a.branch),
              "created_at": _iso(a.created_at), "updated_at": _iso(a.updated_at),
-             "conflicts": a.detail.get("conflicts", []), "warnings": a.detail.get("warnings", [])}
+             "conflicts": a.detail.get("conflicts", []), "warnings": a.detail.get("warnings", []),
+             "commits": a.detail.get("commits", [])}
             for a in view.actions
         ],
         "timeline": [

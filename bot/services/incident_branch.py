@@ -9,9 +9,10 @@ by (incident, repository): run again after a crash and the branch and its pull r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.domain.actions import FINISHED, Action, ActionKind, ActionState, incident_branch, revert_message
 from bot.domain.changes import Change
@@ -24,6 +25,7 @@ from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.action_records import record_finished, record_started
 from bot.services.incidents import IncidentView, get_incident
+from bot.services.presenters import branches_dict
 from bot.services.pull_requests import open_for_action
 
 OPEN = frozenset({ActionState.PUSHED, ActionState.PR_OPEN})  # a branch people may still push to
@@ -211,3 +213,18 @@ def _record_ready(store: Store, action: Action, *, reviewers: Sequence[str], act
         return ready
 
     return store.run(work)
+
+
+def branch_command(*, store: Store, git: GitRepos, forge: Forge, notifier: Notifier, playbooks: Sequence[Playbook],
+                   incident_id: int, ready: bool, actor_id: str, now: datetime,
+                   page_url: Callable[[int], str | None], on_behalf_of: str = "") -> dict[str, Any]:
+    """`branch` from the CLI or the API: cut (or adopt) the branches, or with `ready` mark them ready."""
+    if ready:
+        done = mark_ready(store=store, forge=forge, notifier=notifier, playbooks=playbooks,
+                          incident_id=incident_id, actor=Actor.USER, actor_id=actor_id, now=now,
+                          on_behalf_of=on_behalf_of)
+    else:
+        done = open_branches(store=store, git=git, forge=forge, notifier=notifier, playbooks=playbooks,
+                             incident_id=incident_id, actor=Actor.USER, actor_id=actor_id, now=now,
+                             page_url=page_url(incident_id), on_behalf_of=on_behalf_of)
+    return branches_dict(done, ready=ready)

@@ -77,6 +77,14 @@ def action_dict(action: Action) -> dict[str, Any]:
     return action.model_dump(mode="json", exclude={"incident_id"}) | {"who": action.who}
 
 
+def branches_dict(actions: Sequence[Action], *, ready: bool) -> dict[str, Any]:
+    """What `branch` (or `branch --ready`) did: each repository's incident branch and its pull request."""
+    said = "ready for review" if ready else "incident branch"
+    lines = [f"{a.repo}: {a.branch} {said}" + (f" {a.url}" if a.url else " (no forge: open its pull request by hand)")
+             for a in actions]
+    return {"branches": [action_dict(a) for a in actions], "ready": ready, "message": "\n".join(lines)}
+
+
 def incident_view_dict(view: IncidentView) -> dict[str, Any]:
     return {
         **incident_dict(view.incident),
