@@ -118,6 +118,9 @@ def _cut(*, store: Store, git: GitRepos, notifier: Notifier, incident: Incident,
                 detail["applied"] = start.what
                 detail["pinned"] = list(result.pinned)
             tip = result.pushed_sha or git.push_branch(repo, branch=branch)
+        elif existing := git.remote_branch(repo, branch):
+            detail["adopted"] = True
+            tip = existing
         else:
             tip = git.push_branch(repo, branch=branch)
     except BackoutError as exc:
