@@ -220,3 +220,17 @@ def test_a_dry_run_shows_the_change_being_undone_and_pushes_nothing(
     assert remote.branches() == ["main"]
     missing = backout(*token, "incidents", "show", "INC-99", cwd=tmp_path)
     assert (missing.returncode, missing.stderr.strip()) == (1, "error: INC-99 does not exist")
+
+
+def test_branch_through_the_server_cuts_the_incident_branch_once(
+        world: tuple[BackoutServer, Remote, str, str], tmp_path: Path) -> None:
+    """`backout branch INC-1` over the API: the incident branch on the playbook's repository; again: adopted."""
+    server, remote, _bad, _later = world
+    args = ("--server", server.url, "--token-file", str(tmp_path / "token"), "branch", "INC-1", "--json")
+    done = backout(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [made] = json.loads(done.stdout)["branches"]
+    assert (made["repo"], made["branch"], made["state"]) == ("gitops", "backout/INC-1/incident", "pushed")
+    assert "backout/INC-1/incident" in remote.branches()
+    again = backout(*args, cwd=tmp_path)
+    assert json.loads(again.stdout)["branches"][0]["id"] == made["id"]
