@@ -14,12 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.domain.actions import FINISHED, Action, ActionKind, ActionState, incident_branch, revert_message
-from bot.domain.changes import Change
+from bot.domain.actions import (
+    FINISHED,
+    Action,
+    ActionKind,
+    ActionState,
+    incident_branch,
+    restore_message,
+    revert_message,
+)
 from bot.domain.errors import BackoutError, Conflict, InvalidInput
-from bot.domain.models import Actor, Incident
+from bot.domain.models import Actor
 from bot.domain.playbooks import Playbook, playbook_named
-from bot.domain.ports import Forge, GitRepos, Notifier, Store, Transaction
+from bot.domain.ports import Forge, GitRepos, Notifier, RevertResult, Store, Transaction
 from bot.domain.text import md
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
@@ -33,20 +40,40 @@ OPEN = frozenset({ActionState.PUSHED, ActionState.PR_OPEN})  # a branch people m
 
 @dataclass(frozen=True)
 class Rollback:
-    """What the incident branch starts with in one repository: the revert of `change` (the
-    restore, once it lands, is another `what`), or nothing."""
+    """What the incident branch starts with in one repository: a restore to last known good, or a
+    revert, pushed as the incident branch by `push` (its result says whether it applied)."""
 
-    what: str  # "revert of abc1234": how the body and the timeline say it
-    change: Change
+    what: str  # "restore to last known good 1a2b3c4", "revert of abc1234": how the body and the timeline say it
+    push: Callable[[str], RevertResult]  # branch -> what git did
 
 
-def rollback_for(view: IncidentView, repo: str, changes: Sequence[Change]) -> Rollback | None:
-    """The hook where the branch's starting point is chosen: today the confident suspect's revert,
-    in the repository it belongs to. (Restore to last known good plugs in here: issue 25 item 2.)"""
-    if not view.ranking.confident or view.ranking.best is None or view.ranking.best.repo != repo:
+def rollback_for(*, store: Store, git: GitRepos, view: IncidentView, playbook: Playbook, repo: str) -> Rollback | None:
+    """Where the repository's incident branch starts: the restore to last known good already made
+    for this repository (bot/services/restore.py), else the revert already made there or the
+    confident suspect's revert; None (the watched branch's head) when there is neither."""
+    incident = view.incident
+    mine = [a for a in view.actions if a.repo == repo and a.state not in (ActionState.FAILED, ActionState.CLOSED)]
+    restored = next((a for a in mine if a.kind is ActionKind.RESTORE and a.commit_sha), None)
+    entry = next((e for e in playbook.repos if e.repo == repo), None)
+    if restored is not None and entry is not None:
+        included = [str(p) for p in restored.detail.get("included", [])]
+        paths = tuple(str(p) for p in restored.detail.get("paths", [])) or (*entry.paths, *included)
+        exclude = tuple(p for p in entry.shared_paths if p not in included)
+        message = restore_message(incident_ref=incident.ref, service=incident.service, good_sha=restored.commit_sha,
+                                  paths=list(paths), undone=[])
+        return Rollback(f"restore to last known good {restored.commit_sha[:7]}", lambda branch: git.push_restore(
+            repo, good_sha=restored.commit_sha, paths=paths, exclude=exclude, branch=branch, message=message))
+    reverted = next((a.commit_sha for a in mine if a.kind is ActionKind.REVERT and a.commit_sha), None)
+    best = view.ranking.best if view.ranking.confident else None
+    sha = reverted or (best.sha if best is not None and best.repo == repo else None)
+    found = store.run(lambda tx: tx.changes.get_many(repo, [sha])) if sha else []
+    if not found:
         return None
-    found = next((c for c in changes if c.sha == view.ranking.best.sha), None)
-    return Rollback(f"revert of {found.short}", found) if found is not None else None
+    change = found[0]
+    message = revert_message(incident_ref=incident.ref, incident_title=incident.title, sha=change.sha,
+                             subject=change.subject)
+    return Rollback(f"revert of {change.short}",
+                    lambda branch: git.push_revert(repo, sha=change.sha, branch=branch, message=message))
 
 
 def open_branches(*, store: Store, git: GitRepos, forge: Forge | None, notifier: Notifier,
@@ -65,8 +92,8 @@ def open_branches(*, store: Store, git: GitRepos, forge: Forge | None, notifier:
     for entry in playbook.repos:
         try:
             made.append(open_branch(store=store, git=git, forge=forge, notifier=notifier, view=view,
-                                    repo=entry.repo, actor=actor, actor_id=actor_id, now=now, page_url=page_url,
-                                    reviewers=(), on_behalf_of=on_behalf_of))
+                                    playbook=playbook, repo=entry.repo, actor=actor, actor_id=actor_id, now=now,
+                                    page_url=page_url, reviewers=(), on_behalf_of=on_behalf_of))
         except BackoutError as exc:
             failure = failure or exc
     if failure is not None:
@@ -75,7 +102,7 @@ def open_branches(*, store: Store, git: GitRepos, forge: Forge | None, notifier:
 
 
 def open_branch(*, store: Store, git: GitRepos, forge: Forge | None, notifier: Notifier, view: IncidentView,
-                repo: str, actor: Actor, actor_id: str, now: datetime, page_url: str | None,
+                playbook: Playbook, repo: str, actor: Actor, actor_id: str, now: datetime, page_url: str | None,
                 reviewers: Sequence[str] = (), on_behalf_of: str = "") -> Action:
     """One repository's incident branch (cut, or adopted) and its draft pull request (opened, or adopted)."""
     incident = view.incident
@@ -84,7 +111,7 @@ def open_branch(*, store: Store, git: GitRepos, forge: Forge | None, notifier: N
                              sha="", branch=branch, actor=actor, actor_id=actor_id, now=now, auto=False,
                              on_behalf_of=on_behalf_of)
     action = started if started.state in FINISHED else _cut(store=store, git=git, notifier=notifier,
-                                                             incident=incident, view=view, action=started, now=now)
+                                                             view=view, playbook=playbook, action=started, now=now)
     if forge is None or not forge.handles(repo) or action.url or action.state not in OPEN:
         return action
     return open_for_action(store=store, forge=forge, notifier=notifier, action=action, base=git.branch(repo),
@@ -94,19 +121,20 @@ def open_branch(*, store: Store, git: GitRepos, forge: Forge | None, notifier: N
                            draft=True, reviewers=reviewers, now=now)
 
 
-def _cut(*, store: Store, git: GitRepos, notifier: Notifier, incident: Incident, view: IncidentView,
+def _cut(*, store: Store, git: GitRepos, notifier: Notifier, view: IncidentView, playbook: Playbook,
          action: Action, now: datetime) -> Action:
     """Push the branch: with the rollback applied when it applies cleanly, else from the watched
     branch's head with the conflict described. Never a force-push: a branch there is adopted."""
     repo, branch = action.repo, action.branch
-    best = view.ranking.best
-    start = rollback_for(view, repo, store.run(lambda tx: tx.changes.find(repo, best.sha)) if best else [])
+    start = rollback_for(store=store, git=git, view=view, playbook=playbook, repo=repo)
     detail: dict[str, object] = {"base": git.branch(repo), "applied": None, "conflicts": []}
     try:
         if start is not None:
-            result = git.push_revert(repo, sha=start.change.sha, branch=branch, message=revert_message(
-                incident_ref=incident.ref, incident_title=incident.title, sha=start.change.sha,
-                subject=start.change.subject))
+            try:
+                result = start.push(branch)
+            except Conflict as exc:  # a restore with nothing to restore, a revert with nothing to undo
+                detail["skipped"] = f"the {start.what} was not applied: {exc}"
+                result = RevertResult(branch=branch, pushed_sha=None)
             if result.waiting is not None:
                 raise Conflict(f"the Git host of {repo} does not answer ({result.waiting}); run branch again")
             if result.conflicts:
@@ -131,11 +159,13 @@ def _cut(*, store: Store, git: GitRepos, notifier: Notifier, incident: Incident,
     pushed = record_finished(store, action, state=ActionState.PUSHED, now=now, kind=EventKind.BRANCH_PUSHED,
                              text=f"Incident branch {branch} pushed on {repo} at {tip[:12]}: {_start_text(detail)}",
                              detail={**detail, "pushed_sha": tip, "error": None})
-    notify.action_update(notifier=notifier, incident=incident, action=pushed, text=_start_text(detail))
+    notify.action_update(notifier=notifier, incident=view.incident, action=pushed, text=_start_text(detail))
     return pushed
 
 
 def _start_text(detail: dict[str, object]) -> str:
+    if detail.get("skipped"):
+        return f"cut from {detail.get('base')}'s head: {detail['skipped']}"
     if detail.get("adopted"):
         return "found already pushed (adopted as it is)"
     if detail.get("applied"):
@@ -158,14 +188,16 @@ def branch_body(view: IncidentView, *, action: Action, base: str, page_url: str 
         lines.append(f"Incident page: {page_url}")
     lines += ["", "### What it starts with", ""]
     if detail.get("applied"):
-        lines.append(f"The {md(str(detail['applied']))} of the incident's confident suspect, applied cleanly on "
-                     f"`{md(base)}`'s head.")
+        lines.append(f"The {md(str(detail['applied']))}, applied cleanly on `{md(base)}`'s head.")
+    elif detail.get("skipped"):
+        lines.append(f"`{md(base)}`'s head: {md(str(detail['skipped']))}.")
     elif detail.get("conflicts"):
         lines += [f"`{md(base)}`'s head: the {md(str(detail.get('tried')))} conflicts with later changes in these "
                   "files, so it was not applied:", ""]
         lines += [f"- `{md(str(path))}`" for path in detail.get("conflicts", [])]
     else:
-        lines.append(f"`{md(base)}`'s head, unchanged: no confident suspect to roll back in this repository.")
+        lines.append(f"`{md(base)}`'s head, unchanged: no restore, revert or confident suspect to roll back in this "
+                     "repository.")
     lines += ["", "### How to work it", "",
               "Push the fix to this branch: every commit appears on the incident's timeline with its author, "
               "files and revert-safety flags. When it is ready, say `ready` (Slack) or run "

@@ -18,7 +18,7 @@ import yaml
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.config import load_settings
-from bot.domain.actions import ActionKind, ActionState
+from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.errors import BackoutError
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert
@@ -51,6 +51,7 @@ class World:
     github: FakeGitHub
     gitlab: FakeGitLab
     bad: str
+    good: str  # gitops before the bad change
 
     def open(self) -> bootstrap.App:
         """INC-1 for checkout five minutes after the bad change, investigated."""
@@ -70,7 +71,8 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     gitops = Remote(tmp_path / "gitops")
-    gitops.commit("init", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0")})
+    good = gitops.commit("init", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0"),
+                                  "apps/shared/mesh.yaml": "retries: 2\n"})
     platform = Remote(tmp_path / "platform")
     platform.commit("init", {"checkout/values.yaml": "replicas: 3\n"})
     bad = gitops.commit("checkout: bump to 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1"),
@@ -78,7 +80,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump({
         "service": "checkout", "match": {"service": "checkout"},
-        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}, {"repo": "platform", "paths": ["checkout/**"]}],
+        "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"], "shared_paths": ["apps/shared/**"]},
+                  {"repo": "platform", "paths": ["checkout/**"]}],
         "actions": {"on_open": "off", "reviewers": ["alice"]},
         "suspects": {"sync_delay": "2m"},
         "key_query": "sum(rate(http_errors_total[5m]))", "verify": {"below": 1},
@@ -99,7 +102,7 @@ def world(tmp_path: Path) -> Iterator[World]:
                        "webhook_secret": SECRET},
             "gitlab": {"url": gitlab.base_url, "token": "glpat-fake", "max_wait": "2s", "webhook_token": TOKEN},
         }))
-        yield World(config, gitops, platform, github, gitlab, bad)
+        yield World(config, gitops, platform, github, gitlab, bad, good)
 
 
 def branches(app: bootstrap.App) -> list:  # type: ignore[type-arg]
@@ -130,10 +133,32 @@ def test_the_branch_is_cut_in_every_repository_with_the_revert_where_it_applies(
     [merge_request] = world.gitlab.merge_requests.values()
     assert merge_request["draft"]
     assert merge_request["title"].startswith("Draft: INC-1")
-    assert "unchanged: no confident suspect" in merge_request["description"]
+    assert "unchanged: no restore, revert or confident suspect" in merge_request["description"]
     again = branches(app)  # run again: adopted, nothing new
     assert [a.url for a in again] == [a.url for a in made]
     assert (len(world.github.pulls), len(world.gitlab.merge_requests)) == (1, 1)
+    app.close()
+
+
+def test_a_restore_already_made_is_what_the_branch_starts_with(world: World) -> None:
+    """A restore to last known good made for gitops: the branch has the service's paths as at the good
+    revision, byte for byte, the shared path as at head, and nothing else changed."""
+    world.gitops.commit("mesh: 3 retries", {"apps/shared/mesh.yaml": "retries: 3\n"}, minutes=1)
+    app = world.open()
+    ctx = app.ctx
+    now = ctx.clock()
+    ctx.store.run(lambda tx: tx.actions.add(Action(
+        incident_id=1, kind=ActionKind.RESTORE, repo="gitops", commit_sha=world.good, state=ActionState.PR_OPEN,
+        branch=f"backout/INC-1/restore-{world.good[:7]}", actor_id="U1", created_at=now, updated_at=now,
+        detail={"paths": ["apps/checkout/**"], "included": []})))
+    branches(app)
+    assert git("rev-parse", f"{BRANCH}:apps/checkout", cwd=world.gitops.bare) == \
+        git("rev-parse", f"{world.good}:apps/checkout", cwd=world.gitops.bare)
+    assert git("show", f"{BRANCH}:apps/shared/mesh.yaml", cwd=world.gitops.bare) == "retries: 3"
+    assert git("diff", "--name-only", "main", BRANCH, cwd=world.gitops.bare).splitlines() == [
+        "apps/checkout/deploy.yaml", "apps/checkout/migrations/002_add_index.sql"]
+    [pull] = world.github.pulls.values()
+    assert f"restore to last known good {world.good[:7]}, applied cleanly" in pull["body"]
     app.close()
 
 
