@@ -19,6 +19,7 @@ from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.config import load_settings
 from bot.domain.actions import Action, ActionKind, ActionState
+from bot.domain.chat import parse_command
 from bot.domain.errors import BackoutError
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert
@@ -26,6 +27,7 @@ from bot.entrypoints.serving import serve_in_thread
 from bot.services import lifecycle
 from bot.services.action_records import record_started
 from bot.services.branch_pushes import poll_branches
+from bot.services.chat import ChatCommands
 from bot.services.incident_branch import mark_ready, open_branches
 from bot.services.incidents import change_status, get_incident
 from bot.services.ingest import ingest_delivery
@@ -175,6 +177,25 @@ def test_a_conflicting_revert_cuts_the_branch_from_head_and_says_why(world: Worl
     assert "apps/checkout/deploy.yaml" in pull["body"]
     [pushed] = [e for e in events(app, "branch.pushed") if "gitops" in e.text]
     assert "conflicts in apps/checkout/deploy.yaml" in pushed.text
+    app.close()
+
+
+def test_the_slack_branch_and_ready_commands_act_on_every_repository(world: World) -> None:
+    """`/incident branch INC-1` cuts it in both repositories (it used to be the first only); `ready` follows."""
+    app = world.open()
+    ctx = app.ctx
+    commands = ChatCommands(store=ctx.store, git=ctx.git, forge=ctx.forge, notifier=ctx.notifier,
+                            playbooks=ctx.playbooks, clock=ctx.clock, responders=("U1",), page_url=ctx.page_url)
+    made = commands.run(parse_command("branch INC-1"), user="U1", groups=lambda _: set())
+    assert not made.private
+    assert "gitops: backout/INC-1/incident" in made.text
+    assert "platform: backout/INC-1/incident" in made.text
+    assert BRANCH in world.platform.branches()
+    ready = commands.run(parse_command("ready INC-1"), user="U1", groups=lambda _: set())
+    assert "ready for review" in ready.text
+    refused = commands.run(parse_command("ready INC-1"), user="U2", groups=lambda _: set())
+    assert refused.private
+    assert "may not ready" in refused.text
     app.close()
 
 
