@@ -314,8 +314,9 @@ def test_resolving_with_the_branch_open_leaves_a_reminder(world: World) -> None:
 
 
 def test_a_crash_or_a_refusal_then_a_rerun_ends_with_one_branch_and_one_request_each(world: World) -> None:
-    """Crash after the push (the action left `started`), GitHub refusing the pull request once, and
-    branch protection refusing the push (its rule said): each rerun adopts, one of each in the end."""
+    """Crash after the push (the action left `started`), GitLab refusing the merge request once, branch
+    protection refusing the push (its rule said), GitHub's answer to the create lost: each rerun
+    adopts, one branch and one pull request per repository in the end."""
     app = world.open()
     ctx = app.ctx
     record_started(ctx.store, incident_id=1, kind=ActionKind.INCIDENT_BRANCH, repo="platform", sha="",
@@ -331,6 +332,7 @@ def test_a_crash_or_a_refusal_then_a_rerun_ends_with_one_branch_and_one_request_
     failed = [e.text for e in events(app, "action.failed")]
     assert any("requires signed commits" in text and "Run branch again" in text for text in failed)
     hook.unlink()
+    world.github.fail("POST", "/pulls$", 502, after_write=True)  # GitHub made it; its answer was lost
     made = branches(app)
     assert [a.state for a in made] == [ActionState.PR_OPEN, ActionState.PR_OPEN]
     assert (len(world.github.pulls), len(world.gitlab.merge_requests)) == (1, 1)
