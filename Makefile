@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/freeze.py
 	$(BIN)/python bench/crash_recovery.py
 	$(BIN)/python bench/automerge_calls.py
+	$(BIN)/python bench/incident_branch.py
 
 bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py
