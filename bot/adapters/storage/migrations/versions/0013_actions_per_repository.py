@@ -1,14 +1,14 @@
 """An action is one per repository: the incident branch is cut in every repository of the
 playbook, so the idempotency key (incident, kind, commit) gains the repository.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
