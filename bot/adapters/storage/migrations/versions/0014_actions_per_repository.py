@@ -1,14 +1,14 @@
 """An action is one per repository: the incident branch is cut in every repository of the
 playbook, so the idempotency key (incident, kind, commit) gains the repository.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
