@@ -278,7 +278,7 @@ actions = sa.Table(
     sa.Column("detail", json_type(), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
-    # one incident branch per repository: the repository is part of the key (0014)
+    # one incident branch per repository: the repository is part of the key (0015)
     sa.UniqueConstraint("incident_id", "kind", "repo", "commit_sha", name="uq_actions_idempotency"),
 )
 

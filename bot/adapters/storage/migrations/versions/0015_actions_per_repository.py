@@ -1,14 +1,14 @@
 """An action is one per repository: the incident branch is cut in every repository of the
 playbook, so the idempotency key (incident, kind, commit) gains the repository.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
