@@ -1,48 +1,68 @@
-"""The schema. Unique constraints make every write idempotent; Alembic migrations mirror this."""
+"""The schema. Unique constraints make every write idempotent; Alembic migrations mirror this.
+The incidents' own tables are here; tables_chat.py and tables_gitops.py hold the rest, all on the
+one `metadata` of schema.py, and are re-exported here so `tables.<name>` names every table."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
 
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Stores naive UTC (SQLite keeps no zone) and always returns aware UTC datetimes."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; use aware UTC")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-def json_type() -> sa.types.TypeEngine[Any]:
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s",
-        "pk": "pk_%(table_name)s",
-    }
+from bot.adapters.storage.schema import ACTIVE, UtcDateTime, json_type, metadata
+from bot.adapters.storage.tables_chat import (
+    chat_channels,
+    chat_marks,
+    chat_outbox,
+    chat_rooms,
+    chat_threads,
+    incident_roles,
+    pager_deliveries,
+    pager_outbox,
+)
+from bot.adapters.storage.tables_gitops import (
+    controller_events,
+    drifts,
+    gitops_objects,
+    image_builds,
+    object_revisions,
+    reconcile_failures,
 )
 
-# Mirrors bot.domain.models.ACTIVE_STATUSES (migration 0006 made mitigated and verified active).
-ACTIVE = "status IN ('open', 'acknowledged', 'mitigating', 'mitigated', 'verified')"
+__all__ = [
+    "ACTIVE",
+    "PENDING",
+    "UtcDateTime",
+    "actions",
+    "alerts",
+    "author_notices",
+    "change_reverts",
+    "changes",
+    "chat_channels",
+    "chat_marks",
+    "chat_outbox",
+    "chat_rooms",
+    "chat_threads",
+    "controller_events",
+    "drifts",
+    "follow_ups",
+    "gitops_objects",
+    "image_builds",
+    "incident_roles",
+    "incidents",
+    "json_type",
+    "metadata",
+    "object_revisions",
+    "pager_deliveries",
+    "pager_outbox",
+    "probe_states",
+    "rankings",
+    "reconcile_failures",
+    "replicas",
+    "repo_heads",
+    "server_keys",
+    "suspects",
+    "timeline_events",
+    "verdicts",
+    "verifications",
+]
 
 incidents = sa.Table(
     "incidents",
@@ -282,24 +302,6 @@ actions = sa.Table(
     sa.UniqueConstraint("incident_id", "kind", "repo", "commit_sha", name="uq_actions_idempotency"),
 )
 
-# The chat outbox: one pending summary (the incident's main message) per incident.
-chat_outbox = sa.Table(
-    "chat_outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
-    sa.Column("channel", sa.String(100)),
-    sa.Column("payload", json_type(), nullable=False),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("not_before", UtcDateTime, nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("claimed_by", sa.String(100)),  # while `sending`: the drainer's replica name and epoch
-    sa.Column("claimed_epoch", sa.Integer),
-    sa.Index("ix_chat_outbox_state", "state", "id"),
-)
-
 # Each serving process's stable name and how many times it has started (its epoch). Claims carry
 # both: a process starting again frees at once what its previous run held when it died.
 replicas = sa.Table(
@@ -308,74 +310,6 @@ replicas = sa.Table(
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("epoch", sa.Integer, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
-)
-
-# Each incident's message in chat, and how far its thread has followed the timeline.
-chat_threads = sa.Table(
-    "chat_threads",
-    metadata,
-    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
-    sa.Column("channel", sa.String(100), nullable=False),
-    sa.Column("ts", sa.String(40), nullable=False),
-    sa.Column("last_event_id", sa.Integer, nullable=False),
-    # A reply after last_event_id was sent and its answer not recorded (a time-out, a crash): the
-    # thread is read before that reply is sent again.
-    sa.Column("reply_unconfirmed", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Index("ix_chat_threads_channel", "channel", "ts"),  # which incident a marked message belongs to
-)
-
-# Each channel's ID by the name the settings give, from Slack's answer to a post there: the
-# methods that read or change a channel (history, replies, updates) take only the ID.
-chat_channels = sa.Table(
-    "chat_channels",
-    metadata,
-    sa.Column("name", sa.String(100), primary_key=True),
-    sa.Column("channel_id", sa.String(40), nullable=False),
-)
-
-# Messages marked in chat (a pin, a reaction with the timeline emoji): one timeline entry per
-# message, whichever mark came first; the marks it still has, and whether its entry is hidden.
-chat_marks = sa.Table(
-    "chat_marks",
-    metadata,
-    sa.Column("channel", sa.String(40), primary_key=True),
-    sa.Column("ts", sa.String(40), primary_key=True),
-    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
-    sa.Column("event_id", sa.Integer, sa.ForeignKey("timeline_events.id"), nullable=False),
-    sa.Column("markers", json_type(), nullable=False),
-    sa.Column("hidden", sa.Boolean, nullable=False),
-)
-
-# An incident's own channel, and the steps the chat outbox still has to take for it.
-chat_rooms = sa.Table(
-    "chat_rooms",
-    metadata,
-    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
-    sa.Column("private", sa.Boolean, nullable=False),
-    sa.Column("requested_at", UtcDateTime, nullable=False),
-    sa.Column("requested_by", sa.String(200), nullable=False),
-    sa.Column("name", sa.String(80)),
-    sa.Column("channel_id", sa.String(40)),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("invites_due", sa.Boolean, nullable=False),
-    sa.Column("invited", json_type(), nullable=False),
-    sa.Column("pointer_ts", sa.String(40)),
-    sa.Column("not_before", UtcDateTime),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Index("ix_chat_rooms_state", "state"),
-    sa.Index("ix_chat_rooms_channel_id", "channel_id"),
-)
-
-# Who holds each role of an incident (the lead, and the roles a playbook lists).
-incident_roles = sa.Table(
-    "incident_roles",
-    metadata,
-    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
-    sa.Column("role", sa.String(30), primary_key=True),
-    sa.Column("user_id", sa.String(200), nullable=False),
-    sa.Column("assigned_at", UtcDateTime, nullable=False),
-    sa.Column("assigned_by", sa.String(200), nullable=False),
 )
 
 # Probe states, so a probe's `for` and its firing alert survive a restart.
@@ -398,115 +332,4 @@ verifications = sa.Table(
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("healthy_since", UtcDateTime),
     sa.Column("outcome", sa.String(20), nullable=False),
-)
-
-# GitOps controllers: each event once (Flux and Argo CD may redeliver), what each object last
-# applied, the revisions that failed to apply, and which commit built which image tag.
-controller_events = sa.Table(
-    "controller_events",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("object_id", sa.String(600), nullable=False),
-    sa.Column("outcome", sa.String(20), nullable=False),
-    sa.Column("reason", sa.String(100), nullable=False),
-    sa.Column("revision", sa.String(300), nullable=False),
-    sa.Column("at", UtcDateTime, nullable=False),
-    sa.Column("received_at", UtcDateTime, nullable=False),
-)
-gitops_objects = sa.Table(
-    "gitops_objects",
-    metadata,
-    sa.Column("object_id", sa.String(600), primary_key=True),
-    sa.Column("label", sa.String(700), nullable=False),
-    sa.Column("repo", sa.String(100)),
-    sa.Column("applied_sha", sa.String(64)),
-    sa.Column("applied_at", UtcDateTime),
-    sa.Column("good_sha", sa.String(64)),  # the last revision that reconciled fully
-    sa.Column("path", sa.String(1000)),  # the folder it deploys from, when an event said
-)
-# When each object applied each change (a rollout's start) and was healthy after: a service's
-# applied times come from the objects that deploy it, not from whichever object reported first.
-object_revisions = sa.Table(
-    "object_revisions",
-    metadata,
-    sa.Column("object_id", sa.String(600), primary_key=True),
-    sa.Column("repo", sa.String(100), primary_key=True),
-    sa.Column("sha", sa.String(64), primary_key=True),
-    sa.Column("label", sa.String(700), nullable=False),
-    sa.Column("applied_at", UtcDateTime, nullable=False),
-    sa.Column("healthy_at", UtcDateTime),
-    sa.Index("ix_object_revisions_repo_applied", "repo", "applied_at"),
-    sa.Index("ix_object_revisions_repo_sha", "repo", "sha"),
-)
-reconcile_failures = sa.Table(
-    "reconcile_failures",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("object_id", sa.String(600), nullable=False),
-    sa.Column("label", sa.String(700), nullable=False),
-    sa.Column("repo", sa.String(100)),
-    sa.Column("revision", sa.String(300), nullable=False),
-    sa.Column("shas", json_type(), nullable=False),
-    sa.Column("reason", sa.String(100), nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("at", UtcDateTime, nullable=False),
-    sa.Column("resolved_at", UtcDateTime),
-    sa.Index("ix_reconcile_failures_object", "object_id", "id"),
-    sa.Index("ix_reconcile_failures_at", "at"),
-)
-image_builds = sa.Table(
-    "image_builds",
-    metadata,
-    sa.Column("image", sa.String(500), primary_key=True),
-    sa.Column("tag", sa.String(200), primary_key=True),
-    sa.Column("repo", sa.String(100), nullable=False),
-    sa.Column("sha", sa.String(64), nullable=False),
-    sa.Column("at", UtcDateTime, nullable=False),
-)
-# Out-of-band changes (drift) the controllers reported: each once (the event's key), with the objects
-# and fields they name, the window it happened in, and what became of it.
-drifts = sa.Table(
-    "drifts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("key", sa.String(64), nullable=False, unique=True),
-    sa.Column("object_id", sa.String(600), nullable=False),
-    sa.Column("label", sa.String(700), nullable=False),
-    sa.Column("controller", sa.String(20), nullable=False),
-    sa.Column("revision", sa.String(300), nullable=False),
-    sa.Column("resources", json_type(), nullable=False),
-    sa.Column("services", json_type(), nullable=False),
-    sa.Column("playbooks", json_type(), nullable=False),
-    sa.Column("since", UtcDateTime),
-    sa.Column("detected_at", UtcDateTime, nullable=False),
-    sa.Column("corrected_at", UtcDateTime),
-    sa.Column("correction", sa.String(300), nullable=False),
-    sa.Column("sync", sa.String(500)),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Index("ix_drifts_detected_at", "detected_at"),
-    sa.Index("ix_drifts_object", "object_id", "id"),
-)
-
-# The pager's outbox: each timeline event of a kind the pager follows, taken once (event_id), with
-# what to send (none: nothing) and its delivery; and PagerDuty's webhook events, each once.
-pager_outbox = sa.Table(
-    "pager_outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
-    sa.Column("event_id", sa.Integer, sa.ForeignKey("timeline_events.id"), nullable=False, unique=True),
-    sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("payload", json_type()),
-    sa.Column("state", sa.String(20), nullable=False),  # pending, sending, sent, refused, none
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("not_before", UtcDateTime, nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Index("ix_pager_outbox_state", "state", "id"),
-)
-pager_deliveries = sa.Table(
-    "pager_deliveries",
-    metadata,
-    sa.Column("event_id", sa.String(100), primary_key=True),
-    sa.Column("received_at", UtcDateTime, nullable=False),
 )
