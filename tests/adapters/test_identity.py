@@ -35,8 +35,10 @@ def test_a_write_records_the_token_name_as_actor_and_by_only_as_on_behalf_of(
                     tokens=[{"name": "ci-bot", "token": CI}, {"name": "alice", "token": OTHER}])
     cto = {"by": "the-cto"}
     assert client.post("/api/incidents/INC-1/ack", json=cto, headers=AS_CI).status_code == 200
-    acked = timeline(client)[-1]
+    [acked] = [e for e in timeline(client) if e["kind"] == "incident.acknowledged"]
     assert (acked["actor_id"], acked["data"]["on_behalf_of"]) == ("ci-bot", "the-cto")
+    [lead] = [e for e in timeline(client) if e["kind"] == "incident.role"]  # the person, not the token
+    assert (lead["text"], lead["actor_id"]) == ("lead: the-cto, the first to acknowledge", "ci-bot")
     assert acked["text"] == "Acknowledged by ci-bot on behalf of the-cto"
     assert acked["who"] == "ci-bot on behalf of the-cto"
     client.post("/api/incidents/INC-1/notes", json={"text": "looking", **cto}, headers=AS_CI)
