@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.domain.errors import InvalidInput
 from bot.domain.forge_events import BranchPush, Delivery, PushedCommit, RequestChanged
+from bot.domain.untrusted import Instant, StoredText
 
 M = TypeVar("M", bound=BaseModel)
 MAX_COMMITS = 100  # GitHub lists at most 20 commits of a push, GitLab 20 (total_commits_count says how many)
@@ -58,32 +58,37 @@ class GitLabToken:
             "X-Gitlab-Token is not gitlab.webhook_token"
 
 
+class _Commit(_Loose):
+    """A pushed commit as both forges send it (their authors differ)."""
+
+    id: StoredText = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+    message: StoredText = Field(default="", max_length=100_000)
+    timestamp: Instant | None = None
+    added: list[StoredText] = []
+    modified: list[StoredText] = []
+    removed: list[StoredText] = []
+
+
 # ---- GitHub ----
 class _GhAuthor(_Loose):
-    name: str = ""
-    username: str | None = None
+    name: StoredText = ""
+    username: StoredText | None = None
 
 
-class _GhCommit(_Loose):
-    id: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-    message: str = Field(default="", max_length=100_000)
-    timestamp: datetime | None = None
+class _GhCommit(_Commit):
     author: _GhAuthor = _GhAuthor()
-    added: list[str] = []
-    modified: list[str] = []
-    removed: list[str] = []
 
 
 class _GhRepository(_Loose):
-    full_name: str = Field(max_length=200)
+    full_name: StoredText = Field(max_length=200)
 
 
 class _GhUser(_Loose):
-    login: str = ""
+    login: StoredText = ""
 
 
 class _GhPush(_Loose):
-    ref: str = Field(max_length=500)
+    ref: StoredText = Field(max_length=500)
     deleted: bool = False
     forced: bool = False
     repository: _GhRepository
@@ -92,19 +97,19 @@ class _GhPush(_Loose):
 
 
 class _GhHead(_Loose):
-    ref: str = Field(max_length=500)
+    ref: StoredText = Field(max_length=500)
 
 
 class _GhPull(_Loose):
     number: int
     merged: bool = False
-    merge_commit_sha: str | None = None
+    merge_commit_sha: StoredText | None = None
     head: _GhHead
     merged_by: _GhUser | None = None
 
 
 class _GhPullEvent(_Loose):
-    action: str = Field(max_length=50)
+    action: StoredText = Field(max_length=50)
     repository: _GhRepository
     sender: _GhUser = _GhUser()
     pull_request: _GhPull
@@ -138,48 +143,42 @@ def github_delivery(event: str, body: bytes) -> Delivery:
 
 # ---- GitLab ----
 class _GlAuthor(_Loose):
-    name: str = ""
-    email: str = ""
+    name: StoredText = ""
+    email: StoredText = ""
 
 
-class _GlCommit(_Loose):
-    id: str = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-    message: str = Field(default="", max_length=100_000)
-    timestamp: datetime | None = None
+class _GlCommit(_Commit):
     author: _GlAuthor = _GlAuthor()
-    added: list[str] = []
-    modified: list[str] = []
-    removed: list[str] = []
 
 
 class _GlProject(_Loose):
     id: int | None = None
-    path_with_namespace: str = Field(max_length=300)
+    path_with_namespace: StoredText = Field(max_length=300)
 
 
 class _GlPush(_Loose):
-    object_kind: str
-    ref: str = Field(max_length=500)
-    after: str = ""
-    user_username: str = ""
+    object_kind: StoredText
+    ref: StoredText = Field(max_length=500)
+    after: StoredText = ""
+    user_username: StoredText = ""
     project: _GlProject
     commits: list[_GlCommit] = Field(default=[], max_length=2048)
 
 
 class _GlUser(_Loose):
-    username: str = ""
+    username: StoredText = ""
 
 
 class _GlAttributes(_Loose):
     iid: int
-    action: str = ""
-    state: str = ""
-    source_branch: str = Field(max_length=500)
-    merge_commit_sha: str | None = None
+    action: StoredText = ""
+    state: StoredText = ""
+    source_branch: StoredText = Field(max_length=500)
+    merge_commit_sha: StoredText | None = None
 
 
 class _GlMergeRequest(_Loose):
-    object_kind: str
+    object_kind: StoredText
     user: _GlUser = _GlUser()
     project: _GlProject
     object_attributes: _GlAttributes
@@ -212,5 +211,7 @@ def gitlab_delivery(event: str, body: bytes) -> Delivery:
 def _parse(model: type[M], body: bytes) -> M:
     try:
         return model.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as exc:
+    except RecursionError:
+        raise InvalidInput("not a webhook payload Backout reads: nested too deeply") from None
+    except (ValueError, ValidationError) as exc:  # ValidationError is a ValueError; named for the reader
         raise InvalidInput(f"not a webhook payload Backout reads: {str(exc)[:300]}") from exc

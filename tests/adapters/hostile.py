@@ -37,6 +37,8 @@ class Credentials:
     argocd_token: str
     slack_secret: str
     pagerduty_secret: str
+    github_secret: str
+    gitlab_token: str
 
 
 @dataclass(frozen=True)
@@ -95,14 +97,18 @@ def variants(base: dict[str, Any], paths: list[str], values: list[Any]) -> Itera
             node = changed
             for part in parents:
                 node = node[int(part)] if isinstance(node, list) else node[part]
-            node[last] = value
+            if isinstance(node, list):
+                node[int(last)] = value
+            else:
+                node[last] = value
             yield f"{path}={value!r:.30}", changed
 
 
 def requests(creds: Credentials) -> list[Hostile]:
     """Every hostile request, authenticated where the route needs it (so it reaches the parser)."""
     return [*_alertmanager(creds), *_flux(creds), *_argocd(creds), *_build(creds), *_api_writes(creds),
-            *_queries(creds), *_slack(creds), *_pages(creds), *_pagerduty(creds)]
+            *_queries(creds), *_slack(creds), *_pages(creds), *_pagerduty(creds),
+            *_forges(creds)]
 
 
 def _json(token: str) -> dict[str, str]:
@@ -158,6 +164,37 @@ def _pagerduty(creds: Credentials) -> Iterator[Hostile]:
         yield signed(name, encode(body))
     for raw in MALFORMED:
         yield signed(f"body {raw[:12]!r}", raw)
+
+
+def _forges(creds: Credentials) -> Iterator[Hostile]:
+    """GitHub (signed) and GitLab (token) pushes and pull/merge request events."""
+    def github(name: str, event: str, body: bytes) -> Hostile:
+        digest = hmac.new(creds.github_secret.encode(), body, hashlib.sha256).hexdigest()
+        return Hostile(f"github {name}", "POST", "/webhooks/github", body,
+                       {"Content-Type": "application/json", "X-GitHub-Event": event,
+                        "X-Hub-Signature-256": f"sha256={digest}"})
+
+    def gitlab(name: str, event: str, body: bytes) -> Hostile:
+        return Hostile(f"gitlab {name}", "POST", "/webhooks/gitlab", body,
+                       {"Content-Type": "application/json", "X-Gitlab-Event": event,
+                        "X-Gitlab-Token": creds.gitlab_token})
+
+    cases = [(github, "push", "github/push.json", ["ref", "commits.0.message", "commits.0.author.name",
+                                                   "commits.0.added.0", "repository.full_name"]),
+             (github, "pull_request", "github/pull_request_merged.json", ["action", "pull_request.head.ref"]),
+             (gitlab, "Push Hook", "gitlab/push_hook.json", ["ref", "commits.0.message", "user_username",
+                                                            "project.path_with_namespace"]),
+             (gitlab, "Merge Request Hook", "gitlab/merge_request_hook_merged.json",
+              ["object_attributes.source_branch", "user.username"])]
+    for send, event, fixture, texts in cases:
+        base = json.loads((FIXTURES / fixture).read_text())
+        for name, body in variants(base, texts, TEXTS):
+            yield send(f"{event} {name}", event, encode(body))
+        if event in ("push", "Push Hook"):
+            for name, body in variants(base, ["commits.0.timestamp"], TIMES):
+                yield send(f"{event} {name}", event, encode(body))
+        for raw in MALFORMED:
+            yield send(f"{event} body {raw[:12]!r}", event, raw)
 
 
 def _argocd(creds: Credentials) -> Iterator[Hostile]:

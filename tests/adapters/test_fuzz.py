@@ -25,6 +25,8 @@ from bot.config import (
     ApiSettings,
     ArgoCDSettings,
     FluxSettings,
+    GithubSettings,
+    GitlabSettings,
     PagerDutySettings,
     Settings,
     SlackSettings,
@@ -39,7 +41,8 @@ from tests.integration.processes import Postgres
 API_TOKEN = "fuzz-api-token-0123456789"
 CREDENTIALS = Credentials(api_token=API_TOKEN, alertmanager_token=TOKEN, flux_key="flux-key-0123456789",
                           argocd_token="argo-token-0123456789", slack_secret="s" * 32,
-                          pagerduty_secret="pd-secret-0123456789")
+                          pagerduty_secret="pd-secret-0123456789", github_secret="gh-secret-0123456789",
+                          gitlab_token="gl-token-0123456789")
 
 
 @pytest.fixture
@@ -133,6 +136,8 @@ def test_no_hostile_request_gets_a_server_error(
         storage=storage, api=ApiSettings(tokens=[API_TOKEN]),
         flux=FluxSettings(hmac_key=CREDENTIALS.flux_key), argocd=ArgoCDSettings(token=CREDENTIALS.argocd_token),
         pagerduty=PagerDutySettings(webhook_secret=CREDENTIALS.pagerduty_secret),
+        github=GithubSettings(webhook_secret=CREDENTIALS.github_secret),
+        gitlab=GitlabSettings(webhook_token=CREDENTIALS.gitlab_token),
         chat={"kind": "slack"}, slack=SlackSettings(mode="http", bot_token="xoxb-test", channel="#incidents",
                                                     signing_secret=CREDENTIALS.slack_secret,
                                                     api_url=f"{slack.base_url}/api/"))
