@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
-from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
+from bot.adapters.slack.delivery import SlackDelivery
 from bot.adapters.slack.marks import SlackMessages
+from bot.adapters.slack.notifier import SlackNotifier
 from bot.adapters.slack.rooms import SlackRooms
 from bot.config import ConfigError, Problem
 from bot.entrypoints.charts import review_files

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from slack_sdk import WebClient
 
-from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
+from bot.adapters.slack.delivery import SlackDelivery
+from bot.adapters.slack.notifier import SlackNotifier
 from bot.config import load_playbooks
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, AlertStatus, Delivery, IncidentStatus, ReceivedAlert

@@ -13,7 +13,8 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
+from bot.adapters.slack.delivery import SlackDelivery
+from bot.adapters.slack.notifier import SlackNotifier
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore

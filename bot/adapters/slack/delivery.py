@@ -22,7 +22,7 @@ from bot.adapters.slack.card import card_message, suspects_message
 from bot.adapters.slack.rooms import Placement, SlackRooms
 from bot.domain.chat import clip
 from bot.domain.models import TimelineEvent
-from bot.domain.ports import ChatThread, Clock, IncidentMessage, Notice, PendingSummary, Store, Transaction
+from bot.domain.ports import ChatThread, Clock, IncidentMessage, PendingSummary, Store, Transaction
 
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
@@ -30,7 +30,6 @@ QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not 
 LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered", "incident.update", "incident.update_reminder"})
 SUSPECTS_KIND = "suspects.ranked"  # a post of its own: the suspects new to the thread, with their verdict buttons
 ALONE_KINDS = LOUD_KINDS | {SUSPECTS_KIND}
-INVITE_KINDS = frozenset({"incident.opened", "suspects.changed"})  # who belongs in the room may have changed
 ROOM_WAIT = timedelta(seconds=1)  # a message waiting for its incident's channel to be made
 UPDATE_EVERY = timedelta(seconds=2)  # chat.update at most this often per incident (alert storms)
 # A drainer holds the summaries it took this long; if it dies, another takes them over and finds
@@ -401,26 +400,3 @@ class SlackDelivery:
 def _maybe_sent(exc: Exception) -> bool:
     """Slack's own trouble (a 5xx) may come after the message went out."""
     return isinstance(exc, SlackApiError) and exc.response.status_code >= 500
-
-
-class SlackNotifier:
-    """The Notifier port for Slack: queues the incident's summary in the outbox and kicks delivery."""
-
-    def __init__(self, *, store: Store, kick: Callable[[], None], clock: Clock) -> None:
-        self._store = store
-        self._kick = kick  # SlackDelivery.kick: deliver soon, on the delivery thread
-        self._clock = clock
-
-    def notify(self, notice: Notice) -> None:
-        """Mark the incident's message stale: delivery rebuilds it from the store, so it always
-        shows the latest state, and several notices in a row become one update. Single steps
-        reach the thread through the timeline."""
-        marker = {"kind": notice.kind}
-
-        def work(tx: Transaction) -> None:
-            tx.chat.put_summary(notice.incident_id, None, marker, at=self._clock())
-            if notice.kind in INVITE_KINDS:
-                tx.rooms.request_invites(notice.incident_id)
-
-        self._store.run(work)
-        self._kick()
