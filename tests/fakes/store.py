@@ -20,6 +20,7 @@ from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary,
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
 from bot.domain.verdicts import Verdict
+from tests.fakes.store_held import FakeHeldEvents
 from tests.fakes.store_rooms import FakeRoles, FakeRooms
 
 T = TypeVar("T")
@@ -55,6 +56,7 @@ class _State:
     rooms: dict[int, Room] = field(default_factory=dict)
     roles: dict[tuple[int, str], str] = field(default_factory=dict)
     drifts: dict[int, Drift] = field(default_factory=dict)
+    held: dict[str, list[Any]] = field(default_factory=dict)  # see FakeHeldEvents
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -559,6 +561,7 @@ class _Tx:
         self.rooms = FakeRooms(state)
         self.roles = FakeRoles(state)
         self.drifts = _Drifts(state)
+        self.held_events = FakeHeldEvents(state)
 
 
 class InMemoryStore:

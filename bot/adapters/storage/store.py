@@ -20,6 +20,7 @@ from bot.adapters.storage.replicas import Holder, Released, next_epoch, release_
 from bot.adapters.storage.store_changes import SqlActionRepository, SqlChangeRepository, SqlRankingRepository
 from bot.adapters.storage.store_drift import SqlDriftRepository
 from bot.adapters.storage.store_gitops import SqlGitOpsRepository
+from bot.adapters.storage.store_held import SqlHeldEventRepository
 from bot.adapters.storage.store_marks import SqlChatMarkRepository
 from bot.adapters.storage.store_paging import SqlPagerRepository
 from bot.adapters.storage.store_rooms import SqlRoleRepository, SqlRoomRepository
@@ -226,6 +227,7 @@ class SqlTransaction:
         self.rooms = SqlRoomRepository(conn)
         self.roles = SqlRoleRepository(conn)
         self.drifts = SqlDriftRepository(conn)
+        self.held_events = SqlHeldEventRepository(conn)
 
 
 READ_ONLY = "backout_read_only"  # the execution option `engine` begins a read-only transaction for

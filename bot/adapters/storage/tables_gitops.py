@@ -93,3 +93,16 @@ drifts = sa.Table(
     sa.Index("ix_drifts_detected_at", "detected_at"),
     sa.Index("ix_drifts_object", "object_id", "id"),
 )
+# Controller events answered 202 while their revision was still being fetched: each kept (by its
+# key) until it is recorded, so a restart or another replica finishes what a fetch left waiting.
+held_controller_events = sa.Table(
+    "held_controller_events",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("event", json_type(), nullable=False),
+    sa.Column("held_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_until", UtcDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_held_controller_events_held_at", "held_at"),
+)

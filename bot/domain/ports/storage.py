@@ -43,6 +43,8 @@ __all__ = [
     "FollowUp",
     "FollowUpRepository",
     "GitOpsRepository",
+    "HeldEvent",
+    "HeldEventRepository",
     "IncidentRepository",
     "KeyRepository",
     "PagerRepository",
@@ -225,6 +227,35 @@ class FollowUpRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class HeldEvent:
+    """A controller event answered while its revision was still being fetched: kept until recorded."""
+
+    event: ControllerEvent
+    held_at: datetime
+    attempts: int = 0  # re-checks that found the revision still out of the mirror's reach
+    note: str = ""  # why it is still held
+
+
+class HeldEventRepository(Protocol):
+    def hold(self, event: ControllerEvent, *, at: datetime, note: str) -> None:
+        """Keep the event until it is recorded; one held already stays as it is."""
+        ...
+    def count(self) -> int: ...
+    def claim(self, *, now: datetime, until: datetime, keys: Sequence[str] | None = None,
+              limit: int = 50) -> list[HeldEvent]:
+        """Take held events nobody holds (of `keys`, or any, oldest first) until `until`."""
+        ...
+    def release(self, key: str, *, note: str) -> None:
+        """Give a claimed event back, still held, saying why."""
+        ...
+    def drop(self, key: str) -> None:
+        """The event is recorded: hold it no longer."""
+        ...
+    def release_all(self) -> int:
+        """Drop every claim (a lone process starting again: whoever held them is gone)."""
+        ...
+
 class VerdictRepository(Protocol):
     def add(self, verdict: Verdict) -> None: ...
     def for_incident(self, incident_id: int) -> list[Verdict]: ...
@@ -341,6 +372,8 @@ class Transaction(Protocol):
     def roles(self) -> RoleRepository: ...
     @property
     def drifts(self) -> DriftRepository: ...
+    @property
+    def held_events(self) -> HeldEventRepository: ...
 
 
 class Store(Protocol):
