@@ -85,6 +85,9 @@ class GitSettings(Section):
     # How long a new incident's ranking, or a controller's webhook, waits for a fetch before it answers
     # from the mirror; the fetch goes on, and what it brings is ranked when it lands. 0: never wait.
     fetch_wait: Duration = timedelta(seconds=2)
+    # A controller event answered while its revision was being fetched is kept until the fetch brings it;
+    # past this it is recorded anyway, its revision unknown to the mirror (its failure or recovery counts).
+    hold_for: Duration = timedelta(hours=1)
     import_window: Duration = timedelta(days=7)
     refresh_every: Duration = timedelta(minutes=1)
 

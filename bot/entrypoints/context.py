@@ -32,6 +32,7 @@ from bot.entrypoints.links import PageLinks, incident_page, signed_page
 from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.renderings import ChartWorkers, Renderings
 from bot.services.export import ExportLinks
+from bot.services.held_events import HeldWork
 
 
 def export_links(settings: Settings, *, page: Callable[[int], str | None]) -> ExportLinks:
@@ -112,6 +113,8 @@ class AppContext:
     pager: Pager | None = None  # PagerDuty, when pagerduty.routing_key or api_token is set
     argo: ArgoCdApi | None = None  # Argo CD's API (outbound), when argocd.api_url and api_token_file are set
     leader: LeaderGate = field(default_factory=lambda: SingleReplica())
+    # Controller events held for a fetch: set by the GitOps webhooks, settled by them and the scheduler's sweep.
+    held: HeldWork | None = None
     # Investigations (git fetch, ranking, actions) run here after the webhook has answered.
     work_executor: Executor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="work")

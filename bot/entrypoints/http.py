@@ -281,10 +281,12 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         metrics.leader.clear()
         metrics.leader.labels(ctx.leader.replica).set(1 if ctx.leader.is_leader() else 0)
         try:
-            chat, follow_ups, active = ctx.store.run(
-                lambda tx: (tx.chat.backlog(), tx.follow_ups.backlog(), tx.incidents.count_active()))
+            chat, follow_ups, held, active = ctx.store.run(
+                lambda tx: (tx.chat.backlog(), tx.follow_ups.backlog(), tx.held_events.count(),
+                            tx.incidents.count_active()))
             metrics.backlog.labels("chat").set(chat)
             metrics.backlog.labels("follow_ups").set(follow_ups)
+            metrics.backlog.labels("held_controller_events").set(held)
             for status, count in active.items():
                 metrics.incidents_active.labels(status.value).set(count)
         except TransientError:

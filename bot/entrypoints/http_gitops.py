@@ -19,6 +19,7 @@ from bot.adapters.controllers import ArgoNotification, BuildNotice, FluxEvent
 from bot.domain.errors import TransientError
 from bot.domain.gitops import ControllerEvent, Outcome
 from bot.entrypoints.context import AppContext
+from bot.entrypoints.held_events import held_work, settle_later
 from bot.entrypoints.http_common import (
     BodyTooLarge,
     Handler,
@@ -31,6 +32,7 @@ from bot.entrypoints.webhook_auth import ApiAuth, ControllerAuth
 from bot.services import lifecycle
 from bot.services.drift import with_fields
 from bot.services.gitops import ControllerReport, describe, record_controller_event
+from bot.services.held_events import hold
 from bot.services.investigate import rerank_open_incidents
 
 log = structlog.get_logger(__name__)
@@ -85,12 +87,14 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
             controller_event = await run_in_threadpool(lambda: with_fields(controller_event, argo))
         try:
             report = await ctx.controller_queue.submit(controller_event)
+            if report.fetching is not None:  # stored before the 202: Flux sends it once, and this process may die
+                await run_in_threadpool(hold, ctx.store, controller_event, now=ctx.clock(), note=report.fetching)
         except TransientError as exc:
             ctx.metrics.controller_events.labels(controller_event.controller.value, "unavailable").inc()
             log.warning("controller_event.storage_unavailable", error=str(exc))
             return error(503, "unavailable", "storage is unavailable; retry later")
         if report.fetching is not None:
-            ctx.git_waits.submit(record_later, controller_event)
+            settle_later(ctx, held, [controller_event.key])
             log.info("controller_event.waiting_for_fetch", object=controller_event.object_id,
                      revision=controller_event.revision[:60], detail=report.fetching)
             return JSONResponse({"status": "fetching", "object": controller_event.object_id,
@@ -99,15 +103,15 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
                                 status_code=202)
         return await answer(controller_event, report)
 
-    def record_later(controller_event: ControllerEvent) -> None:
-        """In a git-wait thread: join the fetch, then record the event as the webhook would have."""
-        async def run() -> None:
-            await answer(controller_event, record(controller_event, None))
-
+    def recorded_later(controller_event: ControllerEvent, report: ControllerReport) -> None:
+        """In a git-wait or scheduler thread: a held event, recorded; what follows, as the webhook would have."""
         try:
-            asyncio.run(run())  # a loop of this thread's own, for the ingest queue's answers
-        except Exception as exc:  # logged: Flux and Argo CD do not deliver an event twice
+            asyncio.run(answer(controller_event, report))  # a loop of this thread's own, for the ingest queue
+        except Exception as exc:  # logged; the event is recorded
             log.exception("controller_event.record_later_failed", object=controller_event.object_id, error=str(exc))
+
+    # Held events (answered 202 while their revision is fetched) are recorded the same way, here and by the sweep.
+    held = ctx.held = held_work(ctx, record=lambda ev: record(ev, None), recorded=recorded_later)
 
     async def answer(controller_event: ControllerEvent, report: ControllerReport) -> JSONResponse:
         ctx.metrics.controller_events.labels(

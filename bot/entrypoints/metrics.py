@@ -34,7 +34,7 @@ class Metrics:
         )
         self.backlog = Gauge(
             "backout_outbox_pending", "Work recorded and not done yet: chat summaries, follow-ups "
-            "(investigate, announce).", ["queue"], registry=self.registry,
+            "(investigate, announce), controller events held for a fetch.", ["queue"], registry=self.registry,
         )
         self.webhook_requests = Counter(
             "backout_webhook_requests_total",

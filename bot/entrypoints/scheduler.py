@@ -19,6 +19,7 @@ from bot.domain.ports import Merging
 from bot.domain.probes import probe_key
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext
+from bot.entrypoints.held_events import held_events_job
 from bot.entrypoints.http_common import follow_up_work, schedule_follow_up
 from bot.entrypoints.refreshing import refresh_and_rerank
 from bot.services import lifecycle
@@ -195,6 +196,8 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         add("refresh_changes", refresh_job, settings.git.refresh_every, at_start=True)
         add("push_waiting", push_waiting_job, settings.scheduler.push_retry_every)
         add("follow_freezes", freeze_job, timedelta(seconds=60))
+        # At start too: controller events a previous run answered 202 and held are recorded.
+        add("held_controller_events", held_events_job, settings.scheduler.sweep_every, at_start=True)
     if settings.export.postmortem is not None:
         add("open_postmortems", postmortem_job, timedelta(seconds=60))
     if any(repo.forge in ("github", "gitlab") for repo in settings.repos):
@@ -216,9 +219,9 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
     if settings.storage.url.startswith("sqlite"):
         # SQLite means one process: claims in the database are this process's own, from before a
         # crash. (Replicas on PostgreSQL wait for a dead replica's claims to run out.)
-        released = ctx.store.run(lambda tx: tx.follow_ups.release_all())
-        if released:
-            log.info("follow_ups.released", count=released)
+        released, held = ctx.store.run(lambda tx: (tx.follow_ups.release_all(), tx.held_events.release_all()))
+        if released or held:
+            log.info("follow_ups.released", count=released, held_controller_events=held)
     add("follow_ups", sweep_job, settings.scheduler.sweep_every, at_start=True)
     add("reminders", reminders_job, settings.scheduler.reminders_every)
     add("rollback_plans", plan_job, settings.scheduler.verify_every)

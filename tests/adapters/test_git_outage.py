@@ -22,7 +22,8 @@ from bot.domain.changes import AppliedSource
 from bot.entrypoints.http_common import follow_up_work
 from bot.entrypoints.scheduler import refresh_job
 from bot.services.follow_ups import follow_up
-from tests.adapters.test_controllers import DEPLOY, KEY, PLAYBOOK, SERVICE, flux_body, open_alert, post_flux
+from tests.adapters.held import served_gitops
+from tests.adapters.test_controllers import DEPLOY, KEY, flux_body, open_alert, post_flux
 from tests.conftest import Clock, need_binary
 from tests.fakes.git import FakeGit, InlineExecutor
 from tests.fakes.git_host import GitHost, wait_until
@@ -56,12 +57,7 @@ def outage(tmp_path: Path) -> Iterator[Callable[..., Outage]]:
     made: list[tuple[GitHost, bootstrap.App, TestClient]] = []
 
     def make(**git: str) -> Outage:
-        host = GitHost(tmp_path / "served")
-        remote = Remote(tmp_path / "served" / "gitops")
-        remote.commit("init", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0", replicas=2),
-                               "apps/checkout/service.yaml": SERVICE.format(kind="ClusterIP")})
-        (tmp_path / "playbooks").mkdir()
-        (tmp_path / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump(PLAYBOOK))
+        host, remote = served_gitops(tmp_path)
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump({
             "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"},
