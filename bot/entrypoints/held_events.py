@@ -26,13 +26,13 @@ def held_work(ctx: AppContext, *, record: Callable[[ControllerEvent], Controller
                     hold_for=ctx.settings.git.hold_for)
 
 
-def settle_later(ctx: AppContext, work: HeldWork, keys: Sequence[str]) -> None:
+def settle_later(ctx: AppContext, work: HeldWork, events: Sequence[ControllerEvent]) -> None:
     """In a git-wait thread: wait for the fetch, then record the held events it brought."""
-    chosen = list(keys)
+    chosen = list(events)
 
     def run() -> None:
         try:
-            settle(work, clock=ctx.clock, keys=chosen)
+            settle(work, clock=ctx.clock, events=chosen)
         except Exception as exc:  # logged; the events stay held for the sweep
             log.exception("held_events.settle_failed", error=str(exc))
 

@@ -94,7 +94,7 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
             log.warning("controller_event.storage_unavailable", error=str(exc))
             return error(503, "unavailable", "storage is unavailable; retry later")
         if report.fetching is not None:
-            settle_later(ctx, held, [controller_event.key])
+            settle_later(ctx, held, [controller_event])
             log.info("controller_event.waiting_for_fetch", object=controller_event.object_id,
                      revision=controller_event.revision[:60], detail=report.fetching)
             return JSONResponse({"status": "fetching", "object": controller_event.object_id,

@@ -73,15 +73,20 @@ def held_count(store: Store) -> int:
     return store.read(lambda tx: tx.held_events.count())
 
 
-def settle(work: HeldWork, *, clock: Callable[[], datetime], keys: Sequence[str] | None = None,
+def settle(work: HeldWork, *, clock: Callable[[], datetime], events: Sequence[ControllerEvent] | None = None,
            batch: int = BATCH, keep_going: Callable[[], bool] = lambda: True) -> Settled:
-    """Fetch, then record the held events (of `keys`, or the oldest `batch`) whose revision the
-    mirror now has; keep those still out of reach; record those held past `hold_for` anyway."""
+    """Fetch, then record the held events (these `events`, or the oldest `batch`) whose revision
+    the mirror now has; keep those still out of reach; record those held past `hold_for` anyway.
+    Events whose revisions a fetch already brought need none: a storm of events waiting for one
+    fetch is recorded after it, not after a fetch each."""
     settled = Settled()
     if not keep_going():
         return settled
-    report = work.refresh(work.repos)
-    unreachable = {**report.pending, **report.failed}
+    unreachable: dict[str, str] = {}
+    if events is None or not all(_in_mirror(work.git, work.repos, event.sha) for event in events):
+        report = work.refresh(work.repos)
+        unreachable = {**report.pending, **report.failed}
+    keys = None if events is None else [event.key for event in events]
     now = clock()
     claimed = work.store.run(lambda tx: tx.held_events.claim(now=now, until=now + work.lease, keys=keys,
                                                              limit=batch))
