@@ -55,6 +55,7 @@ bench-ranking: $(STAMP)
 	$(BIN)/python bench/ranking/run.py
 	$(BIN)/python bench/ranking/controllers.py
 	$(BIN)/python bench/ranking/replay.py --git-only
+	$(BIN)/python bench/review_risk.py
 
 # The Docker image as users run it: built from this checkout, then `backout demo` in it without a
 # network (the demo talks to itself over loopback). Needs a Docker daemon, which CI does not have;
