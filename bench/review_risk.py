@@ -3,14 +3,14 @@ and how many innocent pull requests would have been.
 
 The ranking benchmark's replay family (bench/ranking/replay.py: real public Flux histories with
 incidents laid minutes after real commits, seed 7, as `run.py` lays them) walked in commit
-order: every commit is a pull request reviewed at its commit time, its files as Backout's import
-classifies them (bench/ranking/replay_history.py: the data files' edits through
-bot/adapters/git/classify.py). The past causes are the culprits of the incidents that started
-before it, as if a responder had confirmed them (those laid on a reverted commit count as
-reverted), each scoped to its service's paths (the replay playbooks' paths and shared paths).
-Every rule is `bot.domain.review_risk.assess` with its options; "first" is the model's first
-version (same file or directory, no lookback, every file of a cause, reverts and image bumps not
-told apart).
+order: every commit is a pull request reviewed at its commit time, with its files and reverts as
+Backout imports them (the history rebuilt as a real Git repository, as replay.py does, and read
+by Backout's own mirror: git's rename detection, then bot/adapters/git/classify.py). The past
+causes are the culprits of the incidents that started before it, as if a responder had confirmed
+them (those laid on a reverted commit count as reverted), each scoped to its service's paths
+(the replay playbooks' paths and shared paths). Every rule is `bot.domain.review_risk.assess`
+with its options; "first" is the model's first version (same file or directory, no lookback,
+every file of a cause, reverts and image bumps not told apart).
 
 - recall: of the culprits reviewed after at least one incident of their history had started,
   the share flagged;
@@ -32,7 +32,9 @@ import argparse
 import os
 import random
 import sys
+import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -41,8 +43,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ranking.replay import lay
-from bench.ranking.replay_history import History, file_changes, histories, service_globs, services
+from bench.ranking.replay import build, lay
+from bench.ranking.replay_history import History, histories, service_globs, services
+from bot import bootstrap
+from bot.adapters.git.mirror import GitMirrors, RepoSpec
+from bot.adapters.git.runner import GitRunner
+from bot.config import LoggingSettings
+from bot.domain.changes import Change
 from bot.domain.review_risk import CauseSource, MatchRule, PastCause, ReviewedChange, Rules, assess
 
 
@@ -59,26 +66,39 @@ class Reviewed:
 Rule = Callable[[Reviewed], bool]
 
 
-def walk(history: History, *, rng: random.Random, per_repository: int) -> tuple[list[Reviewed], int]:
+def imported(history: History, tmp: Path) -> tuple[list[Change], dict[str, tuple[str, ...]]]:
+    """The history rebuilt as a real repository and read by Backout's own mirror, as `serve`
+    imports it (git's rename detection included): its commits in window order, and per commit
+    the shas it reverts."""
+    bare = tmp / f"{history.world}.git"
+    shas = build(bare, history, shift=timedelta(0))
+    mirrors = GitMirrors({history.world: RepoSpec(name=history.world, url=str(bare), branch="main",
+                                                  runner=GitRunner(timeout=120))}, mirror_dir=tmp / "mirrors")
+    fetched = mirrors.refresh(history.world, since_sha=None, not_before=history.commits[0].at - timedelta(hours=1))
+    by_sha = {change.sha: change for change in fetched.changes}
+    reverts: dict[str, tuple[str, ...]] = defaultdict(tuple)
+    for revert in fetched.reverts:
+        reverts[revert.by_sha] += (revert.target,)
+    return [by_sha[sha] for sha in shas], reverts
+
+
+def walk(history: History, tmp: Path, *, rng: random.Random, per_repository: int) -> tuple[list[Reviewed], int]:
     """The history's commits as reviewed pull requests; and how many incidents were laid on it."""
     placed, _ = lay(history, rng=rng, shift=timedelta(0), per_repository=per_repository)
-    files = file_changes(history)
-    folders = services(history)
-    scopes = {name: (*service_globs(folder), *history.shared) for folder, name in folders.items()}
+    changes, reverts = imported(history, tmp)
+    scopes = {name: (*service_globs(folder), *history.shared) for folder, name in services(history).items()}
     causes = sorted((PastCause(
-        incident_id=number, service=p.scenario.service, repo=history.world, sha=history.commits[p.culprit].sha,
-        started_at=p.scenario.started_at, files=files[p.culprit], scope=scopes[p.scenario.service],
+        incident_id=number, service=p.scenario.service, repo=history.world, sha=changes[p.culprit].sha,
+        started_at=p.scenario.started_at, files=changes[p.culprit].files, scope=scopes[p.scenario.service],
         source=CauseSource.REVERTED if p.scenario.variant == "reverted" else CauseSource.VERDICT)
         for number, p in enumerate(placed, start=1)), key=lambda c: c.started_at)
     culprits = {p.culprit: p.scenario.variant for p in placed}  # a reverted commit is never also sampled
-    reviewed = []
-    for index, commit in enumerate(history.commits):
-        reverts = () if commit.reverts is None else (history.commits[commit.reverts].sha,)
-        reviewed.append(Reviewed(
-            change=ReviewedChange(repo=history.world, number=index + 1, head_sha=commit.sha, files=files[index],
-                                  reverts=reverts),
-            at=commit.at, culprit=culprits.get(index), causes=tuple(c for c in causes if c.started_at < commit.at)))
-    return reviewed, len(placed)
+    return [Reviewed(
+        change=ReviewedChange(repo=history.world, number=index + 1, head_sha=change.sha, files=change.files,
+                              reverts=reverts[change.sha]),
+        at=change.committed_at, culprit=culprits.get(index),
+        causes=tuple(c for c in causes if c.started_at < change.committed_at))
+        for index, change in enumerate(changes)], len(placed)
 
 
 def model(*, reverts: bool = True, aged: bool = True, scoped: bool = True, **rules: Any) -> Rule:
@@ -140,11 +160,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     began, cpu = time.perf_counter(), time.process_time()
+    bootstrap.configure_logging(LoggingSettings(level="warning"))
     rng = random.Random(args.seed)  # one generator across the histories, in order, as replay.py's
     walked = []
-    for history in histories():
-        items, incidents = walk(history, rng=rng, per_repository=args.per_repository)
-        walked.append((history.world, items, incidents))
+    with tempfile.TemporaryDirectory(prefix="backout-review-risk-") as tmp:
+        for history in histories():
+            items, incidents = walk(history, Path(tmp), rng=rng, per_repository=args.per_repository)
+            walked.append((history.world, items, incidents))
     print(f"{len(walked)} histories, {sum(len(items) for _, items, _ in walked)} commits reviewed, "
           f"{sum(n for _, _, n in walked)} incidents (seed {args.seed}, up to {args.per_repository} "
           f"sampled per history beside the reverted commits)")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.adapters.git.classify import classify_file
-from bot.domain.changes import FileChange, matches_any
+from bot.adapters.git.classify import classify
+from bot.domain.changes import NO_EFFECT, matches_any
 
 DATA_DIR = Path(__file__).resolve().parent / "replay"
 SHARED = "(shared)"  # the owner of a shared path
@@ -108,39 +108,28 @@ def owner(path: str, *, history: History, folders: dict[str, str]) -> str | None
     return next((folders[f] for f in folders if matches_any(path, service_globs(f))), None)
 
 
-def file_changes(history: History) -> list[tuple[FileChange, ...]]:
-    """Per commit, its files as Backout's import classifies them (a move within a folder is one
-    rename, classified against its old text)."""
+def effective_owners(history: History) -> list[set[str]]:
+    """Per commit, the services (and SHARED) it changed the deployed state of, as Backout classifies."""
+    folders = services(history)
     text = dict(history.base)
     found = []
     for commit in history.commits:
-        files = []
+        owners = set()
         renamed = _renames(commit.files, text)
         for path, new in commit.files.items():
             if path in renamed.values():
                 continue  # a rename's old side: classified with its new side
-            was = renamed.get(path, path)
-            old = text.get(was)
-            effects, notes, bumps = classify_file(path, None if old is None else old.encode(),
-                                                  None if new is None else new.encode())
-            status = "R" if path in renamed else "A" if old is None else "D" if new is None else "M"
-            files.append(FileChange(path=path, status=status, old_path=renamed.get(path), effects=effects,
-                                    notes=notes, bumps=bumps))
-        for path, new in commit.files.items():
+            old = text.get(renamed[path]) if path in renamed else text.get(path)
+            effects, _ = classify(path, None if old is None else old.encode(), None if new is None else new.encode())
+            who = owner(path, history=history, folders=folders)
+            if who is not None and not set(effects) <= NO_EFFECT:
+                owners.add(who)
             if new is None:
                 text.pop(path, None)
             else:
                 text[path] = new
-        found.append(tuple(files))
+        found.append(owners)
     return found
-
-
-def effective_owners(history: History) -> list[set[str]]:
-    """Per commit, the services (and SHARED) it changed the deployed state of, as Backout classifies."""
-    folders = services(history)
-    return [{who for file in files if file.effective
-             and (who := owner(file.path, history=history, folders=folders)) is not None}
-            for files in file_changes(history)]
 
 
 def _renames(files: dict[str, str | None], text: dict[str, str]) -> dict[str, str]:
