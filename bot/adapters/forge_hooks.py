@@ -19,6 +19,7 @@ from bot.domain.untrusted import Instant, StoredText
 M = TypeVar("M", bound=BaseModel)
 MAX_COMMITS = 100  # GitHub lists at most 20 commits of a push, GitLab 20 (total_commits_count says how many)
 _ZERO = "0" * 40
+_SHA = r"^[0-9a-f]{40}([0-9a-f]{24})?$"
 
 
 class _Loose(BaseModel):
@@ -61,7 +62,7 @@ class GitLabToken:
 class _Commit(_Loose):
     """A pushed commit as both forges send it (their authors differ)."""
 
-    id: StoredText = Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+    id: StoredText = Field(pattern=_SHA)
     message: StoredText = Field(default="", max_length=100_000)
     timestamp: Instant | None = None
     added: list[StoredText] = []
@@ -98,6 +99,7 @@ class _GhPush(_Loose):
 
 class _GhHead(_Loose):
     ref: StoredText = Field(max_length=500)
+    sha: StoredText = Field(default="", pattern=_SHA + "|^$")
 
 
 class _GhPull(_Loose):
@@ -105,6 +107,7 @@ class _GhPull(_Loose):
     merged: bool = False
     merge_commit_sha: StoredText | None = None
     head: _GhHead
+    base: _GhHead | None = None
     merged_by: _GhUser | None = None
 
 
@@ -115,7 +118,7 @@ class _GhPullEvent(_Loose):
     pull_request: _GhPull
 
 
-_GH_ACTIONS = {"opened": "opened", "reopened": "opened", "ready_for_review": "ready",
+_GH_ACTIONS = {"opened": "opened", "reopened": "opened", "synchronize": "updated", "ready_for_review": "ready",
                "converted_to_draft": "draft"}
 
 
@@ -137,7 +140,8 @@ def github_delivery(event: str, body: bytes) -> Delivery:
         by = (pull.merged_by.login if pull.merged_by else "") or found.sender.login
         return Delivery(kind="request", request=RequestChanged(
             forge="github", project=found.repository.full_name, number=pull.number, action=action,
-            head=pull.head.ref, by=by, merge_sha=pull.merge_commit_sha if action == "merged" else None))
+            head=pull.head.ref, by=by, merge_sha=pull.merge_commit_sha if action == "merged" else None,
+            head_sha=pull.head.sha, base=pull.base.ref if pull.base else ""))
     return Delivery(kind="ignored", detail=f"github event {event[:50]!r} is not followed")
 
 
@@ -169,12 +173,19 @@ class _GlUser(_Loose):
     username: StoredText = ""
 
 
+class _GlLastCommit(_Loose):
+    id: StoredText = Field(pattern=_SHA)
+
+
 class _GlAttributes(_Loose):
     iid: int
     action: StoredText = ""
     state: StoredText = ""
     source_branch: StoredText = Field(max_length=500)
+    target_branch: StoredText = Field(default="", max_length=500)
     merge_commit_sha: StoredText | None = None
+    oldrev: StoredText | None = None  # only when the update pushed commits
+    last_commit: _GlLastCommit | None = None
 
 
 class _GlMergeRequest(_Loose):
@@ -201,10 +212,13 @@ def gitlab_delivery(event: str, body: bytes) -> Delivery:
         found = _parse(_GlMergeRequest, body)
         attributes = found.object_attributes
         action = _GL_ACTIONS.get(attributes.action, "other")
+        if attributes.action == "update" and attributes.oldrev:
+            action = "updated"  # new commits; an update without `oldrev` changed only its title, labels, ...
         return Delivery(kind="request", request=RequestChanged(
             forge="gitlab", project=found.project.path_with_namespace, number=attributes.iid, action=action,
             head=attributes.source_branch, by=found.user.username,
-            merge_sha=attributes.merge_commit_sha if action == "merged" else None))
+            merge_sha=attributes.merge_commit_sha if action == "merged" else None,
+            head_sha=attributes.last_commit.id if attributes.last_commit else "", base=attributes.target_branch))
     return Delivery(kind="ignored", detail=f"gitlab event {event[:50]!r} is not followed")
 
 

@@ -36,15 +36,22 @@ class BranchPush:
 
 @dataclass(frozen=True)
 class RequestChanged:
-    """A pull (merge) request opened, closed, merged, or marked ready, on `project`."""
+    """A pull (merge) request opened, pushed to, closed, merged, or marked ready, on `project`."""
 
     forge: str
     project: str
     number: int
-    action: str  # opened, closed, merged, ready, draft, other
+    action: str  # opened, updated (new commits on its head), closed, merged, ready, draft, other
     head: str  # its source branch
     by: str = ""
     merge_sha: str | None = None
+    head_sha: str = ""  # the commit its head branch points at ("" when the forge did not say)
+    base: str = ""  # the branch it would merge into
+
+    @property
+    def open(self) -> bool:
+        """Whether the request is open for review with this head (what review risk looks at)."""
+        return self.action in ("opened", "updated", "ready") and bool(self.head_sha)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ forge events, and a delivery is trusted only with the right signature or token."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot.adapters.forge_hooks import GitHubSignature, GitLabToken, github_delivery, gitlab_delivery
@@ -28,6 +30,28 @@ def test_a_github_merged_pull_request_is_a_merge_with_its_sha() -> None:
     assert delivery.request is not None
     assert (delivery.request.action, delivery.request.number, delivery.request.by) == ("merged", 1, "bob")
     assert delivery.request.merge_sha == "8f2c1b7e0a4d4c0e9b1f3a6d5e7c9b2a4f6d8e01"
+
+
+def test_a_github_push_to_a_pull_request_is_an_update_with_its_head_and_base() -> None:
+    """`synchronize`: new commits on the head; review risk needs the head's sha and the base branch."""
+    delivery = github_delivery("pull_request", (FIXTURES / "github" / "pull_request_synchronize.json").read_bytes())
+    request = delivery.request
+    assert request is not None
+    assert (request.action, request.number, request.head, request.base) == ("updated", 7, "checkout-replicas", "main")
+    assert request.head_sha == "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
+    assert request.open and request.merge_sha is None
+
+
+def test_a_gitlab_update_with_oldrev_is_new_commits_and_without_it_is_not() -> None:
+    """GitLab's `update` with `oldrev` pushed commits; without it only the title or labels changed."""
+    body = (FIXTURES / "gitlab" / "merge_request_hook_update.json").read_bytes()
+    request = gitlab_delivery("Merge Request Hook", body).request
+    assert request is not None
+    assert (request.action, request.number, request.base) == ("updated", 7, "main")
+    assert request.head_sha == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
+    edited = json.loads(body)
+    del edited["object_attributes"]["oldrev"]
+    assert gitlab_delivery("Merge Request Hook", json.dumps(edited).encode()).request.action == "other"  # type: ignore[union-attr]
 
 
 def test_gitlab_hooks_parse_the_same_way() -> None:
