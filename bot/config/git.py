@@ -34,6 +34,13 @@ class AppliedSettings(Section):
         return self
 
 
+class RepoReview(Section):
+    """Review risk (docs/review-risk.md): open pull (merge) requests on this repository that touch
+    what caused incidents get a `backout/risk` check and one comment."""
+
+    risk: bool = False
+
+
 class RepoSettings(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     url: str = Field(min_length=1)
@@ -45,6 +52,7 @@ class RepoSettings(Section):
     token: SecretStr | None = None
     token_file: Path | None = None
     applied: AppliedSettings | None = None
+    review: RepoReview = RepoReview()
     # A token goes only over https; plain http with a token must be chosen for this repository.
     allow_insecure_http: bool = False
 
@@ -64,6 +72,8 @@ class RepoSettings(Section):
         if self.applied and self.applied.source in ("deployments", "status") and self.forge != "github":
             hint = " (on GitLab, use applied.source environments)" if self.forge == "gitlab" else ""
             raise ValueError(f"applied.source {self.applied.source} reads GitHub: set forge github{hint}")
+        if self.review.risk and self.forge == "local":
+            raise ValueError("review.risk posts a check on pull (merge) requests: set forge github or gitlab")
         if self.applied and self.applied.source == "environments" and self.forge != "gitlab":
             hint = " (on GitHub, use applied.source deployments)" if self.forge == "github" else ""
             raise ValueError(f"applied.source environments reads GitLab deployments: set forge gitlab{hint}")

@@ -16,6 +16,7 @@ from bot.domain.changes import glob_problem
 from bot.domain.durations import Duration
 from bot.domain.gitops import GitOpsPolicy
 from bot.domain.paging import PagerDutyPolicy
+from bot.domain.review_risk import BLOCK_RULES
 from bot.domain.rooms import RoomPolicy
 
 
@@ -148,6 +149,24 @@ class ActionPolicy(Strict):
         return self
 
 
+class ReviewPolicy(Strict):
+    """Review risk on the playbook's repositories: which revert-safety flags block a merge (where the
+    repository's protection requires the `backout/risk` check), and how far back past causes count."""
+
+    block_on: tuple[str, ...] = ()
+    lookback: Duration = timedelta(days=90)
+
+    @model_validator(mode="after")
+    def _known_rules(self) -> ReviewPolicy:
+        unknown = [rule for rule in self.block_on if rule not in BLOCK_RULES]
+        if unknown:
+            raise ValueError(f"unknown block_on {', '.join(map(repr, unknown))}: "
+                             f"choose from {', '.join(sorted(BLOCK_RULES))}")
+        if self.lookback < timedelta(days=1):
+            raise ValueError("`lookback` must be at least 1d: past causes are weeks or months old")
+        return self
+
+
 class FreezePolicy(Strict):
     """`backout freeze`: how long a freeze of automation may stay before it is reported expired."""
 
@@ -235,6 +254,7 @@ class Playbook(Strict):
     freeze: FreezePolicy = FreezePolicy()
     gitops: GitOpsPolicy = GitOpsPolicy()  # the Flux and Argo CD objects that deploy the service
     pagerduty: PagerDutyPolicy = PagerDutyPolicy()  # its PagerDuty service, on-call and paging
+    review: ReviewPolicy = ReviewPolicy()  # review risk on its repositories' pull requests
 
     @model_validator(mode="after")
     def _unique_probe_names(self) -> Playbook:

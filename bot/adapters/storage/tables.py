@@ -26,6 +26,7 @@ from bot.adapters.storage.tables_gitops import (
     object_revisions,
     reconcile_failures,
 )
+from bot.adapters.storage.tables_reviews import review_checks
 
 __all__ = [
     "ACTIVE",
@@ -59,6 +60,7 @@ __all__ = [
     "reconcile_failures",
     "replicas",
     "repo_heads",
+    "review_checks",
     "server_keys",
     "suspects",
     "timeline_events",

@@ -27,8 +27,11 @@ from bot.domain.ports.outside import (
     Pager,
     PullRequestRef,
     PullRequestStatus,
+    RequestDiff,
+    RequestHeads,
     RevertResult,
 )
+from bot.domain.ports.reviews import PastCauses, ReviewQueue
 from bot.domain.ports.storage import (
     ActionRepository,
     AlertIdentity,
@@ -97,12 +100,16 @@ __all__ = [
     "Notifier",
     "Pager",
     "PagerRepository",
+    "PastCauses",
     "PendingPage",
     "PendingSummary",
     "PullRequestRef",
     "PullRequestStatus",
     "RankingRepository",
+    "RequestDiff",
+    "RequestHeads",
     "RevertResult",
+    "ReviewQueue",
     "RoleRepository",
     "Room",
     "RoomRepository",

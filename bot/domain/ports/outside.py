@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from bot.domain.changes import Change, Revert
+from bot.domain.changes import Change, FileChange, Revert
 from bot.domain.chat_marks import ChatMessage
 from bot.domain.drift import DriftedResource
 from bot.domain.models import Alert
 from bot.domain.paging import OnCall, Page
+from bot.domain.review_checks import ReviewCheck
 
 Clock = Callable[[], datetime]
 
@@ -203,6 +204,11 @@ class Forge(Protocol):
         False conflicting; None when the forge offers no such check or cannot say."""
         ...
 
+    def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
+        """Set the `backout/risk` check on a request's head commit (a check run as a GitHub App, else
+        a commit status), replacing the one set before on that commit."""
+        ...
+
 
 @dataclass(frozen=True)
 class MergeState:
@@ -316,4 +322,22 @@ class ArgoCdApi(Protocol):
     def sync(self, app: str, *, namespace: str | None = None) -> str:
         """Sync the Application from Git (its target revision); what Argo CD says of the operation
         started. UpstreamError when it refuses (one already running, no `sync` permission)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RequestDiff:
+    """A pull (merge) request's head against its base, as real git sees it: merge-base(base, head)..head."""
+
+    head_sha: str
+    files: tuple[FileChange, ...]
+    patch: str  # the unified diff, cut to a bound (for the revert-safety flags)
+
+
+class RequestHeads(Protocol):
+    """A request's head fetched into the repository's mirror."""
+
+    def request_diff(self, repo: str, *, ref: str, sha: str, base: str) -> RequestDiff | None:
+        """Fetch `ref` (refs/pull/N/head), then diff `sha` from its merge-base with `base`; None when
+        `sha` is not (or no longer) the request's: a force-push replaced it."""
         ...
