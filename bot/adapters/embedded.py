@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.domain.errors import UpstreamError
 from bot.domain.ports import PullRequestRef, PullRequestStatus
+from bot.domain.review_checks import ReviewCheck
 
 
 class NoForge:
@@ -35,6 +36,9 @@ class NoForge:
 
     def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
         raise UpstreamError(f"{repo} has no forge")
+
+    def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
+        raise UpstreamError(f"{repo} has no forge: review risk needs forge github or gitlab")
 
 
 class NoAppliedTimes:

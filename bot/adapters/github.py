@@ -21,8 +21,10 @@ from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
+from bot.adapters.github_checks import post_check_run, post_status
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
 from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
+from bot.domain.review_checks import ReviewCheck
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -60,8 +62,9 @@ class GitHubForge:
 
     def __init__(self, client: Github, *, repos: Mapping[str, str], applied: Mapping[str, AppliedFrom],
                  observe: Observe | None = None, max_wait: float = 60.0, attempts: int = 5,
-                 backoff: float = 0.5) -> None:
+                 backoff: float = 0.5, as_app: bool = False) -> None:
         self._gh = client
+        self._as_app = as_app  # a GitHub App's installation: checks are check runs (else commit statuses)
         self._repos = dict(repos)
         self._applied = dict(applied)
         self._observe = observe or (lambda *_: None)
@@ -198,6 +201,10 @@ class GitHubForge:
 
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
         return None  # GitHub's REST API has no revert, dry or not
+
+    def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
+        post = post_check_run if self._as_app else post_status
+        post(self._call, self._json, full=self._repos[repo], sha=sha, check=check)
 
     def _json(self, verb: str, path: str, data: dict[str, Any] | None = None,
               params: dict[str, Any] | None = None) -> Any:

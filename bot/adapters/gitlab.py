@@ -24,8 +24,10 @@ import structlog
 from gitlab.exceptions import GitlabError, GitlabHttpError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
+from bot.adapters.gitlab_checks import post_status
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
 from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
+from bot.domain.review_checks import ReviewCheck
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -241,6 +243,9 @@ class GitLabForge:
             return int(self._request("post", notes, data={"body": body})["id"])
 
         return self._call("notes.create", find_or_create)
+
+    def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
+        post_status(self._call, self._request, project=self._project(repo), sha=sha, check=check)
 
     # ---- the revert cross-check ----
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:

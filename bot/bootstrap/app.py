@@ -25,6 +25,7 @@ from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.leader import PostgresLeader
 from bot.adapters.storage.store import SqlStore
+from bot.adapters.storage.store_reviews import SqlReviews
 from bot.bootstrap.forges import build_forge, build_git
 from bot.bootstrap.slack import build_slack
 from bot.config import Settings, load_playbooks
@@ -42,6 +43,7 @@ from bot.domain.ports import (
     MetricsQuery,
     Notifier,
     Pager,
+    RequestHeads,
     Store,
 )
 from bot.entrypoints.batch_queue import ControllerQueue, IngestQueue
@@ -51,6 +53,7 @@ from bot.entrypoints.links import page_links
 from bot.entrypoints.metrics import Metrics
 from bot.services.gitops import ControllerReport, record_controller_events
 from bot.services.ingest import IngestOutcome, ingest_deliveries
+from bot.services.reviews import ReviewWork
 
 log = structlog.get_logger(__name__)
 # Controller events written in one transaction at most: under 1,000 a second a batch is a few
@@ -150,6 +153,7 @@ def build(
         metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds(),
                                         generators=settings.prometheus.generators)
     ctx.metrics_query = metrics_query
+    ctx.reviews = _review_work(ctx)
     closers: list[Callable[[], None]] = []
     if pager is None and settings.pagerduty.configured:
         built_pager = _pagerduty(settings)
@@ -166,6 +170,19 @@ def build(
     if settings.chat.kind == "slack":
         ctx.slack = build_slack(ctx, client=slack_client)
     return App(ctx=ctx, http=create_http_app(ctx), engine=engine, closers=closers)
+
+
+def _review_work(ctx: AppContext) -> ReviewWork | None:
+    """Review risk, when a repository sets review.risk: its queue and past causes in the database,
+    request heads fetched into the mirrors."""
+    if not any(repo.review.risk for repo in ctx.settings.repos):
+        return None
+    if not isinstance(ctx.store, SqlStore) or not isinstance(ctx.git, RequestHeads):
+        log.warning("review_risk.off", detail="review.risk needs the SQL store and the git mirrors")
+        return None
+    reviews = SqlReviews(ctx.store)
+    return ReviewWork(queue=reviews, causes=reviews, heads=ctx.git, forge=ctx.forge, playbooks=ctx.playbooks,
+                      page_url=ctx.page_url)
 
 
 def _pagerduty(settings: Settings) -> PagerDutyPager:

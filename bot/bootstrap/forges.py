@@ -23,6 +23,7 @@ from bot.domain.ports import (
     PullRequestRef,
     PullRequestStatus,
 )
+from bot.domain.review_checks import ReviewCheck
 from bot.entrypoints.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -116,6 +117,9 @@ class ForgesByRepo:
     def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
         self._for(repo).mark_ready(repo, number, reviewers=reviewers)
 
+    def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
+        self._for(repo).review_check(repo, sha=sha, check=check)
+
 
 def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTimes]:
     """GitHub for repositories with `forge: github`, GitLab for `forge: gitlab`; Prometheus for
@@ -146,7 +150,7 @@ def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTim
         }
         max_wait = gh.max_wait.total_seconds()
         github = GitHubForge(client, repos=on_github, applied=applied_from, observe=metrics.observe_github,
-                             max_wait=max_wait, backoff=min(0.5, max_wait / 20))
+                             max_wait=max_wait, backoff=min(0.5, max_wait / 20), as_app=gh.token is None)
         forges.append(github)
         sources.update({name: github for name in applied_from})
     gitlab = _gitlab_forge(settings, metrics)

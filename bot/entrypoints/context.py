@@ -33,6 +33,7 @@ from bot.entrypoints.metrics import Metrics
 from bot.entrypoints.renderings import ChartWorkers, Renderings
 from bot.services.export import ExportLinks
 from bot.services.held_events import HeldWork
+from bot.services.reviews import ReviewWork
 
 
 def export_links(settings: Settings, *, page: Callable[[int], str | None]) -> ExportLinks:
@@ -115,6 +116,7 @@ class AppContext:
     leader: LeaderGate = field(default_factory=lambda: SingleReplica())
     # Controller events held for a fetch: set by the GitOps webhooks, settled by them and the scheduler's sweep.
     held: HeldWork | None = None
+    reviews: ReviewWork | None = None  # review risk, when a repository sets review.risk (bootstrap)
     # Investigations (git fetch, ranking, actions) run here after the webhook has answered.
     work_executor: Executor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="work")

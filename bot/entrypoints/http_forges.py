@@ -1,14 +1,15 @@
 """The forges' webhooks: `POST /webhooks/github` (X-Hub-Signature-256) and `POST /webhooks/gitlab`
 (X-Gitlab-Token), one secret per forge. A small intake: each delivery is verified before its body
 is parsed (401 otherwise), parsed once into the domain's forge events, then dispatched by kind to
-the services that follow it. Today: pushes to incident branches onto the timeline, and Backout's
-pull requests merged or closed. Another follower (say, review risk on pull request events) is one
-more entry in `followers`."""
+the services that follow it: pushes to incident branches onto the timeline, Backout's pull
+requests merged or closed, and review risk on the open requests of repositories with review.risk
+(queued in the delivery's answer, assessed after it)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from fastapi import FastAPI, Request
@@ -21,6 +22,7 @@ from bot.domain.forge_events import Delivery
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import BodyTooLarge, error, read_body
 from bot.services.branch_pushes import record_push, record_request
+from bot.services.reviews import ReviewWork, queue_request, run_one
 
 log = structlog.get_logger(__name__)
 Follower = Callable[[str, Delivery], object]  # (Backout's repository name, the delivery) -> what it did
@@ -75,7 +77,29 @@ def branch_intake(ctx: AppContext) -> ForgeIntake:
 
     intake.follow("push", pushed)
     intake.follow("request", request)
+    if ctx.reviews is not None:
+        intake.follow("request", partial(review_follower, ctx, ctx.reviews))
     return intake
+
+
+def review_follower(ctx: AppContext, work: ReviewWork, repo: str, delivery: Delivery) -> object:
+    """Queue the request's new head (durable: the sweep runs it if this process dies), then assess
+    it on the work pool; the delivery's answer does not wait for git or the forge."""
+    settings = next((r for r in ctx.settings.repos if r.name == repo), None)
+    if settings is None or not settings.review.risk or delivery.request is None:
+        return None
+    item = queue_request(work.queue, repo=repo, changed=delivery.request, branch=settings.branch, now=ctx.clock())
+    if item is None:
+        return None
+
+    def run() -> None:
+        try:
+            run_one(work, item, now=ctx.clock())
+        except Exception as exc:  # logged; the head stays queued for the sweep
+            log.exception("review_risk.run_failed", repo=repo, number=item.number, error=str(exc))
+
+    ctx.work_executor.submit(run)
+    return f"review risk queued for {item.head_sha[:7]}"
 
 
 def register_forge_webhooks(app: FastAPI, ctx: AppContext, intake: ForgeIntake | None = None) -> None:

@@ -22,7 +22,7 @@ from bot.entrypoints.context import AppContext
 from bot.entrypoints.held_events import held_events_job
 from bot.entrypoints.http_common import follow_up_work, schedule_follow_up
 from bot.entrypoints.refreshing import refresh_and_rerank
-from bot.services import lifecycle
+from bot.services import lifecycle, reviews
 from bot.services.act import push_waiting
 from bot.services.automerge import follow_automatic_merges
 from bot.services.branch_pushes import poll_branches
@@ -61,6 +61,12 @@ def refresh_job(ctx: AppContext) -> None:
 def sweep_job(ctx: AppContext) -> None:
     """Finish follow-up work a crash or a failure left pending (investigations, announcements)."""
     sweep(follow_up_work(ctx), clock=ctx.clock, keep_going=ctx.leader.is_leader)
+
+
+def review_job(ctx: AppContext) -> None:
+    """Assess the request heads a crash or a failure left queued (review risk)."""
+    if ctx.reviews is not None:
+        reviews.sweep(ctx.reviews, clock=ctx.clock, keep_going=ctx.leader.is_leader)
 
 
 def follow_job(ctx: AppContext) -> None:
@@ -223,6 +229,8 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
         if released or held:
             log.info("follow_ups.released", count=released, held_controller_events=held)
     add("follow_ups", sweep_job, settings.scheduler.sweep_every, at_start=True)
+    if ctx.reviews is not None:
+        add("review_risk", review_job, settings.scheduler.sweep_every, at_start=True)
     add("reminders", reminders_job, settings.scheduler.reminders_every)
     add("rollback_plans", plan_job, settings.scheduler.verify_every)
     # As often as the key metric is checked: a revert applied, then verified, is seen as soon.

@@ -39,7 +39,8 @@ def test_a_github_push_to_a_pull_request_is_an_update_with_its_head_and_base() -
     assert request is not None
     assert (request.action, request.number, request.head, request.base) == ("updated", 7, "checkout-replicas", "main")
     assert request.head_sha == "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
-    assert request.open and request.merge_sha is None
+    assert request.open
+    assert request.merge_sha is None
 
 
 def test_a_gitlab_update_with_oldrev_is_new_commits_and_without_it_is_not() -> None:

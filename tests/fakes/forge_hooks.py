@@ -88,3 +88,35 @@ def deliver_gitlab(base_url: str, event: str, payload: dict[str, Any], *, token:
     """POST it to Backout's /webhooks/gitlab as GitLab does, with the secret token in X-Gitlab-Token."""
     return httpx.post(f"{base_url}/webhooks/gitlab", json=payload, timeout=30, headers={
         "x-gitlab-event": event, "x-gitlab-token": token, "user-agent": "GitLab/17.5.0"})
+
+
+def github_pull(*, project: str, number: int, action: str, head: str, head_sha: str, base: str = "main",
+                before: str | None = None, by: str = "carol") -> dict[str, Any]:
+    """A `pull_request` delivery for an open pull request (opened, synchronize, reopened, ready_for_review)."""
+    body = copy.deepcopy(_fixture("github/pull_request_synchronize.json"))
+    body.update(action=action, number=number, after=head_sha, before=before or body["before"],
+                sender={"login": by, "id": 11, "type": "User"})
+    if action != "synchronize":
+        body.pop("before"), body.pop("after")
+    pull = body["pull_request"]
+    pull.update(number=number, html_url=f"https://github.com/{project}/pull/{number}")
+    pull["head"].update(ref=head, sha=head_sha, label=f"{project.split('/')[0]}:{head}")
+    pull["base"]["ref"] = base
+    body["repository"]["full_name"] = project
+    return body
+
+
+def gitlab_merge_request(*, project: str, iid: int, action: str, source: str, sha: str, target: str = "main",
+                         oldrev: str | None = None, by: str = "carol") -> dict[str, Any]:
+    """A `Merge Request Hook` delivery for an open merge request (open, update with `oldrev`, reopen)."""
+    body = copy.deepcopy(_fixture("gitlab/merge_request_hook_update.json"))
+    attributes = body["object_attributes"]
+    attributes.update(iid=iid, action=action, source_branch=source, target_branch=target)
+    attributes["last_commit"]["id"] = sha
+    if oldrev is None:
+        attributes.pop("oldrev")
+    else:
+        attributes["oldrev"] = oldrev
+    body["project"]["path_with_namespace"] = project
+    body["user"]["username"] = by
+    return body

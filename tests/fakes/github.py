@@ -44,6 +44,7 @@ class FakeGitHub(FaultyApi):
         self.deployments: list[dict[str, Any]] = []
         self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
         self.rate_remaining = 5000
+        self.as_app = False  # the token is a GitHub App installation's: it may create check runs
         # What GET /repos/{owner}/{repo} says the token may do (None: not said, as for an app's token)
         self.permissions: dict[str, bool] | None = {"admin": False, "maintain": False, "push": True,
                                                      "triage": True, "pull": True}
@@ -273,9 +274,41 @@ class FakeGitHub(FaultyApi):
                                     "statuses": statuses})
 
         @app.get(repo + "/commits/{ref}/check-runs")
-        def check_runs(owner: str, name: str, ref: str, request: Request) -> Response:
-            runs = self.check_runs.get(ref, [])
+        def check_runs(owner: str, name: str, ref: str, request: Request, check_name: str = "") -> Response:
+            runs = [r for r in self.check_runs.get(ref, []) if not check_name or r["name"] == check_name]
             return cached(request, {"total_count": len(runs), "check_runs": runs})
+
+        @app.post(repo + "/check-runs")
+        async def create_check_run(owner: str, name: str, request: Request) -> Response:
+            """Only a GitHub App's token may create check runs (403 for others, as on GitHub)."""
+            if not self.as_app:
+                return JSONResponse({"message": "You must authenticate via a GitHub App."}, status_code=403)
+            data = await request.json()
+            run = {**data, "id": sum(map(len, self.check_runs.values())) + 1, "started_at": _now(),
+                   "completed_at": _now() if data.get("conclusion") else None}
+            self.check_runs.setdefault(data["head_sha"], []).append(run)
+            return JSONResponse(run, status_code=201)
+
+        @app.patch(repo + "/check-runs/{run_id}")
+        async def update_check_run(owner: str, name: str, run_id: int, request: Request) -> Response:
+            found = next((r for runs in self.check_runs.values() for r in runs if r["id"] == run_id), None)
+            if found is None:
+                return JSONResponse({"message": "Not Found"}, status_code=404)
+            found.update(await request.json())
+            return JSONResponse(found)
+
+        @app.post(repo + "/statuses/{sha}")
+        async def create_status(owner: str, name: str, sha: str, request: Request) -> Response:
+            data = await request.json()
+            if data.get("state") not in ("error", "failure", "pending", "success"):
+                return invalid("state is not included in the list", code="invalid")
+            if len(data.get("description") or "") > 140:
+                return invalid("description is too long (maximum is 140 characters)", code="invalid")
+            status = {"id": sum(map(len, self.statuses.values())) + 1, "state": data["state"],
+                      "context": data.get("context", "default"), "description": data.get("description"),
+                      "target_url": data.get("target_url"), "created_at": _now(), "updated_at": _now()}
+            self.statuses.setdefault(sha, []).insert(0, status)
+            return JSONResponse(status, status_code=201)
 
         @app.get(repo + "/commits/{ref}/statuses")
         def statuses(owner: str, name: str, ref: str, request: Request) -> Response:

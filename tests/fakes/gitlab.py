@@ -47,6 +47,7 @@ class FakeGitLab(FaultyApi):
         self.merge_requests: dict[int, dict[str, Any]] = {}
         self.labels: set[str] = set()
         self.notes: list[dict[str, Any]] = []
+        self.statuses: dict[str, list[dict[str, Any]]] = {}  # sha -> external commit statuses, newest first
         self.deployments: list[dict[str, Any]] = []
         self.access_level = 40  # Maintainer
         self.scopes = ["api"]
@@ -57,6 +58,12 @@ class FakeGitLab(FaultyApi):
         self.app = self._build()
 
     # ---- helpers for tests ----
+    def open_by_someone(self, iid: int, source: str, target: str = "main") -> None:
+        """A merge request a person opened (not through the API Backout uses)."""
+        self.merge_requests[iid] = {"id": 10_000 + iid, "iid": iid, "project_id": self.project_id, "title": source,
+                                    "state": "opened", "source_branch": source, "target_branch": target,
+                                    "labels": [], "reviewers": [], "created_at": _stamp(), "updated_at": _stamp()}
+
     def merge(self, iid: int, by: str = "alice") -> None:
         self.merge_requests[iid].update(state="merged", merged_at=_stamp(), updated_at=_stamp(),
                                         merge_user={"id": self.users.get(by, 1), "username": by},
@@ -179,6 +186,23 @@ class FakeGitLab(FaultyApi):
         def users(username: str = "") -> Response:
             found = self.users.get(username)
             return JSONResponse([] if found is None else [{"id": found, "username": username, "state": "active"}])
+
+        @app.post(API + "/projects/{ident:path}/statuses/{sha}")
+        async def create_status(ident: str, sha: str, request: Request) -> Response:
+            """An external commit status; the same state again is refused, as GitLab does."""
+            if not mine(ident):
+                return missing("Project")
+            data = await request.json()
+            name = data.get("name") or data.get("context") or "default"
+            latest = next((s for s in self.statuses.get(sha, []) if s["name"] == name), None)
+            if latest is not None and latest["status"] == data["state"]:
+                return JSONResponse({"message": f"Cannot transition status via :{data['state']} from "
+                                                f":{latest['status']}"}, status_code=400)
+            status = {"id": sum(map(len, self.statuses.values())) + 1, "sha": sha, "name": name,
+                      "status": data["state"], "description": data.get("description"),
+                      "target_url": data.get("target_url"), "created_at": _stamp()}
+            self.statuses.setdefault(sha, []).insert(0, status)
+            return JSONResponse(status, status_code=201)
 
         @app.get(API + "/projects/{ident:path}/merge_requests/{iid}/notes")
         def list_notes(ident: str, iid: int) -> Response:

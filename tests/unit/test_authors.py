@@ -53,6 +53,9 @@ class CommentingForge:
     def mark_ready(self, repo: str, number: int, *, reviewers: Sequence[str]) -> None:
         raise AssertionError("not used")
 
+    def review_check(self, repo: str, *, sha: str, check: object) -> None:
+        raise AssertionError("not used")
+
 
 def playbooks(notify: bool) -> Sequence[Playbook]:
     return [Playbook.model_validate({

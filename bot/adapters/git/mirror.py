@@ -25,11 +25,12 @@ from bot.adapters.git.listing import yaml_blobs
 from bot.adapters.git.memo import Memo, is_full_sha
 from bot.adapters.git.parse import HYDRATOR_METADATA, LOG_ARGS, REVERT_LOG_ARGS, dry_sha_of, parse_log, parse_reverts
 from bot.adapters.git.pins import pin_revert
+from bot.adapters.git.requests import request_diff
 from bot.adapters.git.restore import stage_restore
 from bot.adapters.git.runner import GitCommandError, GitRunner
 from bot.domain.changes import Change
 from bot.domain.errors import Conflict, InvalidInput, NotFound, TransientError, UpstreamError
-from bot.domain.ports import FetchedChanges, RevertResult
+from bot.domain.ports import FetchedChanges, RequestDiff, RevertResult
 
 log = structlog.get_logger(__name__)
 
@@ -382,6 +383,14 @@ class GitMirrors:
                             detail="a freeze sees only the first YAML files of this repository")
             blobs = self._blobs(spec, set(paths.values()))
         return {path: blobs[oid].decode("utf-8", "replace") for path, oid in paths.items() if oid in blobs}
+
+    def request_diff(self, repo: str, *, ref: str, sha: str, base: str) -> RequestDiff | None:
+        """Implements RequestHeads (bot/adapters/git/requests.py)."""
+        spec = self._spec(repo)
+        if not (self.path(repo) / "HEAD").exists():
+            self._fetched(spec)  # creates the mirror
+        return request_diff(spec.runner, self._hosts[repo], url=spec.url, mirror=self.path(repo), ref=ref, sha=sha,
+                            base=base, blobs=lambda ids: self._blobs(spec, ids))
 
     def patch(self, repo: str, sha: str) -> str:
         if not is_full_sha(sha):

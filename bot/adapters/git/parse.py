@@ -19,6 +19,7 @@ LOG_ARGS = ["--first-parent", "--diff-merges=first-parent", "-M", "--raw", "--nu
 REVERT_LOG_ARGS = ["-z", "--no-color", "--format=%H%x1f%cI%x1f%B", "-E",
                    "--grep=This reverts commit [0-9a-f]{7}", "--grep=Backout-Reverts:",
                    "--grep=backout/INC-[0-9]+/revert-"]
+DIFF_ARGS = ["-M", "--raw", "--numstat", "-z", "--no-abbrev", "--no-color"]
 NO_BLOB = "0" * 40
 
 Blobs = Callable[[Iterable[str]], dict[str, bytes]]
@@ -57,6 +58,16 @@ def parse_log(output: bytes, *, repo: str, blobs: Blobs | None = None) -> list[C
             image_bump=any(e in (Effect.IMAGE, Effect.VERSION) for f in files for e in f.effects),
         ))
     return changes
+
+
+def parse_diff(output: bytes, *, blobs: Blobs | None = None) -> tuple[FileChange, ...]:
+    """The files of `git diff` run with DIFF_ARGS (a pull request's head against its merge-base),
+    each classified as a commit's are."""
+    raw, numstat = _parse_body(output.decode("utf-8", errors="replace").split("\x00"))
+    wanted = {blob for file in raw if needs_content(file.path)
+              for blob in (file.old_blob, file.new_blob) if blob != NO_BLOB}
+    contents = blobs(wanted) if blobs and wanted else {}
+    return tuple(_classified(file, numstat.get(file.path, (0, 0)), contents) for file in raw)
 
 
 HYDRATOR_METADATA = "hydrator.metadata"

@@ -334,10 +334,11 @@ class RequestDiff:
     patch: str  # the unified diff, cut to a bound (for the revert-safety flags)
 
 
+@runtime_checkable
 class RequestHeads(Protocol):
     """A request's head fetched into the repository's mirror."""
 
     def request_diff(self, repo: str, *, ref: str, sha: str, base: str) -> RequestDiff | None:
         """Fetch `ref` (refs/pull/N/head), then diff `sha` from its merge-base with `base`; None when
-        `sha` is not (or no longer) the request's: a force-push replaced it."""
+        `sha` is no longer the request's head (a later push or a force-push replaced it)."""
         ...

@@ -1,0 +1,41 @@
+"""A pull (merge) request's head in the mirror: fetched from where the forge keeps it
+(`refs/pull/N/head`, `refs/merge-requests/N/head`: forks' heads included) within the host's
+deadlines, then diffed by real git from its merge-base with the base branch."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bot.adapters.git.host import HostGuard
+from bot.adapters.git.parse import DIFF_ARGS, Blobs, parse_diff
+from bot.adapters.git.runner import GitRunner
+from bot.domain.errors import InvalidInput
+from bot.domain.ports import RequestDiff
+
+MAX_PATCH = 256 * 1024  # bytes of the diff read for the revert-safety flags
+_REF = re.compile(r"^refs/(pull|merge-requests)/\d{1,10}/head$")
+_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,250}$")
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def request_diff(runner: GitRunner, guard: HostGuard, *, url: str, mirror: Path, ref: str, sha: str, base: str,
+                 blobs: Blobs) -> RequestDiff | None:
+    """Fetch the request's head and base, then `sha`'s files against merge-base(base, sha); None when
+    `sha` is no longer the request's head (a later push, whose own delivery follows, or a force-push)."""
+    if not _REF.match(ref) or not _SHA.match(sha) or not _BRANCH.match(base) or ".." in base or base.startswith("-"):
+        raise InvalidInput(f"not a request head Backout fetches: {ref} {sha[:12]} onto {base[:80]}")
+    local = "refs/backout/" + ref.removeprefix("refs/")
+    base_ref = f"refs/backout/base/{base}"
+    guard.call(runner, ["fetch", "--quiet", "--no-tags", "origin", f"+{ref}:{local}", f"+refs/heads/{base}:{base_ref}"],
+               url=url, cwd=mirror)
+    if runner.text(["rev-parse", local], cwd=mirror) != sha:
+        return None
+    found = runner.run(["merge-base", base_ref, sha], cwd=mirror, check=False)
+    start = found.stdout.decode().strip() if found.returncode == 0 else ""
+    if not start:  # unrelated histories: the whole tree is the change
+        start = runner.text(["hash-object", "-t", "tree", "/dev/null"], cwd=mirror)
+    raw = runner.run(["diff", *DIFF_ARGS, start, sha], cwd=mirror).stdout
+    patch = runner.run(["diff", "--no-color", "-M", "--unified=3", start, sha], cwd=mirror).stdout
+    return RequestDiff(head_sha=sha, files=parse_diff(raw, blobs=blobs),
+                       patch=patch[:MAX_PATCH].decode("utf-8", errors="replace"))

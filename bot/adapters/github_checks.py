@@ -1,0 +1,46 @@
+"""The `backout/risk` check on GitHub: a check run when Backout runs as a GitHub App (only Apps may
+create check runs), else a commit status. Both replace their own on the same commit: the check run
+is found by name and edited, a status is per context. Called through GitHubForge's bounded retry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from bot.domain.review_checks import CHECK_NAME, CheckState, ReviewCheck
+
+T = TypeVar("T")
+Call = Callable[[str, Callable[[], T]], T]  # GitHubForge._call: endpoint, work -> its answer, retried
+Json = Callable[..., Any]  # GitHubForge._json: verb, path, data, params=
+
+_CONCLUSION = {CheckState.CLEAN: "success", CheckState.WARN: "neutral", CheckState.BLOCKED: "failure"}
+_STATUS = {CheckState.CLEAN: "success", CheckState.WARN: "success", CheckState.BLOCKED: "failure"}
+SUMMARY_LIMIT = 65_535  # a check run's output.summary
+
+
+def post_check_run(call: Call[Any], json: Json, *, full: str, sha: str, check: ReviewCheck) -> None:
+    """Create the check run on `sha`, or edit the one Backout made there before."""
+    body: dict[str, Any] = {
+        "name": CHECK_NAME, "head_sha": sha, "status": "completed", "conclusion": _CONCLUSION[check.state],
+        "output": {"title": check.title[:1000], "summary": check.summary[:SUMMARY_LIMIT]},
+    }
+    if check.target_url:
+        body["details_url"] = check.target_url
+
+    def put() -> Any:
+        # Looked up inside the retried call: a retry after a lost answer edits what the first attempt made.
+        found = json("GET", f"/repos/{full}/commits/{sha}/check-runs", params={"check_name": CHECK_NAME})
+        runs = found.get("check_runs", []) if isinstance(found, dict) else []
+        if runs:
+            return json("PATCH", f"/repos/{full}/check-runs/{runs[0]['id']}", body)
+        return json("POST", f"/repos/{full}/check-runs", body)
+
+    call("checks.runs", put)
+
+
+def post_status(call: Call[Any], json: Json, *, full: str, sha: str, check: ReviewCheck) -> None:
+    """Set the commit status `backout/risk` on `sha` (a status per context: setting it again replaces it)."""
+    body: dict[str, Any] = {"state": _STATUS[check.state], "context": CHECK_NAME, "description": check.description}
+    if check.target_url:
+        body["target_url"] = check.target_url
+    call("commits.statuses.create", lambda: json("POST", f"/repos/{full}/statuses/{sha}", body))

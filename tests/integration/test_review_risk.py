@@ -1,0 +1,309 @@
+"""Review risk end to end, with real git under the fake GitHub and the fake GitLab served over
+HTTP: a pull (merge) request that touches what caused an incident gets one `backout/risk` check
+per head and one comment, edited in place however many pushes follow; a clean one gets nothing;
+a playbook's block_on fails the check; wrong signatures and tokens are refused; rate limits and
+lost answers cost waits, never a second comment; a head queued before a crash is assessed by the
+sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot import bootstrap
+from bot.adapters.console import RecordingNotifier
+from bot.config import load_settings
+from bot.domain.incidents import IncidentPolicy
+from bot.domain.models import Actor, AlertStatus, Delivery, ReceivedAlert
+from bot.domain.review_checks import MARKER
+from bot.domain.verdicts import VerdictKind
+from bot.entrypoints.serving import serve_in_thread
+from bot.services import reviews
+from bot.services.ingest import ingest_delivery
+from bot.services.investigate import investigate
+from bot.services.verdicts import record_verdict
+from tests.fakes.forge_hooks import deliver_github, deliver_gitlab, github_pull, gitlab_merge_request
+from tests.fakes.git import InlineExecutor
+from tests.fakes.github import FakeGitHub
+from tests.fakes.gitlab import FakeGitLab
+from tests.gitrepos import Remote, git
+
+pytestmark = pytest.mark.integration
+DEPLOY = "image: registry.example.com/checkout:{tag}\n"
+CRD = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {name}}}\n"
+SECRET, TOKEN = "gh-webhook-secret", "gl-webhook-token"
+GH_PROJECT, GL_PROJECT = "acme/gitops", "acme/platform/platform"
+
+
+class Dropped(Executor):
+    """A work pool that dies before it runs anything (a crash right after the webhook answered)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return Future()
+
+
+@dataclass
+class World:
+    tmp: Path
+    gitops: Remote  # on the fake GitHub
+    platform: Remote  # on the fake GitLab
+    github: FakeGitHub
+    gitlab: FakeGitLab
+    block_on: list[str] = field(default_factory=list)
+    apps: list[bootstrap.App] = field(default_factory=list)
+
+    def app(self, executor: Executor | None = None) -> bootstrap.App:
+        (self.tmp / "playbooks" / "checkout.yaml").write_text(yaml.safe_dump({
+            "service": "checkout", "match": {"service": "checkout"},
+            "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]},
+                      {"repo": "platform", "paths": ["checkout/**"]}],
+            "actions": {"on_open": "off"}, "review": {"block_on": self.block_on},
+        }))
+        built = bootstrap.build(load_settings(self.tmp / "config.yaml"), notifier=RecordingNotifier(),
+                                work_executor=executor or InlineExecutor())
+        self.apps.append(built)
+        return built
+
+    def incident(self, app: bootstrap.App, culprit: str) -> None:
+        """INC-1 for checkout after the bad changes, investigated; a responder names `culprit`."""
+        started = max(self.gitops.clock, self.platform.clock) + timedelta(minutes=5)
+        alert = ReceivedAlert(fingerprint="f1", starts_at=started, ends_at=None, status=AlertStatus.FIRING,
+                              labels={"alertname": "HighErrorRate", "service": "checkout"}, annotations={})
+        ctx = app.ctx
+        ingest_delivery(store=ctx.store, delivery=Delivery(group_key="g", status=AlertStatus.FIRING, alerts=(alert,)),
+                        playbooks=ctx.playbooks, policy=IncidentPolicy(), now=started)
+        investigate(store=ctx.store, git=ctx.git, notifier=ctx.notifier, playbooks=ctx.playbooks, incident_id=1,
+                    now=started, import_window=timedelta(days=90), forge=ctx.forge, applied=ctx.applied)
+        record_verdict(store=ctx.store, playbooks=ctx.playbooks, incident_id=1, kind=VerdictKind.CULPRIT, sha=culprit,
+                       actor=Actor.USER, actor_id="U1", now=started + timedelta(minutes=20))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    gitops = Remote(tmp_path / "gitops")
+    gitops.commit("init", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.0"), "apps/other/app.yaml": "a: 1\n"})
+    platform = Remote(tmp_path / "platform")
+    platform.commit("init", {"checkout/values.yaml": "replicas: 3\n", "other/values.yaml": "replicas: 1\n"})
+    (tmp_path / "playbooks").mkdir()
+    with FakeGitHub(gitops.bare, GH_PROJECT).serving() as github, \
+            FakeGitLab(platform.bare, project=GL_PROJECT).serving() as gitlab:
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+            "server": {"public_url": "https://backout.example.com"},
+            "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"},
+            "alertmanager": {"auth": "none"},
+            "playbooks_dir": str(tmp_path / "playbooks"),
+            "repos": [{"name": "gitops", "url": str(gitops.bare), "forge": "github", "github_repo": GH_PROJECT,
+                       "review": {"risk": True}},
+                      {"name": "platform", "url": str(platform.bare), "forge": "gitlab", "gitlab_project": GL_PROJECT,
+                       "review": {"risk": True}}],
+            "git": {"mirror_dir": str(tmp_path / "mirrors"), "import_window": "90d"},
+            "github": {"api_url": github.base_url, "token": "ghs_fake", "throttle": False, "max_wait": "2s",
+                       "webhook_secret": SECRET},
+            "gitlab": {"url": gitlab.base_url, "token": "glpat-fake", "max_wait": "2s", "webhook_token": TOKEN},
+        }))
+        made = World(tmp_path, gitops, platform, github, gitlab)
+        yield made
+        for app in made.apps:
+            app.close()
+
+
+def request_head(remote: Remote, ref: str, files: dict[str, str], *, branch: str = "feature") -> str:
+    """Commit on a feature branch of the work clone and push it where the forge keeps the request's head."""
+    if git("rev-parse", "--abbrev-ref", "HEAD", cwd=remote.work) != branch:
+        git("checkout", "--quiet", "-B", branch, f"origin/{remote.branch}", cwd=remote.work)
+    sha = remote.commit(f"{branch}: change", files, push=False)
+    git("push", "--quiet", "--force", "origin", f"HEAD:{ref}", cwd=remote.work)
+    return sha
+
+
+def bad_change_on_gitops(world: World) -> str:
+    git("fetch", "--quiet", "origin", cwd=world.gitops.work)
+    return world.gitops.commit("checkout: bump to 1.1", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1")})
+
+
+def pull(world: World, base_url: str, *, action: str, sha: str, number: int = 1) -> int:
+    payload = github_pull(project=GH_PROJECT, number=number, action=action, head="feature", head_sha=sha)
+    return deliver_github(base_url, "pull_request", payload, secret=SECRET).status_code
+
+
+def risk_statuses(fake: FakeGitHub, sha: str) -> list[dict[str, Any]]:
+    return [s for s in fake.statuses.get(sha, []) if s["context"] == "backout/risk"]
+
+
+def note_posts(fake: FakeGitLab) -> int:
+    return sum(n for (method, route), n in fake.calls.items() if method == "POST" and route.endswith("/notes"))
+
+
+def test_a_wrong_signature_or_token_is_refused_and_nothing_is_assessed(world: World) -> None:
+    """401 before parsing: a forged delivery queues no review and posts nothing."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")})
+    payload = github_pull(project=GH_PROJECT, number=1, action="opened", head="feature", head_sha=sha)
+    merge_request = gitlab_merge_request(project=GL_PROJECT, iid=1, action="open", source="feature", sha=sha)
+    with serve_in_thread(app.http) as base_url:
+        assert deliver_github(base_url, "pull_request", payload, secret="not-the-secret").status_code == 401
+        assert deliver_gitlab(base_url, "Merge Request Hook", merge_request, token="not-the-token").status_code == 401
+    assert world.github.comments == []
+    assert world.github.statuses == {}
+    assert world.gitlab.notes == []
+    assert app.ctx.reviews is not None
+    assert app.ctx.reviews.queue.due(now=app.ctx.clock()) == []
+
+
+def test_a_flagged_pull_request_gets_one_check_per_head_and_one_comment_however_many_pushes(world: World) -> None:
+    """Opened, then five pushes: one comment (created once, edited), one backout/risk status per head."""
+    app = world.app()
+    bad = bad_change_on_gitops(world)
+    world.incident(app, bad)
+    heads = [request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")})]
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=heads[0]) == 202
+        for push in range(5):
+            heads.append(request_head(world.gitops, "refs/pull/1/head",
+                                      {"apps/checkout/deploy.yaml": DEPLOY.format(tag=f"1.3.{push}")}))
+            assert pull(world, base_url, action="synchronize", sha=heads[-1]) == 202
+        assert pull(world, base_url, action="synchronize", sha=heads[-1]) == 202  # a redelivery: nothing more
+    [comment] = world.github.comments
+    assert MARKER in comment["body"]
+    assert heads[-1][:7] in comment["body"]
+    assert "[INC-1](https://backout.example.com/incidents/INC-1)" in comment["body"]
+    assert "image" in comment["body"]
+    assert "HighErrorRate" not in comment["body"]  # no alert text
+    assert world.github.calls[("POST", "/repos/acme/gitops/issues/:n/comments")] == 1
+    for head in heads:
+        [status] = risk_statuses(world.github, head)
+        assert status["state"] == "success"
+        assert status["description"].startswith("Touches what caused INC-1")
+        assert status["target_url"] == "https://backout.example.com/incidents/INC-1"
+
+
+def test_a_clean_pull_request_gets_nothing(world: World) -> None:
+    """A change elsewhere (not the file, not its directory) gets no check and no comment."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/2/head", {"apps/other/app.yaml": "a: 2\n"})
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha, number=2) == 202
+    assert world.github.comments == []
+    assert world.github.statuses == {}
+    assert world.github.writes() == 0
+
+
+def test_a_head_that_no_longer_touches_it_is_told_so_and_its_check_set_clean(world: World) -> None:
+    """Flagged, then a push that takes the change out: the same comment says so, the new head's check is clean."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    first = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")})
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=first) == 202
+        second = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.1"),
+                                                                 "apps/other/app.yaml": "a: 3\n"})
+        assert pull(world, base_url, action="synchronize", sha=second) == 202
+    [comment] = world.github.comments
+    assert "No change in this request touched files whose changes caused incidents" in comment["body"]
+    [status] = risk_statuses(world.github, second)
+    assert (status["state"], status["description"]) == ("success", "Touches nothing whose changes caused incidents")
+
+
+def test_block_on_crd_fails_the_check_of_a_crd_change(world: World) -> None:
+    """A playbook's review.block_on [crd] and a change adding a CRD where the culprit was: status failure."""
+    world.block_on = ["crd"]
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/3/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2"),
+                                                          "apps/checkout/crd.yaml": CRD.format(name="widgets")})
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha, number=3) == 202
+    [status] = risk_statuses(world.github, sha)
+    assert status["state"] == "failure"
+    assert status["description"].startswith("Blocked (crd): Touches what caused INC-1")
+    assert len(status["description"]) <= 140
+    [comment] = world.github.comments
+    assert "Blocked by the playbook's rule: crd." in comment["body"]
+
+
+def test_gitlab_merge_requests_get_a_status_and_one_note_the_same_way(world: World) -> None:
+    """Open, then three pushes (update with oldrev): one note, a status per head; block_on crd fails it."""
+    world.block_on = ["crd"]
+    app = world.app()
+    git("fetch", "--quiet", "origin", cwd=world.platform.work)
+    bad = world.platform.commit("checkout: 5 replicas", {"checkout/values.yaml": "replicas: 5\n"})
+    world.incident(app, bad)
+    ref = "refs/merge-requests/4/head"
+    world.gitlab.open_by_someone(4, "feature")
+    heads = [request_head(world.platform, ref, {"checkout/values.yaml": "replicas: 6\n"})]
+    with serve_in_thread(app.http) as base_url:
+        def deliver(action: str, sha: str, oldrev: str | None = None) -> int:
+            payload = gitlab_merge_request(project=GL_PROJECT, iid=4, action=action, source="feature", sha=sha,
+                                           oldrev=oldrev)
+            return deliver_gitlab(base_url, "Merge Request Hook", payload, token=TOKEN).status_code
+
+        assert deliver("open", heads[0]) == 202
+        for push in range(3):
+            heads.append(request_head(world.platform, ref, {"checkout/values.yaml": f"replicas: {7 + push}\n"}))
+            assert deliver("update", heads[-1], oldrev=heads[-2]) == 202
+        heads.append(request_head(world.platform, ref, {"checkout/crd.yaml": CRD.format(name="gadgets")}))
+        assert deliver("update", heads[-1], oldrev=heads[-2]) == 202
+    [note] = world.gitlab.notes
+    assert MARKER in note["body"]
+    assert "INC-1" in note["body"]
+    assert note_posts(world.gitlab) == 1
+    states = [[s["status"] for s in world.gitlab.statuses[head] if s["name"] == "backout/risk"] for head in heads]
+    assert states == [["success"]] * 4 + [["failed"]]
+
+
+def test_rate_limits_are_waited_out_and_a_lost_answer_makes_no_second_comment(world: World) -> None:
+    """429 with Retry-After on the status, a secondary rate limit (403) on the comment list, a 502
+    after the comment was made: the same one comment and status in the end."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")})
+    world.github.fail("POST", r"/statuses/", 429, headers={"Retry-After": "1"})
+    secondary = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+    world.github.fail("GET", r"/issues/1/comments$", 403, headers={"Retry-After": "1"}, message=secondary)
+    world.github.fail("POST", r"/issues/1/comments$", 502, after_write=True)
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha) == 202
+    assert len(world.github.comments) == 1
+    assert len(risk_statuses(world.github, sha)) == 1
+    assert world.github.calls[("POST", "/repos/acme/gitops/statuses/:sha")] == 2  # the 429, then the status
+    assert world.github.calls[("POST", "/repos/acme/gitops/issues/:n/comments")] == 1  # the lost answer's write
+
+
+def test_gitlab_429_is_waited_out(world: World) -> None:
+    """GitLab's 429 with Retry-After on the note: waited, then one note."""
+    app = world.app()
+    git("fetch", "--quiet", "origin", cwd=world.platform.work)
+    world.incident(app, world.platform.commit("checkout: 5 replicas", {"checkout/values.yaml": "replicas: 5\n"}))
+    sha = request_head(world.platform, "refs/merge-requests/5/head", {"checkout/values.yaml": "replicas: 6\n"})
+    world.gitlab.open_by_someone(5, "feature")
+    world.gitlab.fail("POST", r"/notes$", 429, headers={"Retry-After": "1"})
+    payload = gitlab_merge_request(project=GL_PROJECT, iid=5, action="open", source="feature", sha=sha)
+    with serve_in_thread(app.http) as base_url:
+        assert deliver_gitlab(base_url, "Merge Request Hook", payload, token=TOKEN).status_code == 202
+    assert len(world.gitlab.notes) == 1
+    assert note_posts(world.gitlab) == 2
+
+
+def test_a_head_queued_before_a_crash_is_assessed_by_the_sweep(world: World) -> None:
+    """The webhook answered, the process died before the work ran: the next sweep posts it, once."""
+    crashed = world.app(executor=Dropped())
+    world.incident(crashed, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")})
+    with serve_in_thread(crashed.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha) == 202
+    assert world.github.comments == []
+    restarted = world.app()
+    assert restarted.ctx.reviews is not None
+    assert reviews.sweep(restarted.ctx.reviews, clock=restarted.ctx.clock) == 1
+    assert reviews.sweep(restarted.ctx.reviews, clock=restarted.ctx.clock) == 0
+    assert len(world.github.comments) == 1
+    assert len(risk_statuses(world.github, sha)) == 1
