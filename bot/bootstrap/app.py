@@ -153,7 +153,7 @@ def build(
         metrics_query = PrometheusQuery(settings.prometheus.url, timeout=settings.prometheus.timeout.total_seconds(),
                                         generators=settings.prometheus.generators)
     ctx.metrics_query = metrics_query
-    ctx.reviews = _review_work(ctx)
+    ctx.reviews = review_work(ctx) if any(repo.review.risk for repo in settings.repos) else None
     closers: list[Callable[[], None]] = []
     if pager is None and settings.pagerduty.configured:
         built_pager = _pagerduty(settings)
@@ -172,11 +172,9 @@ def build(
     return App(ctx=ctx, http=create_http_app(ctx), engine=engine, closers=closers)
 
 
-def _review_work(ctx: AppContext) -> ReviewWork | None:
-    """Review risk, when a repository sets review.risk: its queue and past causes in the database,
-    request heads fetched into the mirrors."""
-    if not any(repo.review.risk for repo in ctx.settings.repos):
-        return None
+def review_work(ctx: AppContext) -> ReviewWork | None:
+    """Review risk's parts: its queue and past causes in the database, request heads fetched into
+    the mirrors (`serve` when a repository sets review.risk; `backout risk` for any)."""
     if not isinstance(ctx.store, SqlStore) or not isinstance(ctx.git, RequestHeads):
         log.warning("review_risk.off", detail="review.risk needs the SQL store and the git mirrors")
         return None

@@ -13,7 +13,7 @@ May import anything below it (`bot.demo`, `bootstrap`, `entrypoints`, `adapters`
 server, database, forge or chat library, so `backout --help` starts at once.
 """
 
-from bot.cli import check, demo, drift, export, freeze, incidents, replay, rollback, serve  # noqa: F401 (each registers its commands)
+from bot.cli import check, demo, drift, export, freeze, incidents, replay, risk, rollback, serve  # noqa: F401 (each registers its commands)
 from bot.cli.root import app, main
 
 __all__ = ["app", "main"]

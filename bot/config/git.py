@@ -35,7 +35,7 @@ class AppliedSettings(Section):
 
 
 class RepoReview(Section):
-    """Review risk (docs/review-risk.md): open pull (merge) requests on this repository that touch
+    """Review risk (README, Review risk): open pull (merge) requests on this repository that touch
     what caused incidents get a `backout/risk` check and one comment."""
 
     risk: bool = False

@@ -98,13 +98,15 @@ def sweep(work: ReviewWork, *, clock: Callable[[], datetime], keep_going: Callab
 
 
 def review(work: ReviewWork, item: ReviewItem, *, now: datetime, post: bool) -> Outcome:
-    """Assess one head; with `post`, show it on the forge (`backout risk` without --post only prints)."""
-    diff = work.heads.request_diff(item.repo, ref=request_ref(item.forge, item.number), sha=item.head_sha,
+    """Assess one head (`head_sha` "": the request's head as it is now); with `post`, show it on the
+    forge (`backout risk` without --post only prints)."""
+    diff = work.heads.request_diff(item.repo, ref=request_ref(item.forge, item.number), sha=item.head_sha or None,
                                    base=item.base)
     if diff is None:
         log.info("review_risk.head_gone", repo=item.repo, number=item.number, sha=item.head_sha[:12])
         return Outcome(risk=None, check=None, comment=None)
-    change = ReviewedChange(repo=item.repo, number=item.number, head_sha=item.head_sha, files=diff.files,
+    sha = diff.head_sha
+    change = ReviewedChange(repo=item.repo, number=item.number, head_sha=sha, files=diff.files,
                             flags=revert_warnings([f.path for f in diff.files], diff.patch))
     policies = _policies(work.playbooks, item.repo, [f.path for f in diff.files])
     lookback = max((p.lookback for p in policies), default=ReviewPolicy().lookback)
@@ -120,9 +122,9 @@ def review(work: ReviewWork, item: ReviewItem, *, now: datetime, post: bool) -> 
                         target_url=links.get(risk.matches[0].cause.incident_id) if risk.matches else None)
     comment = None
     if risk.flagged or posted.flagged or posted.comment_id is not None:
-        comment = f"{MARKER}\n**Backout review risk** for {item.head_sha[:7]}\n\n{text}"
+        comment = f"{MARKER}\n**Backout review risk** for {sha[:7]}\n\n{text}"
     if post:
-        work.forge.review_check(item.repo, sha=item.head_sha, check=check)
+        work.forge.review_check(item.repo, sha=sha, check=check)
         if comment is not None:
             comment_id = work.forge.comment(item.repo, item.number, body=comment, marker=MARKER,
                                             comment_id=posted.comment_id)

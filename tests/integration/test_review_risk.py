@@ -7,6 +7,7 @@ sweep."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
+from bot.cli import app as cli
 from bot.config import load_settings
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, AlertStatus, Delivery, ReceivedAlert
@@ -307,3 +310,24 @@ def test_a_head_queued_before_a_crash_is_assessed_by_the_sweep(world: World) -> 
     assert reviews.sweep(restarted.ctx.reviews, clock=restarted.ctx.clock) == 0
     assert len(world.github.comments) == 1
     assert len(risk_statuses(world.github, sha)) == 1
+
+
+def test_the_cli_prints_the_assessment_and_posts_only_when_asked(world: World) -> None:
+    """`backout risk gitops 1`: the incidents and flags, nothing on the forge; --post: the check and the comment."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")})
+    config = str(world.tmp / "config.yaml")
+    printed = CliRunner().invoke(cli, ["risk", "gitops", "1", "--json", "--config", config])
+    assert printed.exit_code == 0, printed.output
+    shown = json.loads(printed.stdout)
+    assert (shown["flagged"], shown["head_sha"], shown["incidents"], shown["posted"]) == (True, sha, [1], False)
+    assert world.github.writes() == 0
+    posted = CliRunner().invoke(cli, ["risk", "gitops", "1", "--post", "--config", config])
+    assert posted.exit_code == 0, posted.output
+    assert "INC-1" in posted.stdout
+    assert len(world.github.comments) == 1
+    assert len(risk_statuses(world.github, sha)) == 1
+    unknown = CliRunner().invoke(cli, ["risk", "nope", "1", "--config", config])
+    assert unknown.exit_code == 2
+    assert "known: gitops, platform" in unknown.output

@@ -384,7 +384,7 @@ class GitMirrors:
             blobs = self._blobs(spec, set(paths.values()))
         return {path: blobs[oid].decode("utf-8", "replace") for path, oid in paths.items() if oid in blobs}
 
-    def request_diff(self, repo: str, *, ref: str, sha: str, base: str) -> RequestDiff | None:
+    def request_diff(self, repo: str, *, ref: str, sha: str | None, base: str) -> RequestDiff | None:
         """Implements RequestHeads (bot/adapters/git/requests.py)."""
         spec = self._spec(repo)
         if not (self.path(repo) / "HEAD").exists():

@@ -19,18 +19,22 @@ _BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,250}$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
-def request_diff(runner: GitRunner, guard: HostGuard, *, url: str, mirror: Path, ref: str, sha: str, base: str,
-                 blobs: Blobs) -> RequestDiff | None:
-    """Fetch the request's head and base, then `sha`'s files against merge-base(base, sha); None when
-    `sha` is no longer the request's head (a later push, whose own delivery follows, or a force-push)."""
-    if not _REF.match(ref) or not _SHA.match(sha) or not _BRANCH.match(base) or ".." in base or base.startswith("-"):
-        raise InvalidInput(f"not a request head Backout fetches: {ref} {sha[:12]} onto {base[:80]}")
+def request_diff(runner: GitRunner, guard: HostGuard, *, url: str, mirror: Path, ref: str, sha: str | None,
+                 base: str, blobs: Blobs) -> RequestDiff | None:
+    """Fetch the request's head and base, then `sha`'s files against merge-base(base, sha) (None: the
+    head as fetched); None when `sha` is no longer the request's head (a later push, whose own
+    delivery follows, or a force-push)."""
+    safe_base = bool(_BRANCH.match(base)) and ".." not in base and not base.startswith("-")
+    if not _REF.match(ref) or (sha is not None and not _SHA.match(sha)) or not safe_base:
+        raise InvalidInput(f"not a request head Backout fetches: {ref} {(sha or '')[:12]} onto {base[:80]}")
     local = "refs/backout/" + ref.removeprefix("refs/")
     base_ref = f"refs/backout/base/{base}"
     guard.call(runner, ["fetch", "--quiet", "--no-tags", "origin", f"+{ref}:{local}", f"+refs/heads/{base}:{base_ref}"],
                url=url, cwd=mirror)
-    if runner.text(["rev-parse", local], cwd=mirror) != sha:
+    tip = runner.text(["rev-parse", local], cwd=mirror)
+    if sha is not None and tip != sha:
         return None
+    sha = tip
     found = runner.run(["merge-base", base_ref, sha], cwd=mirror, check=False)
     start = found.stdout.decode().strip() if found.returncode == 0 else ""
     if not start:  # unrelated histories: the whole tree is the change

@@ -338,7 +338,8 @@ class RequestDiff:
 class RequestHeads(Protocol):
     """A request's head fetched into the repository's mirror."""
 
-    def request_diff(self, repo: str, *, ref: str, sha: str, base: str) -> RequestDiff | None:
-        """Fetch `ref` (refs/pull/N/head), then diff `sha` from its merge-base with `base`; None when
-        `sha` is no longer the request's head (a later push or a force-push replaced it)."""
+    def request_diff(self, repo: str, *, ref: str, sha: str | None, base: str) -> RequestDiff | None:
+        """Fetch `ref` (refs/pull/N/head), then diff `sha` (None: whatever the head is now) from its
+        merge-base with `base`; None when `sha` is no longer the request's head (a later push or a
+        force-push replaced it)."""
         ...
