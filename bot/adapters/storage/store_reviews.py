@@ -35,8 +35,10 @@ class SqlReviews:
             statement = _insert(tx.conn)(t.review_checks).values(
                 repo=item.repo, number=item.number, head_sha=item.head_sha, base=item.base, forge=item.forge,
                 created_at=at, attempts=0)
-            done = tx.conn.execute(statement.on_conflict_do_nothing(index_elements=["repo", "number", "head_sha"]))
-            return bool(done.rowcount)
+            # RETURNING, not rowcount: the drivers do not all say 0 for a row left alone.
+            done = tx.conn.execute(statement.on_conflict_do_nothing(index_elements=["repo", "number", "head_sha"])
+                                   .returning(t.review_checks.c.id))
+            return done.first() is not None
 
         return self._store.run(work)
 
