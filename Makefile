@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/storm.py
 	$(BIN)/python bench/freeze.py
 	$(BIN)/python bench/crash_recovery.py
+	$(BIN)/python bench/review_risk_calls.py
 	$(BIN)/python bench/automerge_calls.py
 	$(BIN)/python bench/incident_branch.py
 

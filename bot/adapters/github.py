@@ -23,6 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from bot.adapters.github_checks import post_check_run, post_status
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
+from bot.domain.forge_events import RequestChanged
 from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
 from bot.domain.review_checks import ReviewCheck
 
@@ -201,6 +202,13 @@ class GitHubForge:
 
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
         return None  # GitHub's REST API has no revert, dry or not
+
+    def open_requests(self, repo: str) -> list[RequestChanged]:
+        full = self._repos[repo]
+        pulls = self._conditional_get(f"/repos/{full}/pulls", "pulls.list", {"state": "open", "per_page": 100}) or []
+        return [RequestChanged(forge="github", project=full, number=int(p["number"]), action="opened",
+                               head=str(p["head"]["ref"]), head_sha=str(p["head"]["sha"]), base=str(p["base"]["ref"]))
+                for p in pulls]
 
     def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
         post = post_check_run if self._as_app else post_status

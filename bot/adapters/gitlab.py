@@ -26,6 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from bot.adapters.gitlab_checks import post_status
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
+from bot.domain.forge_events import RequestChanged
 from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
 from bot.domain.review_checks import ReviewCheck
 
@@ -243,6 +244,13 @@ class GitLabForge:
             return int(self._request("post", notes, data={"body": body})["id"])
 
         return self._call("notes.create", find_or_create)
+
+    def open_requests(self, repo: str) -> list[RequestChanged]:
+        found = self._call("merge_requests.list", lambda: self._request(
+            "get", f"{self._project(repo)}/merge_requests", query={"state": "opened", "per_page": 100})) or []
+        return [RequestChanged(forge="gitlab", project=self._projects[repo], number=int(m["iid"]), action="opened",
+                               head=str(m["source_branch"]), head_sha=str(m.get("sha") or ""),
+                               base=str(m["target_branch"])) for m in found]
 
     def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
         post_status(self._call, self._request, project=self._project(repo), sha=sha, check=check)

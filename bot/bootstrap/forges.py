@@ -15,11 +15,13 @@ from bot.adapters.github import AppliedFrom, GitHubForge, make_client
 from bot.adapters.prometheus import PrometheusRevisions, RevisionQuery
 from bot.config import ConfigError, Problem, Settings
 from bot.domain.errors import UpstreamError
+from bot.domain.forge_events import RequestChanged
 from bot.domain.ports import (
     AppliedTimes,
     Forge,
     MergeState,
     Merging,
+    OpenRequests,
     PullRequestRef,
     PullRequestStatus,
 )
@@ -119,6 +121,10 @@ class ForgesByRepo:
 
     def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
         self._for(repo).review_check(repo, sha=sha, check=check)
+
+    def open_requests(self, repo: str) -> list[RequestChanged]:
+        forge = self._for(repo)
+        return forge.open_requests(repo) if isinstance(forge, OpenRequests) else []
 
 
 def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTimes]:

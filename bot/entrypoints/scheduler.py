@@ -13,9 +13,10 @@ from functools import partial
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.config import Settings
 from bot.domain.automerge import MergeMode
 from bot.domain.playbooks import Playbook, Probe
-from bot.domain.ports import Merging
+from bot.domain.ports import Merging, OpenRequests
 from bot.domain.probes import probe_key
 from bot.entrypoints.charts import review_files
 from bot.entrypoints.context import AppContext
@@ -38,6 +39,9 @@ from bot.services.roles import remind_updates
 from bot.services.watching import resolve_cleared, run_probe, send_reminders, verify_rollbacks
 
 log = structlog.get_logger(__name__)
+# Open requests listed this often where no webhook tells of them: one call per repository, and on
+# GitHub a conditional one (304, free) while nothing changed; GitLab allows far more than this.
+REVIEW_POLL_EVERY = timedelta(minutes=5)
 Job = Callable[[AppContext], None]
 
 
@@ -67,6 +71,20 @@ def review_job(ctx: AppContext) -> None:
     """Assess the request heads a crash or a failure left queued (review risk)."""
     if ctx.reviews is not None:
         reviews.sweep(ctx.reviews, clock=ctx.clock, keep_going=ctx.leader.is_leader)
+
+
+def review_poll_job(ctx: AppContext) -> None:
+    """Review risk on repositories whose forge has no webhook secret: their open requests, listed."""
+    if ctx.reviews is not None and isinstance(ctx.forge, OpenRequests):
+        done = reviews.poll(ctx.reviews, ctx.forge, repos=polled_for_review(ctx.settings), now=ctx.clock())
+        if done:
+            log.info("review_risk.polled", assessed=done)
+
+
+def polled_for_review(settings: Settings) -> dict[str, str]:
+    """Repositories with review.risk whose forge's webhook cannot be trusted (no secret): name -> branch."""
+    hooked = {"github": settings.github.webhook_secret is not None, "gitlab": settings.gitlab.webhook_token is not None}
+    return {repo.name: repo.branch for repo in settings.repos if repo.review.risk and not hooked.get(repo.forge, True)}
 
 
 def follow_job(ctx: AppContext) -> None:
@@ -231,6 +249,8 @@ def start_scheduler(ctx: AppContext) -> BackgroundScheduler:
     add("follow_ups", sweep_job, settings.scheduler.sweep_every, at_start=True)
     if ctx.reviews is not None:
         add("review_risk", review_job, settings.scheduler.sweep_every, at_start=True)
+        if polled_for_review(settings):
+            add("review_risk_poll", review_poll_job, REVIEW_POLL_EVERY)
     add("reminders", reminders_job, settings.scheduler.reminders_every)
     add("rollback_plans", plan_job, settings.scheduler.verify_every)
     # As often as the key metric is checked: a revert applied, then verified, is seen as soon.

@@ -12,16 +12,17 @@ claim that expired while its holder was still busy costs calls, not a second com
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
 from bot.domain.changes import matches_any
+from bot.domain.errors import BackoutError
 from bot.domain.forge_events import RequestChanged
 from bot.domain.playbooks import Playbook, ReviewPolicy
-from bot.domain.ports import Forge, PastCauses, RequestHeads, ReviewQueue
+from bot.domain.ports import Forge, OpenRequests, PastCauses, RequestHeads, ReviewQueue
 from bot.domain.review_checks import MARKER, CheckState, ReviewCheck, ReviewItem, request_ref
 from bot.domain.review_risk import ReviewedChange, Risk, assess, summary
 from bot.domain.safety import revert_warnings
@@ -94,6 +95,23 @@ def sweep(work: ReviewWork, *, clock: Callable[[], datetime], keep_going: Callab
         done += sum(ran)
         if not any(ran):
             break
+    return done
+
+
+def poll(work: ReviewWork, forge: OpenRequests, *, repos: Mapping[str, str], now: datetime) -> int:
+    """For repositories without a webhook: queue the new heads of their open requests (one list
+    call per repository, conditional on GitHub: an unchanged list costs no rate limit), then assess
+    them. `repos`: name -> watched branch. How many heads were assessed."""
+    done = 0
+    for repo, branch in repos.items():
+        try:
+            found = forge.open_requests(repo)
+        except BackoutError as exc:
+            log.warning("review_risk.poll_failed", repo=repo, error=str(exc))
+            continue
+        queued = [item for changed in found
+                  if (item := queue_request(work.queue, repo=repo, changed=changed, branch=branch, now=now))]
+        done += sum(run_one(work, item, now=now) for item in queued)
     return done
 
 

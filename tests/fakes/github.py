@@ -53,6 +53,12 @@ class FakeGitHub(FaultyApi):
         self.app = self._build()
 
     # ---- helpers for tests ----
+    def open_by_someone(self, number: int, head: str, sha: str, base: str = "main") -> None:
+        """A pull request a person opened (or pushed `sha` to), as GET .../pulls lists it."""
+        self.pulls[number] = {"number": number, "state": "open", "draft": False, "merged": False,
+                              "title": head, "html_url": f"https://github.com/{self.owner}/{self.name}/pull/{number}",
+                              "head": {"ref": head, "sha": sha}, "base": {"ref": base}, "updated_at": _now()}
+
     def merge(self, number: int, by: str = "octocat") -> None:
         pull = self.pulls[number]
         pull.update(state="closed", merged=True, merged_at=_now(), closed_at=_now(),

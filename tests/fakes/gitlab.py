@@ -58,10 +58,10 @@ class FakeGitLab(FaultyApi):
         self.app = self._build()
 
     # ---- helpers for tests ----
-    def open_by_someone(self, iid: int, source: str, target: str = "main") -> None:
-        """A merge request a person opened (not through the API Backout uses)."""
+    def open_by_someone(self, iid: int, source: str, target: str = "main", sha: str = "") -> None:
+        """A merge request a person opened (or pushed `sha` to), not through the API Backout uses."""
         self.merge_requests[iid] = {"id": 10_000 + iid, "iid": iid, "project_id": self.project_id, "title": source,
-                                    "state": "opened", "source_branch": source, "target_branch": target,
+                                    "state": "opened", "source_branch": source, "target_branch": target, "sha": sha,
                                     "labels": [], "reviewers": [], "created_at": _stamp(), "updated_at": _stamp()}
 
     def merge(self, iid: int, by: str = "alice") -> None:

@@ -25,8 +25,10 @@ from bot.cli import app as cli
 from bot.config import load_settings
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Actor, AlertStatus, Delivery, ReceivedAlert
+from bot.domain.ports import OpenRequests
 from bot.domain.review_checks import MARKER
 from bot.domain.verdicts import VerdictKind
+from bot.entrypoints.scheduler import polled_for_review
 from bot.entrypoints.serving import serve_in_thread
 from bot.services import reviews
 from bot.services.ingest import ingest_delivery
@@ -331,3 +333,32 @@ def test_the_cli_prints_the_assessment_and_posts_only_when_asked(world: World) -
     unknown = CliRunner().invoke(cli, ["risk", "nope", "1", "--config", config])
     assert unknown.exit_code == 2
     assert "known: gitops, platform" in unknown.output
+
+
+def test_without_a_webhook_open_requests_are_polled_within_the_rate_limit(world: World) -> None:
+    """Listing open requests queues each new head once; a second poll with nothing new costs a 304 on GitHub."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")})
+    world.github.open_by_someone(1, "feature", sha)
+    git("fetch", "--quiet", "origin", cwd=world.platform.work)
+    mr_sha = request_head(world.platform, "refs/merge-requests/2/head", {"other/values.yaml": "replicas: 2\n"})
+    world.gitlab.open_by_someone(2, "feature", sha=mr_sha)
+    work = app.ctx.reviews
+    assert work is not None
+    assert isinstance(app.ctx.forge, OpenRequests)
+    repos = {"gitops": "main", "platform": "main"}
+    assert reviews.poll(work, app.ctx.forge, repos=repos, now=app.ctx.clock()) == 2
+    assert reviews.poll(work, app.ctx.forge, repos=repos, now=app.ctx.clock()) == 0
+    assert len(world.github.comments) == 1
+    assert len(risk_statuses(world.github, sha)) == 1
+    assert world.gitlab.notes == []  # clean: nothing touched what caused INC-1
+    assert world.github.calls[("GET", "/repos/acme/gitops/pulls")] == 2
+    assert world.github.rate_remaining == 5000 - world.github.reads() - world.github.writes() + 1  # the 304 was free
+
+
+def test_only_repositories_whose_forge_has_no_webhook_secret_are_polled(world: World) -> None:
+    settings = load_settings(world.tmp / "config.yaml")
+    assert polled_for_review(settings) == {}
+    unhooked = settings.model_copy(update={"github": settings.github.model_copy(update={"webhook_secret": None})})
+    assert polled_for_review(unhooked) == {"gitops": "main"}

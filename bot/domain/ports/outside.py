@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 from bot.domain.changes import Change, FileChange, Revert
 from bot.domain.chat_marks import ChatMessage
 from bot.domain.drift import DriftedResource
+from bot.domain.forge_events import RequestChanged
 from bot.domain.models import Alert
 from bot.domain.paging import OnCall, Page
 from bot.domain.review_checks import ReviewCheck
@@ -332,6 +333,15 @@ class RequestDiff:
     head_sha: str
     files: tuple[FileChange, ...]
     patch: str  # the unified diff, cut to a bound (for the revert-safety flags)
+
+
+@runtime_checkable
+class OpenRequests(Protocol):
+    """The open pull (merge) requests of a repository, for review risk where no webhook tells of them."""
+
+    def open_requests(self, repo: str) -> list[RequestChanged]:
+        """Each open request as `opened` with its head sha and base (the first 100, newest first)."""
+        ...
 
 
 @runtime_checkable
