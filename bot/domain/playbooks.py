@@ -16,7 +16,7 @@ from bot.domain.changes import glob_problem
 from bot.domain.durations import Duration
 from bot.domain.gitops import GitOpsPolicy
 from bot.domain.paging import PagerDutyPolicy
-from bot.domain.review_risk import BLOCK_RULES
+from bot.domain.review_risk import BLOCK_RULES, LOOKBACK
 from bot.domain.rooms import RoomPolicy
 
 
@@ -154,7 +154,7 @@ class ReviewPolicy(Strict):
     repository's protection requires the `backout/risk` check), and how far back past causes count."""
 
     block_on: tuple[str, ...] = ()
-    lookback: Duration = timedelta(days=90)
+    lookback: Duration = LOOKBACK
 
     @model_validator(mode="after")
     def _known_rules(self) -> ReviewPolicy:

@@ -13,7 +13,7 @@ claim that expired while its holder was still busy costs calls, not a second com
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -24,7 +24,7 @@ from bot.domain.forge_events import RequestChanged
 from bot.domain.playbooks import Playbook, ReviewPolicy
 from bot.domain.ports import Forge, OpenRequests, PastCauses, RequestHeads, ReviewQueue
 from bot.domain.review_checks import MARKER, CheckState, ReviewCheck, ReviewItem, request_ref
-from bot.domain.review_risk import ReviewedChange, Risk, assess, summary
+from bot.domain.review_risk import LOOKBACK, PastCause, ReviewedChange, Risk, Rules, assess, summary
 from bot.domain.safety import revert_warnings
 
 log = structlog.get_logger(__name__)
@@ -125,11 +125,12 @@ def review(work: ReviewWork, item: ReviewItem, *, now: datetime, post: bool) -> 
         return Outcome(risk=None, check=None, comment=None)
     sha = diff.head_sha
     change = ReviewedChange(repo=item.repo, number=item.number, head_sha=sha, files=diff.files,
-                            flags=revert_warnings([f.path for f in diff.files], diff.patch))
+                            flags=revert_warnings([f.path for f in diff.files], diff.patch), reverts=diff.reverts)
     policies = _policies(work.playbooks, item.repo, [f.path for f in diff.files])
-    lookback = max((p.lookback for p in policies), default=ReviewPolicy().lookback)
+    lookback = max((p.lookback for p in policies), default=LOOKBACK)
     block_on = tuple(dict.fromkeys(rule for p in policies for rule in p.block_on))
-    risk = assess(change, work.causes.causes(item.repo, since=now - lookback), block_on=block_on)
+    causes = _scoped(work.causes.causes(item.repo, since=now - lookback), work.playbooks)
+    risk = assess(change, causes, block_on=block_on, now=now, rules=Rules(lookback=lookback))
     posted = work.queue.posted(item.repo, item.number)
     required = bool(block_on)  # the check may be required by the branch's protection: always set it
     if not risk.flagged and not posted.flagged and posted.comment_id is None and not required:
@@ -167,6 +168,16 @@ def _policies(playbooks: Sequence[Playbook], repo: str, paths: Sequence[str]) ->
                 found.append(playbook.review)
                 break
     return found
+
+
+def _scoped(causes: Sequence[PastCause], playbooks: Sequence[Playbook]) -> list[PastCause]:
+    """Each cause held to its service's paths in its repository (the playbooks of that service)."""
+    scopes: dict[tuple[str, str], tuple[str, ...]] = {}
+    for playbook in playbooks:
+        for entry in playbook.repos:
+            key = (playbook.service, entry.repo)
+            scopes[key] = (*scopes.get(key, ()), *entry.paths, *entry.shared_paths)
+    return [replace(cause, scope=scopes.get((cause.service, cause.repo), ())) for cause in causes]
 
 
 def _state(risk: Risk) -> CheckState:

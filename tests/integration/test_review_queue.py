@@ -38,8 +38,10 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[SqlS
     else:
         postgres: Postgres = request.getfixturevalue("postgres")
         url = postgres.url
-        with create_engine(url).begin() as conn:
+        admin = create_engine(url)
+        with admin.begin() as conn:
             conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        admin.dispose()
     engines = [create_engine(url), create_engine(url)]
     migrate.upgrade(engines[0])
     yield [SqlStore(engine) for engine in engines]

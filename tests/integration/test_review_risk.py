@@ -362,3 +362,18 @@ def test_only_repositories_whose_forge_has_no_webhook_secret_are_polled(world: W
     assert polled_for_review(settings) == {}
     unhooked = settings.model_copy(update={"github": settings.github.model_copy(update={"webhook_secret": None})})
     assert polled_for_review(unhooked) == {"gitops": "main"}
+
+
+def test_a_request_that_reverts_the_cause_is_not_held_against_it(world: World) -> None:
+    """Its commit says "This reverts commit <culprit>": the culprit's own undoing gets nothing."""
+    app = world.app()
+    bad = bad_change_on_gitops(world)
+    world.incident(app, bad)
+    git("checkout", "--quiet", "-B", "feature", "origin/main", cwd=world.gitops.work)
+    git("revert", "--no-edit", bad, cwd=world.gitops.work)
+    git("push", "--quiet", "--force", "origin", "HEAD:refs/pull/6/head", cwd=world.gitops.work)
+    sha = git("rev-parse", "HEAD", cwd=world.gitops.work)
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha, number=6) == 202
+    assert world.github.comments == []
+    assert world.github.statuses == {}

@@ -10,10 +10,12 @@ from pathlib import Path
 from bot.adapters.git.host import HostGuard
 from bot.adapters.git.parse import DIFF_ARGS, Blobs, parse_diff
 from bot.adapters.git.runner import GitRunner
+from bot.domain.changes import reverted_shas
 from bot.domain.errors import InvalidInput
 from bot.domain.ports import RequestDiff
 
 MAX_PATCH = 256 * 1024  # bytes of the diff read for the revert-safety flags
+MAX_COMMITS = 250  # commits of a request whose messages are read for the reverts they make (GitHub lists 250)
 _REF = re.compile(r"^refs/(pull|merge-requests)/\d{1,10}/head$")
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,250}$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -41,5 +43,8 @@ def request_diff(runner: GitRunner, guard: HostGuard, *, url: str, mirror: Path,
         start = runner.text(["hash-object", "-t", "tree", "/dev/null"], cwd=mirror)
     raw = runner.run(["diff", *DIFF_ARGS, start, sha], cwd=mirror).stdout
     patch = runner.run(["diff", "--no-color", "-M", "--unified=3", start, sha], cwd=mirror).stdout
+    messages = runner.run(["log", "-z", "--format=%B", f"--max-count={MAX_COMMITS}", f"{start}..{sha}"], cwd=mirror,
+                          check=False).stdout.decode("utf-8", errors="replace")
+    reverts = tuple(dict.fromkeys(s for message in messages.split("\x00") for s in reverted_shas(message)))
     return RequestDiff(head_sha=sha, files=parse_diff(raw, blobs=blobs),
-                       patch=patch[:MAX_PATCH].decode("utf-8", errors="replace"))
+                       patch=patch[:MAX_PATCH].decode("utf-8", errors="replace"), reverts=reverts)

@@ -333,6 +333,7 @@ class RequestDiff:
     head_sha: str
     files: tuple[FileChange, ...]
     patch: str  # the unified diff, cut to a bound (for the revert-safety flags)
+    reverts: tuple[str, ...] = ()  # shas its commits say they revert ("This reverts commit X.")
 
 
 @runtime_checkable
