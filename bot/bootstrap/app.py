@@ -196,8 +196,8 @@ def _pagerduty(settings: Settings) -> PagerDutyPager:
 def start_replica(app: App) -> None:
     """For `serve`: take this process's replica name (kept beside `git.mirror_dir`, in the replica's
     own data folder: `.backout/replica` by default) and the name's next epoch, and free at once what
-    the name's previous run held when it died (follow-up work, chat summaries being sent). Claims of
-    other replicas lapse after their lease."""
+    the name's previous run held when it died (follow-up work, chat summaries being sent, held
+    controller events being recorded). Claims of other replicas lapse after their lease."""
     name = take_name(app.ctx.settings.git.mirror_dir.parent)
     app.closers.append(name.close)
     app.ctx.leader = SingleReplica(name.name)
@@ -205,7 +205,8 @@ def start_replica(app: App) -> None:
         return
     holder, released = app.ctx.store.start_replica(name.name, at=app.ctx.clock())
     log.info("replica.started", replica=holder.name, epoch=holder.epoch, name_kept=name.kept,
-             released_follow_ups=released.follow_ups, released_summaries=released.summaries)
+             released_follow_ups=released.follow_ups, released_summaries=released.summaries,
+             released_held_events=released.held_events)
 
 
 def elect_leader(app: App) -> None:

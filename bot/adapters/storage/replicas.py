@@ -1,7 +1,8 @@
 """Replica epochs: who holds a claim, and freeing what a process's previous run held.
 
 A serving process has a stable name (kept on disk by the caller) and, at each start, the next
-epoch of that name. Every claim it takes (follow-up work, a chat summary being sent) carries
+epoch of that name. Every claim it takes (follow-up work, a chat summary being sent, a held
+controller event being recorded) carries
 both. A process that starts again knows that any claim under its name with an older epoch was
 held by its previous run, which is dead: it frees them at once instead of waiting out the lease.
 Claims of other names are left to their lease (another replica may be alive and busy)."""
@@ -16,6 +17,8 @@ from sqlalchemy.engine import Connection
 from bot.adapters.storage import tables as t
 from bot.adapters.storage.store_changes import _insert
 
+UNHELD: dict[str, object] = {"claimed_by": None, "claimed_epoch": None}
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -28,12 +31,18 @@ class Holder:
         return {"claimed_by": self.name, "claimed_epoch": self.epoch}
 
 
+def stamp(holder: Holder | None) -> dict[str, object]:
+    """The columns a claim sets: its holder, or none (a process that is no replica: its claims only lapse)."""
+    return holder.stamp() if holder else dict(UNHELD)
+
+
 @dataclass(frozen=True)
 class Released:
     """What a start freed of its previous run's claims."""
 
     follow_ups: int
     summaries: int
+    held_events: int
 
 
 def next_epoch(conn: Connection, name: str, *, at: datetime) -> Holder:
@@ -48,13 +57,17 @@ def next_epoch(conn: Connection, name: str, *, at: datetime) -> Holder:
 def release_earlier(conn: Connection, holder: Holder, *, now: datetime) -> Released:
     """Free the claims `holder.name` took in earlier epochs: its follow-up work is due again, its
     summaries being sent are pending again (their attempt counts, so a post that went out before
-    the crash is found, not repeated)."""
-    f, o = t.follow_ups.c, t.chat_outbox.c
-    unheld = {"claimed_by": None, "claimed_epoch": None}
+    the crash is found, not repeated), the controller events it was recording are free for the
+    next sweep (recording is idempotent on the event's key)."""
+    f, o, h = t.follow_ups.c, t.chat_outbox.c, t.held_controller_events.c
     follow_ups = conn.execute(t.follow_ups.update().where(
         f.done_at.is_(None), f.claimed_by == holder.name, f.claimed_epoch < holder.epoch,
-    ).values(claimed_until=None, **unheld)).rowcount
+    ).values(claimed_until=None, **UNHELD)).rowcount
     summaries = conn.execute(t.chat_outbox.update().where(
         o.state == "sending", o.claimed_by == holder.name, o.claimed_epoch < holder.epoch,
-    ).values(state="pending", not_before=now, **unheld)).rowcount
-    return Released(follow_ups=max(follow_ups or 0, 0), summaries=max(summaries or 0, 0))
+    ).values(state="pending", not_before=now, **UNHELD)).rowcount
+    held = conn.execute(t.held_controller_events.update().where(
+        h.claimed_by == holder.name, h.claimed_epoch < holder.epoch,
+    ).values(claimed_until=None, **UNHELD)).rowcount
+    return Released(follow_ups=max(follow_ups or 0, 0), summaries=max(summaries or 0, 0),
+                    held_events=max(held or 0, 0))

@@ -227,7 +227,7 @@ class SqlTransaction:
         self.rooms = SqlRoomRepository(conn)
         self.roles = SqlRoleRepository(conn)
         self.drifts = SqlDriftRepository(conn)
-        self.held_events = SqlHeldEventRepository(conn)
+        self.held_events = SqlHeldEventRepository(conn, holder)
 
 
 READ_ONLY = "backout_read_only"  # the execution option `engine` begins a read-only transaction for

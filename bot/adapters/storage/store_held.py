@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
+from bot.adapters.storage.replicas import UNHELD, Holder, stamp
 from bot.adapters.storage.store_changes import _insert
 from bot.domain.gitops import ControllerEvent
 from bot.domain.ports import HeldEvent
@@ -19,8 +20,9 @@ _NOTE = 1000  # characters of the reason an event is still held
 
 
 class SqlHeldEventRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, holder: Holder | None = None) -> None:
         self._conn = conn
+        self._holder = holder  # stamped on each claim, so a restart frees its earlier run's at once
 
     def hold(self, event: ControllerEvent, *, at: datetime, note: str) -> None:
         statement = _insert(self._conn)(t.held_controller_events).values(
@@ -45,13 +47,13 @@ class SqlHeldEventRepository:
         if not chosen:
             return []
         rows = self._conn.execute(t.held_controller_events.update().where(h.key.in_(chosen), free).values(
-            claimed_until=until).returning(*t.held_controller_events.columns)).mappings().all()
+            claimed_until=until, **stamp(self._holder)).returning(*t.held_controller_events.columns)).mappings().all()
         return sorted((_held(row) for row in rows), key=lambda held: (held.held_at, held.event.key))
 
     def release(self, key: str, *, note: str) -> None:
         h = t.held_controller_events.c
         self._conn.execute(t.held_controller_events.update().where(h.key == key).values(
-            claimed_until=None, attempts=h.attempts + 1, note=note[:_NOTE]))
+            claimed_until=None, attempts=h.attempts + 1, note=note[:_NOTE], **UNHELD))
 
     def drop(self, key: str) -> None:
         self._conn.execute(t.held_controller_events.delete().where(t.held_controller_events.c.key == key))
@@ -59,7 +61,7 @@ class SqlHeldEventRepository:
     def release_all(self) -> int:
         h = t.held_controller_events.c
         done = self._conn.execute(t.held_controller_events.update().where(h.claimed_until.is_not(None))
-                                  .values(claimed_until=None))
+                                  .values(claimed_until=None, **UNHELD))
         return max(done.rowcount or 0, 0)
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
-from bot.adapters.storage.replicas import Holder
+from bot.adapters.storage.replicas import Holder, stamp
 from bot.adapters.storage.store_changes import _insert, _upsert
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Verification
 from bot.domain.probes import ProbeState, ProbeStatus
@@ -55,7 +55,7 @@ class SqlChatRepository:
         if not ids:
             return []
         rows = self._conn.execute(t.chat_outbox.update().where(o.id.in_(ids), due).values(
-            state="sending", not_before=until, attempts=o.attempts + 1, **_stamp(self._holder),
+            state="sending", not_before=until, attempts=o.attempts + 1, **stamp(self._holder),
         ).returning(*t.chat_outbox.columns)).mappings().all()
         claimed, seen = [], set()
         for row in sorted(rows, key=lambda r: r["id"]):
@@ -177,7 +177,7 @@ class SqlFollowUpRepository:
         taken = self._conn.execute(t.follow_ups.update().where(
             f.incident_id == incident_id, f.kind == kind, f.done_at.is_(None),
             sa.or_(f.claimed_until.is_(None), f.claimed_until < now),
-        ).values(claimed_until=until, attempts=f.attempts + 1, **_stamp(self._holder)))
+        ).values(claimed_until=until, attempts=f.attempts + 1, **stamp(self._holder)))
         return taken.rowcount == 1
 
     def backlog(self) -> int:
@@ -226,10 +226,6 @@ class SqlVerdictRepository:
         query = (sa.select(t.verdicts).join(t.incidents, t.incidents.c.id == t.verdicts.c.incident_id)
                  .where(t.incidents.c.opened_at >= at).order_by(t.verdicts.c.id).limit(limit))
         return [_verdict(row) for row in self._conn.execute(query).mappings()]
-
-
-def _stamp(holder: Holder | None) -> dict[str, object]:
-    return holder.stamp() if holder else {"claimed_by": None, "claimed_epoch": None}
 
 
 def _verdict(row: Any) -> Verdict:

@@ -102,6 +102,8 @@ held_controller_events = sa.Table(
     sa.Column("event", json_type(), nullable=False),
     sa.Column("held_at", UtcDateTime, nullable=False),
     sa.Column("claimed_until", UtcDateTime),
+    sa.Column("claimed_by", sa.String(100)),  # the holder's replica name and epoch (see `replicas`)
+    sa.Column("claimed_epoch", sa.Integer),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("note", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_held_controller_events_held_at", "held_at"),

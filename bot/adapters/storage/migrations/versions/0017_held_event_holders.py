@@ -1,0 +1,24 @@
+"""A held controller event's claim names its holder (a replica's name and epoch), so a replica
+killed while recording one frees it when it starts again, instead of at the end of the lease.
+
+Revision ID: 0017
+Revises: 0016
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0017"
+down_revision = "0016"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("held_controller_events", sa.Column("claimed_by", sa.String(100)))
+    op.add_column("held_controller_events", sa.Column("claimed_epoch", sa.Integer))
+
+
+def downgrade() -> None:
+    op.drop_column("held_controller_events", "claimed_epoch")
+    op.drop_column("held_controller_events", "claimed_by")
