@@ -15,7 +15,8 @@ from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 
 from bot.adapters.pagerduty import PagerDutyPager
-from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
+from bot.adapters.slack.delivery import SlackDelivery
+from bot.adapters.slack.notifier import SlackNotifier
 from bot.adapters.slack.rooms import SlackRooms
 from bot.config import load_playbooks
 from bot.domain.changes import AppliedSource
