@@ -32,7 +32,7 @@ from bot.services.ingest import ingest_delivery
 from bot.services.rooms import declare_due, declare_room, invitees
 from tests.conftest import PLAYBOOKS, Clock, delivery
 from tests.fakes.pagerduty import API_TOKEN, ROUTING_KEY, FakePagerDuty
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import AnswerLost, FakeSlack
 from tests.fakes.store import InMemoryStore
 
 OWNER = "U0123ABCD"  # the checkout playbook's owner
@@ -318,3 +318,24 @@ def test_severity_at_the_playbook_threshold_declares_and_the_message_moves_in(sl
     assert pointer["channel"] == slack.channels["inc-checkout"]  # the message that was there
     assert cards(slack)[-1]["channel"] == room
     assert "room.declared" in kinds(parts)
+
+
+@pytest.mark.parametrize("status", [None, 503], ids=["timed out", "5xx"])
+def test_a_pointer_whose_answer_was_lost_is_found_not_posted_again(slack: FakeSlack, clock: Clock,
+                                                                   status: int | None) -> None:
+    """Slack posts the pointer in the alerts channel, then its answer is lost (a time-out, or a
+    5xx after the post): the next attempt finds it by its metadata in the channel's history
+    (conversations.history, by the channel's ID) instead of posting a second one."""
+    lost = AnswerLost(replies=False, event_type="backout_room_pointer", status=status, token="xoxb-test",
+                      base_url=f"{slack.base_url}/api/")
+    parts = build(slack, clock, client=lost)
+    open_incident(parts, clock)
+    parts.deliver.drain()
+    for _ in range(2):
+        clock.now += timedelta(minutes=1)
+        parts.deliver.drain()
+    alerts = slack.channels["inc-checkout"]
+    pointers = [m for m in slack.history[alerts] if "backout_room_pointer" in str(m.get("metadata"))]
+    assert len(pointers) == 1
+    assert parts.store.state.rooms[1].pointer_ts == pointers[0]["ts"]
+    assert {c["channel"] for c in slack.called("conversations.history")} == {alerts}

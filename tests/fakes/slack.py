@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.entrypoints.serving import serve_in_thread
@@ -334,14 +335,25 @@ class FakeSlack:
 
 class AnswerLost(WebClient):
     """Slack posts the message, then the answer never arrives (a read time-out; a kill -9 looks
-    the same to the next delivery): `replies` picks thread replies, else the incident's message."""
+    the same to the next delivery): `replies` picks thread replies, else the incident's message;
+    `event_type` only the posts carrying that metadata (a room's pointer, say); `status` answers
+    Slack's 5xx instead of timing out."""
 
-    def __init__(self, *, replies: bool, **kwargs: Any) -> None:
+    def __init__(self, *, replies: bool, event_type: str | None = None, status: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.replies = replies
+        self.event_type = event_type
+        self.status = status
 
     def chat_postMessage(self, **kwargs: Any) -> SlackResponse:  # noqa: N802 (slack_sdk's name)
         answer = super().chat_postMessage(**kwargs)
-        if ("thread_ts" in kwargs) == self.replies:
-            raise TimeoutError("The read operation timed out")
-        return answer
+        if ("thread_ts" in kwargs) != self.replies:
+            return answer
+        if self.event_type is not None and (kwargs.get("metadata") or {}).get("event_type") != self.event_type:
+            return answer
+        if self.status is not None:
+            lost = SlackResponse(client=self, http_verb="POST", api_url=answer.api_url, req_args={},
+                                 data={"ok": False, "error": "internal_error"}, headers={}, status_code=self.status)
+            raise SlackApiError("internal_error", lost)
+        raise TimeoutError("The read operation timed out")

@@ -118,7 +118,8 @@ class SlackDelivery:
             return report
         self._paused_until = None
         if self._rooms is not None:  # first: a message waits for its room, and then goes there
-            self._rooms.drain(now, spend=lambda channel, at: self._spend(self._known_id(channel) or channel, at))
+            self._rooms.drain(now, spend=lambda channel, at: self._spend(self._known_id(channel) or channel, at),
+                              find=self._find_posted)
         if self._spent(now):
             report.paced += 1  # a backlog waits in the outbox, untouched, for the channel's next token
             return report
@@ -220,15 +221,16 @@ class SlackDelivery:
             return not self._failed(exc, report, now, retry=partial(self._delay, summary.id))
         return True
 
-    def _find_posted(self, name: str, marker: dict[str, Any], *, since: datetime) -> tuple[str, str] | None:
-        """(channel ID, ts) of this incident's message if an earlier attempt posted it (its
-        metadata says so); None when there is none or it cannot be looked for (then it is posted)."""
+    def _find_posted(self, name: str, marker: dict[str, Any], *, since: datetime,
+                     event_type: str = lookup.METADATA_TYPE) -> tuple[str, str] | None:
+        """(channel ID, ts) of this incident's message (or a room's pointer) if an earlier attempt
+        posted it (its metadata says so); None when there is none or it cannot be looked for."""
         channel_id = self._channel_id(name)
         if channel_id is None:
             log.warning("slack.lost_post_unchecked", channel=name,
                         reason="the channel's ID is unknown: set the channel by ID, or grant channels:read")
             return None
-        ts = lookup.find_message(self._client, channel_id, marker, since=since)
+        ts = lookup.find_message(self._client, channel_id, marker, since=since, event_type=event_type)
         return (channel_id, ts) if ts else None
 
     def _channel_id(self, name: str) -> str | None:

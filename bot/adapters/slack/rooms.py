@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from slack_sdk import WebClient
@@ -32,7 +32,8 @@ log = structlog.get_logger(__name__)
 # Calls a minute each method allows (Slack's rate tiers: 2 is about 20, 3 about 50), and the burst kept.
 TIER_2, TIER_3 = (20, 3), (50, 10)
 TIERS = {"conversations.create": TIER_2, "conversations.archive": TIER_2, "conversations.list": TIER_2,
-         "conversations.invite": TIER_3, "users.lookupByEmail": TIER_3, "chat.update": TIER_3, "auth.test": TIER_3}
+         "conversations.invite": TIER_3, "conversations.history": TIER_3, "users.lookupByEmail": TIER_3,
+         "chat.update": TIER_3, "auth.test": TIER_3}
 MAX_SUFFIX = 20  # inc-7-checkout, inc-7-checkout-1, ...: past that, someone is squatting the names
 SERVER_ERROR_RETRY = timedelta(seconds=10)
 UNREACHABLE_RETRY = timedelta(seconds=30)
@@ -47,6 +48,13 @@ HINTS = {
     "is_archived": "the channel is archived",
     "name_taken": f"the template's name and {MAX_SUFFIX} suffixed ones are taken: change slack.channel_name",
 }
+
+
+class Find(Protocol):
+    """(channel ID, ts) of a message Backout posted in a channel (by name or ID), by its metadata."""
+
+    def __call__(self, name: str, marker: dict[str, Any], *, since: datetime,
+                 event_type: str) -> tuple[str, str] | None: ...
 
 
 class Paced(Exception):
@@ -124,15 +132,16 @@ class SlackRooms:
             return Placement(hold=room.error is None)
         return Placement(channel=room.channel_id)
 
-    def drain(self, now: datetime, *, spend: Callable[[str, datetime], bool]) -> int:
+    def drain(self, now: datetime, *, spend: Callable[[str, datetime], bool], find: Find) -> int:
         """Take the due steps of each room; returns how many rooms were worked on. A room paced or
-        failing waits (`not_before`) and the others go on; a 429 stops its method for all."""
+        failing waits (`not_before`) and the others go on; a 429 stops its method for all.
+        `spend`: a message's token in a channel; `find`: what an earlier attempt posted there."""
         self._declare(now)
         archive_before = now - self._archive_after if self._archive_after is not None else None
         rooms = self._store.run(lambda tx: tx.rooms.due(now, resolved_before=archive_before))
         for room in rooms:
             try:
-                self._steps(room, now, spend)
+                self._steps(room, now, spend, find)
             except Paced as paced:
                 self._wait(room.incident_id, until=paced.until, failed=False)
             except Refused as refused:
@@ -149,14 +158,14 @@ class SlackRooms:
                 self._wait(room.incident_id, until=now + UNREACHABLE_RETRY, failed=True)
         return len(rooms)
 
-    def _steps(self, room: Room, now: datetime, spend: Callable[[str, datetime], bool]) -> None:
+    def _steps(self, room: Room, now: datetime, spend: Callable[[str, datetime], bool], find: Find) -> None:
         incident = self._incident(room.incident_id)
         if room.state == "pending":
             room = self._create(room, incident, now)
         if room.invites_due:
             room = self._invite(room, now)
         if room.pointer_ts is None:
-            room = self._point(room, incident, now, spend)
+            room = self._point(room, incident, now, spend, find)
         after = self._archive_after
         if (after is not None and incident.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
                 and incident.resolved_at is not None and now - incident.resolved_at >= after):
@@ -244,8 +253,11 @@ class SlackRooms:
         self._store.run(work)
         return done
 
-    def _point(self, room: Room, incident: Incident, now: datetime, spend: Callable[[str, datetime], bool]) -> Room:
-        """One line where the incident was announced: the message already there becomes it, or one is posted."""
+    def _point(self, room: Room, incident: Incident, now: datetime, spend: Callable[[str, datetime], bool],
+               find: Find) -> Room:
+        """One line where the incident was announced: the message already there becomes it, or one is
+        posted. A post is marked unconfirmed first: after a lost answer (a time-out, a 5xx, a crash)
+        the next attempt looks for it by its metadata before posting again."""
         text = f"{incident.ref} {escape_mrkdwn(incident.title)}: handled in its own channel <#{room.channel_id}>"
         thread: ChatThread | None = self._store.run(lambda tx: tx.chat.thread(room.incident_id))
         if thread is not None and thread.channel != room.channel_id:
@@ -256,13 +268,20 @@ class SlackRooms:
         channel = self._alerts_channel(incident.playbook)
         if not channel or channel == room.channel_id:
             return self._save(replace(room, pointer_ts=NO_POINTER))
+        marker = {"incident": room.incident_id, "room": room.channel_id}
+        if room.pointer_unconfirmed:
+            found = self._call("conversations.history", now, lambda: find(
+                channel, marker, since=room.requested_at, event_type=POINTER_TYPE))
+            if found is not None:
+                log.info("slack.lost_pointer_found", incident=room.incident_id)
+                return self._save(replace(room, pointer_ts=found[1], pointer_unconfirmed=False))
         if not spend(channel, now):
             raise Paced(now + timedelta(seconds=1))
+        room = self._save(replace(room, pointer_unconfirmed=True))
         answer = self._client.chat_postMessage(
             channel=channel, text=text, unfurl_links=False, unfurl_media=False,
-            metadata={"event_type": POINTER_TYPE, "event_payload": {"incident": room.incident_id,
-                                                                    "room": room.channel_id}})
-        return self._save(replace(room, pointer_ts=str(answer["ts"])))
+            metadata={"event_type": POINTER_TYPE, "event_payload": marker})
+        return self._save(replace(room, pointer_ts=str(answer["ts"]), pointer_unconfirmed=False))
 
     def _archive(self, room: Room, now: datetime, after: timedelta) -> None:
         """Archived once its thread has carried every event; the thread then stops there (an

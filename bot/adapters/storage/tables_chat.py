@@ -75,6 +75,7 @@ chat_rooms = sa.Table(
     sa.Column("invites_due", sa.Boolean, nullable=False),
     sa.Column("invited", json_type(), nullable=False),
     sa.Column("pointer_ts", sa.String(40)),
+    sa.Column("pointer_unconfirmed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("not_before", UtcDateTime),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("error", sa.Text),

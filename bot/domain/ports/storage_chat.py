@@ -91,6 +91,7 @@ class Room:
     invites_due: bool = True
     invited: tuple[str, ...] = ()  # Slack users invited, and emails looked up (named when no match)
     pointer_ts: str | None = None
+    pointer_unconfirmed: bool = False  # a pointer post whose answer may be lost: looked for before posting again
     not_before: datetime | None = None  # paced or failed: not before then
     attempts: int = 0
     error: str | None = None
