@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     ROOM_INVITED = "room.invited"
     ROOM_FAILED = "room.failed"  # Slack refused a step (a missing scope, say): what to fix
     ROOM_ARCHIVED = "room.archived"
+    ROOM_UNARCHIVED = "room.unarchived"  # the incident was reopened after its channel was archived
     ALERT_FIRING = "alert.firing"
     ALERT_RESOLVED = "alert.resolved"
     ALERT_SET_ASIDE = "alert.set_aside"  # an alert of the delivery not stored: its start time is out of range

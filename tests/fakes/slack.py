@@ -8,7 +8,8 @@ People's side: `say` posts as a person, `pin` and `react` mark a message and ret
 Slack sends for it (also kept in `events`); `apps.connections.open` takes only an app-level token
 and answers with the Socket Mode server's URL (tests/fakes/slack_socket.py).
 Channels are made by `conversations.create` (`name_taken` when the name exists), people invited,
-channels archived, users found by email (`users.lookupByEmail`, `users_not_found`)."""
+channels archived and unarchived (`not_archived`, `channel_not_found`), users found by email
+(`users.lookupByEmail`, `users_not_found`)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ TAKES_NAMES = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.schedul
 CHANNEL_ARGS = ("channel", "channel_id")
 MARKING = frozenset({"pins.add", "pins.remove", "pins.list", "reactions.add", "reactions.remove", "reactions.get"})
 ROOM_METHODS = frozenset({"conversations.create", "conversations.invite", "conversations.archive",
-                          "users.lookupByEmail"})
+                          "conversations.unarchive", "users.lookupByEmail"})
 
 
 class FakeSlack:
@@ -185,6 +186,11 @@ class FakeSlack:
         channel = str(args.get("channel"))
         if channel not in self.channels.values():
             return {"ok": False, "error": "channel_not_found"}
+        if method == "conversations.unarchive":
+            if channel not in self.archived:
+                return {"ok": False, "error": "not_archived"}
+            self.archived.discard(channel)
+            return {"ok": True}
         if channel in self.archived:
             return {"ok": False, "error": "already_archived" if method == "conversations.archive" else "is_archived"}
         if method == "conversations.archive":

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from bot.domain.models import IncidentStatus
+from bot.domain.models import ACTIVE_STATUSES, IncidentStatus
 from bot.domain.ports import Room
 
 
@@ -34,6 +34,8 @@ class FakeRooms:
             if room.state == "pending" or (room.state == "open" and (room.invites_due or room.pointer_ts is None)):
                 return True
             incident = self._s.incidents[room.incident_id]
+            if room.state == "archived" and incident.status in ACTIVE_STATUSES:
+                return True
             return (resolved_before is not None and room.state == "open"
                     and incident.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
                     and incident.resolved_at is not None and incident.resolved_at <= resolved_before)

@@ -247,7 +247,8 @@ def test_replicas_marking_one_message_at_once_add_one_entry(engines: list[sa.Eng
 
 def test_rooms_and_roles_on_postgresql(engines: list[sa.Engine]) -> None:
     """A room declared once (two replicas asking at once add one), found due, by its channel once
-    made, archived when its incident resolved long enough ago; roles handed over."""
+    made, archived when its incident resolved long enough ago, due again (to unarchive) once its
+    incident is reopened; roles handed over."""
     import dataclasses
     from datetime import timedelta
 
@@ -280,6 +281,12 @@ def test_rooms_and_roles_on_postgresql(engines: list[sa.Engine]) -> None:
     assert [r.incident_id for r in stores[1].run(lambda tx: tx.rooms.due(later, resolved_before=NOW))] == [opened]
     stores[1].run(lambda tx: tx.rooms.request_invites(opened))
     assert stores[1].run(lambda tx: tx.rooms.get(opened)).invites_due is True
+    archived = dataclasses.replace(stores[0].run(lambda tx: tx.rooms.get(opened)), state="archived", invites_due=False)
+    stores[0].run(lambda tx: tx.rooms.save(archived))
+    assert stores[1].run(lambda tx: tx.rooms.due(later, resolved_before=later)) == []
+    change_status(store=stores[0], incident_id=opened, target=IncidentStatus.OPEN, actor=Actor.USER,
+                  actor_id="U0B", now=later)
+    assert [r.incident_id for r in stores[1].run(lambda tx: tx.rooms.due(later, resolved_before=None))] == [opened]
 
 
 def test_a_hold_waits_for_the_merge_decision_that_locked_the_action_first(engines: list[sa.Engine]) -> None:

@@ -26,8 +26,9 @@ from bot.domain.ports import ChatThread, Clock, IncidentMessage, PendingSummary,
 
 log = structlog.get_logger(__name__)
 QUIET_KINDS = frozenset({"chat.command"})  # on the timeline for the audit, not worth a thread line
-# Also shown in the channel: reminders, a failed recovery, a person's status update.
-LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered", "incident.update", "incident.update_reminder"})
+# Also shown in the channel: reminders, a failed recovery, a person's status update, a room unarchived for a reopen.
+LOUD_KINDS = frozenset({"incident.reminder", "verify.not_recovered", "incident.update", "incident.update_reminder",
+                        "room.unarchived"})
 SUSPECTS_KIND = "suspects.ranked"  # a post of its own: the suspects new to the thread, with their verdict buttons
 ALONE_KINDS = LOUD_KINDS | {SUSPECTS_KIND}
 ROOM_WAIT = timedelta(seconds=1)  # a message waiting for its incident's channel to be made
@@ -272,9 +273,11 @@ class SlackDelivery:
             except Exception as exc:
                 return not self._failed(exc, report, now, retry=lambda _until, _error: None)
         events = self._store.run(lambda tx: tx.timeline.after(thread.incident_id, thread.last_event_id, 20))
-        if events and self._rooms is not None and self._rooms.place(thread.incident_id).drop:
-            # Its channel is archived and takes no replies: the events stay on the timeline only.
+        place = self._rooms.place(thread.incident_id) if events and self._rooms is not None else Placement()
+        if place.drop:  # its channel is archived and takes no replies: the events stay on the timeline only
             self._save_thread(replace(thread, last_event_id=events[-1].id or thread.last_event_id))
+            return True
+        if place.hold and place.channel == thread.channel:  # a reopen: they wait for the channel to come back
             return True
         cursor = thread.last_event_id
         batch: list[TimelineEvent] = []

@@ -1,11 +1,12 @@
 """Incident rooms on Slack, driven from the outbox by the delivery's drain: the channel made
 (`conversations.create`, a suffix on `name_taken`), people invited (`users.lookupByEmail`,
-`conversations.invite`), a one-line pointer in the alerts channel, and the channel archived a
-while after the resolution. Each method keeps to its rate tier; a 429 waits for Retry-After.
+`conversations.invite`), a one-line pointer in the alerts channel, the channel archived a while
+after the resolution, and unarchived (or replaced) if the incident is reopened. Each method keeps
+to its rate tier; a 429 waits for Retry-After.
 
 Idempotent: the name is stored before the create call, so after a crash (or a lost answer) the
 `name_taken` that follows finds the channel Backout made (its creator, after the request) and
-adopts it instead of making a second one."""
+adopts it instead of making a second one; the pointer is looked for before it is posted again."""
 
 from __future__ import annotations
 
@@ -21,19 +22,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.adapters.slack import lookup
+from bot.adapters.slack.pacing import MethodBudget, Paced
 from bot.domain.chat import escape_mrkdwn
 from bot.domain.durations import format_duration
-from bot.domain.models import Actor, Incident, IncidentStatus
+from bot.domain.models import ACTIVE_STATUSES, Actor, Incident, IncidentStatus
 from bot.domain.ports import ChatThread, Room, Store, Transaction
 from bot.domain.rooms import Invitees, channel_name
 from bot.domain.timeline import EventKind, event
 
 log = structlog.get_logger(__name__)
-# Calls a minute each method allows (Slack's rate tiers: 2 is about 20, 3 about 50), and the burst kept.
-TIER_2, TIER_3 = (20, 3), (50, 10)
-TIERS = {"conversations.create": TIER_2, "conversations.archive": TIER_2, "conversations.list": TIER_2,
-         "conversations.invite": TIER_3, "conversations.history": TIER_3, "users.lookupByEmail": TIER_3,
-         "chat.update": TIER_3, "auth.test": TIER_3}
 MAX_SUFFIX = 20  # inc-7-checkout, inc-7-checkout-1, ...: past that, someone is squatting the names
 SERVER_ERROR_RETRY = timedelta(seconds=10)
 UNREACHABLE_RETRY = timedelta(seconds=30)
@@ -57,14 +54,6 @@ class Find(Protocol):
                  event_type: str) -> tuple[str, str] | None: ...
 
 
-class Paced(Exception):
-    """A method's budget is spent for now, or Slack answered 429: the room's steps wait."""
-
-    def __init__(self, until: datetime) -> None:
-        super().__init__(f"paced until {until.isoformat()}")
-        self.until = until
-
-
 class Refused(Exception):
     """A step Slack will not take however often it is asked (every name taken, say)."""
 
@@ -77,33 +66,9 @@ class Refused(Exception):
 class Placement:
     """Where an incident's message goes, given its room."""
 
-    channel: str | None = None  # its room's channel; None: where it would go without a room
-    hold: bool = False  # the room is being made: the message waits for it
+    channel: str | None = None  # its room's channel (with `hold`: the archived one being brought back)
+    hold: bool = False  # the room is being made, or unarchived for a reopen: the message waits for it
     drop: bool = False  # the room is archived: nothing more is sent there
-
-
-class MethodBudget:
-    """A token bucket per Slack method at its tier's rate; a 429 closes it until Retry-After."""
-
-    def __init__(self) -> None:
-        self._left: dict[str, tuple[float, datetime]] = {}
-        self._closed: dict[str, datetime] = {}
-
-    def take(self, method: str, now: datetime) -> None:
-        closed = self._closed.get(method)
-        if closed is not None and now < closed:
-            raise Paced(closed)
-        per_minute, burst = TIERS.get(method, TIER_3)
-        rate = per_minute / 60.0
-        left, since = self._left.get(method, (float(burst), now))
-        left = min(float(burst), left + (now - since).total_seconds() * rate)
-        if left < 1:
-            self._left[method] = (left, now)
-            raise Paced(now + timedelta(seconds=(1 - left) / rate))
-        self._left[method] = (left - 1, now)
-
-    def close(self, method: str, until: datetime) -> None:
-        self._closed[method] = until
 
 
 class SlackRooms:
@@ -123,11 +88,18 @@ class SlackRooms:
         self._me: str | None = None
 
     def place(self, incident_id: int) -> Placement:
-        room = self._store.run(lambda tx: tx.rooms.get(incident_id))
+        def read(tx: Transaction) -> tuple[Room | None, bool]:
+            room = tx.rooms.get(incident_id)
+            if room is None or room.state != "archived":
+                return room, False
+            incident = tx.incidents.get(incident_id)
+            return room, incident is not None and incident.status in ACTIVE_STATUSES
+
+        room, reopened = self._store.run(read)
         if room is None:
             return Placement()
-        if room.state == "archived":
-            return Placement(drop=True)
+        if room.state == "archived":  # reopened: it waits for the channel to come back
+            return Placement(hold=True, channel=room.channel_id) if reopened else Placement(drop=True)
         if room.channel_id is None:  # being made; refused (the error says why): the alerts channel
             return Placement(hold=room.error is None)
         return Placement(channel=room.channel_id)
@@ -160,6 +132,8 @@ class SlackRooms:
 
     def _steps(self, room: Room, now: datetime, spend: Callable[[str, datetime], bool], find: Find) -> None:
         incident = self._incident(room.incident_id)
+        if room.state == "archived":  # `due` gives an archived room only when its incident is active again
+            room = self._unarchive(room, incident, now)
         if room.state == "pending":
             room = self._create(room, incident, now)
         if room.invites_due:
@@ -175,7 +149,7 @@ class SlackRooms:
     def _create(self, room: Room, incident: Incident, now: datetime) -> Room:
         base = channel_name(self._template, incident_id=room.incident_id, service=incident.service)
         name = room.name or base
-        suffix = int(found.group(1)) if name != base and (found := re.search(r"-(\d+)$", name)) else 0
+        suffix = _suffix(name, base)
         for _ in range(MAX_SUFFIX):
             room = self._save(replace(room, name=name))  # before the call: a crash finds it by this name
             try:
@@ -261,10 +235,14 @@ class SlackRooms:
         text = f"{incident.ref} {escape_mrkdwn(incident.title)}: handled in its own channel <#{room.channel_id}>"
         thread: ChatThread | None = self._store.run(lambda tx: tx.chat.thread(room.incident_id))
         if thread is not None and thread.channel != room.channel_id:
-            self._call("chat.update", now, lambda: self._client.chat_update(
-                channel=thread.channel, ts=thread.ts, text=text,
-                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}]))
-            return self._save(replace(room, pointer_ts=thread.ts))
+            try:
+                self._call("chat.update", now, lambda: self._client.chat_update(
+                    channel=thread.channel, ts=thread.ts, text=text,
+                    blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}]))
+                return self._save(replace(room, pointer_ts=thread.ts))
+            except SlackApiError as exc:  # the message is in an earlier room, archived: a pointer is posted
+                if exc.response.get("error") != "is_archived":
+                    raise
         channel = self._alerts_channel(incident.playbook)
         if not channel or channel == room.channel_id:
             return self._save(replace(room, pointer_ts=NO_POINTER))
@@ -309,6 +287,52 @@ class SlackRooms:
                                             reply_unconfirmed=False))
 
         self._store.run(work)
+
+    def _unarchive(self, room: Room, incident: Incident, now: datetime) -> Room:
+        """The incident was reopened after its channel was archived: the channel comes back, its people
+        are invited again and the card goes there again. Where Slack refuses (bot tokens may not
+        unarchive in every workspace; a missing scope), a new channel with the next suffix is made."""
+        try:
+            self._call("conversations.unarchive", now,
+                       lambda: self._client.conversations_unarchive(channel=room.channel_id or ""))
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown_error"))
+            if exc.response.status_code >= 500:
+                raise
+            if error != "not_archived":  # someone brought it back already: as good as ours
+                return self._replace(room, incident, now, error=error)
+        back = replace(room, state="open", invites_due=True, invited=(), error=None, attempts=0, not_before=None)
+
+        def work(tx: Transaction) -> None:
+            tx.rooms.save(back)
+            tx.timeline.append(event(incident_id=room.incident_id, at=now, kind=EventKind.ROOM_UNARCHIVED,
+                                     actor=Actor.BACKOUT, data={"channel": room.channel_id},
+                                     text=f"Channel #{room.name} unarchived: the incident was reopened"))
+            tx.chat.put_summary(room.incident_id, None, {"kind": "room.unarchived"}, at=now)
+
+        self._store.run(work)
+        return back
+
+    def _replace(self, room: Room, incident: Incident, now: datetime, *, error: str) -> Room:
+        """A new channel for the reopened incident, named with the next suffix (made by the next step)."""
+        base = channel_name(self._template, incident_id=room.incident_id, service=incident.service)
+        name = channel_name(self._template, incident_id=room.incident_id, service=incident.service,
+                            suffix=_suffix(room.name or base, base) + 1)
+        fresh = replace(room, name=name, channel_id=None, state="pending", invites_due=True, invited=(),
+                        pointer_ts=None, pointer_unconfirmed=False, error=None, attempts=0, not_before=None)
+        hint = HINTS.get(error, "see Slack's documentation of the error")
+
+        def work(tx: Transaction) -> None:
+            tx.rooms.save(fresh)
+            tx.timeline.append(event(
+                incident_id=room.incident_id, at=now, kind=EventKind.ROOM_FAILED, actor=Actor.BACKOUT,
+                text=f"Slack refused to unarchive #{room.name} for the reopened incident: {error}; {hint}. "
+                     f"A new channel instead: #{name}",
+                data={"error": error, "step": "unarchive", "channel": room.channel_id, "name": name}))
+
+        log.warning("slack.room_unarchive_refused", incident=room.incident_id, error=error, name=name)
+        self._store.run(work)
+        return fresh
 
     # ---- calls and records ----
     def _call(self, method: str, now: datetime, call: Callable[[], Any]) -> Any:
@@ -370,3 +394,9 @@ class SlackRooms:
 
         log.warning("slack.room_refused", incident=incident_id, error=error)
         self._store.run(work)
+
+
+def _suffix(name: str, base: str) -> int:
+    """The number a channel's name adds to the template's (`inc-7-checkout-2`: 2; the name itself: 0)."""
+    found = re.search(r"-(\d+)$", name) if name != base else None
+    return int(found.group(1)) if found else 0

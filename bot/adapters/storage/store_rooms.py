@@ -12,11 +12,12 @@ from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
 from bot.adapters.storage.store_changes import _insert, _upsert
-from bot.domain.models import IncidentStatus
+from bot.domain.models import ACTIVE_STATUSES, IncidentStatus
 from bot.domain.ports import Room
 
 _ROOM_FIELDS = [f.name for f in dataclasses.fields(Room) if f.name != "incident_id"]
 _DONE = (IncidentStatus.RESOLVED.value, IncidentStatus.CLOSED.value)
+_ACTIVE = sorted(status.value for status in ACTIVE_STATUSES)
 
 
 class SqlRoomRepository:
@@ -46,7 +47,8 @@ class SqlRoomRepository:
     def due(self, now: datetime, *, resolved_before: datetime | None, limit: int = 20) -> list[Room]:
         r, i = t.chat_rooms.c, t.incidents.c
         ready = sa.or_(r.not_before.is_(None), r.not_before <= now)
-        work = sa.or_(r.state == "pending", sa.and_(r.state == "open", sa.or_(r.invites_due, r.pointer_ts.is_(None))))
+        work = sa.or_(r.state == "pending", sa.and_(r.state == "open", sa.or_(r.invites_due, r.pointer_ts.is_(None))),
+                      sa.and_(r.state == "archived", i.status.in_(_ACTIVE)))  # reopened: to unarchive
         if resolved_before is not None:
             work = sa.or_(work, sa.and_(r.state == "open", i.status.in_(_DONE), i.resolved_at <= resolved_before))
         query = (sa.select(t.chat_rooms).join(t.incidents, i.id == r.incident_id)
