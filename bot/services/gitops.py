@@ -161,8 +161,7 @@ def _plan(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], repos: 
             report.note = f"could not look up revision {event.sha[:12]}: {exc}"
             pending = {}
         if pending and report.sha is None:
-            down = git.outages()
-            if wait is not None and any(repo not in down for repo in pending):  # a fetch still running
+            if wait is not None:  # a fetch still running, or a host known down: held until it lands or answers
                 report.fetching = f"revision {event.sha[:12]} is not in the mirror yet: {_listed(pending)}"
                 return report, lambda _tx: None
             report.note = f"revision {event.sha[:12]} is not in the mirror: {_listed(pending)}"

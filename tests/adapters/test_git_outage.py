@@ -19,6 +19,7 @@ from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.config import load_settings
 from bot.domain.changes import AppliedSource
+from bot.entrypoints.held_events import held_events_job
 from bot.entrypoints.http_common import follow_up_work
 from bot.entrypoints.scheduler import refresh_job
 from bot.services.follow_ups import follow_up
@@ -144,6 +145,31 @@ def test_a_flux_event_for_a_revision_being_fetched_is_answered_at_once_and_recor
         return bool(found) and found[0].applied_source is AppliedSource.FLUX
 
     wait_until(applied_by_flux, "the event recorded after the fetch landed")
+
+
+def test_a_flux_event_while_the_host_is_known_down_is_held_and_recorded_when_it_answers(
+        outage: Callable[..., Outage]) -> None:
+    """The host's circuit is already open when Flux reports a revision the mirror lacks: the event
+    is held (202 fetching) as when a fetch is running, not recorded at once as "not in the mirror",
+    and the revision gets Flux's applied time once the host answers again."""
+    world = outage(fetch_wait="60s", stall_timeout="1s", retry_after="0s")
+    world.host.stall()
+    refresh_job(world.app.ctx)
+    assert "gitops" in world.app.ctx.git.outages()
+    bump = world.remote.commit("checkout 2.0", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="2.0", replicas=2)})
+    at = world.remote.clock + timedelta(minutes=1)
+    answer = post_flux(world, flux_body("kustomization-succeeded", sha=bump, at=at))  # type: ignore[arg-type]
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "fetching"
+    world.host.answer()
+    held_events_job(world.app.ctx)
+
+    def applied_by_flux() -> bool:
+        found = world.app.ctx.store.run(lambda tx: tx.changes.get_many("gitops", [bump]))
+        return bool(found) and found[0].applied_source is AppliedSource.FLUX
+
+    wait_until(applied_by_flux, "the held event recorded once the host answered")
+    assert world.app.ctx.store.run(lambda tx: tx.held_events.count()) == 0
 
 
 def test_the_export_dates_the_first_suspect_when_it_was_ranked(
