@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
+from bot.adapters.storage.replicas import stamp
 from bot.adapters.storage.store import SqlStore, SqlTransaction
 from bot.adapters.storage.store_changes import SqlChangeRepository, _insert
-from bot.adapters.storage.store_work import _stamp, _verdict
+from bot.adapters.storage.store_work import _verdict
 from bot.domain.actions import ActionKind, ActionState
 from bot.domain.review_checks import PostedReview, ReviewItem
 from bot.domain.review_risk import CauseSource, PastCause
@@ -54,7 +55,7 @@ class SqlReviews:
         def work(tx: SqlTransaction) -> bool:
             taken = tx.conn.execute(t.review_checks.update().where(
                 *_key(item), c.done_at.is_(None), sa.or_(c.claimed_until.is_(None), c.claimed_until < now),
-            ).values(claimed_until=until, attempts=c.attempts + 1, **_stamp(self._store.holder)))
+            ).values(claimed_until=until, attempts=c.attempts + 1, **stamp(self._store.holder)))
             return taken.rowcount == 1
 
         return self._store.run(work)

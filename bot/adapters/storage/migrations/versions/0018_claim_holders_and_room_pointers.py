@@ -2,15 +2,15 @@
 killed while recording one frees it when it starts again, instead of at the end of the lease; an
 incident room's pointer post whose answer may be lost is marked, to be looked for, not doubled.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
