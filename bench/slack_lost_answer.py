@@ -19,7 +19,8 @@ from slack_sdk import WebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.adapters.slack.delivery import SlackDelivery, SlackNotifier
+from bot.adapters.slack.delivery import SlackDelivery
+from bot.adapters.slack.notifier import SlackNotifier
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
