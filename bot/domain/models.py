@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -101,6 +102,26 @@ class AlertState(NamedTuple):
     id: int | None
     incident_id: int | None
     status: AlertStatus
+
+
+class AlertCounts(NamedTuple):
+    """An incident's alerts counted, without reading them: what a card, a notice or a plan's check
+    needs of a group of 20,000."""
+
+    firing: int = 0
+    resolved: int = 0
+    cleared_at: datetime | None = None  # the latest end (or receipt, for one with no end) of any alert
+
+    @property
+    def total(self) -> int:
+        return self.firing + self.resolved
+
+    @classmethod
+    def of(cls, alerts: Sequence[Alert]) -> AlertCounts:
+        """Counted from alerts already read."""
+        firing = sum(a.status is AlertStatus.FIRING for a in alerts)
+        cleared = max((a.ends_at or a.received_at for a in alerts), default=None)
+        return cls(firing, len(alerts) - firing, cleared)
 
 
 class SetAside(Frozen):

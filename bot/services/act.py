@@ -30,7 +30,7 @@ from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.action_records import record_finished, record_proposed, record_started
 from bot.services.drift import refuse_revert
-from bot.services.incidents import find_changes, get_incident, require
+from bot.services.incidents import find_changes, get_summary, require
 from bot.services.override import default_target, excluded, require_override
 from bot.services.pull_requests import branch_body, open_for_action, revert_body
 
@@ -112,7 +112,7 @@ def rollback(
         return ActionResult(current, message, branch_action)
     current = _cross_check(store=store, forge=forge, branch=git.branch(change.repo), change=change, action=current,
                            now=now)
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     if current.state is ActionState.PUSHED and not current.url:
         current = open_for_action(
             store=store, forge=forge, notifier=notifier, action=current, base=git.branch(change.repo),
@@ -201,7 +201,7 @@ def plan_rollback(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook],
                   sha: str | None) -> RollbackPlan:
     """The commit to revert (the best suspect, or `sha`), why, what it touches, its revert-safety
     warnings and, for a change the ranking excluded, why."""
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     refuse(view.incident, "be rolled back")
     change = choose_commit(store=store, playbook=playbook_named(playbooks, view.incident.playbook),
                            incident_id=incident_id, sha=sha)
@@ -225,7 +225,7 @@ def confirmed_rollback(*, store: Store, git: GitRepos, notifier: Notifier, forge
                        on_behalf_of: str = "") -> ActionResult:
     """The rollback a person confirmed (chat button, CLI prompt, API): the commit they saw, with
     the playbook's reviewers on the pull request. A change the ranking excluded needs `force`."""
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     playbook = playbook_named(playbooks, view.incident.playbook)
     change = choose_commit(store=store, playbook=playbook, incident_id=incident_id, sha=sha)
     store.run(lambda tx: require_override(tx, incident_id=incident_id, change=change, force=force, actor=actor,
@@ -359,7 +359,7 @@ def push_waiting(*, store: Store, git: GitRepos, notifier: Notifier, playbooks: 
             git.remote_branch(action.repo, action.branch)  # does the host answer yet? (one ls-remote)
         except BackoutError:
             continue  # still down: nothing new to record
-        incident = get_incident(store=store, incident_id=action.incident_id).incident
+        incident = get_summary(store=store, incident_id=action.incident_id).incident
         playbook = playbook_named(playbooks, incident.playbook)
         try:
             result = rollback(store=store, git=git, notifier=notifier, incident_id=action.incident_id,

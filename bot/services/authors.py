@@ -19,7 +19,7 @@ from bot.domain.ports import AuthorNotice, Forge, Store, Transaction
 from bot.domain.suspects import Suspect
 from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import finding
-from bot.services.incidents import IncidentView, get_incident, require
+from bot.services.incidents import IncidentView, get_summary, require
 
 log = structlog.get_logger(__name__)
 MOST = 3  # only the first three candidates are worth an author's attention
@@ -35,7 +35,7 @@ def notify_authors(*, store: Store, forge: Forge | None, playbooks: Sequence[Pla
     playbook = playbook_named(playbooks, incident.playbook)
     if playbook is None or not playbook.suspects.notify_authors:
         return 0
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     existing = {(n.repo, n.sha): n for n in store.run(lambda tx: tx.author_notices.for_incident(incident_id))}
     wanted: dict[tuple[str, str], tuple[int, Suspect | None]] = {}
     for place, candidate in enumerate(view.ranking.candidates[:MOST], start=1):

@@ -15,14 +15,14 @@ from typing import Any
 from bot.domain.actions import FINISHED, ActionKind, ActionState
 from bot.domain.automerge import holdable
 from bot.domain.chat import clip
-from bot.domain.models import AlertStatus, TimelineEvent
+from bot.domain.models import TimelineEvent
 from bot.domain.plan import Plan, StepState
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import IncidentMessage, Store
 from bot.domain.rooms import LEAD
 from bot.domain.suspects import Ranking, RankingStatus, Suspect
 from bot.domain.timeline import EventKind
-from bot.services.incidents import IncidentView, get_incident
+from bot.services.incidents import IncidentView, get_summary
 from bot.services.notify import code_lines
 from bot.services.plan import incident_plan
 
@@ -38,9 +38,9 @@ def incident_message(*, store: Store, incident_id: int, playbooks: Sequence[Play
                      now: datetime | None = None) -> IncidentMessage:
     """The incident's chat card as of `now` (default: its last timeline event), with its thread's
     suspects posts. Without its playbook, the plan uses the default suspect policy."""
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     when = now or (view.timeline[-1].at if view.timeline else view.incident.opened_at)
-    plan = incident_plan(store=store, playbooks=playbooks, incident_id=incident_id, now=when)
+    plan = incident_plan(store=store, playbooks=playbooks, incident_id=incident_id, now=when, view=view)
     return IncidentMessage(playbook=view.incident.playbook, opened_at=view.incident.opened_at,
                            payload=card_payload(view, plan))
 
@@ -58,7 +58,7 @@ def card_payload(view: IncidentView, plan: Plan) -> dict[str, Any]:
         "service": incident.service,
         "lead": lead_of(view),
         "roles": dict(view.roles),  # role -> who holds it (`role` and the first acknowledgement), the lead first
-        "firing": sum(a.status is AlertStatus.FIRING for a in view.alerts),
+        "firing": view.counts.firing,
         "answer": answer_line(view.ranking, plan),
         "links": [[a.request_name[:1].upper() + a.request_name[1:], a.url] for a in view.actions if a.url][:MOST_LINKS],
         # the plan's step to take now: no "Roll back" button while none is (or its revert is under way),

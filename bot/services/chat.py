@@ -91,7 +91,7 @@ class ChatCommands:
         if command.name in ROOM_COMMANDS:
             return self._room_command(command, number, user=user, groups=groups, now=now)
         if command.name in ("show", "suspects"):
-            view = incident_service.get_incident(store=self.store, incident_id=number)
+            view = incident_service.get_summary(store=self.store, incident_id=number)
             return Reply(f"{view.incident.ref} {view.incident.title}\n" + "\n".join(incident_lines(view)))
         if command.name == "plan":
             plan = incident_plan(store=self.store, playbooks=self.playbooks, incident_id=number, now=now)
@@ -179,7 +179,7 @@ class ChatCommands:
                what: str, lead: str | None = None) -> Reply | None:
         """None when the user may (the playbook's owners, the responders, and `lead` when given);
         otherwise a private refusal, audited."""
-        incident = incident_service.get_incident(store=self.store, incident_id=number).incident
+        incident = incident_service.get_summary(store=self.store, incident_id=number).incident
         playbook = playbook_named(self.playbooks, incident.playbook)
         owners_users = playbook.owners.slack_users if playbook else ()
         owners_groups = playbook.owners.slack_groups if playbook else ()

@@ -19,7 +19,7 @@ from bot.domain.timeline import EventKind
 from bot.services import notify
 from bot.services.action_records import record_finished, record_started
 from bot.services.freeze_text import freeze_body, freeze_message, unfreeze_body
-from bot.services.incidents import get_incident
+from bot.services.incidents import get_summary
 from bot.services.pull_requests import open_for_action
 
 LABELS = ("backout", "incident", "freeze")
@@ -117,7 +117,7 @@ def unfreeze(*, store: Store, git: GitRepos, notifier: Notifier, forge: Forge | 
 def _request(store: Store, git: GitRepos, notifier: Notifier, forge: Forge | None, playbooks: Sequence[Playbook],
              incident_id: int, actor: Actor, actor_id: str, now: datetime, page_url: str | None,
              on_behalf_of: str, *, active: bool = True) -> _Request:
-    incident = get_incident(store=store, incident_id=incident_id).incident
+    incident = get_summary(store=store, incident_id=incident_id).incident
     playbook = playbook_named(playbooks, incident.playbook)
     if playbook is None:
         raise InvalidInput(f"{incident.ref} has no playbook: Backout does not know the service's objects "

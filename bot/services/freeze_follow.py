@@ -15,7 +15,7 @@ from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import Forge, GitRepos, Notice, Notifier, Store, Transaction
 from bot.domain.timeline import EventKind, event
 from bot.services.freeze import unfreeze
-from bot.services.incidents import get_incident
+from bot.services.incidents import get_summary
 
 _LIVE = (ActionState.PUSHED, ActionState.PR_OPEN, ActionState.MERGED)
 
@@ -58,7 +58,7 @@ def follow_freezes(*, store: Store, git: GitRepos, notifier: Notifier, forge: Fo
     changed = 0
     for action in store.run(lambda tx: _of_kind(tx, ActionKind.FREEZE)):
         undo = store.run(partial(_unfreeze_of, freeze=action))
-        incident = get_incident(store=store, incident_id=action.incident_id).incident
+        incident = get_summary(store=store, incident_id=action.incident_id).incident
         if undo is None and action.state is ActionState.MERGED and incident.verified_at is not None:
             try:
                 unfreeze(store=store, git=git, notifier=notifier, forge=forge, playbooks=playbooks,
@@ -112,7 +112,7 @@ def _report_expiry(store: Store, notifier: Notifier, action: Action, undo: Actio
 def _remind(store: Store, notifier: Notifier, playbooks: Sequence[Playbook], action: Action, now: datetime) -> int:
     if action.state is not ActionState.PR_OPEN:
         return 0
-    incident = get_incident(store=store, incident_id=action.incident_id).incident
+    incident = get_summary(store=store, incident_id=action.incident_id).incident
     playbook = playbook_named(playbooks, incident.playbook)
     every = playbook.reminders.every if playbook else Playbook.model_fields["reminders"].default.every
     last = action.detail.get("reminded_at")

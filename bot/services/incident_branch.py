@@ -31,7 +31,7 @@ from bot.domain.text import md
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
 from bot.services.action_records import record_finished, record_started
-from bot.services.incidents import IncidentView, get_incident
+from bot.services.incidents import IncidentView, get_summary
 from bot.services.presenters import branches_dict
 from bot.services.pull_requests import open_for_action
 
@@ -82,7 +82,7 @@ def open_branches(*, store: Store, git: GitRepos, forge: Forge | None, notifier:
     """The incident branch in every repository of the incident's playbook, each with its draft
     pull request on a forge. A repository that fails is recorded and the others still go; the
     first failure is raised at the end, after every repository was tried."""
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     playbook = playbook_named(playbooks, view.incident.playbook)
     if playbook is None or not playbook.repos:
         raise Conflict(f"{view.incident.ref} has no playbook repository to branch from: the incident branch is "
@@ -215,7 +215,7 @@ def mark_ready(*, store: Store, forge: Forge, notifier: Notifier, playbooks: Seq
                actor: Actor, actor_id: str, now: datetime, on_behalf_of: str = "") -> list[Action]:
     """Mark every open incident branch's draft ready for review and ask the playbook's reviewers
     (`actions.reviewers`). Asking again changes nothing on the forge."""
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     playbook = playbook_named(playbooks, view.incident.playbook)
     reviewers = playbook.actions.reviewers if playbook else ()
     branches = [a for a in view.actions if a.kind is ActionKind.INCIDENT_BRANCH and a.state in OPEN]

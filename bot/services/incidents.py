@@ -12,7 +12,7 @@ from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import Change
 from bot.domain.errors import Conflict, NotFound
 from bot.domain.incidents import EVENT_FOR, person_transition
-from bot.domain.models import Actor, Alert, Incident, IncidentStatus, Severity, TimelineEvent, acting
+from bot.domain.models import Actor, Alert, AlertCounts, Incident, IncidentStatus, Severity, TimelineEvent, acting
 from bot.domain.ports import Store, Transaction
 from bot.domain.rooms import LEAD
 from bot.domain.suspects import Ranking, Suspect, pending
@@ -20,6 +20,7 @@ from bot.domain.timeline import EventKind, event
 from bot.domain.verdicts import Verdict
 
 INVESTIGATE, ANNOUNCE_RESOLVED = "investigate", "announce_resolved"  # follow-up kinds
+SUMMARY_ALERTS = 20  # alerts a summary reads: more than a card or a notice lists
 
 
 @dataclass(frozen=True)
@@ -27,18 +28,24 @@ class IncidentView:
     """An incident with everything known about it, for display and export."""
 
     incident: Incident
-    alerts: list[Alert]
+    alerts: list[Alert]  # every alert, or in a summary (`get_summary`) the first SUMMARY_ALERTS, firing first
     timeline: list[TimelineEvent]
     ranking: Ranking
     actions: list[Action]
     verdicts: list[Verdict] = field(default_factory=list)
     roles: dict[str, str] = field(default_factory=dict)  # role -> who holds it (the lead first)
+    alert_counts: AlertCounts | None = None  # a summary's counts of every alert; else counted from `alerts`
+
+    @property
+    def counts(self) -> AlertCounts:
+        """Every alert of the incident counted, the summary's included."""
+        return self.alert_counts if self.alert_counts is not None else AlertCounts.of(self.alerts)
 
     def version(self) -> str:
         """A digest of everything shown of the incident: its state, alerts, timeline, suspects,
         actions and verdicts. It changes when any of them does, whichever code path wrote it, so
         a page or chart rendered from the view can be kept per version."""
-        digest = hashlib.sha256(f"{len(self.alerts)},{len(self.timeline)},{len(self.actions)},"
+        digest = hashlib.sha256(f"{self.counts},{len(self.alerts)},{len(self.timeline)},{len(self.actions)},"
                                 f"{len(self.verdicts)}".encode())
         for part in (self.incident, self.ranking, *self.alerts, *self.timeline, *self.actions, *self.verdicts):
             digest.update(b"\x1e" + part.model_dump_json().encode())
@@ -53,21 +60,34 @@ def list_incidents(
 
 
 def get_incident(*, store: Store, incident_id: int) -> IncidentView:
-    """The incident with its alerts and timeline; NotFound if there is none."""
+    """The incident with every alert and its timeline, for a page or an export; NotFound if there
+    is none. What is announced or shown in chat reads `get_summary`."""
+    return store.read(lambda tx: _view(tx, incident_id, first_alerts=None))
 
-    def work(tx: Transaction) -> IncidentView:
-        incident = require(tx, incident_id)
-        return IncidentView(
-            incident=incident,
-            alerts=tx.alerts.for_incident(incident_id),
-            timeline=tx.timeline.for_incident(incident_id),
-            ranking=tx.rankings.get(incident_id) or pending(),
-            actions=tx.actions.for_incident(incident_id),
-            verdicts=tx.verdicts.for_incident(incident_id),
-            roles=_lead_first(tx.roles.for_incident(incident_id)),
-        )
 
-    return store.read(work)
+def get_summary(*, store: Store, incident_id: int) -> IncidentView:
+    """The incident as a card, a notice or a pull request shows it: its alerts counted and only the
+    first SUMMARY_ALERTS read (firing first), so a fleet-wide group of 20,000 costs what a small one
+    does; NotFound if there is none."""
+    return store.read(lambda tx: _view(tx, incident_id, first_alerts=SUMMARY_ALERTS))
+
+
+def _view(tx: Transaction, incident_id: int, *, first_alerts: int | None) -> IncidentView:
+    incident = require(tx, incident_id)
+    if first_alerts is None:
+        alerts, counts = tx.alerts.for_incident(incident_id), None
+    else:
+        counts, alerts = tx.alerts.summary(incident_id, first=first_alerts)
+    return IncidentView(
+        incident=incident,
+        alerts=alerts,
+        alert_counts=counts,
+        timeline=tx.timeline.for_incident(incident_id),
+        ranking=tx.rankings.get(incident_id) or pending(),
+        actions=tx.actions.for_incident(incident_id),
+        verdicts=tx.verdicts.for_incident(incident_id),
+        roles=_lead_first(tx.roles.for_incident(incident_id)),
+    )
 
 
 def _lead_first(roles: dict[str, str]) -> dict[str, str]:

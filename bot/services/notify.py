@@ -8,7 +8,7 @@ from bot.domain.models import AlertStatus, Incident
 from bot.domain.plan import make_plan, recorded
 from bot.domain.ports import Notice, Notifier, Store
 from bot.domain.suspects import Ranking, Suspect
-from bot.services.incidents import IncidentView, get_incident
+from bot.services.incidents import IncidentView, get_summary
 
 MAX_ALERTS = 5
 MAX_SUSPECTS = 3
@@ -27,8 +27,9 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
         instance = alert.labels.get("instance", "")
         alerts.append(f"• {alert.name}{f' ({instance})' if instance else ''}"
                       f"{f': {summary}' if summary else ''}{f' — {description}' if description else ''}")
-    if len(firing) > MAX_ALERTS:
-        alerts.append(f"… and {len(firing) - MAX_ALERTS} more")
+    counts = view.counts  # a summary holds only the first alerts: the counts are of all of them
+    if counts.firing > MAX_ALERTS:
+        alerts.append(f"… and {counts.firing - MAX_ALERTS} more")
     ranking = view.ranking
     verdict = "" if ranking.status.value == "pending" else (" (confident)" if ranking.confident
                                                              else " (no confident suspect)")
@@ -40,7 +41,7 @@ def incident_sections(view: IncidentView) -> tuple[tuple[str, tuple[str, ...]], 
         suspects.extend(f"     - {reason}" for reason in suspect.reasons)
         suspects.extend(f"     ⚠ revert safety: {warning}" for warning in suspect.warnings)
         suspects.extend(f"     {line}" for line in code_lines(suspect))
-    sections = [("", state), (f"Alerts: {len(firing)} firing of {len(view.alerts)}", tuple(alerts)),
+    sections = [("", state), (f"Alerts: {counts.firing} firing of {counts.total}", tuple(alerts)),
                 (f"Suspects{verdict}", tuple(suspects))]
     if view.actions:
         sections.append(("Actions", tuple(describe_action(action) for action in view.actions)))
@@ -118,7 +119,7 @@ def code_lines(suspect: Suspect, most: int = 5) -> list[str]:
 
 def incident_update(*, store: Store, notifier: Notifier, incident_id: int, kind: str) -> None:
     """Tell people the incident's current state (opened, suspects changed, resolved)."""
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     notifier.notify(Notice(incident_id=incident_id, kind=kind, title=f"{view.incident.ref} {view.incident.title}",
                            lines=incident_lines(view)))
 

@@ -10,20 +10,22 @@ from datetime import datetime, timedelta
 from bot.domain.changes import reverted_by
 from bot.domain.durations import format_duration
 from bot.domain.errors import BackoutError
-from bot.domain.models import Actor, AlertStatus
+from bot.domain.models import Actor
 from bot.domain.plan import Plan, PlanStep, StepState, make_plan, recovery
 from bot.domain.playbooks import Playbook, playbook_named
 from bot.domain.ports import MetricsQuery, Notifier, Store, Transaction
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
-from bot.services.incidents import IncidentView, get_incident
+from bot.services.incidents import IncidentView, get_summary
 
 SAMPLE_STEP = timedelta(seconds=30)  # the key query's resolution when a step is verified
 
 
-def incident_plan(*, store: Store, playbooks: Sequence[Playbook], incident_id: int, now: datetime) -> Plan:
-    """The incident's rollback plan as of `now` (NotFound for an unknown incident)."""
-    view = get_incident(store=store, incident_id=incident_id)
+def incident_plan(*, store: Store, playbooks: Sequence[Playbook], incident_id: int, now: datetime,
+                  view: IncidentView | None = None) -> Plan:
+    """The incident's rollback plan as of `now` (NotFound for an unknown incident); `view`: the
+    incident as the caller already read it, not read again."""
+    view = view or get_summary(store=store, incident_id=incident_id)
     return _plan(store, view, playbook_named(playbooks, view.incident.playbook), now=now)
 
 
@@ -72,7 +74,7 @@ def advance_plan(*, store: Store, notifier: Notifier, playbooks: Sequence[Playbo
                  now: datetime, metrics: MetricsQuery | None = None) -> bool:
     """One incident's plan: "plan proposed", "step N recovered" or "step N did not recover: next
     step ...", each recorded once; True when something was recorded."""
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     playbook = playbook_named(playbooks, view.incident.playbook)
     plan = _plan(store, view, playbook, now=now)
     if plan.confident or not plan.steps:
@@ -114,12 +116,12 @@ def _recovered(view: IncidentView, plan: Plan, step: PlanStep, *, metrics: Metri
         except BackoutError:
             return None
         return recovery(samples, healthy=check[1], stay=plan.check.stay, now=now)
-    if not view.alerts:
+    counts = view.counts
+    if not counts.total or counts.cleared_at is None:
         return None  # opened by hand, with nothing to watch: people judge it
-    if any(a.status is AlertStatus.FIRING for a in view.alerts):
+    if counts.firing:
         return False
-    cleared = max(a.ends_at or a.received_at for a in view.alerts)
-    return True if now - cleared >= plan.check.stay else None
+    return True if now - counts.cleared_at >= plan.check.stay else None
 
 
 def _next(plan: Plan, step: PlanStep) -> PlanStep | None:

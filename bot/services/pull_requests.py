@@ -14,7 +14,7 @@ from bot.domain.ports import Forge, Notice, Notifier, Store, Transaction
 from bot.domain.text import md
 from bot.domain.timeline import EventKind, event
 from bot.services import lifecycle, notify
-from bot.services.incidents import IncidentView, get_incident
+from bot.services.incidents import IncidentView, get_summary
 
 LABELS = ("backout", "incident", "revert")
 MAX_ALERTS = 10
@@ -52,14 +52,15 @@ def revert_body(view: IncidentView, *, change: Change, warnings: Sequence[str], 
         lines += [f"- {md(p)}" for p in pinned]
         lines += [f"- ⚠️ not pinned: {md(u)}" for u in unpinned]
     firing = [a for a in view.alerts if a.status is AlertStatus.FIRING] or view.alerts
-    lines += ["", f"### Alerts ({len(view.alerts)})", ""]
+    lines += ["", f"### Alerts ({view.counts.total})", ""]
     for alert in firing[:MAX_ALERTS]:
         instance = alert.labels.get("instance")
         summary = alert.annotations.get("summary", "")
         lines.append(f"- {md(alert.name)}{f' ({md(instance)})' if instance else ''}"
                      f"{f': {md(summary)}' if summary else ''} [{alert.status.value}]")
-    if len(firing) > MAX_ALERTS:
-        lines.append(f"- … and {len(firing) - MAX_ALERTS} more")
+    listed = view.counts.firing or view.counts.total  # of all the alerts, not only a summary's first
+    if listed > MAX_ALERTS:
+        lines.append(f"- … and {listed - MAX_ALERTS} more")
     lines += ["", MERGE_NOTE, f"<!-- backout {incident.ref} revert {change.sha} -->"]
     return "\n".join(lines)
 
@@ -126,7 +127,7 @@ def open_for_action(*, store: Store, forge: Forge, notifier: Notifier, action: A
         return opened
 
     result = store.run(record)
-    incident = get_incident(store=store, incident_id=action.incident_id).incident
+    incident = get_summary(store=store, incident_id=action.incident_id).incident
     notify.action_update(notifier=notifier, incident=incident, action=result,
                          text=f"{ref.called.capitalize()} {how}: {ref.url}")
     return result
@@ -162,7 +163,7 @@ def follow_pull_requests(*, store: Store, forge: Forge, notifier: Notifier, now:
         else:
             continue
         changed += 1
-        incident = get_incident(store=store, incident_id=action.incident_id).incident
+        incident = get_summary(store=store, incident_id=action.incident_id).incident
         notify.incident_update(store=store, notifier=notifier, incident_id=incident.id or 0,
                                kind=f"pr.{status.state}")
     return changed

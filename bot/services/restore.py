@@ -23,7 +23,7 @@ from bot.services import notify
 from bot.services.act import ActionResult, revert_safety
 from bot.services.action_records import record_finished, record_started
 from bot.services.good import gitops_repos, last_known_good
-from bot.services.incidents import get_incident
+from bot.services.incidents import get_summary
 from bot.services.pull_requests import open_for_action
 from bot.services.restore_body import Undone, restore_body
 
@@ -52,7 +52,7 @@ def plan_restore(*, store: Store, git: GitRepos, playbooks: Sequence[Playbook], 
                  include: Sequence[str] = (), repo: str | None = None) -> RestorePlan:
     """The restore of the incident's service to its last known good revision: which repository,
     which paths (shared ones only when named in `include`), which commits it undoes."""
-    view = get_incident(store=store, incident_id=incident_id)
+    view = get_summary(store=store, incident_id=incident_id)
     refuse(view.incident, "be restored")
     playbook = playbook_named(playbooks, view.incident.playbook)
     if playbook is None:
@@ -118,7 +118,7 @@ def restore(*, store: Store, git: GitRepos, notifier: Notifier, plan: RestorePla
         current, message = _push(store=store, git=git, notifier=notifier, plan=plan, action=started, now=now)
     if forge is None or not forge.handles(plan.repo) or current.state is not ActionState.PUSHED or current.url:
         return ActionResult(current, message)
-    view = get_incident(store=store, incident_id=plan.incident_id)
+    view = get_summary(store=store, incident_id=plan.incident_id)
     current = open_for_action(
         store=store, forge=forge, notifier=notifier, action=current, base=git.branch(plan.repo),
         title=f"Restore {plan.service} to last known good {plan.good.short} ({plan.incident_ref})",
@@ -131,7 +131,7 @@ def restore(*, store: Store, git: GitRepos, notifier: Notifier, plan: RestorePla
 
 def _push(*, store: Store, git: GitRepos, notifier: Notifier, plan: RestorePlan, action: Action,
           now: datetime) -> tuple[Action, str]:
-    incident = get_incident(store=store, incident_id=plan.incident_id).incident
+    incident = get_summary(store=store, incident_id=plan.incident_id).incident
     message = restore_message(incident_ref=plan.incident_ref, service=plan.service, good_sha=plan.good.sha,
                               paths=list(plan.paths), undone=[(u.sha, u.author, u.subject) for u in plan.undone])
     try:
@@ -185,7 +185,7 @@ def push_waiting_restores(*, store: Store, git: GitRepos, notifier: Notifier, pl
                                 include=action.detail.get("included", []), repo=action.repo)
             if plan.good.sha != action.commit_sha:
                 continue  # the last known good moved on: a person decides on a new restore
-            incident = get_incident(store=store, incident_id=action.incident_id).incident
+            incident = get_summary(store=store, incident_id=action.incident_id).incident
             playbook = playbook_named(playbooks, incident.playbook)
             result = restore(store=store, git=git, notifier=notifier, plan=plan, actor=Actor.SCHEDULER,
                              actor_id="git-retry", now=now, forge=forge, page_url=page_url(action.incident_id),

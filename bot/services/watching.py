@@ -20,7 +20,7 @@ from bot.domain.ports import MetricsQuery, Notifier, Store, Transaction, Verific
 from bot.domain.probes import ProbeChange, ProbeState, ProbeStatus, probe_alert, probe_key, reminder_due, step
 from bot.domain.timeline import EventKind, event
 from bot.services import notify
-from bot.services.incidents import get_incident, get_timeline
+from bot.services.incidents import get_summary, get_timeline
 from bot.services.ingest import IngestOutcome, ingest_delivery
 
 # A verification built from an alert rule's expression: healthy when it returns no series.
@@ -89,7 +89,7 @@ def verify_rollbacks(*, store: Store, metrics: MetricsQuery, notifier: Notifier,
     _start_verifications(store, playbooks, now)
     changed = 0
     for verification in store.run(lambda tx: tx.watch.watching()):
-        incident = get_incident(store=store, incident_id=verification.incident_id).incident
+        incident = get_summary(store=store, incident_id=verification.incident_id).incident
         playbook = playbook_named(playbooks, incident.playbook) if incident else None
         healthy = _healthy(metrics, verification, playbook)
         updated = _advance(verification, healthy=healthy, playbook=playbook, now=now)

@@ -15,7 +15,7 @@ from bot.domain.chat_marks import MarkedMessage
 from bot.domain.drift import Drift
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
-from bot.domain.models import ACTIVE_STATUSES, Alert, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import ACTIVE_STATUSES, Alert, AlertCounts, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Room, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking
@@ -137,6 +137,11 @@ class _Alerts:
 
     def for_incident(self, incident_id: int) -> list[Alert]:
         return [a for a in self._s.alerts.values() if a.incident_id == incident_id]
+
+    def summary(self, incident_id: int, *, first: int) -> tuple[AlertCounts, list[Alert]]:
+        alerts = self.for_incident(incident_id)
+        ordered = sorted(alerts, key=lambda a: (a.status is not AlertStatus.FIRING, a.id or 0))
+        return AlertCounts.of(alerts), ordered[:first]
 
 
 class _Timeline:

@@ -36,6 +36,7 @@ from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.models import (
     ACTIVE_STATUSES,
     Alert,
+    AlertCounts,
     AlertState,
     AlertStatus,
     Incident,
@@ -86,6 +87,12 @@ _RESOLVE_ALERTS = (t.alerts.update()
 _INCIDENT_ALERTS = (
     sa.select(t.alerts).where(t.alerts.c.incident_id == bindparam("incident_id")).order_by(t.alerts.c.id)
 )
+# The summary: counts by status (one pass over the incident's index entries, no row built in
+# Python) and the first alerts of one status, in id order along the incident_id index.
+_ALERT_COUNTS = (sa.select(t.alerts.c.status, sa.func.count(),
+                           sa.func.max(sa.func.coalesce(t.alerts.c.ends_at, t.alerts.c.received_at)))
+                 .where(t.alerts.c.incident_id == bindparam("incident_id")).group_by(t.alerts.c.status))
+_FIRST_ALERTS = (_INCIDENT_ALERTS.where(t.alerts.c.status == bindparam("status")).limit(bindparam("first")))
 _INSERT_EVENT = t.timeline_events.insert()
 _SHOWN_EVENTS = sa.select(*[c for c in t.timeline_events.c if c.name != "hidden"]).where(
     t.timeline_events.c.hidden == sa.false())  # a hidden entry stays stored, out of every reading
@@ -177,6 +184,20 @@ class SqlAlertRepository:
     def for_incident(self, incident_id: int) -> list[Alert]:
         rows = self._conn.execute(_INCIDENT_ALERTS, {"incident_id": incident_id}).mappings()
         return [_alert(row) for row in rows]
+
+    def summary(self, incident_id: int, *, first: int) -> tuple[AlertCounts, list[Alert]]:
+        by_status = {status: (count, cleared) for status, count, cleared
+                     in self._conn.execute(_ALERT_COUNTS, {"incident_id": incident_id})}
+        firing, resolved = (by_status.get(s.value, (0, None)) for s in (AlertStatus.FIRING, AlertStatus.RESOLVED))
+        ends = [at for _, at in (firing, resolved) if at is not None]
+        counts = AlertCounts(firing[0], resolved[0], max(ends, default=None))
+        alerts: list[Alert] = []
+        for status, count in ((AlertStatus.FIRING, firing[0]), (AlertStatus.RESOLVED, resolved[0])):
+            if count and len(alerts) < first:
+                rows = self._conn.execute(_FIRST_ALERTS, {"incident_id": incident_id, "status": status.value,
+                                                          "first": first - len(alerts)}).mappings()
+                alerts.extend(_alert(row) for row in rows)
+        return counts, alerts
 
 
 class SqlTimelineRepository:

@@ -12,7 +12,7 @@ from bot.domain.actions import Action, ActionKind, ActionState
 from bot.domain.changes import AppliedSource, Change, Revert
 from bot.domain.drift import Drift
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
-from bot.domain.models import Alert, AlertState, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import Alert, AlertCounts, AlertState, Incident, IncidentStatus, TimelineEvent
 from bot.domain.ports.storage_chat import (
     ChatMarkRepository,
     ChatRepository,
@@ -91,7 +91,14 @@ class AlertRepository(Protocol):
         """Mark these alerts (by id) resolved with their `ends_at`, in a few statements; only
         those still firing change, and their ids are returned."""
         ...
-    def for_incident(self, incident_id: int) -> list[Alert]: ...
+    def for_incident(self, incident_id: int) -> list[Alert]:
+        """Every alert of the incident: thousands for a fleet-wide group. What is shown or
+        announced reads `summary`."""
+        ...
+    def summary(self, incident_id: int, *, first: int) -> tuple[AlertCounts, list[Alert]]:
+        """The incident's alerts counted, and its first `first` alerts (the firing ones first, each
+        kind in arrival order), without reading the others."""
+        ...
     def count_firing(self, incident_id: int) -> int: ...
 
 
