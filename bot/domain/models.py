@@ -143,6 +143,9 @@ class Delivery(Frozen):
     receiver: str = ""
     external_url: str = ""
     set_aside: tuple[SetAside, ...] = ()
+    # A part of a delivery too big for one transaction: the whole delivery's digest, which its
+    # parts (and the same delivery sent again) share; empty for a delivery written in one piece.
+    part_of: str = ""
 
 
 class Alert(ReceivedAlert):

@@ -29,10 +29,10 @@ from bot.domain.models import (
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import Store, Transaction
 from bot.domain.timeline import EventKind, event
+from bot.services.alert_events import EVENTS_PER_ALERT, counted, one_each
 from bot.services.incidents import ANNOUNCE_RESOLVED, INVESTIGATE, ranking_kept
 
 CONTROLLER_ALERTS = frozenset({"flux", "argocd"})  # alerts raised for failed reconciliations
-EVENTS_PER_ALERT = 20  # more alerts of one incident in one delivery: one event counts them
 
 
 @dataclass
@@ -346,26 +346,32 @@ class _Ingestion:
         self.alert_events.setdefault((incident.id, kind), []).append(alert)
 
     def _flush_alert_events(self) -> None:
-        """One event per alert; past EVENTS_PER_ALERT alerts of one incident in one delivery
-        (a fleet-wide alert), one event that counts them: the timeline stays readable and a
-        10,000-alert group is written in one row, not 10,000."""
+        """The alerts' events (bot/services/alert_events.py): one per alert, one that counts them
+        past EVENTS_PER_ALERT, and for a part of a huge delivery, the delivery's one count event."""
         for (incident_id, kind), alerts in self.alert_events.items():
-            verb = "firing" if kind is EventKind.ALERT_FIRING else "resolved"
-            if len(alerts) > EVENTS_PER_ALERT:
-                names = sorted({a.name for a in alerts})
-                self._append(incident_id, kind, f"{len(alerts)} alerts {verb}: {', '.join(names[:5])}"
-                             + (f" and {len(names) - 5} more names" if len(names) > 5 else ""),
-                             {"count": len(alerts), "fingerprints": [a.fingerprint for a in alerts[:20]]})
-                continue
-            for alert in alerts:
-                instance = alert.labels.get("instance")
-                where = f" ({instance})" if instance else ""
-                self._append(incident_id, kind, f"{alert.name}{where} {verb}", {
-                    "fingerprint": alert.fingerprint,
-                    "starts_at": alert.starts_at.isoformat(),
-                    "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
-                })
+            if self.delivery.part_of:
+                self._count_part(incident_id, kind, alerts)
+            elif len(alerts) > EVENTS_PER_ALERT:
+                self._append(incident_id, kind, *counted(alerts, kind))
+            else:
+                for text, data in one_each(alerts, kind):
+                    self._append(incident_id, kind, text, data)
         self.alert_events.clear()
+
+    def _count_part(self, incident_id: int, kind: EventKind, alerts: Sequence[ReceivedAlert]) -> None:
+        """A part's alerts added to its delivery's count event, in the part's transaction: after a
+        crash between parts the event counts what was stored, and the delivery sent again (its
+        stored alerts now duplicates) completes the same event rather than writing another."""
+        self.batch.flush()  # this batch's earlier events first, and the event found below is current
+        key = self.delivery.part_of
+        before = self.tx.timeline.of_delivery(incident_id, kind.value, key)
+        text, data = counted(alerts, kind, delivery=key, before=before)
+        self.outcome.touched.add(incident_id)
+        if before is None:
+            self.tx.timeline.append(event(incident_id=incident_id, at=self.now, kind=kind, actor=self.actor,
+                                          actor_id=self.actor_id, text=text, data=data))
+        else:
+            self.tx.timeline.recount(before.model_copy(update={"text": text, "data": data}))
 
 
 def _new_alert(received: ReceivedAlert, *, incident_id: int | None, now: datetime) -> Alert:

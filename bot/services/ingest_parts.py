@@ -3,6 +3,7 @@ transaction holds the database for seconds while small deliveries wait behind it
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from bot.domain.models import AlertStatus, Delivery
@@ -19,10 +20,21 @@ def parts(delivery: Delivery, *, size: int = PART) -> list[Delivery]:
     if len(delivery.alerts) <= size:
         return [delivery]
     ordered = sorted(delivery.alerts, key=lambda alert: alert.status is not AlertStatus.FIRING)
+    key = digest(delivery)
     # The alerts set aside are noted once, with the first part.
-    return [delivery.model_copy(update={"alerts": tuple(ordered[start:start + size]),
+    return [delivery.model_copy(update={"alerts": tuple(ordered[start:start + size]), "part_of": key,
                                         "set_aside": delivery.set_aside if start == 0 else ()})
             for start in range(0, len(ordered), size)]
+
+
+def digest(delivery: Delivery) -> str:
+    """What identifies a delivery without a delivery id (Alertmanager sends none): its group and
+    each alert's identity and status. The same delivery sent again has the same digest; the group's
+    next notification, with an alert more or one resolved, has another."""
+    hashed = hashlib.sha256(delivery.group_key.encode("utf-8", "surrogatepass"))
+    for identity in sorted(f"{a.fingerprint} {a.starts_at.isoformat()} {a.status.value}" for a in delivery.alerts):
+        hashed.update(b"\n" + identity.encode())
+    return hashed.hexdigest()[:32]
 
 
 def combined(outcomes: Sequence[IngestOutcome]) -> IngestOutcome:

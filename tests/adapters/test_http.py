@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from bot import bootstrap
 from bot.config import AlertmanagerSettings, ServerSettings, Settings
+from bot.domain.timeline import EventKind
 from tests.conftest import AUTH, TOKEN, Clock, payload, payload_bytes
 from tests.fakes.git import FakeGit
 from tests.fakes.store import InMemoryStore
@@ -124,7 +125,8 @@ def test_a_delivery_of_twelve_thousand_alerts_is_recorded_whole(
     make_settings: Callable[..., Settings], build: Callable[..., bootstrap.App]
 ) -> None:
     """Past ten thousand alerts (the body limit raised for it), a delivery is accepted and every
-    alert stored in one incident, however it is parsed and written inside."""
+    alert stored in one incident, however it is parsed and written inside; its timeline says so
+    once, with the total (it said so once per part of 500), and again nothing when it is resent."""
     body = huge_delivery(12_000)
     app = build(make_settings(server=ServerSettings(max_body_bytes=len(body) + 1)))
     with TestClient(app.http) as client:
@@ -133,6 +135,9 @@ def test_a_delivery_of_twelve_thousand_alerts_is_recorded_whole(
         assert (answer.json()["new"], answer.json()["incidents"]) == (12_000, ["INC-1"])
         assert post(client, body).json()["duplicates"] == 12_000
     assert app.ctx.store.run(lambda tx: tx.alerts.count_firing(1)) == 12_000
+    firing = [e for e in app.ctx.store.read(lambda tx: tx.timeline.for_incident(1))
+              if e.kind == EventKind.ALERT_FIRING.value]
+    assert [e.data["count"] for e in firing] == [12_000]
 
 
 @pytest.mark.parametrize("headers", [

@@ -163,6 +163,13 @@ class _Timeline:
     def after(self, incident_id: int, event_id: int, limit: int = 50) -> list[TimelineEvent]:
         return [e for e in self.for_incident(incident_id) if (e.id or 0) > event_id][:limit]
 
+    def of_delivery(self, incident_id: int, kind: str, delivery: str) -> TimelineEvent | None:
+        return next((e for e in reversed(self.for_incident(incident_id))
+                     if e.kind == kind and e.data.get("delivery") == delivery), None)
+
+    def recount(self, event: TimelineEvent) -> None:
+        self._s.events[event.id] = event  # type: ignore[index]
+
     def hide(self, event_id: int, *, hidden: bool = True) -> None:
         if hidden:
             self._s.hidden.add(event_id)

@@ -11,6 +11,9 @@ from types import FrameType
 
 import pytest
 
+from bot.adapters.storage import migrate
+from bot.adapters.storage.engine import create_engine
+from bot.adapters.storage.store import SqlStore
 from tests.conftest import PLAYBOOKS, TOKEN
 from tests.integration.processes import BackoutServer, Postgres
 
@@ -44,6 +47,21 @@ def postgres() -> Iterator[Postgres]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """A freshly migrated store on SQLite, then on PostgreSQL (the session's server, emptied)."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    else:
+        postgres: Postgres = request.getfixturevalue("postgres")
+        engine = create_engine(postgres.url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    migrate.upgrade(engine)
+    yield SqlStore(engine)
+    engine.dispose()
 
 
 @contextmanager

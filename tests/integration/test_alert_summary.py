@@ -4,18 +4,15 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from bot.adapters.console import RecordingNotifier
-from bot.adapters.storage import migrate
 from bot.adapters.storage import store as sql_store
-from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import Alert, AlertStatus, Delivery, ReceivedAlert
@@ -24,25 +21,15 @@ from bot.services.card import incident_message
 from bot.services.incidents import SUMMARY_ALERTS
 from bot.services.ingest import ingest_delivery
 from bot.services.plan import incident_plan
-from tests.integration.processes import Postgres
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 21, 22, 30, tzinfo=UTC)
 FLEET = 2_000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    else:
-        postgres: Postgres = request.getfixturevalue("postgres")
-        engine = create_engine(postgres.url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    migrate.upgrade(engine)
-    yield SqlStore(engine)
-    engine.dispose()
+@pytest.fixture
+def store(sql_store: SqlStore) -> SqlStore:
+    return sql_store
 
 
 def fleet_alert(n: int, status: AlertStatus = AlertStatus.FIRING) -> ReceivedAlert:

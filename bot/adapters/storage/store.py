@@ -100,6 +100,13 @@ _INCIDENT_EVENTS = (
     _SHOWN_EVENTS.where(t.timeline_events.c.incident_id == bindparam("incident_id"))
     .order_by(t.timeline_events.c.id)
 )
+# A delivery's count event, found by the delivery's digest in its data (on the incident's index).
+_DELIVERY_EVENT = (_SHOWN_EVENTS.where(t.timeline_events.c.incident_id == bindparam("incident_id"),
+                                       t.timeline_events.c.kind == bindparam("kind"),
+                                       t.timeline_events.c.data["delivery"].as_string() == bindparam("delivery"))
+                   .order_by(t.timeline_events.c.id.desc()).limit(1))
+_RECOUNT_EVENT = (t.timeline_events.update().where(t.timeline_events.c.id == bindparam("_id"))
+                  .values(text=bindparam("text"), data=bindparam("data")))
 
 
 class SqlIncidentRepository:
@@ -218,6 +225,15 @@ class SqlTimelineRepository:
             _SHOWN_EVENTS.where(t.timeline_events.c.incident_id == incident_id, t.timeline_events.c.id > event_id)
             .order_by(t.timeline_events.c.id).limit(limit)).mappings()
         return [TimelineEvent.model_validate(dict(row)) for row in rows]
+
+    def of_delivery(self, incident_id: int, kind: str, delivery: str) -> TimelineEvent | None:
+        row = self._conn.execute(_DELIVERY_EVENT, {"incident_id": incident_id, "kind": kind,
+                                                   "delivery": delivery}).mappings().first()
+        return TimelineEvent.model_validate(dict(row)) if row else None
+
+    def recount(self, event: TimelineEvent) -> None:
+        values = _event_values(event)
+        self._conn.execute(_RECOUNT_EVENT, {"_id": event.id, "text": values["text"], "data": values["data"]})
 
     def hide(self, event_id: int, *, hidden: bool = True) -> None:
         self._conn.execute(t.timeline_events.update().where(t.timeline_events.c.id == event_id).values(hidden=hidden))
