@@ -48,7 +48,7 @@ from bot.entrypoints.http_freeze import register_freeze
 from bot.entrypoints.http_gate import BodyLimits, RequestGate
 from bot.entrypoints.http_gitops import register_gitops_webhooks
 from bot.entrypoints.http_pagerduty import register_pagerduty_webhook
-from bot.entrypoints.http_pages import register_pages
+from bot.entrypoints.http_pages import is_page, register_pages
 from bot.entrypoints.http_restore import register_restore
 from bot.entrypoints.http_slack import register_slack_events
 from bot.entrypoints.metrics import Metrics
@@ -250,7 +250,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     register_restore(app, ctx, refused=refused, caller=caller)
     register_freeze(app, ctx, refused=refused, caller=caller)
     register_drift_routes(app, ctx, refused=refused, caller=caller)
-    register_pages(app, ctx, refused=refused)
+    page_refusal = register_pages(app, ctx, refused=refused)
 
     @app.get("/healthz")
     async def healthz(_request: Request) -> JSONResponse:
@@ -396,7 +396,7 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=metrics, direct=direct, on_error=on_unexpected)
     # Added last, so it comes first: around the direct handlers too.
     app.add_middleware(RequestGate, api_auth=api_auth, limits=BodyLimits.for_webhooks(
-        ctx.settings.server.max_body_bytes, WEBHOOK_PATHS))
+        ctx.settings.server.max_body_bytes, WEBHOOK_PATHS), pages=(is_page, page_refusal))
     return app
 
 

@@ -13,10 +13,12 @@ routes and the app answer as the JSON error."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.entrypoints.http_common import BodyTooLarge, error
@@ -44,10 +46,13 @@ class BodyLimits:
 
 
 class RequestGate:
-    """The API's token before anything else; every body bounded by its route's limit."""
+    """The API's token before anything else, and the pages' credentials (`pages`: whether a path is
+    one, and its refusal: a 401 or the sign-in form) before their query is parsed; every body
+    bounded by its route's limit."""
 
-    def __init__(self, app: ASGIApp, *, api_auth: ApiAuth, limits: BodyLimits) -> None:
-        self.app, self.api_auth, self.limits = app, api_auth, limits
+    def __init__(self, app: ASGIApp, *, api_auth: ApiAuth, limits: BodyLimits,
+                 pages: tuple[Callable[[str], bool], Callable[[Request], Response | None]] | None = None) -> None:
+        self.app, self.api_auth, self.limits, self.pages = app, api_auth, limits, pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,6 +62,10 @@ class RequestGate:
         if scope["path"].startswith(API_PREFIX) and (why := self.api_auth.refusal(headers.get("authorization"))):
             refusal = error(401, "unauthorized", why, {"WWW-Authenticate": 'Bearer realm="backout"'})
             await refusal(scope, receive, send)
+            return
+        if self.pages is not None and self.pages[0](scope["path"]) and (
+                page_refusal := self.pages[1](Request(scope))) is not None:
+            await page_refusal(scope, receive, send)
             return
         limit = self.limits.of(scope["path"])
         started = False

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from bot.domain.errors import InvalidInput
 from bot.domain.models import parse_incident_ref
 from bot.entrypoints.charts import page_html
 from bot.entrypoints.context import AppContext
@@ -37,10 +38,28 @@ FORM_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsaf
                 "Cache-Control": "no-store"}
 PAGE_PATH = re.compile(r"/incidents(/[A-Za-z0-9-]{1,24})?")
 Refusal = Callable[..., JSONResponse | None]
+PageRefusal = Callable[[Request], Response | None]
 
 
-def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
-    """GET /, /incidents and /incidents/{ref}; GET and POST /signin; POST /signout."""
+def is_page(path: str) -> bool:
+    """The incident pages (and anything below them): what the sign-in cookie or a signed link opens."""
+    return path == SESSION_PATH or path.startswith(SESSION_PATH + "/")
+
+
+def page_of(path: str) -> int | None:
+    """The incident a page's path names (its signed link opens that page only); None for the index
+    and for a reference that names none."""
+    ref = path.removeprefix(SESSION_PATH).strip("/")
+    try:
+        return parse_incident_ref(ref) if ref else None
+    except InvalidInput:
+        return None
+
+
+def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> PageRefusal:
+    """GET /, /incidents and /incidents/{ref}; GET and POST /signin; POST /signout. Returns the
+    pages' refusal for the request gate (http_gate.py), which asks it before the route parses the
+    query or the reference: an unsigned request learns nothing of what a page takes."""
     sessions = PageSessions(ctx.settings.api)
     secure = (ctx.settings.server.public_url or "").startswith("https://")
 
@@ -55,6 +74,9 @@ def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
         if "text/html" in request.headers.get("accept", ""):
             return RedirectResponse(f"/signin?{urlencode({'next': request.url.path})}", status_code=303)
         return denied
+
+    def gate_refusal(request: Request) -> Response | None:
+        return page_refusal(request, page_of=page_of(request.url.path))
 
     @app.get("/", include_in_schema=False)
     def home() -> HTMLResponse:
@@ -120,6 +142,8 @@ def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> None:
         answer = RedirectResponse("/signin", status_code=303)
         answer.delete_cookie(SESSION_COOKIE, path=SESSION_PATH, secure=secure, httponly=True, samesite="strict")
         return answer
+
+    return gate_refusal
 
 
 def _page_path(asked: str) -> str:

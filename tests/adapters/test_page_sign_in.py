@@ -183,3 +183,19 @@ def test_sign_in_is_not_needed_without_auth(
         refused = bare.post("/signin", data={"token": "anything"})
         assert refused.status_code == 401
         assert "No API token is configured" in refused.text
+
+
+@pytest.mark.parametrize(("path", "signed"), [
+    ("/incidents?limit=garbage", 422), ("/incidents?limit=0", 422), ("/incidents?limit=1&limit=x", 422),
+    ("/incidents/garbage", 400), ("/incidents/INC-x?t=garbage", 400), ("/incidents/INC-99999999999999999999", 400),
+    ("/incidents/INC-1?t=garbage&t=%ff", 200), ("/incidents/INC-7", 404),
+])
+def test_a_page_asked_badly_is_refused_before_its_query_is_judged(client: TestClient, path: str, signed: int) -> None:
+    """Without credentials a page answers as it does to any unsigned request, whatever its query
+    or reference (it answered 422 or 400 first, telling a stranger what the page takes): 401, or
+    for a browser the sign-in form. With a token, the same request is judged as before."""
+    assert client.get(path).status_code == 401
+    redirected = client.get(path, headers=BROWSER)
+    assert redirected.status_code == 303
+    assert redirected.headers["location"].startswith("/signin?next=")
+    assert client.get(path, headers=READER).status_code == signed

@@ -15,7 +15,16 @@ from bot.domain.chat_marks import MarkedMessage
 from bot.domain.drift import Drift
 from bot.domain.errors import StorageUnavailable, WriteConflict
 from bot.domain.gitops import AppliedRevision, ControllerEvent, Failure, ImageBuild, ObjectState
-from bot.domain.models import ACTIVE_STATUSES, Alert, AlertCounts, AlertState, AlertStatus, Incident, IncidentStatus, TimelineEvent
+from bot.domain.models import (
+    ACTIVE_STATUSES,
+    Alert,
+    AlertCounts,
+    AlertState,
+    AlertStatus,
+    Incident,
+    IncidentStatus,
+    TimelineEvent,
+)
 from bot.domain.ports import AuthorNotice, ChatThread, FollowUp, PendingSummary, Room, Verification
 from bot.domain.probes import ProbeState
 from bot.domain.suspects import Ranking

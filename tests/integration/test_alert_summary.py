@@ -82,7 +82,8 @@ def test_a_fleet_wide_incident_is_announced_from_its_first_alerts_and_counts(
     assert f"Alerts: {FLEET - 3} firing of {FLEET}:" in lines
     assert f"  … and {FLEET - 3 - notify.MAX_ALERTS} more" in lines
     # the firing ones are listed first, in arrival order: the resolved 0..2 are not among them
-    assert any("fleet-000003" in line for line in lines) and not any("fleet-000000" in line for line in lines)
+    assert any("fleet-000003" in line for line in lines)
+    assert not any("fleet-000000" in line for line in lines)
 
     built[0] = 0
     incident_plan(store=store, playbooks=(), incident_id=incident_id, now=NOW)
@@ -99,7 +100,8 @@ def test_the_summary_counts_every_alert_and_reads_the_firing_ones_first(store: S
 
     assert (counts.firing, counts.resolved, counts.total) == (5, 25, 30)
     assert counts.cleared_at == NOW  # the firing ones' receipt, later than the resolved ones' end
-    assert counts.cleared_at is not None and counts.cleared_at.tzinfo is not None
+    assert counts.cleared_at is not None
+    assert counts.cleared_at.tzinfo is not None
     assert [a.fingerprint for a in first] == [f"{n:016x}" for n in (25, 26, 27, 28, 29, 0, 1, 2, 3, 4)]
     assert store.read(lambda tx: tx.alerts.summary(incident_id, first=0))[1] == []
 
