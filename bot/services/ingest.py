@@ -223,13 +223,13 @@ class _Ingestion:
         sibling = self.tx.incidents.latest_of_playbook(playbook.name, service)
         if sibling is None or sibling.id is None:
             return None
-        alerts = self.tx.alerts.for_incident(sibling.id)
+        # Asked of the database, not read alert by alert: the sibling may be a fleet-wide group.
         if not sibling.active:
             # Reopened only by one of its own alerts firing again (never a failed reconciliation).
-            if received.source in CONTROLLER_ALERTS or not self.policy.may_reopen(sibling, now=self.now) or not any(
-                    a.fingerprint == received.fingerprint for a in alerts):
+            if received.source in CONTROLLER_ALERTS or not self.policy.may_reopen(sibling, now=self.now) or (
+                    not self.tx.alerts.has(sibling.id, fingerprint=received.fingerprint)):
                 return None
-        elif not any(a.source != received.source for a in alerts):
+        elif not self.tx.alerts.sources(sibling.id) - {received.source}:
             return None  # alerts of one kind (two Alertmanager groups, say) keep their own grouping
         self.batch.incidents[sibling.group_key] = sibling
         return sibling
@@ -274,8 +274,8 @@ class _Ingestion:
         assert latest.id is not None
         self.batch.flush()  # the alerts read below may have pending writes
         name = received.labels.get("alertname", "alert")
-        seen = {a.name for a in self.tx.alerts.for_incident(latest.id)}
-        what = f"{name} fired again" if name in seen else f"{name} fired in its alert group"
+        seen = self.tx.alerts.has(latest.id, name=name)
+        what = f"{name} fired again" if seen else f"{name} fired in its alert group"
         reopened = self._update(transition(latest, IncidentStatus.OPEN, now=self.now))
         self._event(latest.id, EventKind.INCIDENT_REOPENED,
                     f"Reopened: {what} within {format_duration(self.policy.reopen_within)} of the resolution",

@@ -22,7 +22,7 @@ from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.code_changes import annotate_code
 from bot.services.drift import drift_near
 from bot.services.incidents import find_suspects, get_ranking, require, save_suspects
-from bot.services.onset import onset_of, record_onset
+from bot.services.onset import MOST_ALERTS, onset_of, record_onset
 
 
 def rank_incident(
@@ -134,7 +134,7 @@ def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,
         return None
     playbook = playbook_named(playbooks, incident.playbook)
     lookback = playbook.suspects.lookback if playbook else timedelta(hours=6)
-    alerts = store.run(lambda tx: tx.alerts.for_incident(incident_id))
+    alerts = store.run(lambda tx: tx.alerts.earliest(incident_id, fingerprints=MOST_ALERTS))  # all it looks at
     onset = onset_of(metrics=metrics, playbook=playbook, alerts=alerts, started_at=incident.started_at,
                      lookback=lookback)
     record_onset(store=store, incident_id=incident_id, onset=onset, now=now)

@@ -61,8 +61,7 @@ def page_unacknowledged(*, store: Store, playbooks: Sequence[Playbook], now: dat
             playbook = playbook_named(playbooks, incident.playbook)
             if incident.id is None or playbook is None or not due_to_page(incident, playbook.pagerduty, now=now):
                 continue
-            if tx.pager.triggered(incident.id) or any(
-                    a.source == PAGER_SOURCE for a in tx.alerts.for_incident(incident.id)):
+            if tx.pager.triggered(incident.id) or PAGER_SOURCE in tx.alerts.sources(incident.id):
                 continue
             waited = now - incident.opened_at
             paged = tx.timeline.append(event(

@@ -225,11 +225,9 @@ def resolve_cleared(*, store: Store, notifier: Notifier, policy: IncidentPolicy,
     def work(tx: Transaction) -> list[int]:
         resolved = []
         for incident in tx.incidents.list(active=True, limit=500):
-            alerts = tx.alerts.for_incident(incident.id or 0)
-            if not alerts or any(a.status is AlertStatus.FIRING for a in alerts):
-                continue
-            last = max((a.ends_at or a.received_at) for a in alerts)
-            if now - last < policy.clear_for:
+            counts, _ = tx.alerts.summary(incident.id or 0, first=0)  # counted, not read: a group may be huge
+            last = counts.cleared_at
+            if last is None or counts.firing or now - last < policy.clear_for:
                 continue
             tx.incidents.save(transition(incident, IncidentStatus.RESOLVED, now=now))
             tx.timeline.append(event(

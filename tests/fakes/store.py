@@ -147,6 +147,19 @@ class _Alerts:
     def for_incident(self, incident_id: int) -> list[Alert]:
         return [a for a in self._s.alerts.values() if a.incident_id == incident_id]
 
+    def sources(self, incident_id: int) -> set[str]:
+        return {a.source for a in self.for_incident(incident_id)}
+
+    def has(self, incident_id: int, *, fingerprint: str | None = None, name: str | None = None) -> bool:
+        return any((fingerprint is None or a.fingerprint == fingerprint) and (name is None or a.name == name)
+                   for a in self.for_incident(incident_id))
+
+    def earliest(self, incident_id: int, *, fingerprints: int) -> list[Alert]:
+        first: dict[str, Alert] = {}
+        for alert in sorted(self.for_incident(incident_id), key=lambda a: a.starts_at):
+            first.setdefault(alert.fingerprint, alert)
+        return list(first.values())[:fingerprints]
+
     def summary(self, incident_id: int, *, first: int) -> tuple[AlertCounts, list[Alert]]:
         alerts = self.for_incident(incident_id)
         ordered = sorted(alerts, key=lambda a: (a.status is not AlertStatus.FIRING, a.id or 0))

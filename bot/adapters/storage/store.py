@@ -93,6 +93,13 @@ _ALERT_COUNTS = (sa.select(t.alerts.c.status, sa.func.count(),
                            sa.func.max(sa.func.coalesce(t.alerts.c.ends_at, t.alerts.c.received_at)))
                  .where(t.alerts.c.incident_id == bindparam("incident_id")).group_by(t.alerts.c.status))
 _FIRST_ALERTS = (_INCIDENT_ALERTS.where(t.alerts.c.status == bindparam("status")).limit(bindparam("first")))
+_ALERT_SOURCES = sa.select(t.alerts.c.source).where(t.alerts.c.incident_id == bindparam("incident_id")).distinct()
+_FIRST_STARTS = (sa.select(t.alerts.c.fingerprint, sa.func.min(t.alerts.c.starts_at).label("first"))
+                 .where(t.alerts.c.incident_id == bindparam("incident_id")).group_by(t.alerts.c.fingerprint)
+                 .order_by(sa.literal_column("first")).limit(bindparam("fingerprints")).subquery())
+_EARLIEST_ALERTS = (sa.select(t.alerts).join(_FIRST_STARTS, sa.and_(
+    t.alerts.c.fingerprint == _FIRST_STARTS.c.fingerprint, t.alerts.c.starts_at == _FIRST_STARTS.c.first))
+    .where(t.alerts.c.incident_id == bindparam("incident_id")).order_by(t.alerts.c.starts_at))
 _INSERT_EVENT = t.timeline_events.insert()
 _SHOWN_EVENTS = sa.select(*[c for c in t.timeline_events.c if c.name != "hidden"]).where(
     t.timeline_events.c.hidden == sa.false())  # a hidden entry stays stored, out of every reading
@@ -191,6 +198,22 @@ class SqlAlertRepository:
     def for_incident(self, incident_id: int) -> list[Alert]:
         rows = self._conn.execute(_INCIDENT_ALERTS, {"incident_id": incident_id}).mappings()
         return [_alert(row) for row in rows]
+
+    def sources(self, incident_id: int) -> set[str]:
+        return set(self._conn.execute(_ALERT_SOURCES, {"incident_id": incident_id}).scalars())
+
+    def has(self, incident_id: int, *, fingerprint: str | None = None, name: str | None = None) -> bool:
+        c = t.alerts.c
+        query = sa.select(c.id).where(c.incident_id == incident_id).limit(1)
+        if fingerprint is not None:
+            query = query.where(c.fingerprint == fingerprint)
+        if name is not None:
+            query = query.where(c.labels["alertname"].as_string() == name)
+        return self._conn.execute(query).first() is not None
+
+    def earliest(self, incident_id: int, *, fingerprints: int) -> list[Alert]:
+        rows = self._conn.execute(_EARLIEST_ALERTS, {"incident_id": incident_id, "fingerprints": fingerprints})
+        return [_alert(row) for row in rows.mappings()]
 
     def summary(self, incident_id: int, *, first: int) -> tuple[AlertCounts, list[Alert]]:
         by_status = {status: (count, cleared) for status, count, cleared
