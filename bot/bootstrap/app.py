@@ -140,7 +140,8 @@ def build(
         applied=applied,
         metrics=metrics,
         ingest_queue=IngestQueue(partial(_record_deliveries, store=store, playbooks=playbooks,
-                                         policy=settings.incidents, clock=clock)),
+                                         policy=settings.incidents, clock=clock),
+                                 alone=lambda delivery: bool(delivery.part_of)),  # a huge delivery's part
         controller_queue=ControllerQueue(partial(_record_controller_events, store=store, git=git, playbooks=playbooks,
                                                  settings=settings, clock=clock),
                                          max_batch=CONTROLLER_BATCH, name="controller-writer"),

@@ -32,11 +32,14 @@ class _Item(Generic[T, R]):
 
 
 class BatchQueue(Generic[T, R]):
-    """`record` takes a batch in arrival order and returns one result per item, in order."""
+    """`record` takes a batch in arrival order and returns one result per item, in order. An item
+    `alone` says is big (a part of a huge delivery) is written in a transaction of its own: the
+    small items that came before it are committed first, not held until it is written."""
 
     def __init__(self, record: Callable[[Sequence[T]], list[R]], *, max_batch: int = 32,
-                 name: str = "ingest-writer") -> None:
+                 name: str = "ingest-writer", alone: Callable[[T], bool] = lambda _: False) -> None:
         self._record = record
+        self._alone = alone
         self._max = max_batch
         self._queue: queue.SimpleQueue[_Item[T, R] | None] = queue.SimpleQueue()
         self._waiting = 0  # submitted and not yet committed (or failed)
@@ -73,10 +76,24 @@ class BatchQueue(Generic[T, R]):
                 except queue.Empty:
                     break
                 if item is None:
-                    self._write(batch)
+                    self._write_all(batch)
                     return
                 batch.append(item)
-            self._write(batch)
+            self._write_all(batch)
+
+    def _write_all(self, items: list[_Item[T, R]]) -> None:
+        """In order: runs of small items together, each big one on its own."""
+        run: list[_Item[T, R]] = []
+        for item in items:
+            if self._alone(item.value):
+                if run:
+                    self._write(run)
+                run = []
+                self._write([item])
+            else:
+                run.append(item)
+        if run:
+            self._write(run)
 
     def _write(self, batch: list[_Item[T, R]]) -> None:
         try:

@@ -17,17 +17,24 @@ def delivery(key: str) -> Delivery:
     return Delivery(group_key=key, status=AlertStatus.FIRING, alerts=())
 
 
-def test_waiting_deliveries_are_written_together_and_answered_each() -> None:
-    """Deliveries that queue while one is written go in the next batch, each with its own outcome."""
-    gate, entered = threading.Event(), threading.Event()
-    batches: list[list[str]] = []
+class Gated:
+    """A writer's `record` that holds each batch until `gate` opens and notes its group keys."""
 
-    def record(deliveries: Sequence[Delivery]) -> list[IngestOutcome]:
-        entered.set()
-        gate.wait(5)
-        batches.append([d.group_key for d in deliveries])
+    def __init__(self) -> None:
+        self.gate, self.entered = threading.Event(), threading.Event()
+        self.batches: list[list[str]] = []
+
+    def __call__(self, deliveries: Sequence[Delivery]) -> list[IngestOutcome]:
+        self.entered.set()
+        self.gate.wait(5)
+        self.batches.append([d.group_key for d in deliveries])
         return [IngestOutcome(new_alerts=len(d.group_key)) for d in deliveries]
 
+
+def test_waiting_deliveries_are_written_together_and_answered_each() -> None:
+    """Deliveries that queue while one is written go in the next batch, each with its own outcome."""
+    record = Gated()
+    gate, entered, batches = record.gate, record.entered, record.batches
     writer = IngestQueue(record)
 
     async def main() -> list[IngestOutcome]:
@@ -69,3 +76,25 @@ def test_a_failing_delivery_fails_alone() -> None:
     assert [type(r).__name__ for r in results] == ["IngestOutcome", "IngestOutcome", "ValueError", "IngestOutcome"]
     with pytest.raises(ValueError, match="bad delivery"):
         raise results[2]  # type: ignore[misc]
+
+
+def test_a_part_of_a_huge_delivery_is_written_alone_after_the_small_ones_before_it() -> None:
+    """Small deliveries queued around a huge delivery's part are not held in its transaction: those
+    before it are committed first, together, then the part alone, then those after it."""
+    record = Gated()
+    gate, entered, batches = record.gate, record.entered, record.batches
+    writer = IngestQueue(record, alone=lambda d: bool(d.part_of))
+    part = delivery("part").model_copy(update={"part_of": "digest"})
+
+    async def main() -> None:
+        first = asyncio.create_task(writer.submit(delivery("first")))
+        await asyncio.to_thread(entered.wait, 5)  # being written: the rest queue behind it, in order
+        rest = [asyncio.create_task(writer.submit(d)) for d in (delivery("a"), delivery("b"), part, delivery("c"))]
+        while writer.waiting < 5:
+            await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(main())
+    writer.close()
+    assert batches == [["first"], ["a", "b"], ["part"], ["c"]]
