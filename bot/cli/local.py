@@ -230,7 +230,7 @@ class LocalBackend:
         from bot.services.changelog import refresh_changes
 
         ctx = self.app.ctx
-        playbook = playbook_named(ctx.playbooks, incidents.get_incident(store=ctx.store, incident_id=number)
+        playbook = playbook_named(ctx.playbooks, incidents.get_summary(store=ctx.store, incident_id=number)
                                   .incident.playbook)
         if playbook is None:
             return []
