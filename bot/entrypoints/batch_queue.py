@@ -20,6 +20,9 @@ from bot.services.gitops import ControllerReport
 from bot.services.ingest import IngestOutcome
 
 log = structlog.get_logger(__name__)
+# Answers woken in one turn of the event loop: a batch of 200 would otherwise hold the loop for
+# all 200 answers at once, and a /healthz probe arriving meanwhile would wait behind them all.
+ANSWER_SLICE = 16
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -132,10 +135,14 @@ def _settle(results: list[tuple[_Item[T, R], R | BaseException]]) -> None:
 
 
 def _resolve(settled: list[tuple[_Item[T, R], R | BaseException]]) -> None:
-    for item, result in settled:
+    """Wake a slice of the waiting requests; the rest on the loop's next turn, after it has
+    looked at the sockets again."""
+    for item, result in settled[:ANSWER_SLICE]:
         if item.future.done():  # the request was cancelled (the client went away)
             continue
         if isinstance(result, BaseException):
             item.future.set_exception(result)
         else:
             item.future.set_result(result)
+    if len(settled) > ANSWER_SLICE:
+        asyncio.get_running_loop().call_soon(_resolve, settled[ANSWER_SLICE:])

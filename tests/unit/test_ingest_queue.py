@@ -98,3 +98,36 @@ def test_a_part_of_a_huge_delivery_is_written_alone_after_the_small_ones_before_
     asyncio.run(main())
     writer.close()
     assert batches == [["first"], ["a", "b"], ["part"], ["c"]]
+
+
+def test_a_large_batch_is_answered_in_slices_with_the_loop_free_between_them() -> None:
+    """The answers to a batch of 200 wake their requests a slice at a time: a request that came in
+    meanwhile (a /healthz probe) is served between slices, not after all 200."""
+    gate = threading.Event()
+
+    def record(deliveries: Sequence[Delivery]) -> list[IngestOutcome]:
+        gate.wait(5)
+        return [IngestOutcome() for _ in deliveries]
+
+    writer = IngestQueue(record, max_batch=200)
+    woken: list[str] = []
+
+    async def answered(n: int) -> None:
+        await writer.submit(delivery(str(n)))
+        woken.append("answer")
+        if n == 1:  # other work the loop is asked to do once the big batch's first answer arrived
+            asyncio.get_running_loop().call_soon(woken.append, "probe")
+
+    async def main() -> None:
+        first = asyncio.create_task(answered(0))
+        await asyncio.sleep(0.05)  # the writer holds the first alone; the next 200 wait together
+        rest = [asyncio.create_task(answered(n)) for n in range(1, 201)]
+        await asyncio.sleep(0.1)
+        gate.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(main())
+    writer.close()
+    probe = woken.index("probe")
+    assert woken.count("answer") == 201
+    assert probe < 100, f"the loop served other work only after {probe} answers"
