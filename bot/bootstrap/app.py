@@ -8,6 +8,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from multiprocessing.connection import Connection
 
 import structlog
 from fastapi import FastAPI
@@ -27,6 +28,7 @@ from bot.adapters.storage.leader import PostgresLeader
 from bot.adapters.storage.store import SqlStore
 from bot.adapters.storage.store_reviews import SqlReviews
 from bot.bootstrap.forges import build_forge, build_git
+from bot.bootstrap.logs import configure_logging
 from bot.bootstrap.slack import build_slack
 from bot.config import Settings, load_playbooks
 from bot.domain.errors import StorageUnavailable
@@ -51,6 +53,7 @@ from bot.entrypoints.context import AppContext, Readiness
 from bot.entrypoints.http import create_http_app
 from bot.entrypoints.links import page_links
 from bot.entrypoints.metrics import Metrics
+from bot.entrypoints.writer_process import ProcessRecorder, serve_batches
 from bot.services.gitops import ControllerReport, record_controller_events
 from bot.services.ingest import IngestOutcome, ingest_deliveries
 from bot.services.reviews import ReviewWork
@@ -59,6 +62,9 @@ log = structlog.get_logger(__name__)
 # Controller events written in one transaction at most: under 1,000 a second a batch is a few
 # hundred milliseconds of work, so an event waits well under a second.
 CONTROLLER_BATCH = 200
+# Seconds the writer process may take over one batch: its fetch wait, SQLite's busy timeout and
+# the batch itself, with room to spare; past it the batch is refused (503) and the writer restarted.
+WRITER_TIMEOUT = 60.0
 
 
 def utc_now() -> datetime:
@@ -71,6 +77,7 @@ class App:
     http: FastAPI
     engine: Engine | None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    writer: ProcessRecorder[ControllerEvent, ControllerReport] | None = None
 
     def close(self) -> None:
         for close in self.closers:
@@ -79,6 +86,8 @@ class App:
             self.ctx.slack.close()
         self.ctx.ingest_queue.close()
         self.ctx.controller_queue.close()
+        if self.writer is not None:  # after the queue has handed it every batch waiting
+            self.writer.close()
         self.ctx.chart_workers.close()
         self.ctx.work_executor.shutdown(wait=True)
         # A wait on a Git host ends within the git deadlines; closing does not wait for it.
@@ -219,6 +228,34 @@ def elect_leader(app: App) -> None:
                             replica=app.ctx.leader.replica).start()
     app.ctx.leader = leader
     app.closers.append(leader.close)
+
+
+def record_in_process(app: App) -> None:
+    """For `serve` (`server.controller_writer: process`): controller events are recorded by a child
+    process with its own database engine, Git mirrors' handle and playbooks, built from the same
+    settings, so a storm's writing does not hold the interpreter lock the event loop answers with.
+    Only for an app whose store and clock come from its settings (not a test's fakes)."""
+    if app.ctx.settings.server.controller_writer != "process" or app.engine is None:
+        return
+    writer: ProcessRecorder[ControllerEvent, ControllerReport] = ProcessRecorder(
+        _controller_writer, (app.ctx.settings,), timeout=WRITER_TIMEOUT)
+    writer.start()
+    previous = app.ctx.controller_queue
+    app.ctx.controller_queue = ControllerQueue(writer, max_batch=CONTROLLER_BATCH, name="controller-writer")
+    app.writer = writer
+    previous.close()
+
+
+def _controller_writer(pipe: Connection, settings: Settings) -> None:
+    """The writer process's main: what `build` wires for the controller queue, from the settings."""
+    configure_logging(settings.logging)
+    engine = create_engine(settings.storage.url)
+    try:
+        playbooks = load_playbooks(settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos])
+        serve_batches(pipe, partial(_record_controller_events, store=SqlStore(engine), git=build_git(settings),
+                                    playbooks=playbooks, settings=settings, clock=utc_now))
+    finally:
+        engine.dispose()
 
 
 def _record_deliveries(deliveries: Sequence[Delivery], *, store: Store, playbooks: Sequence[Playbook],

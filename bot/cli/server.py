@@ -88,6 +88,7 @@ def run_server(config: Path | None, *, echo: Callable[[str], None]) -> int:
              slack_mode=settings.slack.mode if settings.chat.kind == "slack" else None,
              replica=built.ctx.leader.replica)
     built.ctx.chart_workers.start()
+    bootstrap.record_in_process(built)
     scheduler = start_scheduler(built.ctx)
     socket_mode = None
     if built.ctx.slack is not None and settings.slack.mode == "socket" and settings.slack.app_token:

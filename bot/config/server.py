@@ -24,6 +24,9 @@ class ServerSettings(Section):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     public_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Where `serve` records controller events: `process`, a child process of its own (the event
+    # loop keeps its interpreter lock under a storm), or `thread`, beside the event loop.
+    controller_writer: Literal["process", "thread"] = "process"
 
 
 class StorageSettings(Section):

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from bot.domain.errors import TransientError
 from bot.domain.gitops import ControllerEvent
 from bot.domain.models import Delivery
 from bot.services.gitops import ControllerReport
@@ -101,6 +102,9 @@ class BatchQueue(Generic[T, R]):
     def _write(self, batch: list[_Item[T, R]]) -> None:
         try:
             outcomes = self._record([item.value for item in batch])
+        except TransientError as exc:  # the database or the writer, not an item: each is refused (503)
+            self._settle([(item, exc) for item in batch])
+            return
         except Exception as exc:
             if len(batch) == 1:
                 failed: list[tuple[_Item[T, R], R | BaseException]] = [(batch[0], exc)]

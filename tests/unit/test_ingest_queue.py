@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from bot.domain.errors import StorageUnavailable
 from bot.domain.models import AlertStatus, Delivery
 from bot.entrypoints.batch_queue import IngestQueue
 from bot.services.ingest import IngestOutcome
@@ -131,3 +132,31 @@ def test_a_large_batch_is_answered_in_slices_with_the_loop_free_between_them() -
     probe = woken.index("probe")
     assert woken.count("answer") == 201
     assert probe < 100, f"the loop served other work only after {probe} answers"
+
+
+def test_storage_unavailable_refuses_the_whole_batch_at_once() -> None:
+    """A transient error (the database, the writer process) is no item's fault: every item of the
+    batch gets it from the one attempt, instead of each being tried again alone."""
+    gate = threading.Event()
+    calls: list[int] = []
+
+    def record(deliveries: Sequence[Delivery]) -> list[IngestOutcome]:
+        gate.wait(5)
+        calls.append(len(deliveries))
+        raise StorageUnavailable("the database is down")
+
+    writer = IngestQueue(record)
+
+    async def main() -> list[IngestOutcome | BaseException]:
+        first = asyncio.create_task(writer.submit(delivery("first")))
+        await asyncio.sleep(0.05)  # the writer holds the first alone; the next five wait together
+        rest = [asyncio.create_task(writer.submit(delivery(str(n)))) for n in range(5)]
+        await asyncio.sleep(0.1)
+        gate.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = asyncio.run(main())
+    writer.close()
+    assert all(isinstance(r, StorageUnavailable) for r in results)
+    assert sum(calls) == 6, f"batches tried: {calls}"
+    assert len(calls) <= 2, f"batches tried: {calls}"
