@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
-
-from fastapi.concurrency import run_in_threadpool
 
 from bot.adapters.export.chart import data_uri, render_png
 from bot.domain.playbooks import Playbook, playbook_named
@@ -18,7 +17,7 @@ from bot.entrypoints.renderings import slot
 from bot.services.chart import chart_data
 from bot.services.export import build_export
 from bot.services.good import last_known_good
-from bot.services.incidents import IncidentView
+from bot.services.incidents import IncidentView, get_incident
 from bot.services.presenters import good_dict
 
 
@@ -44,28 +43,43 @@ def review_files(ctx: AppContext, view: IncidentView, chart_name: str) -> tuple[
     return ctx.export.markdown(document, chart=chart_name).encode(), incident_chart(ctx, view)
 
 
-async def page_chart(ctx: AppContext, view: IncidentView) -> bytes:
+async def read_view(ctx: AppContext, number: int) -> tuple[IncidentView, str]:
+    """The incident and its version (a digest of everything it shows), both on a page thread:
+    neither the database nor the digest on the event loop. NotFound if there is none."""
+    def read() -> tuple[IncidentView, str]:
+        view = get_incident(store=ctx.store, incident_id=number)
+        return view, view.version()
+
+    return await ctx.renderings.run(read)
+
+
+async def page_chart(ctx: AppContext, view: IncidentView, version: str) -> bytes:
     """The chart of this version of the incident, drawn once per time slot."""
     at = slot(view, ctx.clock())
 
     async def make() -> bytes:
-        data = await run_in_threadpool(chart_data, view, playbooks=ctx.playbooks, metrics=ctx.metrics_query, now=at)
+        data = await ctx.renderings.run(partial(chart_data, view, playbooks=ctx.playbooks, metrics=ctx.metrics_query,
+                                                now=at))
         return await ctx.chart_workers.render(data)
 
-    return await ctx.renderings.get(("chart", view.incident.id, view.version(), at), make)
+    return await ctx.renderings.get(("chart", view.incident.id, version, at), make)
 
 
-async def page_html(ctx: AppContext, view: IncidentView) -> str:
+async def page_html(ctx: AppContext, view: IncidentView, version: str) -> str:
     """The incident's review page, with its chart, rendered once per version and time slot."""
     at = slot(view, ctx.clock())
 
     async def make() -> str:
-        png = await page_chart(ctx, view)
-        document = build_export(view, generated_at=at, links=ctx.export_links())
-        document["last_good"] = await run_in_threadpool(last_good_rows, ctx, view.incident.playbook, now=at)
-        return await run_in_threadpool(ctx.export.html, document, chart=chart_uri(png))
+        png = await page_chart(ctx, view, version)
 
-    return await ctx.renderings.get(("page", view.incident.id, view.version(), at), make)
+        def render() -> str:
+            document = build_export(view, generated_at=at, links=ctx.export_links())
+            document["last_good"] = last_good_rows(ctx, view.incident.playbook, now=at)
+            return ctx.export.html(document, chart=chart_uri(png))
+
+        return await ctx.renderings.run(render)
+
+    return await ctx.renderings.get(("page", view.incident.id, version, at), make)
 
 
 def last_good_rows(ctx: AppContext, playbook_name: str | None, *, now: datetime) -> list[dict[str, Any]]:

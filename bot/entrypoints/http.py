@@ -30,7 +30,7 @@ from bot.domain.models import Actor, IncidentStatus, parse_incident_ref
 from bot.domain.start_times import StartRange
 from bot.domain.untrusted import StoredText
 from bot.domain.verdicts import VerdictKind
-from bot.entrypoints.charts import page_chart, page_html
+from bot.entrypoints.charts import page_chart, page_html, read_view
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_actions import register_incident_actions
 from bot.entrypoints.http_common import (
@@ -322,12 +322,11 @@ def create_http_app(ctx: AppContext) -> FastAPI:
     async def export(ref: str, request: Request, format: ExportFormat = ExportFormat.JSON) -> Response:
         if denied := refused(request):
             return denied
-        view = await run_in_threadpool(incident_service.get_incident, store=ctx.store,
-                                       incident_id=parse_incident_ref(ref))
+        view, version = await read_view(ctx, parse_incident_ref(ref))
         if format is ExportFormat.PNG:
-            return Response(await page_chart(ctx, view), media_type="image/png")
+            return Response(await page_chart(ctx, view, version), media_type="image/png")
         if format is ExportFormat.HTML:
-            return HTMLResponse(await page_html(ctx, view))
+            return HTMLResponse(await page_html(ctx, view, version))
         document = await run_in_threadpool(build_export, view, generated_at=ctx.clock(), links=ctx.export_links())
         if format is ExportFormat.MARKDOWN:
             return Response(await run_in_threadpool(ctx.export.markdown, document),
@@ -339,9 +338,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
         """The key metric over the incident with the changes, alerts and actions marked."""
         if denied := refused(request):
             return denied
-        view = await run_in_threadpool(incident_service.get_incident, store=ctx.store,
-                                       incident_id=parse_incident_ref(ref))
-        return Response(await page_chart(ctx, view), media_type="image/png")
+        view, version = await read_view(ctx, parse_incident_ref(ref))
+        return Response(await page_chart(ctx, view, version), media_type="image/png")
 
     @app.post("/api/incidents/{ref}/verdict")
     def post_verdict(ref: str, body: VerdictBody, request: Request) -> JSONResponse:

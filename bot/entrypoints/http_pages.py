@@ -15,12 +15,11 @@ from html import escape
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from bot.domain.errors import InvalidInput
 from bot.domain.models import parse_incident_ref
-from bot.entrypoints.charts import page_html
+from bot.entrypoints.charts import page_html, read_view
 from bot.entrypoints.context import AppContext
 from bot.entrypoints.http_common import BodyTooLarge, error, read_body
 from bot.entrypoints.webhook_auth import PageSessions
@@ -104,12 +103,12 @@ def register_pages(app: FastAPI, ctx: AppContext, *, refused: Refusal) -> PageRe
     @app.get("/incidents/{ref}", response_model=None)
     async def incident_page(ref: str, request: Request) -> Response:
         """The review page: people open it from Slack, the pull request, the export or the index.
-        Read on a worker thread, drawn in a worker process, kept per incident version."""
+        Read on a page thread, drawn in a worker process, kept per incident version."""
         number = parse_incident_ref(ref)
         if denied := page_refusal(request, page_of=number):
             return denied
-        view = await run_in_threadpool(incident_service.get_incident, store=ctx.store, incident_id=number)
-        return HTMLResponse(await page_html(ctx, view), headers=INCIDENT_HEADERS)
+        view, version = await read_view(ctx, number)
+        return HTMLResponse(await page_html(ctx, view, version), headers=INCIDENT_HEADERS)
 
     @app.get("/signin", include_in_schema=False)
     def sign_in_form(next: str = "/incidents") -> Response:

@@ -2,7 +2,8 @@
 worker processes (a chart is about 100 ms of CPU that, on a thread, would hold the interpreter
 lock the event loop needs to answer anything, /healthz included); pages are kept by the same
 rule. Many browsers opening one incident at once cost one rendering; no lock is held while
-drawing."""
+drawing. Reading an incident for its page, and the digest of its version, happen on a few page
+threads, never on the event loop."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from anyio import CapacityLimiter
+from anyio.to_thread import run_sync
+
 from bot.adapters.export.chart import render_png, warm
 from bot.domain.chart import ChartData
 from bot.services.incidents import IncidentView
@@ -25,6 +29,9 @@ ACTIVE_FOR = timedelta(seconds=15)
 # A resolved incident's chart is fixed; its page carries a signed link, kept fresh all the same.
 RESOLVED_FOR = timedelta(hours=1)
 RENDER_TIMEOUT = 60.0  # seconds for one chart in a worker process
+# Threads that read and render pages at once: each holds the interpreter lock while it works, and
+# the event loop needs it to answer anything; more threads would only queue for the lock.
+PAGE_THREADS = 4
 
 
 class ChartWorkers:
@@ -61,10 +68,15 @@ class Renderings:
     """The newest renderings by (what, incident, version, time slot), each made once however many
     requests ask for it at the same time. Used from the event loop only: no lock."""
 
-    def __init__(self, *, size: int = 32) -> None:
+    def __init__(self, *, size: int = 32, threads: int = PAGE_THREADS) -> None:
         self._size = size
+        self._threads = CapacityLimiter(threads)
         self._kept: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._making: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work` on one of the page threads (at most `threads` at once), not on the event loop."""
+        return await run_sync(work, limiter=self._threads)
 
     async def get(self, key: tuple[Any, ...], make: Callable[[], Awaitable[T]]) -> T:
         if key in self._kept:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from bot import bootstrap
 from bot.adapters.export.chart import render_png
 from bot.domain.chart import ChartData
-from bot.entrypoints.renderings import ChartWorkers, Renderings
+from bot.entrypoints.renderings import PAGE_THREADS, ChartWorkers, Renderings
+from bot.entrypoints.serving import serve_in_thread
+from bot.services.incidents import IncidentView
 from tests.conftest import AUTH, payload_bytes
+from tests.fakes.store import GatedStore
 
 
 class CountingWorkers(ChartWorkers):
@@ -84,3 +90,57 @@ def test_requests_for_one_rendering_at_once_share_it() -> None:
 
     answers, made = asyncio.run(main())
     assert (answers, made) == ([b"png"] * 10, 1)
+
+
+def test_the_page_version_is_computed_off_the_event_loop(counted: tuple[TestClient, CountingWorkers],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest of everything an incident shows (every alert and timeline event serialised) is
+    worked out on a page thread, never on the event loop that answers /healthz."""
+    client, _ = counted
+    on_loop: list[bool] = []
+    version = IncidentView.version
+
+    def recording(view: IncidentView) -> str:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return version(view)
+
+    monkeypatch.setattr(IncidentView, "version", recording)
+    for path in ("/incidents/INC-1", "/api/incidents/1/chart.png", "/api/incidents/1/export?format=html"):
+        assert client.get(path, headers=AUTH).status_code == 200
+    assert on_loop
+    assert not any(on_loop)
+
+
+def test_page_reads_take_a_few_threads_and_leave_the_loop_free(build: Callable[..., bootstrap.App]) -> None:
+    """Twenty browsers opening pages while the database is slow: at most PAGE_THREADS reads run
+    at once (more would only queue for the interpreter lock the event loop needs), and /healthz
+    answers meanwhile."""
+    plain = build()
+    with TestClient(plain.http) as client:
+        assert client.post("/webhooks/alertmanager", content=payload_bytes("01"), headers=AUTH).status_code == 200
+    store = GatedStore(plain.ctx.store)
+    app = build(plain.ctx.settings, store=store)
+    statuses: list[int] = []
+    with serve_in_thread(app.http) as base:
+        def read() -> None:
+            statuses.append(httpx.get(f"{base}/incidents/INC-1", headers=AUTH, timeout=60).status_code)
+
+        readers = [threading.Thread(target=read) for _ in range(20)]
+        for reader in readers:
+            reader.start()
+        try:
+            store.wait_for(PAGE_THREADS)
+            health = httpx.get(f"{base}/healthz", timeout=10)
+            time.sleep(0.2)  # time for more reads to begin, were they allowed to
+            began = store.calls
+        finally:
+            store.gate.set()
+            for reader in readers:
+                reader.join()
+    assert health.status_code == 200
+    assert began == PAGE_THREADS
+    assert statuses == [200] * 20
