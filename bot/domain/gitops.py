@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from functools import cached_property
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,12 +98,20 @@ class ControllerEvent(BaseModel):
         who = "Flux" if self.controller is Controller.FLUX else "Argo CD"
         return f"{who} {self.kind} {self.namespace}/{self.name}"
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Identity for redelivery: the same object, outcome, revision, time and message."""
+        """Identity for redelivery: the same object, outcome, revision, time and message. Kept once
+        made: a batch asks for it five times an event, and the message may be long."""
         raw = "\x1f".join([self.object_id, self.outcome.value, self.reason, self.revision,
                            self.at.isoformat(), self.message])
         return hashlib.sha256(raw.encode()).hexdigest()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy that makes its own key: pydantic would carry the kept one over, and an update may
+        change what the key is made of."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("key", None)
+        return copied
 
 
 class FluxObject(BaseModel):

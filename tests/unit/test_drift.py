@@ -3,13 +3,14 @@ says so, never reverted (act refuses and says what to do instead), a plan step t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.adapters.console import RecordingNotifier
 from bot.domain.drift import Drift, DriftedResource, FieldDrift, field_drifts, parse_change_set
 from bot.domain.errors import Conflict
+from bot.domain.gitops import Controller, ControllerEvent, Outcome
 from bot.domain.plan import propose_steps
 from bot.domain.ranking import rank_changes
 from bot.domain.ranking_drift import drift_suspects
@@ -147,3 +148,14 @@ def test_the_chat_card_offers_no_rollback_button_for_a_drift() -> None:
     payload = incident_message(store=store, incident_id=number, playbooks=[book]).payload
     assert payload["rollback"] is None
     assert "drift-1" in payload["answer"]
+
+
+def test_a_controller_events_key_is_kept_and_a_copy_makes_its_own() -> None:
+    """The redelivery key is made once per event; a copy with another message has another key,
+    one with only other drifted resources (what Argo CD's API adds) the same."""
+    event = ControllerEvent(controller=Controller.FLUX, kind="Kustomization", namespace="flux-system", name="apps",
+                            outcome=Outcome.APPLIED, reason="ReconciliationSucceeded", message="applied",
+                            revision="main@sha1:abc", at=datetime(2026, 11, 21, 22, 0, tzinfo=UTC))
+    assert event.key is event.key
+    assert event.model_copy(update={"message": "other"}).key != event.key
+    assert event.model_copy(update={"resources": ()}).key == event.key
