@@ -3,6 +3,7 @@ any part), and the database set-up `serve` and `db upgrade` need."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -252,6 +253,7 @@ def _controller_writer(pipe: Connection, settings: Settings) -> None:
     engine = create_engine(settings.storage.url)
     try:
         playbooks = load_playbooks(settings.playbooks_dir, known_repos=[repo.name for repo in settings.repos])
+        gc.freeze()  # as `serve` does: full collections walk only what the batches make
         serve_batches(pipe, partial(_record_controller_events, store=SqlStore(engine), git=build_git(settings),
                                     playbooks=playbooks, settings=settings, clock=utc_now))
     finally:
