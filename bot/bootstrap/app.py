@@ -235,7 +235,8 @@ def record_in_process(app: App) -> None:
     """For `serve` (`server.controller_writer: process`): controller events are recorded by a child
     process with its own database engine, Git mirrors' handle and playbooks, built from the same
     settings, so a storm's writing does not hold the interpreter lock the event loop answers with.
-    Only for an app whose store and clock come from its settings (not a test's fakes)."""
+    Only for an app whose store comes from its settings (not a test's fake); the writer reads the
+    real clock, and its Git hosts' outages are its own (`/readyz` shows the serving process's)."""
     if app.ctx.settings.server.controller_writer != "process" or app.engine is None:
         return
     writer: ProcessRecorder[ControllerEvent, ControllerReport] = ProcessRecorder(
