@@ -94,10 +94,6 @@ def run_server(config: Path | None, *, echo: Callable[[str], None]) -> int:
     if built.ctx.slack is not None and settings.slack.mode == "socket" and settings.slack.app_token:
         socket_mode = bootstrap.socket_mode(built.ctx.slack, settings.slack.app_token.get_secret_value())
         socket_mode.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves it untyped
-    # What start-up built lives as long as the process: out of the collector's full passes, which
-    # would otherwise walk it all (about 200,000 objects, 0.1 s and more) with the event loop stopped.
-    gc.collect()
-    gc.freeze()
     server = GracefulServer(uvicorn.Config(built.http, host=settings.server.host, port=settings.server.port,
                                            log_level=settings.logging.level, access_log=False,
                                            log_config=None))
