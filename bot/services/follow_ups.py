@@ -9,7 +9,7 @@ expired while its holder was still busy costs time, not a double announcement.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,12 +18,14 @@ from functools import partial
 
 import structlog
 
-from bot.domain.playbooks import Playbook, playbook_named
-from bot.domain.ports import AppliedTimes, FollowUp, Forge, GitRepos, MetricsQuery, Notifier, Store, Transaction
+from bot.domain.playbooks import Playbook
+from bot.domain.ports import AppliedTimes, FollowUp, Forge, GitRepos, MetricsQuery, Notifier, Store
 from bot.services import notify
 from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.incidents import ANNOUNCE_RESOLVED, INVESTIGATE
 from bot.services.investigate import investigate
+from bot.services.investigate_batch import BATCH as BATCH_SIZE
+from bot.services.investigate_batch import batchable, investigate_batch, playbooks_of
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +76,8 @@ def sweep(work: FollowUpWork, *, clock: Callable[[], datetime], batch: int = BAT
           keep_going: Callable[[], bool] = lambda: True) -> int:
     """Run pending work nobody holds (left by a crash, or failed and due again), a batch at a time,
     until none is due or `keep_going` says stop (this replica no longer leads). A batch's
-    repositories are refreshed once for all its investigations: after a crash, thousands of
+    repositories are refreshed once for all its investigations, and those with no outside effect
+    are investigated `investigate_batch.BATCH` to a transaction: after a crash, thousands of
     incidents wait on the same few repositories."""
     done = 0
     with ThreadPoolExecutor(max_workers=work.workers, thread_name_prefix="sweep") as pool:
@@ -83,8 +86,7 @@ def sweep(work: FollowUpWork, *, clock: Callable[[], datetime], batch: int = BAT
             due = _due(work.store, now=now, limit=batch)
             if not due:
                 break
-            refreshed = _refresh_for(work, [item.incident_id for item in due if item.kind == INVESTIGATE], now)
-            ran = list(pool.map(partial(_run_due, work, clock=clock, refreshed=refreshed), due))
+            ran = list(pool.map(lambda job: job(), _jobs(work, due, now=now, clock=clock)))
             done += sum(ran)
             if not any(ran):
                 break  # all of it held by others or failed: nothing more to do before it is due again
@@ -93,29 +95,51 @@ def sweep(work: FollowUpWork, *, clock: Callable[[], datetime], batch: int = BAT
     return done
 
 
+def _jobs(work: FollowUpWork, due: Sequence[FollowUp], *, now: datetime,
+          clock: Callable[[], datetime]) -> list[Callable[[], int]]:
+    """The due work as jobs for the pool: investigations that may share a transaction in batches,
+    the rest one by one."""
+    playbooks = playbooks_of(work, [item.incident_id for item in due if item.kind == INVESTIGATE])
+    refreshed = _refresh_for(work, playbooks.values(), now)
+    batched = [n for n, playbook in playbooks.items() if refreshed is not None and batchable(work, playbook)]
+    jobs: list[Callable[[], int]] = [
+        partial(_run_batch, work, batched[start:start + BATCH_SIZE], clock=clock, refreshed=refreshed)
+        for start in range(0, len(batched), BATCH_SIZE)]
+    together = set(batched)
+    alone = [item for item in due if item.kind != INVESTIGATE or item.incident_id not in together]
+    jobs += [partial(_run_due, work, item, clock=clock, refreshed=refreshed) for item in alone]
+    return jobs
+
+
+def _run_batch(work: FollowUpWork, incident_ids: Sequence[int], *, clock: Callable[[], datetime],
+               refreshed: RefreshReport | None) -> int:
+    assert refreshed is not None
+    try:
+        return len(investigate_batch(work, incident_ids, now=clock(), refreshed=refreshed))
+    except Exception as exc:  # rolled back whole: each on its own, so one failure holds back only itself
+        log.exception("follow_ups.batch_failed", incidents=len(incident_ids), error=str(exc))
+        return sum(run_one(work, incident_id=n, kind=FollowUpKind.INVESTIGATE, now=clock(), refreshed=refreshed)
+                   for n in incident_ids)
+
+
 def _run_due(work: FollowUpWork, item: FollowUp, *, clock: Callable[[], datetime],
-             refreshed: RefreshReport | None) -> bool:
-    return run_one(work, incident_id=item.incident_id, kind=FollowUpKind(item.kind), now=clock(), refreshed=refreshed)
+             refreshed: RefreshReport | None) -> int:
+    return int(run_one(work, incident_id=item.incident_id, kind=FollowUpKind(item.kind), now=clock(),
+                       refreshed=refreshed))
 
 
 def _due(store: Store, *, now: datetime, limit: int) -> list[FollowUp]:
     return store.run(lambda tx: tx.follow_ups.due(now=now, limit=limit))
 
 
-def _refresh_for(work: FollowUpWork, incident_ids: Sequence[int], now: datetime) -> RefreshReport | None:
-    """Fetch once the repositories these incidents' playbooks watch (waiting `fetch_wait` at most,
-    as one investigation does), and hand what is still fetching or failed to `later` once for the
+def _refresh_for(work: FollowUpWork, playbooks: Iterable[Playbook | None], now: datetime) -> RefreshReport | None:
+    """Fetch once the repositories these playbooks watch (waiting `fetch_wait` at most, as one
+    investigation does), and hand what is still fetching or failed to `later` once for the
     batch; None when there are none or the refresh itself broke (each investigation then refreshes,
     and fails, on its own)."""
-    if not incident_ids:
+    repos = sorted({entry.repo for playbook in playbooks if playbook is not None for entry in playbook.repos})
+    if not repos:
         return None
-
-    def playbooks(tx: Transaction) -> set[str]:
-        incidents = [tx.incidents.get(incident_id) for incident_id in incident_ids]
-        return {incident.playbook for incident in incidents if incident is not None and incident.playbook}
-
-    watched = [playbook_named(work.playbooks, name) for name in work.store.run(playbooks)]
-    repos = sorted({entry.repo for playbook in watched if playbook is not None for entry in playbook.repos})
     try:
         report = refresh_changes(store=work.store, git=work.git, repos=repos, now=now,
                                  import_window=work.import_window, applied=work.applied,

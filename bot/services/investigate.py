@@ -24,6 +24,8 @@ from bot.services.drift import drift_near
 from bot.services.incidents import find_suspects, get_ranking, require, save_suspects
 from bot.services.onset import MOST_ALERTS, onset_of, record_onset
 
+OPENED = "incident.opened"  # the notice an investigation ends with
+
 
 def rank_incident(
     *, store: Store, playbooks: Sequence[Playbook], incident_id: int, now: datetime,
@@ -177,6 +179,7 @@ def investigate(
     clock: Callable[[], datetime] | None = None,
     later: Callable[[Sequence[str]], object] = lambda _: None,
     refreshed: RefreshReport | None = None,
+    announce: bool = True,
 ) -> Ranking:
     """What runs when an incident opens: refresh its repositories, rank, act, announce.
 
@@ -185,7 +188,8 @@ def investigate(
     repositories (and any that failed) to `later`, which ranks again when their fetch lands. With
     a `clock`, the ranking is dated when it is made (the export's time to first suspect).
     `refreshed`: the repositories were just refreshed for a batch of incidents (the sweep): not
-    fetched again, and what is pending is the batch's to hand to `later`, once."""
+    fetched again, and what is pending is the batch's to hand to `later`, once. Without `announce`
+    the caller tells people (a batch queues its messages together)."""
     incident = store.run(lambda tx: require(tx, incident_id))
     playbook = playbook_named(playbooks, incident.playbook)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
@@ -213,8 +217,8 @@ def investigate(
         apply_open_policy(store=store, git=git, notifier=notifier, playbook=playbook,
                           incident_id=incident_id, ranking=ranking, now=now, forge=forge,
                           page_url=page_url)
-    notify.incident_update(store=store, notifier=notifier, incident_id=incident_id,
-                           kind="incident.opened")
+    if announce:
+        notify.incident_update(store=store, notifier=notifier, incident_id=incident_id, kind=OPENED)
     return ranking
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -94,6 +94,9 @@ class _Incidents:
 
     def get(self, incident_id: int) -> Incident | None:
         return self._s.incidents.get(incident_id)
+
+    def get_many(self, incident_ids: Sequence[int]) -> dict[int, Incident]:
+        return {n: self._s.incidents[n] for n in incident_ids if n in self._s.incidents}
 
     def save(self, incident: Incident) -> None:
         assert incident.id in self._s.incidents
@@ -264,8 +267,14 @@ class _Rankings:
     def get(self, incident_id: int) -> Ranking | None:
         return self._s.rankings.get(incident_id)
 
+    def get_many(self, incident_ids: Sequence[int]) -> dict[int, Ranking]:
+        return {n: self._s.rankings[n] for n in incident_ids if n in self._s.rankings}
+
     def save(self, incident_id: int, ranking: Ranking) -> None:
         self._s.rankings[incident_id] = ranking
+
+    def save_many(self, rankings: Mapping[int, Ranking]) -> None:
+        self._s.rankings.update(rankings)
 
 
 class _Actions:
@@ -318,6 +327,10 @@ class _Chat:
         number = self._s.new_id()
         self._s.outbox[number] = {"id": number, "incident_id": incident_id, "channel": channel,
                                   "payload": payload, "state": "pending", "attempts": 0, "not_before": at}
+
+    def put_summaries(self, payloads: Mapping[int, dict[str, Any]], *, at: datetime) -> None:
+        for incident_id, payload in payloads.items():
+            self.put_summary(incident_id, None, payload, at=at)
 
     def claim_summaries(self, now: datetime, *, until: datetime, limit: int = 20) -> list[PendingSummary]:
         busy = {r["incident_id"] for r in self._s.outbox.values() if r["state"] == "sending" and r["not_before"] > now}
@@ -410,6 +423,9 @@ class _Verdicts:
     def for_incident(self, incident_id: int) -> list[Verdict]:
         return [v for v in self._s.verdicts if v.incident_id == incident_id]
 
+    def for_incidents(self, incident_ids: Sequence[int]) -> dict[int, list[Verdict]]:
+        return {n: self.for_incident(n) for n in incident_ids}
+
     def since(self, at: datetime, limit: int = 20_000) -> list[Verdict]:
         return [v for v in self._s.verdicts if self._s.incidents[v.incident_id].opened_at >= at][:limit]
 
@@ -454,8 +470,15 @@ class _FollowUps:
     def due(self, *, now: datetime, limit: int = 50) -> list[FollowUp]:
         return [row[0] for row in self._s.follow_ups.values() if row[1] is None or row[1] < now][:limit]
 
+    def claim_many(self, incident_ids: Sequence[int], kind: str, *, now: datetime, until: datetime) -> list[int]:
+        return [n for n in sorted(incident_ids) if self.claim(n, kind, now=now, until=until)]
+
     def finish(self, incident_id: int, kind: str, *, at: datetime) -> None:
         self._s.follow_ups.pop((incident_id, kind), None)
+
+    def finish_many(self, incident_ids: Sequence[int], kind: str, *, at: datetime) -> None:
+        for incident_id in incident_ids:
+            self.finish(incident_id, kind, at=at)
 
     def retry_later(self, incident_id: int, kind: str, *, until: datetime, error: str) -> None:
         if (incident_id, kind) in self._s.follow_ups:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,10 @@ class FakeRooms:
         room = self._s.rooms.get(incident_id)
         if room is not None and room.state != "archived":
             self._s.rooms[incident_id] = dataclasses.replace(room, invites_due=True)
+
+    def request_invites_many(self, incident_ids: Sequence[int]) -> None:
+        for incident_id in incident_ids:
+            self.request_invites(incident_id)
 
 
 class FakeRoles:

@@ -3,7 +3,7 @@ delivery (delivery.py) rebuilds it from the store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from bot.domain.ports import Clock, Notice, Store, Transaction
 
@@ -30,4 +30,12 @@ class SlackNotifier:
                 tx.rooms.request_invites(notice.incident_id)
 
         self._store.run(work)
+        self._kick()
+
+    def queue_updates(self, tx: Transaction, kinds: Mapping[int, str]) -> None:
+        """`notify` for many incidents in the caller's transaction (the sweep's batch)."""
+        tx.chat.put_summaries({incident_id: {"kind": kind} for incident_id, kind in kinds.items()}, at=self._clock())
+        tx.rooms.request_invites_many([incident_id for incident_id, kind in kinds.items() if kind in INVITE_KINDS])
+
+    def deliver_soon(self) -> None:
         self._kick()

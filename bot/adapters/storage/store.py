@@ -130,6 +130,14 @@ class SqlIncidentRepository:
         row = self._conn.execute(_GET_INCIDENT, {"id": incident_id}).mappings().first()
         return _incident(row) if row else None
 
+    def get_many(self, incident_ids: Sequence[int]) -> dict[int, Incident]:
+        found: dict[int, Incident] = {}
+        for start in range(0, len(incident_ids), 500):
+            part = list(incident_ids[start:start + 500])
+            rows = self._conn.execute(sa.select(t.incidents).where(t.incidents.c.id.in_(part))).mappings()
+            found.update({row["id"]: _incident(row) for row in rows})
+        return found
+
     def save(self, incident: Incident) -> None:
         values = incident.model_dump(mode="python", include=_INCIDENT_FIELDS)
         self._conn.execute(_UPDATE_INCIDENT, {"_id": incident.id, **values})

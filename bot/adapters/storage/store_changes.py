@@ -3,7 +3,7 @@ the incident's work is in store_work.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -121,37 +121,59 @@ class SqlRankingRepository:
         self._conn = conn
 
     def get(self, incident_id: int) -> Ranking | None:
-        row = self._conn.execute(
-            sa.select(t.rankings).where(t.rankings.c.incident_id == incident_id)
-        ).mappings().first()
-        if row is None:
-            return None
-        suspects = self._conn.execute(
-            sa.select(t.suspects).where(t.suspects.c.incident_id == incident_id).order_by(t.suspects.c.rank)
-        ).mappings()
-        return Ranking(
-            status=RankingStatus(row["status"]), confident=row["confident"], reason=row["reason"],
-            ranked_at=row["ranked_at"], onset_at=row["onset_at"], floor=row["floor"],
-            confidence=row["confidence"],
-            suspects=tuple(Suspect.model_validate({**{k: s[k] for k in _SUSPECT_FIELDS}, "code": s["code"] or ()})
-                           for s in suspects),
-        )
+        return self.get_many([incident_id]).get(incident_id)
+
+    def get_many(self, incident_ids: Sequence[int]) -> dict[int, Ranking]:
+        found: dict[int, Ranking] = {}
+        for part in _parts(incident_ids):
+            rows = self._conn.execute(sa.select(t.rankings).where(t.rankings.c.incident_id.in_(part))).mappings().all()
+            if not rows:
+                continue
+            suspects: dict[int, list[Suspect]] = {}
+            for s in self._conn.execute(sa.select(t.suspects).where(t.suspects.c.incident_id.in_(part))
+                                        .order_by(t.suspects.c.incident_id, t.suspects.c.rank)).mappings():
+                suspects.setdefault(s["incident_id"], []).append(
+                    Suspect.model_validate({**{k: s[k] for k in _SUSPECT_FIELDS}, "code": s["code"] or ()}))
+            found.update({row["incident_id"]: _ranking(row, suspects.get(row["incident_id"], [])) for row in rows})
+        return found
 
     def save(self, incident_id: int, ranking: Ranking) -> None:
-        self._conn.execute(t.suspects.delete().where(t.suspects.c.incident_id == incident_id))
-        self._conn.execute(t.rankings.delete().where(t.rankings.c.incident_id == incident_id))
-        self._conn.execute(t.rankings.insert().values(
-            incident_id=incident_id, status=ranking.status.value, confident=ranking.confident,
-            reason=ranking.reason, ranked_at=ranking.ranked_at, onset_at=ranking.onset_at, floor=ranking.floor,
-            confidence=ranking.confidence,
-        ))
-        if ranking.suspects:
-            self._conn.execute(t.suspects.insert(), [
-                {**suspect.model_dump(mode="python"), "incident_id": incident_id, "rank": rank,
-                 "reasons": list(suspect.reasons), "warnings": list(suspect.warnings),
-                 "code": [c.model_dump(mode="json") for c in suspect.code] or None}
-                for rank, suspect in enumerate(ranking.suspects, start=1)
-            ])
+        self.save_many({incident_id: ranking})
+
+    def save_many(self, rankings: Mapping[int, Ranking]) -> None:
+        for part in _parts(list(rankings)):
+            self._conn.execute(t.suspects.delete().where(t.suspects.c.incident_id.in_(part)))
+            self._conn.execute(t.rankings.delete().where(t.rankings.c.incident_id.in_(part)))
+            self._conn.execute(t.rankings.insert(), [_ranking_values(n, rankings[n]) for n in part])
+            suspects = [_suspect_values(n, rank, suspect) for n in part
+                        for rank, suspect in enumerate(rankings[n].suspects, start=1)]
+            if suspects:
+                self._conn.execute(t.suspects.insert(), suspects)
+
+
+def _parts(ids: Sequence[int], size: int = 500) -> list[list[int]]:
+    """Ids in parts small enough for one IN list."""
+    return [list(ids[start:start + size]) for start in range(0, len(ids), size)]
+
+
+def _ranking(row: Any, suspects: Sequence[Suspect]) -> Ranking:
+    return Ranking(
+        status=RankingStatus(row["status"]), confident=row["confident"], reason=row["reason"],
+        ranked_at=row["ranked_at"], onset_at=row["onset_at"], floor=row["floor"],
+        confidence=row["confidence"], suspects=tuple(suspects),
+    )
+
+
+def _ranking_values(incident_id: int, ranking: Ranking) -> dict[str, Any]:
+    return {"incident_id": incident_id, "status": ranking.status.value, "confident": ranking.confident,
+            "reason": ranking.reason, "ranked_at": ranking.ranked_at, "onset_at": ranking.onset_at,
+            "floor": ranking.floor, "confidence": ranking.confidence}
+
+
+def _suspect_values(incident_id: int, rank: int, suspect: Suspect) -> dict[str, Any]:
+    return {**suspect.model_dump(mode="python"), "incident_id": incident_id, "rank": rank,
+            "reasons": list(suspect.reasons), "warnings": list(suspect.warnings),
+            "code": [c.model_dump(mode="json") for c in suspect.code] or None}
 
 
 class SqlActionRepository:

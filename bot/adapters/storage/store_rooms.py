@@ -4,6 +4,7 @@ and incident roles (the storage port, continued)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,8 +57,13 @@ class SqlRoomRepository:
         return [_room(row) for row in self._conn.execute(query).mappings()]
 
     def request_invites(self, incident_id: int) -> None:
-        self._conn.execute(t.chat_rooms.update().where(
-            t.chat_rooms.c.incident_id == incident_id, t.chat_rooms.c.state != "archived").values(invites_due=True))
+        self.request_invites_many([incident_id])
+
+    def request_invites_many(self, incident_ids: Sequence[int]) -> None:
+        for start in range(0, len(incident_ids), 500):
+            self._conn.execute(t.chat_rooms.update().where(
+                t.chat_rooms.c.incident_id.in_(list(incident_ids[start:start + 500])),
+                t.chat_rooms.c.state != "archived").values(invites_due=True))
 
 
 class SqlRoleRepository:

@@ -4,10 +4,12 @@ port, continued)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection
 
 from bot.adapters.storage import tables as t
@@ -34,6 +36,22 @@ class SqlChatRepository:
             self._conn.execute(t.chat_outbox.insert().values(
                 incident_id=incident_id, channel=channel, payload=payload, state="pending", attempts=0,
                 not_before=at, created_at=at))
+
+    def put_summaries(self, payloads: Mapping[int, dict[str, Any]], *, at: datetime) -> None:
+        o = t.chat_outbox.c
+        ids = list(payloads)
+        waiting = {row[0] for row in self._conn.execute(
+            sa.select(o.incident_id).where(o.incident_id.in_(ids), o.state == "pending"))} if ids else set()
+        if waiting:  # a waiting summary is replaced, as put_summary does
+            self._conn.execute(t.chat_outbox.update().where(
+                o.incident_id == bindparam("_incident"), o.state == "pending").values(
+                payload=bindparam("_payload"), channel=None),
+                [{"_incident": n, "_payload": payloads[n]} for n in sorted(waiting)])
+        new = [n for n in ids if n not in waiting]
+        if new:
+            self._conn.execute(t.chat_outbox.insert(), [
+                {"incident_id": n, "channel": None, "payload": payloads[n], "state": "pending", "attempts": 0,
+                 "not_before": at, "created_at": at} for n in new])
 
     def backlog(self) -> int:
         return int(self._conn.execute(sa.select(sa.func.count()).select_from(t.chat_outbox).where(
@@ -192,6 +210,29 @@ class SqlFollowUpRepository:
         return [FollowUp(incident_id=r["incident_id"], kind=r["kind"], created_at=r["created_at"],
                          attempts=r["attempts"]) for r in rows]
 
+    def claim_many(self, incident_ids: Sequence[int], kind: str, *, now: datetime, until: datetime) -> list[int]:
+        f = t.follow_ups.c
+        free = sa.and_(f.kind == kind, f.done_at.is_(None), sa.or_(f.claimed_until.is_(None), f.claimed_until < now))
+        taken: list[int] = []
+        for start in range(0, len(incident_ids), 500):
+            part = list(incident_ids[start:start + 500])
+            rows = sa.select(f.id).where(f.incident_id.in_(part), free)
+            if self._conn.dialect.name == "postgresql":
+                rows = rows.with_for_update(skip_locked=True)  # another replica claiming them keeps them
+            ids = [row[0] for row in self._conn.execute(rows)]
+            if ids:
+                claimed = self._conn.execute(t.follow_ups.update().where(f.id.in_(ids), free).values(
+                    claimed_until=until, attempts=f.attempts + 1, **stamp(self._holder)).returning(f.incident_id))
+                taken += [row[0] for row in claimed]
+        return sorted(taken)
+
+    def finish_many(self, incident_ids: Sequence[int], kind: str, *, at: datetime) -> None:
+        f = t.follow_ups.c
+        for start in range(0, len(incident_ids), 500):
+            self._conn.execute(t.follow_ups.update().where(
+                f.incident_id.in_(list(incident_ids[start:start + 500])), f.kind == kind, f.done_at.is_(None),
+            ).values(done_at=at))
+
     def finish(self, incident_id: int, kind: str, *, at: datetime) -> None:
         f = t.follow_ups.c
         self._conn.execute(t.follow_ups.update().where(
@@ -221,6 +262,15 @@ class SqlVerdictRepository:
         rows = self._conn.execute(sa.select(t.verdicts).where(t.verdicts.c.incident_id == incident_id)
                                   .order_by(t.verdicts.c.id)).mappings()
         return [_verdict(row) for row in rows]
+
+    def for_incidents(self, incident_ids: Sequence[int]) -> dict[int, list[Verdict]]:
+        found: dict[int, list[Verdict]] = {n: [] for n in incident_ids}
+        for start in range(0, len(incident_ids), 500):
+            rows = self._conn.execute(sa.select(t.verdicts).where(
+                t.verdicts.c.incident_id.in_(list(incident_ids[start:start + 500]))).order_by(t.verdicts.c.id))
+            for row in rows.mappings():
+                found[row["incident_id"]].append(_verdict(row))
+        return found
 
     def since(self, at: datetime, limit: int = 20_000) -> list[Verdict]:
         query = (sa.select(t.verdicts).join(t.incidents, t.incidents.c.id == t.verdicts.c.incident_id)

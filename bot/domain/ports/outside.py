@@ -14,6 +14,7 @@ from bot.domain.drift import DriftedResource
 from bot.domain.forge_events import RequestChanged
 from bot.domain.models import Alert
 from bot.domain.paging import OnCall, Page
+from bot.domain.ports.storage import Transaction
 from bot.domain.review_checks import ReviewCheck
 
 Clock = Callable[[], datetime]
@@ -136,6 +137,20 @@ class Notice:
 
 class Notifier(Protocol):
     def notify(self, notice: Notice) -> None: ...
+
+
+@runtime_checkable
+class QueuingNotifier(Protocol):
+    """A notifier whose notices are rows in the store (the chat outbox): a batch of work queues
+    them in its own transaction instead of one transaction a notice."""
+
+    def queue_updates(self, tx: Transaction, kinds: Mapping[int, str]) -> None:
+        """Mark these incidents' messages stale (incident id -> the notice's kind) in `tx`."""
+        ...
+
+    def deliver_soon(self) -> None:
+        """What was queued has committed: deliver it soon."""
+        ...
 
 
 class ChatMessages(Protocol):

@@ -3,7 +3,7 @@ incident rooms and roles, the pager's outbox (part of the storage ports in stora
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,6 +37,9 @@ class ChatRepository(Protocol):
 
     def put_summary(self, incident_id: int, channel: str | None, payload: dict[str, Any],
                     *, at: datetime) -> None: ...
+    def put_summaries(self, payloads: Mapping[int, dict[str, Any]], *, at: datetime) -> None:
+        """`put_summary` for many incidents (in the default channel), in two statements."""
+        ...
     def claim_summaries(self, now: datetime, *, until: datetime, limit: int = 20) -> list[PendingSummary]:
         """Take due summaries until `until` (one per incident, none of an incident another drainer
         is sending); each is then finished, or delayed back to pending."""
@@ -111,6 +114,9 @@ class RoomRepository(Protocol):
         ...
     def request_invites(self, incident_id: int) -> None:
         """Someone new may belong in the room (a ranking, the on-call): look again. No room: nothing."""
+        ...
+    def request_invites_many(self, incident_ids: Sequence[int]) -> None:
+        """`request_invites` for each, in one statement."""
         ...
 
 
