@@ -92,8 +92,10 @@ def run(storage: str, incidents: int, rate: float, workers: int | None) -> dict[
             config: dict[str, Any] = {
                 "storage": {"url": url}, "alertmanager": {"auth": "bearer", "bearer_token": TOKEN},
                 "playbooks_dir": str(playbooks), "repos": [{"name": "gitops", "url": silent}],
-                # Investigations wait on the fetch (git.fetch_wait), so the kill finds them all pending.
-                "git": {"mirror_dir": str(tmp / "data" / "mirrors-silent"), "timeout": "10m", "fetch_wait": "10m"},
+                # Investigations wait on the fetch (git.fetch_wait), so the kill finds them all pending
+                # however long the fill takes (a stalled fetch given up would let the sweep rank them).
+                "git": {"mirror_dir": str(tmp / "data" / "mirrors-silent"), "timeout": "10m", "fetch_wait": "10m",
+                        "stall_timeout": "10m"},
                 "chat": {"kind": "slack"},
                 "slack": {"mode": "http", "bot_token": "xoxb-crash", "signing_secret": "s" * 32,
                           "api_url": f"{slack.base_url}/api/", "channel": "#incidents", "channel_rate": rate},

@@ -172,7 +172,8 @@ class SchedulerSettings(Section):
     reminders_every: Duration = timedelta(seconds=30)  # how often unacknowledged incidents are looked at
     resolve_every: Duration = timedelta(seconds=30)    # how often incidents.clear_for is applied
     sweep_every: Duration = timedelta(seconds=15)      # how often follow-up work a crash left is finished
-    # Investigations the sweep runs at a time: a restart's backlog of thousands is done in seconds.
+    # The sweep's transactions at a time (50 investigations each): a restart's backlog of thousands
+    # is done in seconds.
     sweep_workers: int = Field(default=4, ge=1, le=32)
     # PostgreSQL: a replica that cannot renew the leader lock within this stops leading, and
     # another takes over within about this long after the leader dies.

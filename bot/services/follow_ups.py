@@ -59,7 +59,7 @@ class FollowUpWork:
     fetch_wait: float | None = None  # seconds an investigation waits for a fetch before ranking from the mirror
     clock: Callable[[], datetime] | None = None  # dates each ranking when it is made
     later: Callable[[Sequence[str]], object] = lambda _: None  # ranks again when these repositories' fetch lands
-    workers: int = 1  # the sweep's investigations at a time (on PostgreSQL they mostly wait on the database)
+    workers: int = 1  # the sweep's batches (or lone investigations) at a time (on PostgreSQL they mostly wait on it)
 
 
 def follow_up(work: FollowUpWork, *, opened: Sequence[int], resolved: Sequence[int], now: datetime) -> int:

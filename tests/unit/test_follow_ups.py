@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import pytest
 
@@ -11,6 +13,7 @@ from bot.adapters.console import RecordingNotifier
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.domain.playbooks import Playbook
+from bot.domain.suspects import Ranking
 from bot.services.follow_ups import RETRY_AFTER, FollowUpKind, FollowUpWork, follow_up, run_one, sweep
 from bot.services.incidents import get_ranking
 from bot.services.ingest import ingest_delivery
@@ -18,6 +21,7 @@ from bot.services.investigate import rerank_open_incidents
 from tests.fakes.git import FakeGit
 from tests.fakes.store import InMemoryStore
 
+T = TypeVar("T")
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PLAYBOOKS = [Playbook.model_validate({"name": "checkout", "service": "checkout", "match": {"service": "checkout"},
                                       "repos": [{"repo": "gitops", "paths": ["apps/checkout/**"]}]})]
@@ -135,3 +139,43 @@ def test_new_changes_rank_again_only_what_was_ranked_before() -> None:
                                      repos=["gitops"], now=NOW + timedelta(minutes=1))
     assert reranked == 1
     assert get_ranking(store=store, incident_id=2).status.value == "pending", "left to its investigation"
+
+
+class FailsFirstBatch(InMemoryStore):
+    """A store whose first unit of work saving several rankings at once (a batch's) fails, as a
+    bad row would: the whole unit is rolled back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = 0
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        def watched(tx: Any) -> T:
+            save_many = tx.rankings.save_many
+
+            def failing(rankings: dict[int, Ranking]) -> None:
+                if not self.failed and len(rankings) > 1:
+                    self.failed += 1
+                    raise RuntimeError("disk full")
+                save_many(rankings)
+
+            tx.rankings.save_many = failing
+            return work(tx)
+
+        return super().run(watched)
+
+
+def test_a_batch_that_fails_is_rolled_back_whole_and_run_one_by_one() -> None:
+    """A batch's transaction fails: nothing of it is kept, each incident is then investigated on
+    its own, and every one is ranked and announced once."""
+    store = FailsFirstBatch()
+    for n in range(5):
+        alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
+                              labels={"alertname": f"Errors{n}", "service": "checkout"}, annotations={})
+        ingest_delivery(store=store, delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)),
+                        playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
+    job, notes = work(store)
+    assert sweep(job, clock=lambda: NOW) == 5
+    assert store.failed == 1, "the batch was tried, and failed"
+    assert {get_ranking(store=store, incident_id=n).status.value for n in range(1, 6)} == {"ranked"}
+    assert sorted(n.incident_id for n in notes.notices) == [1, 2, 3, 4, 5]
