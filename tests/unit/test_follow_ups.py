@@ -34,6 +34,15 @@ def opened(store: InMemoryStore, status: AlertStatus = AlertStatus.FIRING) -> No
                     playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
 
 
+def pending(store: InMemoryStore, count: int) -> None:
+    """`count` incidents opened by distinct groups, their investigations pending (a crash's backlog)."""
+    for n in range(count):
+        alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
+                              labels={"alertname": f"Errors{n}", "service": "checkout"}, annotations={})
+        ingest_delivery(store=store, delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)),
+                        playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
+
+
 def work(store: InMemoryStore, git: FakeGit | None = None) -> tuple[FollowUpWork, RecordingNotifier]:
     notes = RecordingNotifier()
     return FollowUpWork(store=store, git=git or FakeGit(), notifier=notes, playbooks=PLAYBOOKS,
@@ -100,11 +109,7 @@ def test_a_sweep_runs_the_whole_backlog_and_fetches_each_repository_once(workers
     one worker or several), batch after batch, and fetches their playbook's repository once a
     batch, not once an incident."""
     store = InMemoryStore()
-    for n in range(60):
-        alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
-                              labels={"alertname": f"Errors{n}", "service": "checkout"}, annotations={})
-        ingest_delivery(store=store, delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)),
-                        playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
+    pending(store, 60)
     git = FakeGit()
     job, notes = work(store, git)
     job = dataclasses.replace(job, workers=workers)
@@ -169,11 +174,7 @@ def test_a_batch_that_fails_is_rolled_back_whole_and_run_one_by_one() -> None:
     """A batch's transaction fails: nothing of it is kept, each incident is then investigated on
     its own, and every one is ranked and announced once."""
     store = FailsFirstBatch()
-    for n in range(5):
-        alert = ReceivedAlert(fingerprint=f"{n:016x}", starts_at=NOW, ends_at=None, status=AlertStatus.FIRING,
-                              labels={"alertname": f"Errors{n}", "service": "checkout"}, annotations={})
-        ingest_delivery(store=store, delivery=Delivery(group_key=f"g{n}", status=AlertStatus.FIRING, alerts=(alert,)),
-                        playbooks=PLAYBOOKS, policy=IncidentPolicy(), now=NOW)
+    pending(store, 5)
     job, notes = work(store)
     assert sweep(job, clock=lambda: NOW) == 5
     assert store.failed == 1, "the batch was tried, and failed"
