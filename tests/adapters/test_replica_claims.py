@@ -3,6 +3,7 @@ start); other replicas' claims and claims of no replica wait for their lease."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.services.ingest import ingest_delivery
 from tests.conftest import PLAYBOOKS
+from tests.integration.processes import Postgres
 
 NOW = datetime(2026, 11, 21, 22, 30, tzinfo=UTC)
 LEASE = timedelta(minutes=10)
@@ -33,11 +35,23 @@ def open_incidents(store: SqlStore, count: int) -> None:
         store.run(lambda tx, n=n: tx.chat.put_summary(n + 1, "#incidents", {}, at=NOW))
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrate.upgrade(create_engine(url))
-    return url
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.integration])])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], SqlStore]]:
+    """Stores on one fresh database (each with its own engine, as processes have), disposed after."""
+    server = Postgres().start() if request.param == "postgresql" else None
+    url = server.url if server else f"sqlite:///{tmp_path / 'db.sqlite'}"
+    made = [SqlStore(create_engine(url))]
+    migrate.upgrade(made[0].engine)
+
+    def make() -> SqlStore:
+        made.append(SqlStore(create_engine(url)))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.engine.dispose()
+    if server:
+        server.stop()
 
 
 def claim_everything(store: SqlStore, count: int) -> None:
@@ -46,27 +60,30 @@ def claim_everything(store: SqlStore, count: int) -> None:
     assert len(store.run(lambda tx: tx.chat.claim_summaries(NOW, until=NOW + LEASE, limit=count))) == count
 
 
-def test_a_restart_frees_what_its_previous_run_held_and_nothing_else(url: str) -> None:
+def test_a_restart_frees_what_its_previous_run_held_and_nothing_else(stores: Callable[[], SqlStore]) -> None:
     """Run 1 of `a` holds two investigations and two summaries, `b` and a process of no name one
     of each; `a` dies and starts again (epoch 2): its own are free at once, the others still held."""
-    first = SqlStore(create_engine(url))
+    first = stores()
     assert first.start_replica("a", at=NOW)[0].epoch == 1
     open_incidents(first, 4)
     claim_everything(first, 2)
-    other = SqlStore(create_engine(url))
+    other = stores()
     other.start_replica("b", at=NOW)
     assert other.run(lambda tx: tx.follow_ups.claim(3, "investigate", now=NOW, until=NOW + LEASE))
     [held_by_b] = other.run(lambda tx: tx.chat.claim_summaries(NOW, until=NOW + LEASE, limit=1))
-    nameless = SqlStore(create_engine(url))  # a CLI command: its claims only lapse
+    nameless = stores()  # a CLI command: its claims only lapse
     assert nameless.run(lambda tx: tx.follow_ups.claim(4, "investigate", now=NOW, until=NOW + LEASE))
     nameless.run(lambda tx: tx.chat.claim_summaries(NOW, until=NOW + LEASE, limit=1))
 
-    again = SqlStore(create_engine(url))  # `a` killed (-9) and started again, a minute later
+    again = stores()  # `a` killed (-9) and started again, a minute later
     later = NOW + timedelta(minutes=1)
     holder, released = again.start_replica("a", at=later)
     assert (holder.epoch, released.follow_ups, released.summaries) == (2, 2, 2)
     due = again.run(lambda tx: tx.follow_ups.due(now=later))
     assert sorted(item.incident_id for item in due) == [1, 2]
+    taken = again.run(lambda tx: tx.follow_ups.claim_many([1, 2, 3, 4], "investigate", now=later,
+                                                          until=later + LEASE))
+    assert taken == [1, 2], "a batch's claim takes the freed work, not another replica's or a CLI's"
     summaries = again.run(lambda tx: tx.chat.claim_summaries(later, until=later + LEASE))
     assert sorted(s.incident_id for s in summaries) == [1, 2]
     assert {s.attempts for s in summaries} == {1}, "taken before: delivery looks for a post that went out"

@@ -31,6 +31,13 @@ _APPLIED_BETWEEN = (
     .order_by(t.changes.c.applied_at.desc())
 )
 
+# Built once: building a statement per call cost more than running it (a sweep proposes thousands).
+_GET_ACTION = sa.select(t.actions).where(
+    t.actions.c.incident_id == bindparam("incident_id"), t.actions.c.kind == bindparam("kind"),
+    t.actions.c.commit_sha == bindparam("commit_sha")).order_by(t.actions.c.id)
+_GET_REPO_ACTION = _GET_ACTION.where(t.actions.c.repo == bindparam("repo"))
+_INSERT_ACTION = t.actions.insert()
+
 
 class SqlChangeRepository:
     def __init__(self, conn: Connection) -> None:
@@ -181,18 +188,14 @@ class SqlActionRepository:
         self._conn = conn
 
     def get(self, incident_id: int, kind: ActionKind, commit_sha: str, *, repo: str | None = None) -> Action | None:
-        query = sa.select(t.actions).where(
-            t.actions.c.incident_id == incident_id, t.actions.c.kind == kind.value,
-            t.actions.c.commit_sha == commit_sha,
-        )
-        if repo is not None:
-            query = query.where(t.actions.c.repo == repo)
-        row = self._conn.execute(query.order_by(t.actions.c.id)).mappings().first()
+        values = {"incident_id": incident_id, "kind": kind.value, "commit_sha": commit_sha}
+        query = _GET_ACTION if repo is None else _GET_REPO_ACTION
+        row = self._conn.execute(query, values if repo is None else {**values, "repo": repo}).mappings().first()
         return Action.model_validate(dict(row)) if row else None
 
     def add(self, action: Action) -> Action:
         values = action.model_dump(mode="python", include=_ACTION_FIELDS)
-        new_id = self._conn.execute(t.actions.insert().values(**values)).inserted_primary_key
+        new_id = self._conn.execute(_INSERT_ACTION, values).inserted_primary_key
         assert new_id is not None
         return action.model_copy(update={"id": new_id[0]})
 
