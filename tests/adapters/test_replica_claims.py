@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from bot.adapters.replica import take_name
 from bot.adapters.storage import migrate
-from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.store import SqlStore
 from bot.config import load_playbooks
 from bot.domain.incidents import IncidentPolicy
@@ -20,6 +19,7 @@ from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.services.ingest import ingest_delivery
 from tests.conftest import PLAYBOOKS
 from tests.integration.processes import Postgres
+from tests.stores import store_maker
 
 NOW = datetime(2026, 11, 21, 22, 30, tzinfo=UTC)
 LEASE = timedelta(minutes=10)
@@ -40,18 +40,13 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
     """Stores on one fresh database (each with its own engine, as processes have), disposed after."""
     server = Postgres().start() if request.param == "postgresql" else None
     url = server.url if server else f"sqlite:///{tmp_path / 'db.sqlite'}"
-    made = [SqlStore(create_engine(url))]
-    migrate.upgrade(made[0].engine)
-
-    def make() -> SqlStore:
-        made.append(SqlStore(create_engine(url)))
-        return made[-1]
-
-    yield make
-    for store in made:
-        store.engine.dispose()
-    if server:
-        server.stop()
+    try:
+        with store_maker(url) as make:
+            migrate.upgrade(make().engine)
+            yield make
+    finally:
+        if server:
+            server.stop()
 
 
 def claim_everything(store: SqlStore, count: int) -> None:

@@ -27,6 +27,7 @@ from bot.services.follow_ups import FollowUpKind, FollowUpWork, run_one, sweep
 from bot.services.incidents import get_ranking
 from bot.services.ingest import ingest_delivery
 from tests.gitrepos import Remote, mirrors
+from tests.stores import store_maker
 
 pytestmark = pytest.mark.integration
 STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -53,15 +54,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def stores(url: str) -> Iterator[Callable[[], SqlStore]]:
     """Stores on the database, each with its own engine (as replicas have), disposed after."""
-    made: list[SqlStore] = []
-
-    def make() -> SqlStore:
-        made.append(SqlStore(create_engine(url)))
-        return made[-1]
-
-    yield make
-    for store in made:
-        store.engine.dispose()
+    with store_maker(url) as make:
+        yield make
 
 
 @pytest.fixture
