@@ -37,6 +37,7 @@ class ProcessRecorder(Generic[T, R]):
         self._lock = threading.Lock()
         self._child: BaseProcess | None = None
         self._pipe: Connection | None = None
+        self._closed = False
         self.sent = 0  # batches handed to a child, for tests and benchmarks
 
     @property
@@ -72,9 +73,12 @@ class ProcessRecorder(Generic[T, R]):
     def close(self) -> None:
         """Let the child finish and close its database (the queue has drained into it by now)."""
         with self._lock:
+            self._closed = True
             self._stop(kill=False)
 
     def _started(self) -> Connection:
+        if self._closed:  # a batch after shutdown (the queue outlived its join): nothing would stop a new child
+            raise StorageUnavailable(f"the {self._name} process stopped: Backout is shutting down, retry later")
         if self._child is not None and self._child.is_alive() and self._pipe is not None:
             return self._pipe
         if self._child is not None:

@@ -135,3 +135,29 @@ def test_shutdown_records_every_event_waiting_before_the_writer_stops(world: Wor
     assert writer.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+def _echo(pipe: Any) -> None:
+    """A writer whose batch's results are its items (spawned: a module-level function)."""
+    from bot.entrypoints.writer_process import serve_batches
+
+    serve_batches(pipe, list)
+
+
+def test_a_closed_writer_refuses_a_late_batch_and_starts_no_process() -> None:
+    """A batch that reaches the writer after shutdown closed it (the queue's thread outlived its
+    30 s join behind a slow batch) is refused as unavailable (503: the sender retries) instead of
+    starting a child that nothing stops: the child ignores SIGTERM, so the parent would hang at exit
+    waiting for it."""
+    from bot.domain.errors import StorageUnavailable
+
+    writer: ProcessRecorder[int, int] = ProcessRecorder(_echo, (), timeout=30)
+    assert writer([1, 2]) == [1, 2]
+    first = writer.pid
+    writer.close()
+    with pytest.raises(StorageUnavailable, match="stopped"):
+        writer([3])
+    assert writer.pid is None
+    assert first is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)
