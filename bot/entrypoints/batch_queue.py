@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
-from bot.domain.errors import TransientError
+from bot.domain.errors import StorageUnavailable, TransientError
 from bot.domain.gitops import ControllerEvent
 from bot.domain.models import Delivery
 from bot.services.gitops import ControllerReport
@@ -47,7 +47,8 @@ class BatchQueue(Generic[T, R]):
         self._max = max_batch
         self._queue: queue.SimpleQueue[_Item[T, R] | None] = queue.SimpleQueue()
         self._waiting = 0  # submitted and not yet committed (or failed)
-        self._count = threading.Lock()
+        self._closed = False
+        self._count = threading.Lock()  # also orders submissions before the close's sentinel
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -55,8 +56,10 @@ class BatchQueue(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         with self._count:
+            if self._closed:  # no writer will take it: refused (503), not left waiting forever
+                raise StorageUnavailable(f"the {self._thread.name} has stopped: Backout is shutting down, retry later")
             self._waiting += 1
-        self._queue.put(_Item(value, loop, future))
+            self._queue.put(_Item(value, loop, future))
         return await future
 
     @property
@@ -65,7 +68,10 @@ class BatchQueue(Generic[T, R]):
         return self._waiting
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Write what was submitted before, then stop; a later `submit` is refused."""
+        with self._count:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout=30)
 
     def _run(self) -> None:

@@ -160,3 +160,18 @@ def test_storage_unavailable_refuses_the_whole_batch_at_once() -> None:
     assert all(isinstance(r, StorageUnavailable) for r in results)
     assert sum(calls) == 6, f"batches tried: {calls}"
     assert len(calls) <= 2, f"batches tried: {calls}"
+
+
+def test_an_item_submitted_after_close_is_refused_not_left_waiting() -> None:
+    """A held controller event recorded while `serve` shuts down (its fetch landed in a git-wait
+    thread) submits its alert after the ingest queue closed: it is refused as unavailable at once,
+    instead of waiting forever for a writer that is gone (the thread, and the process's exit, hung)."""
+    writer = IngestQueue(lambda deliveries: [IngestOutcome() for _ in deliveries])
+    writer.close()
+
+    async def late() -> IngestOutcome:
+        return await asyncio.wait_for(writer.submit(delivery("late")), timeout=10)  # a bound: it hung forever
+
+    with pytest.raises(StorageUnavailable, match="shutting down"):
+        asyncio.run(late())
+    assert writer.waiting == 0
