@@ -235,9 +235,11 @@ def record_in_process(app: App) -> None:
     """For `serve` (`server.controller_writer: process`): controller events are recorded by a child
     process with its own database engine, Git mirrors' handle and playbooks, built from the same
     settings, so a storm's writing does not hold the interpreter lock the event loop answers with.
-    Only for an app whose store comes from its settings (not a test's fake); the writer reads the
+    Only for an app whose store comes from its settings (not a test's fake) and when Flux or Argo CD
+    has credentials (else no event is accepted, and a process would idle); the writer reads the
     real clock, and its Git hosts' outages are its own (`/readyz` shows the serving process's)."""
-    if app.ctx.settings.server.controller_writer != "process" or app.engine is None:
+    settings = app.ctx.settings
+    if settings.server.controller_writer != "process" or app.engine is None or not _controllers_configured(settings):
         return
     writer: ProcessRecorder[ControllerEvent, ControllerReport] = ProcessRecorder(
         _controller_writer, (app.ctx.settings,), timeout=WRITER_TIMEOUT)
@@ -246,6 +248,12 @@ def record_in_process(app: App) -> None:
     app.ctx.controller_queue = ControllerQueue(writer, max_batch=CONTROLLER_BATCH, name="controller-writer")
     app.writer = writer
     previous.close()
+
+
+def _controllers_configured(settings: Settings) -> bool:
+    """Flux or Argo CD can send events: without their credentials every event is refused (401)."""
+    flux = settings.flux
+    return bool(flux.secret_forms("hmac_key") or flux.token or settings.argocd.token)
 
 
 def _controller_writer(pipe: Connection, settings: Settings) -> None:

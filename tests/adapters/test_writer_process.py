@@ -161,3 +161,24 @@ def test_a_closed_writer_refuses_a_late_batch_and_starts_no_process() -> None:
     assert first is not None
     with pytest.raises(ProcessLookupError):
         os.kill(first, 0)
+
+
+def test_no_writer_process_without_a_controller_webhook_configured(tmp_path: Path) -> None:
+    """With neither Flux's key or token nor Argo CD's token, every controller event is refused
+    (401): `serve` starts no writer process (about 150 MB resident and a database connection for nothing)."""
+    import yaml
+
+    from bot.config import load_settings
+
+    (tmp_path / "playbooks").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "storage": {"url": f"sqlite:///{tmp_path / 'backout.db'}"}, "alertmanager": {"auth": "none"},
+        "api": {"auth": "none"}, "playbooks_dir": str(tmp_path / "playbooks"),
+        "git": {"mirror_dir": str(tmp_path / "mirrors")}}))
+    app = bootstrap.build(load_settings(config))
+    try:
+        bootstrap.record_in_process(app)
+        assert app.writer is None
+    finally:
+        app.close()
