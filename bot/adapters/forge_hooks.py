@@ -104,6 +104,7 @@ class _GhHead(_Loose):
 
 class _GhPull(_Loose):
     number: int
+    state: StoredText = Field(default="open", max_length=20)
     merged: bool = False
     merge_commit_sha: StoredText | None = None
     head: _GhHead
@@ -141,7 +142,7 @@ def github_delivery(event: str, body: bytes) -> Delivery:
         return Delivery(kind="request", request=RequestChanged(
             forge="github", project=found.repository.full_name, number=pull.number, action=action,
             head=pull.head.ref, by=by, merge_sha=pull.merge_commit_sha if action == "merged" else None,
-            head_sha=pull.head.sha, base=pull.base.ref if pull.base else ""))
+            head_sha=pull.head.sha, base=pull.base.ref if pull.base else "", closed=pull.state != "open"))
     return Delivery(kind="ignored", detail=f"github event {event[:50]!r} is not followed")
 
 
@@ -196,6 +197,7 @@ class _GlMergeRequest(_Loose):
 
 
 _GL_ACTIONS = {"open": "opened", "reopen": "opened", "close": "closed", "merge": "merged"}
+_GL_CLOSED = ("closed", "merged", "locked")  # a merge request's states that take no more review
 
 
 def gitlab_delivery(event: str, body: bytes) -> Delivery:
@@ -218,7 +220,8 @@ def gitlab_delivery(event: str, body: bytes) -> Delivery:
             forge="gitlab", project=found.project.path_with_namespace, number=attributes.iid, action=action,
             head=attributes.source_branch, by=found.user.username,
             merge_sha=attributes.merge_commit_sha if action == "merged" else None,
-            head_sha=attributes.last_commit.id if attributes.last_commit else "", base=attributes.target_branch))
+            head_sha=attributes.last_commit.id if attributes.last_commit else "", base=attributes.target_branch,
+            closed=attributes.state in _GL_CLOSED))
     return Delivery(kind="ignored", detail=f"gitlab event {event[:50]!r} is not followed")
 
 

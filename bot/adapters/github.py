@@ -186,9 +186,18 @@ class GitHubForge:
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
         base = f"/repos/{self._repos[repo]}/issues"
         if comment_id is not None:
-            self._call("issues.comments.edit", lambda: self._json("PATCH", f"{base}/comments/{comment_id}",
-                                                                   {"body": body[:60000]}))
-            return comment_id
+            def edit() -> bool:
+                try:
+                    self._json("PATCH", f"{base}/comments/{comment_id}", {"body": body[:60000]})
+                except GithubException as exc:
+                    if exc.status != 404:
+                        raise
+                    return False  # deleted by a person: found by its marker or made again below
+                return True
+
+            if self._call("issues.comments.edit", edit):
+                return comment_id
+            log.info("github.comment_gone", repo=repo, number=number, comment_id=comment_id)
 
         def find_or_create() -> int:
             # A retry after a lost answer finds the comment the first attempt made.

@@ -232,8 +232,18 @@ class GitLabForge:
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
         notes = f"{self._project(repo)}/merge_requests/{number}/notes"
         if comment_id is not None:
-            self._call("notes.edit", lambda: self._request("put", f"{notes}/{comment_id}", data={"body": body}))
-            return comment_id
+            def edit() -> bool:
+                try:
+                    self._request("put", f"{notes}/{comment_id}", data={"body": body})
+                except GitlabHttpError as exc:
+                    if exc.response_code != 404:
+                        raise
+                    return False  # deleted by a person: found by its marker or made again below
+                return True
+
+            if self._call("notes.edit", edit):
+                return comment_id
+            log.info("gitlab.note_gone", repo=repo, number=number, note_id=comment_id)
 
         def find_or_create() -> int:
             # A retry after a lost answer finds the note the first attempt made.

@@ -47,11 +47,12 @@ class RequestChanged:
     merge_sha: str | None = None
     head_sha: str = ""  # the commit its head branch points at ("" when the forge did not say)
     base: str = ""  # the branch it would merge into
+    closed: bool = False  # the request's state says closed or merged (a late or redelivered event)
 
     @property
     def open(self) -> bool:
         """Whether the request is open for review with this head (what review risk looks at)."""
-        return self.action in ("opened", "updated", "ready") and bool(self.head_sha)
+        return self.action in ("opened", "updated", "ready") and bool(self.head_sha) and not self.closed
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,19 @@ class Outcome:
 
 def queue_request(queue: ReviewQueue, *, repo: str, changed: RequestChanged, branch: str,
                   now: datetime) -> ReviewItem | None:
-    """Queue an open request's new head; None when it is not one to assess or was queued before."""
+    """Queue an open request's new head; None when it is not one to assess or was queued before.
+    Only requests into the watched branch are assessed: past causes are what ran from it, and a
+    request into a release branch or a fork's experiment is compared with a history it may not share."""
+    if changed.action in ("closed", "merged"):
+        if dropped := queue.drop(repo, changed.number, at=now):
+            log.info("review_risk.dropped", repo=repo, number=changed.number, heads=dropped, why=changed.action)
+        return None
     if not changed.open:
         return None
-    item = ReviewItem(repo=repo, number=changed.number, head_sha=changed.head_sha, base=changed.base or branch,
-                      forge=changed.forge)
+    if changed.base and changed.base != branch:
+        log.info("review_risk.other_base", repo=repo, number=changed.number, base=changed.base[:100], watched=branch)
+        return None
+    item = ReviewItem(repo=repo, number=changed.number, head_sha=changed.head_sha, base=branch, forge=changed.forge)
     return item if queue.add(item, at=now) else None
 
 

@@ -68,6 +68,27 @@ def test_a_head_is_queued_once_and_claimed_by_one_replica(stores: list[SqlStore]
         assert conn.execute(sa.text("SELECT count(*) FROM review_checks")).scalar() == 1
 
 
+def test_a_head_force_pushed_back_to_is_queued_again_once_however_many_replicas_race(stores: list[SqlStore]) -> None:
+    """A assessed, then B, then A again (a force-push back): eight deliveries of A queue it once more;
+    a closed request's heads are dropped, and queued again when pushed after a reopen."""
+    reviews = SqlReviews(stores[0])
+    later = ReviewItem(repo="gitops", number=7, head_sha="b" * 40, base="main", forge="github")
+    assert reviews.add(ITEM, at=NOW)
+    reviews.finish(ITEM, at=NOW, flagged=True, state="warn", comment_id=12)
+    assert not reviews.add(ITEM, at=NOW + timedelta(seconds=1))  # a redelivery of the head it is
+    assert reviews.add(later, at=NOW + timedelta(seconds=2))
+    reviews.finish(later, at=NOW + timedelta(seconds=2), flagged=True, state="warn", comment_id=12)
+    added: list[bool] = []
+    race(stores, lambda store: added.append(SqlReviews(store).add(ITEM, at=NOW + timedelta(seconds=3))))
+    assert added.count(True) == 1
+    assert [i.head_sha for i in reviews.due(now=NOW + timedelta(seconds=3))] == [ITEM.head_sha]
+    assert reviews.drop("gitops", 7, at=NOW + timedelta(seconds=4)) == 1
+    assert reviews.due(now=NOW + timedelta(seconds=4)) == []
+    assert reviews.posted("gitops", 7).flagged is True  # the dropped head is no assessment: B's stands
+    assert reviews.add(ITEM, at=NOW + timedelta(seconds=5))  # reopened
+    assert reviews.drop("gitops", 7, at=NOW + timedelta(seconds=6)) == 1
+
+
 def change(sha: str, path: str, at: datetime) -> Change:
     return Change(repo="gitops", sha=sha, parents=(), author="dev <dev@example.com>", committed_at=at,
                   subject=f"change {sha[:7]}", files=(FileChange(path=path, status="M", effects=(Effect.IMAGE,)),),

@@ -21,6 +21,7 @@ from bot.domain.review_checks import PostedReview, ReviewItem
 from bot.domain.review_risk import CauseSource, PastCause
 from bot.domain.verdicts import VerdictKind, finding
 
+DROPPED = "dropped"  # the state of a head whose request was closed before it was assessed
 MAX_INCIDENTS = 5_000  # the latest incidents within the lookback that a past cause is looked for in
 
 
@@ -39,9 +40,15 @@ class SqlReviews:
             # RETURNING, not rowcount: the drivers do not all say 0 for a row left alone.
             done = tx.conn.execute(statement.on_conflict_do_nothing(index_elements=["repo", "number", "head_sha"])
                                    .returning(t.review_checks.c.id))
-            return done.first() is not None
+            return done.first() is not None or _requeued(tx.conn, item, at)
 
         return self._store.run(work)
+
+    def drop(self, repo: str, number: int, *, at: datetime) -> int:
+        c = t.review_checks.c
+        return self._store.run(lambda tx: len(tx.conn.execute(t.review_checks.update().where(
+            c.repo == repo, c.number == number, c.done_at.is_(None),
+        ).values(done_at=at, claimed_until=None, state=DROPPED).returning(c.id)).all()))
 
     def due(self, *, now: datetime, limit: int = 50) -> list[ReviewItem]:
         c = t.review_checks.c
@@ -73,7 +80,9 @@ class SqlReviews:
 
     def posted(self, repo: str, number: int) -> PostedReview:
         c = t.review_checks.c
-        query = (sa.select(c.comment_id, c.flagged).where(c.repo == repo, c.number == number, c.done_at.is_not(None))
+        assessed = sa.or_(c.state.is_(None), c.state != DROPPED)
+        query = (sa.select(c.comment_id, c.flagged).where(c.repo == repo, c.number == number, c.done_at.is_not(None),
+                                                          assessed)
                  .order_by(c.done_at.desc(), c.id.desc()))
 
         def work(tx: SqlTransaction) -> PostedReview:
@@ -138,6 +147,19 @@ def _reverted(conn: Connection, repo: str, incident_ids: list[int]) -> list[tupl
                         a.state == ActionState.MERGED.value))
         found += [((row.incident_id, row.sha), CauseSource.REVERTED) for row in conn.execute(query)]
     return found
+
+
+def _requeued(conn: Connection, item: ReviewItem, at: datetime) -> bool:
+    """A head assessed before and replaced since (a force-push back to it), or dropped when its request
+    closed (pushed again after a reopen), is queued again: once however many deliveries and replicas
+    say so (the first clears done_at; the others' conditions no longer hold)."""
+    c, later = t.review_checks.c, t.review_checks.alias("later")
+    replaced = sa.exists().where(later.c.repo == c.repo, later.c.number == c.number,
+                                 later.c.head_sha != c.head_sha, later.c.created_at > c.created_at)
+    again = sa.or_(replaced, c.state == DROPPED)  # or dropped when its request closed, and reopened since
+    done = conn.execute(t.review_checks.update().where(*_key(item), c.done_at.is_not(None), again).values(
+        done_at=None, claimed_until=None, attempts=0, last_error=None, created_at=at).returning(c.id))
+    return done.first() is not None
 
 
 def _key(item: ReviewItem) -> tuple[Any, ...]:

@@ -24,7 +24,7 @@ review_checks = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("done_at", UtcDateTime),
     sa.Column("flagged", sa.Boolean),  # set when done: the head touched what caused incidents
-    sa.Column("state", sa.String(20)),  # clean, warn, blocked; None: nothing posted (clean, never flagged)
+    sa.Column("state", sa.String(20)),  # clean, warn, blocked; dropped (closed first); None: nothing posted
     sa.Column("comment_id", sa.BigInteger),  # the request's one comment (note), once posted
     sa.UniqueConstraint("repo", "number", "head_sha", name="uq_review_checks_head"),
     sa.Index("ix_review_checks_pending", "done_at", "claimed_until"),

@@ -13,7 +13,12 @@ from bot.domain.review_risk import PastCause
 
 class ReviewQueue(Protocol):
     def add(self, item: ReviewItem, *, at: datetime) -> bool:
-        """Queue a head; False when it was queued before (a redelivery, a second replica)."""
+        """Queue a head; False when it was queued before (a redelivery, a second replica). A head
+        assessed before and since replaced by another (a force-push back to it) is queued again."""
+        ...
+
+    def drop(self, repo: str, number: int, *, at: datetime) -> int:
+        """The request was closed or merged: its heads not assessed yet are done, unposted; how many."""
         ...
 
     def due(self, *, now: datetime, limit: int = 50) -> list[ReviewItem]:

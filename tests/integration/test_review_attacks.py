@@ -1,0 +1,168 @@
+"""Review risk attacked as a hostile or unlucky user would, over real HTTP with the fake forges and
+real git: requests against a branch Backout does not watch, late events of closed requests, a
+force-push back to an earlier head, a comment a person deleted or edited."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.domain.review_checks import MARKER
+from bot.entrypoints.serving import serve_in_thread
+from bot.services import reviews
+from tests.fakes.forge_hooks import deliver_github, deliver_gitlab, github_pull, gitlab_merge_request
+from tests.gitrepos import git
+from tests.integration.review_world import (
+    DEPLOY,
+    GH_PROJECT,
+    GL_PROJECT,
+    SECRET,
+    TOKEN,
+    Dropped,
+    World,
+    bad_change_on_gitops,
+    made_world,
+    pull,
+    request_head,
+)
+
+pytestmark = pytest.mark.integration
+RISKY = {"apps/checkout/deploy.yaml": DEPLOY.format(tag="1.2")}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with made_world(tmp_path) as made:
+        yield made
+
+
+def test_a_request_against_a_branch_backout_does_not_watch_is_not_assessed(world: World) -> None:
+    """Base `release-1` (the watched branch is main): not queued, nothing posted, whatever it touches."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    git("push", "--quiet", "origin", "HEAD:refs/heads/release-1", cwd=world.gitops.work)
+    sha = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    payload = github_pull(project=GH_PROJECT, number=1, action="opened", head="feature", head_sha=sha,
+                          base="release-1")
+    with serve_in_thread(app.http) as base_url:
+        assert deliver_github(base_url, "pull_request", payload, secret=SECRET).status_code == 202
+    assert world.github.comments == []
+    assert world.github.statuses == {}
+    assert app.ctx.reviews is not None
+    assert app.ctx.reviews.queue.posted("gitops", 1).comment_id is None
+    assert app.ctx.reviews.queue.due(now=app.ctx.clock()) == []
+
+
+def test_a_late_synchronize_of_a_closed_request_posts_nothing(world: World) -> None:
+    """A synchronize delivered (or redelivered) after the pull request was closed: its state says closed."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    payload = github_pull(project=GH_PROJECT, number=1, action="synchronize", head="feature", head_sha=sha)
+    payload["pull_request"]["state"] = "closed"
+    merge_request = gitlab_merge_request(project=GL_PROJECT, iid=2, action="update", source="feature", sha=sha,
+                                         oldrev="0" * 40)
+    merge_request["object_attributes"]["state"] = "merged"
+    with serve_in_thread(app.http) as base_url:
+        deliver_github(base_url, "pull_request", payload, secret=SECRET)
+        deliver_gitlab(base_url, "Merge Request Hook", merge_request, token=TOKEN)
+    assert world.github.comments == []
+    assert world.github.statuses == {}
+    assert world.gitlab.notes == []
+
+
+def test_a_head_queued_then_closed_before_it_ran_is_dropped(world: World) -> None:
+    """Queued, the process died, then the request was closed: the sweep posts nothing on it."""
+    crashed = world.app(executor=Dropped())
+    world.incident(crashed, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    with serve_in_thread(crashed.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha) == 202
+        assert pull(world, base_url, action="closed", sha=sha) == 202
+    restarted = world.app()
+    assert restarted.ctx.reviews is not None
+    assert reviews.sweep(restarted.ctx.reviews, clock=restarted.ctx.clock) == 0
+    assert world.github.comments == []
+    assert world.github.statuses == {}
+
+
+def test_a_force_push_back_to_an_earlier_head_brings_the_comment_back_to_it(world: World) -> None:
+    """Head A (risky), head B (clean), then force-pushed back to A: A is assessed again and the comment names it."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    first = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=first) == 202
+        git("checkout", "--quiet", "-B", "other", "origin/main", cwd=world.gitops.work)
+        second = request_head(world.gitops, "refs/pull/1/head", {"apps/other/app.yaml": "a: 2\n"}, branch="other")
+        assert pull(world, base_url, action="synchronize", sha=second) == 202
+        [comment] = world.github.comments
+        assert "No change in this request touched" in comment["body"]
+        git("push", "--quiet", "--force", "origin", f"{first}:refs/pull/1/head", cwd=world.gitops.work)
+        assert pull(world, base_url, action="synchronize", sha=first) == 202
+        assert pull(world, base_url, action="synchronize", sha=first) == 202  # a redelivery: nothing more
+    [comment] = world.github.comments
+    assert f"for {first[:7]}" in comment["body"]
+    assert "touches files whose changes caused incidents" in comment["body"]
+    assert world.github.calls[("PATCH", "/repos/acme/gitops/issues/comments/:n")] == 2
+
+
+def test_a_comment_a_person_deleted_is_made_again_on_the_next_flagged_head(world: World) -> None:
+    """The stored comment id answers 404: the next flagged head makes one new comment, not a failure."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    first = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=first) == 202
+        world.github.comments.clear()  # deleted by a person
+        second = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="2")})
+        assert pull(world, base_url, action="synchronize", sha=second) == 202
+        third = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="3")})
+        assert pull(world, base_url, action="synchronize", sha=third) == 202
+    [comment] = world.github.comments
+    assert MARKER in comment["body"]
+    assert f"for {third[:7]}" in comment["body"]
+    assert app.ctx.reviews is not None
+    assert app.ctx.reviews.queue.due(now=app.ctx.clock() + reviews.LEASE * 100) == []
+
+
+def test_a_comment_a_person_edited_is_set_back_in_place(world: World) -> None:
+    """A person rewrote Backout's comment (marker gone): the next head edits the same comment, no second one."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    first = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=first) == 202
+        world.github.comments[0]["body"] = "lgtm @everyone"
+        second = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="2")})
+        assert pull(world, base_url, action="synchronize", sha=second) == 202
+    [comment] = world.github.comments
+    assert MARKER in comment["body"]
+    assert f"for {second[:7]}" in comment["body"]
+
+
+def test_a_gitlab_note_a_person_deleted_is_made_again_and_a_fork_is_read_from_the_target(world: World) -> None:
+    """A merge request from a fork (source_project_id another project): its head is read from the target's
+    refs/merge-requests/N/head; the note a person deleted is made again on the next head, once."""
+    app = world.app()
+    git("fetch", "--quiet", "origin", cwd=world.platform.work)
+    world.incident(app, world.platform.commit("checkout: 5 replicas", {"checkout/values.yaml": "replicas: 5\n"}))
+    ref = "refs/merge-requests/7/head"
+    world.gitlab.open_by_someone(7, "main")
+    heads = [request_head(world.platform, ref, {"checkout/values.yaml": "replicas: 6\n"}, branch="main")]
+    with serve_in_thread(app.http) as base_url:
+        def deliver(action: str, oldrev: str | None = None) -> int:
+            payload = gitlab_merge_request(project=GL_PROJECT, iid=7, action=action, source="main", sha=heads[-1],
+                                           oldrev=oldrev)
+            payload["object_attributes"]["source_project_id"] = 4242  # the fork
+            return deliver_gitlab(base_url, "Merge Request Hook", payload, token=TOKEN).status_code
+
+        assert deliver("open") == 202
+        world.gitlab.notes.clear()  # deleted by a person
+        heads.append(request_head(world.platform, ref, {"checkout/values.yaml": "replicas: 7\n"}, branch="main"))
+        assert deliver("update", oldrev=heads[-2]) == 202
+    [note] = world.gitlab.notes
+    assert MARKER in note["body"]
+    assert f"for {heads[-1][:7]}" in note["body"]
