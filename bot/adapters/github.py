@@ -21,7 +21,7 @@ from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from bot.adapters.github_checks import post_check_run, post_status
+from bot.adapters.github_checks import post_check_run_or_status, post_status
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
 from bot.domain.forge_events import RequestChanged
 from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
@@ -66,6 +66,7 @@ class GitHubForge:
                  backoff: float = 0.5, as_app: bool = False) -> None:
         self._gh = client
         self._as_app = as_app  # a GitHub App's installation: checks are check runs (else commit statuses)
+        self._checks_refused = False  # the App may not write checks: commit statuses instead
         self._repos = dict(repos)
         self._applied = dict(applied)
         self._observe = observe or (lambda *_: None)
@@ -220,8 +221,13 @@ class GitHubForge:
                 for p in pulls]
 
     def review_check(self, repo: str, *, sha: str, check: ReviewCheck) -> None:
-        post = post_check_run if self._as_app else post_status
-        post(self._call, self._json, full=self._repos[repo], sha=sha, check=check)
+        full = self._repos[repo]
+        if self._as_app and not self._checks_refused:
+            # Until a restart, an App refused checks: write sets statuses without a refused call each time.
+            self._checks_refused = not post_check_run_or_status(self._call, self._json, full=full, sha=sha,
+                                                                check=check)
+            return
+        post_status(self._call, self._json, full=full, sha=sha, check=check)
 
     def _json(self, verb: str, path: str, data: dict[str, Any] | None = None,
               params: dict[str, Any] | None = None) -> Any:

@@ -1,15 +1,21 @@
 """The `backout/risk` check on GitHub: a check run when Backout runs as a GitHub App (only Apps may
-create check runs), else a commit status. Both replace their own on the same commit: the check run
-is found by name and edited, a status is per context. Called through GitHubForge's bounded retry."""
+create check runs), else a commit status (also for an App whose installation lacks checks: write).
+Both replace their own on the same commit: the check run is found by name and edited, a status is
+per context. Called through GitHubForge's bounded retry."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import structlog
+from github import GithubException
+
+from bot.domain.errors import UpstreamError
 from bot.domain.review_checks import CHECK_NAME, CheckState, ReviewCheck
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 Call = Callable[[str, Callable[[], T]], T]  # GitHubForge._call: endpoint, work -> its answer, retried
 Json = Callable[..., Any]  # GitHubForge._json: verb, path, data, params=
 
@@ -36,6 +42,24 @@ def post_check_run(call: Call[Any], json: Json, *, full: str, sha: str, check: R
         return json("POST", f"/repos/{full}/check-runs", body)
 
     call("checks.runs", put)
+
+
+def post_check_run_or_status(call: Call[Any], json: Json, *, full: str, sha: str, check: ReviewCheck) -> bool:
+    """The check run; where the App's installation may not write checks (403 "Resource not accessible
+    by integration"), the commit status instead, and why in the log. False when check runs were refused."""
+    try:
+        post_check_run(call, json, full=full, sha=sha, check=check)
+        return True
+    except UpstreamError as exc:
+        cause = exc.__cause__
+        if not (isinstance(cause, GithubException) and cause.status == 403
+                and "not accessible by integration" in str(exc)):
+            raise
+        log.warning("github.check_run_refused", repo=full, error=str(exc),
+                    detail="the GitHub App's installation lacks checks: write; backout/risk is set as a commit "
+                           "status until Backout restarts (grant the App Checks: Read and write)")
+    post_status(call, json, full=full, sha=sha, check=check)
+    return False
 
 
 def post_status(call: Call[Any], json: Json, *, full: str, sha: str, check: ReviewCheck) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from bot.adapters.github import GitHubForge
 from bot.adapters.github import make_client as github_client
@@ -56,6 +57,22 @@ def test_a_github_app_sets_one_check_run_per_commit_neutral_then_failure(github:
     forge.review_check("gitops", sha="b" * 40, check=WARN)
     [other] = github.check_runs["b" * 40]
     assert (other["conclusion"], other["details_url"]) == ("neutral", WARN.target_url)
+
+
+def test_a_github_app_without_checks_write_sets_a_commit_status_and_says_why(github: FakeGitHub) -> None:
+    """403 "Resource not accessible by integration" on the check run: a status instead, logged once;
+    later heads go straight to the status (no refused call each time)."""
+    github.as_app = True
+    github.app_permissions["checks"] = "read"
+    forge = github_forge(github, as_app=True)
+    with structlog.testing.capture_logs() as logs:
+        forge.review_check("gitops", sha="e" * 40, check=WARN)
+        forge.review_check("gitops", sha="f" * 40, check=WARN)
+    assert github.check_runs == {}
+    assert [s["state"] for sha in ("e", "f") for s in github.statuses[sha * 40]] == ["success", "success"]
+    [refused] = [e for e in logs if e["event"] == "github.check_run_refused"]
+    assert "checks: write" in refused["detail"]
+    assert github.calls[("POST", "/repos/acme/gitops/check-runs")] == 1
 
 
 def test_with_a_token_it_is_a_commit_status_with_the_warning_cut_to_140_characters(github: FakeGitHub) -> None:

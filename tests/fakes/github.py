@@ -45,6 +45,9 @@ class FakeGitHub(FaultyApi):
         self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
         self.rate_remaining = 5000
         self.as_app = False  # the token is a GitHub App installation's: it may create check runs
+        # What the App's installation was granted (GET /app/installations/{id} "permissions")
+        self.app_permissions: dict[str, str] = {"checks": "write", "contents": "write", "pull_requests": "write",
+                                                "statuses": "write", "metadata": "read"}
         # What GET /repos/{owner}/{repo} says the token may do (None: not said, as for an app's token)
         self.permissions: dict[str, bool] | None = {"admin": False, "maintain": False, "push": True,
                                                      "triage": True, "pull": True}
@@ -289,6 +292,8 @@ class FakeGitHub(FaultyApi):
             """Only a GitHub App's token may create check runs (403 for others, as on GitHub)."""
             if not self.as_app:
                 return JSONResponse({"message": "You must authenticate via a GitHub App."}, status_code=403)
+            if self.app_permissions.get("checks") != "write":
+                return JSONResponse({"message": "Resource not accessible by integration"}, status_code=403)
             data = await request.json()
             run = {**data, "id": sum(map(len, self.check_runs.values())) + 1, "started_at": _now(),
                    "completed_at": _now() if data.get("conclusion") else None}
