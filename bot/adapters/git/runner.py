@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,28 @@ class GitRunner:
             raise GitCommandError(f"git {command} failed: {brief[:300]}", stderr=stderr,
                                   returncode=done.returncode)
         return done
+
+    def head(self, args: Sequence[str], *, limit: int, cwd: Path | None = None) -> tuple[bytes, bool]:
+        """The first `limit` bytes of `git ARGS`'s output, and whether there was more: git is stopped
+        there, so a huge output is never held (a request's 50 MB diff). Within the runner's timeout."""
+        expired = threading.Event()
+        with subprocess.Popen(["git", *args], cwd=cwd, env=self.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL) as process:
+            def expire() -> None:
+                expired.set()
+                process.kill()
+
+            timer = threading.Timer(self.timeout, expire)
+            timer.start()
+            try:
+                assert process.stdout is not None  # stdout=PIPE
+                out = process.stdout.read(limit + 1)
+            finally:
+                timer.cancel()
+                process.kill()  # stops a git that has more to say; a finished one is gone already
+        if expired.is_set():
+            raise TransientError(f"git {_command(args)} took longer than {self.timeout:.0f}s")
+        return out[:limit], len(out) > limit
 
     def text(self, args: Sequence[str], *, cwd: Path | None = None) -> str:
         return self.run(args, cwd=cwd).stdout.decode(errors="replace").strip()
