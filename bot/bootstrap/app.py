@@ -208,7 +208,7 @@ def start_replica(app: App) -> None:
     """For `serve`: take this process's replica name (kept beside `git.mirror_dir`, in the replica's
     own data folder: `.backout/replica` by default) and the name's next epoch, and free at once what
     the name's previous run held when it died (follow-up work, chat summaries being sent, held
-    controller events being recorded). Claims of other replicas lapse after their lease."""
+    controller events being recorded, review heads). Claims of other replicas lapse after their lease."""
     name = take_name(app.ctx.settings.git.mirror_dir.parent)
     app.closers.append(name.close)
     app.ctx.leader = SingleReplica(name.name)
@@ -217,7 +217,7 @@ def start_replica(app: App) -> None:
     holder, released = app.ctx.store.start_replica(name.name, at=app.ctx.clock())
     log.info("replica.started", replica=holder.name, epoch=holder.epoch, name_kept=name.kept,
              released_follow_ups=released.follow_ups, released_summaries=released.summaries,
-             released_held_events=released.held_events)
+             released_held_events=released.held_events, released_reviews=released.reviews)
 
 
 def elect_leader(app: App) -> None:

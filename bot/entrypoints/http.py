@@ -287,6 +287,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
             metrics.backlog.labels("chat").set(chat)
             metrics.backlog.labels("follow_ups").set(follow_ups)
             metrics.backlog.labels("held_controller_events").set(held)
+            if ctx.reviews is not None:
+                metrics.backlog.labels("review_checks").set(ctx.reviews.queue.backlog())
             for status, count in active.items():
                 metrics.incidents_active.labels(status.value).set(count)
         except TransientError:

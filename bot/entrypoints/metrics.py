@@ -34,7 +34,8 @@ class Metrics:
         )
         self.backlog = Gauge(
             "backout_outbox_pending", "Work recorded and not done yet: chat summaries, follow-ups "
-            "(investigate, announce), controller events held for a fetch.", ["queue"], registry=self.registry,
+            "(investigate, announce), controller events held for a fetch, review heads to assess.", ["queue"],
+            registry=self.registry,
         )
         self.webhook_requests = Counter(
             "backout_webhook_requests_total",

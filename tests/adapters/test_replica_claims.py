@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from bot.adapters.replica import take_name
 from bot.adapters.storage import migrate
 from bot.adapters.storage.store import SqlStore
+from bot.adapters.storage.store_reviews import SqlReviews
 from bot.config import load_playbooks
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
+from bot.domain.review_checks import ReviewItem
 from bot.services.ingest import ingest_delivery
 from tests.conftest import PLAYBOOKS
 from tests.integration.processes import Postgres
@@ -109,3 +111,20 @@ def test_a_folder_that_cannot_be_made_still_gives_a_name(tmp_path: Path) -> None
     name = take_name(tmp_path / "taken" / "mirrors")
     assert not name.kept
     assert name.name
+
+
+def test_a_restart_frees_its_previous_runs_review_heads(url: str) -> None:
+    """Run 1 of `a` claimed a review head and died: run 2 may assess it at once; `b`'s claim waits its lease."""
+    mine = ReviewItem(repo="gitops", number=1, head_sha="a" * 40, base="main", forge="github")
+    theirs = ReviewItem(repo="gitops", number=2, head_sha="b" * 40, base="main", forge="github")
+    first, other = SqlStore(create_engine(url)), SqlStore(create_engine(url))
+    first.start_replica("a", at=NOW)
+    other.start_replica("b", at=NOW)
+    for store, item in ((first, mine), (other, theirs)):
+        assert SqlReviews(store).add(item, at=NOW)
+        assert SqlReviews(store).claim(item, now=NOW, until=NOW + LEASE)
+    again = SqlStore(create_engine(url))
+    later = NOW + timedelta(minutes=1)
+    _, released = again.start_replica("a", at=later)
+    assert [i.head_sha for i in SqlReviews(again).due(now=later)] == [mine.head_sha]
+    assert released.reviews == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.domain.review_checks import MARKER
@@ -166,3 +167,16 @@ def test_a_gitlab_note_a_person_deleted_is_made_again_and_a_fork_is_read_from_th
     [note] = world.gitlab.notes
     assert MARKER in note["body"]
     assert f"for {heads[-1][:7]}" in note["body"]
+
+
+def test_metrics_show_the_review_heads_not_assessed_yet(world: World) -> None:
+    """backout_outbox_pending{queue="review_checks"}: a head queued and not run is 1; assessed, 0."""
+    crashed = world.app(executor=Dropped())
+    world.incident(crashed, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    with serve_in_thread(crashed.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha) == 202
+        assert 'backout_outbox_pending{queue="review_checks"} 1.0' in httpx.get(f"{base_url}/metrics").text
+        assert crashed.ctx.reviews is not None
+        assert reviews.sweep(crashed.ctx.reviews, clock=crashed.ctx.clock) == 1
+        assert 'backout_outbox_pending{queue="review_checks"} 0.0' in httpx.get(f"{base_url}/metrics").text

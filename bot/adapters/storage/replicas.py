@@ -2,8 +2,7 @@
 
 A serving process has a stable name (kept on disk by the caller) and, at each start, the next
 epoch of that name. Every claim it takes (follow-up work, a chat summary being sent, a held
-controller event being recorded) carries
-both. A process that starts again knows that any claim under its name with an older epoch was
+controller event being recorded, a review head) carries both. A process that starts again knows that any claim under its name with an older epoch was
 held by its previous run, which is dead: it frees them at once instead of waiting out the lease.
 Claims of other names are left to their lease (another replica may be alive and busy)."""
 
@@ -43,6 +42,7 @@ class Released:
     follow_ups: int
     summaries: int
     held_events: int
+    reviews: int = 0
 
 
 def next_epoch(conn: Connection, name: str, *, at: datetime) -> Holder:
@@ -55,11 +55,12 @@ def next_epoch(conn: Connection, name: str, *, at: datetime) -> Holder:
 
 
 def release_earlier(conn: Connection, holder: Holder, *, now: datetime) -> Released:
-    """Free the claims `holder.name` took in earlier epochs: its follow-up work is due again, its
-    summaries being sent are pending again (their attempt counts, so a post that went out before
-    the crash is found, not repeated), the controller events it was recording are free for the
-    next sweep (recording is idempotent on the event's key)."""
-    f, o, h = t.follow_ups.c, t.chat_outbox.c, t.held_controller_events.c
+    """Free the claims `holder.name` took in earlier epochs: its follow-up work and review heads are
+    due again, its summaries being sent are pending again (their attempt counts, so a post that went
+    out before the crash is found, not repeated; a review's check and comment replace their own),
+    the controller events it was recording are free for the next sweep (recording is idempotent on
+    the event's key)."""
+    f, o, h, r = t.follow_ups.c, t.chat_outbox.c, t.held_controller_events.c, t.review_checks.c
     follow_ups = conn.execute(t.follow_ups.update().where(
         f.done_at.is_(None), f.claimed_by == holder.name, f.claimed_epoch < holder.epoch,
     ).values(claimed_until=None, **UNHELD)).rowcount
@@ -69,5 +70,8 @@ def release_earlier(conn: Connection, holder: Holder, *, now: datetime) -> Relea
     held = conn.execute(t.held_controller_events.update().where(
         h.claimed_by == holder.name, h.claimed_epoch < holder.epoch,
     ).values(claimed_until=None, **UNHELD)).rowcount
+    reviews = conn.execute(t.review_checks.update().where(
+        r.done_at.is_(None), r.claimed_by == holder.name, r.claimed_epoch < holder.epoch,
+    ).values(claimed_until=None, **UNHELD)).rowcount
     return Released(follow_ups=max(follow_ups or 0, 0), summaries=max(summaries or 0, 0),
-                    held_events=max(held or 0, 0))
+                    held_events=max(held or 0, 0), reviews=max(reviews or 0, 0))

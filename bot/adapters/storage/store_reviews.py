@@ -78,6 +78,11 @@ class SqlReviews:
         self._store.run(lambda tx: tx.conn.execute(t.review_checks.update().where(*_key(item), c.done_at.is_(None))
                                                    .values(claimed_until=until, last_error=error[:1000])))
 
+    def backlog(self) -> int:
+        c = t.review_checks.c
+        query = sa.select(sa.func.count()).select_from(t.review_checks).where(c.done_at.is_(None))
+        return int(self._store.read(lambda tx: tx.conn.execute(query).scalar_one()))
+
     def posted(self, repo: str, number: int) -> PostedReview:
         c = t.review_checks.c
         assessed = sa.or_(c.state.is_(None), c.state != DROPPED)

@@ -32,6 +32,10 @@ class ReviewQueue(Protocol):
 
     def retry_later(self, item: ReviewItem, *, until: datetime, error: str) -> None: ...
 
+    def backlog(self) -> int:
+        """Heads queued and not done (held, waiting, or failing): what /metrics shows."""
+        ...
+
     def posted(self, repo: str, number: int) -> PostedReview:
         """The request's comment, and whether the last head assessed before was flagged."""
         ...
