@@ -22,6 +22,7 @@ from github.PullRequest import PullRequest
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from bot.adapters.github_checks import post_check_run_or_status, post_status
+from bot.adapters.paging import PAGE, pages
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
 from bot.domain.forge_events import RequestChanged
 from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
@@ -201,10 +202,13 @@ class GitHubForge:
             log.info("github.comment_gone", repo=repo, number=number, comment_id=comment_id)
 
         def find_or_create() -> int:
-            # A retry after a lost answer finds the comment the first attempt made.
-            found = self._json("GET", f"{base}/{number}/comments", params={"per_page": 100})
-            for item in found if isinstance(found, list) else []:
+            # A retry after a lost answer finds the comment the first attempt made (oldest first: it is early).
+            listed = pages(lambda page: self._json("GET", f"{base}/{number}/comments",
+                                                   params={"per_page": PAGE, "page": page}))
+            for item in (item for found in listed for item in found):
                 if marker in str(item.get("body", "")):
+                    if item.get("body") != body[:60000]:  # found again after a 404 or by `backout risk`
+                        self._json("PATCH", f"{base}/comments/{item['id']}", {"body": body[:60000]})
                     return int(item["id"])
             return int(self._json("POST", f"{base}/{number}/comments", {"body": body[:60000]})["id"])
 
@@ -215,7 +219,8 @@ class GitHubForge:
 
     def open_requests(self, repo: str) -> list[RequestChanged]:
         full = self._repos[repo]
-        pulls = self._conditional_get(f"/repos/{full}/pulls", "pulls.list", {"state": "open", "per_page": 100}) or []
+        pulls = [p for found in pages(lambda page: self._conditional_get(
+            f"/repos/{full}/pulls", "pulls.list", {"state": "open", "per_page": PAGE, "page": page})) for p in found]
         return [RequestChanged(forge="github", project=full, number=int(p["number"]), action="opened",
                                head=str(p["head"]["ref"]), head_sha=str(p["head"]["sha"]), base=str(p["base"]["ref"]))
                 for p in pulls]

@@ -25,6 +25,8 @@ from gitlab.exceptions import GitlabError, GitlabHttpError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from bot.adapters.gitlab_checks import post_status
+from bot.adapters.paging import PAGE as LIST_PAGE
+from bot.adapters.paging import pages
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
 from bot.domain.forge_events import RequestChanged
 from bot.domain.ports import MergeState, PullRequestRef, PullRequestStatus
@@ -246,18 +248,26 @@ class GitLabForge:
             log.info("gitlab.note_gone", repo=repo, number=number, note_id=comment_id)
 
         def find_or_create() -> int:
-            # A retry after a lost answer finds the note the first attempt made.
-            found = self._request("get", notes, query={"per_page": 100, "sort": "desc"})
-            for note in found if isinstance(found, list) else []:
+            # A retry after a lost answer finds the note the first attempt made: oldest first, as it is
+            # early and every push adds a system note after it.
+            listed = pages(lambda page: self._request("get", notes, query={
+                "per_page": LIST_PAGE, "page": page, "sort": "asc", "order_by": "created_at"}))
+            for note in (note for found in listed for note in found):
                 if marker in str(note.get("body", "")):
+                    if note.get("body") != body:  # found again after a 404 or by `backout risk`
+                        self._request("put", f"{notes}/{note['id']}", data={"body": body})
                     return int(note["id"])
             return int(self._request("post", notes, data={"body": body})["id"])
 
         return self._call("notes.create", find_or_create)
 
     def open_requests(self, repo: str) -> list[RequestChanged]:
-        found = self._call("merge_requests.list", lambda: self._request(
-            "get", f"{self._project(repo)}/merge_requests", query={"state": "opened", "per_page": 100})) or []
+        def read(page: int) -> Any:
+            return self._call("merge_requests.list", lambda: self._request(
+                "get", f"{self._project(repo)}/merge_requests", query={"state": "opened", "per_page": LIST_PAGE,
+                                                                       "page": page}))
+
+        found = [m for listed in pages(read) for m in listed]
         return [RequestChanged(forge="gitlab", project=self._projects[repo], number=int(m["iid"]), action="opened",
                                head=str(m["source_branch"]), head_sha=str(m.get("sha") or ""),
                                base=str(m["target_branch"])) for m in found]

@@ -182,12 +182,17 @@ def test_check_runs_count_like_statuses(fake: FakeGitHub) -> None:
 
 
 def test_a_comment_is_posted_once_edited_and_adopted_after_a_lost_answer(fake: FakeGitHub) -> None:
-    """Create (the answer lost: 502 after the write), the retry adopts it by its marker; edit in place."""
+    """Create (the answer lost: 502 after the write), the retry adopts it by its marker; edit in place;
+    a comment deleted since is found again by its marker; a refused edit is an error."""
     target = forge(fake)
     fake.fail("POST", r"/issues/7/comments$", 502, after_write=True)
     first = target.comment("gitops", 7, body="<!-- m -->\nhello", marker="<!-- m -->", comment_id=None)
     assert [c["id"] for c in fake.comments] == [first]
     assert target.comment("gitops", 7, body="<!-- m -->\nagain", marker="<!-- m -->", comment_id=first) == first
     assert [c["body"] for c in fake.comments] == ["<!-- m -->\nagain"]
+    # a comment gone (deleted by a person: 404) is found again by its marker, not an error
+    assert target.comment("gitops", 7, body="<!-- m -->\nthird", marker="<!-- m -->", comment_id=999) == first
+    assert [c["body"] for c in fake.comments] == ["<!-- m -->\nthird"]
+    fake.fail("PATCH", r"/issues/comments/", 403)
     with pytest.raises(UpstreamError):
-        target.comment("gitops", 7, body="x", marker="m", comment_id=999)
+        target.comment("gitops", 7, body="x", marker="m", comment_id=first)

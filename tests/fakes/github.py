@@ -202,14 +202,24 @@ class FakeGitHub(FaultyApi):
                 }
             return JSONResponse(self.pulls[number], status_code=201)
 
+        def paged(request: Request, found: list[Any], per_page: int, page: int) -> Response:
+            """One page as GitHub serves lists: per_page 30 by default, 100 at most, a Link to the next."""
+            per_page = min(max(per_page, 1), 100)
+            response = cached(request, found[(page - 1) * per_page:page * per_page])
+            if page * per_page < len(found):
+                response.headers["Link"] = (f'<{request.url.include_query_params(page=page + 1)}>; rel="next", '
+                                            f'<{request.url.include_query_params(page=-(-len(found) // per_page))}>; '
+                                            'rel="last"')
+            return response
+
         @app.get(repo + "/pulls")
         def list_pulls(owner: str, name: str, request: Request, head: str = "",
-                       state: str = "open") -> Response:
+                       state: str = "open", per_page: int = 30, page: int = 1) -> Response:
             branch = head.split(":")[-1]
             found = [p for p in sorted(self.pulls.values(), key=lambda p: -p["number"])
                      if (not branch or p["head"]["ref"] == branch)
                      and (state == "all" or p["state"] == state)]
-            return cached(request, found)
+            return paged(request, found, per_page, page)
 
         @app.get(repo + "/pulls/{number}")
         def get_pull(owner: str, name: str, number: int, request: Request) -> Response:
@@ -262,8 +272,9 @@ class FakeGitHub(FaultyApi):
             return JSONResponse(self.comments[-1], status_code=201)
 
         @app.get(repo + "/issues/{number}/comments")
-        def list_comments(owner: str, name: str, number: int) -> Response:
-            return JSONResponse([c for c in self.comments if c["issue"] == number])
+        def list_comments(owner: str, name: str, number: int, request: Request, per_page: int = 30,
+                          page: int = 1) -> Response:
+            return paged(request, [c for c in self.comments if c["issue"] == number], per_page, page)
 
         @app.patch(repo + "/issues/comments/{comment_id}")
         async def edit_comment(owner: str, name: str, comment_id: int, request: Request) -> Response:

@@ -204,9 +204,17 @@ class FakeGitLab(FaultyApi):
             self.statuses.setdefault(sha, []).insert(0, status)
             return JSONResponse(status, status_code=201)
 
+        def paged(found: list[Any], per_page: int, page: int) -> Response:
+            """One page as GitLab serves lists: per_page 20 by default, 100 at most, X-Next-Page."""
+            per_page = min(max(per_page, 1), 100)
+            more = {"X-Next-Page": str(page + 1)} if page * per_page < len(found) else {}
+            return JSONResponse(found[(page - 1) * per_page:page * per_page],
+                                headers={"X-Total": str(len(found)), "X-Page": str(page), **more})
+
         @app.get(API + "/projects/{ident:path}/merge_requests/{iid}/notes")
-        def list_notes(ident: str, iid: int) -> Response:
-            return JSONResponse([n for n in reversed(self.notes) if n["noteable_iid"] == iid])
+        def list_notes(ident: str, iid: int, sort: str = "desc", per_page: int = 20, page: int = 1) -> Response:
+            found = [n for n in self.notes if n["noteable_iid"] == iid]
+            return paged(found[::-1] if sort == "desc" else found, per_page, page)
 
         @app.post(API + "/projects/{ident:path}/merge_requests/{iid}/notes")
         async def create_note(ident: str, iid: int, request: Request) -> Response:
@@ -258,11 +266,12 @@ class FakeGitLab(FaultyApi):
             return JSONResponse(merge_request)
 
         @app.get(API + "/projects/{ident:path}/merge_requests")
-        def list_merge_requests(ident: str, source_branch: str = "", state: str = "all") -> Response:
+        def list_merge_requests(ident: str, source_branch: str = "", state: str = "all", per_page: int = 20,
+                                page: int = 1) -> Response:
             found = [m for m in sorted(self.merge_requests.values(), key=lambda m: -m["iid"])
                      if (not source_branch or m["source_branch"] == source_branch)
                      and (state == "all" or m["state"] == state)]
-            return JSONResponse(found)
+            return paged(found, per_page, page)
 
         @app.post(API + "/projects/{ident:path}/merge_requests")
         async def create_merge_request(ident: str, request: Request) -> Response:
@@ -331,10 +340,7 @@ class FakeGitLab(FaultyApi):
                      and (not finished_after or (d["finished_at"] or "") > finished_after.replace("Z", ".000Z"))]
             key = "finished_at" if order_by == "finished_at" else "id"
             found.sort(key=lambda d: d[key] or "", reverse=sort == "desc")
-            per_page = min(per_page, 100)  # GitLab's most
-            shown = found[(page - 1) * per_page:page * per_page]
-            more = {"X-Next-Page": str(page + 1)} if page * per_page < len(found) else {}
-            return JSONResponse(shown, headers={"X-Total": str(len(found)), "X-Page": str(page), **more})
+            return paged(found, per_page, page)
 
         @app.get(project)
         def get_project(ident: str) -> Response:
