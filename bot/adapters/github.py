@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
@@ -21,7 +22,7 @@ from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from bot.adapters.github_checks import post_check_run_or_status, post_status
+from bot.adapters.github_checks import app_access, find_or_create, post_check_run_or_status, post_status
 from bot.adapters.paging import PAGE, pages
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
 from bot.domain.forge_events import RequestChanged
@@ -64,8 +65,10 @@ class GitHubForge:
 
     def __init__(self, client: Github, *, repos: Mapping[str, str], applied: Mapping[str, AppliedFrom],
                  observe: Observe | None = None, max_wait: float = 60.0, attempts: int = 5,
-                 backoff: float = 0.5, as_app: bool = False) -> None:
+                 backoff: float = 0.5, as_app: bool = False,
+                 installation: Callable[[], Mapping[str, str]] | None = None) -> None:
         self._gh = client
+        self._installation = installation  # an App's: what its installation was granted
         self._as_app = as_app  # a GitHub App's installation: checks are check runs (else commit statuses)
         self._checks_refused = False  # the App may not write checks: commit statuses instead
         self._repos = dict(repos)
@@ -78,15 +81,18 @@ class GitHubForge:
         self._etags: dict[str, tuple[str, Any]] = {}  # url -> (etag, parsed body)
         self._deployment_times: dict[int, datetime | None] = {}
 
-    def access(self, repo: str) -> str:
+    def access(self, repo: str, *, review: bool = False) -> str:
         """What the token may do on the repository, for `backout check --online`. UpstreamError
-        when it cannot read it, or its answer says it may not push (branches, pull requests)."""
+        when it cannot read it, or its answer says it may not push (branches, pull requests); as an
+        App, when its installation lacks a permission Backout needs (checks: write with `review`)."""
         full = self._repos[repo]
         data = self._call("repos.get", lambda: self._json("GET", f"/repos/{full}"))
         permissions = data.get("permissions") if isinstance(data, dict) else None
+        if permissions is None and self._installation is not None:
+            return app_access(full, self._call("apps.installation", self._installation), review=review)
         if permissions is None:
             return (f"{full} is readable; this token type does not report its permissions (a GitHub App "
-                    "needs contents: write and pull requests: write)")
+                    "needs contents: write and pull requests: write, and checks: write for review risk)")
         if not permissions.get("push"):
             raise UpstreamError(f"{full}: the token may not push (permissions: "
                                 f"{', '.join(k for k, v in sorted(permissions.items()) if v) or 'none'}); "
@@ -201,18 +207,9 @@ class GitHubForge:
                 return comment_id
             log.info("github.comment_gone", repo=repo, number=number, comment_id=comment_id)
 
-        def find_or_create() -> int:
-            # A retry after a lost answer finds the comment the first attempt made (oldest first: it is early).
-            listed = pages(lambda page: self._json("GET", f"{base}/{number}/comments",
-                                                   params={"per_page": PAGE, "page": page}))
-            for item in (item for found in listed for item in found):
-                if marker in str(item.get("body", "")):
-                    if item.get("body") != body[:60000]:  # found again after a 404 or by `backout risk`
-                        self._json("PATCH", f"{base}/comments/{item['id']}", {"body": body[:60000]})
-                    return int(item["id"])
-            return int(self._json("POST", f"{base}/{number}/comments", {"body": body[:60000]})["id"])
-
-        return self._call("issues.comments.create", find_or_create)
+        # Inside the retried call: a retry after a lost answer finds the comment the first attempt made.
+        return self._call("issues.comments.create", partial(find_or_create, self._json, base=base, number=number,
+                                                            body=body[:60000], marker=marker))
 
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
         return None  # GitHub's REST API has no revert, dry or not

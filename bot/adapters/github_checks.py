@@ -1,16 +1,18 @@
-"""The `backout/risk` check on GitHub: a check run when Backout runs as a GitHub App (only Apps may
-create check runs), else a commit status (also for an App whose installation lacks checks: write).
-Both replace their own on the same commit: the check run is found by name and edited, a status is
-per context. Called through GitHubForge's bounded retry."""
+"""Review risk on GitHub: the `backout/risk` check, a check run when Backout runs as a GitHub App
+(only Apps may create check runs), else a commit status (also for an App whose installation lacks
+checks: write); the request's one comment, found by its marker; and what an App's installation was
+granted, for `backout check --online`. A check run is found by name and edited, a status is per
+context. Called through GitHubForge's bounded retry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import structlog
-from github import GithubException
+from github import Auth, GithubException, GithubIntegration
 
+from bot.adapters.paging import PAGE, pages
 from bot.domain.errors import UpstreamError
 from bot.domain.review_checks import CHECK_NAME, CheckState, ReviewCheck
 
@@ -68,3 +70,36 @@ def post_status(call: Call[Any], json: Json, *, full: str, sha: str, check: Revi
     if check.target_url:
         body["target_url"] = check.target_url
     call("commits.statuses.create", lambda: json("POST", f"/repos/{full}/statuses/{sha}", body))
+
+
+def find_or_create(json: Json, *, base: str, number: int, body: str, marker: str) -> int:
+    """The request's comment that holds `marker` (oldest first: Backout's is early), set to `body`; or a
+    new one. Lists read page by page, at most MAX_PAGES."""
+    listed = pages(lambda page: json("GET", f"{base}/{number}/comments", params={"per_page": PAGE, "page": page}))
+    for item in (item for found in listed for item in found):
+        if marker in str(item.get("body", "")):
+            if item.get("body") != body:  # found again after a 404, or by `backout risk --post`
+                json("PATCH", f"{base}/comments/{item['id']}", {"body": body})
+            return int(item["id"])
+    return int(json("POST", f"{base}/{number}/comments", {"body": body})["id"])
+
+
+def installation_permissions(*, api_url: str, app_id: int, private_key: str, installation_id: int,
+                             timeout: int = 15) -> Callable[[], Mapping[str, str]]:
+    """What a GitHub App's installation was granted (GET /app/installations/{id}, asked with the App's
+    JWT: an installation token cannot read its own permissions), for `backout check --online`."""
+    integration = GithubIntegration(auth=Auth.AppAuth(app_id, private_key), base_url=api_url.rstrip("/"), retry=0,
+                                    timeout=timeout, seconds_between_requests=None, seconds_between_writes=None)
+    return lambda: dict(integration.get_app_installation(installation_id).permissions or {})
+
+
+def app_access(full: str, granted: Mapping[str, str], *, review: bool) -> str:
+    """What an App's installation may do on `full`, for `backout check --online`; UpstreamError naming
+    what it lacks."""
+    needed = ["contents", "pull_requests", *(["checks"] if review else [])]
+    missing = [name for name in needed if granted.get(name) != "write"]
+    if missing:
+        why = " (review risk's check run; without it a commit status is set)" if "checks" in missing else ""
+        raise UpstreamError(f"{full}: the GitHub App's installation lacks {', '.join(f'{m}: write' for m in missing)}"
+                            f"{why}; grant it in the App's permissions and accept them in the installation")
+    return f"{full}: the GitHub App may push, open pull requests" + (" and write checks" if review else "")

@@ -105,9 +105,10 @@ class GitLabForge:
     def _project(self, repo: str) -> str:
         return "/projects/" + quote(self._projects[repo], safe="")
 
-    def access(self, repo: str) -> str:
+    def access(self, repo: str, *, review: bool = False) -> str:
         """What the token may do on the project, for `backout check --online`. UpstreamError when it
-        cannot read it, its access level cannot push, or its scopes cannot open merge requests."""
+        cannot read it, its access level cannot push, or its scopes cannot open merge requests (which
+        also covers review risk's commit statuses and notes: `review` needs nothing more)."""
         name = self._projects[repo]
         project = self._call("projects.get", lambda: self._request("get", self._project(repo)))
         permissions = project.get("permissions") or {}

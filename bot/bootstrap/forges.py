@@ -12,6 +12,7 @@ from bot.adapters.git.host import Deadlines
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.adapters.github import AppliedFrom, GitHubForge, make_client
+from bot.adapters.github_checks import installation_permissions
 from bot.adapters.prometheus import PrometheusRevisions, RevisionQuery
 from bot.config import ConfigError, Problem, Settings
 from bot.domain.errors import UpstreamError
@@ -85,10 +86,10 @@ class ForgesByRepo:
     def request_noun(self, repo: str) -> str:
         return self._for(repo).request_noun(repo)
 
-    def access(self, repo: str) -> str:
+    def access(self, repo: str, *, review: bool = False) -> str:
         forge = self._for(repo)
         access = getattr(forge, "access", None)
-        return access(repo) if access is not None else f"{repo} has no forge"
+        return access(repo, review=review) if access is not None else f"{repo} has no forge"
 
     def open_pull_request(self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool,
                           labels: Sequence[str], reviewers: Sequence[str]) -> PullRequestRef:
@@ -155,8 +156,13 @@ def build_forge(settings: Settings, metrics: Metrics) -> tuple[Forge, AppliedTim
             if repo.applied and repo.applied.source in ("deployments", "status")
         }
         max_wait = gh.max_wait.total_seconds()
+        installation = None
+        if gh.token is None and gh.app_id and key and gh.installation_id:
+            installation = installation_permissions(api_url=gh.api_url, app_id=gh.app_id, private_key=key,
+                                                    installation_id=gh.installation_id)
         github = GitHubForge(client, repos=on_github, applied=applied_from, observe=metrics.observe_github,
-                             max_wait=max_wait, backoff=min(0.5, max_wait / 20), as_app=gh.token is None)
+                             max_wait=max_wait, backoff=min(0.5, max_wait / 20), as_app=gh.token is None,
+                             installation=installation)
         forges.append(github)
         sources.update({name: github for name in applied_from})
     gitlab = _gitlab_forge(settings, metrics)

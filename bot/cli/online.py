@@ -107,4 +107,6 @@ def _forges(settings: Settings) -> list[Finding]:
     access = getattr(forge, "access", None)
     if access is None:
         return []
-    return [_attempt(f"{kind} {full}", partial(access, name)) for name, (kind, full) in hosted.items()]
+    review = {repo.name for repo in settings.repos if repo.review.risk}
+    return [_attempt(f"{kind} {full}", partial(access, name, review=name in review))
+            for name, (kind, full) in hosted.items()]

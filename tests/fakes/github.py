@@ -165,6 +165,21 @@ class FakeGitHub(FaultyApi):
                 {"resource": "PullRequest", "code": code, "message": message}],
                 "documentation_url": "https://docs.github.com/rest"}, status_code=422)
 
+        @app.post("/app/installations/{installation}/access_tokens")
+        def installation_token(installation: int) -> Response:
+            """A GitHub App's installation token (asked with the App's JWT), with what it may do."""
+            expires = datetime.fromtimestamp(time.time() + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return JSONResponse({"token": f"ghs_installation_{installation}", "expires_at": expires,
+                                 "permissions": self.app_permissions, "repository_selection": "all"},
+                                status_code=201)
+
+        @app.get("/app/installations/{installation}")
+        def installation(installation: int) -> Response:
+            """The installation as its App sees it (JWT): its permissions."""
+            return JSONResponse({"id": installation, "app_id": 1234, "target_type": "Organization",
+                                 "account": {"login": self.owner}, "permissions": self.app_permissions,
+                                 "events": ["pull_request", "push"], "repository_selection": "all"})
+
         @app.get(repo)
         def get_repo(owner: str, name: str) -> Response:
             body: dict[str, Any] = {"id": 1, "name": self.name, "full_name": f"{self.owner}/{self.name}",

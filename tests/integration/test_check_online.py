@@ -110,3 +110,39 @@ def test_a_gitlab_project_and_its_token_are_checked_beside_a_github_one(tmp_path
         assert code == 1
         assert "needs the api scope" in found["gitlab acme/platform/gitops"]["detail"]
         assert found["github acme/gitops"]["ok"] is True
+
+
+def test_a_github_app_without_checks_write_is_named_where_review_risk_is_on(tmp_path: Path) -> None:
+    """As a GitHub App (app_id, private key, installation): the installation's permissions are read;
+    checks: write is needed where review.risk is on, contents and pull requests everywhere."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "app.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.TraditionalOpenSSL,
+                                                         serialization.NoEncryption()))
+    remote = Remote(tmp_path / "gitops")
+    remote.commit("init", {"a.txt": "1\n"})
+    (tmp_path / "playbooks").mkdir()
+    with FakeGitHub(remote.bare).serving() as github:
+        github.as_app, github.permissions = True, None  # an installation's token: the repository says no permissions
+        config: dict[str, Any] = {
+            "storage": {"url": f"sqlite:///{tmp_path / 'b.db'}"}, "alertmanager": {"auth": "none"},
+            "git": {"mirror_dir": str(tmp_path / "m")}, "playbooks_dir": str(tmp_path / "playbooks"),
+            "repos": [{"name": "gitops", "url": str(remote.bare), "forge": "github", "github_repo": "acme/gitops",
+                       "review": {"risk": True}}],
+            "github": {"api_url": github.base_url, "app_id": 1234, "private_key_file": str(tmp_path / "app.pem"),
+                       "installation_id": 99, "throttle": False, "max_wait": "2s"},
+        }
+        code, report = check(config, tmp_path)
+        found = {item["what"].split(" (")[0]: item for item in report["online"]}
+        assert code == 0, report["online"]
+        assert "checks" in found["github acme/gitops"]["detail"]
+        github.app_permissions["checks"] = "read"
+        code, report = check(config, tmp_path)
+        found = {item["what"].split(" (")[0]: item for item in report["online"]}
+        assert code == 1
+        assert "checks: write" in found["github acme/gitops"]["detail"]
+        config["repos"][0]["review"] = {"risk": False}
+        assert check(config, tmp_path)[0] == 0
