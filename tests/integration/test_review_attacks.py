@@ -180,3 +180,30 @@ def test_metrics_show_the_review_heads_not_assessed_yet(world: World) -> None:
         assert crashed.ctx.reviews is not None
         assert reviews.sweep(crashed.ctx.reviews, clock=crashed.ctx.clock) == 1
         assert 'backout_outbox_pending{queue="review_checks"} 0.0' in httpx.get(f"{base_url}/metrics").text
+
+
+def test_hostile_file_names_stay_inside_code_spans(world: World) -> None:
+    """A real file named with backticks, a newline, Markdown, HTML and an @mention: one code span, on one line."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    hostile = "apps/checkout/`` ` [x](evil.example) <img src=x>\n@acme-oncall ``.yaml"  # no "/": same directory
+    sha = request_head(world.gitops, "refs/pull/1/head", {hostile: "kind: ConfigMap\n"})
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha) == 202
+    [comment] = world.github.comments
+    [line] = [line for line in comment["body"].splitlines() if "evil" in line]
+    spans = line.split("`")
+    assert len(spans) % 2 == 1  # backticks pair up: nothing after the last one is left open
+    assert all("evil" not in text and "@acme" not in text for text in spans[::2])  # outside code: none of it
+
+
+def test_a_delivery_for_a_repository_backout_does_not_know_is_ignored(world: World) -> None:
+    """Signed, but for evil/other: 200 ignored, nothing queued or posted."""
+    app = world.app()
+    payload = github_pull(project="evil/other", number=1, action="opened", head="feature", head_sha="a" * 40)
+    with serve_in_thread(app.http) as base_url:
+        answer = deliver_github(base_url, "pull_request", payload, secret=SECRET)
+    assert (answer.status_code, answer.json()["status"]) == (200, "ignored")
+    assert app.ctx.reviews is not None
+    assert app.ctx.reviews.queue.backlog() == 0
+    assert world.github.writes() == 0
