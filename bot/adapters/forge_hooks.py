@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 from typing import TypeVar
+from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -121,6 +122,20 @@ class _GhPullEvent(_Loose):
 
 _GH_ACTIONS = {"opened": "opened", "reopened": "opened", "synchronize": "updated", "ready_for_review": "ready",
                "converted_to_draft": "draft"}
+
+
+def github_json(body: bytes, content_type: str) -> bytes:
+    """The JSON of a verified GitHub delivery: the body, or its `payload` field where the webhook was
+    left on GitHub's default content type, application/x-www-form-urlencoded."""
+    if not content_type.lower().startswith("application/x-www-form-urlencoded"):
+        return body
+    try:
+        found = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=10).get("payload")
+    except ValueError:  # more fields than a delivery has
+        found = None
+    if not found:
+        raise InvalidInput("a form-encoded GitHub delivery without its payload field")
+    return found[0].encode()
 
 
 def github_delivery(event: str, body: bytes) -> Delivery:

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from bot.adapters.forge_hooks import GitHubSignature, GitLabToken, github_delivery, gitlab_delivery
+from bot.adapters.forge_hooks import GitHubSignature, GitLabToken, github_delivery, github_json, gitlab_delivery
 from bot.domain.errors import InvalidInput, TransientError
 from bot.domain.forge_events import Delivery
 from bot.entrypoints.context import AppContext
@@ -135,7 +135,8 @@ def register_forge_webhooks(app: FastAPI, ctx: AppContext, intake: ForgeIntake |
         event = request.headers.get("x-github-event", "")
         return await handle("github", request,
                             lambda body: signature.refusal(body, request.headers.get("x-hub-signature-256")),
-                            lambda body: github_delivery(event, body))
+                            lambda body: github_delivery(event, github_json(body, request.headers.get(
+                                "content-type", ""))))
 
     @app.post("/webhooks/gitlab")
     async def gitlab_webhook(request: Request) -> JSONResponse:

@@ -4,8 +4,10 @@ force-push back to an earlier head, a comment a person deleted or edited."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from bot.domain.review_checks import MARKER
 from bot.entrypoints.serving import serve_in_thread
 from bot.services import reviews
-from tests.fakes.forge_hooks import deliver_github, deliver_gitlab, github_pull, gitlab_merge_request
+from tests.fakes.forge_hooks import deliver_github, deliver_gitlab, github_pull, gitlab_merge_request, signed
 from tests.gitrepos import git
 from tests.integration.review_world import (
     DEPLOY,
@@ -207,3 +209,18 @@ def test_a_delivery_for_a_repository_backout_does_not_know_is_ignored(world: Wor
     assert app.ctx.reviews is not None
     assert app.ctx.reviews.queue.backlog() == 0
     assert world.github.writes() == 0
+
+
+def test_a_github_webhook_left_on_its_default_content_type_is_read(world: World) -> None:
+    """GitHub's default content type is application/x-www-form-urlencoded (payload=<json>), signed as sent."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    body = urlencode({"payload": json.dumps(github_pull(project=GH_PROJECT, number=1, action="opened",
+                                                        head="feature", head_sha=sha))}).encode()
+    with serve_in_thread(app.http) as base_url:
+        answer = httpx.post(f"{base_url}/webhooks/github", content=body, headers={
+            "content-type": "application/x-www-form-urlencoded", "x-github-event": "pull_request",
+            "x-hub-signature-256": signed(SECRET, body)})
+    assert answer.status_code == 202, answer.text
+    assert len(world.github.comments) == 1
