@@ -100,3 +100,20 @@ def remote_with_revert_branch(root: Path) -> Remote:
     remote.commit("init", {"a.txt": "1\n"})
     git("push", "--quiet", "origin", f"HEAD:refs/heads/{REVERT_BRANCH}", cwd=remote.work)
     return remote
+
+
+def huge_request(root: Path, *, files: int, megabytes: int) -> tuple[Remote, str]:
+    """A request adding `files` small manifests and one of `megabytes` MB, pushed to refs/pull/1/head."""
+    remote = Remote(root / "gitops")
+    remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"})
+    many = remote.work / "apps" / "many"
+    many.mkdir(parents=True)
+    for n in range(files):
+        (many / f"cm-{n}.yaml").write_text(f"kind: ConfigMap\nmetadata: {{name: cm-{n}}}\ndata: {{n: x{n}}}\n")
+    line = "  key: " + "x" * 100 + "\n"
+    bundle = remote.work / "apps" / "checkout" / "bundle.yaml"
+    bundle.write_text("kind: ConfigMap\ndata:\n" + line * (megabytes * 1024 * 1024 // len(line)))
+    git("add", "-A", cwd=remote.work)
+    git("commit", "--quiet", "-m", "everything at once", cwd=remote.work)
+    git("push", "--quiet", "origin", "HEAD:refs/pull/1/head", cwd=remote.work)
+    return remote, git("rev-parse", "HEAD", cwd=remote.work)

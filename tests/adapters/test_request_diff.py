@@ -15,10 +15,10 @@ from bot.adapters.git import requests as request_heads
 from bot.adapters.git.mirror import GitMirrors, RepoSpec
 from bot.adapters.git.runner import GitRunner
 from bot.domain.changes import Effect
-from tests.gitrepos import Remote, git
+from tests.gitrepos import Remote, huge_request
 
 FILES = 20_000
-BIG = 30 * 1024 * 1024
+BIG = 30  # MB
 
 
 class Recording(GitRunner):
@@ -33,26 +33,14 @@ class Recording(GitRunner):
 
 
 @pytest.fixture
-def huge_request(tmp_path: Path) -> tuple[Remote, str]:
+def huge(tmp_path: Path) -> tuple[Remote, str]:
     """A request adding 20,000 manifests and a 30 MB one, pushed to refs/pull/1/head."""
-    remote = Remote(tmp_path / "gitops")
-    remote.commit("init", {"apps/checkout/deploy.yaml": "image: checkout:1\n"})
-    many = remote.work / "apps" / "many"
-    many.mkdir(parents=True)
-    for n in range(FILES):
-        (many / f"cm-{n}.yaml").write_text(f"kind: ConfigMap\nmetadata: {{name: cm-{n}}}\ndata: {{n: x{n}}}\n")
-    line = "  key: " + "x" * 100 + "\n"
-    bundle = remote.work / "apps" / "checkout" / "bundle.yaml"
-    bundle.write_text("kind: ConfigMap\ndata:\n" + line * (BIG // len(line)))
-    git("add", "-A", cwd=remote.work)
-    git("commit", "--quiet", "-m", "everything at once", cwd=remote.work)
-    git("push", "--quiet", "origin", "HEAD:refs/pull/1/head", cwd=remote.work)
-    return remote, git("rev-parse", "HEAD", cwd=remote.work)
+    return huge_request(tmp_path, files=FILES, megabytes=BIG)
 
 
-def test_a_huge_request_is_read_within_the_bounds(tmp_path: Path, huge_request: tuple[Remote, str]) -> None:
+def test_a_huge_request_is_read_within_the_bounds(tmp_path: Path, huge: tuple[Remote, str]) -> None:
     """No git output past the bounds is held; every file is listed; the uncut ones are classified."""
-    remote, sha = huge_request
+    remote, sha = huge
     spec = RepoSpec(name="gitops", url=str(remote.bare), branch="main", runner=Recording(timeout=120))
     found = GitMirrors({"gitops": spec}, mirror_dir=tmp_path / "mirrors")
     Recording.largest[0] = 0
