@@ -2,8 +2,9 @@
 
 A serving process has a stable name (kept on disk by the caller) and, at each start, the next
 epoch of that name. Every claim it takes (follow-up work, a chat summary being sent, a held
-controller event being recorded, a review head) carries both. A process that starts again knows that any claim under its name with an older epoch was
-held by its previous run, which is dead: it frees them at once instead of waiting out the lease.
+controller event being recorded, a review head) carries both. A process that starts again knows
+that any claim under its name with an older epoch was held by its previous run, which is dead: it
+frees them at once instead of waiting out the lease.
 Claims of other names are left to their lease (another replica may be alive and busy)."""
 
 from __future__ import annotations
