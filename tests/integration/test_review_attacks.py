@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -224,3 +225,24 @@ def test_a_github_webhook_left_on_its_default_content_type_is_read(world: World)
             "x-hub-signature-256": signed(SECRET, body)})
     assert answer.status_code == 202, answer.text
     assert len(world.github.comments) == 1
+
+
+def test_a_head_that_cannot_be_fetched_waits_in_the_queue_and_is_retried(world: World) -> None:
+    """The Git host gone: the delivery is answered (the work runs after it), the head stays queued with
+    its error and a backoff; back, the sweep after the backoff posts it, once."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    app = world.app(executor=pool)
+    world.incident(app, bad_change_on_gitops(world))
+    sha = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    moved = world.gitops.bare.rename(world.gitops.bare.with_name("away.git"))
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=sha) == 202
+    pool.shutdown(wait=True)
+    work = app.ctx.reviews
+    assert work is not None
+    assert work.queue.backlog() == 1
+    assert reviews.sweep(work, clock=app.ctx.clock) == 0  # backing off
+    moved.rename(world.gitops.bare)
+    assert reviews.sweep(work, clock=lambda: app.ctx.clock() + reviews.RETRY_AFTER * 2) == 1
+    assert len(world.github.comments) == 1
+    assert work.queue.backlog() == 0
