@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, TypeVar
 
 import requests
@@ -22,7 +21,7 @@ from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from bot.adapters.github_checks import app_access, find_or_create, post_check_run_or_status, post_status
+from bot.adapters.github_checks import app_access, post_check_run_or_status, post_comment, post_status
 from bot.adapters.paging import PAGE, pages
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
 from bot.domain.forge_events import RequestChanged
@@ -192,24 +191,8 @@ class GitHubForge:
         return self.merge_state(repo, number)
 
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
-        base = f"/repos/{self._repos[repo]}/issues"
-        if comment_id is not None:
-            def edit() -> bool:
-                try:
-                    self._json("PATCH", f"{base}/comments/{comment_id}", {"body": body[:60000]})
-                except GithubException as exc:
-                    if exc.status != 404:
-                        raise
-                    return False  # deleted by a person: found by its marker or made again below
-                return True
-
-            if self._call("issues.comments.edit", edit):
-                return comment_id
-            log.info("github.comment_gone", repo=repo, number=number, comment_id=comment_id)
-
-        # Inside the retried call: a retry after a lost answer finds the comment the first attempt made.
-        return self._call("issues.comments.create", partial(find_or_create, self._json, base=base, number=number,
-                                                            body=body[:60000], marker=marker))
+        return post_comment(self._call, self._json, issues=f"/repos/{self._repos[repo]}/issues", number=number,
+                            body=body[:60000], marker=marker, comment_id=comment_id)
 
     def revert_dry_run(self, repo: str, sha: str, *, branch: str) -> bool | None:
         return None  # GitHub's REST API has no revert, dry or not

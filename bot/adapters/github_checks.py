@@ -72,16 +72,36 @@ def post_status(call: Call[Any], json: Json, *, full: str, sha: str, check: Revi
     call("commits.statuses.create", lambda: json("POST", f"/repos/{full}/statuses/{sha}", body))
 
 
-def find_or_create(json: Json, *, base: str, number: int, body: str, marker: str) -> int:
-    """The request's comment that holds `marker` (oldest first: Backout's is early), set to `body`; or a
-    new one. Lists read page by page, at most MAX_PAGES."""
-    listed = pages(lambda page: json("GET", f"{base}/{number}/comments", params={"per_page": PAGE, "page": page}))
-    for item in (item for found in listed for item in found):
-        if marker in str(item.get("body", "")):
-            if item.get("body") != body:  # found again after a 404, or by `backout risk --post`
-                json("PATCH", f"{base}/comments/{item['id']}", {"body": body})
-            return int(item["id"])
-    return int(json("POST", f"{base}/{number}/comments", {"body": body})["id"])
+def post_comment(call: Call[Any], json: Json, *, issues: str, number: int, body: str, marker: str,
+                 comment_id: int | None) -> int:
+    """The request's one comment: edited by id; gone (deleted by a person: 404) or unknown, found by
+    its marker (oldest first: Backout's is early; at most MAX_PAGES) and set to `body`, or made."""
+    if comment_id is not None:
+        def edit() -> bool:
+            try:
+                json("PATCH", f"{issues}/comments/{comment_id}", {"body": body})
+            except GithubException as exc:
+                if exc.status != 404:
+                    raise
+                return False
+            return True
+
+        if call("issues.comments.edit", edit):
+            return comment_id
+        log.info("github.comment_gone", issues=issues, number=number, comment_id=comment_id)
+
+    def find_or_create() -> int:
+        # Inside the retried call: a retry after a lost answer finds the comment the first attempt made.
+        listed = pages(lambda page: json("GET", f"{issues}/{number}/comments", params={"per_page": PAGE,
+                                                                                         "page": page}))
+        for item in (item for found in listed for item in found):
+            if marker in str(item.get("body", "")):
+                if item.get("body") != body:  # found again after a 404, or by `backout risk --post`
+                    json("PATCH", f"{issues}/comments/{item['id']}", {"body": body})
+                return int(item["id"])
+        return int(json("POST", f"{issues}/{number}/comments", {"body": body})["id"])
+
+    return int(call("issues.comments.create", find_or_create))
 
 
 def installation_permissions(*, api_url: str, app_id: int, private_key: str, installation_id: int,

@@ -24,7 +24,7 @@ import structlog
 from gitlab.exceptions import GitlabError, GitlabHttpError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from bot.adapters.gitlab_checks import post_status
+from bot.adapters.gitlab_checks import post_note, post_status
 from bot.adapters.paging import PAGE as LIST_PAGE
 from bot.adapters.paging import pages
 from bot.domain.errors import BackoutError, TransientError, UpstreamError
@@ -233,34 +233,8 @@ class GitLabForge:
         return self.merge_state(repo, number)
 
     def comment(self, repo: str, number: int, *, body: str, marker: str, comment_id: int | None) -> int:
-        notes = f"{self._project(repo)}/merge_requests/{number}/notes"
-        if comment_id is not None:
-            def edit() -> bool:
-                try:
-                    self._request("put", f"{notes}/{comment_id}", data={"body": body})
-                except GitlabHttpError as exc:
-                    if exc.response_code != 404:
-                        raise
-                    return False  # deleted by a person: found by its marker or made again below
-                return True
-
-            if self._call("notes.edit", edit):
-                return comment_id
-            log.info("gitlab.note_gone", repo=repo, number=number, note_id=comment_id)
-
-        def find_or_create() -> int:
-            # A retry after a lost answer finds the note the first attempt made: oldest first, as it is
-            # early and every push adds a system note after it.
-            listed = pages(lambda page: self._request("get", notes, query={
-                "per_page": LIST_PAGE, "page": page, "sort": "asc", "order_by": "created_at"}))
-            for note in (note for found in listed for note in found):
-                if marker in str(note.get("body", "")):
-                    if note.get("body") != body:  # found again after a 404 or by `backout risk`
-                        self._request("put", f"{notes}/{note['id']}", data={"body": body})
-                    return int(note["id"])
-            return int(self._request("post", notes, data={"body": body})["id"])
-
-        return self._call("notes.create", find_or_create)
+        return post_note(self._call, self._request, notes=f"{self._project(repo)}/merge_requests/{number}/notes",
+                         body=body, marker=marker, note_id=comment_id)
 
     def open_requests(self, repo: str) -> list[RequestChanged]:
         def read(page: int) -> Any:
