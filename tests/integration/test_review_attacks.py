@@ -246,3 +246,24 @@ def test_a_head_that_cannot_be_fetched_waits_in_the_queue_and_is_retried(world: 
     assert reviews.sweep(work, clock=lambda: app.ctx.clock() + reviews.RETRY_AFTER * 2) == 1
     assert len(world.github.comments) == 1
     assert work.queue.backlog() == 0
+
+
+def test_two_heads_assessed_at_once_make_one_comment(world: World) -> None:
+    """Opened and pushed to at once (a bot's second commit), both heads run together on two workers
+    (or two replicas) and the comment's search by marker would see none for both: one head of a
+    request runs at a time, so one comment, describing the last head once the sweep ran the other."""
+    pool = ThreadPoolExecutor(max_workers=2)
+    app = world.app(executor=pool)
+    world.incident(app, bad_change_on_gitops(world))
+    first = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    world.github.fail("GET", r"/issues/1/comments$", 0, times=2, delay=1.0)  # both list before either posts
+    with serve_in_thread(app.http) as base_url:
+        assert pull(world, base_url, action="opened", sha=first) == 202
+        second = request_head(world.gitops, "refs/pull/1/head", {"apps/checkout/deploy.yaml": DEPLOY.format(tag="2")})
+        assert pull(world, base_url, action="synchronize", sha=second) == 202
+        pool.shutdown(wait=True)
+    assert len(world.github.comments) == 1
+    assert app.ctx.reviews is not None
+    reviews.sweep(app.ctx.reviews, clock=app.ctx.clock)  # the head that waited for the other's turn
+    [comment] = world.github.comments
+    assert f"for {second[:7]}" in comment["body"]

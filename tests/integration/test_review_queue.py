@@ -89,6 +89,27 @@ def test_a_head_force_pushed_back_to_is_queued_again_once_however_many_replicas_
     assert reviews.drop("gitops", 7, at=NOW + timedelta(seconds=6)) == 1
 
 
+def test_one_head_of_a_request_is_held_at_a_time_however_many_replicas_race(stores: list[SqlStore]) -> None:
+    """Eight replicas claim four heads of one request at once: one holds a head (only it may post the
+    request's comment); the others are due again, and claimable once it is done. A head backing off
+    after a failure holds nothing up."""
+    heads = [ReviewItem(repo="gitops", number=9, head_sha=c * 40, base="main", forge="github") for c in "1234"]
+    reviews = SqlReviews(stores[0])
+    for head in heads:
+        assert reviews.add(head, at=NOW)
+    claims: list[bool] = []
+    race(stores, lambda store: claims.extend(
+        SqlReviews(store).claim(head, now=NOW, until=NOW + timedelta(minutes=2)) for head in heads))
+    assert claims.count(True) == 1
+    [held] = [head for head in heads if head not in reviews.due(now=NOW)]
+    reviews.retry_later(held, until=NOW + timedelta(hours=1), error="UpstreamError: host down")
+    others = [head for head in heads if head != held]
+    assert reviews.claim(others[0], now=NOW, until=NOW + timedelta(minutes=2))  # a backoff holds nothing
+    assert not reviews.claim(others[1], now=NOW, until=NOW + timedelta(minutes=2))
+    reviews.finish(others[0], at=NOW, flagged=True, state="warn", comment_id=5)
+    assert reviews.claim(others[1], now=NOW, until=NOW + timedelta(minutes=2))
+
+
 def change(sha: str, path: str, at: datetime) -> Change:
     return Change(repo="gitops", sha=sha, parents=(), author="dev <dev@example.com>", committed_at=at,
                   subject=f"change {sha[:7]}", files=(FileChange(path=path, status="M", effects=(Effect.IMAGE,)),),

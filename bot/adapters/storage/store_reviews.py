@@ -21,6 +21,7 @@ from bot.domain.review_checks import PostedReview, ReviewItem
 from bot.domain.review_risk import CauseSource, PastCause
 from bot.domain.verdicts import VerdictKind, finding
 
+REQUEST_LOCK = 0x5249534B  # "RISK": the advisory-lock class of a request's claims (apart from the leader's key)
 DROPPED = "dropped"  # the state of a head whose request was closed before it was assessed
 MAX_INCIDENTS = 5_000  # the latest incidents within the lookback that a past cause is looked for in
 
@@ -57,12 +58,21 @@ class SqlReviews:
         return self._store.run(lambda tx: [_item(row) for row in tx.conn.execute(query).mappings()])
 
     def claim(self, item: ReviewItem, *, now: datetime, until: datetime) -> bool:
-        c = t.review_checks.c
+        """One head of a request held at a time, across workers and replicas: the request's one comment
+        is then never made twice by two heads that both found none. A head backing off after a failure
+        (last_error set) holds nothing up."""
+        c, sibling = t.review_checks.c, t.review_checks.alias("sibling")
+        running = sa.exists().where(sibling.c.repo == c.repo, sibling.c.number == c.number,
+                                    sibling.c.head_sha != c.head_sha, sibling.c.done_at.is_(None),
+                                    sibling.c.claimed_until >= now, sibling.c.last_error.is_(None))
 
         def work(tx: SqlTransaction) -> bool:
+            if tx.conn.dialect.name == "postgresql":  # READ COMMITTED would let two claims both see none running
+                tx.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(REQUEST_LOCK, sa.func.hashtext(
+                    f"{item.repo}#{item.number}"))))
             taken = tx.conn.execute(t.review_checks.update().where(
-                *_key(item), c.done_at.is_(None), sa.or_(c.claimed_until.is_(None), c.claimed_until < now),
-            ).values(claimed_until=until, attempts=c.attempts + 1, **stamp(self._store.holder)))
+                *_key(item), c.done_at.is_(None), sa.or_(c.claimed_until.is_(None), c.claimed_until < now), ~running,
+            ).values(claimed_until=until, attempts=c.attempts + 1, last_error=None, **stamp(self._store.holder)))
             return taken.rowcount == 1
 
         return self._store.run(work)
