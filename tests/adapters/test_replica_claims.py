@@ -113,17 +113,17 @@ def test_a_folder_that_cannot_be_made_still_gives_a_name(tmp_path: Path) -> None
     assert name.name
 
 
-def test_a_restart_frees_its_previous_runs_review_heads(url: str) -> None:
+def test_a_restart_frees_its_previous_runs_review_heads(stores: Callable[[], SqlStore]) -> None:
     """Run 1 of `a` claimed a review head and died: run 2 may assess it at once; `b`'s claim waits its lease."""
     mine = ReviewItem(repo="gitops", number=1, head_sha="a" * 40, base="main", forge="github")
     theirs = ReviewItem(repo="gitops", number=2, head_sha="b" * 40, base="main", forge="github")
-    first, other = SqlStore(create_engine(url)), SqlStore(create_engine(url))
+    first, other = stores(), stores()
     first.start_replica("a", at=NOW)
     other.start_replica("b", at=NOW)
     for store, item in ((first, mine), (other, theirs)):
         assert SqlReviews(store).add(item, at=NOW)
         assert SqlReviews(store).claim(item, now=NOW, until=NOW + LEASE)
-    again = SqlStore(create_engine(url))
+    again = stores()
     later = NOW + timedelta(minutes=1)
     _, released = again.start_replica("a", at=later)
     assert [i.head_sha for i in SqlReviews(again).due(now=later)] == [mine.head_sha]
