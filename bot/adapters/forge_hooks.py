@@ -113,11 +113,19 @@ class _GhPull(_Loose):
     merged_by: _GhUser | None = None
 
 
+class _Retargeted(_Loose):
+    """An `edited` delivery's changes: `base` (GitHub) or `target_branch` (GitLab) when the base moved."""
+
+    base: dict[str, object] | None = None
+    target_branch: dict[str, object] | None = None
+
+
 class _GhPullEvent(_Loose):
     action: StoredText = Field(max_length=50)
     repository: _GhRepository
     sender: _GhUser = _GhUser()
     pull_request: _GhPull
+    changes: _Retargeted = _Retargeted()
 
 
 _GH_ACTIONS = {"opened": "opened", "reopened": "opened", "synchronize": "updated", "ready_for_review": "ready",
@@ -153,6 +161,8 @@ def github_delivery(event: str, body: bytes) -> Delivery:
         pull = found.pull_request
         action = "merged" if found.action == "closed" and pull.merged else \
             _GH_ACTIONS.get(found.action, "closed" if found.action == "closed" else "other")
+        if found.action == "edited" and found.changes.base:
+            action = "retargeted"  # its base branch changed: a request to assess now, if into the watched one
         by = (pull.merged_by.login if pull.merged_by else "") or found.sender.login
         return Delivery(kind="request", request=RequestChanged(
             forge="github", project=found.repository.full_name, number=pull.number, action=action,
@@ -209,6 +219,7 @@ class _GlMergeRequest(_Loose):
     user: _GlUser = _GlUser()
     project: _GlProject
     object_attributes: _GlAttributes
+    changes: _Retargeted = _Retargeted()
 
 
 _GL_ACTIONS = {"open": "opened", "reopen": "opened", "close": "closed", "merge": "merged"}
@@ -231,6 +242,8 @@ def gitlab_delivery(event: str, body: bytes) -> Delivery:
         action = _GL_ACTIONS.get(attributes.action, "other")
         if attributes.action == "update" and attributes.oldrev:
             action = "updated"  # new commits; an update without `oldrev` changed only its title, labels, ...
+        elif attributes.action == "update" and found.changes.target_branch:
+            action = "retargeted"
         return Delivery(kind="request", request=RequestChanged(
             forge="gitlab", project=found.project.path_with_namespace, number=attributes.iid, action=action,
             head=attributes.source_branch, by=found.user.username,

@@ -41,7 +41,8 @@ class RequestChanged:
     forge: str
     project: str
     number: int
-    action: str  # opened, updated (new commits on its head), closed, merged, ready, draft, other
+    action: str  # opened, updated (new commits on its head), retargeted (its base changed), closed, merged, ready,
+    # draft, other
     head: str  # its source branch
     by: str = ""
     merge_sha: str | None = None
@@ -52,7 +53,7 @@ class RequestChanged:
     @property
     def open(self) -> bool:
         """Whether the request is open for review with this head (what review risk looks at)."""
-        return self.action in ("opened", "updated", "ready") and bool(self.head_sha) and not self.closed
+        return self.action in ("opened", "updated", "ready", "retargeted") and bool(self.head_sha) and not self.closed
 
 
 @dataclass(frozen=True)

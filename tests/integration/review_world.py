@@ -135,3 +135,11 @@ def note_posts(fake: FakeGitLab) -> int:
     return sum(n for (method, route), n in fake.calls.items() if method == "POST" and route.endswith("/notes"))
 
 
+def risky_merge_request(world: World, app: bootstrap.App, iid: int) -> str:
+    """On the GitLab repository: INC-1 caused by a change of checkout/values.yaml, and merge request
+    `iid` (opened by someone) whose head changes that file again; its head's sha."""
+    git("fetch", "--quiet", "origin", cwd=world.platform.work)
+    world.incident(app, world.platform.commit("checkout: 5 replicas", {"checkout/values.yaml": "replicas: 5\n"}))
+    sha = request_head(world.platform, f"refs/merge-requests/{iid}/head", {"checkout/values.yaml": "replicas: 6\n"})
+    world.gitlab.open_by_someone(iid, "feature")
+    return sha

@@ -30,6 +30,7 @@ from tests.integration.review_world import (
     made_world,
     pull,
     request_head,
+    risky_merge_request,
 )
 
 pytestmark = pytest.mark.integration
@@ -267,3 +268,31 @@ def test_two_heads_assessed_at_once_make_one_comment(world: World) -> None:
     reviews.sweep(app.ctx.reviews, clock=app.ctx.clock)  # the head that waited for the other's turn
     [comment] = world.github.comments
     assert f"for {second[:7]}" in comment["body"]
+
+
+def test_a_request_retargeted_to_the_watched_branch_is_assessed(world: World) -> None:
+    """Opened into release-1 (not assessed), then its base edited to main (GitHub `edited` with
+    changes.base): assessed without a push."""
+    app = world.app()
+    world.incident(app, bad_change_on_gitops(world))
+    git("push", "--quiet", "origin", "HEAD:refs/heads/release-1", cwd=world.gitops.work)
+    sha = request_head(world.gitops, "refs/pull/1/head", RISKY)
+    opened = github_pull(project=GH_PROJECT, number=1, action="opened", head="feature", head_sha=sha, base="release-1")
+    edited = github_pull(project=GH_PROJECT, number=1, action="edited", head="feature", head_sha=sha)
+    edited["changes"] = {"base": {"ref": {"from": "release-1"}, "sha": {"from": "0" * 40}}}
+    with serve_in_thread(app.http) as base_url:
+        assert deliver_github(base_url, "pull_request", opened, secret=SECRET).status_code == 202
+        assert world.github.comments == []
+        assert deliver_github(base_url, "pull_request", edited, secret=SECRET).status_code == 202
+    assert len(world.github.comments) == 1
+
+
+def test_a_merge_request_retargeted_to_the_watched_branch_is_assessed(world: World) -> None:
+    """GitLab: an update without new commits whose changes name target_branch: assessed."""
+    app = world.app()
+    sha = risky_merge_request(world, app, 3)
+    retargeted = gitlab_merge_request(project=GL_PROJECT, iid=3, action="update", source="feature", sha=sha)
+    retargeted["changes"] = {"target_branch": {"previous": "release-1", "current": "main"}}
+    with serve_in_thread(app.http) as base_url:
+        assert deliver_gitlab(base_url, "Merge Request Hook", retargeted, token=TOKEN).status_code == 202
+    assert len(world.gitlab.notes) == 1

@@ -37,6 +37,7 @@ from tests.integration.review_world import (
     pull,
     request_head,
     risk_statuses,
+    risky_merge_request,
 )
 
 pytestmark = pytest.mark.integration
@@ -188,10 +189,7 @@ def test_rate_limits_are_waited_out_and_a_lost_answer_makes_no_second_comment(wo
 def test_gitlab_429_is_waited_out(world: World) -> None:
     """GitLab's 429 with Retry-After on the note: waited, then one note."""
     app = world.app()
-    git("fetch", "--quiet", "origin", cwd=world.platform.work)
-    world.incident(app, world.platform.commit("checkout: 5 replicas", {"checkout/values.yaml": "replicas: 5\n"}))
-    sha = request_head(world.platform, "refs/merge-requests/5/head", {"checkout/values.yaml": "replicas: 6\n"})
-    world.gitlab.open_by_someone(5, "feature")
+    sha = risky_merge_request(world, app, 5)
     world.gitlab.fail("POST", r"/notes$", 429, headers={"Retry-After": "1"})
     payload = gitlab_merge_request(project=GL_PROJECT, iid=5, action="open", source="feature", sha=sha)
     with serve_in_thread(app.http) as base_url:
