@@ -89,6 +89,8 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
             report = await ctx.controller_queue.submit(controller_event)
             if report.fetching is not None:  # stored before the 202: Flux sends it once, and this process may die
                 await run_in_threadpool(hold, ctx.store, controller_event, now=ctx.clock(), note=report.fetching)
+            if report.fetching is None:  # its alert filed before the answer: a 503 has the controller send it again
+                return await answer(controller_event, report)
         except TransientError as exc:
             ctx.metrics.controller_events.labels(controller_event.controller.value, "unavailable").inc()
             log.warning("controller_event.storage_unavailable", error=str(exc))
@@ -101,14 +103,10 @@ def register_gitops_webhooks(app: FastAPI, ctx: AppContext) -> dict[tuple[str, s
                                  "outcome": controller_event.outcome.value, "sha": None, "repo": None, "applied": 0,
                                  "detail": f"{report.fetching}; recorded when the fetch lands", "incidents": []},
                                 status_code=202)
-        return await answer(controller_event, report)
 
     def recorded_later(controller_event: ControllerEvent, report: ControllerReport) -> None:
         """In a git-wait or scheduler thread: a held event, recorded; what follows, as the webhook would have."""
-        try:
-            asyncio.run(answer(controller_event, report))  # a loop of this thread's own, for the ingest queue
-        except Exception as exc:  # logged; the event is recorded
-            log.exception("controller_event.record_later_failed", object=controller_event.object_id, error=str(exc))
+        asyncio.run(answer(controller_event, report))  # a loop of this thread's own; an error keeps it held
 
     # Held events (answered 202 while their revision is fetched) are recorded the same way, here and by the sweep.
     held = ctx.held = held_work(ctx, record=lambda ev: record(ev, None), recorded=recorded_later)

@@ -98,9 +98,12 @@ def record_controller_events(
         o for o, s in states.items() if s.applied_sha is not None and s.good_sha == s.applied_sha})
     reports: list[ControllerReport] = []
     planned: list[tuple[ControllerEvent, ControllerReport, Write]] = []
+    again: list[tuple[ControllerEvent, ControllerReport]] = []  # failures told again: their alerts too
     for ev in events:
         if ev.key in seen:
             reports.append(ControllerReport(duplicate=True))
+            if ev.outcome is Outcome.FAILED:
+                again.append((ev, reports[-1]))
             continue
         seen.add(ev.key)
         # Once one revision waits for a fetch, the batch waits no longer: the others are recorded when it lands.
@@ -113,7 +116,22 @@ def record_controller_events(
             batch.fetching = True
     if planned:
         store.run(lambda tx: _write(tx, planned, batch, now=now))
+    if again:
+        store.run(lambda tx: _deliver_again(tx, playbooks, again))
     return reports
+
+
+def _deliver_again(tx: Transaction, playbooks: Sequence[Playbook],
+                   again: Sequence[tuple[ControllerEvent, ControllerReport]]) -> None:
+    """A failure delivered again (the controller retrying an answer that failed, a held event swept
+    after its alert could not be filed) files its alert again while the failure is open: the event
+    may have been stored in one transaction and its alert lost before the next. Ingest keeps one."""
+    for ev, report in again:
+        failure = tx.gitops.open_failure(ev.object_id)
+        if failure is not None:
+            report.failure = failure
+            report.deliveries = [_delivery(p, ev, failure) for p in playbooks
+                                 if p.gitops.names(ev) and RECONCILE_FAILED in p.gitops.open_on]
 
 
 Write = Callable[[Transaction], None]

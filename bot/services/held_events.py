@@ -121,6 +121,13 @@ def _settle_one(work: HeldWork, held: HeldEvent, unreachable: dict[str, str], *,
         _release(work.store, [held], note=report.fetching)
         settled.held += 1
         return
+    try:  # what follows (its alert filed) before the event stops being held: a failure is swept again
+        work.recorded(event, report)
+    except Exception as exc:  # recorded, but its alert not filed: the next sweep files it (a duplicate does)
+        log.exception("held_event.follow_failed", object=event.object_id, error=str(exc))
+        _release(work.store, [held], note=f"recorded; what follows failed: {type(exc).__name__}: {exc}")
+        settled.failed += 1
+        return
     work.store.run(lambda tx: tx.held_events.drop(event.key))
     if expired and not in_mirror:
         settled.expired += 1
@@ -129,7 +136,6 @@ def _settle_one(work: HeldWork, held: HeldEvent, unreachable: dict[str, str], *,
                     detail=f"recorded with its revision unknown to the mirror: {held.note or report.note}")
     else:
         settled.recorded += 1
-    work.recorded(event, report)
 
 
 def _in_mirror(git: GitRepos, repos: Sequence[str], sha: str | None) -> bool:

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from bot import bootstrap
 from bot.adapters.console import RecordingNotifier
 from bot.config import load_settings
+from bot.domain.errors import StorageUnavailable
 from bot.domain.models import AlertStatus, Delivery, ReceivedAlert
 from bot.entrypoints.serving import serve_in_thread
 from bot.services.ingest import ingest_delivery
@@ -434,3 +435,37 @@ def test_a_burst_of_flux_events_is_recorded_whole_in_a_few_transactions(world: W
     assert world.app.engine is not None
     with world.app.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM controller_events")).scalar() == len(bodies)
+
+
+def test_a_failure_whose_alert_could_not_be_filed_is_answered_503_and_filed_when_flux_sends_it_again(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event is stored in one transaction and its alert filed in the next: if the second fails,
+    Flux is told to send it again (503, not a 500 after the event was kept), and the copy, a
+    duplicate event, still files the failure's alert while the failure is open."""
+    start = world.remote.clock
+    post_flux(world, flux_body("kustomization-succeeded", sha=world.init, at=start + timedelta(minutes=1)))
+    bad = world.remote.commit("checkout: expose through an ingress type",
+                              {"apps/checkout/service.yaml": SERVICE.format(kind="Ingress")})
+    failed_at = world.remote.clock + timedelta(minutes=1)
+    world.clock.now = failed_at
+    queue = world.app.ctx.ingest_queue
+    real = queue.submit
+    calls = []
+
+    async def down_once(delivery: Delivery) -> Any:
+        calls.append(delivery)
+        if len(calls) == 1:
+            raise StorageUnavailable("database is locked")
+        return await real(delivery)
+
+    monkeypatch.setattr(queue, "submit", down_once)
+    body = flux_body("kustomization-validation-failed", sha=bad, at=failed_at)
+    first = post_flux(world, body)
+    assert first.status_code == 503, first.text
+    assert world.client.get("/api/incidents").json()["incidents"] == []
+    again = post_flux(world, body)
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert again.json()["incidents"] == ["INC-1"]
+    assert world.client.get("/api/incidents/INC-1/suspects").json()["suspects"][0]["sha"] == bad
+    post_flux(world, body)  # filed again while open: ingest keeps one incident
+    assert len(world.client.get("/api/incidents").json()["incidents"]) == 1

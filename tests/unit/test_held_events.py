@@ -4,6 +4,7 @@ under a claim, keep what cannot be recorded yet."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.domain.gitops import Controller, ControllerEvent, Outcome
@@ -92,3 +93,27 @@ def test_with_the_host_silent_an_event_is_held_until_hold_for_then_recorded() ->
     assert steps.recorded == []
     assert settle(work, clock=lambda: NOW + timedelta(hours=1)).expired == 1
     assert steps.recorded == [event.key]
+
+
+def test_an_event_whose_alert_could_not_be_filed_stays_held_until_it_is() -> None:
+    """Recorded, but what follows (its alert filed) raised: still held, so the next sweep files it
+    (recording it again is a duplicate that files the open failure's alert)."""
+    event = flux_event("e" * 40)
+    git = FakeGit()
+    git.resolve = lambda repo, rev: rev  # type: ignore[method-assign]
+    store, steps = held_store(event), Recorder()
+    filed: list[str] = []
+
+    def follow(ev: ControllerEvent, report: ControllerReport) -> None:
+        if not filed:
+            filed.append("refused")
+            raise RuntimeError("storage is unavailable")
+        filed.append(ev.key)
+
+    work = replace(steps.work(store, git), recorded=follow)
+    assert settle(work, clock=lambda: NOW).failed == 1
+    [held] = store.run(lambda tx: tx.held_events.claim(now=NOW, until=NOW))
+    assert held.note == "recorded; what follows failed: RuntimeError: storage is unavailable"
+    assert settle(work, clock=lambda: NOW + timedelta(minutes=10)).recorded == 1
+    assert filed == ["refused", event.key]
+    assert store.run(lambda tx: tx.held_events.count()) == 0
