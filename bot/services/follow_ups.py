@@ -10,7 +10,7 @@ expired while its holder was still busy costs time, not a double announcement.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,6 +21,7 @@ import structlog
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import AppliedTimes, FollowUp, Forge, GitRepos, MetricsQuery, Notifier, Store
 from bot.services import notify
+from bot.services.batch_onsets import Breaker, find_onsets
 from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.incidents import ANNOUNCE_RESOLVED, INVESTIGATE
 from bot.services.investigate import investigate
@@ -80,13 +81,18 @@ def sweep(work: FollowUpWork, *, clock: Callable[[], datetime], batch: int = BAT
     are investigated `investigate_batch.BATCH` to a transaction: after a crash, thousands of
     incidents wait on the same few repositories."""
     done = 0
-    with ThreadPoolExecutor(max_workers=work.workers, thread_name_prefix="sweep") as pool:
+    # With Prometheus, the batches' onsets are asked `workers` at a time, before their transactions;
+    # once it fails to answer it is not asked again in this sweep.
+    metrics = Breaker(work.metrics).as_metrics() if work.metrics is not None else None
+    with (ThreadPoolExecutor(max_workers=work.workers, thread_name_prefix="sweep") as pool,
+          ThreadPoolExecutor(max_workers=work.workers, thread_name_prefix="sweep-onsets") as onsets):
+        asking = Onsets(metrics, onsets)
         while keep_going():
             now = clock()
             due = _due(work.store, now=now, limit=batch)
             if not due:
                 break
-            ran = list(pool.map(lambda job: job(), _jobs(work, due, now=now, clock=clock)))
+            ran = list(pool.map(lambda job: job(), _jobs(work, due, now=now, clock=clock, onsets=asking)))
             done += sum(ran)
             if not any(ran):
                 break  # all of it held by others or failed: nothing more to do before it is due again
@@ -95,15 +101,23 @@ def sweep(work: FollowUpWork, *, clock: Callable[[], datetime], batch: int = BAT
     return done
 
 
+@dataclass(frozen=True)
+class Onsets:
+    """How a sweep's batches find their onsets: Prometheus (behind the sweep's breaker) and the pool."""
+
+    metrics: MetricsQuery | None
+    pool: Executor
+
+
 def _jobs(work: FollowUpWork, due: Sequence[FollowUp], *, now: datetime,
-          clock: Callable[[], datetime]) -> list[Callable[[], int]]:
+          clock: Callable[[], datetime], onsets: Onsets) -> list[Callable[[], int]]:
     """The due work as jobs for the pool: investigations that may share a transaction in batches,
     the rest one by one."""
     playbooks = playbooks_of(work, [item.incident_id for item in due if item.kind == INVESTIGATE])
     refreshed = _refresh_for(work, playbooks.values(), now)
     batched = [n for n, playbook in playbooks.items() if refreshed is not None and batchable(work, playbook)]
     jobs: list[Callable[[], int]] = [
-        partial(_run_batch, work, batched[start:start + BATCH_SIZE], clock=clock, refreshed=refreshed)
+        partial(_run_batch, work, batched[start:start + BATCH_SIZE], clock=clock, refreshed=refreshed, onsets=onsets)
         for start in range(0, len(batched), BATCH_SIZE)]
     together = set(batched)
     alone = [item for item in due if item.kind != INVESTIGATE or item.incident_id not in together]
@@ -112,10 +126,14 @@ def _jobs(work: FollowUpWork, due: Sequence[FollowUp], *, now: datetime,
 
 
 def _run_batch(work: FollowUpWork, incident_ids: Sequence[int], *, clock: Callable[[], datetime],
-               refreshed: RefreshReport | None) -> int:
+               refreshed: RefreshReport | None, onsets: Onsets) -> int:
     assert refreshed is not None
     try:
-        return len(investigate_batch(work, incident_ids, now=clock(), refreshed=refreshed))
+        now = clock()
+        found = None if onsets.metrics is None else find_onsets(
+            store=work.store, metrics=onsets.metrics, playbooks=work.playbooks, incident_ids=incident_ids, now=now,
+            pool=onsets.pool)
+        return len(investigate_batch(work, incident_ids, now=now, refreshed=refreshed, onsets=found))
     except Exception as exc:  # rolled back whole: each on its own, so one failure holds back only itself
         log.exception("follow_ups.batch_failed", incidents=len(incident_ids), error=str(exc))
         return sum(run_one(work, incident_id=n, kind=FollowUpKind.INVESTIGATE, now=clock(), refreshed=refreshed)

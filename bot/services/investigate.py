@@ -22,28 +22,29 @@ from bot.services.changelog import RefreshReport, refresh_changes
 from bot.services.code_changes import annotate_code
 from bot.services.drift import drift_near
 from bot.services.incidents import find_suspects, get_ranking, require, save_suspects
-from bot.services.onset import MOST_ALERTS, onset_of, record_onset
+from bot.services.onset import MOST_ALERTS, KnownOnset, incident_onset, record_onset
 
 OPENED = "incident.opened"  # the notice an investigation ends with
 
 
 def rank_incident(
     *, store: Store, playbooks: Sequence[Playbook], incident_id: int, now: datetime,
-    metrics: MetricsQuery | None = None,
+    metrics: MetricsQuery | None = None, known_onset: KnownOnset | None = None,
 ) -> Ranking:
     """Rank the changes in the incident's window and store the result; a changed answer is
     recorded on the timeline. With Prometheus, timing counts from the key metric's onset
-    (found once, outside any transaction, then kept with the ranking). A resolved or closed
-    incident keeps the ranking it has."""
+    (found once, outside any transaction, then kept with the ranking; `known_onset`: found
+    already, before the batch's transaction). A resolved or closed incident keeps the ranking it has."""
     # Without Prometheus the onset is only what an earlier ranking kept: read in the same transaction.
-    sought = _onset(store, playbooks, incident_id, metrics, now) if metrics is not None else None
+    sought = (known_onset.at if known_onset is not None
+              else _onset(store, playbooks, incident_id, metrics, now) if metrics is not None else None)
 
     def work(tx: Transaction) -> Ranking:
         incident = require(tx, incident_id)
         kept = tx.rankings.get(incident_id)
         if kept is not None and not incident.active:
             return kept  # a resolved incident is a record: its suspects stay as people saw them
-        onset = sought if metrics is not None else kept.onset_at if kept is not None else None
+        onset = sought if metrics is not None or known_onset is not None else kept.onset_at if kept else None
         playbook = playbook_named(playbooks, incident.playbook)
         changes, reverts, failures, drift = [], [], [], []
         if playbook is not None and playbook.repos:
@@ -134,11 +135,9 @@ def _onset(store: Store, playbooks: Sequence[Playbook], incident_id: int,
         return known.onset_at  # found once, kept: a ranking again without Prometheus keeps it too
     if metrics is None:
         return None
-    playbook = playbook_named(playbooks, incident.playbook)
-    lookback = playbook.suspects.lookback if playbook else timedelta(hours=6)
     alerts = store.run(lambda tx: tx.alerts.earliest(incident_id, fingerprints=MOST_ALERTS))  # all it looks at
-    onset = onset_of(metrics=metrics, playbook=playbook, alerts=alerts, started_at=incident.started_at,
-                     lookback=lookback)
+    onset = incident_onset(metrics=metrics, playbook=playbook_named(playbooks, incident.playbook), incident=incident,
+                           alerts=alerts)
     record_onset(store=store, incident_id=incident_id, onset=onset, now=now)
     return onset.at
 
@@ -180,6 +179,7 @@ def investigate(
     later: Callable[[Sequence[str]], object] = lambda _: None,
     refreshed: RefreshReport | None = None,
     announce: bool = True,
+    known_onset: KnownOnset | None = None,
 ) -> Ranking:
     """What runs when an incident opens: refresh its repositories, rank, act, announce.
 
@@ -189,7 +189,8 @@ def investigate(
     a `clock`, the ranking is dated when it is made (the export's time to first suspect).
     `refreshed`: the repositories were just refreshed for a batch of incidents (the sweep): not
     fetched again, and what is pending is the batch's to hand to `later`, once. Without `announce`
-    the caller tells people (a batch queues its messages together)."""
+    the caller tells people (a batch queues its messages together). `known_onset`: the onset the
+    batch found before its transaction (Prometheus is not asked in it)."""
     incident = store.run(lambda tx: require(tx, incident_id))
     playbook = playbook_named(playbooks, incident.playbook)
     repos = [entry.repo for entry in playbook.repos] if playbook else []
@@ -208,7 +209,8 @@ def investigate(
                          "brings new commits.")
     if (pending or failed) and refreshed is None:
         later(sorted({*pending, *failed}))
-    ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics)
+    ranking = rank_incident(store=store, playbooks=playbooks, incident_id=incident_id, now=now, metrics=metrics,
+                            known_onset=known_onset)
     ranking = annotate_safety(store=store, git=git, incident_id=incident_id, ranking=ranking)
     ranking = annotate_code(store=store, git=git, playbooks=playbooks, incident_id=incident_id, ranking=ranking)
     notify_authors(store=store, forge=forge, playbooks=playbooks, incident_id=incident_id, now=now,

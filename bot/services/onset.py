@@ -20,7 +20,7 @@ import numpy as np
 
 from bot.domain.durations import format_duration
 from bot.domain.errors import BackoutError
-from bot.domain.models import Actor, Alert
+from bot.domain.models import Actor, Alert, Incident, TimelineEvent
 from bot.domain.playbooks import Playbook
 from bot.domain.ports import AlertStates, MetricsQuery, Store, Transaction
 from bot.domain.timeline import EventKind, event
@@ -28,6 +28,7 @@ from bot.domain.timeline import EventKind, event
 SEARCH = timedelta(hours=2)  # how far before the incident's start the onset is looked for
 AFTER = timedelta(minutes=2)  # and after it (the alert can fire before the next scrape)
 MOST_POINTS = 600
+DEFAULT_LOOKBACK = timedelta(hours=6)  # an incident without a playbook
 MOST_ALERTS = 5  # the incident's earliest alerts looked up in Prometheus (one or two calls each)
 MIN_SHIFT_SIGMAS = 4.0  # a level shift smaller than this many noise deviations is noise
 EDGE_SIGMAS = 3.0  # a point this far from the old level has left it
@@ -123,20 +124,45 @@ def _not_asked(alert: Alert) -> str:
             "timing counts from the alert's start.")
 
 
+@dataclass(frozen=True)
+class KnownOnset:
+    """An incident's onset found (and recorded) before its investigation: a batch's, outside its
+    transaction. The investigation takes it as it is and asks Prometheus nothing."""
+
+    at: datetime | None
+
+
+def incident_onset(*, metrics: MetricsQuery, playbook: Playbook | None, incident: Incident,
+                   alerts: Sequence[Alert]) -> Onset:
+    """`onset_of` for an incident of this playbook (its lookback bounds the search)."""
+    lookback = playbook.suspects.lookback if playbook else DEFAULT_LOOKBACK
+    return onset_of(metrics=metrics, playbook=playbook, alerts=alerts, started_at=incident.started_at,
+                    lookback=lookback)
+
+
 def record_onset(*, store: Store, incident_id: int, onset: Onset, now: datetime) -> None:
     """Say on the timeline where the onset came from, once (the same line is not repeated)."""
     if not onset.note:
         return
 
     def work(tx: Transaction) -> None:
-        said = [e.text for e in tx.timeline.for_incident(incident_id) if e.kind == EventKind.ONSET_FOUND]
-        if said and said[-1] == onset.note:
-            return
-        tx.timeline.append(event(
-            incident_id=incident_id, at=now, kind=EventKind.ONSET_FOUND, actor=Actor.BACKOUT, text=onset.note,
-            data={"onset": onset.at.isoformat() if onset.at else None, "source": onset.source.value}))
+        said = onset_said(tx, incident_id=incident_id, onset=onset, now=now)
+        if said is not None:
+            tx.timeline.append(said)
 
     store.run(work)
+
+
+def onset_said(tx: Transaction, *, incident_id: int, onset: Onset, now: datetime) -> TimelineEvent | None:
+    """The timeline event saying where the onset came from; None when there is nothing to say or
+    the incident's last such line says it already."""
+    if not onset.note:
+        return None
+    said = [e.text for e in tx.timeline.for_incident(incident_id) if e.kind == EventKind.ONSET_FOUND]
+    if said and said[-1] == onset.note:
+        return None
+    return event(incident_id=incident_id, at=now, kind=EventKind.ONSET_FOUND, actor=Actor.BACKOUT, text=onset.note,
+                 data={"onset": onset.at.isoformat() if onset.at else None, "source": onset.source.value})
 
 
 def find_onset(*, metrics: MetricsQuery, playbook: Playbook | None, started_at: datetime,

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.adapters.git.mirror import GitMirrors
+from bot.adapters.prometheus import PrometheusQuery
 from bot.adapters.slack.notifier import SlackNotifier
 from bot.adapters.storage import migrate
 from bot.adapters.storage.engine import create_engine
@@ -26,6 +27,7 @@ from bot.domain.playbooks import Playbook
 from bot.services.follow_ups import FollowUpKind, FollowUpWork, run_one, sweep
 from bot.services.incidents import get_ranking
 from bot.services.ingest import ingest_delivery
+from tests.fakes.prometheus import PrometheusServer
 from tests.gitrepos import Remote, mirrors
 from tests.stores import store_maker
 
@@ -138,13 +140,18 @@ def test_a_sweep_of_120_incidents_takes_a_few_transactions_not_a_dozen_each(
     assert store.run(lambda tx: tx.follow_ups.backlog()) == 0
 
 
-def test_a_batch_ranks_exactly_as_investigations_one_by_one(stores: Callable[[], SqlStore], git: GitMirrors) -> None:
+@pytest.mark.parametrize("with_prometheus", [False, True], ids=["without_prometheus", "with_prometheus"])
+def test_a_batch_ranks_exactly_as_investigations_one_by_one(
+        stores: Callable[[], SqlStore], git: GitMirrors, with_prometheus: bool, request: pytest.FixtureRequest) -> None:
     """The same 60 incidents twice: swept in batches, and investigated one at a time; the same
-    suspects, scores, reasons and warnings, the same timeline entries, the same proposal."""
+    suspects, scores, reasons and warnings, the same timeline entries, the same proposal (with
+    Prometheus: the same onsets, found before the batches' transactions)."""
     store = stores()
     batched = pending(store, 60)
     alone = pending(store, 60, first=60)
     work = work_for(store, git)
+    if with_prometheus:
+        work = with_metrics(work, request.getfixturevalue("prometheus"))
     for incident_id in alone:
         assert run_one(work, incident_id=incident_id, kind=FollowUpKind.INVESTIGATE, now=NOW)
     assert sweep(work, clock=lambda: NOW) == 60
@@ -152,7 +159,89 @@ def test_a_batch_ranks_exactly_as_investigations_one_by_one(stores: Callable[[],
         assert get_ranking(store=store, incident_id=one) == get_ranking(store=store, incident_id=other)
         assert said(store, one) == said(store, other)
     assert len({get_ranking(store=store, incident_id=n).suspects for n in batched}) > 1, "windows differ"
+    if with_prometheus:
+        assert all(near_shift(get_ranking(store=store, incident_id=n).onset_at) for n in batched + alone)
     assert written(store, "chat_outbox") == Counter(batched + alone)
+
+
+# The key metric's level shift: 50 minutes before NOW, before every incident started (up to 40 minutes ago).
+SHIFT = NOW - timedelta(minutes=50)
+STEP = timedelta(seconds=15)
+KEY = 'sum(rate(http_requests_total{service="checkout",code=~"5.."}[1m]))'
+
+
+@pytest.fixture
+def prometheus() -> Iterator[PrometheusServer]:
+    """A fake Prometheus over HTTP whose key metric for checkout shifts up at SHIFT (with some noise)."""
+    server = PrometheusServer()
+    points = int(timedelta(hours=3) / STEP)
+    server.data.history[KEY] = [(SHIFT + STEP * (k - points // 2),
+                                 (1.0 if k < points // 2 else 9.0) + 0.05 * ((k * 7) % 5)) for k in range(points)]
+    with server.serving():
+        yield server
+
+
+def near_shift(onset: datetime | None) -> bool:
+    """An onset found at the key metric's shift (each incident's window samples it a little differently)."""
+    return onset is not None and abs(onset - SHIFT) <= timedelta(minutes=2)
+
+
+def with_metrics(work: FollowUpWork, server: PrometheusServer) -> FollowUpWork:
+    """The work with the fake Prometheus configured and checkout's playbook naming its key metric."""
+    keyed = [Playbook.model_validate({**PLAYBOOKS[0].model_dump(mode="json", by_alias=True, exclude_unset=True),
+                                      "key_query": KEY})]
+    metrics = PrometheusQuery(server.base_url, timeout=5, backoff=0.01)
+    return dataclasses.replace(work, playbooks=keyed, metrics=metrics)
+
+
+def test_with_prometheus_a_sweep_still_takes_a_few_transactions(
+        counted: tuple[SqlStore, Counts], git: GitMirrors, prometheus: PrometheusServer) -> None:
+    """With Prometheus configured, 120 pending investigations still go in batches: their onsets
+    found before (a few transactions a batch), not one by one at 11 transactions each."""
+    store, counts = counted
+    incidents = pending(store, 120)
+    work = with_metrics(work_for(store, git), prometheus)
+    before = dataclasses.replace(counts)
+    assert sweep(work, clock=lambda: NOW) == 120
+    transactions, statements = counts.transactions - before.transactions, counts.statements - before.statements
+    assert transactions <= 25, f"{transactions} transactions for 120 investigations"
+    assert statements <= 6 * 120, f"{statements} statements for 120 investigations"
+    assert prometheus.calls.count("/api/v1/query_range") == 120, "one key-metric query an incident"
+    assert all(near_shift(get_ranking(store=store, incident_id=n).onset_at) for n in incidents)
+    assert written(store, "timeline_events", "WHERE kind = 'suspects.onset'") == Counter(incidents)
+    assert written(store, "chat_outbox") == Counter(incidents)
+
+
+def test_no_prometheus_call_waits_in_a_batch_transaction(
+        counted: tuple[SqlStore, Counts], git: GitMirrors, prometheus: PrometheusServer) -> None:
+    """Every Prometheus call of a sweep is made while the store holds no transaction open (a call
+    in a batch's would hold SQLite's write lock, or a PostgreSQL connection, for its duration)."""
+    store, _ = counted
+    incidents = pending(store, 60)
+    open_now = [0]
+    for name, change in (("begin", 1), ("commit", -1), ("rollback", -1)):
+        sa.event.listen(store.engine, name, lambda _conn, change=change: open_now.__setitem__(0, open_now[0] + change))
+    seen: list[int] = []
+    prometheus.on_call = lambda _path: seen.append(open_now[0])
+    assert sweep(with_metrics(work_for(store, git), prometheus), clock=lambda: NOW) == 60
+    assert len(seen) >= 60
+    assert set(seen) == {0}, f"{sum(1 for n in seen if n)} of {len(seen)} calls inside a transaction"
+    assert written(store, "rankings") == Counter(incidents)
+
+
+def test_a_prometheus_that_does_not_answer_is_not_asked_for_every_incident(
+        counted: tuple[SqlStore, Counts], git: GitMirrors, prometheus: PrometheusServer) -> None:
+    """Prometheus down (503): the first onset query fails (after its bounded retries), the rest of
+    the sweep asks no more and ranks without an onset, in batches, as one investigation does."""
+    store, counts = counted
+    incidents = pending(store, 120)
+    prometheus.down = True
+    before = dataclasses.replace(counts)
+    assert sweep(with_metrics(work_for(store, git), prometheus), clock=lambda: NOW) == 120
+    assert len(prometheus.calls) <= 3, prometheus.calls
+    assert counts.transactions - before.transactions <= 25
+    assert {get_ranking(store=store, incident_id=n).onset_at for n in incidents} == {None}
+    assert written(store, "chat_outbox") == Counter(incidents)
 
 
 def said(store: SqlStore, incident_id: int) -> list[tuple[str, str, object]]:
