@@ -59,7 +59,7 @@ from bot.services import verdicts as verdict_service
 from bot.services.authors import notify_authors
 from bot.services.export import ExportFormat, build_export
 from bot.services.ingest import IngestOutcome
-from bot.services.ingest_parts import combined, parts
+from bot.services.ingest_parts import PART, combined, parts
 from bot.services.presenters import event_dict, incident_dict, incident_view_dict, ranking_dict
 
 log = structlog.get_logger(__name__)
@@ -198,7 +198,8 @@ def create_http_app(ctx: AppContext) -> FastAPI:
                 {"loc": f"alerts.{a.index}.startsAt", "msg": a.reason} for a in delivery.set_aside[:20]])
         try:
             # In parts, each awaited in turn: small deliveries are written between them.
-            outcome = combined([await writer.submit(part) for part in parts(delivery)])
+            cut = await run_in_threadpool(parts, delivery) if len(delivery.alerts) > PART else [delivery]
+            outcome = combined([await writer.submit(part) for part in cut])
         except TransientError as exc:
             # 503 makes Alertmanager retry this delivery; nothing was written.
             metrics.webhook_requests.labels("unavailable").inc()
