@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ from bot.domain.timeline import EventKind, event
 SEARCH = timedelta(hours=2)  # how far before the incident's start the onset is looked for
 AFTER = timedelta(minutes=2)  # and after it (the alert can fire before the next scrape)
 MOST_POINTS = 600
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_LOOKBACK = timedelta(hours=6)  # an incident without a playbook
 MOST_ALERTS = 5  # the incident's earliest alerts looked up in Prometheus (one or two calls each)
 MIN_SHIFT_SIGMAS = 4.0  # a level shift smaller than this many noise deviations is noise
@@ -172,14 +173,23 @@ def find_onset(*, metrics: MetricsQuery, playbook: Playbook | None, started_at: 
     without it)."""
     if playbook is None or playbook.key_query is None:
         return None
-    span = min(SEARCH, lookback)
-    start, end = started_at - span, started_at + AFTER
-    step = max(timedelta(seconds=15), (end - start) / MOST_POINTS)
+    start, end, step = key_window(started_at, lookback)
     try:
         points = metrics.series(playbook.key_query, start=start, end=end, step=step)
     except BackoutError:
         return None
     return level_shift(points, before=started_at + AFTER, worse=playbook.worse_direction())
+
+
+def key_window(started_at: datetime, lookback: timedelta) -> tuple[datetime, datetime, timedelta]:
+    """The key query's range (start, end, step) for an incident started then. The start is on a
+    grid of the step (its multiples since the epoch), so Prometheus evaluates incidents' windows at
+    the same instants and one query over several windows answers each (`batch_onsets`)."""
+    span = min(SEARCH, lookback)
+    step = max(timedelta(seconds=15), (span + AFTER) / MOST_POINTS)
+    start = started_at - span
+    start -= (start - EPOCH) % step
+    return start, started_at + AFTER, step
 
 
 def level_shift(points: Sequence[tuple[datetime, float]], *, before: datetime, worse: int | None) -> datetime | None:

@@ -206,7 +206,8 @@ def test_with_prometheus_a_sweep_still_takes_a_few_transactions(
     transactions, statements = counts.transactions - before.transactions, counts.statements - before.statements
     assert transactions <= 20, f"{transactions} transactions for 120 investigations"  # 14 when written
     assert statements <= 5 * 120, f"{statements} statements for 120 investigations"  # 561 when written
-    assert prometheus.calls.count("/api/v1/query_range") == 120, "one key-metric query an incident"
+    # One key-metric query a batch of 50, its points each incident's window (on the step's grid)
+    assert prometheus.calls.count("/api/v1/query_range") == 3, "one key-metric query a batch"
     assert all(near_shift(get_ranking(store=store, incident_id=n).onset_at) for n in incidents)
     assert written(store, "timeline_events", "WHERE kind = 'suspects.onset'") == Counter(incidents)
     assert written(store, "chat_outbox") == Counter(incidents)
@@ -224,7 +225,7 @@ def test_no_prometheus_call_waits_in_a_batch_transaction(
     seen: list[int] = []
     prometheus.on_call = lambda _path: seen.append(open_now[0])
     assert sweep(with_metrics(work_for(store, git), prometheus), clock=lambda: NOW) == 60
-    assert len(seen) >= 60
+    assert len(seen) >= 2  # a key-metric query a batch of 50, at least
     assert set(seen) == {0}, f"{sum(1 for n in seen if n)} of {len(seen)} calls inside a transaction"
     assert written(store, "rankings") == Counter(incidents)
 

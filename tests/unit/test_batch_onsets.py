@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
 from bot.domain.errors import TransientError, UpstreamError
-from bot.domain.ports import AlertStates
-from bot.services.batch_onsets import Breaker
+from bot.domain.ports import AlertStates, MetricsQuery
+from bot.services.batch_onsets import Breaker, KeyQuery, Prefetched
+from bot.services.onset import EPOCH, key_window
 from tests.fakes.metrics import FakeMetrics, FakePrometheus
 
 NOW = datetime.now(UTC)
@@ -46,3 +48,39 @@ def test_a_refused_query_does_not_stop_the_others() -> None:
         with pytest.raises(UpstreamError):
             metrics.value("nonsense(")
     assert fake.queries == ["nonsense(", "nonsense("]
+
+
+class Ranges:
+    """A Prometheus that evaluates a query at each instant of its range (`start + k * step`), the
+    value a function of the instant alone, as Prometheus does; the ranges asked, counted."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[datetime, datetime]] = []
+
+    def series(self, query: str, *, start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, float]]:
+        self.asked.append((start, end))
+        points, at = [], start
+        while at <= end:
+            points.append((at, float(at.timestamp() % 977)))
+            at += step
+        return points
+
+
+def test_one_query_over_a_batchs_windows_gives_each_window_its_own_points() -> None:
+    """Windows on the step's grid: the union's query sliced is what each window alone gets, and a
+    window the union does not cover is asked on its own."""
+    base = datetime(2026, 3, 1, 12, 0, 7, 123456, tzinfo=UTC)
+    starts = [base + timedelta(seconds=37 * n) for n in range(50)]
+    windows = [key_window(at, timedelta(hours=6)) for at in starts]
+    assert all((start - EPOCH) % step == timedelta(0) for start, _, step in windows)
+    alone = Ranges()
+    expected = [alone.series("q", start=s, end=e, step=step) for s, e, step in windows]
+    ranges = Ranges()
+    union = KeyQuery("q", min(w[0] for w in windows), max(w[1] for w in windows), windows[0][2]).fetch(
+        cast(MetricsQuery, ranges))
+    shared = Prefetched(cast(MetricsQuery, ranges), [union]).as_metrics()
+    assert [shared.series("q", start=s, end=e, step=step) for s, e, step in windows] == expected
+    assert len(ranges.asked) == 1
+    later = key_window(base + timedelta(hours=3), timedelta(hours=6))
+    shared.series("q", start=later[0], end=later[1], step=later[2])
+    assert len(ranges.asked) == 2
