@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import cast
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -62,10 +63,18 @@ def onset_of(*, metrics: MetricsQuery, playbook: Playbook | None, alerts: Sequen
     key = find_onset(metrics=metrics, playbook=playbook, started_at=started_at, lookback=lookback)
     if key is not None:
         known.append(Onset(key, OnsetSource.KEY_METRIC, f"Onset {key:%H:%M:%S} UTC: the key metric changed level."))
-    from_alerts = alerts_onset(states=metrics if isinstance(metrics, AlertStates) else None, alerts=alerts)
+    from_alerts = alerts_onset(states=alert_states(metrics), alerts=alerts)
     if from_alerts.at is not None:
         known.append(from_alerts)
     return _earliest(known) if known else from_alerts
+
+
+def alert_states(metrics: MetricsQuery) -> AlertStates | None:
+    """The configured Prometheus as AlertStates, when it can say. Asked of its attributes, not with
+    isinstance: a wrapper that forwards them (`batch_onsets`) has them only through `__getattr__`,
+    which Python 3.12's protocol check (`inspect.getattr_static`) does not see."""
+    found = all(callable(getattr(metrics, name, None)) for name in ("asks", "active_at", "rule_for"))
+    return cast(AlertStates, metrics) if found else None
 
 
 def alerts_onset(*, states: AlertStates | None, alerts: Sequence[Alert]) -> Onset:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -10,16 +11,21 @@ import pytest
 from bot.domain.errors import TransientError, UpstreamError
 from bot.domain.ports import AlertStates, MetricsQuery
 from bot.services.batch_onsets import Breaker, KeyQuery, Prefetched
-from bot.services.onset import EPOCH, key_window
+from bot.services.onset import EPOCH, alert_states, key_window
 from tests.fakes.metrics import FakeMetrics, FakePrometheus
 
 NOW = datetime.now(UTC)
 
 
 def test_the_breaker_implements_alert_states_only_where_prometheus_does() -> None:
-    """Wrapped, a MetricsQuery without activeAt stays one (the onset's notes depend on it)."""
-    assert isinstance(Breaker(FakePrometheus()).as_metrics(), AlertStates)
-    assert not isinstance(Breaker(FakeMetrics()).as_metrics(), AlertStates)
+    """Wrapped, a MetricsQuery without activeAt stays one (the onset's notes depend on it), and
+    one with it is still one where protocols are checked statically (Python 3.12 looks past
+    `__getattr__`, by which the wrappers forward: the onset asks by attribute)."""
+    for wrap in (lambda m: Breaker(m).as_metrics(), lambda m: Prefetched(Breaker(m).as_metrics(), []).as_metrics()):
+        assert alert_states(wrap(FakePrometheus())) is not None
+        assert alert_states(wrap(FakeMetrics())) is None
+        assert inspect.getattr_static(wrap(FakePrometheus()), "active_at", None) is None  # what 3.12 would see
+    assert isinstance(alert_states(FakePrometheus()), AlertStates)
 
 
 def test_after_prometheus_failed_to_answer_it_is_not_asked_again() -> None:

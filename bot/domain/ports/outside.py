@@ -281,7 +281,7 @@ class MetricsQuery(Protocol):
 class AlertStates(Protocol):
     """What the Prometheus that raised an alert knows of it: when its condition became true, and
     its rule's `for`. The Prometheus adapter implements it beside MetricsQuery (one server, two
-    small ports): `isinstance(metrics, AlertStates)` tells whether the configured one can say."""
+    small ports): `onset.alert_states(metrics)` tells whether the configured one can say."""
 
     def asks(self, alert: Alert) -> bool:
         """Whether the Prometheus (or ruler) the alert's generatorURL names is one Backout is
